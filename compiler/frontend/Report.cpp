@@ -1,0 +1,135 @@
+#include "Report.h"
+
+#include <cmath>
+#include <fmt/format.h>
+
+namespace einstruct {
+
+using nlohmann::json;
+
+// Rounds away float noise (0.6699999999999999 -> 0.67) at 12 decimals.
+static double tidy(double v) { return std::round(v * 1e12) / 1e12; }
+
+json analysisJson(const Layer &layer, const Analysis &a) {
+  json j;
+  j["label"] = layer.label;
+  j["name"] = a.name;
+  j["d_in"] = a.dIn;
+  j["d_out"] = a.dOut;
+  j["padded_in"] = a.paddedIn;
+  j["padded_out"] = a.paddedOut;
+  if (a.classSizes) {
+    json s;
+    for (int c = 0; c < kNumClasses; ++c)
+      s[std::string(1, kClassLetters[c])] = (*a.classSizes)[c];
+    j["sizes"] = s;
+  } else {
+    j["sizes"] = nullptr;
+  }
+  j["theta"] = a.theta ? json(a.theta->v) : json(nullptr);
+  j["sizing"] = layer.sizing;
+  j["params"] = a.params;
+  j["flops"] = a.flops;
+  j["flops_unit"] = "multiply-adds per input vector (x2 for floating point "
+                    "operations)";
+  for (auto [key, v] :
+       {std::pair{"omega", a.metrics ? a.metrics->omega : NAN},
+        std::pair{"psi", a.metrics ? a.metrics->psi : NAN},
+        std::pair{"nu", a.metrics ? a.metrics->nu : NAN}})
+    j[key] = a.metrics ? json(tidy(v)) : json(nullptr);
+  j["metrics_from"] = a.metricsFrom.empty() ? json(nullptr) : json(a.metricsFrom);
+  j["rank_bound"] = a.rankBound;
+  j["valid"] = a.validity.empty();
+  j["validity"] = a.validity.empty() ? json(nullptr) : json(a.validity);
+  json terms = json::array();
+  for (const auto &t : layer.terms) {
+    json sizes = json::object();
+    for (auto [c, n] : t.sizes)
+      sizes[std::string(1, c)] = n;
+    terms.push_back({{"einsum", t.str()}, {"sizes", sizes}});
+  }
+  j["terms"] = terms;
+  if (layer.experts) {
+    j["experts"] = layer.experts;
+    j["top_k"] = layer.topK;
+    j["flops_all_experts"] = a.flopsAllExperts;
+    j["router_params"] = a.routerParams;
+  }
+  return j;
+}
+
+static std::string grouped(int64_t n) {
+  std::string s = std::to_string(n), out;
+  for (size_t k = 0; k < s.size(); ++k) {
+    if (k && (s.size() - k) % 3 == 0)
+      out += ',';
+    out += s[k];
+  }
+  return out;
+}
+
+static std::string metric(const Analysis &a, double Taxonomy::*m) {
+  if (!a.metrics)
+    return "-";
+  double v = (*a.metrics).*m;
+  return fmt::format("{:.3g}", std::fabs(v) < 5e-13 ? 0.0 : v);
+}
+
+std::string analysisTable(const std::vector<Layer> &layers,
+                          const std::vector<Analysis> &analyses) {
+  std::vector<std::vector<std::string>> rows = {
+      {"label", "family", "d_in->d_out", "padded", "params", "MACs/vector",
+       "ω", "ψ", "ν", "rank≤", "valid"}};
+  for (size_t k = 0; k < layers.size(); ++k) {
+    const Analysis &a = analyses[k];
+    bool padded = a.paddedIn != a.dIn || a.paddedOut != a.dOut;
+    rows.push_back(
+        {layers[k].label, a.name, fmt::format("{}->{}", a.dIn, a.dOut),
+         padded ? fmt::format("{}->{}", a.paddedIn, a.paddedOut) : "-",
+         grouped(a.params), grouped(a.flops), metric(a, &Taxonomy::omega),
+         metric(a, &Taxonomy::psi), metric(a, &Taxonomy::nu),
+         grouped(a.rankBound), a.validity.empty() ? "yes" : "no"});
+  }
+  // Column widths in displayed characters (UTF-8 aware for the Greek headers).
+  auto width = [](const std::string &s) {
+    size_t w = 0;
+    for (unsigned char c : s)
+      w += (c & 0xC0) != 0x80;
+    return w;
+  };
+  std::vector<size_t> w(rows[0].size(), 0);
+  for (auto &r : rows)
+    for (size_t c = 0; c < r.size(); ++c)
+      w[c] = std::max(w[c], width(r[c]));
+  std::string out;
+  for (auto &r : rows) {
+    for (size_t c = 0; c < r.size(); ++c) {
+      bool left = c < 4;
+      std::string pad(w[c] - width(r[c]), ' ');
+      out += (c ? "  " : "") + (left ? r[c] + pad : pad + r[c]);
+    }
+    while (!out.empty() && out.back() == ' ')
+      out.pop_back();
+    out += '\n';
+  }
+  out += "\nMACs/vector: multiply-adds per input vector (x2 = floating point "
+         "operations).\n";
+  for (size_t k = 0; k < layers.size(); ++k) {
+    const Analysis &a = analyses[k];
+    for (const auto &t : layers[k].terms)
+      out += fmt::format("{}: {}  [{}]{}\n", layers[k].label, t.str(),
+                         t.sizesStr(),
+                         a.theta ? "  θ " + a.theta->str() : std::string());
+    if (!a.validity.empty())
+      out += fmt::format("{}: not a valid θ structure: {}\n", layers[k].label,
+                         a.validity);
+    if (layers[k].experts)
+      out += fmt::format("{}: {} experts, top-{}: {} MACs with all experts "
+                         "(the reference's way), router {} params\n",
+                         layers[k].label, layers[k].experts, layers[k].topK,
+                         grouped(a.flopsAllExperts), grouped(a.routerParams));
+  }
+  return out;
+}
+
+} // namespace einstruct

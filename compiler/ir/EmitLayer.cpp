@@ -1,0 +1,63 @@
+#include "EmitLayer.h"
+#include "dialects/EinstructDialect.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Builders.h"
+
+namespace einstruct {
+
+void loadDialects(mlir::MLIRContext &ctx) {
+  ctx.loadDialect<EinstructDialect, mlir::func::FuncDialect,
+                  mlir::arith::ArithDialect, mlir::tensor::TensorDialect>();
+}
+
+void emitLayer(mlir::ModuleOp module, const Layer &layer,
+               const std::string &name) {
+  mlir::MLIRContext *ctx = module.getContext();
+  mlir::OpBuilder b(ctx);
+  mlir::Location loc = b.getUnknownLoc();
+  mlir::Type f32 = b.getF32Type();
+  auto x = mlir::RankedTensorType::get({mlir::ShapedType::kDynamic, layer.dIn},
+                                       f32);
+  auto y = mlir::RankedTensorType::get({mlir::ShapedType::kDynamic, layer.dOut},
+                                       f32);
+  llvm::SmallVector<mlir::Type> args{x};
+  for (const auto &t : layer.terms)
+    for (const auto &w : t.weights) {
+      llvm::SmallVector<int64_t> shape;
+      for (char c : w)
+        shape.push_back(t.sizes.at(c));
+      args.push_back(mlir::RankedTensorType::get(shape, f32));
+    }
+  b.setInsertionPointToEnd(module.getBody());
+  auto fn = mlir::func::FuncOp::create(b, loc, name,
+                                         b.getFunctionType(args, {y}));
+  b.setInsertionPointToStart(fn.addEntryBlock());
+  mlir::Value sum;
+  unsigned arg = 1;
+  for (const auto &t : layer.terms) {
+    llvm::SmallVector<mlir::Value> weights;
+    for (size_t k = 0; k < t.weights.size(); ++k)
+      weights.push_back(fn.getArgument(arg++));
+    llvm::SmallVector<mlir::NamedAttribute> sizes;
+    for (auto [c, n] : t.sizes)
+      sizes.push_back(b.getNamedAttr(std::string(1, c),
+                                     b.getI64IntegerAttr(n)));
+    mlir::DenseF64ArrayAttr theta;
+    if (layer.theta)
+      theta = b.getDenseF64ArrayAttr(layer.theta->v);
+    auto op = LayerOp::create(
+        b, loc, y, fn.getArgument(0), weights, b.getStringAttr(t.str()),
+        b.getDictionaryAttr(sizes), b.getI64IntegerAttr(layer.dIn),
+        b.getI64IntegerAttr(layer.dOut), theta,
+        layer.experts ? b.getI64IntegerAttr(layer.experts) : nullptr,
+        layer.experts ? b.getI64IntegerAttr(layer.topK) : nullptr);
+    sum = sum ? mlir::arith::AddFOp::create(b, loc, sum, op).getResult()
+              : op.getResult();
+  }
+  mlir::func::ReturnOp::create(b, loc, sum);
+}
+
+} // namespace einstruct

@@ -1,0 +1,172 @@
+#include "EinstructDialect.h"
+#include "search/Einsum.h"
+#include "search/Theta.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/DialectImplementation.h"
+#include "mlir/IR/OpImplementation.h"
+
+using namespace mlir;
+
+#include "EinstructOpsDialect.cpp.inc"
+
+void einstruct::EinstructDialect::initialize() {
+  addOperations<
+#define GET_OP_LIST
+#include "EinstructOps.cpp.inc"
+      >();
+}
+
+#define GET_OP_CLASSES
+#include "EinstructOps.cpp.inc"
+
+namespace einstruct {
+
+bool termOf(LayerOp op, EinsumTerm &term, std::string &error) {
+  std::map<char, int64_t> sizes;
+  for (NamedAttribute entry : op.getSizes()) {
+    StringRef key = entry.getName().getValue();
+    auto value = dyn_cast<IntegerAttr>(entry.getValue());
+    if (key.size() != 1 || !value) {
+      error = ("sizes entry '" + key +
+               "' must map one index letter to an integer")
+                  .str();
+      return false;
+    }
+    sizes[key[0]] = value.getInt();
+  }
+  auto t = makeEinsum(op.getSpec().str(), sizes);
+  if (!t) {
+    error = t.error();
+    return false;
+  }
+  term = *t;
+  return true;
+}
+
+// Checks that `type` has one static dimension per letter, sized as given.
+static LogicalResult checkWeight(Operation *op, unsigned index,
+                                 RankedTensorType type,
+                                 const std::string &letters,
+                                 const EinsumTerm &term) {
+  if (type.getRank() != int64_t(letters.size()))
+    return op->emitOpError() << "weight #" << index << " has rank "
+                             << type.getRank() << " but its einsum operand '"
+                             << letters << "' has " << letters.size()
+                             << " indices";
+  for (size_t k = 0; k < letters.size(); ++k) {
+    int64_t want = term.sizes.at(letters[k]);
+    if (type.getDimSize(k) != want)
+      return op->emitOpError()
+             << "weight #" << index << " dimension " << k << " (index '"
+             << letters[k] << "') is " << type.getDimSize(k)
+             << " but sizes gives " << want;
+  }
+  return success();
+}
+
+LogicalResult LayerOp::verify() {
+  EinsumTerm term;
+  std::string error;
+  if (!termOf(*this, term, error))
+    return emitOpError() << error;
+  if (getWeights().size() != term.weights.size())
+    return emitOpError() << "einsum '" << getSpec() << "' has "
+                         << term.weights.size() << " weight operand(s) but "
+                         << getWeights().size() << " were given";
+  int64_t dIn = getDInAttr().getInt(), dOut = getDOutAttr().getInt();
+  if (dIn < 1 || dOut < 1)
+    return emitOpError() << "d_in and d_out must be positive";
+  auto x = cast<RankedTensorType>(getInput().getType());
+  auto y = cast<RankedTensorType>(getResult().getType());
+  Type elt = x.getElementType();
+  if (!isa<FloatType>(elt))
+    return emitOpError() << "element type must be a float type, got " << elt;
+  for (auto [k, w] : llvm::enumerate(getWeights())) {
+    auto type = cast<RankedTensorType>(w.getType());
+    if (type.getElementType() != elt)
+      return emitOpError() << "weight #" << k << " has element type "
+                           << type.getElementType() << ", input has " << elt;
+    if (failed(checkWeight(*this, k, type, term.weights[k], term)))
+      return failure();
+  }
+  if (y.getElementType() != elt)
+    return emitOpError() << "result element type " << y.getElementType()
+                         << " differs from the input's " << elt;
+  if (x.getRank() < 1 || y.getRank() != x.getRank())
+    return emitOpError() << "input and result must have the same rank >= 1 "
+                            "(batch dimensions, then features)";
+  int64_t last = x.getRank() - 1;
+  if (!x.isDynamicDim(last) && x.getDimSize(last) != dIn)
+    return emitOpError() << "input feature dimension is " << x.getDimSize(last)
+                         << " but d_in is " << dIn;
+  if (!y.isDynamicDim(last) && y.getDimSize(last) != dOut)
+    return emitOpError() << "result feature dimension is "
+                         << y.getDimSize(last) << " but d_out is " << dOut;
+  for (int64_t k = 0; k < last; ++k)
+    if (!x.isDynamicDim(k) && !y.isDynamicDim(k) &&
+        x.getDimSize(k) != y.getDimSize(k))
+      return emitOpError() << "batch dimension " << k << " differs: input "
+                           << x.getDimSize(k) << ", result " << y.getDimSize(k);
+  if (auto theta = getTheta()) {
+    if (theta->size() != kNumClasses)
+      return emitOpError() << "theta must have 7 entries (α|β|γ|δ|ε|φ|ρ), got "
+                           << theta->size();
+    Theta t;
+    for (int c = 0; c < kNumClasses; ++c)
+      t[c] = (*theta)[c];
+    auto checked = checkTheta(t);
+    if (!checked)
+      return emitOpError() << "theta: " << checked.error();
+  }
+  if (getExperts() || getTopK()) {
+    if (!getExperts() || !getTopK())
+      return emitOpError() << "experts and top_k must be given together";
+    if (getTopKAttr().getInt() < 1 ||
+        getTopKAttr().getInt() > getExpertsAttr().getInt())
+      return emitOpError() << "top_k = " << *getTopK()
+                           << " must be in [1, experts = " << *getExperts()
+                           << "]";
+  }
+  return success();
+}
+
+LogicalResult ContractOp::verify() {
+  auto t = parseEinsumLetters(getSpec().str());
+  if (!t)
+    return emitOpError() << t.error();
+  if (t->weights.size() != 1)
+    return emitOpError() << "spec '" << getSpec()
+                         << "' must have exactly two operands before '->'";
+  std::map<char, int64_t> extent;
+  auto check = [&](StringRef what, Value v,
+                   const std::string &letters) -> LogicalResult {
+    auto type = cast<RankedTensorType>(v.getType());
+    if (type.getRank() != int64_t(letters.size()))
+      return emitOpError() << what << " has rank " << type.getRank()
+                           << " but '" << letters << "' names "
+                           << letters.size() << " indices";
+    for (size_t k = 0; k < letters.size(); ++k) {
+      int64_t d = type.getDimSize(k);
+      if (ShapedType::isDynamic(d))
+        continue;
+      auto [it, fresh] = extent.insert({letters[k], d});
+      if (!fresh && it->second != d)
+        return emitOpError() << "index '" << letters[k] << "' is "
+                             << it->second << " in one operand but " << d
+                             << " in the " << what;
+    }
+    return success();
+  };
+  if (failed(check("lhs", getLhs(), t->input)) ||
+      failed(check("rhs", getRhs(), t->weights[0])) ||
+      failed(check("result", getResult(), t->output)))
+    return failure();
+  Type elt = cast<RankedTensorType>(getLhs().getType()).getElementType();
+  for (Value v : {getRhs(), getResult()})
+    if (cast<RankedTensorType>(v.getType()).getElementType() != elt)
+      return emitOpError() << "operands and result must share one element type";
+  return success();
+}
+
+} // namespace einstruct

@@ -1,0 +1,26 @@
+// Overflow-checked 64-bit arithmetic: counts of parameters and FLOPs must never
+// wrap around silently.
+#pragma once
+#include <cstdint>
+#include <optional>
+
+namespace einstruct {
+
+inline std::optional<int64_t> checkedMul(int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_mul_overflow(a, b, &r))
+    return std::nullopt;
+  return r;
+}
+
+inline std::optional<int64_t> checkedAdd(int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_add_overflow(a, b, &r))
+    return std::nullopt;
+  return r;
+}
+
+// Largest single dimension (d_in, d_out, one index size) accepted anywhere.
+constexpr int64_t kMaxDim = int64_t(1) << 40;
+
+} // namespace einstruct

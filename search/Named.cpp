@@ -1,0 +1,347 @@
+#include "Named.h"
+#include "Checked.h"
+
+#include <cctype>
+#include <algorithm>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <numeric>
+
+namespace einstruct {
+namespace {
+
+struct Family {
+  std::string name;
+  std::vector<std::string> params; // in positional order
+};
+
+const std::vector<Family> &families() {
+  static const std::vector<Family> f = {
+      {"dense", {}},
+      {"low-rank", {"rank"}},
+      {"kronecker", {"in_factor", "out_factor"}},
+      {"tt", {"rank", "in_factor", "out_factor"}},
+      {"btt", {"rank", "in_blocks", "out_blocks", "sizing"}},
+      {"monarch", {"blocks"}},
+      {"block-diagonal", {"blocks"}},
+      {"dyad", {"blocks", "variant"}},
+      {"btt-moe", {"experts", "top_k", "in_blocks", "out_blocks"}},
+  };
+  return f;
+}
+
+std::string trim(std::string_view s) {
+  size_t a = s.find_first_not_of(" \t"), b = s.find_last_not_of(" \t");
+  return a == std::string_view::npos ? "" : std::string(s.substr(a, b - a + 1));
+}
+
+} // namespace
+
+const std::vector<std::string> &namedFamilies() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> n;
+    for (auto &f : families())
+      n.push_back(f.name);
+    return n;
+  }();
+  return names;
+}
+
+Result<NamedSpec> parseNamed(std::string_view text) {
+  std::string s = trim(text);
+  size_t open = s.find('(');
+  NamedSpec spec;
+  spec.family = trim(s.substr(0, open));
+  for (auto &c : spec.family)
+    c = char(std::tolower((unsigned char)c));
+  if (spec.family == "lowrank" || spec.family == "low_rank")
+    spec.family = "low-rank";
+  if (spec.family == "blockdiag" || spec.family == "block-diag" ||
+      spec.family == "block_diagonal")
+    spec.family = "block-diagonal";
+  if (spec.family == "btt_moe")
+    spec.family = "btt-moe";
+  const Family *fam = nullptr;
+  for (auto &f : families())
+    if (f.name == spec.family)
+      fam = &f;
+  if (!fam)
+    return Error{fmt::format("unknown structure '{}'; known: {}", spec.family,
+                             fmt::join(namedFamilies(), ", "))};
+  if (open == std::string::npos)
+    return spec;
+  if (s.back() != ')')
+    return Error{fmt::format("structure '{}': missing ')' at column {}",
+                             spec.family, s.size() + 1)};
+  std::string_view args(s.data() + open + 1, s.size() - open - 2);
+  size_t pos = 0, column = open + 2;
+  size_t positional = 0;
+  bool sawKeyword = false;
+  while (pos <= args.size() && !trim(args).empty()) {
+    size_t comma = args.find(',', pos);
+    if (comma == std::string_view::npos)
+      comma = args.size();
+    std::string arg = trim(args.substr(pos, comma - pos));
+    size_t argColumn = column + pos;
+    if (arg.empty())
+      return Error{fmt::format("structure '{}': empty argument at column {}",
+                               spec.family, argColumn)};
+    size_t eq = arg.find('=');
+    std::string key, value;
+    if (eq == std::string::npos) {
+      if (sawKeyword)
+        return Error{fmt::format("structure '{}': positional argument '{}' at "
+                                 "column {} follows a keyword argument",
+                                 spec.family, arg, argColumn)};
+      if (positional >= fam->params.size())
+        return Error{fmt::format("structure '{}' takes {} parameter{}; extra "
+                                 "argument '{}' at column {}",
+                                 spec.family, fam->params.size(),
+                                 fam->params.size() == 1 ? "" : "s", arg,
+                                 argColumn)};
+      key = fam->params[positional++];
+      value = arg;
+    } else {
+      sawKeyword = true;
+      key = trim(arg.substr(0, eq));
+      value = trim(arg.substr(eq + 1));
+      if (std::find(fam->params.begin(), fam->params.end(), key) ==
+          fam->params.end())
+        return Error{fmt::format(
+            "structure '{}': unknown parameter '{}' at column {}; it takes: {}",
+            spec.family, key, argColumn,
+            fam->params.empty() ? std::string("none")
+                                : fmt::format("{}", fmt::join(fam->params, ", ")))};
+    }
+    if (spec.params.count(key))
+      return Error{fmt::format("structure '{}': parameter '{}' given twice "
+                               "(column {})",
+                               spec.family, key, argColumn)};
+    spec.params[key] = value;
+    pos = comma + 1;
+    if (comma == args.size())
+      break;
+  }
+  return spec;
+}
+
+namespace {
+
+// Reads an optional positive integer parameter.
+Result<std::optional<int64_t>> intParam(const NamedSpec &spec,
+                                        const std::string &key,
+                                        int64_t max = kMaxDim) {
+  auto it = spec.params.find(key);
+  if (it == spec.params.end())
+    return std::optional<int64_t>{};
+  const std::string &v = it->second;
+  int64_t n = 0;
+  bool ok = !v.empty();
+  for (char c : v) {
+    if (!std::isdigit((unsigned char)c)) {
+      ok = false;
+      break;
+    }
+    auto m = checkedMul(n, 10);
+    auto a = m ? checkedAdd(*m, c - '0') : std::nullopt;
+    if (!a || *a > max)
+      return Error{fmt::format("{}: parameter {} = {} exceeds {}", spec.family,
+                               key, v, max)};
+    n = *a;
+  }
+  if (!ok || n < 1)
+    return Error{fmt::format("{}: parameter {} = '{}' must be a positive "
+                             "integer",
+                             spec.family, key, v)};
+  return std::optional<int64_t>{n};
+}
+
+Result<int64_t> requiredInt(const NamedSpec &spec, const std::string &key,
+                            int64_t max = kMaxDim) {
+  auto v = intParam(spec, key, max);
+  if (!v)
+    return Error{v.error()};
+  if (!*v)
+    return Error{fmt::format("{}: parameter '{}' is required", spec.family,
+                             key)};
+  return **v;
+}
+
+// `d` split as (d / part, part), the part given or nearest to sqrt(d).
+Result<std::pair<int64_t, int64_t>> split(const NamedSpec &spec,
+                                          const std::string &key, int64_t d,
+                                          const char *dimName) {
+  auto p = intParam(spec, key);
+  if (!p)
+    return Error{p.error()};
+  int64_t part;
+  if (*p) {
+    part = **p;
+    if (d % part)
+      return Error{fmt::format("{}: {} = {} does not divide {} = {}",
+                               spec.family, key, part, dimName, d)};
+  } else {
+    auto f = nearestFactorization(d, {0.5, 0, 0.5});
+    part = f[2];
+  }
+  return std::pair{d / part, part};
+}
+
+Layer withName(Layer l, const std::string &name) {
+  l.name = name;
+  return l;
+}
+
+} // namespace
+
+Result<Layer> buildNamed(const NamedSpec &spec, int64_t dIn, int64_t dOut) {
+  if (dIn < 1 || dIn > kMaxDim)
+    return Error{fmt::format("d_in = {} is outside [1, 2^40]", dIn)};
+  if (dOut < 1 || dOut > kMaxDim)
+    return Error{fmt::format("d_out = {} is outside [1, 2^40]", dOut)};
+  const std::string &f = spec.family;
+  auto fromSizes = [&](ClassSizes s) -> Result<Layer> {
+    auto l = layerFromTerms({termFromClassSizes(s)}, dIn, dOut);
+    if (!l)
+      return l;
+    return withName(*l, f);
+  };
+  auto einsum = [&](std::vector<std::pair<std::string, std::string>> specs,
+                    std::map<char, int64_t> sizes) -> Result<Layer> {
+    std::vector<EinsumTerm> terms;
+    for (auto &[e, _] : specs) {
+      auto t = makeEinsum(e, sizes);
+      if (!t)
+        return Error{t.error()};
+      terms.push_back(*t);
+    }
+    auto l = layerFromTerms(terms, dIn, dOut);
+    if (!l)
+      return l;
+    return withName(*l, f);
+  };
+  if (f == "dense")
+    return einsum({{"i,oi->o", ""}}, {{'i', dIn}, {'o', dOut}});
+  if (f == "low-rank") {
+    auto r = requiredInt(spec, "rank");
+    if (!r)
+      return Error{r.error()};
+    if (*r > std::min(dIn, dOut))
+      return Error{fmt::format("low-rank: rank = {} exceeds min(d_in, d_out) = "
+                               "{}",
+                               *r, std::min(dIn, dOut))};
+    return fromSizes({dIn, 1, 1, 1, dOut, 1, *r});
+  }
+  if (f == "kronecker" || f == "tt") {
+    auto in = split(spec, "in_factor", dIn, "d_in");
+    auto out = split(spec, "out_factor", dOut, "d_out");
+    if (!in)
+      return Error{in.error()};
+    if (!out)
+      return Error{out.error()};
+    int64_t r = 1;
+    if (f == "tt") {
+      auto rr = requiredInt(spec, "rank");
+      if (!rr)
+        return Error{rr.error()};
+      r = *rr;
+    }
+    // x[b,a], A[d,r,a], B[e,r,b], y[e,d]: B acts on the outer factor.
+    return fromSizes({in->first, in->second, 1, out->first, out->second, 1, r});
+  }
+  if (f == "btt" || f == "monarch" || f == "btt-moe") {
+    int64_t r = 1;
+    if (f == "btt") {
+      auto rr = intParam(spec, "rank");
+      if (!rr)
+        return Error{rr.error()};
+      r = rr->value_or(1);
+    }
+    int64_t experts = 0, topK = 0;
+    if (f == "btt-moe") {
+      auto e = requiredInt(spec, "experts", 4096);
+      auto k = intParam(spec, "top_k", 4096);
+      if (!e)
+        return Error{e.error()};
+      if (!k)
+        return Error{k.error()};
+      experts = *e;
+      topK = k->value_or(2);
+      if (topK > experts)
+        return Error{fmt::format("btt-moe: top_k = {} exceeds experts = {}",
+                                 topK, experts)};
+      r = experts;
+    }
+    std::string sizing = spec.params.count("sizing") ? spec.params.at("sizing")
+                                                     : "exact";
+    if (sizing != "exact" && sizing != "round")
+      return Error{fmt::format("{}: sizing = '{}' must be 'exact' or 'round'", f,
+                               sizing)};
+    ClassSizes s;
+    if (sizing == "round") {
+      if (spec.params.count("in_blocks") || spec.params.count("out_blocks"))
+        return Error{fmt::format("{}: sizing=round derives the blocks from θ; "
+                                 "drop in_blocks/out_blocks",
+                                 f)};
+      Theta t{{0.5, 0, 0.5, 0, 0.5, 0.5, 0}};
+      auto rs = sizesFromTheta(t, dIn, dOut, Sizing::Round);
+      if (!rs)
+        return Error{rs.error()};
+      s = *rs;
+    } else {
+      std::string inKey = f == "monarch" ? "blocks" : "in_blocks";
+      std::string outKey = f == "monarch" ? "blocks" : "out_blocks";
+      auto in = split(spec, inKey, dIn, "d_in");
+      auto out = split(spec, outKey, dOut, "d_out");
+      if (!in)
+        return Error{in.error()};
+      if (!out)
+        return Error{out.error()};
+      // x[g,a]: g = blocks of the input; y[f,e]: f = blocks of the output.
+      s = {in->first, 1, in->second, 1, out->first, out->second, 1};
+      if (f == "monarch" && !spec.params.count("blocks")) {
+        // Monarch's square blocks: g = f.
+        s[kGamma] = s[kPhi] = std::gcd(in->second, out->second);
+        s[kAlpha] = dIn / s[kGamma];
+        s[kEpsilon] = dOut / s[kPhi];
+      }
+    }
+    s[kRho] = r;
+    auto l = fromSizes(s);
+    if (!l)
+      return l;
+    l->experts = experts;
+    l->topK = topK;
+    return l;
+  }
+  if (f == "block-diagonal" || f == "dyad") {
+    auto k = requiredInt(spec, "blocks");
+    if (!k)
+      return Error{k.error()};
+    for (auto [name, d] : {std::pair{"d_in", dIn}, std::pair{"d_out", dOut}})
+      if (d % *k)
+        return Error{fmt::format("{}: blocks = {} does not divide {} = {}", f,
+                                 *k, name, d)};
+    std::map<char, int64_t> sizes{{'k', *k}, {'i', dIn / *k}, {'o', dOut / *k}};
+    if (f == "block-diagonal")
+      return einsum({{"ki,koi->ko", ""}}, sizes);
+    std::string variant = spec.params.count("variant")
+                              ? spec.params.at("variant")
+                              : std::string("DT");
+    for (auto &c : variant)
+      c = char(std::toupper((unsigned char)c));
+    // DYAD: BlockDiag(Wl) plus a second block-diagonal term on the input
+    // (IT), the output (OT) or both (DT) viewed with (blocks × block) swapped.
+    std::string second = variant == "IT"   ? "ik,koi->ko"
+                         : variant == "OT" ? "ki,koi->ok"
+                         : variant == "DT" ? "ik,koi->ok"
+                                           : "";
+    if (second.empty())
+      return Error{fmt::format("dyad: variant = '{}' must be IT, OT or DT",
+                               variant)};
+    return einsum({{"ki,koi->ko", ""}, {second, ""}}, sizes);
+  }
+  return Error{fmt::format("unknown structure '{}'", f)};
+}
+
+} // namespace einstruct
