@@ -81,8 +81,11 @@ Result<NamedSpec> parseNamed(std::string_view text) {
     size_t comma = args.find(',', pos);
     if (comma == std::string_view::npos)
       comma = args.size();
-    std::string arg = trim(args.substr(pos, comma - pos));
-    size_t argColumn = column + pos;
+    std::string_view rawArg = args.substr(pos, comma - pos);
+    std::string arg = trim(rawArg);
+    size_t lead = rawArg.find_first_not_of(" \t");
+    size_t argColumn =
+        column + pos + (lead == std::string_view::npos ? 0 : lead);
     if (arg.empty())
       return Error{fmt::format("structure '{}': empty argument at column {}",
                                spec.family, argColumn)};

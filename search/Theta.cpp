@@ -49,10 +49,12 @@ Result<Theta> checkTheta(const Theta &t) {
   }
   double in = t[kAlpha] + t[kBeta] + t[kGamma];
   double out = t[kDelta] + t[kEpsilon] + t[kPhi];
-  if (std::fabs(in - 1) > kThetaSumTolerance)
+  // A hair of slack so that 0.33+0.66 (= 0.99 in decimal) is inside.
+  constexpr double slack = 1e-12;
+  if (std::fabs(in - 1) > kThetaSumTolerance + slack)
     return Error{fmt::format("θα+θβ+θγ = {:g}, must be 1 (±{:g})", in,
                              kThetaSumTolerance)};
-  if (std::fabs(out - 1) > kThetaSumTolerance)
+  if (std::fabs(out - 1) > kThetaSumTolerance + slack)
     return Error{fmt::format("θδ+θε+θφ = {:g}, must be 1 (±{:g})", out,
                              kThetaSumTolerance)};
   return t;
