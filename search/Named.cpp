@@ -184,8 +184,10 @@ Result<std::pair<int64_t, int64_t>> split(const NamedSpec &spec,
       return Error{fmt::format("{}: {} = {} does not divide {} = {}",
                                spec.family, key, part, dimName, d)};
   } else {
+    // Nearest to sqrt(d), the larger half first: for Kronecker and TT this
+    // keeps θα ≥ θβ and θε ≥ θδ, which the validity rule asks for.
     auto f = nearestFactorization(d, {0.5, 0, 0.5});
-    part = f[2];
+    part = std::min(f[0], f[2]);
   }
   return std::pair{d / part, part};
 }

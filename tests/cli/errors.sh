@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Every CLI error class: exit code 2, one line on stderr naming the problem,
+# nothing on stdout, and no output file left behind.
+set -u
+EINSTRUCT=$1
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+pass=0 fail=0
+
+# expect "substring of the error" args...
+expect() {
+  local want=$1; shift
+  local out="$work/out.txt"
+  "$EINSTRUCT" "$@" -o "$out" >"$work/stdout" 2>"$work/stderr"
+  local rc=$?
+  local err; err=$(cat "$work/stderr")
+  local lines; lines=$(wc -l <"$work/stderr")
+  if [[ $rc -eq 2 && $lines -eq 1 && "$err" == "einstruct: error: "*"$want"* \
+        && ! -s "$work/stdout" && ! -e "$out" ]] \
+     && ! ls "$work" | grep -q '\.tmp\.'; then
+    pass=$((pass + 1))
+  else
+    fail=$((fail + 1))
+    echo "FAIL: einstruct $* -> rc=$rc, stderr: $err (wanted: $want)"
+  fi
+}
+
+cat >"$work/mismatch.json" <<'JSON'
+{"terms": [{"einsum": "ki,koi->ko", "sizes": "k=4,i=16,o=16"},
+           {"einsum": "ki,koi->ko", "sizes": "k=4,i=8,o=16"}]}
+JSON
+printf '{"theta": "(1|0|0|0|0|1|0)", "d_in": 4' >"$work/broken.json"
+cat >"$work/bad.json" <<'JSON'
+[{"structure": "dense", "d_in": 4, "d_out": 4},
+ {"theta": "(0.5|0|0.5|0|0.5|0.5)", "d_in": 16, "d_out": 16}]
+JSON
+
+d=(--d-in 4096 --d-out 4096)
+# Malformed θ: wrong count, sums off, negative, NaN.
+expect "θ has 6 fields, expected 7" analyze --theta '(0.5|0|0.5|0|0.5|0.5)' "${d[@]}"
+expect "θα+θβ+θγ = 1.1, must be 1" analyze --theta '(0.5|0|0.6|0|0.5|0.5|0)' "${d[@]}"
+expect "θβ = -0.5 is outside [0, 1]" analyze --theta '(1|-0.5|0.5|0|0.5|0.5|0)' "${d[@]}"
+expect "θγ is not a finite number" analyze --theta '(0.5|0|nan|0|0.5|0.5|0)' "${d[@]}"
+expect "θγ (field 3, column 8): 'x' is not a number" analyze --theta '(0.5|0|x|0|0.5|0.5|0)' "${d[@]}"
+expect "needs d_in and d_out" analyze --theta '(0.5|0|0.5|0|0.5|0.5|0)'
+expect "sizing 'fancy' must be 'round' or 'exact'" analyze --theta '(0.5|0|0.5|0|0.5|0.5|0)' "${d[@]}" --sizing fancy
+expect "pads d_in 6 -> 4 (33.3%)" analyze --theta '(0.5|0|0.5|0|0.5|0.5|0)' --d-in 6 --d-out 16
+# Bad einsum strings: unknown letter, repeated output index, size mismatch.
+expect "unexpected character '1' at column 2" analyze --einsum 'g1,fga,feg->fe' --sizes g=2,a=2,f=2,e=2
+expect "output index 'f' repeated at column 14" analyze --einsum 'ga,fga,feg->ff' --sizes g=2,a=2,f=2,e=2
+expect "'z' is not an index of the einsum" analyze --einsum 'ga,fga,feg->fe' --sizes g=2,a=2,f=2,e=2,z=2
+expect "no size given for index 'e'" analyze --einsum 'ga,fga,feg->fe' --sizes g=2,a=2,f=2
+expect "term 2 maps 32 -> 64 but term 1 maps 64 -> 64" analyze "$work/mismatch.json"
+# Impossible sizes: 0, huge, overflow.
+expect "size of 'e' at column 15 is 0" analyze --einsum 'ga,fga,feg->fe' --sizes g=2,a=2,f=2,e=0
+expect "d_in = 0 is outside [1, 2^40]" analyze --structure dense --d-in 0 --d-out 4
+expect "exceeds the limit 2^40" analyze --einsum 'ga,fga,feg->fe' --sizes g=2,a=2,f=2,e=99999999999999
+expect "overflows 64 bits" analyze --theta '(1|0|0|0|0|1|0)' --d-in 1099511627776 --d-out 1099511627776
+# Unknown names and bad parameters.
+expect "unknown structure 'circulant'" analyze --structure circulant "${d[@]}"
+expect "blocks = 5 does not divide d_in = 4096" analyze --structure 'monarch(5)' "${d[@]}"
+# Bad JSON and bad fields.
+expect "invalid JSON at byte" analyze "$work/broken.json"
+expect "bad.json[1].theta: θ has 6 fields" analyze "$work/bad.json"
+expect "cannot open the file" analyze "$work/missing.json"
+# Usage errors.
+expect "give spec files or one inline spec" analyze
+expect "give only one of theta, einsum, structure" analyze --theta '(1|0|0|0|0|1|0)' --structure dense "${d[@]}"
+expect "Could not convert" analyze --structure dense --d-in four --d-out 4
+
+# A successful run writes its output file whole.
+if "$EINSTRUCT" analyze --structure dense --d-in 4 --d-out 4 --json -o "$work/ok.json" \
+   && grep -q '"params":16' "$work/ok.json"; then
+  pass=$((pass + 1))
+else
+  fail=$((fail + 1)); echo "FAIL: -o did not write the analysis"
+fi
+
+echo "cli_errors: $pass passed, $fail failed"
+[[ $fail -eq 0 ]]

@@ -1,0 +1,95 @@
+// RUN: einstruct-opt %s -split-input-file -verify-diagnostics
+
+func.func @weight_count(%x: tensor<?x16xf32>, %a: tensor<4x4x4xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{einsum 'ga,fga,feg->fe' has 2 weight operand(s) but 1 were given}}
+  %y = einstruct.layer "ga,fga,feg->fe" sizes {g = 4, a = 4, f = 4, e = 4} d_in 16 d_out 16 (%x, %a) : (tensor<?x16xf32>, tensor<4x4x4xf32>) -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+func.func @weight_shape(%x: tensor<?x16xf32>, %a: tensor<4x4x4xf32>, %b: tensor<4x4x2xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{weight #1 dimension 2 (index 'g') is 2 but sizes gives 4}}
+  %y = einstruct.layer "ga,fga,feg->fe" sizes {g = 4, a = 4, f = 4, e = 4} d_in 16 d_out 16 (%x, %a, %b) : (tensor<?x16xf32>, tensor<4x4x4xf32>, tensor<4x4x2xf32>) -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+func.func @weight_rank(%x: tensor<?x16xf32>, %a: tensor<4x16xf32>, %b: tensor<4x4x4xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{weight #0 has rank 2 but its einsum operand 'fga' has 3 indices}}
+  %y = einstruct.layer "ga,fga,feg->fe" sizes {g = 4, a = 4, f = 4, e = 4} d_in 16 d_out 16 (%x, %a, %b) : (tensor<?x16xf32>, tensor<4x16xf32>, tensor<4x4x4xf32>) -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+func.func @bad_spec(%x: tensor<?x16xf32>, %a: tensor<4x4x4xf32>, %b: tensor<4x4x4xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{einsum: output index 'f' repeated at column 14}}
+  %y = einstruct.layer "ga,fga,feg->ff" sizes {g = 4, a = 4, f = 4, e = 4} d_in 16 d_out 16 (%x, %a, %b) : (tensor<?x16xf32>, tensor<4x4x4xf32>, tensor<4x4x4xf32>) -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+func.func @missing_size(%x: tensor<?x16xf32>, %a: tensor<4x4x4xf32>, %b: tensor<4x4x4xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{no size given for index 'e'}}
+  %y = einstruct.layer "ga,fga,feg->fe" sizes {g = 4, a = 4, f = 4} d_in 16 d_out 16 (%x, %a, %b) : (tensor<?x16xf32>, tensor<4x4x4xf32>, tensor<4x4x4xf32>) -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+func.func @d_in(%x: tensor<?x12xf32>, %a: tensor<4x4x4xf32>, %b: tensor<4x4x4xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{input feature dimension is 12 but d_in is 16}}
+  %y = einstruct.layer "ga,fga,feg->fe" sizes {g = 4, a = 4, f = 4, e = 4} d_in 16 d_out 16 (%x, %a, %b) : (tensor<?x12xf32>, tensor<4x4x4xf32>, tensor<4x4x4xf32>) -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+func.func @batch(%x: tensor<3x16xf32>, %a: tensor<4x4x4xf32>, %b: tensor<4x4x4xf32>) -> tensor<5x16xf32> {
+  // expected-error @+1 {{batch dimension 0 differs: input 3, result 5}}
+  %y = einstruct.layer "ga,fga,feg->fe" sizes {g = 4, a = 4, f = 4, e = 4} d_in 16 d_out 16 (%x, %a, %b) : (tensor<3x16xf32>, tensor<4x4x4xf32>, tensor<4x4x4xf32>) -> tensor<5x16xf32>
+  return %y : tensor<5x16xf32>
+}
+
+// -----
+
+func.func @int_type(%x: tensor<?x16xi32>, %a: tensor<4x4x4xi32>, %b: tensor<4x4x4xi32>) -> tensor<?x16xi32> {
+  // expected-error @+1 {{element type must be a float type, got 'i32'}}
+  %y = einstruct.layer "ga,fga,feg->fe" sizes {g = 4, a = 4, f = 4, e = 4} d_in 16 d_out 16 (%x, %a, %b) : (tensor<?x16xi32>, tensor<4x4x4xi32>, tensor<4x4x4xi32>) -> tensor<?x16xi32>
+  return %y : tensor<?x16xi32>
+}
+
+// -----
+
+func.func @theta(%x: tensor<?x16xf32>, %a: tensor<4x4x4xf32>, %b: tensor<4x4x4xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{theta: θα+θβ+θγ = 0.5, must be 1}}
+  %y = einstruct.layer "ga,fga,feg->fe" sizes {g = 4, a = 4, f = 4, e = 4} d_in 16 d_out 16 theta [0.5, 0.0, 0.0, 0.0, 0.5, 0.5, 0.0] (%x, %a, %b) : (tensor<?x16xf32>, tensor<4x4x4xf32>, tensor<4x4x4xf32>) -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+func.func @top_k(%x: tensor<?x16xf32>, %a: tensor<4x4x4x4xf32>, %b: tensor<4x4x4x4xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{top_k = 5 must be in [1, experts = 4]}}
+  %y = einstruct.layer "ga,frga,ferg->fe" sizes {g = 4, a = 4, f = 4, e = 4, r = 4} d_in 16 d_out 16 (%x, %a, %b) {experts = 4, top_k = 5} : (tensor<?x16xf32>, tensor<4x4x4x4xf32>, tensor<4x4x4x4xf32>) -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+func.func @contract_extent(%x: tensor<?x8x4xf32>, %a: tensor<8x8x8xf32>) -> tensor<?x8x8xf32> {
+  // expected-error @+1 {{index 'a' is 4 in one operand but 8 in the rhs}}
+  %z = einstruct.contract "nga,fga->nfg" %x, %a : tensor<?x8x4xf32>, tensor<8x8x8xf32> -> tensor<?x8x8xf32>
+  return %z : tensor<?x8x8xf32>
+}
+
+// -----
+
+func.func @contract_operands(%x: tensor<?x8x4xf32>, %a: tensor<8x8x8xf32>) -> tensor<?x8x8xf32> {
+  // expected-error @+1 {{must have exactly two operands before '->'}}
+  %z = einstruct.contract "nga,fga,f->nfg" %x, %a : tensor<?x8x4xf32>, tensor<8x8x8xf32> -> tensor<?x8x8xf32>
+  return %z : tensor<?x8x8xf32>
+}

@@ -1,0 +1,27 @@
+// RUN: einstruct-opt %s | einstruct-opt | FileCheck %s
+
+// CHECK-LABEL: func.func @btt
+// CHECK: einstruct.layer "gba,fdrga,fergb->fed" sizes {a = 4 : i64, b = 2 : i64, d = 3 : i64, e = 5 : i64, f = 2 : i64, g = 2 : i64, r = 2 : i64} d_in 16 d_out 30 theta [5.000000e-01, 2.500000e-01, 2.500000e-01, 3.000000e-01, 5.000000e-01, 2.000000e-01, 2.500000e-01] (%arg0, %arg1, %arg2) : (tensor<?x16xf32>, tensor<2x3x2x2x4xf32>, tensor<2x5x2x2x2xf32>) -> tensor<?x30xf32>
+func.func @btt(%x: tensor<?x16xf32>, %a: tensor<2x3x2x2x4xf32>, %b: tensor<2x5x2x2x2xf32>) -> tensor<?x30xf32> {
+  %y = einstruct.layer "gba,fdrga,fergb->fed" sizes {g = 2, b = 2, a = 4, f = 2, d = 3, r = 2, e = 5}
+         d_in 16 d_out 30 theta [0.5, 0.25, 0.25, 0.3, 0.5, 0.2, 0.25]
+         (%x, %a, %b) : (tensor<?x16xf32>, tensor<2x3x2x2x4xf32>, tensor<2x5x2x2x2xf32>) -> tensor<?x30xf32>
+  return %y : tensor<?x30xf32>
+}
+
+// Padding: the indices cover 18 inputs while d_in is 16; batch dims may be many.
+// CHECK-LABEL: func.func @padded_moe
+// CHECK: einstruct.layer "ga,frga,ferg->fe" {{.*}} d_in 16 d_out 16 (%arg0, %arg1, %arg2) {experts = 4 : i64, top_k = 2 : i64} : (tensor<2x?x16xbf16>
+func.func @padded_moe(%x: tensor<2x?x16xbf16>, %a: tensor<4x4x3x6xbf16>, %b: tensor<4x4x4x3xbf16>) -> tensor<2x?x16xbf16> {
+  %y = einstruct.layer "ga,frga,ferg->fe" sizes {g = 3, a = 6, f = 4, r = 4, e = 4}
+         d_in 16 d_out 16 (%x, %a, %b) {experts = 4, top_k = 2}
+         : (tensor<2x?x16xbf16>, tensor<4x4x3x6xbf16>, tensor<4x4x4x3xbf16>) -> tensor<2x?x16xbf16>
+  return %y : tensor<2x?x16xbf16>
+}
+
+// CHECK-LABEL: func.func @contract
+// CHECK: einstruct.contract "nga,fga->nfg" %arg0, %arg1 : tensor<?x8x8xf32>, tensor<8x8x8xf32> -> tensor<?x8x8xf32>
+func.func @contract(%x: tensor<?x8x8xf32>, %a: tensor<8x8x8xf32>) -> tensor<?x8x8xf32> {
+  %z = einstruct.contract "nga,fga->nfg" %x, %a : tensor<?x8x8xf32>, tensor<8x8x8xf32> -> tensor<?x8x8xf32>
+  return %z : tensor<?x8x8xf32>
+}
