@@ -58,6 +58,15 @@ json analysisJson(const Layer &layer, const Analysis &a) {
   return j;
 }
 
+json candidateJson(const Candidate &c) {
+  json j = analysisJson(c.layer, c.analysis);
+  j["grid_theta"] = c.gridTheta.v;
+  j["score"] = c.score;
+  j["pareto"] = {{"flops_params", c.paretoParams}, {"flops_psi", c.paretoPsi}};
+  j["why"] = c.why;
+  return j;
+}
+
 static std::string grouped(int64_t n) {
   std::string s = std::to_string(n), out;
   for (size_t k = 0; k < s.size(); ++k) {
@@ -75,6 +84,63 @@ static std::string metric(const Analysis &a, double Taxonomy::*m) {
   return fmt::format("{:.3g}", std::fabs(v) < 5e-13 ? 0.0 : v);
 }
 
+// Renders rows as aligned columns; the first `leftCols` and the last are
+// left-aligned, the rest (numbers) right-aligned.
+static std::string alignedTable(const std::vector<std::vector<std::string>> &rows,
+                                size_t leftCols) {
+  // Column widths in displayed characters (UTF-8 aware for the Greek headers).
+  auto width = [](const std::string &s) {
+    size_t w = 0;
+    for (unsigned char c : s)
+      w += (c & 0xC0) != 0x80;
+    return w;
+  };
+  std::vector<size_t> w(rows[0].size(), 0);
+  for (auto &r : rows)
+    for (size_t c = 0; c < r.size(); ++c)
+      w[c] = std::max(w[c], width(r[c]));
+  std::string out;
+  for (auto &r : rows) {
+    for (size_t c = 0; c < r.size(); ++c) {
+      bool left = c < leftCols || c + 1 == r.size();
+      std::string pad(w[c] - width(r[c]), ' ');
+      out += (c ? "  " : "") + (left ? r[c] + pad : pad + r[c]);
+    }
+    while (!out.empty() && out.back() == ' ')
+      out.pop_back();
+    out += '\n';
+  }
+  return out;
+}
+
+std::string candidateTable(const std::vector<Candidate> &cs, size_t top) {
+  std::vector<std::vector<std::string>> rows = {
+      {"#", "family", "sizes a,b,g,d,e,f,r", "params", "MACs/vector", "ω", "ψ",
+       "ν", "pareto", "why"}};
+  for (size_t k = 0; k < cs.size() && k < top; ++k) {
+    const Candidate &c = cs[k];
+    const Analysis &a = c.analysis;
+    std::string sizes;
+    for (int i = 0; i < kNumClasses; ++i)
+      sizes += (i ? "," : "") + std::to_string((*a.classSizes)[i]);
+    if (c.layer.experts)
+      sizes += fmt::format(" E{}k{}", c.layer.experts, c.layer.topK);
+    std::string pareto = std::string(c.paretoParams ? "P" : "-") +
+                         (c.paretoPsi ? "ψ" : "-");
+    rows.push_back({std::to_string(k + 1), a.name, sizes, grouped(a.params),
+                    grouped(a.flops), metric(a, &Taxonomy::omega),
+                    metric(a, &Taxonomy::psi), metric(a, &Taxonomy::nu), pareto,
+                    c.why});
+  }
+  std::string out = alignedTable(rows, 3);
+  out += fmt::format("\n{} candidates meet the constraints. pareto: P = on the "
+                     "(fewest MACs, most params) front, ψ = on the (fewest "
+                     "MACs, highest ψ) front. MACs are multiply-adds per input "
+                     "vector.\n",
+                     cs.size());
+  return out;
+}
+
 std::string analysisTable(const std::vector<Layer> &layers,
                           const std::vector<Analysis> &analyses) {
   std::vector<std::vector<std::string>> rows = {
@@ -90,28 +156,7 @@ std::string analysisTable(const std::vector<Layer> &layers,
          metric(a, &Taxonomy::psi), metric(a, &Taxonomy::nu),
          grouped(a.rankBound), a.validity.empty() ? "yes" : "no"});
   }
-  // Column widths in displayed characters (UTF-8 aware for the Greek headers).
-  auto width = [](const std::string &s) {
-    size_t w = 0;
-    for (unsigned char c : s)
-      w += (c & 0xC0) != 0x80;
-    return w;
-  };
-  std::vector<size_t> w(rows[0].size(), 0);
-  for (auto &r : rows)
-    for (size_t c = 0; c < r.size(); ++c)
-      w[c] = std::max(w[c], width(r[c]));
-  std::string out;
-  for (auto &r : rows) {
-    for (size_t c = 0; c < r.size(); ++c) {
-      bool left = c < 4;
-      std::string pad(w[c] - width(r[c]), ' ');
-      out += (c ? "  " : "") + (left ? r[c] + pad : pad + r[c]);
-    }
-    while (!out.empty() && out.back() == ' ')
-      out.pop_back();
-    out += '\n';
-  }
+  std::string out = alignedTable(rows, 4);
   out += "\nMACs/vector: multiply-adds per input vector (x2 = floating point "
          "operations).\n";
   for (size_t k = 0; k < layers.size(); ++k) {

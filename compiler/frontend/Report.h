@@ -1,12 +1,18 @@
 // Presenting analyses: the JSON object of `analyze --json` and the table.
 #pragma once
-#include "search/Layer.h"
+#include "search/Search.h"
 
 #include <nlohmann/json.hpp>
 
 namespace einstruct {
 
 nlohmann::json analysisJson(const Layer &layer, const Analysis &a);
+
+// The analysis plus theta, score, pareto marks and the reason for the rank.
+nlohmann::json candidateJson(const Candidate &c);
+
+// A ranked table of search results, best first.
+std::string candidateTable(const std::vector<Candidate> &cs, size_t top);
 
 // A fixed-width table, one row per layer, then the einsum of each row.
 std::string analysisTable(const std::vector<Layer> &layers,

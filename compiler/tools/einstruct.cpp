@@ -3,12 +3,14 @@
 #include "compiler/frontend/SpecReader.h"
 #include "compiler/ir/EmitLayer.h"
 #include "search/Named.h"
+#include "search/Search.h"
 
 #include "mlir/IR/Verifier.h"
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <fstream>
 #include <iostream>
 #include <unistd.h>
@@ -108,6 +110,101 @@ int runAnalyze(const AnalyzeOptions &o) {
   return emit(text, o.output);
 }
 
+struct SearchOptions {
+  int64_t dIn = 0, dOut = 0;
+  int grid = 12;
+  bool includeRounded = false;
+  std::string moe;
+  std::optional<int64_t> maxFlops, maxParams;
+  std::optional<double> maxFlopsRatio, minPsi, maxOmega;
+  std::string families;
+  std::string objective = "paper", device = "h100-sxm";
+  int64_t tokens = 16384;
+  size_t top = 10;
+  bool json = false;
+  std::string output;
+};
+
+// "8:2,16:2" -> {(8,2),(16,2)}
+Result<std::vector<std::pair<int64_t, int64_t>>> parseMoe(const std::string &s) {
+  std::vector<std::pair<int64_t, int64_t>> out;
+  size_t pos = 0;
+  while (pos < s.size()) {
+    size_t comma = s.find(',', pos);
+    std::string item = s.substr(pos, comma == std::string::npos ? std::string::npos
+                                                                : comma - pos);
+    long long e = 0, k = 0;
+    char tail = 0;
+    if (std::sscanf(item.c_str(), "%lld:%lld%c", &e, &k, &tail) != 2 ||
+        e < 2 || e > 4096 || k < 1 || k > e)
+      return Error{fmt::format("--moe: '{}' must be EXPERTS:TOP_K with 1 <= "
+                               "TOP_K <= EXPERTS <= 4096",
+                               item)};
+    out.push_back({e, k});
+    if (comma == std::string::npos)
+      break;
+    pos = comma + 1;
+  }
+  return out;
+}
+
+std::vector<std::string> splitList(const std::string &s) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos <= s.size() && !s.empty()) {
+    size_t comma = s.find(',', pos);
+    out.push_back(s.substr(pos, comma == std::string::npos ? std::string::npos
+                                                           : comma - pos));
+    if (comma == std::string::npos)
+      break;
+    pos = comma + 1;
+  }
+  return out;
+}
+
+int runSearch(const SearchOptions &o) {
+  SearchSpace space;
+  space.dIn = o.dIn;
+  space.dOut = o.dOut;
+  space.grid = o.grid;
+  space.includeRounded = o.includeRounded;
+  auto moe = parseMoe(o.moe);
+  if (!moe)
+    return fail(moe.error());
+  space.moe = *moe;
+  Constraints k;
+  k.maxFlops = o.maxFlops;
+  k.maxParams = o.maxParams;
+  k.maxFlopsRatio = o.maxFlopsRatio;
+  k.minPsi = o.minPsi;
+  k.maxOmega = o.maxOmega;
+  k.families = splitList(o.families);
+  for (const auto &f : k.families) {
+    auto known = namedFamilies();
+    known.push_back("generic");
+    if (std::find(known.begin(), known.end(), f) == known.end())
+      return fail(fmt::format("--family: unknown family '{}'; known: {}", f,
+                              fmt::join(known, ", ")));
+  }
+  auto objective = parseObjective(o.objective, o.device, o.tokens);
+  if (!objective)
+    return fail(objective.error());
+  auto all = enumerate(space);
+  if (!all)
+    return fail(all.error());
+  auto ranked = rank(std::move(*all), k, *objective);
+  if (ranked.empty())
+    return fail("no structure meets the constraints; loosen a budget");
+  std::string text;
+  if (o.json) {
+    for (size_t i = 0; i < ranked.size() && i < o.top; ++i)
+      text += candidateJson(ranked[i]).dump() + "\n";
+  } else {
+    text = candidateTable(ranked, o.top);
+  }
+  return emit(text, o.output);
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -143,6 +240,39 @@ int main(int argc, char **argv) {
                     "print the einstruct dialect IR instead");
   analyze->add_option("-o,--output", a.output,
                       "write here (atomically) instead of stdout");
+  SearchOptions so;
+  auto *search = app.add_subcommand(
+      "search", "Enumerate structures for a layer shape, filter by budget, "
+                "rank by an objective, mark Pareto fronts");
+  search->add_option("--d-in", so.dIn, "input dimension")->required();
+  search->add_option("--d-out", so.dOut, "output dimension")->required();
+  search->add_option("--grid", so.grid, "θ step is 1/GRID")->capture_default_str();
+  search->add_flag("--include-rounded", so.includeRounded,
+                   "also the reference's rounded (padded) sizes");
+  search->add_option("--moe", so.moe,
+                     "BTT-MoE options EXPERTS:TOP_K,..., e.g. 8:2,16:2");
+  search->add_option("--max-flops", so.maxFlops,
+                     "max multiply-adds per input vector");
+  search->add_option("--max-flops-ratio", so.maxFlopsRatio,
+                     "max MACs as a fraction of dense d_in·d_out");
+  search->add_option("--max-params", so.maxParams, "max parameters");
+  search->add_option("--min-psi", so.minPsi, "min rank exponent ψ");
+  search->add_option("--max-omega", so.maxOmega, "max parameter sharing ω");
+  search->add_option("--family", so.families,
+                     "comma-separated families to keep, e.g. btt,monarch");
+  search
+      ->add_option("--objective", so.objective,
+                   "paper (ω=0, ψ=1 first, then most params per MAC), flops "
+                   "(fewest), params (most), params-per-flop, roofline")
+      ->capture_default_str();
+  search->add_option("--device", so.device, "GPU for --objective roofline")
+      ->capture_default_str();
+  search->add_option("--tokens", so.tokens, "tokens for the roofline estimate")
+      ->capture_default_str();
+  search->add_option("--top", so.top, "rows to print")->capture_default_str();
+  search->add_flag("--json", so.json, "one JSON object per candidate");
+  search->add_option("-o,--output", so.output, "write here (atomically)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp &e) {
@@ -154,5 +284,7 @@ int main(int argc, char **argv) {
   }
   if (analyze->parsed())
     return runAnalyze(a);
+  if (search->parsed())
+    return runSearch(so);
   return fail("unknown command");
 }
