@@ -18,7 +18,7 @@ std::string recogniseFamily(const ClassSizes &s) {
   if (one({kBeta, kGamma, kDelta, kPhi}))
     return "low-rank";
   if (one({kBeta, kDelta}))
-    return s[kRho] == 1 ? "monarch" : "btt";
+    return s[kRho] == 1 && s[kGamma] > 1 && s[kPhi] > 1 ? "monarch" : "btt";
   if (one({kGamma, kPhi}) && !one({kBeta}) && !one({kDelta}))
     return s[kRho] == 1 ? "kronecker" : "tt";
   return "generic";

@@ -115,6 +115,11 @@ Result<std::vector<Candidate>> enumerate(const SearchSpace &s) {
   return all;
 }
 
+bool isPreferred(const Analysis &a) {
+  return a.metrics && std::fabs(a.metrics->omega) < kTiny &&
+         a.metrics->psi > 1 - kTiny;
+}
+
 std::string violation(const Candidate &c, const Constraints &k, int64_t dIn,
                       int64_t dOut) {
   const Analysis &a = c.analysis;
@@ -236,8 +241,7 @@ std::vector<Candidate> rank(std::vector<Candidate> all, const Constraints &k,
     const Analysis &a = c.analysis;
     double ratio = double(a.flops) / (double(a.dIn) * double(a.dOut));
     double ppf = double(a.params) / double(a.flops);
-    bool preferred = a.metrics && std::fabs(a.metrics->omega) < kTiny &&
-                     a.metrics->psi > 1 - kTiny;
+    bool preferred = isPreferred(a);
     std::string cost =
         fmt::format("{:.3g}% of dense MACs, {:.3g} params/MAC", 100 * ratio,
                     ppf);
@@ -267,6 +271,9 @@ std::vector<Candidate> rank(std::vector<Candidate> all, const Constraints &k,
   std::sort(cs.begin(), cs.end(), [](const Candidate &x, const Candidate &y) {
     if (x.score != y.score)
       return x.score > y.score;
+    // Equal scores: more capacity, then less compute.
+    if (x.analysis.params != y.analysis.params)
+      return x.analysis.params > y.analysis.params;
     if (x.analysis.flops != y.analysis.flops)
       return x.analysis.flops < y.analysis.flops;
     if (x.analysis.classSizes != y.analysis.classSizes)

@@ -34,6 +34,9 @@ struct Constraints {
   std::vector<std::string> families;   // empty: all
 };
 
+// The paper's preferred class: no parameter sharing (ω = 0), full rank (ψ = 1).
+bool isPreferred(const Analysis &a);
+
 // Empty when c satisfies every constraint; else the first one it breaks.
 std::string violation(const Candidate &c, const Constraints &k,
                       int64_t dIn, int64_t dOut);

@@ -113,6 +113,15 @@ static std::string alignedTable(const std::vector<std::vector<std::string>> &row
   return out;
 }
 
+static std::string sizesText(const Candidate &c) {
+  std::string sizes;
+  for (int i = 0; i < kNumClasses; ++i)
+    sizes += (i ? "," : "") + std::to_string((*c.analysis.classSizes)[i]);
+  if (c.layer.experts)
+    sizes += fmt::format(" E{}k{}", c.layer.experts, c.layer.topK);
+  return sizes;
+}
+
 std::string candidateTable(const std::vector<Candidate> &cs, size_t top) {
   std::vector<std::vector<std::string>> rows = {
       {"#", "family", "sizes a,b,g,d,e,f,r", "params", "MACs/vector", "ω", "ψ",
@@ -120,11 +129,7 @@ std::string candidateTable(const std::vector<Candidate> &cs, size_t top) {
   for (size_t k = 0; k < cs.size() && k < top; ++k) {
     const Candidate &c = cs[k];
     const Analysis &a = c.analysis;
-    std::string sizes;
-    for (int i = 0; i < kNumClasses; ++i)
-      sizes += (i ? "," : "") + std::to_string((*a.classSizes)[i]);
-    if (c.layer.experts)
-      sizes += fmt::format(" E{}k{}", c.layer.experts, c.layer.topK);
+    std::string sizes = sizesText(c);
     std::string pareto = std::string(c.paretoParams ? "P" : "-") +
                          (c.paretoPsi ? "ψ" : "-");
     rows.push_back({std::to_string(k + 1), a.name, sizes, grouped(a.params),
@@ -138,6 +143,31 @@ std::string candidateTable(const std::vector<Candidate> &cs, size_t top) {
                      "MACs, highest ψ) front. MACs are multiply-adds per input "
                      "vector.\n",
                      cs.size());
+  return out;
+}
+
+std::string modelTable(const ModelResult &r, const std::string &name) {
+  std::vector<std::vector<std::string>> rows = {
+      {"layer", "d_in->d_out", "count", "family", "sizes a,b,g,d,e,f,r",
+       "params", "MACs/vector", "ω", "ψ", "ν"}};
+  for (const auto &c : r.choices) {
+    const Analysis &a = c.pick.analysis;
+    rows.push_back({c.layer.name, fmt::format("{}->{}", c.layer.dIn, c.layer.dOut),
+                    std::to_string(c.layer.count), a.name, sizesText(c.pick),
+                    grouped(a.params), grouped(a.flops),
+                    metric(a, &Taxonomy::omega), metric(a, &Taxonomy::psi),
+                    metric(a, &Taxonomy::nu)});
+  }
+  std::string out = name.empty() ? "" : name + "\n";
+  out += alignedTable(rows, 2);
+  out += fmt::format(
+      "\ntotal MACs per token {} of budget {} ({:.3g}% of dense {}); total "
+      "params {} ({:.3g}% of dense {}).\n",
+      grouped(r.totalFlops), grouped(r.budgetFlops),
+      100.0 * double(r.totalFlops) / double(r.denseFlops),
+      grouped(r.denseFlops), grouped(r.totalParams),
+      100.0 * double(r.totalParams) / double(r.denseParams),
+      grouped(r.denseParams));
   return out;
 }
 

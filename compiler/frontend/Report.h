@@ -1,6 +1,6 @@
 // Presenting analyses: the JSON object of `analyze --json` and the table.
 #pragma once
-#include "search/Search.h"
+#include "search/ModelSearch.h"
 
 #include <nlohmann/json.hpp>
 
@@ -13,6 +13,9 @@ nlohmann::json candidateJson(const Candidate &c);
 
 // A ranked table of search results, best first.
 std::string candidateTable(const std::vector<Candidate> &cs, size_t top);
+
+// The per-layer picks of a model search with totals against dense.
+std::string modelTable(const ModelResult &r, const std::string &name);
 
 // A fixed-width table, one row per layer, then the einsum of each row.
 std::string analysisTable(const std::vector<Layer> &layers,

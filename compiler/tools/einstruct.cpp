@@ -1,5 +1,6 @@
 // The einstruct command line: `einstruct analyze` costs structure specs.
 #include "compiler/frontend/Report.h"
+#include "compiler/frontend/ModelReader.h"
 #include "compiler/frontend/SpecReader.h"
 #include "compiler/ir/EmitLayer.h"
 #include "search/Named.h"
@@ -111,7 +112,8 @@ int runAnalyze(const AnalyzeOptions &o) {
 }
 
 struct SearchOptions {
-  int64_t dIn = 0, dOut = 0;
+  std::string model;
+  std::optional<int64_t> dIn, dOut;
   int grid = 12;
   bool includeRounded = false;
   std::string moe;
@@ -162,15 +164,14 @@ std::vector<std::string> splitList(const std::string &s) {
   return out;
 }
 
-int runSearch(const SearchOptions &o) {
+// The search space and constraints the flags describe (shape set later).
+Result<std::pair<SearchSpace, Constraints>> searchSetup(const SearchOptions &o) {
   SearchSpace space;
-  space.dIn = o.dIn;
-  space.dOut = o.dOut;
   space.grid = o.grid;
   space.includeRounded = o.includeRounded;
   auto moe = parseMoe(o.moe);
   if (!moe)
-    return fail(moe.error());
+    return Error{moe.error()};
   space.moe = *moe;
   Constraints k;
   k.maxFlops = o.maxFlops;
@@ -179,13 +180,72 @@ int runSearch(const SearchOptions &o) {
   k.minPsi = o.minPsi;
   k.maxOmega = o.maxOmega;
   k.families = splitList(o.families);
-  for (const auto &f : k.families) {
-    auto known = namedFamilies();
-    known.push_back("generic");
+  auto known = namedFamilies();
+  known.push_back("generic");
+  for (const auto &f : k.families)
     if (std::find(known.begin(), known.end(), f) == known.end())
-      return fail(fmt::format("--family: unknown family '{}'; known: {}", f,
-                              fmt::join(known, ", ")));
+      return Error{fmt::format("--family: unknown family '{}'; known: {}", f,
+                               fmt::join(known, ", "))};
+  return std::pair{space, k};
+}
+
+int runModelSearch(const SearchOptions &o, SearchSpace space, Constraints k) {
+  auto m = readModelFile(o.model);
+  if (!m)
+    return fail(m.error());
+  // The budget is a model total: per-layer flop caps do not apply.
+  auto ratio = k.maxFlopsRatio ? k.maxFlopsRatio : m->maxFlopsRatio;
+  auto flops = k.maxFlops ? k.maxFlops : m->maxFlops;
+  k.maxFlopsRatio.reset();
+  k.maxFlops.reset();
+  int64_t dense = 0;
+  for (auto &l : m->layers)
+    dense += l.dIn * l.dOut * l.count;
+  if (!ratio && !flops)
+    return fail(fmt::format("{}: no budget: give --max-flops-ratio or "
+                            "--max-flops, or \"budget\" in the file",
+                            o.model));
+  int64_t budget = flops ? *flops : int64_t(*ratio * double(dense));
+  auto r = searchModel(m->layers, budget, space, k);
+  if (!r)
+    return fail(r.error());
+  std::string text;
+  if (o.json) {
+    nlohmann::json j;
+    j["model"] = m->name;
+    j["budget_flops"] = r->budgetFlops;
+    j["total_flops"] = r->totalFlops;
+    j["total_params"] = r->totalParams;
+    j["dense_flops"] = r->denseFlops;
+    j["dense_params"] = r->denseParams;
+    j["layers"] = nlohmann::json::array();
+    for (auto &c : r->choices) {
+      auto cj = candidateJson(c.pick);
+      cj["layer"] = c.layer.name;
+      cj["count"] = c.layer.count;
+      j["layers"].push_back(cj);
+    }
+    text = j.dump() + "\n";
+  } else {
+    text = modelTable(*r, m->name);
   }
+  return emit(text, o.output);
+}
+
+int runSearch(const SearchOptions &o) {
+  auto setup = searchSetup(o);
+  if (!setup)
+    return fail(setup.error());
+  auto [space, k] = *setup;
+  if (!o.model.empty()) {
+    if (o.dIn || o.dOut)
+      return fail("give --model or --d-in/--d-out, not both");
+    return runModelSearch(o, space, k);
+  }
+  if (!o.dIn || !o.dOut)
+    return fail("search needs --d-in and --d-out (or --model FILE)");
+  space.dIn = *o.dIn;
+  space.dOut = *o.dOut;
   auto objective = parseObjective(o.objective, o.device, o.tokens);
   if (!objective)
     return fail(objective.error());
@@ -244,8 +304,10 @@ int main(int argc, char **argv) {
   auto *search = app.add_subcommand(
       "search", "Enumerate structures for a layer shape, filter by budget, "
                 "rank by an objective, mark Pareto fronts");
-  search->add_option("--d-in", so.dIn, "input dimension")->required();
-  search->add_option("--d-out", so.dOut, "output dimension")->required();
+  search->add_option("--d-in", so.dIn, "input dimension");
+  search->add_option("--d-out", so.dOut, "output dimension");
+  search->add_option("--model", so.model,
+                     "model JSON: a structure per layer under a total budget");
   search->add_option("--grid", so.grid, "θ step is 1/GRID")->capture_default_str();
   search->add_flag("--include-rounded", so.includeRounded,
                    "also the reference's rounded (padded) sizes");

@@ -1,0 +1,33 @@
+// Model-level search: one structure per named linear layer so that the whole
+// model fits a total MAC budget with the most parameters (capacity).
+#pragma once
+#include "Search.h"
+
+namespace einstruct {
+
+struct ModelLayer {
+  std::string name;
+  int64_t dIn = 0, dOut = 0, count = 1; // count: repeats (e.g. per block)
+};
+
+struct ModelChoice {
+  ModelLayer layer;
+  Candidate pick;
+};
+
+struct ModelResult {
+  std::vector<ModelChoice> choices;
+  int64_t totalFlops = 0, totalParams = 0;   // with counts
+  int64_t denseFlops = 0, denseParams = 0;   // the dense model
+  int64_t budgetFlops = 0;
+};
+
+// Maximises Σ count·params subject to Σ count·flops ≤ budget over the
+// candidates each layer allows (`k` applies per layer; the paper's ω=0, ψ=1
+// class is used where it has any candidate). Exact up to the budget being cut
+// into `buckets` units, rounded so the budget is never exceeded.
+Result<ModelResult> searchModel(const std::vector<ModelLayer> &layers,
+                                int64_t budgetFlops, const SearchSpace &base,
+                                const Constraints &k, int buckets = 4000);
+
+} // namespace einstruct
