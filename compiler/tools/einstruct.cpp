@@ -2,6 +2,8 @@
 #include "compiler/frontend/Report.h"
 #include "compiler/frontend/ModelReader.h"
 #include "compiler/frontend/SpecReader.h"
+#include "compiler/frontend/Sweep.h"
+#include "compiler/frontend/SweepReport.h"
 #include "compiler/ir/EmitLayer.h"
 #include "search/Named.h"
 #include "search/Search.h"
@@ -9,12 +11,17 @@
 #include "mlir/IR/Verifier.h"
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdio>
+#include <map>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <fstream>
 #include <iostream>
+#include <sys/stat.h>
 #include <unistd.h>
+
+extern char **environ;
 
 using namespace einstruct;
 
@@ -265,6 +272,58 @@ int runSearch(const SearchOptions &o) {
   return emit(text, o.output);
 }
 
+struct SweepOptions {
+  std::string config, output, shard;
+  size_t shards = 0;
+  bool quiet = false;
+};
+
+int runSweepCommand(const SweepOptions &o) {
+  auto config = readSweepConfig(o.config);
+  if (!config)
+    return fail(config.error());
+  std::map<std::string, std::string> env;
+  for (char **e = environ; *e; ++e) {
+    std::string kv = *e;
+    size_t eq = kv.find('=');
+    if (eq != std::string::npos)
+      env[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  auto shard = shardFromEnvironment(o.shard, o.shards, env);
+  if (!shard)
+    return fail(shard.error());
+  auto st = runSweep(*config, o.output, *shard, o.quiet ? nullptr : stderr);
+  if (!st)
+    return fail(st.error());
+  if (!o.quiet)
+    std::fprintf(stderr,
+                 "sweep: shard %zu/%zu: %zu rows, %zu written, %zu already "
+                 "done -> %s\n",
+                 shard->index, shard->count, st->rows, st->written,
+                 st->skipped, o.output.c_str());
+  return 0;
+}
+
+struct ReportOptions {
+  std::vector<std::string> inputs;
+  std::string dir = "report";
+};
+
+int runReport(const ReportOptions &o) {
+  auto r = buildReport(o.inputs, "pareto.svg");
+  if (!r)
+    return fail(r.error());
+  if (mkdir(o.dir.c_str(), 0755) != 0 && errno != EEXIST)
+    return fail(fmt::format("{}: cannot create the directory", o.dir));
+  if (int rc = emit(r->svg, o.dir + "/pareto.svg"))
+    return rc;
+  if (int rc = emit(r->markdown, o.dir + "/report.md"))
+    return rc;
+  std::printf("wrote %s/report.md and %s/pareto.svg\n", o.dir.c_str(),
+              o.dir.c_str());
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -335,6 +394,28 @@ int main(int argc, char **argv) {
   search->add_flag("--json", so.json, "one JSON object per candidate");
   search->add_option("-o,--output", so.output, "write here (atomically)");
 
+  SweepOptions sw;
+  auto *sweep = app.add_subcommand(
+      "sweep", "Search many shapes × budgets × objectives; JSON lines out, "
+               "resumable, shardable (Slurm arrays, Kubernetes Indexed Jobs)");
+  sweep->add_option("config", sw.config, "sweep config JSON")->required();
+  sweep->add_option("-o,--output", sw.output, "results file (JSON lines)")
+      ->required();
+  sweep->add_option("--shard", sw.shard,
+                    "I/N: run rows with index % N == I (else taken from "
+                    "SLURM_ARRAY_TASK_ID/COUNT or JOB_COMPLETION_INDEX)");
+  sweep->add_option("--shards", sw.shards,
+                    "shard count for JOB_COMPLETION_INDEX (Kubernetes)");
+  sweep->add_flag("-q,--quiet", sw.quiet, "no progress on stderr");
+
+  ReportOptions ro;
+  auto *report = app.add_subcommand(
+      "report", "Markdown summary and SVG Pareto plot of sweep results");
+  report->add_option("results", ro.inputs, "results JSON-lines file(s)")
+      ->required();
+  report->add_option("-o,--output", ro.dir, "output directory")
+      ->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp &e) {
@@ -348,5 +429,9 @@ int main(int argc, char **argv) {
     return runAnalyze(a);
   if (search->parsed())
     return runSearch(so);
+  if (sweep->parsed())
+    return runSweepCommand(sw);
+  if (report->parsed())
+    return runReport(ro);
   return fail("unknown command");
 }

@@ -1,0 +1,56 @@
+// Sweeps: many layer shapes × budgets × objectives, one JSON line per row,
+// resumable, and splittable into shards for a cluster scheduler.
+#pragma once
+#include "search/Search.h"
+
+#include <cstdio>
+#include <map>
+
+namespace einstruct {
+
+struct SweepBudget {
+  std::string label; // as given, or the canonical text of its constraints
+  Constraints constraints;
+  std::string json;  // the budget object as JSON text, echoed in each row
+};
+
+struct SweepConfig {
+  std::vector<std::pair<int64_t, int64_t>> shapes;
+  std::vector<SweepBudget> budgets;
+  std::vector<std::string> objectives;
+  std::string device = "h100-sxm";
+  int64_t tokens = 16384;
+  SearchSpace space; // grid, include_rounded, moe (shape filled per row)
+  size_t top = 5;
+};
+
+struct SweepRow {
+  size_t index;
+  std::string key; // "768x3072|<budget>|<objective>", unique
+  size_t shape, budget, objective;
+};
+
+Result<SweepConfig> readSweepConfig(const std::string &path);
+Result<SweepConfig> readSweepJson(const std::string &text,
+                                  const std::string &source);
+std::vector<SweepRow> sweepRows(const SweepConfig &c);
+
+struct Shard {
+  size_t index = 0, count = 1;
+};
+// From "--shard i/n", else SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT (minus
+// SLURM_ARRAY_TASK_MIN), else JOB_COMPLETION_INDEX with `shards` (or
+// EINSTRUCT_SHARDS) as the count; else the whole sweep.
+Result<Shard> shardFromEnvironment(const std::string &flag, size_t shards,
+                                   const std::map<std::string, std::string> &env);
+
+struct SweepStats {
+  size_t rows = 0, skipped = 0, written = 0;
+};
+
+// Runs the shard's rows, appending to `outPath`; rows already in the file are
+// skipped, and a torn last line (a killed run) is cut off first.
+Result<SweepStats> runSweep(const SweepConfig &c, const std::string &outPath,
+                            Shard shard, std::FILE *progress);
+
+} // namespace einstruct

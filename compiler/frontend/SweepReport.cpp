@@ -1,0 +1,188 @@
+#include "SweepReport.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fmt/format.h>
+#include <fstream>
+#include <map>
+#include <set>
+#include <nlohmann/json.hpp>
+
+namespace einstruct {
+
+using nlohmann::json;
+
+namespace {
+
+// ω in [0, 1] -> a blue (no sharing) to orange (heavy sharing) colour.
+std::string omegaColour(double omega) {
+  double t = std::clamp(omega, 0.0, 1.0);
+  int r = int(40 + t * 215), g = int(90 + t * 60), b = int(200 - t * 180);
+  return fmt::format("#{:02x}{:02x}{:02x}", r, g, b);
+}
+
+struct Point {
+  double x, y; // flops and params relative to dense
+  double omega;
+  bool fullRank;
+};
+
+} // namespace
+
+Result<ReportFiles> buildReport(const std::vector<std::string> &paths,
+                                const std::string &svgName) {
+  std::map<int64_t, json> rows; // by row index: shards merge in order
+  for (const auto &p : paths) {
+    std::ifstream in(p, std::ios::binary);
+    if (!in)
+      return Error{fmt::format("{}: cannot open the file", p)};
+    std::string line;
+    size_t n = 0;
+    while (std::getline(in, line)) {
+      ++n;
+      if (line.empty())
+        continue;
+      json j = json::parse(line, nullptr, false);
+      if (j.is_discarded() || !j.is_object() || !j.contains("row") ||
+          !j.contains("front") || !j.contains("top") ||
+          !j["row"].is_number_unsigned())
+        return Error{fmt::format("{}:{}: not a sweep result line", p, n)};
+      rows[j["row"].get<int64_t>()] = j;
+    }
+  }
+  if (rows.empty())
+    return Error{"no sweep results to report"};
+  std::string md = "# einstruct sweep report\n\n";
+  md += fmt::format("{} rows. MACs are multiply-adds per input vector; "
+                    "ratios are against the dense d_in×d_out layer.\n\n",
+                    rows.size());
+  md += "| shape | budget | objective | feasible | best | sizes a,b,g,d,e,f,r "
+        "| params | MACs | MACs/dense | ω | ψ | ν |\n";
+  md += "|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+  std::vector<std::vector<Point>> fronts;
+  std::set<std::string> seenFronts;
+  for (auto &[idx, j] : rows) {
+    double dense = double(j.value("d_in", 1)) * double(j.value("d_out", 1));
+    std::string shape =
+        fmt::format("{}×{}", j.value("d_in", 0), j.value("d_out", 0));
+    std::string budget = j.value("budget_label", std::string("{}"));
+    if (j["top"].empty()) {
+      md += fmt::format("| {} | {} | {} | 0 | — | | | | | | | |\n", shape,
+                        budget, j.value("objective", ""));
+    } else {
+      const json &b = j["top"][0];
+      std::string sizes;
+      for (const char *k : {"a", "b", "g", "d", "e", "f", "r"})
+        sizes += (sizes.empty() ? "" : ",") + b["sizes"][k].dump();
+      auto num = [](const json &v) {
+        return v.is_number() ? fmt::format("{:.3g}", v.get<double>())
+                             : std::string("—");
+      };
+      md += fmt::format(
+          "| {} | {} | {} | {} | {} | {} | {} | {} | {:.3g} | {} | {} | {} |\n",
+          shape, budget, j.value("objective", ""), j.value("feasible", 0),
+          b.value("name", ""), sizes, b.value("params", int64_t(0)),
+          b.value("flops", int64_t(0)),
+          double(b.value("flops", int64_t(0))) / dense, num(b["omega"]),
+          num(b["psi"]), num(b["nu"]));
+    }
+    // One front per (shape, budget): objectives do not change it.
+    if (!seenFronts.insert(shape + "|" + budget).second)
+      continue;
+    std::vector<Point> f;
+    for (auto &p : j["front"]) {
+      double x = double(p.value("flops", int64_t(1))) / dense;
+      double y = double(p.value("params", int64_t(1))) / dense;
+      double omega = p["omega"].is_number() ? p["omega"].get<double>() : 0;
+      bool full = p["psi"].is_number() && p["psi"].get<double>() > 1 - 1e-9;
+      if (x > 0 && y > 0)
+        f.push_back({x, y, omega, full});
+    }
+    if (!f.empty())
+      fronts.push_back(f);
+  }
+  // Log-log axes spanning every point, padded to whole decades.
+  double xlo = 1, xhi = 1, ylo = 1, yhi = 1;
+  for (auto &f : fronts)
+    for (auto &p : f) {
+      xlo = std::min(xlo, p.x), xhi = std::max(xhi, p.x);
+      ylo = std::min(ylo, p.y), yhi = std::max(yhi, p.y);
+    }
+  double lx0 = std::floor(std::log10(xlo)), lx1 = std::ceil(std::log10(xhi));
+  double ly0 = std::floor(std::log10(ylo)), ly1 = std::ceil(std::log10(yhi));
+  if (lx1 == lx0)
+    lx1 += 1;
+  if (ly1 == ly0)
+    ly1 += 1;
+  const double W = 720, H = 520, L = 80, R = 190, T = 40, B = 60;
+  auto px = [&](double x) {
+    return L + (std::log10(x) - lx0) / (lx1 - lx0) * (W - L - R);
+  };
+  auto py = [&](double y) {
+    return H - B - (std::log10(y) - ly0) / (ly1 - ly0) * (H - T - B);
+  };
+  std::string svg = fmt::format(
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" "
+      "font-family=\"sans-serif\" font-size=\"12\">\n"
+      "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+      "<text x=\"{}\" y=\"24\" font-size=\"15\">Pareto fronts: MACs vs params "
+      "(relative to dense), {} fronts</text>\n",
+      W, H, L, fronts.size());
+  for (double d = lx0; d <= lx1; ++d)
+    svg += fmt::format("<line x1=\"{0:.1f}\" y1=\"{1}\" x2=\"{0:.1f}\" "
+                       "y2=\"{2}\" stroke=\"#ddd\"/><text x=\"{0:.1f}\" "
+                       "y=\"{3}\" text-anchor=\"middle\">1e{4:g}</text>\n",
+                       px(std::pow(10, d)), T, H - B, H - B + 18, d);
+  for (double d = ly0; d <= ly1; ++d)
+    svg += fmt::format("<line x1=\"{0}\" y1=\"{1:.1f}\" x2=\"{2}\" "
+                       "y2=\"{1:.1f}\" stroke=\"#ddd\"/><text x=\"{3}\" "
+                       "y=\"{1:.1f}\" text-anchor=\"end\" "
+                       "dominant-baseline=\"middle\">1e{4:g}</text>\n",
+                       L, py(std::pow(10, d)), W - R, L - 6, d);
+  svg += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">MACs / "
+                     "dense MACs</text>\n",
+                     (L + W - R) / 2, H - 18);
+  svg += fmt::format("<text transform=\"translate(22,{}) rotate(-90)\" "
+                     "text-anchor=\"middle\">params / dense params</text>\n",
+                     (T + H - B) / 2);
+  for (auto &f : fronts) {
+    std::string pts;
+    for (auto &p : f)
+      pts += fmt::format("{:.1f},{:.1f} ", px(p.x), py(p.y));
+    svg += fmt::format("<polyline points=\"{}\" fill=\"none\" stroke=\"#999\" "
+                       "stroke-width=\"1\"/>\n",
+                       pts);
+    for (auto &p : f) {
+      std::string c = omegaColour(p.omega);
+      svg += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"4\" "
+                         "stroke=\"{}\" fill=\"{}\"/>\n",
+                         px(p.x), py(p.y), c, p.fullRank ? c : "white");
+    }
+  }
+  // Legend: ω colours, ψ fill.
+  double lx = W - R + 20;
+  svg += fmt::format("<text x=\"{}\" y=\"{}\">ω (sharing)</text>\n", lx, T + 10);
+  for (int k = 0; k <= 4; ++k) {
+    double om = k / 4.0;
+    svg += fmt::format("<circle cx=\"{}\" cy=\"{}\" r=\"5\" fill=\"{}\"/>"
+                       "<text x=\"{}\" y=\"{}\" dominant-baseline=\"middle\">"
+                       "{:g}</text>\n",
+                       lx + 6, T + 30 + k * 18, omegaColour(om), lx + 18,
+                       T + 30 + k * 18, om);
+  }
+  svg += fmt::format("<circle cx=\"{0}\" cy=\"{1}\" r=\"5\" fill=\"#555\"/>"
+                     "<text x=\"{2}\" y=\"{1}\" dominant-baseline=\"middle\">"
+                     "ψ = 1 (full rank)</text>\n"
+                     "<circle cx=\"{0}\" cy=\"{3}\" r=\"5\" fill=\"white\" "
+                     "stroke=\"#555\"/><text x=\"{2}\" y=\"{3}\" "
+                     "dominant-baseline=\"middle\">ψ &lt; 1</text>\n",
+                     lx + 6, T + 140, lx + 18, T + 160);
+  svg += "</svg>\n";
+  md += fmt::format("\n![Pareto fronts]({})\n\nEach line is the (fewest MACs, "
+                    "most params) front of one shape and budget; colour is ω, "
+                    "a filled marker means ψ = 1.\n",
+                    svgName);
+  return ReportFiles{md, svg};
+}
+
+} // namespace einstruct
