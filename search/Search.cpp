@@ -249,8 +249,8 @@ std::vector<Candidate> rank(std::vector<Candidate> all, const Constraints &k,
       // Tier first (ω = 0 and ψ = 1 scale best), then params per MAC.
       c.score = (preferred ? 1e6 : 0) + ppf;
       c.why = fmt::format("{}; {}",
-                          preferred ? "ω=0, ψ=1 (full rank, no sharing)"
-                                    : "outside ω=0, ψ=1",
+                          preferred ? "omega=0, psi=1 (full rank, no sharing)"
+                                    : "outside omega=0, psi=1",
                           cost);
     } else if (o.kind == "flops") {
       c.score = -double(a.flops);
