@@ -2,6 +2,7 @@
 #include "Checked.h"
 
 #include <cmath>
+#include <numeric>
 #include <fmt/format.h>
 
 namespace einstruct {
@@ -48,8 +49,18 @@ Result<ModelResult> searchModel(const std::vector<ModelLayer> &layers,
     result.denseFlops += *denseAll;
     result.denseParams += *denseAll;
   }
-  // Multiple-choice knapsack over MAC units, costs rounded up.
+  // Multiple-choice knapsack over MAC units. With the gcd of all costs as
+  // the unit the DP is exact; only when that needs too many buckets are
+  // costs rounded up to budget/buckets (the budget still holds).
+  int64_t g = 0;
+  for (size_t i = 0; i < layers.size(); ++i)
+    for (auto &c : options[i])
+      g = std::gcd(g, c.analysis.flops * layers[i].count);
   double unit = double(budgetFlops) / buckets;
+  if (g > 0 && budgetFlops / g <= 200000) {
+    buckets = int(budgetFlops / g);
+    unit = double(g);
+  }
   const double NEG = -INFINITY;
   std::vector<double> best(buckets + 1, NEG);
   best[0] = 0;

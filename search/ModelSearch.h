@@ -24,8 +24,10 @@ struct ModelResult {
 
 // Maximises Σ count·params subject to Σ count·flops ≤ budget over the
 // candidates each layer allows (`k` applies per layer; the paper's ω=0, ψ=1
-// class is used where it has any candidate). Exact up to the budget being cut
-// into `buckets` units, rounded so the budget is never exceeded.
+// class is used where it has any candidate). Exact when the budget divided by
+// the gcd of all costs fits 200,000 units (the usual case: sizes share
+// factors); otherwise costs are rounded up to budget/`buckets` units, so the
+// budget is never exceeded and the result is within that rounding of optimal.
 Result<ModelResult> searchModel(const std::vector<ModelLayer> &layers,
                                 int64_t budgetFlops, const SearchSpace &base,
                                 const Constraints &k, int buckets = 4000);

@@ -68,6 +68,16 @@ expect "give spec files or one inline spec" analyze
 expect "give only one of theta, einsum, structure" analyze --theta '(1|0|0|0|0|1|0)' --structure dense "${d[@]}"
 expect "Could not convert" analyze --structure dense --d-in four --d-out 4
 
+# Search errors.
+expect "unknown objective 'fastest'" search --d-in 64 --d-out 64 --objective fastest
+expect "--family: unknown family 'circulant'" search --d-in 64 --d-out 64 --family circulant
+expect "no structure meets the constraints" search --d-in 64 --d-out 64 --max-params 1
+expect "search needs --d-in and --d-out" search
+expect "d_in = 1 is outside [2, 2^24] for search" search --d-in 1 --d-out 64
+expect "--moe: '8:9' must be EXPERTS:TOP_K" search --d-in 64 --d-out 64 --moe 8:9
+expect "cannot open the file" search --model "$work/nope.json"
+expect "unknown device 'tpu'" search --d-in 64 --d-out 64 --objective roofline --device tpu
+
 # A successful run writes its output file whole.
 if "$EINSTRUCT" analyze --structure dense --d-in 4 --d-out 4 --json -o "$work/ok.json" \
    && grep -q '"params":16' "$work/ok.json"; then
