@@ -1,9 +1,8 @@
 #include "ModelReader.h"
 
 #include <fmt/format.h>
-#include <fstream>
+#include "JsonFile.h"
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 namespace einstruct {
 
@@ -25,13 +24,10 @@ Result<int64_t> positive(const json &j, const std::string &field,
 
 Result<ModelSpec> readModelJson(const std::string &text,
                                 const std::string &source) {
-  json doc;
-  try {
-    doc = json::parse(text);
-  } catch (const json::parse_error &e) {
-    return Error{fmt::format("{}: invalid JSON at byte {}: {}", source, e.byte,
-                             e.what())};
-  }
+  auto parsed = parseJson(text, source);
+  if (!parsed)
+    return Error{parsed.error()};
+  json doc = std::move(*parsed);
   if (!doc.is_object())
     return Error{fmt::format("{}: a model must be a JSON object", source)};
   for (auto &[k, v] : doc.items())
@@ -106,12 +102,10 @@ Result<ModelSpec> readModelJson(const std::string &text,
 }
 
 Result<ModelSpec> readModelFile(const std::string &path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return Error{fmt::format("{}: cannot open the file", path)};
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return readModelJson(ss.str(), path);
+  auto text = readTextFile(path);
+  if (!text)
+    return Error{text.error()};
+  return readModelJson(*text, path);
 }
 
 } // namespace einstruct

@@ -2,10 +2,9 @@
 #include "search/Named.h"
 
 #include <fmt/format.h>
-#include <fstream>
+#include "JsonFile.h"
 #include <nlohmann/json.hpp>
 #include <set>
-#include <sstream>
 
 namespace einstruct {
 
@@ -244,13 +243,10 @@ struct Reader {
 
 Result<std::vector<Layer>> readSpecJson(const std::string &text,
                                         const std::string &source) {
-  json doc;
-  try {
-    doc = json::parse(text);
-  } catch (const json::parse_error &e) {
-    return Error{fmt::format("{}: invalid JSON at byte {}: {}", source, e.byte,
-                             e.what())};
-  }
+  auto parsed = parseJson(text, source);
+  if (!parsed)
+    return Error{parsed.error()};
+  json doc = std::move(*parsed);
   std::vector<Layer> layers;
   try {
     if (doc.is_array()) {
@@ -280,12 +276,10 @@ Result<std::vector<Layer>> readSpecJson(const std::string &text,
 }
 
 Result<std::vector<Layer>> readSpecFile(const std::string &path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return Error{fmt::format("{}: cannot open the file", path)};
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return readSpecJson(ss.str(), path);
+  auto text = readTextFile(path);
+  if (!text)
+    return Error{text.error()};
+  return readSpecJson(*text, path);
 }
 
 } // namespace einstruct

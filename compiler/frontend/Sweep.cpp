@@ -3,10 +3,9 @@
 #include "search/Named.h"
 
 #include <fmt/format.h>
-#include <fstream>
+#include "JsonFile.h"
 #include <nlohmann/json.hpp>
 #include <set>
-#include <sstream>
 #include <unistd.h>
 
 namespace einstruct {
@@ -81,13 +80,10 @@ Result<SweepBudget> budget(const json &b, const std::string &where) {
 
 Result<SweepConfig> readSweepJson(const std::string &text,
                                   const std::string &source) {
-  json doc;
-  try {
-    doc = json::parse(text);
-  } catch (const json::parse_error &e) {
-    return Error{fmt::format("{}: invalid JSON at byte {}: {}", source, e.byte,
-                             e.what())};
-  }
+  auto parsed = parseJson(text, source);
+  if (!parsed)
+    return Error{parsed.error()};
+  json doc = std::move(*parsed);
   if (!doc.is_object())
     return at(source, "a sweep config must be a JSON object");
   static const std::set<std::string> known = {
@@ -219,12 +215,10 @@ Result<SweepConfig> readSweepJson(const std::string &text,
 }
 
 Result<SweepConfig> readSweepConfig(const std::string &path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return Error{fmt::format("{}: cannot open the file", path)};
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return readSweepJson(ss.str(), path);
+  auto text = readTextFile(path);
+  if (!text)
+    return Error{text.error()};
+  return readSweepJson(*text, path);
 }
 
 std::vector<SweepRow> sweepRows(const SweepConfig &c) {
@@ -311,12 +305,12 @@ namespace {
 Result<std::set<std::string>> finishedRows(const std::string &path,
                                            const std::set<std::string> &known) {
   std::set<std::string> done;
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return done;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string text = ss.str();
+  if (access(path.c_str(), F_OK) != 0)
+    return done; // a fresh sweep
+  auto read = readTextFile(path);
+  if (!read)
+    return Error{read.error()};
+  const std::string &text = *read;
   size_t complete = text.rfind('\n');
   complete = complete == std::string::npos ? 0 : complete + 1;
   size_t lineNo = 0;

@@ -1,0 +1,30 @@
+#include "JsonFile.h"
+
+#include <fmt/format.h>
+#include <fstream>
+#include <sstream>
+
+namespace einstruct {
+
+Result<std::string> readTextFile(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    return Error{fmt::format("{}: cannot open the file", path)};
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (in.bad())
+    return Error{fmt::format("{}: read failed", path)};
+  return ss.str();
+}
+
+Result<nlohmann::json> parseJson(const std::string &text,
+                                 const std::string &source) {
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error &e) {
+    return Error{fmt::format("{}: invalid JSON at byte {}: {}", source, e.byte,
+                             e.what())};
+  }
+}
+
+} // namespace einstruct
