@@ -40,4 +40,33 @@ def SelectStructure : Pass<"einstruct-select-structure", "mlir::ModuleOp"> {
   ];
 }
 
+def PlanContractions : Pass<"einstruct-plan-contractions"> {
+  let summary = "Turn each einstruct.layer into a chain of pairwise "
+                "einstruct.contract ops in the cheapest order";
+  let description = [{
+    The order is the one with the fewest multiply-adds, found exhaustively
+    over the weight permutations (search/Einsum.h termCost). Reshapes are
+    explicit: batch dimensions are collapsed to one, the feature dimension is
+    zero-padded (or cut) to the product of x's index sizes and expanded into
+    one dimension per index; the result is collapsed, cut (or zero-padded) to
+    d_out and expanded back to the batch shape.
+  }];
+  let dependentDialects = ["mlir::tensor::TensorDialect",
+                           "mlir::arith::ArithDialect"];
+}
+
+def LowerToLinalg : Pass<"einstruct-lower-to-linalg"> {
+  let summary = "Lower einstruct.contract to linalg.generic";
+  let description = [{
+    Each contraction becomes a zero-filled tensor.empty and one
+    linalg.generic whose iteration space is the result's indices (parallel)
+    followed by the summed indices (reduction), with body acc + lhs * rhs.
+    Run --einstruct-plan-contractions first: a remaining einstruct.layer is an
+    error.
+  }];
+  let dependentDialects = ["mlir::linalg::LinalgDialect",
+                           "mlir::tensor::TensorDialect",
+                           "mlir::arith::ArithDialect"];
+}
+
 #endif

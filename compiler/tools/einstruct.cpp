@@ -1,17 +1,25 @@
 // The einstruct command line: `einstruct analyze` costs structure specs.
+#include "compiler/cpu/JitLayer.h"
+#include "compiler/cpu/NaiveEinsum.h"
+#include "compiler/frontend/Npy.h"
 #include "compiler/frontend/Report.h"
 #include "compiler/frontend/ModelReader.h"
 #include "compiler/frontend/SpecReader.h"
 #include "compiler/frontend/Sweep.h"
 #include "compiler/frontend/SweepReport.h"
 #include "compiler/ir/EmitLayer.h"
+#include "search/Checked.h"
 #include "search/Named.h"
 #include "search/Search.h"
 
 #include "mlir/IR/Verifier.h"
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <random>
 #include <cstdio>
 #include <map>
 #include <fmt/format.h>
@@ -324,6 +332,172 @@ int runReport(const ReportOptions &o) {
   return 0;
 }
 
+struct RunOptions {
+  std::string file; // a JSON spec file holding one spec
+  SpecArgs args;
+  int64_t batch = 64;
+  uint64_t seed = 0;
+  std::string input, weights, output;
+  bool check = false;
+  int repeat = 5;
+};
+
+// The layer of `run`: from the inline flags or a one-spec file.
+Result<Layer> runLayer(const RunOptions &o) {
+  bool inline_ = o.args.theta || o.args.einsum || o.args.structure;
+  if (inline_ == !o.file.empty())
+    return Error{"give one spec: a JSON file or --theta/--einsum/--structure"};
+  if (inline_)
+    return layerFromArgs(o.args);
+  auto ls = readSpecFile(o.file);
+  if (!ls)
+    return Error{ls.error()};
+  if (ls->size() != 1)
+    return Error{fmt::format("{}: holds {} specs; run takes one", o.file,
+                             ls->size())};
+  return ls->front();
+}
+
+// Shapes equal once size-1 axes are dropped from both.
+bool sameShape(std::vector<int64_t> a, std::vector<int64_t> b) {
+  a.erase(std::remove(a.begin(), a.end(), 1), a.end());
+  b.erase(std::remove(b.begin(), b.end(), 1), b.end());
+  return a == b;
+}
+
+std::string shapeText(const std::vector<int64_t> &s) {
+  return fmt::format("({})", fmt::join(s, ", "));
+}
+
+int runRun(const RunOptions &o) {
+  auto layer = runLayer(o);
+  if (!layer)
+    return fail(layer.error());
+  auto analysis = analyze(*layer);
+  if (!analysis)
+    return fail(analysis.error());
+  // Inputs: files, or deterministic uniform(-1, 1) values from --seed.
+  std::mt19937_64 rng(o.seed);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  NpyArray x;
+  int64_t batch = o.batch;
+  if (!o.input.empty()) {
+    auto in = readNpy(o.input);
+    if (!in)
+      return fail(in.error());
+    if (in->shape.size() != 2 || in->shape[1] != layer->dIn)
+      return fail(fmt::format("{}: shape {} must be (N, d_in = {})", o.input,
+                              shapeText(in->shape), layer->dIn));
+    x = *in;
+    batch = x.shape[0];
+  } else {
+    if (batch < 1 || batch > (int64_t(1) << 24))
+      return fail(fmt::format("--batch {} must be in [1, 2^24]", batch));
+    auto elems = checkedMul(batch, layer->dIn);
+    if (!elems || *elems > (int64_t(1) << 32))
+      return fail(fmt::format("--batch {} × d_in {} is too large to generate",
+                              batch, layer->dIn));
+    x.shape = {batch, layer->dIn};
+    x.data.resize(size_t(*elems));
+    for (auto &v : x.data)
+      v = uniform(rng);
+  }
+  std::vector<std::vector<int64_t>> shapes;
+  for (const auto &t : layer->terms)
+    for (const auto &w : t.weights) {
+      std::vector<int64_t> s;
+      for (char c : w)
+        s.push_back(t.sizes.at(c));
+      shapes.push_back(s);
+    }
+  std::vector<NpyArray> ws;
+  if (!o.weights.empty()) {
+    auto files = splitList(o.weights);
+    if (files.size() != shapes.size())
+      return fail(fmt::format("--weights: {} files for {} weight tensors",
+                              files.size(), shapes.size()));
+    for (size_t k = 0; k < files.size(); ++k) {
+      auto w = readNpy(files[k]);
+      if (!w)
+        return fail(w.error());
+      if (!sameShape(w->shape, shapes[k]))
+        return fail(fmt::format("{}: shape {} but weight {} is {}", files[k],
+                                shapeText(w->shape), k + 1,
+                                shapeText(shapes[k])));
+      ws.push_back(*w);
+    }
+  } else {
+    for (auto &s : shapes) {
+      NpyArray w;
+      w.shape = s;
+      int64_t n = 1;
+      for (int64_t d : s)
+        n *= d;
+      w.data.resize(size_t(n));
+      for (auto &v : w.data)
+        v = uniform(rng);
+      ws.push_back(w);
+    }
+  }
+  using Clock = std::chrono::steady_clock;
+  auto t0 = Clock::now();
+  auto jit = JitLayer::compile(*layer);
+  if (!jit)
+    return fail(jit.error());
+  double compileMs =
+      std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  std::vector<const float *> wp;
+  for (auto &w : ws)
+    wp.push_back(w.data.data());
+  std::vector<double> times;
+  std::vector<float> y;
+  for (int r = 0; r < std::max(1, o.repeat); ++r) {
+    auto s = Clock::now();
+    auto out = (*jit)->forward(x.data.data(), batch, wp);
+    if (!out)
+      return fail(out.error());
+    times.push_back(
+        std::chrono::duration<double, std::milli>(Clock::now() - s).count());
+    y = std::move(*out);
+  }
+  std::sort(times.begin(), times.end());
+  double ms = times[times.size() / 2];
+  std::printf("layer    %s %lld->%lld, %zu weight tensor(s):", analysis->name.c_str(),
+              (long long)layer->dIn, (long long)layer->dOut, shapes.size());
+  for (const auto &t : layer->terms)
+    std::printf(" %s", t.str().c_str());
+  std::printf("\ncompile  %.0f ms (MLIR CPU pipeline + LLVM -O3 JIT)\n",
+              compileMs);
+  std::printf("forward  batch %lld: %.3f ms, median of %zu (%.2f GFLOP/s, "
+              "2 FLOPs per multiply-add)\n",
+              (long long)batch, ms, times.size(),
+              2.0 * double(analysis->flops) * double(batch) / (ms * 1e6));
+  if (!o.output.empty()) {
+    NpyArray out{{batch, layer->dOut}, y};
+    if (int rc = emit(encodeNpy(out), o.output))
+      return rc;
+    std::printf("output   %s (%lld, %lld)\n", o.output.c_str(),
+                (long long)batch, (long long)layer->dOut);
+  }
+  if (o.check) {
+    int64_t rows = std::min<int64_t>(batch, 16);
+    auto ref = naiveForward(*layer, x.data.data(), rows, wp);
+    double maxErr = 0, maxRef = 0;
+    for (size_t k = 0; k < ref.size(); ++k) {
+      maxErr = std::max(maxErr, double(std::fabs(y[k] - ref[k])));
+      maxRef = std::max(maxRef, double(std::fabs(ref[k])));
+    }
+    double rel = maxRef > 0 ? maxErr / maxRef : maxErr;
+    bool ok = rel <= 1e-5;
+    std::printf("check    max relative error %.3g vs naive loops on %lld "
+                "row(s): %s\n",
+                rel, (long long)rows, ok ? "ok" : "FAILED (tolerance 1e-5)");
+    if (!ok)
+      return 1;
+  }
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -416,6 +590,32 @@ int main(int argc, char **argv) {
   report->add_option("-o,--output", ro.dir, "output directory")
       ->capture_default_str();
 
+  RunOptions ru;
+  auto *run = app.add_subcommand(
+      "run", "Compile a spec for the CPU (MLIR pipeline + JIT) and run it");
+  run->add_option("file", ru.file, "JSON spec file holding one spec");
+  run->add_option("--theta", ru.args.theta, "θ text (α|β|γ|δ|ε|φ|ρ)");
+  run->add_option("--einsum", ru.args.einsum, "einsum 'x,W1,W2->y'");
+  run->add_option("--sizes", ru.args.sizes, "index sizes for --einsum");
+  run->add_option("--structure", ru.args.structure, "named structure");
+  run->add_option("--d-in", ru.args.dIn, "input dimension");
+  run->add_option("--d-out", ru.args.dOut, "output dimension");
+  run->add_option("--sizing", ru.args.sizing, "θ → sizes: round or exact")
+      ->capture_default_str();
+  run->add_option("--batch", ru.batch, "rows of generated input")
+      ->capture_default_str();
+  run->add_option("--seed", ru.seed, "seed of the generated data")
+      ->capture_default_str();
+  run->add_option("--input", ru.input, "x.npy: float32 (N, d_in), C order");
+  run->add_option("--weights", ru.weights,
+                  "a.npy,b.npy,...: weights in structures.md layouts (size-1 "
+                  "axes optional)");
+  run->add_option("--output", ru.output, "y.npy: write the output here");
+  run->add_flag("--check", ru.check,
+                "compare with naive loops (first 16 rows); exit 1 above 1e-5");
+  run->add_option("--repeat", ru.repeat, "timed forward calls")
+      ->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp &e) {
@@ -429,6 +629,8 @@ int main(int argc, char **argv) {
     return runAnalyze(a);
   if (search->parsed())
     return runSearch(so);
+  if (run->parsed())
+    return runRun(ru);
   if (sweep->parsed())
     return runSweepCommand(sw);
   if (report->parsed())

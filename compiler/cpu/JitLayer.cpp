@@ -1,0 +1,134 @@
+#include "JitLayer.h"
+#include "CpuPipeline.h"
+#include "compiler/ir/EmitLayer.h"
+
+#include "mlir/ExecutionEngine/ExecutionEngine.h"
+#include "mlir/ExecutionEngine/OptUtils.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+
+#include "llvm/Support/TargetSelect.h"
+
+#include <cstdlib>
+#include <fmt/format.h>
+#include <mutex>
+
+namespace einstruct {
+
+JitLayer::~JitLayer() = default;
+
+namespace {
+
+// A memref descriptor as the C interface lays it out:
+// {allocated, aligned, offset, sizes[rank], strides[rank]}.
+struct Descriptor {
+  std::vector<int64_t> words;
+  explicit Descriptor(size_t rank) : words(3 + 2 * rank, 0) {}
+  Descriptor(const float *data, const std::vector<int64_t> &shape)
+      : words(3 + 2 * shape.size(), 0) {
+    auto p = reinterpret_cast<int64_t>(data);
+    words[0] = words[1] = p;
+    int64_t stride = 1;
+    for (size_t k = shape.size(); k-- > 0;) {
+      words[3 + k] = shape[k];
+      words[3 + shape.size() + k] = stride;
+      stride *= shape[k];
+    }
+  }
+  void *ptr() { return words.data(); }
+};
+
+void initNativeTarget() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    llvm::InitializeNativeTarget();
+    llvm::InitializeNativeTargetAsmPrinter();
+  });
+}
+
+} // namespace
+
+Result<std::unique_ptr<JitLayer>> JitLayer::compile(const Layer &layer) {
+  initNativeTarget();
+  std::unique_ptr<JitLayer> jit(new JitLayer());
+  jit->layer_ = layer;
+  for (const auto &t : layer.terms)
+    for (const auto &w : t.weights) {
+      std::vector<int64_t> shape;
+      for (char c : w)
+        shape.push_back(t.sizes.at(c));
+      jit->weightShapes_.push_back(shape);
+    }
+  mlir::DialectRegistry registry;
+  registerCpuPipelineDialects(registry);
+  jit->context_ = std::make_unique<mlir::MLIRContext>(registry);
+  mlir::MLIRContext &ctx = *jit->context_;
+  ctx.loadAllAvailableDialects();
+  std::string diagnostics;
+  mlir::ScopedDiagnosticHandler handler(&ctx, [&](mlir::Diagnostic &d) {
+    diagnostics += d.str() + "\n";
+    return mlir::success();
+  });
+  mlir::OwningOpRef<mlir::ModuleOp> module =
+      mlir::ModuleOp::create(mlir::UnknownLoc::get(&ctx));
+  emitLayer(*module, layer, "layer");
+  module->walk([&](mlir::func::FuncOp f) {
+    f->setAttr("llvm.emit_c_interface", mlir::UnitAttr::get(&ctx));
+  });
+  mlir::PassManager pm(&ctx);
+  buildCpuPipeline(pm);
+  if (mlir::failed(pm.run(*module)))
+    return Error{"CPU lowering failed: " + diagnostics};
+  mlir::ExecutionEngineOptions options;
+  options.transformer = mlir::makeOptimizingTransformer(3, 0, nullptr);
+  // memrefCopy and friends, called by bufferized copies.
+  llvm::SmallVector<llvm::StringRef, 1> libs = {EINSTRUCT_C_RUNNER_UTILS};
+  options.sharedLibPaths = libs;
+  auto engine = mlir::ExecutionEngine::create(*module, options);
+  if (!engine)
+    return Error{"JIT compilation failed: " +
+                 llvm::toString(engine.takeError())};
+  jit->engine_ = std::move(*engine);
+  return jit;
+}
+
+Result<std::vector<float>>
+JitLayer::forward(const float *x, int64_t batch,
+                  const std::vector<const float *> &weights) const {
+  if (batch < 1)
+    return Error{fmt::format("batch = {} must be positive", batch)};
+  if (weights.size() != weightShapes_.size())
+    return Error{fmt::format("{} weight tensors given, the layer has {}",
+                             weights.size(), weightShapes_.size())};
+  Descriptor result(2);
+  Descriptor input(x, {batch, layer_.dIn});
+  std::vector<Descriptor> ws;
+  for (size_t k = 0; k < weights.size(); ++k)
+    ws.emplace_back(weights[k], weightShapes_[k]);
+  std::vector<void *> pointers = {result.ptr(), input.ptr()};
+  for (auto &w : ws)
+    pointers.push_back(w.ptr());
+  std::vector<void *> args;
+  for (auto &p : pointers)
+    args.push_back(&p);
+  if (auto err = engine_->invokePacked("_mlir_ciface_layer", args))
+    return Error{"JIT call failed: " + llvm::toString(std::move(err))};
+  // Copy the returned buffer out (it may be strided) and release it.
+  auto *allocated = reinterpret_cast<float *>(result.words[0]);
+  auto *aligned = reinterpret_cast<float *>(result.words[1]);
+  int64_t offset = result.words[2], rows = result.words[3],
+          cols = result.words[4], rowStride = result.words[5],
+          colStride = result.words[6];
+  std::vector<float> y(size_t(rows * cols));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c)
+      y[size_t(r * cols + c)] = aligned[offset + r * rowStride + c * colStride];
+  // The result is a fresh allocation unless the layer returned its input.
+  if (allocated != x)
+    std::free(allocated);
+  return y;
+}
+
+} // namespace einstruct

@@ -1,0 +1,39 @@
+// A layer compiled for the CPU through the MLIR pipeline and run by MLIR's
+// ExecutionEngine JIT.
+#pragma once
+#include "search/Layer.h"
+
+#include <memory>
+
+namespace mlir {
+class ExecutionEngine;
+class MLIRContext;
+} // namespace mlir
+
+namespace einstruct {
+
+class JitLayer {
+public:
+  ~JitLayer();
+  static Result<std::unique_ptr<JitLayer>> compile(const Layer &layer);
+
+  // Every weight of every term, in order, with its shape (structures.md
+  // layouts, size-1 indices dropped).
+  const std::vector<std::vector<int64_t>> &weightShapes() const {
+    return weightShapes_;
+  }
+  const Layer &layer() const { return layer_; }
+
+  // y[batch, d_out] = layer(x[batch, d_in]); row-major float32.
+  Result<std::vector<float>> forward(const float *x, int64_t batch,
+                                     const std::vector<const float *> &weights) const;
+
+private:
+  JitLayer() = default;
+  Layer layer_;
+  std::vector<std::vector<int64_t>> weightShapes_;
+  std::unique_ptr<mlir::MLIRContext> context_;
+  std::unique_ptr<mlir::ExecutionEngine> engine_;
+};
+
+} // namespace einstruct

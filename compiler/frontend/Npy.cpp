@@ -1,0 +1,138 @@
+#include "Npy.h"
+#include "JsonFile.h"
+#include "search/Checked.h"
+
+#include <cstring>
+#include <fmt/format.h>
+
+namespace einstruct {
+
+namespace {
+
+// The value text after 'key': in the header dict, or empty.
+std::string field(const std::string &h, const std::string &key, size_t &at) {
+  size_t k = h.find("'" + key + "'");
+  if (k == std::string::npos)
+    return "";
+  size_t colon = h.find(':', k);
+  if (colon == std::string::npos)
+    return "";
+  at = colon + 1;
+  while (at < h.size() && h[at] == ' ')
+    ++at;
+  return h.substr(at);
+}
+
+} // namespace
+
+Result<NpyArray> parseNpy(const std::string &b, const std::string &src) {
+  auto fail = [&](size_t offset, const std::string &msg) {
+    return Error{fmt::format("{}: byte {}: {}", src, offset, msg)};
+  };
+  static const char magic[] = "\x93NUMPY";
+  if (b.size() < 10 || std::memcmp(b.data(), magic, 6) != 0)
+    return fail(0, "not a .npy file (no \\x93NUMPY magic)");
+  int major = (unsigned char)b[6];
+  size_t headerLen, headerStart;
+  if (major == 1) {
+    headerLen = (unsigned char)b[8] | (unsigned char)b[9] << 8;
+    headerStart = 10;
+  } else if (major == 2 || major == 3) {
+    if (b.size() < 12)
+      return fail(b.size(), "truncated header length");
+    headerLen = size_t((unsigned char)b[8]) | size_t((unsigned char)b[9]) << 8 |
+                size_t((unsigned char)b[10]) << 16 |
+                size_t((unsigned char)b[11]) << 24;
+    headerStart = 12;
+  } else {
+    return fail(6, fmt::format("unsupported .npy version {}", major));
+  }
+  if (headerStart + headerLen > b.size())
+    return fail(b.size(), fmt::format("truncated header: {} bytes promised",
+                                      headerLen));
+  std::string h = b.substr(headerStart, headerLen);
+  size_t at = 0;
+  std::string descr = field(h, "descr", at);
+  if (descr.rfind("'<f4'", 0) != 0 && descr.rfind("'float32'", 0) != 0)
+    return fail(headerStart + at,
+                fmt::format("dtype must be little-endian float32 '<f4', "
+                            "found {}",
+                            descr.substr(0, descr.find_first_of(",}"))));
+  std::string order = field(h, "fortran_order", at);
+  if (order.rfind("False", 0) != 0)
+    return fail(headerStart + at, "Fortran order is not supported; save in "
+                                  "C order");
+  std::string shapeText = field(h, "shape", at);
+  if (shapeText.empty() || shapeText[0] != '(')
+    return fail(headerStart + at, "no shape tuple in the header");
+  NpyArray a;
+  size_t i = 1;
+  int64_t count = 1;
+  while (i < shapeText.size() && shapeText[i] != ')') {
+    if (shapeText[i] == ' ' || shapeText[i] == ',') {
+      ++i;
+      continue;
+    }
+    if (!std::isdigit((unsigned char)shapeText[i]))
+      return fail(headerStart + at + i, "bad character in the shape");
+    int64_t d = 0;
+    while (i < shapeText.size() && std::isdigit((unsigned char)shapeText[i])) {
+      auto m = checkedMul(d, 10);
+      auto s = m ? checkedAdd(*m, shapeText[i] - '0') : std::nullopt;
+      if (!s || *s > kMaxDim)
+        return fail(headerStart + at + i, "dimension too large");
+      d = *s;
+      ++i;
+    }
+    a.shape.push_back(d);
+    auto c = checkedMul(count, d);
+    if (!c || *c > (int64_t(1) << 40))
+      return fail(headerStart + at, "too many elements");
+    count = *c;
+  }
+  if (i >= shapeText.size())
+    return fail(headerStart + at, "unterminated shape tuple");
+  size_t dataStart = headerStart + headerLen;
+  size_t want = size_t(count) * 4;
+  if (b.size() - dataStart < want)
+    return fail(b.size(), fmt::format("truncated data: {} bytes of {} "
+                                      "expected from byte {}",
+                                      b.size() - dataStart, want, dataStart));
+  if (b.size() - dataStart > want)
+    return fail(dataStart + want,
+                fmt::format("{} unexpected bytes after the data",
+                            b.size() - dataStart - want));
+  a.data.resize(size_t(count));
+  std::memcpy(a.data.data(), b.data() + dataStart, want);
+  return a;
+}
+
+Result<NpyArray> readNpy(const std::string &path) {
+  auto bytes = readTextFile(path);
+  if (!bytes)
+    return Error{bytes.error()};
+  return parseNpy(*bytes, path);
+}
+
+std::string encodeNpy(const NpyArray &a) {
+  std::string shape = "(";
+  for (size_t k = 0; k < a.shape.size(); ++k)
+    shape += std::to_string(a.shape[k]) + (a.shape.size() == 1 ? "," : "") +
+             (k + 1 < a.shape.size() ? ", " : "");
+  shape += ")";
+  std::string header = fmt::format(
+      "{{'descr': '<f4', 'fortran_order': False, 'shape': {}, }}", shape);
+  // Pad so that the data starts on a 64-byte boundary, ending in '\n'.
+  size_t total = 10 + header.size() + 1;
+  header += std::string((64 - total % 64) % 64, ' ') + "\n";
+  std::string out = "\x93NUMPY";
+  out += char(1);
+  out += char(0);
+  out += char(header.size() & 0xff);
+  out += char(header.size() >> 8);
+  out += header;
+  out.append(reinterpret_cast<const char *>(a.data.data()), a.data.size() * 4);
+  return out;
+}
+
+} // namespace einstruct
