@@ -1,6 +1,7 @@
 #include "JitLayer.h"
 #include "CpuPipeline.h"
 #include "compiler/ir/EmitLayer.h"
+#include "compiler/passes/Passes.h"
 
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
@@ -11,6 +12,7 @@
 
 #include "llvm/Support/TargetSelect.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <fmt/format.h>
 #include <mutex>
@@ -78,6 +80,7 @@ Result<std::unique_ptr<JitLayer>> JitLayer::compile(const Layer &layer) {
     f->setAttr("llvm.emit_c_interface", mlir::UnitAttr::get(&ctx));
   });
   mlir::PassManager pm(&ctx);
+  pm.addPass(createAutodiff());
   buildCpuPipeline(pm);
   if (mlir::failed(pm.run(*module)))
     return Error{"CPU lowering failed: " + diagnostics};
@@ -93,6 +96,40 @@ Result<std::unique_ptr<JitLayer>> JitLayer::compile(const Layer &layer) {
   jit->engine_ = std::move(*engine);
   return jit;
 }
+
+namespace {
+
+// Copies a returned rank-`rank` buffer (possibly strided) out of the words at
+// `d` and frees it unless it aliases one of the inputs.
+std::vector<float> takeResult(const int64_t *d, size_t rank,
+                              const std::vector<const void *> &inputs) {
+  auto *allocated = reinterpret_cast<float *>(d[0]);
+  auto *aligned = reinterpret_cast<float *>(d[1]);
+  int64_t offset = d[2];
+  std::vector<int64_t> sizes(d + 3, d + 3 + rank),
+      strides(d + 3 + rank, d + 3 + 2 * rank);
+  int64_t total = 1;
+  for (int64_t s : sizes)
+    total *= s;
+  std::vector<float> out(static_cast<size_t>(total));
+  std::vector<int64_t> idx(rank, 0);
+  for (int64_t k = 0; k < total; ++k) {
+    int64_t at = offset;
+    for (size_t r = 0; r < rank; ++r)
+      at += idx[r] * strides[r];
+    out[size_t(k)] = aligned[at];
+    for (size_t r = rank; r-- > 0;) {
+      if (++idx[r] < sizes[r])
+        break;
+      idx[r] = 0;
+    }
+  }
+  if (std::find(inputs.begin(), inputs.end(), allocated) == inputs.end())
+    std::free(allocated);
+  return out;
+}
+
+} // namespace
 
 Result<std::vector<float>>
 JitLayer::forward(const float *x, int64_t batch,
@@ -115,20 +152,50 @@ JitLayer::forward(const float *x, int64_t batch,
     args.push_back(&p);
   if (auto err = engine_->invokePacked("_mlir_ciface_layer", args))
     return Error{"JIT call failed: " + llvm::toString(std::move(err))};
-  // Copy the returned buffer out (it may be strided) and release it.
-  auto *allocated = reinterpret_cast<float *>(result.words[0]);
-  auto *aligned = reinterpret_cast<float *>(result.words[1]);
-  int64_t offset = result.words[2], rows = result.words[3],
-          cols = result.words[4], rowStride = result.words[5],
-          colStride = result.words[6];
-  std::vector<float> y(size_t(rows * cols));
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c)
-      y[size_t(r * cols + c)] = aligned[offset + r * rowStride + c * colStride];
-  // The result is a fresh allocation unless the layer returned its input.
-  if (allocated != x)
-    std::free(allocated);
-  return y;
+  std::vector<const void *> inputs(weights.begin(), weights.end());
+  inputs.push_back(x);
+  return takeResult(result.words.data(), 2, inputs);
+}
+
+Result<JitLayer::Gradients>
+JitLayer::backward(const float *x, const float *dy, int64_t batch,
+                   const std::vector<const float *> &weights) const {
+  if (batch < 1)
+    return Error{fmt::format("batch = {} must be positive", batch)};
+  if (weights.size() != weightShapes_.size())
+    return Error{fmt::format("{} weight tensors given, the layer has {}",
+                             weights.size(), weightShapes_.size())};
+  // Results come back as one struct of descriptors: dx, then each dw.
+  size_t words = 3 + 2 * 2;
+  for (auto &s : weightShapes_)
+    words += 3 + 2 * s.size();
+  std::vector<int64_t> results(words, 0);
+  Descriptor input(x, {batch, layer_.dIn});
+  Descriptor grad(dy, {batch, layer_.dOut});
+  std::vector<Descriptor> ws;
+  for (size_t k = 0; k < weights.size(); ++k)
+    ws.emplace_back(weights[k], weightShapes_[k]);
+  std::vector<void *> pointers = {results.data(), input.ptr()};
+  for (auto &w : ws)
+    pointers.push_back(w.ptr());
+  pointers.push_back(grad.ptr());
+  std::vector<void *> args;
+  for (auto &p : pointers)
+    args.push_back(&p);
+  if (auto err = engine_->invokePacked("_mlir_ciface_layer_backward", args))
+    return Error{"JIT call failed: " + llvm::toString(std::move(err))};
+  std::vector<const void *> inputs(weights.begin(), weights.end());
+  inputs.push_back(x);
+  inputs.push_back(dy);
+  Gradients g;
+  const int64_t *d = results.data();
+  g.dx = takeResult(d, 2, inputs);
+  d += 3 + 2 * 2;
+  for (auto &s : weightShapes_) {
+    g.dw.push_back(takeResult(d, s.size(), inputs));
+    d += 3 + 2 * s.size();
+  }
+  return g;
 }
 
 } // namespace einstruct

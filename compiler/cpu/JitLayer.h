@@ -28,6 +28,15 @@ public:
   Result<std::vector<float>> forward(const float *x, int64_t batch,
                                      const std::vector<const float *> &weights) const;
 
+  struct Gradients {
+    std::vector<float> dx;              // [batch, d_in]
+    std::vector<std::vector<float>> dw; // one per weight, weightShapes()
+  };
+  // The gradients of <dy, layer(x)> for dy[batch, d_out] (from
+  // --einstruct-autodiff, compiled alongside the forward pass).
+  Result<Gradients> backward(const float *x, const float *dy, int64_t batch,
+                             const std::vector<const float *> &weights) const;
+
 private:
   JitLayer() = default;
   Layer layer_;

@@ -55,6 +55,24 @@ def PlanContractions : Pass<"einstruct-plan-contractions"> {
                            "mlir::arith::ArithDialect"];
 }
 
+def Autodiff : Pass<"einstruct-autodiff", "mlir::ModuleOp"> {
+  let summary = "Derive the backward pass of every layer function";
+  let description = [{
+    For each `func.func @f(%x, %w...) -> y` whose result is a sum
+    (arith.addf) of einstruct.layer ops applied to %x with weights taken
+    from the arguments, adds `@f_backward(%x, %w..., %dy) -> (dx, dw...)`.
+    Since y is linear in x and in each weight, every gradient is an einsum:
+    dx = einsum(dy, W1, ..., Wk -> x) (an einstruct.layer with the roles of
+    x and y swapped, so padding maps back exactly), and
+    dWi = Σ_batch einsum(x, dy, Wj (j ≠ i) -> Wi), emitted as a chain of
+    einstruct.contract ops in the cheapest order. Contributions of several
+    terms (DYAD) are summed; an unused weight gets a zero gradient.
+  }];
+  let dependentDialects = ["mlir::tensor::TensorDialect",
+                           "mlir::arith::ArithDialect",
+                           "mlir::linalg::LinalgDialect"];
+}
+
 def LowerToLinalg : Pass<"einstruct-lower-to-linalg"> {
   let summary = "Lower einstruct.contract to linalg.generic";
   let description = [{
