@@ -123,27 +123,38 @@ struct AutodiffPass : impl::AutodiffBase<AutodiffPass> {
       std::string nx = std::string(1, n) + term.input;
       std::string ny = std::string(1, n) + term.output;
       for (size_t i = 0; i < term.weights.size(); ++i) {
-        // Order the other operands by exact cost (a nominal batch of 1024).
-        EinsumTerm g;
-        g.input = nx;
-        g.weights.push_back(ny);
-        std::vector<ChainOperand> ops = {{dys, ny}};
-        for (size_t j = 0; j < term.weights.size(); ++j)
-          if (j != i) {
-            g.weights.push_back(term.weights[j]);
-            ops.push_back({weights[j], term.weights[j]});
-          }
-        g.output = term.weights[i];
-        g.sizes = term.sizes;
-        g.sizes[n] = 1024;
-        auto cost = termCost(g);
-        if (!cost)
-          return t.emitOpError() << cost.error();
-        std::vector<ChainOperand> ordered;
-        for (int k : cost->order)
-          ordered.push_back(ops[size_t(k)]);
-        Value grad = contractChain(b, loc, {xs, nx}, ordered, term.weights[i],
-                                   sizes);
+        // Start from x or from dy, whichever chain is cheaper, and order the
+        // other operands by exact cost (at a nominal batch of 1024).
+        ChainOperand start[2] = {{xs, nx}, {dys, ny}};
+        int bestStart = -1;
+        int64_t bestFlops = 0;
+        std::vector<ChainOperand> bestOrder;
+        for (int s = 0; s < 2; ++s) {
+          EinsumTerm g;
+          g.input = start[s].letters;
+          std::vector<ChainOperand> ops = {start[1 - s]};
+          g.weights.push_back(start[1 - s].letters);
+          for (size_t j = 0; j < term.weights.size(); ++j)
+            if (j != i) {
+              g.weights.push_back(term.weights[j]);
+              ops.push_back({weights[j], term.weights[j]});
+            }
+          g.output = term.weights[i];
+          g.sizes = term.sizes;
+          g.sizes[n] = 1024;
+          auto cost = termCost(g);
+          if (!cost)
+            return t.emitOpError() << cost.error();
+          if (bestStart >= 0 && cost->flops >= bestFlops)
+            continue;
+          bestStart = s;
+          bestFlops = cost->flops;
+          bestOrder.clear();
+          for (int k : cost->order)
+            bestOrder.push_back(ops[size_t(k)]);
+        }
+        Value grad = contractChain(b, loc, start[bestStart], bestOrder,
+                                   term.weights[i], sizes);
         unsigned argNo =
             mlir::cast<mlir::BlockArgument>(t.getWeights()[i]).getArgNumber();
         dw[argNo] = addOrFirst(b, loc, dw[argNo], grad);

@@ -337,7 +337,7 @@ struct RunOptions {
   SpecArgs args;
   int64_t batch = 64;
   uint64_t seed = 0;
-  std::string input, weights, output;
+  std::string input, weights, output, grad, gradDir = ".";
   bool check = false;
   int repeat = 5;
 };
@@ -479,6 +479,30 @@ int runRun(const RunOptions &o) {
     std::printf("output   %s (%lld, %lld)\n", o.output.c_str(),
                 (long long)batch, (long long)layer->dOut);
   }
+  if (!o.grad.empty()) {
+    auto dy = readNpy(o.grad);
+    if (!dy)
+      return fail(dy.error());
+    if (dy->shape != std::vector<int64_t>{batch, layer->dOut})
+      return fail(fmt::format("{}: shape {} must be (N = {}, d_out = {})",
+                              o.grad, shapeText(dy->shape), batch,
+                              layer->dOut));
+    auto s = Clock::now();
+    auto g = (*jit)->backward(x.data.data(), dy->data.data(), batch, wp);
+    if (!g)
+      return fail(g.error());
+    double bms =
+        std::chrono::duration<double, std::milli>(Clock::now() - s).count();
+    if (int rc = emit(encodeNpy({{batch, layer->dIn}, g->dx}),
+                      o.gradDir + "/dx.npy"))
+      return rc;
+    for (size_t k = 0; k < g->dw.size(); ++k)
+      if (int rc = emit(encodeNpy({shapes[k], g->dw[k]}),
+                        fmt::format("{}/dw{}.npy", o.gradDir, k + 1)))
+        return rc;
+    std::printf("backward %.3f ms: wrote %s/dx.npy and dw1..dw%zu.npy\n", bms,
+                o.gradDir.c_str(), g->dw.size());
+  }
   if (o.check) {
     int64_t rows = std::min<int64_t>(batch, 16);
     auto ref = naiveForward(*layer, x.data.data(), rows, wp);
@@ -611,6 +635,11 @@ int main(int argc, char **argv) {
                   "a.npy,b.npy,...: weights in structures.md layouts (size-1 "
                   "axes optional)");
   run->add_option("--output", ru.output, "y.npy: write the output here");
+  run->add_option("--grad", ru.grad,
+                  "dy.npy (N, d_out): also run the backward pass and write "
+                  "dx.npy, dw1.npy, ... (weight order of --weights)");
+  run->add_option("--grad-dir", ru.gradDir, "where --grad writes")
+      ->capture_default_str();
   run->add_flag("--check", ru.check,
                 "compare with naive loops (first 16 rows); exit 1 above 1e-5");
   run->add_option("--repeat", ru.repeat, "timed forward calls")
