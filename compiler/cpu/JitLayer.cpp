@@ -10,6 +10,7 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 
+#include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
 #include "llvm/Support/TargetSelect.h"
 
 #include <algorithm>
@@ -84,8 +85,18 @@ Result<std::unique_ptr<JitLayer>> JitLayer::compile(const Layer &layer) {
   buildCpuPipeline(pm);
   if (mlir::failed(pm.run(*module)))
     return Error{"CPU lowering failed: " + diagnostics};
+  // Optimise for this host's vector units: without a target machine LLVM's
+  // vectoriser assumes no vector registers.
+  auto tmBuilder = llvm::orc::JITTargetMachineBuilder::detectHost();
+  if (!tmBuilder)
+    return Error{"cannot detect the host: " +
+                 llvm::toString(tmBuilder.takeError())};
+  auto tm = tmBuilder->createTargetMachine();
+  if (!tm)
+    return Error{"cannot create a target machine: " +
+                 llvm::toString(tm.takeError())};
   mlir::ExecutionEngineOptions options;
-  options.transformer = mlir::makeOptimizingTransformer(3, 0, nullptr);
+  options.transformer = mlir::makeOptimizingTransformer(3, 0, tm->get());
   // memrefCopy and friends, called by bufferized copies.
   llvm::SmallVector<llvm::StringRef, 1> libs = {EINSTRUCT_C_RUNNER_UTILS};
   options.sharedLibPaths = libs;

@@ -4,6 +4,8 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 
+#include <algorithm>
+
 namespace einstruct {
 
 using mlir::OpFoldResult;
@@ -117,6 +119,23 @@ Value contractChain(mlir::OpBuilder &b, mlir::Location loc, ChainOperand first,
       for (char c : cur.letters + w.letters)
         if (needed(c) && res.find(c) == std::string::npos)
           res += c;
+      // The innermost index is the vectorised one. It must be contiguous in
+      // the batch-side operand (absent from it, or its last index), should
+      // be a multiple of the vector width, and large.
+      auto score = [&](char c) -> int64_t {
+        int64_t s = sizes.at(c);
+        if (mlir::ShapedType::isDynamic(s))
+          return -1;
+        size_t at = cur.letters.find(c);
+        bool contiguous =
+            at == std::string::npos || at + 1 == cur.letters.size();
+        return (contiguous ? int64_t(1) << 41 : 0) +
+               (s % 8 == 0 ? int64_t(1) << 40 : 0) + s;
+      };
+      auto best = std::max_element(res.begin(), res.end(), [&](char x, char y) {
+        return score(x) < score(y);
+      });
+      std::rotate(best, best + 1, res.end());
     }
     llvm::SmallVector<int64_t> shape;
     for (char c : res)

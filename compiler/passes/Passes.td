@@ -87,4 +87,21 @@ def LowerToLinalg : Pass<"einstruct-lower-to-linalg"> {
                            "mlir::arith::ArithDialect"];
 }
 
+def VectorizeContractions : Pass<"einstruct-vectorize-contractions"> {
+  let summary = "Register-blocked vector loops for bufferized contractions";
+  let description = [{
+    Runs after bufferization on the linalg.generic ops that
+    --einstruct-lower-to-linalg produced (acc + lhs * rhs, innermost loop
+    parallel and contiguous). Each becomes loops over the outer result
+    indices, then chunks of the innermost index held in vector registers
+    while the summed indices run inside (broadcast × vector FMAs), so the
+    accumulators never leave registers. Contractions whose innermost extent
+    is not a multiple of 8, or whose memory is not unit-stride there, are
+    left to the scalar loop lowering.
+  }];
+  let dependentDialects = ["mlir::vector::VectorDialect",
+                           "mlir::scf::SCFDialect",
+                           "mlir::memref::MemRefDialect"];
+}
+
 #endif
