@@ -142,27 +142,40 @@ std::vector<float> takeResult(const int64_t *d, size_t rank,
 
 } // namespace
 
-Result<std::vector<float>>
-JitLayer::forward(const float *x, int64_t batch,
-                  const std::vector<const float *> &weights) const {
+Result<bool> JitLayer::invoke(const char *function, void *results,
+                              const float *x, const float *dy, int64_t batch,
+                              const std::vector<const float *> &weights) const {
   if (batch < 1)
     return Error{fmt::format("batch = {} must be positive", batch)};
   if (weights.size() != weightShapes_.size())
     return Error{fmt::format("{} weight tensors given, the layer has {}",
                              weights.size(), weightShapes_.size())};
-  Descriptor result(2);
-  Descriptor input(x, {batch, layer_.dIn});
-  std::vector<Descriptor> ws;
+  // C interface: (results*, x*, w*..., [dy*]), each a memref descriptor.
+  std::vector<Descriptor> operands;
+  operands.emplace_back(x, std::vector<int64_t>{batch, layer_.dIn});
   for (size_t k = 0; k < weights.size(); ++k)
-    ws.emplace_back(weights[k], weightShapes_[k]);
-  std::vector<void *> pointers = {result.ptr(), input.ptr()};
-  for (auto &w : ws)
-    pointers.push_back(w.ptr());
+    operands.emplace_back(weights[k], weightShapes_[k]);
+  if (dy)
+    operands.emplace_back(dy, std::vector<int64_t>{batch, layer_.dOut});
+  std::vector<void *> pointers = {results};
+  for (auto &d : operands)
+    pointers.push_back(d.ptr());
   std::vector<void *> args;
   for (auto &p : pointers)
     args.push_back(&p);
-  if (auto err = engine_->invokePacked("_mlir_ciface_layer", args))
+  if (auto err = engine_->invokePacked(function, args))
     return Error{"JIT call failed: " + llvm::toString(std::move(err))};
+  return true;
+}
+
+Result<std::vector<float>>
+JitLayer::forward(const float *x, int64_t batch,
+                  const std::vector<const float *> &weights) const {
+  Descriptor result(2);
+  auto ok = invoke("_mlir_ciface_layer", result.ptr(), x, nullptr, batch,
+                   weights);
+  if (!ok)
+    return Error{ok.error()};
   std::vector<const void *> inputs(weights.begin(), weights.end());
   inputs.push_back(x);
   return takeResult(result.words.data(), 2, inputs);
@@ -171,30 +184,15 @@ JitLayer::forward(const float *x, int64_t batch,
 Result<JitLayer::Gradients>
 JitLayer::backward(const float *x, const float *dy, int64_t batch,
                    const std::vector<const float *> &weights) const {
-  if (batch < 1)
-    return Error{fmt::format("batch = {} must be positive", batch)};
-  if (weights.size() != weightShapes_.size())
-    return Error{fmt::format("{} weight tensors given, the layer has {}",
-                             weights.size(), weightShapes_.size())};
   // Results come back as one struct of descriptors: dx, then each dw.
   size_t words = 3 + 2 * 2;
   for (auto &s : weightShapes_)
     words += 3 + 2 * s.size();
   std::vector<int64_t> results(words, 0);
-  Descriptor input(x, {batch, layer_.dIn});
-  Descriptor grad(dy, {batch, layer_.dOut});
-  std::vector<Descriptor> ws;
-  for (size_t k = 0; k < weights.size(); ++k)
-    ws.emplace_back(weights[k], weightShapes_[k]);
-  std::vector<void *> pointers = {results.data(), input.ptr()};
-  for (auto &w : ws)
-    pointers.push_back(w.ptr());
-  pointers.push_back(grad.ptr());
-  std::vector<void *> args;
-  for (auto &p : pointers)
-    args.push_back(&p);
-  if (auto err = engine_->invokePacked("_mlir_ciface_layer_backward", args))
-    return Error{"JIT call failed: " + llvm::toString(std::move(err))};
+  auto ok = invoke("_mlir_ciface_layer_backward", results.data(), x, dy, batch,
+                   weights);
+  if (!ok)
+    return Error{ok.error()};
   std::vector<const void *> inputs(weights.begin(), weights.end());
   inputs.push_back(x);
   inputs.push_back(dy);

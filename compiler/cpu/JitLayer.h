@@ -39,6 +39,10 @@ public:
 
 private:
   JitLayer() = default;
+  // Calls a compiled function through its C interface.
+  Result<bool> invoke(const char *function, void *results, const float *x,
+                      const float *dy, int64_t batch,
+                      const std::vector<const float *> &weights) const;
   Layer layer_;
   std::vector<std::vector<int64_t>> weightShapes_;
   std::unique_ptr<mlir::MLIRContext> context_;
