@@ -12,7 +12,6 @@ namespace {
 // independently of enumerate(): all 7-tuples of grid values, filtered.
 std::set<ClassSizes> bruteForce(int64_t dIn, int64_t dOut, int n) {
   std::set<ClassSizes> out;
-  int64_t dMin = std::min(dIn, dOut);
   for (int a = 0; a <= n; ++a)
     for (int b = 0; b <= n; ++b)
       for (int g = 0; g <= n; ++g)
@@ -34,7 +33,6 @@ std::set<ClassSizes> bruteForce(int64_t dIn, int64_t dOut, int n) {
                   continue;
                 out.insert(*s);
               }
-  (void)dMin;
   return out;
 }
 } // namespace
