@@ -25,7 +25,9 @@ TEST_CASE("model search respects the total budget and is optimal",
       s.dIn = l.dIn;
       s.dOut = l.dOut;
       std::vector<Analysis> o;
-      for (auto &c : *enumerate(s))
+      auto all = enumerate(s); // named: a range-for over *enumerate(s) dangles
+      REQUIRE(all);
+      for (auto &c : *all)
         if (isPreferred(c.analysis))
           o.push_back(c.analysis);
       opts.push_back(o);
