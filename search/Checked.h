@@ -20,6 +20,16 @@ inline std::optional<int64_t> checkedAdd(int64_t a, int64_t b) {
   return r;
 }
 
+// v = v·10 + digit, refused (false, v unchanged) past `max` or 64 bits.
+inline bool appendDigit(int64_t &v, char digit, int64_t max) {
+  auto m = checkedMul(v, 10);
+  auto a = m ? checkedAdd(*m, digit - '0') : std::nullopt;
+  if (!a || *a > max)
+    return false;
+  v = *a;
+  return true;
+}
+
 // Largest single dimension (d_in, d_out, one index size) accepted anywhere.
 constexpr int64_t kMaxDim = int64_t(1) << 40;
 

@@ -32,6 +32,13 @@ int64_t EinsumTerm::extent(const std::string &letters) const {
   return p;
 }
 
+std::vector<int64_t> EinsumTerm::shape(const std::string &letters) const {
+  std::vector<int64_t> s;
+  for (char c : letters)
+    s.push_back(sizes.at(c));
+  return s;
+}
+
 Result<std::map<char, int64_t>> parseSizes(std::string_view text) {
   std::map<char, int64_t> sizes;
   size_t i = 0;
@@ -62,13 +69,10 @@ Result<std::map<char, int64_t>> parseSizes(std::string_view text) {
       return Error{fmt::format("sizes: size of '{}' at column {} is negative",
                                c, numStart + 1)};
     while (i < text.size() && std::isdigit((unsigned char)text[i])) {
-      auto m = checkedMul(v, 10);
-      auto a = m ? checkedAdd(*m, text[i] - '0') : std::nullopt;
-      if (!a || *a > kMaxDim)
+      if (!appendDigit(v, text[i], kMaxDim))
         return Error{fmt::format("sizes: size of '{}' at column {} exceeds the "
                                  "limit 2^40",
                                  c, numStart + 1)};
-      v = *a;
       ++i;
     }
     if (i == numStart)

@@ -25,6 +25,8 @@ struct EinsumTerm {
   std::string sizesStr() const; // "a=64,f=64,..."
   // Product of the sizes of `letters` (already checked not to overflow).
   int64_t extent(const std::string &letters) const;
+  // The dimensions of an operand named by `letters`, in order.
+  std::vector<int64_t> shape(const std::string &letters) const;
   int64_t inDim() const { return extent(input); }
   int64_t outDim() const { return extent(output); }
 };

@@ -24,6 +24,14 @@ std::string recogniseFamily(const ClassSizes &s) {
   return "generic";
 }
 
+std::vector<std::vector<int64_t>> weightShapes(const Layer &layer) {
+  std::vector<std::vector<int64_t>> shapes;
+  for (const auto &t : layer.terms)
+    for (const auto &w : t.weights)
+      shapes.push_back(t.shape(w));
+  return shapes;
+}
+
 Result<Layer> layerFromTheta(const Theta &t, int64_t dIn, int64_t dOut,
                              Sizing mode) {
   auto checked = checkTheta(t);

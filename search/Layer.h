@@ -30,6 +30,10 @@ struct Analysis {
   std::string validity; // empty when valid
 };
 
+// Every weight of every term, in order, with its shape (structures.md
+// layouts, size-1 indices dropped).
+std::vector<std::vector<int64_t>> weightShapes(const Layer &layer);
+
 // A layer from θ text / θ and d_in, d_out, sized by `mode`.
 Result<Layer> layerFromTheta(const Theta &t, int64_t dIn, int64_t dOut,
                              Sizing mode);

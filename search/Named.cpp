@@ -145,12 +145,9 @@ Result<std::optional<int64_t>> intParam(const NamedSpec &spec,
       ok = false;
       break;
     }
-    auto m = checkedMul(n, 10);
-    auto a = m ? checkedAdd(*m, c - '0') : std::nullopt;
-    if (!a || *a > max)
+    if (!appendDigit(n, c, max))
       return Error{fmt::format("{}: parameter {} = {} exceeds {}", spec.family,
                                key, v, max)};
-    n = *a;
   }
   if (!ok || n < 1)
     return Error{fmt::format("{}: parameter {} = '{}' must be a positive "

@@ -57,13 +57,7 @@ Result<std::unique_ptr<JitLayer>> JitLayer::compile(const Layer &layer) {
   initNativeTarget();
   std::unique_ptr<JitLayer> jit(new JitLayer());
   jit->layer_ = layer;
-  for (const auto &t : layer.terms)
-    for (const auto &w : t.weights) {
-      std::vector<int64_t> shape;
-      for (char c : w)
-        shape.push_back(t.sizes.at(c));
-      jit->weightShapes_.push_back(shape);
-    }
+  jit->weightShapes_ = einstruct::weightShapes(layer);
   mlir::DialectRegistry registry;
   registerCpuPipelineDialects(registry);
   jit->context_ = std::make_unique<mlir::MLIRContext>(registry);

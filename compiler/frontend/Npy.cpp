@@ -77,11 +77,8 @@ Result<NpyArray> parseNpy(const std::string &b, const std::string &src) {
       return fail(headerStart + at + i, "bad character in the shape");
     int64_t d = 0;
     while (i < shapeText.size() && std::isdigit((unsigned char)shapeText[i])) {
-      auto m = checkedMul(d, 10);
-      auto s = m ? checkedAdd(*m, shapeText[i] - '0') : std::nullopt;
-      if (!s || *s > kMaxDim)
+      if (!appendDigit(d, shapeText[i], kMaxDim))
         return fail(headerStart + at + i, "dimension too large");
-      d = *s;
       ++i;
     }
     a.shape.push_back(d);

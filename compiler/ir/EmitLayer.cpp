@@ -24,13 +24,8 @@ void emitLayer(mlir::ModuleOp module, const Layer &layer,
   auto y = mlir::RankedTensorType::get({mlir::ShapedType::kDynamic, layer.dOut},
                                        f32);
   llvm::SmallVector<mlir::Type> args{x};
-  for (const auto &t : layer.terms)
-    for (const auto &w : t.weights) {
-      llvm::SmallVector<int64_t> shape;
-      for (char c : w)
-        shape.push_back(t.sizes.at(c));
-      args.push_back(mlir::RankedTensorType::get(shape, f32));
-    }
+  for (const auto &shape : weightShapes(layer))
+    args.push_back(mlir::RankedTensorType::get(shape, f32));
   b.setInsertionPointToEnd(module.getBody());
   auto fn = mlir::func::FuncOp::create(b, loc, name,
                                          b.getFunctionType(args, {y}));

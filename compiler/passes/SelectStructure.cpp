@@ -119,12 +119,10 @@ struct SelectStructurePass
     mlir::Type elt = inType.getElementType();
     llvm::SmallVector<mlir::Value> weights;
     for (const auto &w : t.weights) {
-      llvm::SmallVector<int64_t> shape;
-      for (char c : w)
-        shape.push_back(t.sizes.at(c));
       unsigned idx = func.getNumArguments();
       if (mlir::failed(func.insertArgument(
-              idx, mlir::RankedTensorType::get(shape, elt), {}, op.getLoc())))
+              idx, mlir::RankedTensorType::get(t.shape(w), elt), {},
+              op.getLoc())))
         return op.emitOpError() << "cannot add a weight argument";
       weights.push_back(func.getArgument(idx));
     }

@@ -402,14 +402,7 @@ int runRun(const RunOptions &o) {
     for (auto &v : x.data)
       v = uniform(rng);
   }
-  std::vector<std::vector<int64_t>> shapes;
-  for (const auto &t : layer->terms)
-    for (const auto &w : t.weights) {
-      std::vector<int64_t> s;
-      for (char c : w)
-        s.push_back(t.sizes.at(c));
-      shapes.push_back(s);
-    }
+  auto shapes = weightShapes(*layer);
   std::vector<NpyArray> ws;
   if (!o.weights.empty()) {
     auto files = splitList(o.weights);
