@@ -1,5 +1,6 @@
 // The einstruct command line: `einstruct analyze` costs structure specs.
 #include "compiler/cpu/JitLayer.h"
+#include "compiler/cuda/CudaEmitter.h"
 #include "compiler/cpu/NaiveEinsum.h"
 #include "compiler/frontend/Npy.h"
 #include "compiler/frontend/Report.h"
@@ -342,20 +343,35 @@ struct RunOptions {
   int repeat = 5;
 };
 
-// The layer of `run`: from the inline flags or a one-spec file.
-Result<Layer> runLayer(const RunOptions &o) {
-  bool inline_ = o.args.theta || o.args.einsum || o.args.structure;
-  if (inline_ == !o.file.empty())
+// The one layer of `run` and `compile`: from the inline flags or a one-spec
+// file.
+Result<Layer> singleLayer(const std::string &file, const SpecArgs &args,
+                          const char *command) {
+  bool inline_ = args.theta || args.einsum || args.structure;
+  if (inline_ == !file.empty())
     return Error{"give one spec: a JSON file or --theta/--einsum/--structure"};
   if (inline_)
-    return layerFromArgs(o.args);
-  auto ls = readSpecFile(o.file);
+    return layerFromArgs(args);
+  auto ls = readSpecFile(file);
   if (!ls)
     return Error{ls.error()};
   if (ls->size() != 1)
-    return Error{fmt::format("{}: holds {} specs; run takes one", o.file,
-                             ls->size())};
+    return Error{fmt::format("{}: holds {} specs; {} takes one", file,
+                             ls->size(), command)};
   return ls->front();
+}
+
+// The spec flags of a one-spec command.
+void addSpecOptions(CLI::App *cmd, std::string &file, SpecArgs &args) {
+  cmd->add_option("file", file, "JSON spec file holding one spec");
+  cmd->add_option("--theta", args.theta, "θ text (α|β|γ|δ|ε|φ|ρ)");
+  cmd->add_option("--einsum", args.einsum, "einsum 'x,W1,W2->y'");
+  cmd->add_option("--sizes", args.sizes, "index sizes for --einsum");
+  cmd->add_option("--structure", args.structure, "named structure");
+  cmd->add_option("--d-in", args.dIn, "input dimension");
+  cmd->add_option("--d-out", args.dOut, "output dimension");
+  cmd->add_option("--sizing", args.sizing, "θ → sizes: round or exact")
+      ->capture_default_str();
 }
 
 // Shapes equal once size-1 axes are dropped from both.
@@ -370,7 +386,7 @@ std::string shapeText(const std::vector<int64_t> &s) {
 }
 
 int runRun(const RunOptions &o) {
-  auto layer = runLayer(o);
+  auto layer = singleLayer(o.file, o.args, "run");
   if (!layer)
     return fail(layer.error());
   auto analysis = analyze(*layer);
@@ -517,6 +533,60 @@ int runRun(const RunOptions &o) {
 
 } // namespace
 
+struct CompileOptions {
+  std::string file;
+  SpecArgs args;
+  std::string target = "cuda", dtype = "bf16", arch = "sm_90a", name, dir;
+  int64_t smemKb = 0;
+};
+
+int runCompile(const CompileOptions &o) {
+  if (o.target != "cuda")
+    return fail(fmt::format("--target: unknown '{}' (known: cuda)", o.target));
+  CudaTarget target;
+  target.arch = o.arch;
+  if (o.dtype == "f32")
+    target.dtype = CudaDType::F32;
+  else if (o.dtype == "bf16")
+    target.dtype = CudaDType::BF16;
+  else if (o.dtype == "f16")
+    target.dtype = CudaDType::F16;
+  else
+    return fail(fmt::format("--dtype: unknown '{}' (known: f32, bf16, f16)",
+                            o.dtype));
+  if (o.smemKb < 0 || o.smemKb > 1024)
+    return fail(fmt::format("--smem-kb {} must be in [0, 1024]", o.smemKb));
+  target.smemBudget = o.smemKb * 1024;
+  auto layer = singleLayer(o.file, o.args, "compile");
+  if (!layer)
+    return fail(layer.error());
+  auto plan = planCuda(*layer, target);
+  if (!plan)
+    return fail(fmt::format("{}: {}", layer->label, plan.error()));
+  std::string name = o.name;
+  if (name.empty()) {
+    name = "einstruct_";
+    for (char c : layer->name)
+      name += std::isalnum((unsigned char)c) ? c : '_';
+  }
+  auto src = emitCuda(*plan, name);
+  if (!src)
+    return fail(src.error());
+  struct stat st;
+  if (stat(o.dir.c_str(), &st) != 0 && mkdir(o.dir.c_str(), 0777) != 0)
+    return fail(fmt::format("{}: cannot create the directory", o.dir));
+  if (int rc = emit(src->header, o.dir + "/" + name + ".h"))
+    return rc;
+  if (int rc = emit(src->source, o.dir + "/" + name + ".cu")) {
+    std::remove((o.dir + "/" + name + ".h").c_str());
+    return rc;
+  }
+  std::printf("wrote %s/%s.h and %s/%s.cu (%s, %s; %s)\n", o.dir.c_str(),
+              name.c_str(), o.dir.c_str(), name.c_str(), o.dtype.c_str(),
+              o.arch.c_str(), plan->tileWhy.c_str());
+  return 0;
+}
+
 int main(int argc, char **argv) {
   CLI::App app{"einstruct: a compiler for structured linear layers"};
   app.require_subcommand(1);
@@ -610,15 +680,7 @@ int main(int argc, char **argv) {
   RunOptions ru;
   auto *run = app.add_subcommand(
       "run", "Compile a spec for the CPU (MLIR pipeline + JIT) and run it");
-  run->add_option("file", ru.file, "JSON spec file holding one spec");
-  run->add_option("--theta", ru.args.theta, "θ text (α|β|γ|δ|ε|φ|ρ)");
-  run->add_option("--einsum", ru.args.einsum, "einsum 'x,W1,W2->y'");
-  run->add_option("--sizes", ru.args.sizes, "index sizes for --einsum");
-  run->add_option("--structure", ru.args.structure, "named structure");
-  run->add_option("--d-in", ru.args.dIn, "input dimension");
-  run->add_option("--d-out", ru.args.dOut, "output dimension");
-  run->add_option("--sizing", ru.args.sizing, "θ → sizes: round or exact")
-      ->capture_default_str();
+  addSpecOptions(run, ru.file, ru.args);
   run->add_option("--batch", ru.batch, "rows of generated input")
       ->capture_default_str();
   run->add_option("--seed", ru.seed, "seed of the generated data")
@@ -638,6 +700,26 @@ int main(int argc, char **argv) {
   run->add_option("--repeat", ru.repeat, "timed forward calls")
       ->capture_default_str();
 
+  CompileOptions co;
+  auto *compile = app.add_subcommand(
+      "compile", "Emit fused CUDA kernels for a spec: DIR/NAME.h (C ABI) and "
+                 "DIR/NAME.cu");
+  addSpecOptions(compile, co.file, co.args);
+  compile->add_option("--target", co.target, "code to emit: cuda")
+      ->capture_default_str();
+  compile->add_option("--dtype", co.dtype, "f32, bf16 or f16")
+      ->capture_default_str();
+  compile->add_option("--arch", co.arch,
+                      "sm_80 or sm_90a (sets the shared-memory budget)")
+      ->capture_default_str();
+  compile->add_option("--smem-kb", co.smemKb,
+                      "shared-memory budget per block in KiB (0: the arch's)")
+      ->capture_default_str();
+  compile->add_option("--name", co.name,
+                      "symbol prefix and file name (default: einstruct_ + "
+                      "the family)");
+  compile->add_option("-o,--output", co.dir, "output directory")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp &e) {
@@ -653,6 +735,8 @@ int main(int argc, char **argv) {
     return runSearch(so);
   if (run->parsed())
     return runRun(ru);
+  if (compile->parsed())
+    return runCompile(co);
   if (sweep->parsed())
     return runSweepCommand(sw);
   if (report->parsed())

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The GPU benchmark in one command:  bench/gpu/run.sh [EINSTRUCT] [OUTDIR]
+# Emits the benchmarked layers (when EINSTRUCT, the CLI, is given; otherwise
+# uses OUTDIR/gen made earlier), builds each into a shared library with nvcc
+# and runs bench_gpu.py (needs PyTorch with CUDA) at 16384 tokens, bf16.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+bin=${1:-}
+out=${2:-bench-gpu-out}
+NVCC=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
+mkdir -p "$out/gen"
+layers=(
+  "monarch64;--structure monarch(64) --d-in 4096 --d-out 4096"
+  "monarch64_smem100;--structure monarch(64) --d-in 4096 --d-out 4096 --smem-kb 100"
+  "btt_r4_4096;--einsum gba,fdrga,fergb->fed --sizes g=64,b=1,a=64,f=64,d=1,r=4,e=64"
+)
+libs=()
+for entry in "${layers[@]}"; do
+  name=${entry%%;*}
+  if [ -n "$bin" ]; then
+    eval "\"$bin\" compile $(echo "${entry#*;}" | sed "s/\([^ ]*[()>][^ ]*\)/'\1'/g") --dtype bf16 --arch sm_90a --name $name -o \"$out/gen\""
+  fi
+  libs+=("$out/gen/lib$name.so")
+done
+for entry in "${layers[@]}"; do
+  name=${entry%%;*}
+  "$NVCC" -std=c++17 -O3 -shared -Xcompiler -fPIC \
+    -gencode=arch=compute_90a,code=sm_90a "$out/gen/$name.cu" \
+    -o "$out/gen/lib$name.so" &
+done
+wait
+python3 "$here/bench_gpu.py" "${libs[@]}" --tokens 16384 --out "$out"

@@ -1,0 +1,251 @@
+#include "compiler/cuda/CudaPlan.h"
+
+#include <algorithm>
+#include <climits>
+#include <map>
+
+namespace einstruct {
+namespace {
+
+// Mirrors of the kernel's compile-time tile (einstruct_two_stage.cuh).
+constexpr int64_t kMT = 64, kNT = 64, kKT = 64;
+
+int64_t rowPad(CudaDType t) { return t == CudaDType::F32 ? 1 : 8; }
+int64_t roundUp(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+
+struct ClassStrides {
+  std::array<int64_t, 7> size{1, 1, 1, 1, 1, 1, 1};
+  // stride[operand][class]: operand 0 = x, 1 = W1, 2 = W2, 3 = y.
+  std::array<std::array<int64_t, 7>, 4> stride{};
+};
+
+Result<ClassStrides> classStrides(const EinsumTerm &t) {
+  ClassStrides s;
+  std::array<char, 7> letterOf{};
+  const std::string ops[4] = {t.input, t.weights[0], t.weights[1], t.output};
+  for (auto &[c, n] : t.sizes) {
+    bool in[4];
+    for (int k = 0; k < 4; ++k)
+      in[k] = ops[k].find(c) != std::string::npos;
+    int cls = -1;
+    static const bool pattern[7][4] = {
+        {1, 1, 0, 0}, {1, 0, 1, 0}, {1, 1, 1, 0}, {0, 1, 0, 1},
+        {0, 0, 1, 1}, {0, 1, 1, 1}, {0, 1, 1, 0}};
+    for (int k = 0; k < 7; ++k)
+      if (in[0] == pattern[k][0] && in[1] == pattern[k][1] &&
+          in[2] == pattern[k][2] && in[3] == pattern[k][3])
+        cls = k;
+    if (cls < 0)
+      return Error{std::string("letter '") + c +
+                   "' is in no θ-class (x,A,B,y pattern)"};
+    if (letterOf[cls])
+      return Error{std::string("class ") + kClassNames[cls] +
+                   " has two letters '" + letterOf[cls] + c +
+                   "'; the CUDA emitter needs one letter per class (merge them)"};
+    letterOf[cls] = c;
+    s.size[cls] = n;
+  }
+  for (int k = 0; k < 4; ++k) {
+    int64_t stride = 1;
+    for (auto it = ops[k].rbegin(); it != ops[k].rend(); ++it) {
+      for (int cls = 0; cls < 7; ++cls)
+        if (letterOf[cls] == *it)
+          s.stride[k][cls] = stride;
+      stride *= t.sizes.at(*it);
+    }
+  }
+  return s;
+}
+
+enum Cls { a, b, g, d, e, f, r };
+
+// z of a configuration, laid out [t][f][d][r][g][b] in its own role names.
+void setZ(TwoStageConfig &c) {
+  c.ZG = c.B;
+  c.ZR = c.G * c.B;
+  c.ZD = c.R * c.ZR;
+  c.ZF = c.D * c.ZD;
+  c.ZT = c.F * c.ZF;
+}
+
+// The tile: tokens per block TT (rows of both products ≤ kMT) and f-chunk FC
+// (z tile fits the budget). Among the feasible (TT, FC), the one moving the
+// fewest elements per token: x is re-read once per f-chunk, the weights once
+// per token tile; padded product rows count as wasted work.
+std::string chooseTile(TwoStageConfig &c, CudaDType dt, int64_t budget) {
+  const int64_t bytes = dtypeBytes(dt);
+  const int64_t k2 = c.R * c.G * c.B;
+  c.K2P = roundUp(k2, kKT) + rowPad(dt);
+  const int64_t fixed = bytes * (kMT + kNT) * (kKT + rowPad(dt)) + 4 * 8 * 256;
+  const int64_t perF = bytes * kMT * c.K2P;
+  const int64_t ttMax = kMT / std::max(c.B, c.D);
+  const int64_t fcMax = std::min(c.F, (budget - fixed) / perF);
+  if (fcMax < 1) {
+    c.FC = 0;
+    return "no tile fits";
+  }
+  const int64_t weights = c.F * c.D * c.R * c.G * c.A + c.F * c.E * c.R * c.G * c.B;
+  double best = -1;
+  for (int64_t tt = ttMax; tt >= 1 && tt * 4 >= ttMax; tt /= 2) {
+    const int64_t chunks = (c.F + fcMax - 1) / fcMax;
+    const int64_t fc = (c.F + chunks - 1) / chunks;
+    const double rows = double(tt * std::max(c.B, c.D)) / kMT;
+    const double cost = (double(chunks) * c.XT + double(weights) / tt +
+                         double(c.YT)) / rows;
+    if (best < 0 || cost < best) {
+      best = cost;
+      c.TT = tt;
+      c.FC = fc;
+    }
+  }
+  c.smemBytes = twoStageSmemBytes(c, dt);
+  return "TT=" + std::to_string(c.TT) + " tokens, FC=" + std::to_string(c.FC) +
+         " of " + std::to_string(c.F) + " f-blocks (" +
+         std::to_string((c.F + c.FC - 1) / c.FC) + " chunk(s)), " +
+         std::to_string(c.smemBytes) + " B shared memory of a " +
+         std::to_string(budget) + " B budget";
+}
+
+} // namespace
+
+const char *dtypeName(CudaDType t) {
+  return t == CudaDType::F32 ? "f32" : t == CudaDType::BF16 ? "bf16" : "f16";
+}
+const char *dtypeCType(CudaDType t) {
+  return t == CudaDType::F32    ? "float"
+         : t == CudaDType::BF16 ? "__nv_bfloat16"
+                                : "__half";
+}
+int dtypeBytes(CudaDType t) { return t == CudaDType::F32 ? 4 : 2; }
+
+int64_t WeightGradConfig::tiles() const {
+  return (M0 * M1 * M2 + kMT - 1) / kMT * ((N0 * N1 * N2 + kNT - 1) / kNT) * P;
+}
+
+int64_t twoStageSmemBytes(const TwoStageConfig &c, CudaDType t) {
+  return dtypeBytes(t) * (kMT + kNT) * (kKT + rowPad(t)) + 4 * 8 * 256 +
+         dtypeBytes(t) * c.FC * kMT * c.K2P;
+}
+
+int64_t weightGradSplits(const WeightGradConfig &w, int64_t n) {
+  const int64_t target = 264; // two waves of a 132-SM GPU
+  int64_t s = (target + w.tiles() - 1) / w.tiles();
+  s = std::min<int64_t>(s, std::max<int64_t>(1, n / 64));
+  return std::clamp<int64_t>(s, 1, 64);
+}
+
+Result<CudaPlan> planCuda(const Layer &layer, const CudaTarget &target) {
+  if (layer.terms.size() != 1)
+    return Error{"the CUDA emitter takes one einsum term; '" + layer.name +
+                 "' has " + std::to_string(layer.terms.size()) +
+                 " (sums of terms such as DYAD are not emitted yet)"};
+  if (layer.experts > 0)
+    return Error{"BTT-MoE layers are not emitted for CUDA yet"};
+  const EinsumTerm &t = layer.terms[0];
+  if (t.weights.size() != 2)
+    return Error{"the CUDA emitter needs two weight tensors (structures.md "
+                 "§1); '" + layer.name + "' has " +
+                 std::to_string(t.weights.size())};
+  auto cs = classStrides(t);
+  if (!cs)
+    return Error{cs.error()};
+  const auto &S = cs->size;
+  const auto &X = cs->stride[0], &W1 = cs->stride[1], &W2 = cs->stride[2],
+             &Y = cs->stride[3];
+  for (int k : {b, d})
+    if (S[k] > kMT)
+      return Error{std::string("class ") + kClassNames[k] + " has size " +
+                   std::to_string(S[k]) + "; the CUDA kernels take at most " +
+                   std::to_string(kMT)};
+  for (int64_t v : {S[e] * S[f], S[d] * S[r] * S[f], S[r] * S[g] * S[b],
+                    S[a] * S[g] * S[b], S[a] * S[d], S[e] * S[b]})
+    if (v > INT_MAX / 4)
+      return Error{"a class product exceeds the kernels' 32-bit tile index"};
+
+  CudaPlan p;
+  p.layer = layer;
+  p.target = target;
+  p.sizes = S;
+  p.strides = cs->stride;
+  p.paddedIn = t.inDim();
+  p.paddedOut = t.outDim();
+  p.w1Size = t.extent(t.weights[0]);
+  p.w2Size = t.extent(t.weights[1]);
+  int64_t budget = target.smemBudget;
+  if (budget == 0) {
+    if (target.arch == "sm_80")
+      budget = 160 * 1024; // of 163 KB opt-in on A100
+    else if (target.arch == "sm_90a" || target.arch == "sm_90")
+      budget = 220 * 1024; // of 227 KB opt-in on H100/H200
+    else
+      return Error{"--arch: unknown '" + target.arch +
+                   "' (known: sm_80, sm_90a)"};
+  }
+
+  // Forward: the roles are the classes themselves.
+  TwoStageConfig &fw = p.forward;
+  fw.G = S[g], fw.B = S[b], fw.A = S[a], fw.F = S[f], fw.D = S[d];
+  fw.E = S[e], fw.R = S[r];
+  fw.XT = layer.dIn, fw.XG = X[g], fw.XB = X[b], fw.XA = X[a];
+  fw.IN_LIMIT = layer.dIn;
+  fw.W1F = W1[f], fw.W1D = W1[d], fw.W1R = W1[r], fw.W1G = W1[g];
+  fw.W1A = W1[a];
+  fw.W2F = W2[f], fw.W2E = W2[e], fw.W2R = W2[r], fw.W2G = W2[g];
+  fw.W2B = W2[b];
+  fw.YT = layer.dOut, fw.YF = Y[f], fw.YE = Y[e], fw.YD = Y[d];
+  fw.OUT_LIMIT = layer.dOut;
+  fw.OUT_FILL_FROM = std::min(p.paddedOut, layer.dOut);
+  setZ(fw);
+  p.zSize = fw.ZT;
+
+  // Backward w.r.t. the input: dy plays x, W2 plays W1 and so on, with the
+  // classes swapped g↔f, b↔d, a↔e.
+  TwoStageConfig &bw = p.backwardInput;
+  bw.G = S[f], bw.B = S[d], bw.A = S[e], bw.F = S[g], bw.D = S[b];
+  bw.E = S[a], bw.R = S[r];
+  bw.XT = layer.dOut, bw.XG = Y[f], bw.XB = Y[d], bw.XA = Y[e];
+  bw.IN_LIMIT = layer.dOut;
+  bw.W1F = W2[g], bw.W1D = W2[b], bw.W1R = W2[r], bw.W1G = W2[f];
+  bw.W1A = W2[e];
+  bw.W2F = W1[g], bw.W2E = W1[a], bw.W2R = W1[r], bw.W2G = W1[f];
+  bw.W2B = W1[d];
+  bw.YT = layer.dIn, bw.YF = X[g], bw.YE = X[a], bw.YD = X[b];
+  bw.OUT_LIMIT = layer.dIn;
+  bw.OUT_FILL_FROM = std::min(p.paddedIn, layer.dIn);
+  setZ(bw);
+
+  p.tileWhy = "forward: " + chooseTile(fw, target.dtype, budget) +
+              "; backward-input: " + chooseTile(bw, target.dtype, budget);
+  if (fw.FC < 1 || bw.FC < 1 || fw.smemBytes > budget || bw.smemBytes > budget)
+    return Error{"the z tile of one f-block (" +
+                 std::to_string(dtypeBytes(target.dtype) * kMT * fw.K2P) +
+                 " B) does not fit the shared-memory budget of " +
+                 std::to_string(budget) + " B"};
+
+  // dW1[f,d,r,g,a] = Σ_{t,b} dz[t,f,d,r,g,b]·x[t,g,b,a]; dz is the
+  // backward-input stage 1, laid out [t][g][b][r][f][d].
+  WeightGradConfig &w1 = p.gradW1;
+  w1.P = S[g], w1.M0 = S[f], w1.M1 = S[d], w1.M2 = S[r], w1.N2 = S[a];
+  w1.I = S[b];
+  w1.LT = bw.ZT, w1.LP = bw.ZF, w1.LI = bw.ZD, w1.LM0 = bw.ZG, w1.LM1 = 1;
+  w1.LM2 = bw.ZR, w1.L_LIMIT = bw.ZT;
+  w1.RT = layer.dIn, w1.RP = X[g], w1.RI = X[b], w1.RN2 = X[a];
+  w1.R_LIMIT = layer.dIn;
+  w1.OP = W1[g], w1.OM0 = W1[f], w1.OM1 = W1[d], w1.OM2 = W1[r];
+  w1.ON2 = W1[a];
+
+  // dW2[f,e,r,g,b] = Σ_{t,d} dy[t,f,e,d]·z[t,f,d,r,g,b].
+  WeightGradConfig &w2 = p.gradW2;
+  w2.P = S[f], w2.M2 = S[e], w2.N0 = S[r], w2.N1 = S[g], w2.N2 = S[b];
+  w2.I = S[d];
+  w2.LT = layer.dOut, w2.LP = Y[f], w2.LI = Y[d], w2.LM2 = Y[e];
+  w2.L_LIMIT = layer.dOut;
+  w2.RT = fw.ZT, w2.RP = fw.ZF, w2.RI = fw.ZD, w2.RN0 = fw.ZR;
+  w2.RN1 = fw.ZG, w2.RN2 = 1, w2.R_LIMIT = fw.ZT;
+  w2.OP = W2[f], w2.OM2 = W2[e], w2.ON0 = W2[r], w2.ON1 = W2[g];
+  w2.ON2 = W2[b];
+  return p;
+}
+
+} // namespace einstruct

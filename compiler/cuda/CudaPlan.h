@@ -1,0 +1,69 @@
+// What the CUDA emitter decides for one layer, before any text is written:
+// the sizes and element strides each kernel configuration of
+// kernels/einstruct_two_stage.cuh needs, and the tile chosen per shape.
+// Kept apart from the text so tests can check the index arithmetic on the
+// CPU (tests/unit/test_cuda_plan.cpp emulates the kernels with it).
+#pragma once
+#include "search/Layer.h"
+
+#include <array>
+#include <string>
+
+namespace einstruct {
+
+// One `twoStage` configuration: class sizes and strides named by the roles of
+// the forward pass (x[g,b,a], W1[f,d,r,g,a], W2[f,e,r,g,b], y[f,e,d]).
+struct TwoStageConfig {
+  int64_t G = 1, B = 1, A = 1, F = 1, D = 1, E = 1, R = 1;
+  int64_t XT = 0, XG = 0, XB = 0, XA = 0, IN_LIMIT = 0;
+  int64_t W1F = 0, W1D = 0, W1R = 0, W1G = 0, W1A = 0;
+  int64_t W2F = 0, W2E = 0, W2R = 0, W2G = 0, W2B = 0;
+  int64_t YT = 0, YF = 0, YE = 0, YD = 0, OUT_LIMIT = 0, OUT_FILL_FROM = 0;
+  int64_t ZT = 0, ZF = 0, ZD = 0, ZR = 0, ZG = 0; // z as [t][f][d][r][g][b]
+  int64_t TT = 1, FC = 1, K2P = 0;                 // the tile
+  int64_t smemBytes = 0;
+};
+
+// One `weightGrad` configuration: grad[p][m][n] = Σ_{t,i} L·R.
+struct WeightGradConfig {
+  int64_t P = 1, M0 = 1, M1 = 1, M2 = 1, N0 = 1, N1 = 1, N2 = 1, I = 1;
+  int64_t LT = 0, LP = 0, LI = 0, LM0 = 0, LM1 = 0, LM2 = 0, L_LIMIT = 0;
+  int64_t RT = 0, RP = 0, RI = 0, RN0 = 0, RN1 = 0, RN2 = 0, R_LIMIT = 0;
+  int64_t OP = 0, OM0 = 0, OM1 = 0, OM2 = 0, ON0 = 0, ON1 = 0, ON2 = 0;
+  int64_t tiles() const; // blocks of one split
+};
+
+enum class CudaDType { F32, BF16, F16 };
+const char *dtypeName(CudaDType t);       // "f32", "bf16", "f16"
+const char *dtypeCType(CudaDType t);      // "float", "__nv_bfloat16", "__half"
+int dtypeBytes(CudaDType t);
+
+struct CudaTarget {
+  std::string arch = "sm_90a"; // sm_80 or sm_90a: sets the shared-memory budget
+  CudaDType dtype = CudaDType::BF16;
+  int64_t smemBudget = 0; // bytes per block; 0 = the arch's default
+};
+
+struct CudaPlan {
+  Layer layer;
+  std::array<int64_t, 7> sizes{}; // a,b,g,d,e,f,r
+  // Element stride of each class in x, W1, W2, y (0 where absent).
+  std::array<std::array<int64_t, 7>, 4> strides{};
+  int64_t paddedIn = 0, paddedOut = 0, zSize = 0, w1Size = 0, w2Size = 0;
+  CudaTarget target;
+  TwoStageConfig forward, backwardInput;
+  WeightGradConfig gradW1, gradW2;
+  std::string tileWhy; // how the tiles were chosen, for the header
+};
+
+// Shared-memory bytes of a twoStage block (mirrors twoStageSmem in the .cuh).
+int64_t twoStageSmemBytes(const TwoStageConfig &c, CudaDType t);
+// Token splits of a weight gradient for n tokens: enough blocks to fill a
+// large GPU, a function of n and the plan only (so results never depend on
+// the device).
+int64_t weightGradSplits(const WeightGradConfig &w, int64_t n);
+
+// Plans a single-term θ-space layer (every class at most one letter).
+Result<CudaPlan> planCuda(const Layer &layer, const CudaTarget &target);
+
+} // namespace einstruct

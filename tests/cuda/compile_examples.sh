@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Every bundled example spec that the CUDA emitter takes is emitted and its
+# code compiled by nvcc for sm_80 and sm_90a (each with that arch's plan);
+# the specs it refuses must be refused with a reason. The GPU test harness is
+# compiled too. No GPU needed.   compile_examples.sh EINSTRUCT WORKDIR
+set -uo pipefail
+bin=$1
+work=$2
+root=$(cd "$(dirname "$0")/../.." && pwd)
+NVCC=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
+if [ ! -x "$NVCC" ]; then
+  echo "SKIP: nvcc not found (CUDA 13 is expected at /usr/local/cuda)"
+  exit 77
+fi
+rm -rf "$work" && mkdir -p "$work/specs"
+# One file per spec, named after the example file and its index.
+/usr/bin/python3 - "$work/specs" "$root"/examples/*.json <<'PY'
+import json, os, sys
+out = sys.argv[1]
+for path in sys.argv[2:]:
+    doc = json.load(open(path))
+    if isinstance(doc, dict) and ("layers" in doc or "shapes" in doc):
+        continue  # model and sweep files, not layer specs
+    for i, spec in enumerate(doc if isinstance(doc, list) else [doc]):
+        name = f"{os.path.basename(path)[:-5]}_{i}"
+        json.dump(spec, open(os.path.join(out, name + ".json"), "w"))
+PY
+fails=0 emitted=0 refused=0
+jobs=()
+for spec in "$work"/specs/*.json; do
+  name=$(basename "$spec" .json)
+  for arch in sm_80 sm_90a; do
+    if msg=$("$bin" compile "$spec" --arch $arch --dtype bf16 --name "${name}_$arch" -o "$work" 2>&1); then
+      emitted=$((emitted + 1))
+      jobs+=("$name $arch")
+    elif echo "$msg" | grep -qE "not emitted|needs two weight|one letter per class|takes at most"; then
+      [ $arch = sm_80 ] && { refused=$((refused + 1)); echo "refused $name: ${msg#einstruct: error: }"; }
+    else
+      echo "FAIL emit $name $arch: $msg"; fails=$((fails + 1))
+    fi
+  done
+done
+# f32 and f16 for the Monarch example of worked_rows (the kernels' other paths).
+for dt in f32 f16; do
+  "$bin" compile --structure 'monarch(64)' --d-in 4096 --d-out 4096 --dtype $dt \
+    --arch sm_90a --name monarch_${dt}_sm_90a -o "$work" >/dev/null &&
+    jobs+=("monarch_$dt sm_90a")
+done
+compile_one() {
+  local name=$1 arch=$2
+  "$NVCC" -std=c++17 -O3 -gencode=arch=compute_${arch#sm_},code=$arch \
+    -c "$work/${name}_$arch.cu" -o "$work/${name}_$arch.o" 2>"$work/${name}_$arch.log" &&
+    ! grep -q "warning" "$work/${name}_$arch.log"
+}
+export -f compile_one
+export NVCC work
+printf '%s\n' "${jobs[@]}" | xargs -P 2 -L 1 bash -c 'compile_one $0 $1 || { echo "FAIL nvcc $0 $1"; cat "$work/${0}_$1.log" | head -20; exit 1; }' ||
+  fails=$((fails + 1))
+# The GPU harness, against the first emitted layer.
+first=${jobs[0]// /_}
+"$NVCC" -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -include "$work/$first.h" \
+  -DLAYER="$first" -c "$root/tests/gpu/layer_check.cu" -o "$work/layer_check.o" ||
+  { echo "FAIL nvcc layer_check.cu"; fails=$((fails + 1)); }
+echo "cuda compile: ${#jobs[@]} sources compiled, $refused spec(s) refused with a reason, $fails failure(s)"
+[ "$fails" = 0 ] && [ "${#jobs[@]}" -gt 10 ]

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# GPU checks of generated layers (tests/gpu/layers.txt) against the float64
+# reference in layer_check.cu, plus compute-sanitizer memcheck.
+#   check_layers.sh gen EINSTRUCT DIR   emit the sources (no GPU needed)
+#   check_layers.sh run DIR             build with nvcc and run (GPU)
+#   check_layers.sh all EINSTRUCT DIR   both (what `ctest -L gpu` runs)
+# Exits 77 (a CTest skip) when there is no nvcc or no CUDA device.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+mode=$1
+NVCC=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
+ARCH=${EINSTRUCT_GPU_ARCH:-sm_90a}
+
+specs() { grep -v '^#' "$here/layers.txt" | grep -v '^ *$'; }
+field() { echo "$1" | cut -d';' -f"$2" | sed 's/^ *//; s/ *$//'; }
+
+gen() {
+  local bin=$1 dir=$2
+  mkdir -p "$dir"
+  specs | while read -r line; do
+    name=$(field "$line" 1)
+    # shellcheck disable=SC2046
+    eval "\"$bin\" compile $(field "$line" 2 | sed "s/\([^ ]*[()|>][^ ]*\)/'\1'/g") --arch $ARCH --name $name -o \"$dir\"" >/dev/null
+  done
+  echo "generated $(specs | wc -l) layers in $dir"
+}
+
+run() {
+  local dir=$1
+  [ -x "$NVCC" ] || { echo "SKIP: no nvcc"; exit 77; }
+  command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1 ||
+    { echo "SKIP: no CUDA device"; exit 77; }
+  local fails=0 names=()
+  while read -r line; do names+=("$(field "$line" 1)"); done < <(specs)
+  # Build in parallel, then run one at a time.
+  printf '%s\n' "${names[@]}" | xargs -P "$(nproc)" -I{} "$NVCC" -std=c++17 -O3 \
+    -gencode=arch=compute_${ARCH#sm_},code=$ARCH -include "$dir/{}.h" \
+    -DLAYER={} "$here/layer_check.cu" "$dir/{}.cu" -o "$dir/{}.check"
+  while read -r line; do
+    name=$(field "$line" 1)
+    # shellcheck disable=SC2046
+    "$dir/$name.check" $(field "$line" 3) || fails=$((fails + 1))
+  done < <(specs)
+  if command -v compute-sanitizer >/dev/null; then
+    for name in monarch64_bf16 btt_padded exact_odd; do
+      compute-sanitizer --tool memcheck --error-exitcode 9 \
+        "$dir/$name.check" 3 >"$dir/$name.memcheck" 2>&1 &&
+        echo "ok   memcheck $name: $(grep -m1 'ERROR SUMMARY' "$dir/$name.memcheck")" ||
+        { echo "FAIL memcheck $name"; tail -20 "$dir/$name.memcheck"; fails=$((fails + 1)); }
+    done
+  else
+    echo "note: compute-sanitizer not found; memcheck not run"
+  fi
+  echo "gpu layer checks: $fails failing layer(s)"
+  [ "$fails" = 0 ]
+}
+
+case $mode in
+gen) gen "$2" "$3" ;;
+run) run "$2" ;;
+all) command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1 ||
+       { echo "SKIP: no CUDA device (the GPU checks run where one is present)"; exit 77; }
+     gen "$2" "$3" && run "$3" ;;
+*) echo "usage: $0 gen|run|all ..." >&2; exit 2 ;;
+esac
