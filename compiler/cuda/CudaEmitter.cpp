@@ -110,7 +110,7 @@ Result<CudaSources> emitCuda(const CudaPlan &plan, const std::string &name) {
  *   x, dx   [n, {din}]      y, dy   [n, {dout}]
  *   w1, dw1 {w1shape}  letters '{w1}' (A of structures.md §1)
  *   w2, dw2 {w2shape}  letters '{w2}' (B)
- * Pointers are device pointers. Every function is asynchronous on `stream`
+ * Pointers are device pointers, 16-byte aligned. Every function is asynchronous on `stream`
  * and returns a status: 0 (EINSTRUCT_OK), a negative EINSTRUCT_ERR_* code for
  * bad arguments, or a positive cudaError_t from the launch. n = 0 is a no-op.
  * Results are deterministic: no atomics; weight gradients sum fixed token
@@ -125,7 +125,7 @@ Result<CudaSources> emitCuda(const CudaPlan &plan, const std::string &name) {
 #define EINSTRUCT_STATUS_DEFINED
 enum {{
   EINSTRUCT_OK = 0,
-  EINSTRUCT_ERR_INVALID_ARGUMENT = -1,  /* null pointer or n out of range */
+  EINSTRUCT_ERR_INVALID_ARGUMENT = -1,  /* null/misaligned pointer, bad n */
   EINSTRUCT_ERR_WORKSPACE_TOO_SMALL = -2,
   EINSTRUCT_ERR_SHARED_MEMORY = -3      /* the device has less than the plan */
 }};
@@ -256,6 +256,9 @@ int launchWeightGrad(const T *l, const T *r, float *partial, T *grad,
   return (int)cudaGetLastError();
 }}
 
+// Null or not 16-byte aligned (the kernels load 16-byte vectors).
+bool bad(const void *p) {{ return !p || (uintptr_t)p % 16 != 0; }}
+
 bool badTokens(int64_t n) {{
   return n < 0 || n / Fwd::TT >= 0x7fffffffLL || n / Bwd::TT >= 0x7fffffffLL;
 }}
@@ -279,7 +282,8 @@ extern "C" const char *{N}_status_string(int status) {{
   case EINSTRUCT_OK:
     return "ok";
   case EINSTRUCT_ERR_INVALID_ARGUMENT:
-    return "invalid argument: a null pointer, or n negative or too large";
+    return "invalid argument: a null or not 16-byte aligned pointer, or n "
+           "negative or too large";
   case EINSTRUCT_ERR_WORKSPACE_TOO_SMALL:
     return "workspace too small: see {N}_backward_weights_workspace";
   case EINSTRUCT_ERR_SHARED_MEMORY:
@@ -293,7 +297,7 @@ extern "C" const char *{N}_status_string(int status) {{
 
 extern "C" int {N}_forward(const void *x, const void *w1, const void *w2,
                           void *y, int64_t n, cudaStream_t stream) {{
-  if (badTokens(n) || (n > 0 && (!x || !w1 || !w2 || !y)))
+  if (badTokens(n) || (n > 0 && (bad(x) || bad(w1) || bad(w2) || bad(y))))
     return EINSTRUCT_ERR_INVALID_ARGUMENT;
   if (n == 0)
     return EINSTRUCT_OK;
@@ -304,7 +308,7 @@ extern "C" int {N}_forward(const void *x, const void *w1, const void *w2,
 extern "C" int {N}_backward_input(const void *dy, const void *w1,
                                  const void *w2, void *dx, int64_t n,
                                  cudaStream_t stream) {{
-  if (badTokens(n) || (n > 0 && (!dy || !w1 || !w2 || !dx)))
+  if (badTokens(n) || (n > 0 && (bad(dy) || bad(w1) || bad(w2) || bad(dx))))
     return EINSTRUCT_ERR_INVALID_ARGUMENT;
   if (n == 0)
     return EINSTRUCT_OK;
@@ -324,8 +328,8 @@ extern "C" int {N}_backward_weights(const void *x, const void *dy,
                                    void *dw2, int64_t n, void *workspace,
                                    size_t workspace_bytes,
                                    cudaStream_t stream) {{
-  if (badTokens(n) || !dw1 || !dw2 ||
-      (n > 0 && (!x || !dy || !w1 || !w2 || !workspace)))
+  if (badTokens(n) || bad(dw1) || bad(dw2) ||
+      (n > 0 && (bad(x) || bad(dy) || bad(w1) || bad(w2) || bad(workspace))))
     return EINSTRUCT_ERR_INVALID_ARGUMENT;
   if (workspace_bytes < {N}_backward_weights_workspace(n))
     return EINSTRUCT_ERR_WORKSPACE_TOO_SMALL;

@@ -10,7 +10,7 @@ namespace {
 // Mirrors of the kernel's compile-time tile (einstruct_two_stage.cuh).
 constexpr int64_t kMT = 64, kNT = 64, kKT = 64;
 
-int64_t rowPad(CudaDType t) { return t == CudaDType::F32 ? 1 : 8; }
+int64_t rowPad(CudaDType t) { return t == CudaDType::F32 ? 4 : 8; }
 int64_t roundUp(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
 

@@ -32,11 +32,10 @@ constexpr int kMT = 64;       // rows of a block product
 constexpr int kNT = 64;       // columns of a block product
 constexpr int kKT = 64;       // reduction chunk staged in shared memory
 
-// Row padding in elements: 16-bit rows stay 16-byte aligned for WMMA and fall
-// on different banks; float rows use one word, which removes the 4-way
-// conflicts of the SIMT product.
+// Row padding in elements: rows stay 16-byte aligned (vector stores, WMMA)
+// and successive rows start on different banks.
 template <class T> struct RowPad { static constexpr int value = 8; };
-template <> struct RowPad<float> { static constexpr int value = 1; };
+template <> struct RowPad<float> { static constexpr int value = 4; };
 
 __device__ __forceinline__ float toFloat(float v) { return v; }
 __device__ __forceinline__ float toFloat(__nv_bfloat16 v) {
@@ -141,46 +140,60 @@ template <class T> __host__ __device__ constexpr int rowLen() { return kKT + Row
 // Elements of one staged tile each thread moves: 64 rows × kKT.
 constexpr int kPer = kMT * kKT / kThreads;
 
-// Where element j of this thread's share of a tile goes: row and k. With
-// kFast, consecutive threads take consecutive k (coalesced when k has unit
-// stride in memory); otherwise consecutive rows.
-template <bool kFast> __device__ __forceinline__ void tilePos(int j, int &row, int &k) {
+// Where element (or vector of V elements) j of this thread's share of a tile
+// goes: row and k. With kFast, consecutive threads take consecutive k
+// (coalesced when k has unit stride in memory); otherwise consecutive rows.
+template <bool kFast, int V>
+__device__ __forceinline__ void tilePos(int j, int &row, int &k) {
   const int idx = threadIdx.x + j * kThreads;
-  if (kFast) {
-    row = idx / kKT;
-    k = idx % kKT;
+  if constexpr (kFast) {
+    row = idx / (kKT / V);
+    k = idx % (kKT / V) * V;
   } else {
+    static_assert(V == 1, "row-fast tiles load single elements");
     row = idx % kMT;
     k = idx / kMT;
   }
 }
+
+// 16-byte vector of `V` elements, or the element itself.
+template <class T, int V> struct Chunk { using type = uint4; };
+template <class T> struct Chunk<T, 1> { using type = T; };
 
 // The block-product loop shared by every kernel: `steps` staged chunks, each
 // an A tile (rows × kKT) and a B tile, accumulated over kSteps consecutive
 // chunks and then handed to `epi(step, acc)`. A chunk's global loads are
 // issued into registers before the previous chunk's product runs, so the
 // memory latency overlaps the tensor-core work. fetchA(s, row, k) and
-// fetchB(s, row, k) return one element (zero outside the operands); when
-// `aShared` is given, A comes from shared memory instead: aShared(s) points
-// at the chunk, with leading dimension lda.
-template <class T, bool AkFast, bool BkFast, class FA, class FB, class AS,
-          class Epi>
+// fetchB(s, row, k) return AV (BV) elements starting at k, zero outside the
+// operands: a 16-byte vector when AV > 1, else one element. When `aShared`
+// is given (fetchA is nullptr), A comes from shared memory instead:
+// aShared(s) points at the chunk, with leading dimension lda.
+template <class T, bool AkFast, bool BkFast, int AV, int BV, class FA, class FB,
+          class AS, class Epi>
 __device__ __forceinline__ void blockProducts(int steps, int kSteps, FA fetchA,
                                               FB fetchB, AS aShared, int lda,
                                               T *As, T *Bs, float *scratch,
                                               Epi epi) {
   constexpr int lk = rowLen<T>();
   constexpr bool fromShared = std::is_same<FA, std::nullptr_t>::value;
-  T ra[kPer], rb[kPer];
+  using CA = typename Chunk<T, AV>::type;
+  using CB = typename Chunk<T, BV>::type;
+  CA ra[kPer / AV];
+  CB rb[kPer / BV];
   auto load = [&](int s) {
+    if constexpr (!fromShared) {
 #pragma unroll
-    for (int j = 0; j < kPer; ++j) {
-      int row, k;
-      if constexpr (!fromShared) {
-        tilePos<AkFast>(j, row, k);
+      for (int j = 0; j < kPer / AV; ++j) {
+        int row, k;
+        tilePos<AkFast, AV>(j, row, k);
         ra[j] = fetchA(s, row, k);
       }
-      tilePos<BkFast>(j, row, k);
+    }
+#pragma unroll
+    for (int j = 0; j < kPer / BV; ++j) {
+      int row, k;
+      tilePos<BkFast, BV>(j, row, k);
       rb[j] = fetchB(s, row, k);
     }
   };
@@ -188,15 +201,19 @@ __device__ __forceinline__ void blockProducts(int steps, int kSteps, FA fetchA,
   if (steps > 0)
     load(0);
   for (int s = 0; s < steps; ++s) {
+    if constexpr (!fromShared) {
 #pragma unroll
-    for (int j = 0; j < kPer; ++j) {
-      int row, k;
-      if constexpr (!fromShared) {
-        tilePos<AkFast>(j, row, k);
-        As[row * lk + k] = ra[j];
+      for (int j = 0; j < kPer / AV; ++j) {
+        int row, k;
+        tilePos<AkFast, AV>(j, row, k);
+        *reinterpret_cast<CA *>(&As[row * lk + k]) = ra[j];
       }
-      tilePos<BkFast>(j, row, k);
-      Bs[row * lk + k] = rb[j];
+    }
+#pragma unroll
+    for (int j = 0; j < kPer / BV; ++j) {
+      int row, k;
+      tilePos<BkFast, BV>(j, row, k);
+      *reinterpret_cast<CB *>(&Bs[row * lk + k]) = rb[j];
     }
     __syncthreads();
     if (s + 1 < steps)
@@ -211,6 +228,11 @@ __device__ __forceinline__ void blockProducts(int steps, int kSteps, FA fetchA,
       epi(s, acc);
     __syncthreads();
   }
+}
+
+// 16 bytes at p (aligned), read through the read-only cache.
+__device__ __forceinline__ uint4 load16(const void *p) {
+  return __ldg(reinterpret_cast<const uint4 *>(p));
 }
 
 // Shared memory of `twoStage` for configuration C, in bytes.
@@ -252,31 +274,49 @@ __global__ void __launch_bounds__(kThreads)
     n0 = (s / kChunks1 % nChunks1) * kNT;
     g = s / (kChunks1 * nChunks1);
   };
-  auto fetchX = [&](int s, int m, int k) -> T {
+  // 16-byte loads where a whole vector is either inside the operand or not:
+  // unit stride along a, every other stride and limit a multiple of V.
+  constexpr int V = 16 / sizeof(T);
+  constexpr int XV = C::XA == 1 && C::A % V == 0 && C::XT % V == 0 &&
+                             C::XG % V == 0 && C::XB % V == 0 &&
+                             C::IN_LIMIT % V == 0
+                         ? V
+                         : 1;
+  constexpr int W1V = C::W1A == 1 && C::A % V == 0 && C::W1F % V == 0 &&
+                              C::W1D % V == 0 && C::W1R % V == 0 &&
+                              C::W1G % V == 0
+                          ? V
+                          : 1;
+  auto fetchX = [&](int s, int m, int k) {
+    using R = typename Chunk<T, XV>::type;
     int g, n0, k0;
     decode1(s, g, n0, k0);
     const int a = k0 + k;
-    if (m >= C::TT * C::B || a >= C::A)
-      return zero;
     const int tt = m / C::B, b = m % C::B;
     const long long t = t0 + tt;
     const long long off =
         (long long)g * C::XG + (long long)b * C::XB + (long long)a * C::XA;
-    return t < n && off < C::IN_LIMIT ? x[t * C::XT + off] : zero;
+    const bool in = m < C::TT * C::B && a < C::A && t < n && off < C::IN_LIMIT;
+    if constexpr (XV > 1)
+      return in ? load16(x + t * C::XT + off) : R{0, 0, 0, 0};
+    else
+      return in ? x[t * C::XT + off] : zero;
   };
-  auto fetchW1 = [&](int s, int nn, int k) -> T {
+  auto fetchW1 = [&](int s, int nn, int k) {
+    using R = typename Chunk<T, W1V>::type;
     int g, n0, k0;
     decode1(s, g, n0, k0);
     const int a = k0 + k, col = n0 + nn;
-    if (col >= N1 || a >= C::A)
-      return zero;
     const int r = col % C::R, fd = col / C::R;
     const int d = fd % C::D, f = f0 + fd / C::D;
-    if (f >= C::F)
-      return zero;
-    return w1[(long long)f * C::W1F + (long long)d * C::W1D +
-              (long long)r * C::W1R + (long long)g * C::W1G +
-              (long long)a * C::W1A];
+    const bool in = col < N1 && a < C::A && f < C::F;
+    const long long off = (long long)f * C::W1F + (long long)d * C::W1D +
+                          (long long)r * C::W1R + (long long)g * C::W1G +
+                          (long long)a * C::W1A;
+    if constexpr (W1V > 1)
+      return in ? load16(w1 + off) : R{0, 0, 0, 0};
+    else
+      return in ? w1[off] : zero;
   };
   auto epi1 = [&](int s, BlockAcc<T> &acc) {
     int g, n0, k0;
@@ -297,9 +337,9 @@ __global__ void __launch_bounds__(kThreads)
              (long long)r * C::ZR + (long long)g * C::ZG + b] = zv;
     });
   };
-  blockProducts<T, C::XA == 1, C::W1A == 1>(C::G * nChunks1 * kChunks1,
-                                            kChunks1, fetchX, fetchW1,
-                                            nullptr, 0, As, Bs, scratch, epi1);
+  blockProducts<T, C::XA == 1, C::W1A == 1, XV, W1V>(
+      C::G * nChunks1 * kChunks1, kChunks1, fetchX, fetchW1, nullptr, 0, As,
+      Bs, scratch, epi1);
   if (!y)
     return;
 
@@ -312,17 +352,29 @@ __global__ void __launch_bounds__(kThreads)
     e0 = (s / kChunks2 % eChunks) * kNT;
     fl = s / (kChunks2 * eChunks);
   };
-  auto fetchW2 = [&](int s, int nn, int k) -> T {
+  // (r,g,b) contiguous in W2 (b fastest) allows 16-byte loads along k.
+  constexpr bool w2Contiguous = (C::B == 1 || C::W2B == 1) &&
+                                (C::G == 1 || C::W2G == C::B) &&
+                                (C::R == 1 || C::W2R == C::G * C::B);
+  constexpr int W2V = w2Contiguous && K2 % V == 0 && C::W2F % V == 0 &&
+                              C::W2E % V == 0
+                          ? V
+                          : 1;
+  auto fetchW2 = [&](int s, int nn, int k) {
+    using R = typename Chunk<T, W2V>::type;
     int fl, e0, k0;
     decode2(s, fl, e0, k0);
     const int e = e0 + nn, kk = k0 + k;
-    if (e >= C::E || kk >= K2)
-      return zero;
     const int b = kk % C::B, rg = kk / C::B;
     const int g = rg % C::G, r = rg / C::G;
-    return w2[(long long)(f0 + fl) * C::W2F + (long long)e * C::W2E +
-              (long long)r * C::W2R + (long long)g * C::W2G +
-              (long long)b * C::W2B];
+    const bool in = e < C::E && kk < K2;
+    const long long off = (long long)(f0 + fl) * C::W2F +
+                          (long long)e * C::W2E + (long long)r * C::W2R +
+                          (long long)g * C::W2G + (long long)b * C::W2B;
+    if constexpr (W2V > 1)
+      return in ? load16(w2 + off) : R{0, 0, 0, 0};
+    else
+      return in ? w2[off] : zero;
   };
   auto zChunk = [&](int s) -> const T * {
     int fl, e0, k0;
@@ -345,7 +397,7 @@ __global__ void __launch_bounds__(kThreads)
         y[t * C::YT + off] = fromFloat<T>(v);
     });
   };
-  blockProducts<T, true, C::W2B == 1 || (C::B == 1 && C::W2G == 1)>(
+  blockProducts<T, true, w2Contiguous, 1, W2V>(
       fHere * eChunks * kChunks2, kChunks2, nullptr, fetchW2, zChunk, C::K2P,
       As, Bs, scratch, epi2);
   // Output columns past the structure's extent (a padded layer) are zero.
@@ -429,8 +481,8 @@ __global__ void __launch_bounds__(kThreads)
     epi(0, acc);
     return;
   }
-  blockProducts<T, false, false>(steps, steps, fetchL, fetchR, nullptr, 0, As,
-                                 Bs, scratch, epi);
+  blockProducts<T, false, false, 1, 1>(steps, steps, fetchL, fetchR, nullptr,
+                                       0, As, Bs, scratch, epi);
 }
 
 template <class W, class T> __host__ __device__ constexpr size_t weightGradSmem() {
