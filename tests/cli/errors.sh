@@ -78,6 +78,17 @@ expect "--moe: '8:9' must be EXPERTS:TOP_K" search --d-in 64 --d-out 64 --moe 8:
 expect "cannot open the file" search --model "$work/nope.json"
 expect "unknown device 'tpu'" search --d-in 64 --d-out 64 --objective roofline --device tpu
 
+# compile: bad flags and structures the CUDA emitter does not take.
+m=(--structure 'monarch(8)' --d-in 64 --d-out 64)
+expect "--dtype: unknown 'f64'" compile "${m[@]}" --dtype f64
+expect "--arch: unknown 'sm_70'" compile "${m[@]}" --arch sm_70
+expect "--target: unknown 'rocm'" compile "${m[@]}" --target rocm
+expect "--name: '9x' is not a C identifier" compile "${m[@]}" --name 9x
+expect "takes one einsum term" compile --structure 'dyad(4, DT)' --d-in 64 --d-out 64
+expect "needs two weight tensors" compile --structure dense --d-in 64 --d-out 64
+expect "class β has size 128; the CUDA kernels take at most 64" compile \
+  --einsum 'gba,fdrga,fergb->fed' --sizes g=1,b=128,a=2,f=1,d=1,r=1,e=2
+
 # A successful run writes its output file whole.
 if "$EINSTRUCT" analyze --structure dense --d-in 4 --d-out 4 --json -o "$work/ok.json" \
    && grep -q '"params":16' "$work/ok.json"; then

@@ -188,7 +188,7 @@ void compare(const char *what, long long n, const std::vector<double> &got,
   }
   double rel = std::sqrt(num / (den > 0 ? den : 1));
   bool ok = nan == 0 && rel <= tol;
-  std::printf("%s %-18s n=%-6lld rel err %.2e (tol %.0e)%s\n",
+  std::printf("%s %-18s n=%-6lld rel err %.2e (tol %.1e)%s\n",
               ok ? "ok  " : "FAIL", what, n, rel, tol,
               nan ? " NON-FINITE/UNWRITTEN OUTPUT" : "");
   if (!ok)
