@@ -204,6 +204,9 @@ constexpr long long kW1 = {w1size}, kW2 = {w2size};
 
 size_t align256(size_t v) {{ return (v + 255) / 256 * 256; }}
 
+// Token splits of a weight gradient: enough blocks for two waves of a
+// 132-SM GPU, at least 64 tokens each; a function of n and the plan only, so
+// results never depend on the device.
 int splitsFor(long long n, long long tiles) {{
   long long s = (264 + tiles - 1) / tiles;
   const long long cap = n / 64 > 1 ? n / 64 : 1;

@@ -119,20 +119,9 @@ const char *dtypeCType(CudaDType t) {
 }
 int dtypeBytes(CudaDType t) { return t == CudaDType::F32 ? 4 : 2; }
 
-int64_t WeightGradConfig::tiles() const {
-  return (M0 * M1 * M2 + kMT - 1) / kMT * ((N0 * N1 * N2 + kNT - 1) / kNT) * P;
-}
-
 int64_t twoStageSmemBytes(const TwoStageConfig &c, CudaDType t) {
   return dtypeBytes(t) * (kMT + kNT) * (kKT + rowPad(t)) + 4 * 8 * 256 +
          dtypeBytes(t) * c.FC * kMT * c.K2P;
-}
-
-int64_t weightGradSplits(const WeightGradConfig &w, int64_t n) {
-  const int64_t target = 264; // two waves of a 132-SM GPU
-  int64_t s = (target + w.tiles() - 1) / w.tiles();
-  s = std::min<int64_t>(s, std::max<int64_t>(1, n / 64));
-  return std::clamp<int64_t>(s, 1, 64);
 }
 
 Result<CudaPlan> planCuda(const Layer &layer, const CudaTarget &target) {

@@ -30,7 +30,6 @@ struct WeightGradConfig {
   int64_t LT = 0, LP = 0, LI = 0, LM0 = 0, LM1 = 0, LM2 = 0, L_LIMIT = 0;
   int64_t RT = 0, RP = 0, RI = 0, RN0 = 0, RN1 = 0, RN2 = 0, R_LIMIT = 0;
   int64_t OP = 0, OM0 = 0, OM1 = 0, OM2 = 0, ON0 = 0, ON1 = 0, ON2 = 0;
-  int64_t tiles() const; // blocks of one split
 };
 
 enum class CudaDType { F32, BF16, F16 };
@@ -58,10 +57,6 @@ struct CudaPlan {
 
 // Shared-memory bytes of a twoStage block (mirrors twoStageSmem in the .cuh).
 int64_t twoStageSmemBytes(const TwoStageConfig &c, CudaDType t);
-// Token splits of a weight gradient for n tokens: enough blocks to fill a
-// large GPU, a function of n and the plan only (so results never depend on
-// the device).
-int64_t weightGradSplits(const WeightGradConfig &w, int64_t n);
 
 // Plans a single-term θ-space layer (every class at most one letter).
 Result<CudaPlan> planCuda(const Layer &layer, const CudaTarget &target);
