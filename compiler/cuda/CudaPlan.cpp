@@ -60,13 +60,35 @@ Result<ClassStrides> classStrides(const EinsumTerm &t) {
 
 enum Cls { a, b, g, d, e, f, r };
 
-// z of a configuration, laid out [t][f][d][r][g][b] in its own role names.
-void setZ(TwoStageConfig &c) {
+using Classes = std::array<int64_t, 7>;
+
+// The twoStage configuration whose role k (a,b,g,d,e,f,r order) is played by
+// class role[k]: sizes and strides are read through the map; `in`, `w1`,
+// `w2`, `out` are the class strides of the operands in those roles. z is laid
+// out [t][f][d][r][g][b] in the role names.
+TwoStageConfig roleConfig(const std::array<int, 7> &role, const Classes &S,
+                          const Classes &in, const Classes &w1,
+                          const Classes &w2, const Classes &out, int64_t inDim,
+                          int64_t outDim, int64_t structureOut) {
+  auto of = [&](const Classes &v, int k) { return v[size_t(role[k])]; };
+  TwoStageConfig c;
+  c.G = of(S, g), c.B = of(S, b), c.A = of(S, a), c.F = of(S, f);
+  c.D = of(S, d), c.E = of(S, e), c.R = of(S, r);
+  c.XT = inDim, c.XG = of(in, g), c.XB = of(in, b), c.XA = of(in, a);
+  c.IN_LIMIT = inDim;
+  c.W1F = of(w1, f), c.W1D = of(w1, d), c.W1R = of(w1, r), c.W1G = of(w1, g);
+  c.W1A = of(w1, a);
+  c.W2F = of(w2, f), c.W2E = of(w2, e), c.W2R = of(w2, r), c.W2G = of(w2, g);
+  c.W2B = of(w2, b);
+  c.YT = outDim, c.YF = of(out, f), c.YE = of(out, e), c.YD = of(out, d);
+  c.OUT_LIMIT = outDim;
+  c.OUT_FILL_FROM = std::min(structureOut, outDim);
   c.ZG = c.B;
   c.ZR = c.G * c.B;
   c.ZD = c.R * c.ZR;
   c.ZF = c.D * c.ZD;
   c.ZT = c.F * c.ZF;
+  return c;
 }
 
 // The tile: tokens per block TT (rows of both products ≤ kMT) and f-chunk FC
@@ -172,37 +194,15 @@ Result<CudaPlan> planCuda(const Layer &layer, const CudaTarget &target) {
                    "' (known: sm_80, sm_90a)"};
   }
 
-  // Forward: the roles are the classes themselves.
-  TwoStageConfig &fw = p.forward;
-  fw.G = S[g], fw.B = S[b], fw.A = S[a], fw.F = S[f], fw.D = S[d];
-  fw.E = S[e], fw.R = S[r];
-  fw.XT = layer.dIn, fw.XG = X[g], fw.XB = X[b], fw.XA = X[a];
-  fw.IN_LIMIT = layer.dIn;
-  fw.W1F = W1[f], fw.W1D = W1[d], fw.W1R = W1[r], fw.W1G = W1[g];
-  fw.W1A = W1[a];
-  fw.W2F = W2[f], fw.W2E = W2[e], fw.W2R = W2[r], fw.W2G = W2[g];
-  fw.W2B = W2[b];
-  fw.YT = layer.dOut, fw.YF = Y[f], fw.YE = Y[e], fw.YD = Y[d];
-  fw.OUT_LIMIT = layer.dOut;
-  fw.OUT_FILL_FROM = std::min(p.paddedOut, layer.dOut);
-  setZ(fw);
+  // Forward: the roles are the classes themselves. Backward w.r.t. the
+  // input: dy plays x, W2 plays W1 and dx plays y, with the classes swapped
+  // g↔f, b↔d, a↔e.
+  p.forward = roleConfig({a, b, g, d, e, f, r}, S, X, W1, W2, Y, layer.dIn,
+                         layer.dOut, p.paddedOut);
+  p.backwardInput = roleConfig({e, d, f, b, a, g, r}, S, Y, W2, W1, X,
+                               layer.dOut, layer.dIn, p.paddedIn);
+  TwoStageConfig &fw = p.forward, &bw = p.backwardInput;
   p.zSize = fw.ZT;
-
-  // Backward w.r.t. the input: dy plays x, W2 plays W1 and so on, with the
-  // classes swapped g↔f, b↔d, a↔e.
-  TwoStageConfig &bw = p.backwardInput;
-  bw.G = S[f], bw.B = S[d], bw.A = S[e], bw.F = S[g], bw.D = S[b];
-  bw.E = S[a], bw.R = S[r];
-  bw.XT = layer.dOut, bw.XG = Y[f], bw.XB = Y[d], bw.XA = Y[e];
-  bw.IN_LIMIT = layer.dOut;
-  bw.W1F = W2[g], bw.W1D = W2[b], bw.W1R = W2[r], bw.W1G = W2[f];
-  bw.W1A = W2[e];
-  bw.W2F = W1[g], bw.W2E = W1[a], bw.W2R = W1[r], bw.W2G = W1[f];
-  bw.W2B = W1[d];
-  bw.YT = layer.dIn, bw.YF = X[g], bw.YE = X[a], bw.YD = X[b];
-  bw.OUT_LIMIT = layer.dIn;
-  bw.OUT_FILL_FROM = std::min(p.paddedIn, layer.dIn);
-  setZ(bw);
 
   p.tileWhy = "forward: " + chooseTile(fw, target.dtype, budget) +
               "; backward-input: " + chooseTile(bw, target.dtype, budget);

@@ -412,6 +412,15 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// Offset of compound index i = (i0, i1, i2) over sizes (·, n1, n2), i2
+// fastest, given a stride per factor.
+__host__ __device__ __forceinline__ long long
+compoundOffset(long long i, int n1, int n2, long long s0, long long s1,
+               long long s2) {
+  const long long i01 = i / n2;
+  return (i01 / n1) * s0 + (i01 % n1) * s1 + (i % n2) * s2;
+}
+
 // out[p][m][n] = Σ_{t,i} L(t,p,i,m) · R(t,p,i,n), the reduction over tokens t
 // and one inner class i of a weight gradient. M = M0·M1·M2 and N = N0·N1·N2
 // are compound indices with a stride per factor in L (resp. R); the token
@@ -445,11 +454,9 @@ __global__ void __launch_bounds__(kThreads)
       return zero;
     const long long t = tBegin + kk / W::I;
     const int in = (int)(kk % W::I);
-    const int m2 = m % W::M2, m01 = m / W::M2;
-    const long long off = (long long)p * W::LP + (long long)in * W::LI +
-                          (long long)(m01 / W::M1) * W::LM0 +
-                          (long long)(m01 % W::M1) * W::LM1 +
-                          (long long)m2 * W::LM2;
+    const long long off =
+        (long long)p * W::LP + (long long)in * W::LI +
+        compoundOffset(m, W::M1, W::M2, W::LM0, W::LM1, W::LM2);
     return off < W::L_LIMIT ? L[t * W::LT + off] : zero;
   };
   auto fetchR = [&](int s, int nn, int k) -> T {
@@ -459,11 +466,9 @@ __global__ void __launch_bounds__(kThreads)
       return zero;
     const long long t = tBegin + kk / W::I;
     const int in = (int)(kk % W::I);
-    const int c2 = c % W::N2, c01 = c / W::N2;
-    const long long off = (long long)p * W::RP + (long long)in * W::RI +
-                          (long long)(c01 / W::N1) * W::RN0 +
-                          (long long)(c01 % W::N1) * W::RN1 +
-                          (long long)c2 * W::RN2;
+    const long long off =
+        (long long)p * W::RP + (long long)in * W::RI +
+        compoundOffset(c, W::N1, W::N2, W::RN0, W::RN1, W::RN2);
     return off < W::R_LIMIT ? R[t * W::RT + off] : zero;
   };
   float *out = partial + ((long long)split * W::P + p) * M * N;
@@ -502,12 +507,10 @@ __global__ void reduceSplits(const float *__restrict__ partial,
     for (int k = 0; k < splits; ++k)
       s += partial[k * total + i];
     const long long c = i % N, m = (i / N) % M, p = i / (N * M);
-    const long long m2 = m % W::M2, m1 = (m / W::M2) % W::M1,
-                    m0 = m / (W::M2 * W::M1);
-    const long long c2 = c % W::N2, c1 = (c / W::N2) % W::N1,
-                    c0 = c / (W::N2 * W::N1);
-    grad[p * W::OP + m0 * W::OM0 + m1 * W::OM1 + m2 * W::OM2 + c0 * W::ON0 +
-         c1 * W::ON1 + c2 * W::ON2] = fromFloat<T>(s);
+    grad[p * W::OP +
+         compoundOffset(m, W::M1, W::M2, W::OM0, W::OM1, W::OM2) +
+         compoundOffset(c, W::N1, W::N2, W::ON0, W::ON1, W::ON2)] =
+        fromFloat<T>(s);
   }
 }
 
