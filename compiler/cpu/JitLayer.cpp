@@ -89,8 +89,12 @@ Result<std::unique_ptr<JitLayer>> JitLayer::compile(const Layer &layer) {
   if (!tm)
     return Error{"cannot create a target machine: " +
                  llvm::toString(tm.takeError())};
+  // `transformer` is a function_ref: the function it refers to must outlive
+  // create() (ASan caught a temporary here).
+  std::function<llvm::Error(llvm::Module *)> optimize =
+      mlir::makeOptimizingTransformer(3, 0, tm->get());
   mlir::ExecutionEngineOptions options;
-  options.transformer = mlir::makeOptimizingTransformer(3, 0, tm->get());
+  options.transformer = optimize;
   // memrefCopy and friends, called by bufferized copies.
   llvm::SmallVector<llvm::StringRef, 1> libs = {EINSTRUCT_C_RUNNER_UTILS};
   options.sharedLibPaths = libs;

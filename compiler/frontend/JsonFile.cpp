@@ -24,6 +24,9 @@ Result<nlohmann::json> parseJson(const std::string &text,
   } catch (const nlohmann::json::parse_error &e) {
     return Error{fmt::format("{}: invalid JSON at byte {}: {}", source, e.byte,
                              e.what())};
+  } catch (const nlohmann::json::exception &e) {
+    // e.g. a number beyond double's range (found by fuzz_sweep_config).
+    return Error{fmt::format("{}: invalid JSON: {}", source, e.what())};
   }
 }
 

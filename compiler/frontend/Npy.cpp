@@ -100,7 +100,8 @@ Result<NpyArray> parseNpy(const std::string &b, const std::string &src) {
                 fmt::format("{} unexpected bytes after the data",
                             b.size() - dataStart - want));
   a.data.resize(size_t(count));
-  std::memcpy(a.data.data(), b.data() + dataStart, want);
+  if (want) // an empty vector's data() may be null
+    std::memcpy(a.data.data(), b.data() + dataStart, want);
   return a;
 }
 

@@ -2,7 +2,7 @@
 #include "compiler/cpu/JitLayer.h"
 #include "compiler/cuda/CudaEmitter.h"
 #include "compiler/cpu/NaiveEinsum.h"
-#include "compiler/frontend/Npy.h"
+#include "compiler/frontend/Safetensors.h"
 #include "compiler/frontend/Report.h"
 #include "compiler/frontend/ModelReader.h"
 #include "compiler/frontend/SpecReader.h"
@@ -398,12 +398,14 @@ int runRun(const RunOptions &o) {
   NpyArray x;
   int64_t batch = o.batch;
   if (!o.input.empty()) {
-    auto in = readNpy(o.input);
+    auto in = readArrayFile(o.input);
     if (!in)
       return fail(in.error());
     if (in->shape.size() != 2 || in->shape[1] != layer->dIn)
       return fail(fmt::format("{}: shape {} must be (N, d_in = {})", o.input,
                               shapeText(in->shape), layer->dIn));
+    if (in->shape[0] < 1)
+      return fail(fmt::format("{}: holds no rows", o.input));
     x = *in;
     batch = x.shape[0];
   } else {
@@ -418,7 +420,40 @@ int runRun(const RunOptions &o) {
     for (auto &v : x.data)
       v = uniform(rng);
   }
+  // Everything run allocates is bounded up front: a clear error instead of
+  // an allocation failure halfway through.
+  constexpr int64_t kMaxElements = int64_t(1) << 32;
+  auto yElems = checkedMul(batch, layer->dOut);
+  if (!yElems || *yElems > kMaxElements)
+    return fail(fmt::format("batch {} × d_out {} output elements exceed 2^32",
+                            batch, layer->dOut));
+  if (o.repeat < 1 || o.repeat > 1000)
+    return fail(fmt::format("--repeat {} must be in [1, 1000]", o.repeat));
   auto shapes = weightShapes(*layer);
+  for (size_t k = 0; k < shapes.size(); ++k) {
+    std::optional<int64_t> n = 1;
+    for (int64_t d : shapes[k])
+      n = n ? checkedMul(*n, d) : n;
+    if (!n || *n > kMaxElements)
+      return fail(fmt::format("weight {} {} has more than 2^32 elements", k + 1,
+                              shapeText(shapes[k])));
+  }
+  // The gradient input is read before anything runs or is written, so that
+  // a bad file leaves no outputs behind.
+  NpyArray dy;
+  if (!o.grad.empty()) {
+    auto g = readArrayFile(o.grad);
+    if (!g)
+      return fail(g.error());
+    if (g->shape != std::vector<int64_t>{batch, layer->dOut})
+      return fail(fmt::format("{}: shape {} must be (N = {}, d_out = {})",
+                              o.grad, shapeText(g->shape), batch,
+                              layer->dOut));
+    dy = std::move(*g);
+    struct stat st;
+    if (stat(o.gradDir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+      return fail(fmt::format("--grad-dir {}: not a directory", o.gradDir));
+  }
   std::vector<NpyArray> ws;
   if (!o.weights.empty()) {
     auto files = splitList(o.weights);
@@ -426,7 +461,7 @@ int runRun(const RunOptions &o) {
       return fail(fmt::format("--weights: {} files for {} weight tensors",
                               files.size(), shapes.size()));
     for (size_t k = 0; k < files.size(); ++k) {
-      auto w = readNpy(files[k]);
+      auto w = readArrayFile(files[k]);
       if (!w)
         return fail(w.error());
       if (!sameShape(w->shape, shapes[k]))
@@ -460,7 +495,7 @@ int runRun(const RunOptions &o) {
     wp.push_back(w.data.data());
   std::vector<double> times;
   std::vector<float> y;
-  for (int r = 0; r < std::max(1, o.repeat); ++r) {
+  for (int r = 0; r < o.repeat; ++r) {
     auto s = Clock::now();
     auto out = (*jit)->forward(x.data.data(), batch, wp);
     if (!out)
@@ -489,15 +524,8 @@ int runRun(const RunOptions &o) {
                 (long long)batch, (long long)layer->dOut);
   }
   if (!o.grad.empty()) {
-    auto dy = readNpy(o.grad);
-    if (!dy)
-      return fail(dy.error());
-    if (dy->shape != std::vector<int64_t>{batch, layer->dOut})
-      return fail(fmt::format("{}: shape {} must be (N = {}, d_out = {})",
-                              o.grad, shapeText(dy->shape), batch,
-                              layer->dOut));
     auto s = Clock::now();
-    auto g = (*jit)->backward(x.data.data(), dy->data.data(), batch, wp);
+    auto g = (*jit)->backward(x.data.data(), dy.data.data(), batch, wp);
     if (!g)
       return fail(g.error());
     double bms =

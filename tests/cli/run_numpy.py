@@ -2,9 +2,11 @@
 """`einstruct run` against NumPy, an independent implementation: random x and
 weights written as .npy (weights in structures.md layouts, some with their
 size-1 axes kept), y and the gradients read back and compared with np.einsum.
-Also checks that bad .npy inputs are refused with a byte offset."""
+Also safetensors inputs (F32, BF16, F16 converted exactly), and that bad .npy
+and safetensors inputs are refused with a byte offset and leave no output."""
 import json
 import os
+import struct
 import subprocess
 import sys
 import tempfile
@@ -122,6 +124,92 @@ check(r.returncode == 2 and "must be (N, d_in = 64)" in r.stderr, f"shape: {r.st
 r = run(["run", "--structure", "monarch(8)", "--d-in", "64", "--d-out", "64",
          "--weights", f"{work}/wrong.npy"])
 check(r.returncode == 2 and "2 weight tensors" in r.stderr, f"count: {r.stderr}")
+
+
+def safetensors(path, tensors):
+    """Writes (name, dtype, raw array) triples the way the format specifies."""
+    header, data = {}, b""
+    for name, dtype, arr in tensors:
+        raw = np.ascontiguousarray(arr).tobytes()
+        header[name] = {"dtype": dtype, "shape": list(arr.shape),
+                        "data_offsets": [len(data), len(data) + len(raw)]}
+        data += raw
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    open(path, "wb").write(struct.pack("<Q", len(h)) + h + data)
+
+
+# The same layer from .npy and from safetensors must give identical bits. x is
+# stored as BF16 and dy as F16, so the .npy twins hold the values rounded the
+# way NumPy rounds them: any conversion slip shows.
+rng = np.random.default_rng(7)
+mon = ["--structure", "monarch(8)", "--d-in", "64", "--d-out", "64"]
+a = rng.uniform(-1, 1, (8, 8, 8)).astype(np.float32)
+b = rng.uniform(-1, 1, (8, 8, 8)).astype(np.float32)
+x32 = rng.uniform(-1, 1, (3, 64)).astype(np.float32)
+x_bf16 = (x32.view(np.uint32) >> 16).astype(np.uint16)
+x = (x_bf16.astype(np.uint32) << 16).view(np.float32)
+dy16 = rng.uniform(-1, 1, (3, 64)).astype(np.float16)
+for name, arr in [("a", a), ("b", b), ("xr", x), ("dyr", dy16.astype(np.float32))]:
+    np.save(f"{work}/{name}.npy", arr)
+st = f"{work}/layer.safetensors"
+safetensors(st, [("layer.A", "F32", a), ("layer.B", "F32", b),
+                 ("x", "BF16", x_bf16), ("dy", "F16", dy16)])
+os.makedirs(f"{work}/g_npy", exist_ok=True)
+os.makedirs(f"{work}/g_st", exist_ok=True)
+r1 = run(["run"] + mon + ["--input", f"{work}/xr.npy", "--weights",
+         f"{work}/a.npy,{work}/b.npy", "--output", f"{work}/y_npy.npy",
+         "--grad", f"{work}/dyr.npy", "--grad-dir", f"{work}/g_npy"])
+r2 = run(["run"] + mon + ["--input", f"{st}:x", "--weights",
+         f"{st}:layer.A,{st}:layer.B", "--output", f"{work}/y_st.npy",
+         "--grad", f"{st}:dy", "--grad-dir", f"{work}/g_st"])
+check(r1.returncode == 0 and r2.returncode == 0,
+      f"safetensors run: {r1.stderr} {r2.stderr}")
+if r1.returncode == 0 and r2.returncode == 0:
+    for f in ["y_npy.npy:y_st.npy", "g_npy/dx.npy:g_st/dx.npy",
+              "g_npy/dw1.npy:g_st/dw1.npy", "g_npy/dw2.npy:g_st/dw2.npy"]:
+        p, q = f.split(":")
+        check(np.array_equal(np.load(f"{work}/{p}"), np.load(f"{work}/{q}")),
+              f"safetensors vs .npy: {f}")
+one = f"{work}/one.safetensors"
+safetensors(one, [("only", "F32", x32)])
+r = run(["run"] + mon + ["--input", one, "--repeat", "1"])
+check(r.returncode == 0, f"one-tensor file needs no name: {r.stderr}")
+
+
+def refused(args, want, what):
+    """Exit 2, the wanted text on stderr, and no output file written."""
+    out = f"{work}/never.npy"
+    r = run(["run"] + mon + args + ["--output", out])
+    check(r.returncode == 2 and want in r.stderr and not os.path.exists(out),
+          f"{what}: rc {r.returncode}: {r.stderr}")
+
+
+refused(["--input", f"{st}:nope"], "no tensor 'nope' (tensors: dy, layer.A, "
+        "layer.B, x)", "unknown tensor")
+refused(["--input", st], "holds 4 tensors; name one", "ambiguous file")
+data = open(st, "rb").read()
+open(f"{work}/cut.safetensors", "wb").write(data[:-10])
+refused(["--input", f"{work}/cut.safetensors:x"], "truncated data",
+        "truncated safetensors")
+open(f"{work}/huge.safetensors", "wb").write(struct.pack("<Q", 2**62) + b"{}")
+refused(["--input", f"{work}/huge.safetensors:x"],
+        "byte 0: header length 4611686018427387904 exceeds", "header length")
+safetensors(f"{work}/ints.safetensors", [("x", "I64", np.zeros((3, 64), np.int64))])
+refused(["--input", f"{work}/ints.safetensors:x"], "has dtype I64",
+        "integer tensor")
+# A bad gradient file is found before anything is written.
+refused(["--grad", f"{work}/cut.npy"], "truncated data", "bad --grad")
+refused(["--input", f"{work}/xr.npy", "--grad", f"{work}/dyr.npy",
+         "--grad-dir", f"{work}/missing"],
+        "not a directory", "missing --grad-dir")
+np.save(f"{work}/empty.npy", np.zeros((0, 64), np.float32))
+refused(["--input", f"{work}/empty.npy"], "holds no rows", "zero rows")
+refused(["--repeat", "0"], "--repeat 0 must be in [1, 1000]", "repeat 0")
+r = run(["run", "--structure", "low-rank(1)", "--d-in", "2",
+         "--d-out", "1099511627776", "--batch", "4096"])
+check(r.returncode == 2 and "exceed 2^32" in r.stderr,
+      f"huge output: {r.stderr}")
 
 print(f"run_numpy: {passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

@@ -1,0 +1,25 @@
+// Named structures with parameters ("btt(rank=8)", "dyad(blocks=4,
+// variant=IT)") built for d_in/d_out read from the line after them.
+#include "FuzzCheck.h"
+#include "search/Named.h"
+
+using namespace einstruct;
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  auto [text, dims] = fuzzSplit(fuzzText(data, size));
+  auto spec = parseNamed(text);
+  if (!spec)
+    return 0;
+  int64_t dIn = 1024, dOut = 4096;
+  if (dims.size() >= 4) {
+    dIn = (uint8_t)dims[0] | (uint8_t)dims[1] << 8;
+    dOut = (uint8_t)dims[2] | (uint8_t)dims[3] << 8;
+  }
+  auto layer = buildNamed(*spec, dIn, dOut);
+  if (!layer)
+    return 0;
+  auto a = analyze(*layer);
+  if (a)
+    FUZZ_CHECK(a->params > 0 && a->flops > 0);
+  return 0;
+}
