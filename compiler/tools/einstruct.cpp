@@ -17,6 +17,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <charconv>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -37,6 +38,46 @@ using namespace einstruct;
 namespace {
 
 constexpr int kUsageError = 2;
+
+// Numeric flags are checked as text before CLI11 converts them: on its own it
+// saturates integers beyond 64 bits, wraps negatives into unsigned options
+// and takes inf/nan for reals.
+const CLI::Validator kInt64(
+    [](std::string &v) -> std::string {
+      int64_t x;
+      auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
+      if (ec != std::errc() || end != v.data() + v.size())
+        return fmt::format("'{}' is not an integer in [-2^63, 2^63)", v);
+      return "";
+    },
+    "INT64");
+const CLI::Validator kCount(
+    [](std::string &v) -> std::string {
+      int64_t x;
+      auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
+      if (ec != std::errc() || end != v.data() + v.size() || x < 0)
+        return fmt::format("'{}' is not an integer in [0, 2^63)", v);
+      return "";
+    },
+    "COUNT");
+const CLI::Validator kPositiveReal(
+    [](std::string &v) -> std::string {
+      char *end = nullptr;
+      double x = std::strtod(v.c_str(), &end);
+      if (v.empty() || *end || !std::isfinite(x) || x <= 0)
+        return fmt::format("'{}' is not a finite number above 0", v);
+      return "";
+    },
+    "REAL>0");
+const CLI::Validator kUnitReal(
+    [](std::string &v) -> std::string {
+      char *end = nullptr;
+      double x = std::strtod(v.c_str(), &end);
+      if (v.empty() || *end || !std::isfinite(x) || x < 0 || x > 1)
+        return fmt::format("'{}' is not a number in [0, 1]", v);
+      return "";
+    },
+    "[0,1]");
 
 int fail(const std::string &msg) {
   std::fprintf(stderr, "einstruct: error: %s\n", msg.c_str());
@@ -189,6 +230,10 @@ Result<std::pair<SearchSpace, Constraints>> searchSetup(const SearchOptions &o) 
   if (!moe)
     return Error{moe.error()};
   space.moe = *moe;
+  for (auto [flag, v] : {std::pair{"--max-flops", o.maxFlops},
+                         std::pair{"--max-params", o.maxParams}})
+    if (v && *v < 1)
+      return Error{fmt::format("{} {} must be at least 1", flag, *v)};
   Constraints k;
   k.maxFlops = o.maxFlops;
   k.maxParams = o.maxParams;
@@ -368,8 +413,10 @@ void addSpecOptions(CLI::App *cmd, std::string &file, SpecArgs &args) {
   cmd->add_option("--einsum", args.einsum, "einsum 'x,W1,W2->y'");
   cmd->add_option("--sizes", args.sizes, "index sizes for --einsum");
   cmd->add_option("--structure", args.structure, "named structure");
-  cmd->add_option("--d-in", args.dIn, "input dimension");
-  cmd->add_option("--d-out", args.dOut, "output dimension");
+  cmd->add_option("--d-in", args.dIn, "input dimension")
+      ->check(kInt64);
+  cmd->add_option("--d-out", args.dOut, "output dimension")
+      ->check(kInt64);
   cmd->add_option("--sizing", args.sizing, "θ → sizes: round or exact")
       ->capture_default_str();
 }
@@ -634,8 +681,10 @@ int main(int argc, char **argv) {
                       fmt::format("named structure with parameters, e.g. "
                                   "'btt(rank=8)', 'monarch(64)'; one of: {}",
                                   fmt::join(namedFamilies(), ", ")));
-  analyze->add_option("--d-in", a.args.dIn, "input dimension");
-  analyze->add_option("--d-out", a.args.dOut, "output dimension");
+  analyze->add_option("--d-in", a.args.dIn, "input dimension")
+      ->check(kInt64);
+  analyze->add_option("--d-out", a.args.dOut, "output dimension")
+      ->check(kInt64);
   analyze
       ->add_option("--sizing", a.args.sizing,
                    "θ → sizes: 'round' (the reference's, pads ≤ 15%) or "
@@ -652,8 +701,10 @@ int main(int argc, char **argv) {
   auto *search = app.add_subcommand(
       "search", "Enumerate structures for a layer shape, filter by budget, "
                 "rank by an objective, mark Pareto fronts");
-  search->add_option("--d-in", so.dIn, "input dimension");
-  search->add_option("--d-out", so.dOut, "output dimension");
+  search->add_option("--d-in", so.dIn, "input dimension")
+      ->check(kInt64);
+  search->add_option("--d-out", so.dOut, "output dimension")
+      ->check(kInt64);
   search->add_option("--model", so.model,
                      "model JSON: a structure per layer under a total budget");
   search->add_option("--grid", so.grid, "θ step is 1/GRID")->capture_default_str();
@@ -662,12 +713,17 @@ int main(int argc, char **argv) {
   search->add_option("--moe", so.moe,
                      "BTT-MoE options EXPERTS:TOP_K,..., e.g. 8:2,16:2");
   search->add_option("--max-flops", so.maxFlops,
-                     "max multiply-adds per input vector");
+                     "max multiply-adds per input vector")
+      ->check(kInt64);
   search->add_option("--max-flops-ratio", so.maxFlopsRatio,
-                     "max MACs as a fraction of dense d_in·d_out");
-  search->add_option("--max-params", so.maxParams, "max parameters");
-  search->add_option("--min-psi", so.minPsi, "min rank exponent ψ");
-  search->add_option("--max-omega", so.maxOmega, "max parameter sharing ω");
+                     "max MACs as a fraction of dense d_in·d_out")
+      ->check(kPositiveReal);
+  search->add_option("--max-params", so.maxParams, "max parameters")
+      ->check(kInt64);
+  search->add_option("--min-psi", so.minPsi, "min rank exponent ψ")
+      ->check(kUnitReal);
+  search->add_option("--max-omega", so.maxOmega, "max parameter sharing ω")
+      ->check(kUnitReal);
   search->add_option("--family", so.families,
                      "comma-separated families to keep, e.g. btt,monarch");
   search
@@ -678,8 +734,10 @@ int main(int argc, char **argv) {
   search->add_option("--device", so.device, "GPU for --objective roofline")
       ->capture_default_str();
   search->add_option("--tokens", so.tokens, "tokens for the roofline estimate")
+      ->check(kInt64)
       ->capture_default_str();
-  search->add_option("--top", so.top, "rows to print")->capture_default_str();
+  search->add_option("--top", so.top, "rows to print")
+      ->check(kCount)->capture_default_str();
   search->add_flag("--json", so.json, "one JSON object per candidate");
   search->add_option("-o,--output", so.output, "write here (atomically)");
 
@@ -694,7 +752,8 @@ int main(int argc, char **argv) {
                     "I/N: run rows with index % N == I (else taken from "
                     "SLURM_ARRAY_TASK_ID/COUNT or JOB_COMPLETION_INDEX)");
   sweep->add_option("--shards", sw.shards,
-                    "shard count for JOB_COMPLETION_INDEX (Kubernetes)");
+                    "shard count for JOB_COMPLETION_INDEX (Kubernetes)")
+      ->check(kCount);
   sweep->add_flag("-q,--quiet", sw.quiet, "no progress on stderr");
 
   ReportOptions ro;
@@ -710,14 +769,16 @@ int main(int argc, char **argv) {
       "run", "Compile a spec for the CPU (MLIR pipeline + JIT) and run it");
   addSpecOptions(run, ru.file, ru.args);
   run->add_option("--batch", ru.batch, "rows of generated input")
+      ->check(kInt64)
       ->capture_default_str();
   run->add_option("--seed", ru.seed, "seed of the generated data")
+      ->check(kCount)
       ->capture_default_str();
   run->add_option("--input", ru.input, "x.npy: float32 (N, d_in), C order");
   run->add_option("--weights", ru.weights,
                   "a.npy,b.npy,...: weights in structures.md layouts (size-1 "
                   "axes optional)");
-  run->add_option("--output", ru.output, "y.npy: write the output here");
+  run->add_option("-o,--output", ru.output, "y.npy: write the output here");
   run->add_option("--grad", ru.grad,
                   "dy.npy (N, d_out): also run the backward pass and write "
                   "dx.npy, dw1.npy, ... (weight order of --weights)");
@@ -742,6 +803,7 @@ int main(int argc, char **argv) {
       ->capture_default_str();
   compile->add_option("--smem-kb", co.smemKb,
                       "shared-memory budget per block in KiB (0: the arch's)")
+      ->check(kInt64)
       ->capture_default_str();
   compile->add_option("--name", co.name,
                       "symbol prefix and file name (default: einstruct_ + "

@@ -66,7 +66,25 @@ expect "cannot open the file" analyze "$work/missing.json"
 # Usage errors.
 expect "give spec files or one inline spec" analyze
 expect "give only one of theta, einsum, structure" analyze --theta '(1|0|0|0|0|1|0)' --structure dense "${d[@]}"
-expect "Could not convert" analyze --structure dense --d-in four --d-out 4
+expect "--d-in: 'four' is not an integer" analyze --structure dense --d-in four --d-out 4
+# Numbers at the edges of 64 bits: refused as written, never saturated,
+# wrapped into unsigned options, or taken as inf/nan.
+expect "--d-in: '9223372036854775808' is not an integer in [-2^63, 2^63)" analyze --structure dense --d-in 9223372036854775808 --d-out 4
+expect "d_in = 9223372036854775807 is outside [1, 2^40]" analyze --structure dense --d-in 9223372036854775807 --d-out 4
+expect "--top: '-1' is not an integer in [0, 2^63)" search --d-in 64 --d-out 64 --top -1
+expect "--max-flops-ratio: 'nan' is not a finite number above 0" search --d-in 64 --d-out 64 --max-flops-ratio nan
+expect "--max-flops-ratio: '1e400' is not a finite number" search --d-in 64 --d-out 64 --max-flops-ratio 1e400
+expect "--min-psi: '1.5' is not a number in [0, 1]" search --d-in 64 --d-out 64 --min-psi 1.5
+expect "--max-flops -5 must be at least 1" search --d-in 64 --d-out 64 --max-flops -5
+expect "--seed: '-1' is not an integer in [0, 2^63)" run --structure dense --d-in 4 --d-out 4 --seed -1
+expect "--batch 9223372036854775807 must be in [1, 2^24]" run --structure dense --d-in 4 --d-out 4 --batch 9223372036854775807
+expect "--batch 16777216 × d_in 1048576 is too large" run --structure 'low-rank(1)' --d-in 1048576 --d-out 4 --batch 16777216
+expect "θα+θβ+θγ = 0.989, must be 1 (±0.01)" analyze --theta '(0.989|0|0|0|0|1|0)' --d-in 64 --d-out 64
+expect "θα = 1e+308 is outside [0, 1]" analyze --theta '(1e308|0|0|0|0|1|0)' --d-in 64 --d-out 64
+expect "θα (field 1, column 2): division by zero" analyze --theta '(1/0|0|1|0|0|1|0)' --d-in 64 --d-out 64
+expect "size of 'g' at column 3 exceeds the limit 2^40" analyze --einsum 'ga,fga,feg->fe' --sizes g=99999999999999999999999,a=2,f=2,e=2
+printf '{"shapes": [[64, 64]], "budgets": [{"max_flops_ratio": 0.5}], "objectives": ["paper"], "tokens": 2e10995116}' >"$work/overflow.json"
+expect "overflow.json: invalid JSON: [json.exception.out_of_range.406] number overflow" sweep "$work/overflow.json"
 
 # Search errors.
 expect "unknown objective 'fastest'" search --d-in 64 --d-out 64 --objective fastest
