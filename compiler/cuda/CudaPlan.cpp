@@ -1,4 +1,5 @@
 #include "compiler/cuda/CudaPlan.h"
+#include "search/ClassStrides.h"
 
 #include <algorithm>
 #include <climits>
@@ -13,50 +14,6 @@ constexpr int64_t kMT = 64, kNT = 64, kKT = 64;
 int64_t rowPad(CudaDType t) { return t == CudaDType::F32 ? 4 : 8; }
 int64_t roundUp(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
-
-struct ClassStrides {
-  std::array<int64_t, 7> size{1, 1, 1, 1, 1, 1, 1};
-  // stride[operand][class]: operand 0 = x, 1 = W1, 2 = W2, 3 = y.
-  std::array<std::array<int64_t, 7>, 4> stride{};
-};
-
-Result<ClassStrides> classStrides(const EinsumTerm &t) {
-  ClassStrides s;
-  std::array<char, 7> letterOf{};
-  const std::string ops[4] = {t.input, t.weights[0], t.weights[1], t.output};
-  for (auto &[c, n] : t.sizes) {
-    bool in[4];
-    for (int k = 0; k < 4; ++k)
-      in[k] = ops[k].find(c) != std::string::npos;
-    int cls = -1;
-    static const bool pattern[7][4] = {
-        {1, 1, 0, 0}, {1, 0, 1, 0}, {1, 1, 1, 0}, {0, 1, 0, 1},
-        {0, 0, 1, 1}, {0, 1, 1, 1}, {0, 1, 1, 0}};
-    for (int k = 0; k < 7; ++k)
-      if (in[0] == pattern[k][0] && in[1] == pattern[k][1] &&
-          in[2] == pattern[k][2] && in[3] == pattern[k][3])
-        cls = k;
-    if (cls < 0)
-      return Error{std::string("letter '") + c +
-                   "' is in no θ-class (x,A,B,y pattern)"};
-    if (letterOf[cls])
-      return Error{std::string("class ") + kClassNames[cls] +
-                   " has two letters '" + letterOf[cls] + c +
-                   "'; the CUDA emitter needs one letter per class (merge them)"};
-    letterOf[cls] = c;
-    s.size[cls] = n;
-  }
-  for (int k = 0; k < 4; ++k) {
-    int64_t stride = 1;
-    for (auto it = ops[k].rbegin(); it != ops[k].rend(); ++it) {
-      for (int cls = 0; cls < 7; ++cls)
-        if (letterOf[cls] == *it)
-          s.stride[k][cls] = stride;
-      stride *= t.sizes.at(*it);
-    }
-  }
-  return s;
-}
 
 enum Cls { a, b, g, d, e, f, r };
 

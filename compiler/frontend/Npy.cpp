@@ -2,6 +2,7 @@
 #include "JsonFile.h"
 #include "search/Checked.h"
 
+#include <algorithm>
 #include <cstring>
 #include <fmt/format.h>
 
@@ -21,6 +22,28 @@ std::string field(const std::string &h, const std::string &key, size_t &at) {
   while (at < h.size() && h[at] == ' ')
     ++at;
   return h.substr(at);
+}
+
+// Column-major data (np.save of a transposed array) into C order.
+std::vector<float> fortranToC(const std::vector<int64_t> &shape,
+                              const std::vector<float> &in) {
+  std::vector<float> out(in.size());
+  std::vector<int64_t> idx(shape.size(), 0);
+  for (size_t c = 0; c < in.size(); ++c) {
+    // idx is the multi-index of C-order position c; find its F-order offset.
+    int64_t f = 0, stride = 1;
+    for (size_t k = 0; k < shape.size(); ++k) {
+      f += idx[k] * stride;
+      stride *= shape[k];
+    }
+    out[c] = in[size_t(f)];
+    for (size_t k = shape.size(); k-- > 0;) {
+      if (++idx[k] < shape[k])
+        break;
+      idx[k] = 0;
+    }
+  }
+  return out;
 }
 
 } // namespace
@@ -51,6 +74,8 @@ Result<NpyArray> parseNpy(const std::string &b, const std::string &src) {
     return fail(b.size(), fmt::format("truncated header: {} bytes promised",
                                       headerLen));
   std::string h = b.substr(headerStart, headerLen);
+  // A Python literal: "key" is as valid as 'key'.
+  std::replace(h.begin(), h.end(), '"', '\'');
   size_t at = 0;
   std::string descr = field(h, "descr", at);
   if (descr.rfind("'<f4'", 0) != 0 && descr.rfind("'float32'", 0) != 0)
@@ -59,9 +84,9 @@ Result<NpyArray> parseNpy(const std::string &b, const std::string &src) {
                             "found {}",
                             descr.substr(0, descr.find_first_of(",}"))));
   std::string order = field(h, "fortran_order", at);
-  if (order.rfind("False", 0) != 0)
-    return fail(headerStart + at, "Fortran order is not supported; save in "
-                                  "C order");
+  bool fortran = order.rfind("True", 0) == 0;
+  if (!fortran && order.rfind("False", 0) != 0)
+    return fail(headerStart + at, "fortran_order must be True or False");
   std::string shapeText = field(h, "shape", at);
   if (shapeText.empty() || shapeText[0] != '(')
     return fail(headerStart + at, "no shape tuple in the header");
@@ -102,6 +127,8 @@ Result<NpyArray> parseNpy(const std::string &b, const std::string &src) {
   a.data.resize(size_t(count));
   if (want) // an empty vector's data() may be null
     std::memcpy(a.data.data(), b.data() + dataStart, want);
+  if (fortran && a.shape.size() > 1)
+    a.data = fortranToC(a.shape, a.data);
   return a;
 }
 

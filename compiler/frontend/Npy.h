@@ -1,7 +1,8 @@
-// NumPy .npy files, float32 in C order: the exchange format of `einstruct
-// run`. Strict: anything else is refused with the byte offset of the problem.
-// (Hand-written because the readers packaged for C++ accept more than float32
-// C-order and do not report where a file is corrupt.)
+// NumPy .npy files of float32: the exchange format of `einstruct run`. C or
+// Fortran order on reading (np.save of a transposed array writes the latter;
+// it is returned in C order); always C order on writing. Strict: anything
+// else is refused with the byte offset of the problem. (Hand-written because
+// the readers packaged for C++ do not report where a file is corrupt.)
 #pragma once
 #include "search/Result.h"
 

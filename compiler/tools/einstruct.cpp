@@ -3,6 +3,7 @@
 #include "compiler/cuda/CudaEmitter.h"
 #include "compiler/cpu/NaiveEinsum.h"
 #include "compiler/frontend/Safetensors.h"
+#include "compiler/project/Projection.h"
 #include "compiler/frontend/Report.h"
 #include "compiler/frontend/ModelReader.h"
 #include "compiler/frontend/SpecReader.h"
@@ -662,6 +663,63 @@ int runCompile(const CompileOptions &o) {
   return 0;
 }
 
+struct ProjectOptions {
+  std::string file;
+  SpecArgs args;
+  std::string weight, dir;
+  bool inOut = false;
+};
+
+int runProject(const ProjectOptions &o) {
+  auto layer = singleLayer(o.file, o.args, "project");
+  if (!layer)
+    return fail(layer.error());
+  auto w = readArrayFile(o.weight);
+  if (!w)
+    return fail(w.error());
+  if (w->shape.size() != 2)
+    return fail(fmt::format("{}: shape {} is not a matrix", o.weight,
+                            shapeText(w->shape)));
+  if (o.inOut) { // (d_in, d_out) as stored by JAX/Flax: transpose
+    NpyArray t{{w->shape[1], w->shape[0]}, std::vector<float>(w->data.size())};
+    for (int64_t i = 0; i < w->shape[0]; ++i)
+      for (int64_t j = 0; j < w->shape[1]; ++j)
+        t.data[size_t(j * w->shape[0] + i)] = w->data[size_t(i * w->shape[1] + j)];
+    *w = std::move(t);
+  }
+  if (w->shape != std::vector<int64_t>{layer->dOut, layer->dIn})
+    return fail(fmt::format(
+        "{}: shape {} but the layer needs (d_out = {}, d_in = {}){}", o.weight,
+        shapeText(w->shape), layer->dOut, layer->dIn,
+        !o.inOut && w->shape == std::vector<int64_t>{layer->dIn, layer->dOut}
+            ? "; for a (d_in, d_out) file give --in-out"
+            : ""));
+  auto p = projectDense(*layer, *w);
+  if (!p)
+    return fail(fmt::format("{}: {}", layer->label, p.error()));
+  struct stat st;
+  if (stat(o.dir.c_str(), &st) != 0 && mkdir(o.dir.c_str(), 0777) != 0)
+    return fail(fmt::format("{}: cannot create the directory", o.dir));
+  std::vector<std::string> written;
+  for (size_t k = 0; k < p->weights.size(); ++k) {
+    std::string path = fmt::format("{}/w{}.npy", o.dir, k + 1);
+    if (int rc = emit(encodeNpy(p->weights[k]), path)) {
+      for (auto &f : written)
+        std::remove(f.c_str());
+      return rc;
+    }
+    written.push_back(path);
+  }
+  std::printf("projected %s (%lld x %lld) onto %s: relative Frobenius error "
+              "%.6g (SVD bound %.6g)\n",
+              o.weight.c_str(), (long long)layer->dOut, (long long)layer->dIn,
+              layer->name.c_str(), p->relativeError, p->svdBound);
+  for (size_t k = 0; k < written.size(); ++k)
+    std::printf("wrote    %s %s\n", written[k].c_str(),
+                shapeText(p->weights[k].shape).c_str());
+  return 0;
+}
+
 int main(int argc, char **argv) {
   CLI::App app{"einstruct: a compiler for structured linear layers"};
   app.require_subcommand(1);
@@ -810,6 +868,20 @@ int main(int argc, char **argv) {
                       "the family)");
   compile->add_option("-o,--output", co.dir, "output directory")->required();
 
+  ProjectOptions po;
+  auto *project = app.add_subcommand(
+      "project", "Project a dense weight onto a structure (per-block SVD): "
+                 "writes DIR/w1.npy, ... and prints the relative error");
+  addSpecOptions(project, po.file, po.args);
+  project
+      ->add_option("--weight", po.weight,
+                   "dense W.npy or W.safetensors:TENSOR, (d_out, d_in) as "
+                   "torch.nn.Linear.weight")
+      ->required();
+  project->add_flag("--in-out", po.inOut,
+                    "the file is (d_in, d_out), as a JAX/Flax kernel");
+  project->add_option("-o,--output", po.dir, "output directory")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp &e) {
@@ -827,6 +899,8 @@ int main(int argc, char **argv) {
     return runRun(ru);
   if (compile->parsed())
     return runCompile(co);
+  if (project->parsed())
+    return runProject(po);
   if (sweep->parsed())
     return runSweepCommand(sw);
   if (report->parsed())

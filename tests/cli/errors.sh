@@ -107,6 +107,12 @@ expect "needs two weight tensors" compile --structure dense --d-in 64 --d-out 64
 expect "class β has size 128; the CUDA kernels take at most 64" compile \
   --einsum 'gba,fdrga,fergb->fed' --sizes g=1,b=128,a=2,f=1,d=1,r=1,e=2
 
+# project: a missing weight file and structures it does not take.
+/usr/bin/python3 -c "import numpy; numpy.save('$work/w16.npy', numpy.zeros((16, 16), 'f4'))"
+expect "cannot open the file" project --structure 'monarch(4)' --d-in 16 --d-out 16 --weight "$work/none.npy"
+expect "sums of terms (DYAD) are not projected" project --structure 'dyad(4, DT)' --d-in 16 --d-out 16 --weight "$work/w16.npy"
+expect "the dense weight is all zeros" project --structure 'monarch(4)' --d-in 16 --d-out 16 --weight "$work/w16.npy"
+
 # A successful run writes its output file whole.
 if "$EINSTRUCT" analyze --structure dense --d-in 4 --d-out 4 --json -o "$work/ok.json" \
    && grep -q '"params":16' "$work/ok.json"; then

@@ -211,5 +211,44 @@ r = run(["run", "--structure", "low-rank(1)", "--d-in", "2",
 check(r.returncode == 2 and "exceed 2^32" in r.stderr,
       f"huge output: {r.stderr}")
 
+# `einstruct project`: a matrix with the structure comes back exactly and
+# `run` with the projected factors reproduces x·Wᵀ; a random matrix onto
+# low-rank meets the bound from NumPy's own SVD (LAPACK).
+bt = ["--structure", "btt(rank=2)", "--d-in", "48", "--d-out", "96"]
+info = json.loads(run(["analyze", "--json"] + bt).stdout)
+t = info["terms"][0]
+ops = t["einsum"].split("->")[0].split(",")
+factors = [rng.standard_normal([t["sizes"][c] for c in o]) for o in ops[1:]]
+eye = np.eye(48).reshape([48] + [t["sizes"][c] for c in ops[0]])
+W = np.einsum(f"n{ops[0]},{','.join(ops[1:])}->n{t['einsum'].split('->')[1]}",
+              eye, *factors).reshape(48, 96).T.astype(np.float32)
+np.save(f"{work}/W.npy", W)  # a transposed view: saved in Fortran order
+r = run(["project"] + bt + ["--weight", f"{work}/W.npy", "-o", f"{work}/proj"])
+err = float(r.stdout.split("relative Frobenius error ")[1].split()[0]) \
+    if r.returncode == 0 else 1
+check(r.returncode == 0 and err < 1e-5, f"project exact BTT: {r.stdout} {r.stderr}")
+xs = rng.uniform(-1, 1, (5, 48)).astype(np.float32)
+np.save(f"{work}/xs.npy", xs)
+r = run(["run"] + bt + ["--input", f"{work}/xs.npy", "--weights",
+        f"{work}/proj/w1.npy,{work}/proj/w2.npy", "-o", f"{work}/ys.npy"])
+check(r.returncode == 0 and
+      np.allclose(np.load(f"{work}/ys.npy"), xs @ W.T, rtol=1e-4, atol=1e-4),
+      f"run with projected factors: {r.stderr}")
+Wr = rng.standard_normal((30, 40)).astype(np.float32)
+np.save(f"{work}/Wr_in_out.npy", np.ascontiguousarray(Wr.T))
+lr = ["--structure", "low-rank(4)", "--d-in", "40", "--d-out", "30"]
+r = run(["project"] + lr + ["--weight", f"{work}/Wr_in_out.npy", "--in-out",
+         "-o", f"{work}/lr"])
+s = np.linalg.svd(Wr.astype(np.float64), compute_uv=False)
+bound = np.sqrt((s[4:] ** 2).sum() / (s ** 2).sum())
+err = float(r.stdout.split("relative Frobenius error ")[1].split()[0]) \
+    if r.returncode == 0 else 1
+check(r.returncode == 0 and abs(err - bound) < 1e-5 * bound,
+      f"low-rank projection error {err} vs NumPy's SVD bound {bound}: {r.stderr}")
+r = run(["project"] + lr + ["--weight", f"{work}/Wr_in_out.npy", "-o",
+         f"{work}/never"])
+check(r.returncode == 2 and "for a (d_in, d_out) file give --in-out" in r.stderr
+      and not os.path.exists(f"{work}/never"), f"transposed file: {r.stderr}")
+
 print(f"run_numpy: {passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

@@ -50,6 +50,22 @@ TEST_CASE(".npy round trip, empty and 0-d arrays included", "[files]") {
   }
 }
 
+TEST_CASE(".npy in Fortran order comes back in C order", "[files]") {
+  // [[1, 2, 3], [4, 5, 6]] stored column-major, as np.save writes a
+  // transposed view. Double quotes are valid in the header's Python literal.
+  std::string header =
+      "{\"descr\": '<f4', 'fortran_order': True, 'shape': (2, 3), }";
+  header += std::string((64 - (10 + header.size() + 1) % 64) % 64, ' ') + "\n";
+  std::string file = std::string("\x93NUMPY\x01\x00", 8) +
+                     char(header.size()) + '\0' + header;
+  for (float v : {1.0f, 4.0f, 2.0f, 5.0f, 3.0f, 6.0f})
+    file.append(reinterpret_cast<const char *>(&v), 4);
+  auto a = parseNpy(file, "f.npy");
+  REQUIRE(a);
+  CHECK(a->shape == std::vector<int64_t>{2, 3});
+  CHECK(a->data == std::vector<float>{1, 2, 3, 4, 5, 6});
+}
+
 TEST_CASE(".npy rejections name the byte", "[files]") {
   NpyArray a{{2, 2}, {1, 2, 3, 4}};
   std::string good = encodeNpy(a); // 128-byte header, then 16 data bytes
