@@ -1,0 +1,122 @@
+// The C ABI of runtime/einstruct.h over the CPU JIT.
+#include "runtime/einstruct.h"
+#include "compiler/cpu/JitLayer.h"
+#include "compiler/frontend/SpecReader.h"
+
+#include <cstring>
+#include <fmt/format.h>
+
+struct einstruct_layer {
+  std::unique_ptr<einstruct::JitLayer> jit;
+};
+
+namespace {
+
+thread_local std::string lastError;
+
+int failWith(int status, std::string message) {
+  lastError = std::move(message);
+  return status;
+}
+
+std::vector<const float *> weightList(const einstruct_layer *l,
+                                      const float *const *weights) {
+  return std::vector<const float *>(
+      weights, weights + l->jit->weightShapes().size());
+}
+
+bool weightsPresent(const einstruct_layer *l, const float *const *w) {
+  if (!w)
+    return false;
+  for (size_t k = 0; k < l->jit->weightShapes().size(); ++k)
+    if (!w[k])
+      return false;
+  return true;
+}
+
+} // namespace
+
+extern "C" {
+
+int einstruct_layer_create_cpu(const char *spec, einstruct_layer **out) {
+  if (!spec || !out)
+    return failWith(EINSTRUCT_ERR_ARGUMENT, "null spec or output pointer");
+  *out = nullptr;
+  auto layers = einstruct::readSpecJson(spec, "spec");
+  if (!layers)
+    return failWith(EINSTRUCT_ERR_SPEC, layers.error());
+  if (layers->size() != 1)
+    return failWith(EINSTRUCT_ERR_SPEC,
+                    fmt::format("spec: holds {} specs; give one object",
+                                layers->size()));
+  auto jit = einstruct::JitLayer::compile(layers->front());
+  if (!jit)
+    return failWith(EINSTRUCT_ERR_COMPILE, jit.error());
+  *out = new einstruct_layer{std::move(*jit)};
+  lastError.clear();
+  return EINSTRUCT_OK;
+}
+
+void einstruct_layer_destroy(einstruct_layer *l) { delete l; }
+
+int64_t einstruct_layer_d_in(const einstruct_layer *l) {
+  return l ? l->jit->layer().dIn : 0;
+}
+int64_t einstruct_layer_d_out(const einstruct_layer *l) {
+  return l ? l->jit->layer().dOut : 0;
+}
+int einstruct_layer_num_weights(const einstruct_layer *l) {
+  return l ? int(l->jit->weightShapes().size()) : 0;
+}
+
+int einstruct_layer_weight_shape(const einstruct_layer *l, int k,
+                                 int64_t *dims, int maxRank) {
+  if (!l || !dims || k < 0 || k >= einstruct_layer_num_weights(l))
+    return failWith(EINSTRUCT_ERR_ARGUMENT,
+                    fmt::format("weight index {} is out of range", k));
+  const auto &s = l->jit->weightShapes()[size_t(k)];
+  if (int(s.size()) > maxRank)
+    return failWith(EINSTRUCT_ERR_ARGUMENT,
+                    fmt::format("weight {} has rank {} > max_rank {}", k,
+                                s.size(), maxRank));
+  std::copy(s.begin(), s.end(), dims);
+  return int(s.size());
+}
+
+int einstruct_layer_forward(const einstruct_layer *l, const float *x,
+                            int64_t batch, const float *const *weights,
+                            float *y) {
+  if (!l || !x || !y || !weightsPresent(l, weights))
+    return failWith(EINSTRUCT_ERR_ARGUMENT, "null layer, array or weight");
+  if (batch < 1)
+    return failWith(EINSTRUCT_ERR_ARGUMENT,
+                    fmt::format("batch = {} must be positive", batch));
+  auto out = l->jit->forward(x, batch, weightList(l, weights));
+  if (!out)
+    return failWith(EINSTRUCT_ERR_ARGUMENT, out.error());
+  std::memcpy(y, out->data(), out->size() * sizeof(float));
+  return EINSTRUCT_OK;
+}
+
+int einstruct_layer_backward(const einstruct_layer *l, const float *x,
+                             const float *dy, int64_t batch,
+                             const float *const *weights, float *dx,
+                             float *const *dweights) {
+  if (!l || !x || !dy || !dx || !weightsPresent(l, weights) ||
+      !weightsPresent(l, const_cast<const float *const *>(dweights)))
+    return failWith(EINSTRUCT_ERR_ARGUMENT, "null layer, array or weight");
+  if (batch < 1)
+    return failWith(EINSTRUCT_ERR_ARGUMENT,
+                    fmt::format("batch = {} must be positive", batch));
+  auto g = l->jit->backward(x, dy, batch, weightList(l, weights));
+  if (!g)
+    return failWith(EINSTRUCT_ERR_ARGUMENT, g.error());
+  std::memcpy(dx, g->dx.data(), g->dx.size() * sizeof(float));
+  for (size_t k = 0; k < g->dw.size(); ++k)
+    std::memcpy(dweights[k], g->dw[k].data(), g->dw[k].size() * sizeof(float));
+  return EINSTRUCT_OK;
+}
+
+const char *einstruct_last_error(void) { return lastError.c_str(); }
+
+} // extern "C"

@@ -1,0 +1,67 @@
+/* einstruct runtime: the C ABI.
+ *
+ * A layer is compiled once from a spec (the JSON object of examples/*.json,
+ * e.g. {"structure": "monarch(8)", "d_in": 64, "d_out": 64}) and then called
+ * many times. Arrays are float32, row-major (C order): x is [batch, d_in], y
+ * is [batch, d_out], weights are in the layouts of structures.md with size-1
+ * axes dropped (einstruct_layer_weight_shape). Every call returns
+ * EINSTRUCT_OK or a negative status; einstruct_last_error() then says why
+ * (per thread). Nothing here aborts on bad input. Use a layer from one
+ * thread at a time (concurrent calls are not tested yet). */
+#ifndef EINSTRUCT_H
+#define EINSTRUCT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define EINSTRUCT_API __attribute__((visibility("default")))
+
+enum {
+  EINSTRUCT_OK = 0,
+  EINSTRUCT_ERR_SPEC = -1,     /* the spec does not parse or is not valid */
+  EINSTRUCT_ERR_COMPILE = -2,  /* lowering or JIT compilation failed */
+  EINSTRUCT_ERR_ARGUMENT = -3, /* null pointer, bad batch or index */
+  EINSTRUCT_ERR_DEVICE = -4    /* the requested device is not available */
+};
+
+typedef struct einstruct_layer einstruct_layer;
+
+/* Compiles `spec_json` for this CPU (MLIR pipeline + LLVM JIT, forward and
+ * backward). On success *out owns the layer. */
+EINSTRUCT_API int einstruct_layer_create_cpu(const char *spec_json,
+                                             einstruct_layer **out);
+EINSTRUCT_API void einstruct_layer_destroy(einstruct_layer *layer);
+
+EINSTRUCT_API int64_t einstruct_layer_d_in(const einstruct_layer *layer);
+EINSTRUCT_API int64_t einstruct_layer_d_out(const einstruct_layer *layer);
+EINSTRUCT_API int einstruct_layer_num_weights(const einstruct_layer *layer);
+/* Writes up to max_rank dims of weight k; returns its rank, or a negative
+ * status. */
+EINSTRUCT_API int einstruct_layer_weight_shape(const einstruct_layer *layer,
+                                               int k, int64_t *dims,
+                                               int max_rank);
+
+/* y = layer(x). weights[k] points at weight k. */
+EINSTRUCT_API int einstruct_layer_forward(const einstruct_layer *layer,
+                                          const float *x, int64_t batch,
+                                          const float *const *weights,
+                                          float *y);
+/* Gradients of <dy, layer(x)>: dx [batch, d_in] and dweights[k] (shape of
+ * weight k). */
+EINSTRUCT_API int einstruct_layer_backward(const einstruct_layer *layer,
+                                           const float *x, const float *dy,
+                                           int64_t batch,
+                                           const float *const *weights,
+                                           float *dx, float *const *dweights);
+
+/* The message of this thread's last failed call ("" if none). */
+EINSTRUCT_API const char *einstruct_last_error(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,87 @@
+// einstruct runtime: the C++ API, a header-only RAII wrapper of einstruct.h.
+// Errors throw einstruct::Error with the runtime's message.
+#pragma once
+#include "einstruct.h"
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace einstruct {
+
+struct Error : std::runtime_error {
+  int status;
+  Error(int s, const std::string &m) : std::runtime_error(m), status(s) {}
+};
+
+class CompiledLayer {
+public:
+  // Compiles a JSON spec for the CPU.
+  static CompiledLayer cpu(const std::string &specJson) {
+    einstruct_layer *l = nullptr;
+    check(einstruct_layer_create_cpu(specJson.c_str(), &l));
+    return CompiledLayer(l);
+  }
+
+  int64_t dIn() const { return einstruct_layer_d_in(layer_.get()); }
+  int64_t dOut() const { return einstruct_layer_d_out(layer_.get()); }
+  std::vector<std::vector<int64_t>> weightShapes() const {
+    std::vector<std::vector<int64_t>> out;
+    for (int k = 0; k < einstruct_layer_num_weights(layer_.get()); ++k) {
+      int64_t dims[16];
+      int rank = einstruct_layer_weight_shape(layer_.get(), k, dims, 16);
+      check(rank < 0 ? rank : 0);
+      out.emplace_back(dims, dims + rank);
+    }
+    return out;
+  }
+
+  std::vector<float> forward(const std::vector<float> &x,
+                             const std::vector<const float *> &weights) const {
+    int64_t batch = rows(x, dIn());
+    std::vector<float> y(size_t(batch * dOut()));
+    check(einstruct_layer_forward(layer_.get(), x.data(), batch,
+                                  weights.data(), y.data()));
+    return y;
+  }
+
+  struct Gradients {
+    std::vector<float> dx;
+    std::vector<std::vector<float>> dw;
+  };
+  Gradients backward(const std::vector<float> &x, const std::vector<float> &dy,
+                     const std::vector<const float *> &weights) const {
+    int64_t batch = rows(x, dIn());
+    if (int64_t(dy.size()) != batch * dOut())
+      throw Error(EINSTRUCT_ERR_ARGUMENT, "dy must be [batch, d_out]");
+    Gradients g;
+    g.dx.resize(x.size());
+    std::vector<float *> dwp;
+    for (auto &s : weightShapes()) {
+      int64_t n = 1;
+      for (int64_t d : s)
+        n *= d;
+      g.dw.emplace_back(size_t(n));
+      dwp.push_back(g.dw.back().data());
+    }
+    check(einstruct_layer_backward(layer_.get(), x.data(), dy.data(), batch,
+                                   weights.data(), g.dx.data(), dwp.data()));
+    return g;
+  }
+
+private:
+  explicit CompiledLayer(einstruct_layer *l) : layer_(l, einstruct_layer_destroy) {}
+  static void check(int status) {
+    if (status != EINSTRUCT_OK)
+      throw Error(status, einstruct_last_error());
+  }
+  static int64_t rows(const std::vector<float> &x, int64_t dIn) {
+    if (x.empty() || int64_t(x.size()) % dIn != 0)
+      throw Error(EINSTRUCT_ERR_ARGUMENT, "x must be [batch, d_in], batch >= 1");
+    return int64_t(x.size()) / dIn;
+  }
+  std::shared_ptr<einstruct_layer> layer_;
+};
+
+} // namespace einstruct
