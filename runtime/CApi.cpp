@@ -2,8 +2,10 @@
 #include "runtime/einstruct.h"
 #include "compiler/cpu/JitLayer.h"
 #include "compiler/frontend/SpecReader.h"
+#include "search/Init.h"
 
 #include <cstring>
+#include <random>
 #include <fmt/format.h>
 
 struct einstruct_layer {
@@ -65,6 +67,12 @@ int64_t einstruct_layer_d_in(const einstruct_layer *l) {
 int64_t einstruct_layer_d_out(const einstruct_layer *l) {
   return l ? l->jit->layer().dOut : 0;
 }
+int64_t einstruct_layer_macs(const einstruct_layer *l) {
+  if (!l)
+    return 0;
+  auto a = einstruct::analyze(l->jit->layer());
+  return a ? a->flops : 0;
+}
 int einstruct_layer_num_weights(const einstruct_layer *l) {
   return l ? int(l->jit->weightShapes().size()) : 0;
 }
@@ -81,6 +89,26 @@ int einstruct_layer_weight_shape(const einstruct_layer *l, int k,
                                 s.size(), maxRank));
   std::copy(s.begin(), s.end(), dims);
   return int(s.size());
+}
+
+int einstruct_layer_init_weights(const einstruct_layer *l, uint64_t seed,
+                                 float *const *weights) {
+  if (!l || !weightsPresent(l, const_cast<const float *const *>(weights)))
+    return failWith(EINSTRUCT_ERR_ARGUMENT, "null layer or weight");
+  auto stds = einstruct::initStd(l->jit->layer());
+  if (!stds)
+    return failWith(EINSTRUCT_ERR_SPEC, stds.error());
+  std::mt19937_64 rng(seed);
+  const auto &shapes = l->jit->weightShapes();
+  for (size_t k = 0; k < shapes.size(); ++k) {
+    std::normal_distribution<float> normal(0.0f, float((*stds)[k]));
+    int64_t n = 1;
+    for (int64_t d : shapes[k])
+      n *= d;
+    for (int64_t i = 0; i < n; ++i)
+      weights[k][i] = normal(rng);
+  }
+  return EINSTRUCT_OK;
 }
 
 int einstruct_layer_forward(const einstruct_layer *l, const float *x,

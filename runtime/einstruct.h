@@ -39,11 +39,19 @@ EINSTRUCT_API void einstruct_layer_destroy(einstruct_layer *layer);
 EINSTRUCT_API int64_t einstruct_layer_d_in(const einstruct_layer *layer);
 EINSTRUCT_API int64_t einstruct_layer_d_out(const einstruct_layer *layer);
 EINSTRUCT_API int einstruct_layer_num_weights(const einstruct_layer *layer);
+/* Multiply-adds per input row (active experts only for BTT-MoE). */
+EINSTRUCT_API int64_t einstruct_layer_macs(const einstruct_layer *layer);
 /* Writes up to max_rank dims of weight k; returns its rank, or a negative
  * status. */
 EINSTRUCT_API int einstruct_layer_weight_shape(const einstruct_layer *layer,
                                                int k, int64_t *dims,
                                                int max_rank);
+
+/* Fills weights[k] with the reference initialisation of structures.md §4
+ * (normal, std = sqrt(min(fan_in, fan_out) / fan_in²) per core), from `seed`. */
+EINSTRUCT_API int einstruct_layer_init_weights(const einstruct_layer *layer,
+                                               uint64_t seed,
+                                               float *const *weights);
 
 /* y = layer(x). weights[k] points at weight k. */
 EINSTRUCT_API int einstruct_layer_forward(const einstruct_layer *layer,

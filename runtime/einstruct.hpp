@@ -26,6 +26,7 @@ public:
 
   int64_t dIn() const { return einstruct_layer_d_in(layer_.get()); }
   int64_t dOut() const { return einstruct_layer_d_out(layer_.get()); }
+  int64_t macs() const { return einstruct_layer_macs(layer_.get()); }
   std::vector<std::vector<int64_t>> weightShapes() const {
     std::vector<std::vector<int64_t>> out;
     for (int k = 0; k < einstruct_layer_num_weights(layer_.get()); ++k) {
@@ -35,6 +36,22 @@ public:
       out.emplace_back(dims, dims + rank);
     }
     return out;
+  }
+
+  // Weights drawn by the reference initialisation (structures.md §4).
+  std::vector<std::vector<float>> initWeights(uint64_t seed) const {
+    std::vector<std::vector<float>> w;
+    std::vector<float *> p;
+    for (auto &s : weightShapes()) {
+      int64_t n = 1;
+      for (int64_t d : s)
+        n *= d;
+      w.emplace_back(size_t(n));
+    }
+    for (auto &v : w)
+      p.push_back(v.data());
+    check(einstruct_layer_init_weights(layer_.get(), seed, p.data()));
+    return w;
   }
 
   std::vector<float> forward(const std::vector<float> &x,

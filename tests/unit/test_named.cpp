@@ -1,4 +1,5 @@
 // Named structures of structures.md §3: costs from their definitions.
+#include "search/Init.h"
 #include "search/Named.h"
 
 #include <catch2/catch.hpp>
@@ -103,4 +104,27 @@ TEST_CASE("named structure errors", "[named][errors]") {
     }
     CHECK_THAT(error, Catch::Contains(b.expect));
   }
+}
+
+TEST_CASE("reference init std follows structures.md §4", "[init]") {
+  // Monarch 64 with 8 blocks: A maps a=8 → d·f·r = 8, B maps b·g·r = 8 →
+  // e = 8: std = sqrt(8 / 64) for both.
+  auto m = buildNamed(*parseNamed("monarch(8)"), 64, 64);
+  REQUIRE(m);
+  auto s = initStd(*m);
+  REQUIRE(s);
+  REQUIRE(s->size() == 2);
+  CHECK((*s)[0] == Approx(std::sqrt(8.0 / 64.0)));
+  CHECK((*s)[1] == Approx(std::sqrt(8.0 / 64.0)));
+  // Dense 100 → 30: one core, std = sqrt(30 / 100²).
+  auto d = buildNamed(*parseNamed("dense"), 100, 30);
+  REQUIRE(d);
+  CHECK((*initStd(*d))[0] == Approx(std::sqrt(30.0) / 100.0));
+  // Low-rank 4 at 64 → 32: A maps a=64 → r=4, B maps r=4 → e=32.
+  auto lr = buildNamed(*parseNamed("low-rank(4)"), 64, 32);
+  REQUIRE(lr);
+  auto ls = initStd(*lr);
+  REQUIRE(ls);
+  CHECK((*ls)[0] == Approx(std::sqrt(4.0) / 64.0));
+  CHECK((*ls)[1] == Approx(std::sqrt(4.0) / 4.0));
 }
