@@ -250,47 +250,65 @@ Result<Cost> termCost(const EinsumTerm &t) {
       return Error{"parameter count overflows 64 bits"};
     best.params = *s;
   }
-  std::vector<int> order(t.weights.size());
-  std::iota(order.begin(), order.end(), 0);
-  bool found = false, overflowed = false;
-  do {
-    std::set<char> cur(t.input.begin(), t.input.end());
-    int64_t flops = 0;
-    bool ok = true;
-    for (size_t k = 0; k < order.size() && ok; ++k) {
-      const std::string &w = t.weights[order[k]];
-      std::set<char> all = cur;
-      all.insert(w.begin(), w.end());
-      auto c = product(t, all);
-      auto s = c ? checkedAdd(flops, *c) : std::nullopt;
-      if (!s) {
-        ok = false;
-        break;
-      }
-      flops = *s;
-      // Keep the letters still needed by later weights or the output.
-      std::set<char> keep;
-      for (char c : all) {
-        bool needed = t.output.find(c) != std::string::npos;
-        for (size_t j = k + 1; j < order.size() && !needed; ++j)
-          needed = t.weights[order[j]].find(c) != std::string::npos;
-        if (needed)
-          keep.insert(c);
-      }
-      cur = keep;
+  // Dynamic programming over the set S of weights already absorbed: the
+  // intermediate after S holds the letters of x and S still needed by the
+  // rest or the output, whatever the order within S. rest[S] is the cheapest
+  // finish from S (nullopt: every finish overflows); O(2^n·n) instead of n!.
+  const int n = int(t.weights.size());
+  const unsigned full = (1u << n) - 1;
+  auto letters = [&](unsigned set) {
+    std::set<char> all(t.input.begin(), t.input.end());
+    for (int k = 0; k < n; ++k)
+      if (set >> k & 1)
+        all.insert(t.weights[size_t(k)].begin(), t.weights[size_t(k)].end());
+    std::set<char> keep;
+    for (char c : all) {
+      bool needed = t.output.find(c) != std::string::npos;
+      for (int k = 0; k < n && !needed; ++k)
+        needed = !(set >> k & 1) &&
+                 t.weights[size_t(k)].find(c) != std::string::npos;
+      if (needed)
+        keep.insert(c);
     }
-    if (!ok) {
-      overflowed = true;
-      continue;
+    return keep;
+  };
+  // The multiply-adds of absorbing weight k after S.
+  auto step = [&](unsigned set, int k) {
+    std::set<char> all = letters(set);
+    all.insert(t.weights[size_t(k)].begin(), t.weights[size_t(k)].end());
+    return product(t, all);
+  };
+  std::vector<std::optional<int64_t>> rest(full + 1);
+  rest[full] = 0;
+  for (unsigned set = full; set-- > 0;)
+    for (int k = 0; k < n; ++k) {
+      if (set >> k & 1 || !rest[set | 1u << k])
+        continue;
+      auto c = step(set, k);
+      auto total = c ? checkedAdd(*c, *rest[set | 1u << k]) : std::nullopt;
+      if (total && (!rest[set] || *total < *rest[set]))
+        rest[set] = total;
     }
-    if (!found || flops < best.flops) {
-      best.flops = flops;
-      best.order = order;
-      found = true;
-    }
-  } while (std::next_permutation(order.begin(), order.end()));
-  if (!found && overflowed)
+  if (!rest[0])
     return Error{"FLOP count overflows 64 bits"};
+  best.flops = *rest[0];
+  // The lexicographically first optimal order, as an enumeration of all
+  // orders would report it.
+  for (unsigned set = 0; set != full;) {
+    int next = -1;
+    for (int k = 0; k < n && next < 0; ++k) {
+      if (set >> k & 1 || !rest[set | 1u << k])
+        continue;
+      auto c = step(set, k);
+      auto total = c ? checkedAdd(*c, *rest[set | 1u << k]) : std::nullopt;
+      if (total && *total == *rest[set])
+        next = k;
+    }
+    if (next < 0) // unreachable: rest[set] was reached through some k
+      return Error{"internal: no optimal contraction order"};
+    best.order.push_back(next);
+    set |= 1u << next;
+  }
   return best;
 }
 

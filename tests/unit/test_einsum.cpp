@@ -2,6 +2,9 @@
 #include "search/Layer.h"
 
 #include <catch2/catch.hpp>
+#include <numeric>
+#include <random>
+#include <set>
 
 using namespace einstruct;
 
@@ -89,4 +92,85 @@ TEST_CASE("FLOP counts that overflow 64 bits are errors, not wraparound",
   auto c = termCost(*big);
   REQUIRE_FALSE(c);
   CHECK_THAT(c.error(), Catch::Contains("overflows 64 bits"));
+}
+
+namespace {
+
+// Every order of absorbing the weights into x, costed step by step: the
+// definition termCost must agree with (it uses dynamic programming).
+std::pair<int64_t, std::vector<int>> bruteForceCost(const EinsumTerm &t) {
+  std::vector<int> order(t.weights.size()), bestOrder;
+  std::iota(order.begin(), order.end(), 0);
+  int64_t best = -1;
+  do {
+    std::set<char> cur(t.input.begin(), t.input.end());
+    int64_t flops = 0;
+    for (size_t k = 0; k < order.size(); ++k) {
+      std::set<char> all = cur;
+      all.insert(t.weights[order[k]].begin(), t.weights[order[k]].end());
+      int64_t p = 1;
+      for (char c : all)
+        p *= t.sizes.at(c);
+      flops += p;
+      cur.clear();
+      for (char c : all) {
+        bool needed = t.output.find(c) != std::string::npos;
+        for (size_t j = k + 1; j < order.size(); ++j)
+          needed |= t.weights[order[j]].find(c) != std::string::npos;
+        if (needed)
+          cur.insert(c);
+      }
+    }
+    if (best < 0 || flops < best)
+      best = flops, bestOrder = order;
+  } while (std::next_permutation(order.begin(), order.end()));
+  return {best, bestOrder};
+}
+
+} // namespace
+
+TEST_CASE("contraction order: dynamic programming equals trying every order",
+          "[einsum]") {
+  std::mt19937 rng(5);
+  int checked = 0;
+  for (int trial = 0; trial < 400; ++trial) {
+    // Random tensor networks: 2..6 weights over letters a..h, x and y drawn
+    // from the letters used.
+    std::uniform_int_distribution<int> nw(2, 6), nl(1, 3), letter(0, 7),
+        size(1, 5);
+    std::string spec, x, y;
+    std::set<char> used;
+    std::vector<std::string> ws(size_t(nw(rng)));
+    for (auto &w : ws) {
+      for (int k = nl(rng); k > 0; --k) {
+        char c = char('a' + letter(rng));
+        if (w.find(c) == std::string::npos)
+          w += c;
+      }
+      used.insert(w.begin(), w.end());
+    }
+    for (char c : used)
+      (rng() % 2 ? x : y) += c;
+    if (x.empty() || y.empty())
+      continue;
+    spec = x;
+    for (auto &w : ws)
+      spec += "," + w;
+    spec += "->" + y;
+    std::string sizes;
+    for (char c : used)
+      sizes += std::string(sizes.empty() ? "" : ",") + c + "=" +
+               std::to_string(size(rng));
+    auto t = parseEinsum(spec, sizes);
+    if (!t)
+      continue; // e.g. a letter in one operand only
+    auto cost = termCost(*t);
+    REQUIRE(cost);
+    auto [flops, order] = bruteForceCost(*t);
+    INFO(spec << " " << sizes);
+    CHECK(cost->flops == flops);
+    CHECK(cost->order == order);
+    ++checked;
+  }
+  CHECK(checked > 50);
 }
