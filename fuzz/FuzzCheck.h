@@ -34,3 +34,13 @@ inline bool sameBits(const std::vector<float> &a, const std::vector<float> &b) {
   return a.size() == b.size() &&
          (a.empty() || std::memcmp(a.data(), b.data(), a.size() * 4) == 0);
 }
+
+// d_in, d_out from the first four bytes of `dims` (any size up to 65535, 0
+// included), else the defaults.
+inline std::pair<int64_t, int64_t> fuzzDims(const std::string &dims,
+                                            int64_t dIn, int64_t dOut) {
+  if (dims.size() < 4)
+    return {dIn, dOut};
+  return {(uint8_t)dims[0] | (uint8_t)dims[1] << 8,
+          (uint8_t)dims[2] | (uint8_t)dims[3] << 8};
+}

@@ -10,11 +10,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   auto spec = parseNamed(text);
   if (!spec)
     return 0;
-  int64_t dIn = 1024, dOut = 4096;
-  if (dims.size() >= 4) {
-    dIn = (uint8_t)dims[0] | (uint8_t)dims[1] << 8;
-    dOut = (uint8_t)dims[2] | (uint8_t)dims[3] << 8;
-  }
+  auto [dIn, dOut] = fuzzDims(dims, 1024, 4096);
   auto layer = buildNamed(*spec, dIn, dOut);
   if (!layer)
     return 0;

@@ -18,11 +18,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   auto tax = taxonomy(*t);
   FUZZ_CHECK(std::isfinite(tax.omega) && std::isfinite(tax.psi) &&
              std::isfinite(tax.nu));
-  int64_t dIn = 768, dOut = 3072;
-  if (dims.size() >= 4) { // 2 bytes each: any size up to 65535, 0 included
-    dIn = (uint8_t)dims[0] | (uint8_t)dims[1] << 8;
-    dOut = (uint8_t)dims[2] | (uint8_t)dims[3] << 8;
-  }
+  auto [dIn, dOut] = fuzzDims(dims, 768, 3072);
   for (Sizing mode : {Sizing::Round, Sizing::Exact}) {
     auto layer = layerFromTheta(*t, dIn, dOut, mode);
     if (!layer)

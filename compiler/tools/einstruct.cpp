@@ -43,42 +43,38 @@ constexpr int kUsageError = 2;
 // Numeric flags are checked as text before CLI11 converts them: on its own it
 // saturates integers beyond 64 bits, wraps negatives into unsigned options
 // and takes inf/nan for reals.
-const CLI::Validator kInt64(
-    [](std::string &v) -> std::string {
-      int64_t x;
-      auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
-      if (ec != std::errc() || end != v.data() + v.size())
-        return fmt::format("'{}' is not an integer in [-2^63, 2^63)", v);
-      return "";
-    },
-    "INT64");
-const CLI::Validator kCount(
-    [](std::string &v) -> std::string {
-      int64_t x;
-      auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
-      if (ec != std::errc() || end != v.data() + v.size() || x < 0)
-        return fmt::format("'{}' is not an integer in [0, 2^63)", v);
-      return "";
-    },
-    "COUNT");
-const CLI::Validator kPositiveReal(
-    [](std::string &v) -> std::string {
-      char *end = nullptr;
-      double x = std::strtod(v.c_str(), &end);
-      if (v.empty() || *end || !std::isfinite(x) || x <= 0)
-        return fmt::format("'{}' is not a finite number above 0", v);
-      return "";
-    },
-    "REAL>0");
-const CLI::Validator kUnitReal(
-    [](std::string &v) -> std::string {
-      char *end = nullptr;
-      double x = std::strtod(v.c_str(), &end);
-      if (v.empty() || *end || !std::isfinite(x) || x < 0 || x > 1)
-        return fmt::format("'{}' is not a number in [0, 1]", v);
-      return "";
-    },
-    "[0,1]");
+// An integer flag's text in [min, 2^63).
+CLI::Validator integerFrom(int64_t min, const char *range, const char *name) {
+  return CLI::Validator(
+      [=](std::string &v) -> std::string {
+        int64_t x;
+        auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
+        if (ec != std::errc() || end != v.data() + v.size() || x < min)
+          return fmt::format("'{}' is not an integer in {}", v, range);
+        return "";
+      },
+      name);
+}
+const CLI::Validator kInt64 = integerFrom(INT64_MIN, "[-2^63, 2^63)", "INT64");
+const CLI::Validator kCount = integerFrom(0, "[0, 2^63)", "COUNT");
+// A real flag's text: finite and in [min, max], or above min when `open`.
+CLI::Validator realIn(double min, double max, bool open, const char *what,
+                      const char *name) {
+  return CLI::Validator(
+      [=](std::string &v) -> std::string {
+        char *end = nullptr;
+        double x = std::strtod(v.c_str(), &end);
+        if (v.empty() || *end || !std::isfinite(x) || x < min || x > max ||
+            (open && x == min))
+          return fmt::format("'{}' is not {}", v, what);
+        return "";
+      },
+      name);
+}
+const CLI::Validator kPositiveReal =
+    realIn(0, HUGE_VAL, true, "a finite number above 0", "REAL>0");
+const CLI::Validator kUnitReal =
+    realIn(0, 1, false, "a number in [0, 1]", "[0,1]");
 
 int fail(const std::string &msg) {
   std::fprintf(stderr, "einstruct: error: %s\n", msg.c_str());
