@@ -693,18 +693,31 @@ int runProject(const ProjectOptions &o) {
   auto p = projectDense(*layer, *w);
   if (!p)
     return fail(fmt::format("{}: {}", layer->label, p.error()));
-  struct stat st;
-  if (stat(o.dir.c_str(), &st) != 0 && mkdir(o.dir.c_str(), 0777) != 0)
-    return fail(fmt::format("{}: cannot create the directory", o.dir));
   std::vector<std::string> written;
-  for (size_t k = 0; k < p->weights.size(); ++k) {
-    std::string path = fmt::format("{}/w{}.npy", o.dir, k + 1);
-    if (int rc = emit(encodeNpy(p->weights[k]), path)) {
-      for (auto &f : written)
-        std::remove(f.c_str());
+  const std::string ext = ".safetensors";
+  if (o.dir.size() > ext.size() &&
+      o.dir.compare(o.dir.size() - ext.size(), ext.size(), ext) == 0) {
+    // One safetensors file holding w1, w2, ... as float32.
+    std::vector<std::pair<std::string, NpyArray>> named;
+    for (size_t k = 0; k < p->weights.size(); ++k)
+      named.push_back({fmt::format("w{}", k + 1), p->weights[k]});
+    if (int rc = emit(encodeSafetensors(named), o.dir))
       return rc;
+    for (auto &[name, w] : named)
+      written.push_back(o.dir + ":" + name);
+  } else {
+    struct stat st;
+    if (stat(o.dir.c_str(), &st) != 0 && mkdir(o.dir.c_str(), 0777) != 0)
+      return fail(fmt::format("{}: cannot create the directory", o.dir));
+    for (size_t k = 0; k < p->weights.size(); ++k) {
+      std::string path = fmt::format("{}/w{}.npy", o.dir, k + 1);
+      if (int rc = emit(encodeNpy(p->weights[k]), path)) {
+        for (auto &f : written)
+          std::remove(f.c_str());
+        return rc;
+      }
+      written.push_back(path);
     }
-    written.push_back(path);
   }
   std::printf("projected %s (%lld x %lld) onto %s: relative Frobenius error "
               "%.6g (SVD bound %.6g)\n",
@@ -876,7 +889,11 @@ int main(int argc, char **argv) {
       ->required();
   project->add_flag("--in-out", po.inOut,
                     "the file is (d_in, d_out), as a JAX/Flax kernel");
-  project->add_option("-o,--output", po.dir, "output directory")->required();
+  project
+      ->add_option("-o,--output", po.dir,
+                    "output directory (w1.npy, ...), or FILE.safetensors "
+                    "(tensors w1, ...)")
+      ->required();
 
   try {
     app.parse(argc, argv);

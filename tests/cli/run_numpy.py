@@ -234,6 +234,14 @@ r = run(["run"] + bt + ["--input", f"{work}/xs.npy", "--weights",
 check(r.returncode == 0 and
       np.allclose(np.load(f"{work}/ys.npy"), xs @ W.T, rtol=1e-4, atol=1e-4),
       f"run with projected factors: {r.stderr}")
+r = run(["project"] + bt + ["--weight", f"{work}/W.npy", "-o",
+         f"{work}/proj.safetensors"])
+st_w = f"{work}/proj.safetensors"
+r2 = run(["run"] + bt + ["--input", f"{work}/xs.npy", "--weights",
+          f"{st_w}:w1,{st_w}:w2", "-o", f"{work}/ys_st.npy"])
+check(r.returncode == 0 and r2.returncode == 0 and
+      np.array_equal(np.load(f"{work}/ys_st.npy"), np.load(f"{work}/ys.npy")),
+      f"project to safetensors: {r.stderr} {r2.stderr}")
 Wr = rng.standard_normal((30, 40)).astype(np.float32)
 np.save(f"{work}/Wr_in_out.npy", np.ascontiguousarray(Wr.T))
 lr = ["--structure", "low-rank(4)", "--d-in", "40", "--d-out", "30"]
