@@ -114,6 +114,12 @@ Result<SweepConfig> readSweepJson(const std::string &text,
     }
   } else if (s.is_object() && s.contains("d_in") && s.contains("d_out") &&
              s["d_in"].is_array() && s["d_out"].is_array() && s.size() == 2) {
+    if (s["d_in"].size() * s["d_out"].size() > kMaxSweepRows)
+      return at(source + ".shapes",
+                fmt::format("{} × {} shapes exceed the {} rows a config may "
+                            "hold; split it into several configs",
+                            s["d_in"].size(), s["d_out"].size(),
+                            kMaxSweepRows));
     for (size_t i = 0; i < s["d_in"].size(); ++i)
       for (size_t j = 0; j < s["d_out"].size(); ++j) {
         auto a = dimension(s["d_in"][i], fmt::format("{}.shapes.d_in[{}]",
@@ -205,6 +211,15 @@ Result<SweepConfig> readSweepJson(const std::string &text,
       return at(source + ".top", "must be an integer in [1, 1000]");
     c.top = doc["top"].get<size_t>();
   }
+  size_t rows = 0;
+  if (__builtin_mul_overflow(c.shapes.size(), c.budgets.size(), &rows) ||
+      __builtin_mul_overflow(rows, c.objectives.size(), &rows) ||
+      rows > kMaxSweepRows)
+    return at(source, fmt::format("{} shapes × {} budgets × {} objectives "
+                                  "exceed the {} rows a config may hold; "
+                                  "split it into several configs",
+                                  c.shapes.size(), c.budgets.size(),
+                                  c.objectives.size(), kMaxSweepRows));
   std::set<std::string> keys;
   for (auto &r : sweepRows(c))
     if (!keys.insert(r.key).second)

@@ -14,6 +14,10 @@ struct SweepBudget {
   std::string json;  // the budget object as JSON text, echoed in each row
 };
 
+// Rows are held in memory (about 100 bytes each) by every shard, so a config
+// holds at most this many; larger sweeps are several configs.
+constexpr size_t kMaxSweepRows = 10'000'000;
+
 struct SweepConfig {
   std::vector<std::pair<int64_t, int64_t>> shapes;
   std::vector<SweepBudget> budgets;

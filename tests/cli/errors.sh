@@ -107,6 +107,9 @@ expect "needs two weight tensors" compile --structure dense --d-in 64 --d-out 64
 expect "class β has size 128; the CUDA kernels take at most 64" compile \
   --einsum 'gba,fdrga,fergb->fed' --sizes g=1,b=128,a=2,f=1,d=1,r=1,e=2
 
+/usr/bin/python3 -c "import json; json.dump({'shapes': {'d_in': list(range(2, 4002)), 'd_out': list(range(2, 4002))}, 'budgets': [{'max_flops_ratio': 0.5}], 'objectives': ['paper']}, open('$work/huge_sweep.json', 'w'))"
+expect "4000 × 4000 shapes exceed the 10000000 rows a config may hold" sweep "$work/huge_sweep.json"
+
 # project: a missing weight file and structures it does not take.
 /usr/bin/python3 -c "import numpy; numpy.save('$work/w16.npy', numpy.zeros((16, 16), 'f4'))"
 expect "cannot open the file" project --structure 'monarch(4)' --d-in 16 --d-out 16 --weight "$work/none.npy"
