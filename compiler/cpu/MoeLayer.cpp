@@ -1,5 +1,7 @@
 #include "MoeLayer.h"
 
+#include "NaiveEinsum.h"
+
 #include <algorithm>
 #include <fmt/format.h>
 
@@ -123,6 +125,53 @@ MoeLayer::forward(const float *x, int64_t batch, const float *router,
         y[j] += gate * ys[j];
     }
   return out;
+}
+
+Result<std::vector<float>>
+MoeLayer::forwardAllExperts(const float *x, int64_t batch, const float *router,
+                            const std::vector<const float *> &weights) const {
+  if (weights.size() != 2)
+    return Error{fmt::format("{} weight tensors given, BTT-MoE has 2",
+                             weights.size())};
+  Routing r = route(x, batch, router);
+  const int64_t m = layer_.dOut, K = layer_.topK;
+  std::vector<float> y(size_t(batch * m), 0.0f);
+  for (int64_t e = 0; e < r.experts; ++e) {
+    auto w1 = slice(weights[0], 0, e), w2 = slice(weights[1], 1, e);
+    auto ys = expert_->forward(x, batch, {w1.data(), w2.data()});
+    if (!ys)
+      return Error{ys.error()};
+    for (int64_t t = 0; t < batch; ++t) {
+      float gate = 0;
+      for (int64_t s = 0; s < K; ++s)
+        if (r.expert[size_t(t * K + s)] == e)
+          gate = r.gate[size_t(t * K + s)];
+      for (int64_t j = 0; j < m; ++j)
+        y[size_t(t * m + j)] += gate * (*ys)[size_t(t * m + j)];
+    }
+  }
+  return y;
+}
+
+std::vector<float>
+MoeLayer::naiveReference(const float *x, int64_t rows, const float *router,
+                         const std::vector<const float *> &weights) const {
+  Routing r = route(x, rows, router);
+  const int64_t O = outer_[0], I = inner_[0], E = layer_.experts;
+  std::vector<float> y;
+  for (int64_t t = 0; t < rows; ++t) {
+    std::vector<float> w1(size_t(O * E * I), 0.0f);
+    for (int64_t s = 0; s < layer_.topK; ++s) {
+      const int64_t e = r.expert[size_t(t * layer_.topK + s)];
+      const float gate = r.gate[size_t(t * layer_.topK + s)];
+      for (int64_t o = 0; o < O; ++o)
+        for (int64_t i = 0; i < I; ++i)
+          w1[size_t((o * E + e) * I + i)] = gate * weights[0][(o * E + e) * I + i];
+    }
+    auto yt = naiveForward(layer_, x + t * layer_.dIn, 1, {w1.data(), weights[1]});
+    y.insert(y.end(), yt.begin(), yt.end());
+  }
+  return y;
 }
 
 Result<MoeLayer::Gradients>

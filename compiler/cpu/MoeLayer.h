@@ -25,6 +25,18 @@ public:
   Result<Forward> forward(const float *x, int64_t batch, const float *router,
                           const std::vector<const float *> &weights) const;
 
+  // The published way, for comparison: every expert on every token, each
+  // output multiplied by its gate (zero where not selected).
+  Result<std::vector<float>>
+  forwardAllExperts(const float *x, int64_t batch, const float *router,
+                    const std::vector<const float *> &weights) const;
+  // The first `rows` rows through naive loops over the full rank-E einsum
+  // with z's rank e scaled by the token's gate (W1's slice e scaled):
+  // independent of the grouped path and the JIT.
+  std::vector<float> naiveReference(const float *x, int64_t rows,
+                                    const float *router,
+                                    const std::vector<const float *> &weights) const;
+
   struct Gradients {
     std::vector<float> dx, dRouter;     // [batch][d_in], [d_in][E]
     std::vector<std::vector<float>> dw; // dW1, dW2 (zero for idle experts)

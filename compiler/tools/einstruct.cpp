@@ -1,5 +1,6 @@
 // The einstruct command line: `einstruct analyze` costs structure specs.
 #include "compiler/cpu/JitLayer.h"
+#include "compiler/cpu/MoeLayer.h"
 #include "compiler/cuda/CudaEmitter.h"
 #include "compiler/cpu/NaiveEinsum.h"
 #include "compiler/frontend/Safetensors.h"
@@ -73,6 +74,8 @@ CLI::Validator realIn(double min, double max, bool open, const char *what,
 }
 const CLI::Validator kPositiveReal =
     realIn(0, HUGE_VAL, true, "a finite number above 0", "REAL>0");
+const CLI::Validator kNonNegativeReal =
+    realIn(0, HUGE_VAL, false, "a finite number >= 0", "REAL>=0");
 const CLI::Validator kUnitReal =
     realIn(0, 1, false, "a number in [0, 1]", "[0,1]");
 
@@ -381,6 +384,8 @@ struct RunOptions {
   int64_t batch = 64;
   uint64_t seed = 0;
   std::string input, weights, output, grad, gradDir = ".";
+  std::string router;      // BTT-MoE: Wg (d_in, E)
+  double auxWeight = 0.01; // BTT-MoE: the aux loss's weight in --grad
   bool check = false;
   int repeat = 5;
 };
@@ -427,6 +432,120 @@ bool sameShape(std::vector<int64_t> a, std::vector<int64_t> b) {
 
 std::string shapeText(const std::vector<int64_t> &s) {
   return fmt::format("({})", fmt::join(s, ", "));
+}
+
+using Clock = std::chrono::steady_clock;
+double msSince(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+// Relative max error of `got` against `ref`, printed as run's check line.
+bool reportCheck(const std::vector<float> &got, const std::vector<float> &ref,
+                 int64_t rows, const char *against) {
+  double maxErr = 0, maxRef = 0;
+  for (size_t k = 0; k < ref.size(); ++k) {
+    maxErr = std::max(maxErr, double(std::fabs(got[k] - ref[k])));
+    maxRef = std::max(maxRef, double(std::fabs(ref[k])));
+  }
+  double rel = maxRef > 0 ? maxErr / maxRef : maxErr;
+  bool ok = rel <= 1e-5;
+  std::printf("check    max relative error %.3g vs %s on %lld row(s): %s\n",
+              rel, against, (long long)rows,
+              ok ? "ok" : "FAILED (tolerance 1e-5)");
+  return ok;
+}
+
+// `run` for BTT-MoE: routed experts only, the routing statistics, and with
+// --grad the gradients of <dy, y> + aux_weight·aux (dWg too).
+int runMoe(const RunOptions &o, const Layer &layer, const Analysis &analysis,
+           const NpyArray &x, const std::vector<NpyArray> &ws,
+           const NpyArray &dy, std::mt19937_64 &rng) {
+  const int64_t batch = x.shape[0], E = layer.experts;
+  NpyArray wg;
+  if (!o.router.empty()) {
+    auto r = readArrayFile(o.router);
+    if (!r)
+      return fail(r.error());
+    if (r->shape != std::vector<int64_t>{layer.dIn, E})
+      return fail(fmt::format("{}: shape {} must be (d_in = {}, experts = {})",
+                              o.router, shapeText(r->shape), layer.dIn, E));
+    wg = std::move(*r);
+  } else {
+    std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+    wg.shape = {layer.dIn, E};
+    wg.data.resize(size_t(layer.dIn * E));
+    for (auto &v : wg.data)
+      v = uniform(rng);
+  }
+  auto t0 = Clock::now();
+  auto moe = MoeLayer::compile(layer);
+  if (!moe)
+    return fail(moe.error());
+  const double compileMs = msSince(t0);
+  std::vector<const float *> wp = {ws[0].data.data(), ws[1].data.data()};
+  std::vector<double> times;
+  std::optional<MoeLayer::Forward> fwd;
+  for (int r = 0; r < o.repeat; ++r) {
+    auto s = Clock::now();
+    auto out = (*moe)->forward(x.data.data(), batch, wg.data.data(), wp);
+    if (!out)
+      return fail(out.error());
+    times.push_back(msSince(s));
+    fwd = std::move(*out);
+  }
+  std::sort(times.begin(), times.end());
+  const double ms = times[times.size() / 2];
+  const Routing &rt = fwd->routing;
+  std::printf("layer    btt-moe %lld->%lld, %lld experts, top-%lld: %s\n",
+              (long long)layer.dIn, (long long)layer.dOut, (long long)E,
+              (long long)layer.topK, layer.terms[0].str().c_str());
+  std::printf("compile  %.0f ms (the rank-1 expert BTT: MLIR CPU pipeline + "
+              "LLVM -O3 JIT)\n", compileMs);
+  std::printf("forward  batch %lld: %.3f ms, median of %zu (%.2f GFLOP/s on "
+              "the selected experts)\n",
+              (long long)batch, ms, times.size(),
+              2.0 * double(analysis.flops) * double(batch) / (ms * 1e6));
+  std::printf("routing  tokens per expert [%s] (of %lld slots), router "
+              "entropy %.4f nats (uniform: %.4f), aux loss %.6g\n",
+              fmt::format("{}", fmt::join(rt.counts, ", ")).c_str(),
+              (long long)(batch * layer.topK), rt.entropy,
+              std::log(double(E)), rt.auxLoss);
+  if (!o.output.empty()) {
+    if (int rc = emit(encodeNpy({{batch, layer.dOut}, fwd->y}), o.output))
+      return rc;
+    std::printf("output   %s (%lld, %lld)\n", o.output.c_str(),
+                (long long)batch, (long long)layer.dOut);
+  }
+  if (!o.grad.empty()) {
+    auto s = Clock::now();
+    auto g = (*moe)->backward(x.data.data(), dy.data.data(), batch,
+                              wg.data.data(), wp, o.auxWeight);
+    if (!g)
+      return fail(g.error());
+    const double bms = msSince(s);
+    const auto shapes = weightShapes(layer);
+    if (int rc = emit(encodeNpy({{batch, layer.dIn}, g->dx}),
+                      o.gradDir + "/dx.npy"))
+      return rc;
+    for (size_t k = 0; k < 2; ++k)
+      if (int rc = emit(encodeNpy({shapes[k], g->dw[k]}),
+                        fmt::format("{}/dw{}.npy", o.gradDir, k + 1)))
+        return rc;
+    if (int rc = emit(encodeNpy({{layer.dIn, E}, g->dRouter}),
+                      o.gradDir + "/dwg.npy"))
+      return rc;
+    std::printf("backward %.3f ms (aux weight %g): wrote %s/dx.npy, dw1.npy, "
+                "dw2.npy and dwg.npy\n",
+                bms, o.auxWeight, o.gradDir.c_str());
+  }
+  if (o.check) {
+    int64_t rows = std::min<int64_t>(batch, 16);
+    auto ref = (*moe)->naiveReference(x.data.data(), rows, wg.data.data(), wp);
+    if (!reportCheck(fwd->y, ref, rows,
+                     "naive loops over all experts, z gated"))
+      return 1;
+  }
+  return 0;
 }
 
 int runRun(const RunOptions &o) {
@@ -527,13 +646,13 @@ int runRun(const RunOptions &o) {
       ws.push_back(w);
     }
   }
-  using Clock = std::chrono::steady_clock;
+  if (layer->experts)
+    return runMoe(o, *layer, *analysis, x, ws, dy, rng);
   auto t0 = Clock::now();
   auto jit = JitLayer::compile(*layer);
   if (!jit)
     return fail(jit.error());
-  double compileMs =
-      std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  double compileMs = msSince(t0);
   std::vector<const float *> wp;
   for (auto &w : ws)
     wp.push_back(w.data.data());
@@ -544,8 +663,7 @@ int runRun(const RunOptions &o) {
     auto out = (*jit)->forward(x.data.data(), batch, wp);
     if (!out)
       return fail(out.error());
-    times.push_back(
-        std::chrono::duration<double, std::milli>(Clock::now() - s).count());
+    times.push_back(msSince(s));
     y = std::move(*out);
   }
   std::sort(times.begin(), times.end());
@@ -572,8 +690,7 @@ int runRun(const RunOptions &o) {
     auto g = (*jit)->backward(x.data.data(), dy.data.data(), batch, wp);
     if (!g)
       return fail(g.error());
-    double bms =
-        std::chrono::duration<double, std::milli>(Clock::now() - s).count();
+    double bms = msSince(s);
     if (int rc = emit(encodeNpy({{batch, layer->dIn}, g->dx}),
                       o.gradDir + "/dx.npy"))
       return rc;
@@ -587,17 +704,7 @@ int runRun(const RunOptions &o) {
   if (o.check) {
     int64_t rows = std::min<int64_t>(batch, 16);
     auto ref = naiveForward(*layer, x.data.data(), rows, wp);
-    double maxErr = 0, maxRef = 0;
-    for (size_t k = 0; k < ref.size(); ++k) {
-      maxErr = std::max(maxErr, double(std::fabs(y[k] - ref[k])));
-      maxRef = std::max(maxRef, double(std::fabs(ref[k])));
-    }
-    double rel = maxRef > 0 ? maxErr / maxRef : maxErr;
-    bool ok = rel <= 1e-5;
-    std::printf("check    max relative error %.3g vs naive loops on %lld "
-                "row(s): %s\n",
-                rel, (long long)rows, ok ? "ok" : "FAILED (tolerance 1e-5)");
-    if (!ok)
+    if (!reportCheck(y, ref, rows, "naive loops"))
       return 1;
   }
   return 0;
@@ -854,6 +961,13 @@ int main(int argc, char **argv) {
   run->add_flag("--check", ru.check,
                 "compare with naive loops (first 16 rows); exit 1 above 1e-5");
   run->add_option("--repeat", ru.repeat, "timed forward calls")
+      ->capture_default_str();
+  run->add_option("--router", ru.router,
+                  "BTT-MoE: router weight Wg.npy (d_in, experts); default "
+                  "uniform(-1, 1) from --seed");
+  run->add_option("--aux-weight", ru.auxWeight,
+                  "BTT-MoE: weight of the aux loss in --grad")
+      ->check(kNonNegativeReal)
       ->capture_default_str();
 
   CompileOptions co;

@@ -79,6 +79,8 @@ expect "--max-flops -5 must be at least 1" search --d-in 64 --d-out 64 --max-flo
 expect "--seed: '-1' is not an integer in [0, 2^63)" run --structure dense --d-in 4 --d-out 4 --seed -1
 expect "--batch 9223372036854775807 must be in [1, 2^24]" run --structure dense --d-in 4 --d-out 4 --batch 9223372036854775807
 expect "--batch 16777216 × d_in 1048576 is too large" run --structure 'low-rank(1)' --d-in 1048576 --d-out 4 --batch 16777216
+expect "--aux-weight: 'nan' is not a finite number >= 0" run --structure 'btt-moe(experts=4, top_k=2)' --d-in 16 --d-out 16 --aux-weight nan
+expect "no_such_router.npy: cannot open the file" run --structure 'btt-moe(experts=4, top_k=2)' --d-in 16 --d-out 16 --router no_such_router.npy
 expect "θα+θβ+θγ = 0.989, must be 1 (±0.01)" analyze --theta '(0.989|0|0|0|0|1|0)' --d-in 64 --d-out 64
 expect "θα = 1e+308 is outside [0, 1]" analyze --theta '(1e308|0|0|0|0|1|0)' --d-in 64 --d-out 64
 expect "θα (field 1, column 2): division by zero" analyze --theta '(1/0|0|1|0|0|1|0)' --d-in 64 --d-out 64

@@ -106,6 +106,91 @@ case("dyad DT", ["--structure", "dyad(4, DT)", "--d-in", "32", "--d-out", "48"],
 case("einsum 3 cores", ["--einsum", "abc,xap,pybq,qzc->xyz", "--sizes",
                         "a=3,b=4,c=2,x=2,y=3,z=5,p=2,q=3"], 2)
 
+# BTT-MoE: the all-experts reference with z gated, in float64 (structures.md
+# §3): y and the routing report, and every gradient of
+# L = <dy, y> + aux_weight·aux against central differences of it.
+def moe_reference(spec, sizes, x, wg, w1, w2, k):
+    ins, out = spec.split("->")
+    xl, l1, l2 = ins.split(",")
+    r = next(c for c in l1 if c in l2 and c not in xl + out)
+    t = x.shape[0]
+    logits = x @ wg
+    e = logits.shape[1]
+    lse = np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1)) + \
+        logits.max(1)
+    p = np.exp(logits - lse[:, None])
+    gate = np.zeros_like(logits)
+    counts = np.zeros(e)
+    for i in range(t):
+        sel = sorted(range(e), key=lambda j: (-logits[i, j], j))[:k]
+        z = np.exp(logits[i, sel] - logits[i, sel].max())
+        gate[i, sel] = z / z.sum() + 1e-6
+        counts[sel] += 1
+    aux = e * np.sum(p.mean(0) * counts / (t * k)) + 0.1 * np.mean(lse ** 2)
+    xs = x.reshape([t] + [sizes[c] for c in xl])
+    y = np.einsum(f"Z{xl},{l1},{l2},Z{r}->Z{out}", xs, w1, w2, gate)
+    return y.reshape(t, -1), aux, counts
+
+
+def moe_case(name, structure, d_in, d_out, batch, aux_weight):
+    args = ["--structure", structure, "--d-in", str(d_in), "--d-out", str(d_out)]
+    info = json.loads(run(["analyze", "--json"] + args).stdout)
+    spec, sizes, k = info["terms"][0]["einsum"], info["terms"][0]["sizes"], info["top_k"]
+    rng = np.random.default_rng(11)
+    x = rng.uniform(-1, 1, (batch, d_in))
+    dy = rng.uniform(-1, 1, (batch, d_out))
+    wg = rng.uniform(-1, 1, (d_in, info["experts"]))
+    w1, w2 = [rng.uniform(-1, 1, [sizes[c] for c in l])
+              for l in spec.split("->")[0].split(",")[1:]]
+    for n, a in [("x", x), ("dy", dy), ("wg", wg), ("w1", w1), ("w2", w2)]:
+        np.save(f"{work}/moe_{n}.npy", a.astype(np.float32))
+        a[...] = a.astype(np.float32)  # the reference sees what run reads
+    r = run(["run"] + args + ["--input", f"{work}/moe_x.npy", "--router",
+             f"{work}/moe_wg.npy", "--weights",
+             f"{work}/moe_w1.npy,{work}/moe_w2.npy", "-o", f"{work}/moe_y.npy",
+             "--grad", f"{work}/moe_dy.npy", "--grad-dir", work,
+             "--aux-weight", str(aux_weight), "--repeat", "1", "--check"])
+    check(r.returncode == 0, f"{name}: run failed: {r.stderr}")
+    if r.returncode:
+        return
+    y, aux, counts = moe_reference(spec, sizes, x, wg, w1, w2, k)
+    got = np.load(f"{work}/moe_y.npy")
+    check(np.max(np.abs(got - y)) <= 1e-5 * np.max(np.abs(y)), f"{name}: y")
+    report = r.stdout.split("tokens per expert [")[1].split("]")[0]
+    check([int(v) for v in report.split(",")] == list(counts),
+          f"{name}: counts {report} vs {counts}")
+    got_aux = float(r.stdout.split("aux loss ")[1].split()[0])
+    check(abs(got_aux - aux) <= 1e-5 * aux, f"{name}: aux {got_aux} vs {aux}")
+
+    def loss(x, wg, w1, w2):
+        y_, aux_, _ = moe_reference(spec, sizes, x, wg, w1, w2, k)
+        return np.sum(dy * y_) + aux_weight * aux_
+    params = {"x": x, "wg": wg, "w1": w1, "w2": w2}
+    files = {"x": "dx", "wg": "dwg", "w1": "dw1", "w2": "dw2"}
+    for n, a in params.items():
+        g = np.load(f"{work}/{files[n]}.npy").reshape(a.shape)
+        worst = 0
+        for i in rng.choice(a.size, 12, replace=False):
+            idx = np.unravel_index(i, a.shape)
+            old = a[idx]
+            a[idx] = old + 1e-6
+            hi = loss(**params)
+            a[idx] = old - 1e-6
+            lo = loss(**params)
+            a[idx] = old
+            worst = max(worst, abs((hi - lo) / 2e-6 - g[idx]))
+        check(worst <= 1e-3 * max(1.0, np.max(np.abs(g))),
+              f"{name}: {files[n]} off by {worst} from finite differences")
+
+
+moe_case("btt-moe 8:2", "btt-moe(experts=8, top_k=2)", 64, 48, 40, 0.01)
+moe_case("btt-moe 4:1, aux weighted", "btt-moe(experts=4, top_k=1, in_blocks=4, "
+         "out_blocks=6)", 32, 36, 17, 1.0)
+r = run(["run", "--structure", "btt-moe(experts=4, top_k=1)", "--d-in", "16",
+         "--d-out", "16", "--router", f"{work}/moe_wg.npy"])
+check(r.returncode == 2 and "must be (d_in = 16, experts = 4)" in r.stderr,
+      f"router shape: {r.stderr}")
+
 # Bad inputs: exit 2, the file and the problem (with a byte offset) named.
 np.save(f"{work}/f64.npy", np.zeros((2, 64)))
 r = run(["run", "--structure", "monarch(8)", "--d-in", "64", "--d-out", "64",
