@@ -23,8 +23,13 @@ void einstruct::EinstructDialect::initialize() {
 namespace einstruct {
 
 bool termOf(LayerOp op, EinsumTerm &term, std::string &error) {
+  return termOf(op.getSpec(), op.getSizes(), term, error);
+}
+
+bool termOf(StringRef spec, DictionaryAttr sizesAttr, EinsumTerm &term,
+            std::string &error) {
   std::map<char, int64_t> sizes;
-  for (NamedAttribute entry : op.getSizes()) {
+  for (NamedAttribute entry : sizesAttr) {
     StringRef key = entry.getName().getValue();
     auto value = dyn_cast<IntegerAttr>(entry.getValue());
     if (key.size() != 1 || !value) {
@@ -35,7 +40,7 @@ bool termOf(LayerOp op, EinsumTerm &term, std::string &error) {
     }
     sizes[key[0]] = value.getInt();
   }
-  auto t = makeEinsum(op.getSpec().str(), sizes);
+  auto t = makeEinsum(spec.str(), sizes);
   if (!t) {
     error = t.error();
     return false;
@@ -166,6 +171,87 @@ LogicalResult ContractOp::verify() {
   for (Value v : {getRhs(), getResult()})
     if (cast<RankedTensorType>(v.getType()).getElementType() != elt)
       return emitOpError() << "operands and result must share one element type";
+  return success();
+}
+
+LogicalResult RouteOp::verify() {
+  auto logits = cast<RankedTensorType>(getLogits().getType());
+  if (logits.getRank() != 2 || logits.isDynamicDim(1))
+    return emitOpError() << "logits must be [batch, experts] with a static "
+                            "expert count, got "
+                         << logits;
+  const int64_t experts = logits.getDimSize(1), k = getTopKAttr().getInt();
+  if (k < 1 || k > experts)
+    return emitOpError() << "top_k = " << k << " must be in [1, experts = "
+                         << experts << "]";
+  for (auto [what, v] : {std::pair<const char *, Value>{"gates", getGates()},
+                         {"experts", getExperts()}}) {
+    auto t = cast<RankedTensorType>(v.getType());
+    if (t.getRank() != 2 || (!t.isDynamicDim(1) && t.getDimSize(1) != k) ||
+        (!t.isDynamicDim(0) && !logits.isDynamicDim(0) &&
+         t.getDimSize(0) != logits.getDimSize(0)))
+      return emitOpError() << what << " must be [batch, top_k = " << k
+                           << "], got " << t;
+  }
+  if (cast<RankedTensorType>(getAuxLoss().getType()).getRank() != 0)
+    return emitOpError() << "aux_loss must be a rank-0 tensor";
+  return success();
+}
+
+LogicalResult MoeLayerOp::verify() {
+  EinsumTerm term;
+  std::string error;
+  if (!termOf(getSpec(), getSizes(), term, error))
+    return emitOpError() << error;
+  if (term.weights.size() != 2 || getWeights().size() != 2)
+    return emitOpError() << "a BTT-MoE einsum has exactly two weights; '"
+                         << getSpec() << "' names " << term.weights.size()
+                         << " and " << getWeights().size() << " are given";
+  char rank = 0;
+  for (char c : term.weights[0])
+    if (term.weights[1].find(c) != std::string::npos &&
+        term.input.find(c) == std::string::npos &&
+        term.output.find(c) == std::string::npos)
+      rank = c;
+  const int64_t experts = getExpertsAttr().getInt(), k = getTopKAttr().getInt();
+  if (!rank)
+    return emitOpError() << "'" << getSpec()
+                         << "' has no rank letter (in both weights, in "
+                            "neither x nor y) to index the experts";
+  if (term.sizes.at(rank) != experts)
+    return emitOpError() << "rank letter '" << rank << "' has size "
+                         << term.sizes.at(rank) << " but experts = " << experts;
+  if (k < 1 || k > experts)
+    return emitOpError() << "top_k = " << k << " must be in [1, experts = "
+                         << experts << "]";
+  const int64_t dIn = getDInAttr().getInt(), dOut = getDOutAttr().getInt();
+  auto x = cast<RankedTensorType>(getInput().getType());
+  auto y = cast<RankedTensorType>(getResult().getType());
+  auto router = cast<RankedTensorType>(getRouter().getType());
+  Type elt = x.getElementType();
+  if (!isa<FloatType>(elt))
+    return emitOpError() << "element type must be a float type, got " << elt;
+  if (router.getRank() != 2 || router.getDimSize(0) != dIn ||
+      router.getDimSize(1) != experts)
+    return emitOpError() << "router must be [d_in = " << dIn
+                         << ", experts = " << experts << "], got " << router;
+  for (auto [i, w] : llvm::enumerate(getWeights())) {
+    auto type = cast<RankedTensorType>(w.getType());
+    if (type.getElementType() != elt || router.getElementType() != elt)
+      return emitOpError() << "router and weights must share the input's "
+                              "element type "
+                           << elt;
+    if (failed(checkWeight(*this, i, type, term.weights[i], term)))
+      return failure();
+  }
+  if (x.getRank() != 2 || y.getRank() != 2 || y.getElementType() != elt ||
+      (!x.isDynamicDim(1) && x.getDimSize(1) != dIn) ||
+      (!y.isDynamicDim(1) && y.getDimSize(1) != dOut))
+    return emitOpError() << "input must be [batch, d_in = " << dIn
+                         << "] and result [batch, d_out = " << dOut
+                         << "] of one element type";
+  if (cast<RankedTensorType>(getAuxLoss().getType()).getRank() != 0)
+    return emitOpError() << "aux_loss must be a rank-0 tensor";
   return success();
 }
 

@@ -17,4 +17,6 @@ struct EinsumTerm;
 // The einsum term a layer op describes (its spec and sizes attributes).
 // Returns false with `error` set when the attributes are inconsistent.
 bool termOf(LayerOp op, EinsumTerm &term, std::string &error);
+bool termOf(mlir::StringRef spec, mlir::DictionaryAttr sizes, EinsumTerm &term,
+            std::string &error);
 } // namespace einstruct

@@ -53,4 +53,56 @@ def Einstruct_ContractOp : Einstruct_Op<"contract", [Pure]> {
   let hasVerifier = 1;
 }
 
+def Einstruct_RouteOp : Einstruct_Op<"route", [Pure]> {
+  let summary = "BTT-MoE routing: top-k experts per token, gates, aux loss";
+  let description = [{
+    For router logits [batch, E]: the top_k experts of each token by
+    descending logit (ties to the lower expert index), gates = softmax over
+    the selected logits + 1e-6, and the auxiliary load-balancing loss
+    E·Σ_e p̂_e·f̂_e + 0.1·mean(logsumexp²) (structures.md §3).
+
+    ```mlir
+    %gates, %experts, %aux = einstruct.route %logits top_k 2
+        : tensor<?x8xf32> -> tensor<?x2xf32>, tensor<?x2xi32>, tensor<f32>
+    ```
+  }];
+  let arguments = (ins RankedTensorOf<[F32]>:$logits, I64Attr:$top_k);
+  let results = (outs RankedTensorOf<[F32]>:$gates,
+                      RankedTensorOf<[I32]>:$experts,
+                      RankedTensorOf<[F32]>:$aux_loss);
+  let assemblyFormat = [{
+    $logits `top_k` $top_k attr-dict `:` type($logits) `->` type($gates) `,`
+    type($experts) `,` type($aux_loss)
+  }];
+  let hasVerifier = 1;
+}
+
+def Einstruct_MoeLayerOp : Einstruct_Op<"moe_layer", [Pure]> {
+  let summary = "A BTT-MoE layer: routed experts over the BTT rank index";
+  let description = [{
+    `spec` is a two-weight einsum whose rank letter (in both weights, in
+    neither x nor y) indexes `experts` experts. The router [d_in, experts]
+    gives logits = x·router; `einstruct.route` semantics pick top_k experts
+    per token, and z's rank e is multiplied by the token's gate for e (zero
+    when not selected) before the second weight. Results: y and the aux
+    loss. Backends compute only the selected experts.
+
+    ```mlir
+    %y, %aux = einstruct.moe_layer "ga,frga,ferg->fe" sizes {...} d_in 2048
+        d_out 2048 experts 8 top_k 2 (%x, %router, %w1, %w2) : (...) -> (...)
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$input, AnyRankedTensor:$router,
+                   Variadic<AnyRankedTensor>:$weights, StrAttr:$spec,
+                   DictionaryAttr:$sizes, I64Attr:$d_in, I64Attr:$d_out,
+                   I64Attr:$experts, I64Attr:$top_k);
+  let results = (outs AnyRankedTensor:$result, AnyRankedTensor:$aux_loss);
+  let assemblyFormat = [{
+    $spec `sizes` $sizes `d_in` $d_in `d_out` $d_out `experts` $experts
+    `top_k` $top_k ` ` `(` $input `,` $router `,` $weights `)` attr-dict `:`
+    functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
 #endif // EINSTRUCT_OPS

@@ -2,7 +2,8 @@
 # The GPU benchmark in one command:  bench/gpu/run.sh [EINSTRUCT] [OUTDIR]
 # Emits the benchmarked layers (when EINSTRUCT, the CLI, is given; otherwise
 # uses OUTDIR/gen made earlier), builds each into a shared library with nvcc
-# and runs bench_gpu.py (needs PyTorch with CUDA) at 16384 tokens, bf16.
+# and runs bench_gpu.py and bench_moe.py (need PyTorch with CUDA) at 16384
+# tokens, bf16.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${1:-}
@@ -13,6 +14,7 @@ layers=(
   "monarch64;--structure monarch(64) --d-in 4096 --d-out 4096"
   "monarch64_smem100;--structure monarch(64) --d-in 4096 --d-out 4096 --smem-kb 100"
   "btt_r4_4096;--einsum gba,fdrga,fergb->fed --sizes g=64,b=1,a=64,f=64,d=1,r=4,e=64"
+  "moe8_2048;--structure btt-moe(experts=8,top_k=2) --d-in 2048 --d-out 2048"
 )
 libs=()
 for entry in "${layers[@]}"; do
@@ -20,7 +22,7 @@ for entry in "${layers[@]}"; do
   if [ -n "$bin" ]; then
     eval "\"$bin\" compile $(echo "${entry#*;}" | sed "s/\([^ ]*[()>][^ ]*\)/'\1'/g") --dtype bf16 --arch sm_90a --name $name -o \"$out/gen\""
   fi
-  libs+=("$out/gen/lib$name.so")
+  [ "$name" = moe8_2048 ] || libs+=("$out/gen/lib$name.so")
 done
 for entry in "${layers[@]}"; do
   name=${entry%%;*}
@@ -30,3 +32,4 @@ for entry in "${layers[@]}"; do
 done
 wait
 python3 "$here/bench_gpu.py" "${libs[@]}" --tokens 16384 --out "$out"
+python3 "$here/bench_moe.py" "$out/gen/libmoe8_2048.so" --top-k 2 --tokens 16384 --out "$out"

@@ -1,4 +1,5 @@
 #include "compiler/cuda/CudaEmitter.h"
+#include "compiler/cuda/MoeSource.h"
 
 #include <cstring>
 #include <fmt/format.h>
@@ -10,6 +11,9 @@ namespace {
 // kernels/einstruct_two_stage.cuh).
 const char *kKernelSource =
 #include "einstruct_two_stage.cuh.inc"
+    ;
+const char *kMoeKernelSource =
+#include "einstruct_moe.cuh.inc"
     ;
 
 bool isIdentifier(const std::string &s) {
@@ -83,6 +87,86 @@ std::string array7(const std::array<int64_t, 7> &v) {
                      v[4], v[5], v[6]);
 }
 
+// The C ABI of a plain layer: declarations and definitions.
+const char *kLayerDecls = R"(/* y = layer(x) */
+int {N}_forward(const void *x, const void *w1, const void *w2, void *y,
+                int64_t n, cudaStream_t stream);
+/* dx = dy · ∂y/∂x */
+int {N}_backward_input(const void *dy, const void *w1, const void *w2,
+                       void *dx, int64_t n, cudaStream_t stream);
+/* Bytes of device workspace backward_weights needs for n tokens. */
+size_t {N}_backward_weights_workspace(int64_t n);
+/* dw1, dw2 = gradients of <dy, layer(x)> (overwritten, not accumulated). */
+int {N}_backward_weights(const void *x, const void *dy, const void *w1,
+                         const void *w2, void *dw1, void *dw2, int64_t n,
+                         void *workspace, size_t workspace_bytes,
+                         cudaStream_t stream);
+
+)";
+
+const char *kLayerApi = R"(extern "C" int {N}_forward(const void *x, const void *w1, const void *w2,
+                          void *y, int64_t n, cudaStream_t stream) {{
+  if (badTokens(n) || (n > 0 && (bad(x) || bad(w1) || bad(w2) || bad(y))))
+    return EINSTRUCT_ERR_INVALID_ARGUMENT;
+  if (n == 0)
+    return EINSTRUCT_OK;
+  return launchTwoStage<Fwd>((const T *)x, (const T *)w1, (const T *)w2,
+                             (T *)y, nullptr, n, stream);
+}}
+
+extern "C" int {N}_backward_input(const void *dy, const void *w1,
+                                 const void *w2, void *dx, int64_t n,
+                                 cudaStream_t stream) {{
+  if (badTokens(n) || (n > 0 && (bad(dy) || bad(w1) || bad(w2) || bad(dx))))
+    return EINSTRUCT_ERR_INVALID_ARGUMENT;
+  if (n == 0)
+    return EINSTRUCT_OK;
+  // Bwd's W1 is the forward's w2 and its W2 the forward's w1.
+  return launchTwoStage<Bwd>((const T *)dy, (const T *)w2, (const T *)w1,
+                             (T *)dx, nullptr, n, stream);
+}}
+
+extern "C" size_t {N}_backward_weights_workspace(int64_t n) {{
+  if (badTokens(n))
+    return 0;
+  return 2 * align256(sizeof(T) * (size_t)n * kZ) + align256(partialBytes(n));
+}}
+
+extern "C" int {N}_backward_weights(const void *x, const void *dy,
+                                   const void *w1, const void *w2, void *dw1,
+                                   void *dw2, int64_t n, void *workspace,
+                                   size_t workspace_bytes,
+                                   cudaStream_t stream) {{
+  if (badTokens(n) || bad(dw1) || bad(dw2) ||
+      (n > 0 && (bad(x) || bad(dy) || bad(w1) || bad(w2) || bad(workspace))))
+    return EINSTRUCT_ERR_INVALID_ARGUMENT;
+  if (workspace_bytes < {N}_backward_weights_workspace(n))
+    return EINSTRUCT_ERR_WORKSPACE_TOO_SMALL;
+  if (n == 0) {{
+    cudaError_t e = cudaMemsetAsync(dw1, 0, sizeof(T) * kW1, stream);
+    if (e == cudaSuccess)
+      e = cudaMemsetAsync(dw2, 0, sizeof(T) * kW2, stream);
+    return (int)e;
+  }}
+  char *ws = (char *)workspace;
+  T *z = (T *)ws;
+  T *dz = (T *)(ws + align256(sizeof(T) * (size_t)n * kZ));
+  float *partial = (float *)(ws + 2 * align256(sizeof(T) * (size_t)n * kZ));
+  int rc = launchTwoStage<Fwd>((const T *)x, (const T *)w1, (const T *)w2,
+                               nullptr, z, n, stream);
+  if (!rc)
+    rc = launchTwoStage<Bwd>((const T *)dy, (const T *)w2, (const T *)w1,
+                             nullptr, dz, n, stream);
+  if (!rc)
+    rc = launchWeightGrad<GradW1>(dz, (const T *)x, partial, (T *)dw1, n,
+                                  stream);
+  if (!rc)
+    rc = launchWeightGrad<GradW2>((const T *)dy, z, partial, (T *)dw2, n,
+                                  stream);
+  return rc;
+}}
+)";
+
 } // namespace
 
 Result<CudaSources> emitCuda(const CudaPlan &plan, const std::string &name) {
@@ -93,6 +177,7 @@ Result<CudaSources> emitCuda(const CudaPlan &plan, const std::string &name) {
   const std::string N = name;
   const std::string dt = dtypeName(plan.target.dtype);
   const std::string ctype = dtypeCType(plan.target.dtype);
+  const bool moe = plan.experts > 0;
 
   CudaSources out;
   out.header = fmt::format(
@@ -104,7 +189,7 @@ Result<CudaSources> emitCuda(const CudaPlan &plan, const std::string &name) {
  * d_out     {dout} (the structure produces {pout}: columns past it are written
  *           as zero, extra ones are dropped)
  * dtype     {dt}: storage {ctype}, fp32 accumulation{tc}
- * Target    {arch}; tiles: {why}
+ * Target    {arch}; tiles: {why}{moe}
  *
  * Layouts, all dense row-major (C order), no strides to pass:
  *   x, dx   [n, {din}]      y, dy   [n, {dout}]
@@ -150,21 +235,7 @@ extern "C" {{
 const einstruct_layer_info *{N}_info(void);
 const char *{N}_status_string(int status);
 
-/* y = layer(x) */
-int {N}_forward(const void *x, const void *w1, const void *w2, void *y,
-                int64_t n, cudaStream_t stream);
-/* dx = dy · ∂y/∂x */
-int {N}_backward_input(const void *dy, const void *w1, const void *w2,
-                       void *dx, int64_t n, cudaStream_t stream);
-/* Bytes of device workspace backward_weights needs for n tokens. */
-size_t {N}_backward_weights_workspace(int64_t n);
-/* dw1, dw2 = gradients of <dy, layer(x)> (overwritten, not accumulated). */
-int {N}_backward_weights(const void *x, const void *dy, const void *w1,
-                         const void *w2, void *dw1, void *dw2, int64_t n,
-                         void *workspace, size_t workspace_bytes,
-                         cudaStream_t stream);
-
-#ifdef __cplusplus
+{decls}#ifdef __cplusplus
 }}
 #endif
 )",
@@ -180,7 +251,10 @@ int {N}_backward_weights(const void *x, const void *dy, const void *w1,
       fmt::arg("arch", plan.target.arch), fmt::arg("why", plan.tileWhy),
       fmt::arg("w1shape", shapeText(shapes[0])),
       fmt::arg("w2shape", shapeText(shapes[1])),
-      fmt::arg("w1", t.weights[0]), fmt::arg("w2", t.weights[1]));
+      fmt::arg("w1", t.weights[0]), fmt::arg("w2", t.weights[1]),
+      fmt::arg("moe", moe ? moeHeaderNote(plan) : std::string()),
+      fmt::arg("decls", moe ? moeDecls(N)
+                            : fmt::format(fmt::runtime(kLayerDecls), fmt::arg("N", N))));
 
   out.source = fmt::format(
       R"(// {N}.cu: generated by einstruct; do not edit. See {N}.h.
@@ -298,69 +372,12 @@ extern "C" const char *{N}_status_string(int status) {{
   }}
 }}
 
-extern "C" int {N}_forward(const void *x, const void *w1, const void *w2,
-                          void *y, int64_t n, cudaStream_t stream) {{
-  if (badTokens(n) || (n > 0 && (bad(x) || bad(w1) || bad(w2) || bad(y))))
-    return EINSTRUCT_ERR_INVALID_ARGUMENT;
-  if (n == 0)
-    return EINSTRUCT_OK;
-  return launchTwoStage<Fwd>((const T *)x, (const T *)w1, (const T *)w2,
-                             (T *)y, nullptr, n, stream);
-}}
-
-extern "C" int {N}_backward_input(const void *dy, const void *w1,
-                                 const void *w2, void *dx, int64_t n,
-                                 cudaStream_t stream) {{
-  if (badTokens(n) || (n > 0 && (bad(dy) || bad(w1) || bad(w2) || bad(dx))))
-    return EINSTRUCT_ERR_INVALID_ARGUMENT;
-  if (n == 0)
-    return EINSTRUCT_OK;
-  // Bwd's W1 is the forward's w2 and its W2 the forward's w1.
-  return launchTwoStage<Bwd>((const T *)dy, (const T *)w2, (const T *)w1,
-                             (T *)dx, nullptr, n, stream);
-}}
-
-extern "C" size_t {N}_backward_weights_workspace(int64_t n) {{
-  if (badTokens(n))
-    return 0;
-  return 2 * align256(sizeof(T) * (size_t)n * kZ) + align256(partialBytes(n));
-}}
-
-extern "C" int {N}_backward_weights(const void *x, const void *dy,
-                                   const void *w1, const void *w2, void *dw1,
-                                   void *dw2, int64_t n, void *workspace,
-                                   size_t workspace_bytes,
-                                   cudaStream_t stream) {{
-  if (badTokens(n) || bad(dw1) || bad(dw2) ||
-      (n > 0 && (bad(x) || bad(dy) || bad(w1) || bad(w2) || bad(workspace))))
-    return EINSTRUCT_ERR_INVALID_ARGUMENT;
-  if (workspace_bytes < {N}_backward_weights_workspace(n))
-    return EINSTRUCT_ERR_WORKSPACE_TOO_SMALL;
-  if (n == 0) {{
-    cudaError_t e = cudaMemsetAsync(dw1, 0, sizeof(T) * kW1, stream);
-    if (e == cudaSuccess)
-      e = cudaMemsetAsync(dw2, 0, sizeof(T) * kW2, stream);
-    return (int)e;
-  }}
-  char *ws = (char *)workspace;
-  T *z = (T *)ws;
-  T *dz = (T *)(ws + align256(sizeof(T) * (size_t)n * kZ));
-  float *partial = (float *)(ws + 2 * align256(sizeof(T) * (size_t)n * kZ));
-  int rc = launchTwoStage<Fwd>((const T *)x, (const T *)w1, (const T *)w2,
-                               nullptr, z, n, stream);
-  if (!rc)
-    rc = launchTwoStage<Bwd>((const T *)dy, (const T *)w2, (const T *)w1,
-                             nullptr, dz, n, stream);
-  if (!rc)
-    rc = launchWeightGrad<GradW1>(dz, (const T *)x, partial, (T *)dw1, n,
-                                  stream);
-  if (!rc)
-    rc = launchWeightGrad<GradW2>((const T *)dy, z, partial, (T *)dw2, n,
-                                  stream);
-  return rc;
-}}
-)",
-      fmt::arg("N", N), fmt::arg("kernels", kKernelSource),
+{api})",
+      fmt::arg("N", N),
+      fmt::arg("kernels", moe ? std::string(kKernelSource) + kMoeKernelSource
+                              : std::string(kKernelSource)),
+      fmt::arg("api", moe ? moeApi(plan, N)
+                          : fmt::format(fmt::runtime(kLayerApi), fmt::arg("N", N))),
       fmt::arg("ctype", ctype),
       fmt::arg("fwd", twoStageStruct("Fwd", plan.forward)),
       fmt::arg("bwd", twoStageStruct("Bwd", plan.backwardInput)),

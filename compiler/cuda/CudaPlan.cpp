@@ -108,8 +108,6 @@ Result<CudaPlan> planCuda(const Layer &layer, const CudaTarget &target) {
     return Error{"the CUDA emitter takes one einsum term; '" + layer.name +
                  "' has " + std::to_string(layer.terms.size()) +
                  " (sums of terms such as DYAD are not emitted yet)"};
-  if (layer.experts > 0)
-    return Error{"BTT-MoE layers are not emitted for CUDA yet"};
   const EinsumTerm &t = layer.terms[0];
   if (t.weights.size() != 2)
     return Error{"the CUDA emitter needs two weight tensors (structures.md "
@@ -118,7 +116,21 @@ Result<CudaPlan> planCuda(const Layer &layer, const CudaTarget &target) {
   auto cs = classStrides(t);
   if (!cs)
     return Error{cs.error()};
-  const auto &S = cs->size;
+  if (layer.experts > 0) {
+    if (cs->size[r] != layer.experts)
+      return Error{"BTT-MoE: the rank class has size " +
+                   std::to_string(cs->size[r]) + ", not experts = " +
+                   std::to_string(layer.experts)};
+    if (layer.experts > kMaxCudaExperts)
+      return Error{"BTT-MoE: the CUDA kernels take at most " +
+                   std::to_string(kMaxCudaExperts) + " experts, not " +
+                   std::to_string(layer.experts)};
+  }
+  // A BTT-MoE's kernels run one expert (rank 1) with the full layer's
+  // strides, pointed at that expert's slice.
+  Classes S = cs->size;
+  if (layer.experts > 0)
+    S[r] = 1;
   const auto &X = cs->stride[0], &W1 = cs->stride[1], &W2 = cs->stride[2],
              &Y = cs->stride[3];
   for (int k : {b, d})
@@ -134,8 +146,12 @@ Result<CudaPlan> planCuda(const Layer &layer, const CudaTarget &target) {
   CudaPlan p;
   p.layer = layer;
   p.target = target;
-  p.sizes = S;
+  p.sizes = cs->size;
   p.strides = cs->stride;
+  p.experts = layer.experts;
+  p.topK = layer.topK;
+  p.expertW1 = W1[r];
+  p.expertW2 = W2[r];
   p.paddedIn = t.inDim();
   p.paddedOut = t.outDim();
   p.w1Size = t.extent(t.weights[0]);

@@ -53,7 +53,12 @@ struct CudaPlan {
   TwoStageConfig forward, backwardInput;
   WeightGradConfig gradW1, gradW2;
   std::string tileWhy; // how the tiles were chosen, for the header
+  // BTT-MoE: the kernel configurations are one expert's rank-1 layer; expert
+  // e's weights start e·expertW1 (e·expertW2) elements into W1 (W2).
+  int64_t experts = 0, topK = 0, expertW1 = 0, expertW2 = 0;
 };
+
+constexpr int64_t kMaxCudaExperts = 64; // per-thread arrays in the router
 
 // Shared-memory bytes of a twoStage block (mirrors twoStageSmem in the .cuh).
 int64_t twoStageSmemBytes(const TwoStageConfig &c, CudaDType t);

@@ -55,4 +55,36 @@ void emitLayer(mlir::ModuleOp module, const Layer &layer,
   mlir::func::ReturnOp::create(b, loc, sum);
 }
 
+void emitMoeLayer(mlir::ModuleOp module, const Layer &layer,
+                  const std::string &name) {
+  mlir::MLIRContext *ctx = module.getContext();
+  mlir::OpBuilder b(ctx);
+  mlir::Location loc = b.getUnknownLoc();
+  mlir::Type f32 = b.getF32Type();
+  const EinsumTerm &t = layer.terms[0];
+  auto x = mlir::RankedTensorType::get({mlir::ShapedType::kDynamic, layer.dIn},
+                                       f32);
+  auto y = mlir::RankedTensorType::get({mlir::ShapedType::kDynamic, layer.dOut},
+                                       f32);
+  auto aux = mlir::RankedTensorType::get({}, f32);
+  llvm::SmallVector<mlir::Type> args{
+      x, mlir::RankedTensorType::get({layer.dIn, layer.experts}, f32)};
+  for (const auto &w : t.weights) // every letter, the rank letter included
+    args.push_back(mlir::RankedTensorType::get(t.shape(w), f32));
+  b.setInsertionPointToEnd(module.getBody());
+  auto fn = mlir::func::FuncOp::create(b, loc, name,
+                                         b.getFunctionType(args, {y, aux}));
+  b.setInsertionPointToStart(fn.addEntryBlock());
+  llvm::SmallVector<mlir::NamedAttribute> sizes;
+  for (auto [c, n] : t.sizes)
+    sizes.push_back(b.getNamedAttr(std::string(1, c), b.getI64IntegerAttr(n)));
+  auto op = MoeLayerOp::create(
+      b, loc, mlir::TypeRange{y, aux}, fn.getArgument(0), fn.getArgument(1),
+      mlir::ValueRange{fn.getArgument(2), fn.getArgument(3)},
+      b.getStringAttr(t.str()), b.getDictionaryAttr(sizes),
+      b.getI64IntegerAttr(layer.dIn), b.getI64IntegerAttr(layer.dOut),
+      b.getI64IntegerAttr(layer.experts), b.getI64IntegerAttr(layer.topK));
+  mlir::func::ReturnOp::create(b, loc, op.getResults());
+}
+
 } // namespace einstruct

@@ -14,4 +14,10 @@ void loadDialects(mlir::MLIRContext &ctx);
 void emitLayer(mlir::ModuleOp module, const Layer &layer,
                const std::string &name);
 
+// Appends `func.func @name(x, router, W1, W2) -> (y, aux_loss)` holding one
+// einstruct.moe_layer for a BTT-MoE layer (layer.experts > 0): the routed
+// layer as a whole, where emitLayer gives only its all-experts einsum.
+void emitMoeLayer(mlir::ModuleOp module, const Layer &layer,
+                  const std::string &name);
+
 } // namespace einstruct

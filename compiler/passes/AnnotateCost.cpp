@@ -17,6 +17,8 @@ struct AnnotateCostPass : impl::AnnotateCostBase<AnnotateCostPass> {
     auto walk = getOperation()->walk([&](mlir::Operation *op) {
       if (auto layer = mlir::dyn_cast<LayerOp>(op))
         return annotate(layer, b);
+      if (auto moe = mlir::dyn_cast<MoeLayerOp>(op))
+        return annotate(moe, b);
       if (auto contract = mlir::dyn_cast<ContractOp>(op))
         annotate(contract, b);
       return mlir::WalkResult::advance();
@@ -26,32 +28,53 @@ struct AnnotateCostPass : impl::AnnotateCostBase<AnnotateCostPass> {
   }
 
   mlir::WalkResult annotate(LayerOp op, mlir::Builder &b) {
-    EinsumTerm term;
-    std::string error;
-    if (!termOf(op, term, error)) {
-      op.emitOpError() << error;
-      return mlir::WalkResult::interrupt();
-    }
-    auto layer = layerFromTerms({term}, op.getDInAttr().getInt(),
-                                op.getDOutAttr().getInt());
-    if (!layer) {
-      op.emitOpError() << layer.error();
-      return mlir::WalkResult::interrupt();
-    }
-    if (auto theta = op.getTheta()) {
+    std::optional<Theta> theta;
+    if (auto th = op.getTheta()) {
       Theta t;
       for (int c = 0; c < kNumClasses; ++c)
-        t[c] = (*theta)[c];
-      layer->theta = t;
+        t[c] = (*th)[c];
+      theta = t;
     }
-    if (op.getExperts() && layer->terms.size() == 1 &&
-        classify(layer->terms[0])) {
-      layer->experts = op.getExpertsAttr().getInt();
-      layer->topK = op.getTopKAttr().getInt();
+    int64_t experts = op.getExperts() ? op.getExpertsAttr().getInt() : 0;
+    int64_t topK = op.getTopK() ? op.getTopKAttr().getInt() : 0;
+    return annotateTerm(op, op.getSpec(), op.getSizes(),
+                        op.getDInAttr().getInt(), op.getDOutAttr().getInt(),
+                        theta, experts, topK, b);
+  }
+
+  mlir::WalkResult annotate(MoeLayerOp op, mlir::Builder &b) {
+    return annotateTerm(op, op.getSpec(), op.getSizes(),
+                        op.getDInAttr().getInt(), op.getDOutAttr().getInt(),
+                        std::nullopt, op.getExpertsAttr().getInt(),
+                        op.getTopKAttr().getInt(), b);
+  }
+
+  // The structure model's analysis of one einsum term, as attributes.
+  mlir::WalkResult annotateTerm(mlir::Operation *op, llvm::StringRef spec,
+                                mlir::DictionaryAttr sizes, int64_t dIn,
+                                int64_t dOut, std::optional<Theta> theta,
+                                int64_t experts, int64_t topK,
+                                mlir::Builder &b) {
+    EinsumTerm term;
+    std::string error;
+    if (!termOf(spec, sizes, term, error)) {
+      op->emitOpError() << error;
+      return mlir::WalkResult::interrupt();
+    }
+    auto layer = layerFromTerms({term}, dIn, dOut);
+    if (!layer) {
+      op->emitOpError() << layer.error();
+      return mlir::WalkResult::interrupt();
+    }
+    layer->theta = theta;
+    if (experts && layer->terms.size() == 1 && classify(layer->terms[0])) {
+      layer->experts = experts;
+      layer->topK = topK;
+      layer->name = "btt-moe";
     }
     auto a = analyze(*layer);
     if (!a) {
-      op.emitOpError() << a.error();
+      op->emitOpError() << a.error();
       return mlir::WalkResult::interrupt();
     }
     op->setAttr("einstruct.family", b.getStringAttr(a->name));

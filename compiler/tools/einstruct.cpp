@@ -151,9 +151,13 @@ int runAnalyze(const AnalyzeOptions &o) {
     mlir::MLIRContext ctx;
     loadDialects(ctx);
     auto module = mlir::ModuleOp::create(mlir::UnknownLoc::get(&ctx));
-    for (size_t k = 0; k < layers.size(); ++k)
-      emitLayer(module, layers[k],
-                layers.size() == 1 ? "layer" : fmt::format("layer{}", k));
+    for (size_t k = 0; k < layers.size(); ++k) {
+      std::string fn = layers.size() == 1 ? "layer" : fmt::format("layer{}", k);
+      if (layers[k].experts)
+        emitMoeLayer(module, layers[k], fn);
+      else
+        emitLayer(module, layers[k], fn);
+    }
     if (mlir::failed(mlir::verify(module)))
       return fail("internal: the emitted IR does not verify");
     llvm::raw_string_ostream os(text);

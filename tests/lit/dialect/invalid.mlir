@@ -93,3 +93,51 @@ func.func @contract_operands(%x: tensor<?x8x4xf32>, %a: tensor<8x8x8xf32>) -> te
   %z = einstruct.contract "nga,fga,f->nfg" %x, %a : tensor<?x8x4xf32>, tensor<8x8x8xf32> -> tensor<?x8x8xf32>
   return %z : tensor<?x8x8xf32>
 }
+
+// -----
+
+func.func @route_top_k(%l: tensor<?x4xf32>) -> tensor<?x5xf32> {
+  // expected-error @+1 {{top_k = 5 must be in [1, experts = 4]}}
+  %g, %e, %a = einstruct.route %l top_k 5 : tensor<?x4xf32> -> tensor<?x5xf32>, tensor<?x5xi32>, tensor<f32>
+  return %g : tensor<?x5xf32>
+}
+
+// -----
+
+func.func @route_gates(%l: tensor<?x4xf32>) -> tensor<?x3xf32> {
+  // expected-error @+1 {{gates must be [batch, top_k = 2], got 'tensor<?x3xf32>'}}
+  %g, %e, %a = einstruct.route %l top_k 2 : tensor<?x4xf32> -> tensor<?x3xf32>, tensor<?x2xi32>, tensor<f32>
+  return %g : tensor<?x3xf32>
+}
+
+// -----
+
+func.func @route_dynamic_experts(%l: tensor<?x?xf32>) -> tensor<f32> {
+  // expected-error @+1 {{logits must be [batch, experts] with a static expert count}}
+  %g, %e, %a = einstruct.route %l top_k 1 : tensor<?x?xf32> -> tensor<?x1xf32>, tensor<?x1xi32>, tensor<f32>
+  return %a : tensor<f32>
+}
+
+// -----
+
+func.func @moe_router(%x: tensor<?x16xf32>, %wg: tensor<16x3xf32>, %a: tensor<3x4x4x4xf32>, %b: tensor<3x4x4x4xf32>) -> tensor<f32> {
+  // expected-error @+1 {{router must be [d_in = 16, experts = 4], got 'tensor<16x3xf32>'}}
+  %y, %aux = einstruct.moe_layer "ga,frga,ferg->fe" sizes {g = 4, a = 4, f = 3, e = 4, r = 4} d_in 16 d_out 12 experts 4 top_k 2 (%x, %wg, %a, %b) : (tensor<?x16xf32>, tensor<16x3xf32>, tensor<3x4x4x4xf32>, tensor<3x4x4x4xf32>) -> (tensor<?x12xf32>, tensor<f32>)
+  return %aux : tensor<f32>
+}
+
+// -----
+
+func.func @moe_rank_size(%x: tensor<?x16xf32>, %wg: tensor<16x8xf32>, %a: tensor<3x4x4x4xf32>, %b: tensor<3x4x4x4xf32>) -> tensor<f32> {
+  // expected-error @+1 {{rank letter 'r' has size 4 but experts = 8}}
+  %y, %aux = einstruct.moe_layer "ga,frga,ferg->fe" sizes {g = 4, a = 4, f = 3, e = 4, r = 4} d_in 16 d_out 12 experts 8 top_k 2 (%x, %wg, %a, %b) : (tensor<?x16xf32>, tensor<16x8xf32>, tensor<3x4x4x4xf32>, tensor<3x4x4x4xf32>) -> (tensor<?x12xf32>, tensor<f32>)
+  return %aux : tensor<f32>
+}
+
+// -----
+
+func.func @moe_no_rank(%x: tensor<?x16xf32>, %wg: tensor<16x4xf32>, %a: tensor<4x4x4xf32>, %b: tensor<4x4x4xf32>) -> tensor<f32> {
+  // expected-error @+1 {{'ga,fga,feg->fe' has no rank letter (in both weights, in neither x nor y) to index the experts}}
+  %y, %aux = einstruct.moe_layer "ga,fga,feg->fe" sizes {g = 4, a = 4, f = 4, e = 4} d_in 16 d_out 16 experts 4 top_k 2 (%x, %wg, %a, %b) : (tensor<?x16xf32>, tensor<16x4xf32>, tensor<4x4x4xf32>, tensor<4x4x4xf32>) -> (tensor<?x16xf32>, tensor<f32>)
+  return %aux : tensor<f32>
+}

@@ -25,3 +25,14 @@ func.func @contract(%x: tensor<?x8x8xf32>, %a: tensor<8x8x8xf32>) -> tensor<?x8x
   %z = einstruct.contract "nga,fga->nfg" %x, %a : tensor<?x8x8xf32>, tensor<8x8x8xf32> -> tensor<?x8x8xf32>
   return %z : tensor<?x8x8xf32>
 }
+
+// BTT-MoE, routed: the layer and the routing op.
+// CHECK-LABEL: func.func @routed
+// CHECK: %{{.*}}, %{{.*}} = einstruct.moe_layer "ga,frga,ferg->fe" sizes {{.*}} d_in 16 d_out 12 experts 4 top_k 2 (%arg0, %arg1, %arg2, %arg3) : (tensor<?x16xf32>, tensor<16x4xf32>, tensor<3x4x4x4xf32>, tensor<3x4x4x4xf32>) -> (tensor<?x12xf32>, tensor<f32>)
+// CHECK: einstruct.route %{{.*}} top_k 2 : tensor<?x4xf32> -> tensor<?x2xf32>, tensor<?x2xi32>, tensor<f32>
+func.func @routed(%x: tensor<?x16xf32>, %wg: tensor<16x4xf32>, %a: tensor<3x4x4x4xf32>, %b: tensor<3x4x4x4xf32>, %l: tensor<?x4xf32>) -> (tensor<?x12xf32>, tensor<f32>, tensor<?x2xf32>) {
+  %y, %aux = einstruct.moe_layer "ga,frga,ferg->fe" sizes {g = 4, a = 4, f = 3, e = 4, r = 4} d_in 16 d_out 12 experts 4 top_k 2
+      (%x, %wg, %a, %b) : (tensor<?x16xf32>, tensor<16x4xf32>, tensor<3x4x4x4xf32>, tensor<3x4x4x4xf32>) -> (tensor<?x12xf32>, tensor<f32>)
+  %g, %e, %aux2 = einstruct.route %l top_k 2 : tensor<?x4xf32> -> tensor<?x2xf32>, tensor<?x2xi32>, tensor<f32>
+  return %y, %aux, %g : tensor<?x12xf32>, tensor<f32>, tensor<?x2xf32>
+}

@@ -44,3 +44,14 @@ func.func @contract(%x: tensor<16x8x8xf32>, %a: tensor<8x8x8xf32>) -> tensor<16x
   %z = einstruct.contract "nga,fga->nfg" %x, %a : tensor<16x8x8xf32>, tensor<8x8x8xf32> -> tensor<16x8x8xf32>
   return %z : tensor<16x8x8xf32>
 }
+
+// The routed form: the same costs (router included), family btt-moe.
+// CHECK-LABEL: func.func @routed_moe
+// CHECK: einstruct.moe_layer
+// CHECK-SAME: einstruct.family = "btt-moe"
+// CHECK-SAME: einstruct.flops = 1081344 : i64
+// CHECK-SAME: einstruct.params = 4227072 : i64
+func.func @routed_moe(%x: tensor<?x4096xf32>, %wg: tensor<4096x8xf32>, %a: tensor<64x8x64x64xf32>, %b: tensor<64x64x8x64xf32>) -> (tensor<?x4096xf32>, tensor<f32>) {
+  %y, %aux = einstruct.moe_layer "ga,frga,ferg->fe" sizes {g = 64, a = 64, f = 64, e = 64, r = 8} d_in 4096 d_out 4096 experts 8 top_k 2 (%x, %wg, %a, %b) : (tensor<?x4096xf32>, tensor<4096x8xf32>, tensor<64x8x64x64xf32>, tensor<64x64x8x64xf32>) -> (tensor<?x4096xf32>, tensor<f32>)
+  return %y, %aux : tensor<?x4096xf32>, tensor<f32>
+}
