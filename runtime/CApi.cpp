@@ -51,6 +51,11 @@ int einstruct_layer_create_cpu(const char *spec, einstruct_layer **out) {
     return failWith(EINSTRUCT_ERR_SPEC,
                     fmt::format("spec: holds {} specs; give one object",
                                 layers->size()));
+  if (layers->front().experts)
+    return failWith(EINSTRUCT_ERR_SPEC,
+                    "BTT-MoE layers need a router and are not in the C ABI "
+                    "yet: run them with `einstruct run --router` or the "
+                    "generated CUDA NAME_moe_* functions");
   auto jit = einstruct::JitLayer::compile(layers->front());
   if (!jit)
     return failWith(EINSTRUCT_ERR_COMPILE, jit.error());

@@ -61,5 +61,14 @@ first=${jobs[0]// /_}
 "$NVCC" -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -include "$work/$first.h" \
   -DLAYER="$first" -c "$root/tests/gpu/layer_check.cu" -o "$work/layer_check.o" ||
   { echo "FAIL nvcc layer_check.cu"; fails=$((fails + 1)); }
+# The MoE harness, against the BTT-MoE example.
+moe=$(printf '%s\n' "${jobs[@]}" | grep -m1 "^named_8 sm_90a" | tr ' ' _)
+if [ -n "$moe" ]; then
+  "$NVCC" -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -include "$work/$moe.h" \
+    -DLAYER="$moe" -c "$root/tests/gpu/moe_check.cu" -o "$work/moe_check.o" ||
+    { echo "FAIL nvcc moe_check.cu"; fails=$((fails + 1)); }
+else
+  echo "FAIL the BTT-MoE example (named_8) was not emitted"; fails=$((fails + 1))
+fi
 echo "cuda compile: ${#jobs[@]} sources compiled, $refused spec(s) refused with a reason, $fails failure(s)"
 [ "$fails" = 0 ] && [ "${#jobs[@]}" -gt 10 ]
