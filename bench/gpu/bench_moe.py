@@ -36,6 +36,8 @@ def main():
     ap.add_argument("--top-k", type=int, required=True)
     ap.add_argument("--tokens", type=int, default=16384)
     ap.add_argument("--out", default=".")
+    ap.add_argument("--profile", action="store_true",
+                    help="also print per-kernel GPU times (torch.profiler)")
     args = ap.parse_args()
     lib = ctypes.CDLL(os.path.abspath(args.lib))
     name = os.path.basename(args.lib)[3:-3]
@@ -127,6 +129,18 @@ def main():
         out, aux = all_experts(xg[k], *params)
         ((out * dys[k]).sum() + 0.01 * aux).backward()
 
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+        for what, fn in [("forward", ours_fwd), ("forward+backward", ours_fwdbwd)]:
+            fn()
+            torch.cuda.synchronize()
+            with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                for _ in range(5):
+                    fn()
+                torch.cuda.synchronize()
+            print(f"einstruct {what}, 5 calls:")
+            print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=14,
+                                            max_name_column_width=60))
     with torch.no_grad():
         t_ours, t_ref = time_ms(ours_fwd), time_ms(ref_fwd)
     tb_ours, tb_ref = time_ms(ours_fwdbwd), time_ms(ref_fwdbwd)

@@ -29,17 +29,17 @@ typedef struct einstruct_moe_stats {{
 /* Bytes of device workspace for n tokens (forward and backward). */
 size_t {N}_moe_workspace(int64_t n);
 /* y = Σ over the top-k experts e of x·wg: gate_e · expert_e(x). Leaves the
- * routing and the expert outputs in `workspace` for {N}_moe_backward. Reads
- * the per-expert token counts back to size the expert launches, so it
- * synchronises `stream` once; `stats` (host memory, may be NULL) receives
- * the counts, the router entropy and the aux loss. */
+ * routing and the expert outputs in `workspace` for {N}_moe_backward.
+ * Asynchronous when `stats` is NULL; otherwise it waits for the stream and
+ * fills `stats` (host memory) with the counts, router entropy and aux loss. */
 int {N}_moe_forward(const void *x, const void *wg, const void *w1,
                     const void *w2, void *y, int64_t n, void *workspace,
                     size_t workspace_bytes, einstruct_moe_stats *stats,
                     cudaStream_t stream);
 /* Gradients of <dy, y> + aux_weight·aux w.r.t. x, wg, w1 and w2
  * (overwritten). `workspace` must be as {N}_moe_forward left it for the
- * same x, wg, w1, w2 and n. Synchronises `stream` once. */
+ * same x, wg, w1, w2 and n. Reads the per-expert counts back (one wait on
+ * `stream`) to size the per-expert weight-gradient reductions. */
 int {N}_moe_backward(const void *x, const void *wg, const void *w1,
                      const void *w2, const void *dy, float aux_weight,
                      void *dx, void *dwg, void *dw1, void *dw2, int64_t n,
@@ -96,9 +96,8 @@ MoeWorkspace carve(uintptr_t base, long long n) {{
   w.rowDgate = (float *)take(4 * rows);
   w.dlogits = (float *)take(4 * (size_t)n * kE);
   w.routerPartial = (float *)take(4 * (size_t)routerSplits(n) * kDIn * kE);
-  // One expert at a time: it has at most n rows.
-  w.z = (T *)take(sizeof(T) * (size_t)n * kZ);
-  w.dz = (T *)take(sizeof(T) * (size_t)n * kZ);
+  w.z = (T *)take(sizeof(T) * rows * kZ);
+  w.dz = (T *)take(sizeof(T) * rows * kZ);
   w.partial = (float *)take(partialBytes(n));
   w.bytes = at;
   return w;
@@ -108,6 +107,12 @@ unsigned gridFor(long long work, int threads) {{
   const long long b = (work + threads - 1) / threads;
   return (unsigned)(b < 1 ? 1 : b > 4096 ? 4096 : b);
 }}
+
+// Elements per thread in the row copies: a 16-byte vector where the width
+// keeps every row aligned.
+constexpr int kVec = 16 / (int)sizeof(T);
+constexpr int kVIn = kDIn % kVec == 0 ? kVec : 1;
+constexpr int kVOut = kDOut % kVec == 0 ? kVec : 1;
 
 bool badMoeTokens(int64_t n) {{
   return badTokens(n) || n > 0x7fffffffLL / kK;
@@ -124,9 +129,24 @@ int readCounts(MoeWorkspace &w, int *counts, int *offsets,
     e = cudaStreamSynchronize(stream);
   return (int)e;
 }}
-// Runs the routing and the counting sort; copies counts/offsets to the host.
+// Every expert's rows through configuration C in one launch (rows: n·K).
+template <class C>
+int launchGrouped(const T *x, const T *w1, const T *w2, T *y, T *z,
+                  const int *offsets, long long rows, long long w1Stride,
+                  long long w2Stride, cudaStream_t stream) {{
+  const size_t smem = twoStageSmem<C, T>();
+  if (int rc = prepare(twoStageGrouped<C, T, kE>, smem))
+    return rc;
+  const dim3 grid((unsigned)((rows + C::TT - 1) / C::TT + kE),
+                  (unsigned)((C::F + C::FC - 1) / C::FC));
+  twoStageGrouped<C, T, kE><<<grid, kThreads, smem, stream>>>(
+      x, w1, w2, y, z, offsets, w1Stride, w2Stride);
+  return (int)cudaGetLastError();
+}}
+
+// The routing and the counting sort, all on the device.
 int routeAndGroup(const T *x, const T *wg, long long n, MoeWorkspace &w,
-                  int *counts, int *offsets, cudaStream_t stream) {{
+                  cudaStream_t stream) {{
   const long long chunks = (n + 31) / 32;
   moeRoute<T, kE, kK><<<(unsigned)((n + 7) / 8), 256, 0, stream>>>(
       x, wg, n, kDIn, w.probs, w.lse, w.topIdx, w.topGate);
@@ -137,9 +157,7 @@ int routeAndGroup(const T *x, const T *wg, long long n, MoeWorkspace &w,
   moePlace<kE, kK><<<(unsigned)((chunks + 7) / 8), 256, 0, stream>>>(
       w.topIdx, w.topGate, n, w.chunkCounts, w.offsets, w.slotRow, w.rowToken,
       w.rowGate, chunks);
-  if (cudaError_t e = cudaGetLastError())
-    return (int)e;
-  return readCounts(w, counts, offsets, stream);
+  return (int)cudaGetLastError();
 }}
 
 }} // namespace
@@ -170,35 +188,31 @@ extern "C" int {N}_moe_forward(const void *x, const void *wg, const void *w1,
   if (n == 0)
     return EINSTRUCT_OK;
   MoeWorkspace w = carve((uintptr_t)workspace, n);
-  int counts[kE], offsets[kE + 1];
-  if (int rc = routeAndGroup((const T *)x, (const T *)wg, n, w, counts,
-                             offsets, stream))
+  if (int rc = routeAndGroup((const T *)x, (const T *)wg, n, w, stream))
     return rc;
   const long long rows = n * kK;
-  moeGather<T><<<gridFor(rows * kDIn, 256), 256, 0, stream>>>(
+  moeGather<T, kVIn><<<gridFor(rows * kDIn / kVIn, 256), 256, 0, stream>>>(
       (const T *)x, w.rowToken, nullptr, w.xs, rows, kDIn);
-  for (int e = 0; e < kE; ++e)
-    if (counts[e] > 0)
-      if (int rc = launchTwoStage<Fwd>(
-              w.xs + (long long)offsets[e] * kDIn,
-              (const T *)w1 + e * kExpertW1, (const T *)w2 + e * kExpertW2,
-              w.ys + (long long)offsets[e] * kDOut, nullptr, counts[e],
-              stream))
-        return rc;
-  moeCombine<T, kK><<<gridFor(n * kDOut, 256), 256, 0, stream>>>(
-      w.ys, w.slotRow, w.topGate, (T *)y, n, kDOut);
+  if (int rc = launchGrouped<Fwd>(w.xs, (const T *)w1, (const T *)w2, w.ys,
+                                  nullptr, w.offsets, rows, kExpertW1,
+                                  kExpertW2, stream))
+    return rc;
+  moeCombine<T, kK, kVOut>
+      <<<gridFor(n * kDOut / kVOut, 256), 256, 0, stream>>>(
+          w.ys, w.slotRow, w.topGate, (T *)y, n, kDOut);
   if (cudaError_t e = cudaGetLastError())
     return (int)e;
   if (!stats)
     return EINSTRUCT_OK;
   moeStats<kE><<<1, 128, 0, stream>>>(w.probs, w.lse, n, w.stats);
+  int counts[kE], offsets[kE + 1];
   float s[kE + 2];
   cudaError_t e = cudaMemcpyAsync(s, w.stats, sizeof(s),
                                   cudaMemcpyDeviceToHost, stream);
-  if (e == cudaSuccess)
-    e = cudaStreamSynchronize(stream);
   if (e != cudaSuccess)
     return (int)e;
+  if (int rc = readCounts(w, counts, offsets, stream))
+    return rc;
   double balance = 0;
   for (int k = 0; k < kE; ++k) {{
     stats->counts[k] = counts[k];
@@ -235,32 +249,36 @@ extern "C" int {N}_moe_backward(const void *x, const void *wg, const void *w1,
     return rc;
   const long long rows = n * kK;
   // dys = gate·dy per row; dgate = <dy, expert output> per row.
-  moeGather<T><<<gridFor(rows * kDOut, 256), 256, 0, stream>>>(
+  moeGather<T, kVOut><<<gridFor(rows * kDOut / kVOut, 256), 256, 0, stream>>>(
       (const T *)dy, w.rowToken, w.rowGate, w.dys, rows, kDOut);
   moeGateGrad<T><<<(unsigned)((rows + 7) / 8), 256, 0, stream>>>(
       (const T *)dy, w.ys, w.rowToken, rows, kDOut, w.rowDgate);
-  for (int e = 0; e < kE; ++e) {{
+  // dx per row, and z, dz of every row, each in one launch.
+  int rc = launchGrouped<Bwd>(w.dys, (const T *)w2, (const T *)w1, w.dxs,
+                              nullptr, w.offsets, rows, kExpertW2, kExpertW1,
+                              stream);
+  if (!rc)
+    rc = launchGrouped<Fwd>(w.xs, (const T *)w1, (const T *)w2, nullptr, w.z,
+                            w.offsets, rows, kExpertW1, kExpertW2, stream);
+  if (!rc)
+    rc = launchGrouped<Bwd>(w.dys, (const T *)w2, (const T *)w1, nullptr,
+                            w.dz, w.offsets, rows, kExpertW2, kExpertW1,
+                            stream);
+  // Weight gradients: a reduction over each expert's own rows.
+  for (int e = 0; e < kE && !rc; ++e) {{
     const int c = counts[e];
     if (c == 0)
       continue;
-    const T *xs = w.xs + (long long)offsets[e] * kDIn;
-    const T *dys = w.dys + (long long)offsets[e] * kDOut;
-    const T *e1 = (const T *)w1 + e * kExpertW1, *e2 = (const T *)w2 + e * kExpertW2;
-    int rc = launchTwoStage<Bwd>(dys, e2, e1, w.dxs + (long long)offsets[e] * kDIn,
-                                 nullptr, c, stream);
+    const long long o = offsets[e];
+    rc = launchWeightGrad<GradW1>(w.dz + o * kZ, w.xs + o * kDIn, w.partial,
+                                  (T *)dw1 + e * kExpertW1, c, stream);
     if (!rc)
-      rc = launchTwoStage<Fwd>(xs, e1, e2, nullptr, w.z, c, stream);
-    if (!rc)
-      rc = launchTwoStage<Bwd>(dys, e2, e1, nullptr, w.dz, c, stream);
-    if (!rc)
-      rc = launchWeightGrad<GradW1>(w.dz, xs, w.partial,
-                                    (T *)dw1 + e * kExpertW1, c, stream);
-    if (!rc)
-      rc = launchWeightGrad<GradW2>(dys, w.z, w.partial,
-                                    (T *)dw2 + e * kExpertW2, c, stream);
-    if (rc)
-      return rc;
+      rc = launchWeightGrad<GradW2>(w.dys + o * kDOut, w.z + o * kZ,
+                                    w.partial, (T *)dw2 + e * kExpertW2, c,
+                                    stream);
   }}
+  if (rc)
+    return rc;
   moeRouterGrad<kE, kK><<<(unsigned)((n + 255) / 256), 256, 0, stream>>>(
       w.probs, w.lse, w.topIdx, w.slotRow, w.rowDgate, w.counts, aux_weight,
       n, w.dlogits);

@@ -18,6 +18,7 @@ moe8_bf16      ; btt-moe(experts=8, top_k=2)                             ; 256 3
 moe4_f32       ; btt-moe(experts=4, top_k=1, in_blocks=4, out_blocks=6)  ; 96 120    ; f32  ; 77   ; 1.0
 moe16_768_bf16 ; btt-moe(experts=16, top_k=2)                            ; 768 3072  ; bf16 ; 300  ; 0.01
 moe8_f16       ; btt-moe(experts=8, top_k=3)                             ; 512 512   ; f16  ; 129  ; 0.1
+moe_odd_bf16   ; btt-moe(experts=4, top_k=2, in_blocks=3, out_blocks=5)  ; 21 35     ; bf16 ; 50   ; 0.01
 CASES
 }
 field() { echo "$1" | cut -d';' -f"$2" | sed 's/^ *//; s/ *$//'; }
@@ -83,7 +84,7 @@ run() {
     "$dir/$name.moecheck" "$dir/$name" "$(field "$line" 6)" || fails=$((fails + 1))
   done < <(cases)
   if command -v compute-sanitizer >/dev/null; then
-    for name in moe8_bf16 moe4_f32; do
+    for name in moe8_bf16 moe4_f32 moe_odd_bf16; do
       w=$(field "$(cases | grep "^$name ")" 6)
       compute-sanitizer --tool memcheck --error-exitcode 9 \
         "$dir/$name.moecheck" "$dir/$name" "$w" >"$dir/$name.memcheck" 2>&1 &&

@@ -164,33 +164,55 @@ __global__ void moePlace(const int *__restrict__ topIdx,
   }
 }
 
-// dst[row] = src[token of row] (·scale[row] when given), `width` columns.
-template <class T>
+// V consecutive elements moved as one 16-byte vector when V > 1.
+template <class T, int V> struct alignas(sizeof(T) * V) Pack {
+  T v[V];
+};
+
+// dst[row] = src[token of row] (·scale[row] when given), `width` columns;
+// each thread moves V elements (16 bytes when width allows).
+template <class T, int V>
 __global__ void moeGather(const T *__restrict__ src, const int *__restrict__ rowToken,
                           const float *__restrict__ scale, T *__restrict__ dst,
                           long long rows, int width) {
+  const int packs = width / V;
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
-       i < rows * width; i += (long long)gridDim.x * blockDim.x) {
-    const long long row = i / width;
-    const int j = (int)(i % width);
-    const T v = src[(long long)rowToken[row] * width + j];
-    dst[i] = scale ? fromFloat<T>(toFloat(v) * scale[row]) : v;
+       i < rows * packs; i += (long long)gridDim.x * blockDim.x) {
+    const long long row = i / packs;
+    const int j = (int)(i % packs) * V;
+    Pack<T, V> p = *reinterpret_cast<const Pack<T, V> *>(
+        src + (long long)rowToken[row] * width + j);
+    if (scale)
+      for (int k = 0; k < V; ++k)
+        p.v[k] = fromFloat<T>(toFloat(p.v[k]) * scale[row]);
+    *reinterpret_cast<Pack<T, V> *>(dst + row * width + j) = p;
   }
 }
 
-// y[t] = Σ_s gate[t,s]·ys[row(t,s)], slots in order.
-template <class T, int K>
+// y[t] = Σ_s gate[t,s]·ys[row(t,s)], slots in order; V elements a thread.
+template <class T, int K, int V>
 __global__ void moeCombine(const T *__restrict__ ys, const int *__restrict__ slotRow,
                            const float *__restrict__ topGate, T *__restrict__ y,
                            long long n, int width) {
+  const int packs = width / V;
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
-       i < n * width; i += (long long)gridDim.x * blockDim.x) {
-    const long long t = i / width;
-    const int j = (int)(i % width);
-    float acc = 0.0f;
-    for (int s = 0; s < K; ++s)
-      acc += topGate[t * K + s] * toFloat(ys[(long long)slotRow[t * K + s] * width + j]);
-    y[i] = fromFloat<T>(acc);
+       i < n * packs; i += (long long)gridDim.x * blockDim.x) {
+    const long long t = i / packs;
+    const int j = (int)(i % packs) * V;
+    float acc[V];
+    for (int k = 0; k < V; ++k)
+      acc[k] = 0.0f;
+    for (int s = 0; s < K; ++s) {
+      const Pack<T, V> p = *reinterpret_cast<const Pack<T, V> *>(
+          ys + (long long)slotRow[t * K + s] * width + j);
+      const float g = topGate[t * K + s];
+      for (int k = 0; k < V; ++k)
+        acc[k] += g * toFloat(p.v[k]);
+    }
+    Pack<T, V> out;
+    for (int k = 0; k < V; ++k)
+      out.v[k] = fromFloat<T>(acc[k]);
+    *reinterpret_cast<Pack<T, V> *>(y + t * width + j) = out;
   }
 }
 

@@ -245,11 +245,13 @@ template <class C, class T> __host__ __device__ constexpr size_t twoStageSmem() 
 // x: [n, XT] (columns ≥ IN_LIMIT read as zero); w1, w2: the two factors;
 // y: [n, YT] or null (then only stage 1 runs); zOut: [n, ZT] or null (z in
 // the layout [t][f][d][r][g][b] of this configuration's roles).
+// One block's work: token tile `tile`, f-chunk `fChunk` (the kernels below
+// say which).
 template <class C, class T>
-__global__ void __launch_bounds__(kThreads)
-    twoStage(const T *__restrict__ x, const T *__restrict__ w1,
+__device__ __forceinline__ void
+twoStageTile(const T *__restrict__ x, const T *__restrict__ w1,
              const T *__restrict__ w2, T *__restrict__ y,
-             T *__restrict__ zOut, long long n) {
+             T *__restrict__ zOut, long long n, long long tile, int fChunk) {
   extern __shared__ __align__(128) unsigned char smem[];
   constexpr int lk = rowLen<T>();
   T *As = reinterpret_cast<T *>(smem);
@@ -257,8 +259,8 @@ __global__ void __launch_bounds__(kThreads)
   float *scratch = reinterpret_cast<float *>(Bs + kNT * lk);
   T *zs = reinterpret_cast<T *>(scratch + 8 * 256); // [FC][kMT][K2P]
   const int tid = threadIdx.x;
-  const long long t0 = (long long)blockIdx.x * C::TT;
-  const int f0 = blockIdx.y * C::FC;
+  const long long t0 = tile * C::TT;
+  const int f0 = fChunk * C::FC;
   const T zero = fromFloat<T>(0.0f);
 
   // Rows and columns that stage 1 does not write must read as zero.
@@ -403,13 +405,50 @@ __global__ void __launch_bounds__(kThreads)
   // Output columns past the structure's extent (a padded layer) are zero.
   if constexpr (C::OUT_FILL_FROM < C::OUT_LIMIT) {
     constexpr int tail = (int)(C::OUT_LIMIT - C::OUT_FILL_FROM);
-    if (blockIdx.y == 0)
+    if (fChunk == 0)
       for (int i = tid; i < C::TT * tail; i += kThreads) {
         const long long t = t0 + i / tail;
         if (t < n)
           y[t * C::YT + C::OUT_FILL_FROM + i % tail] = zero;
       }
   }
+}
+
+template <class C, class T>
+__global__ void __launch_bounds__(kThreads)
+    twoStage(const T *__restrict__ x, const T *__restrict__ w1,
+             const T *__restrict__ w2, T *__restrict__ y,
+             T *__restrict__ zOut, long long n) {
+  twoStageTile<C, T>(x, w1, w2, y, zOut, n, blockIdx.x, blockIdx.y);
+}
+
+// Every expert of a BTT-MoE in one launch (no host round trip for the
+// counts): blockIdx.x walks the token tiles of expert 0, then of expert 1,
+// ...; expert e owns rows [offsets[e], offsets[e+1]) of x, y and zOut; its
+// weights start e·w1Stride (e·w2Stride) elements in. Blocks past the last
+// tile exit at once.
+template <class C, class T, int NE>
+__global__ void __launch_bounds__(kThreads)
+    twoStageGrouped(const T *__restrict__ x, const T *__restrict__ w1,
+                    const T *__restrict__ w2, T *__restrict__ y,
+                    T *__restrict__ zOut, const int *__restrict__ offsets,
+                    long long w1Stride,
+                    long long w2Stride) {
+  long long tile = blockIdx.x;
+  int e = 0;
+  for (; e < NE; ++e) {
+    const long long tiles = (offsets[e + 1] - offsets[e] + C::TT - 1) / C::TT;
+    if (tile < tiles)
+      break;
+    tile -= tiles;
+  }
+  if (e == NE)
+    return;
+  const long long off = offsets[e];
+  twoStageTile<C, T>(x + off * C::XT, w1 + e * w1Stride, w2 + e * w2Stride,
+                     y ? y + off * C::YT : nullptr,
+                     zOut ? zOut + off * C::ZT : nullptr, offsets[e + 1] - off,
+                     tile, blockIdx.y);
 }
 
 // Offset of compound index i = (i0, i1, i2) over sizes (·, n1, n2), i2
