@@ -7,7 +7,7 @@ namespace einstruct {
 std::string moeHeaderNote(const CudaPlan &plan) {
   return fmt::format(
       "\n * BTT-MoE   {} experts (the rank letter of w1/w2), top-{} per token;"
-      "\n *           router wg, dwg [{}, {}] in the layer dtype. Only the"
+      "\n *           router wg, dwg [{}, {}] in the layer dtype, 16-byte aligned. Only the"
       "\n *           selected experts run: tokens are grouped by expert and each"
       "\n *           expert's rank-1 BTT runs on its rows alone. Top-k ties go to"
       "\n *           the lower expert index; gates = softmax of the selected"
@@ -148,7 +148,7 @@ int launchGrouped(const T *x, const T *w1, const T *w2, T *y, T *z,
 int routeAndGroup(const T *x, const T *wg, long long n, MoeWorkspace &w,
                   cudaStream_t stream) {{
   const long long chunks = (n + 31) / 32;
-  moeRoute<T, kE, kK><<<(unsigned)((n + 7) / 8), 256, 0, stream>>>(
+  moeRoute<T, kE, kK, kVIn><<<(unsigned)((n + 7) / 8), 256, 0, stream>>>(
       x, wg, n, kDIn, w.probs, w.lse, w.topIdx, w.topGate);
   moeCount<kE, kK><<<(unsigned)((chunks + 7) / 8), 256, 0, stream>>>(
       w.topIdx, n, w.chunkCounts, chunks);
@@ -174,7 +174,7 @@ extern "C" int {N}_moe_forward(const void *x, const void *wg, const void *w1,
                               einstruct_moe_stats *stats,
                               cudaStream_t stream) {{
   if (badMoeTokens(n) ||
-      (n > 0 && (bad(x) || !wg || bad(w1) || bad(w2) || bad(y) ||
+      (n > 0 && (bad(x) || bad(wg) || bad(w1) || bad(w2) || bad(y) ||
                  bad(workspace))))
     return EINSTRUCT_ERR_INVALID_ARGUMENT;
   if (workspace_bytes < {N}_moe_workspace(n))
@@ -229,8 +229,8 @@ extern "C" int {N}_moe_backward(const void *x, const void *wg, const void *w1,
                                void *dw1, void *dw2, int64_t n,
                                void *workspace, size_t workspace_bytes,
                                cudaStream_t stream) {{
-  if (badMoeTokens(n) || bad(dw1) || bad(dw2) || !dwg ||
-      (n > 0 && (bad(x) || !wg || bad(w1) || bad(w2) || bad(dy) || bad(dx) ||
+  if (badMoeTokens(n) || bad(dw1) || bad(dw2) || bad(dwg) ||
+      (n > 0 && (bad(x) || bad(wg) || bad(w1) || bad(w2) || bad(dy) || bad(dx) ||
                  bad(workspace))))
     return EINSTRUCT_ERR_INVALID_ARGUMENT;
   if (workspace_bytes < {N}_moe_workspace(n))
@@ -253,17 +253,13 @@ extern "C" int {N}_moe_backward(const void *x, const void *wg, const void *w1,
       (const T *)dy, w.rowToken, w.rowGate, w.dys, rows, kDOut);
   moeGateGrad<T><<<(unsigned)((rows + 7) / 8), 256, 0, stream>>>(
       (const T *)dy, w.ys, w.rowToken, rows, kDOut, w.rowDgate);
-  // dx per row, and z, dz of every row, each in one launch.
+  // dx and dz of every row in one launch (dz is its stage 1), then z.
   int rc = launchGrouped<Bwd>(w.dys, (const T *)w2, (const T *)w1, w.dxs,
-                              nullptr, w.offsets, rows, kExpertW2, kExpertW1,
+                              w.dz, w.offsets, rows, kExpertW2, kExpertW1,
                               stream);
   if (!rc)
     rc = launchGrouped<Fwd>(w.xs, (const T *)w1, (const T *)w2, nullptr, w.z,
                             w.offsets, rows, kExpertW1, kExpertW2, stream);
-  if (!rc)
-    rc = launchGrouped<Bwd>(w.dys, (const T *)w2, (const T *)w1, nullptr,
-                            w.dz, w.offsets, rows, kExpertW2, kExpertW1,
-                            stream);
   // Weight gradients: a reduction over each expert's own rows.
   for (int e = 0; e < kE && !rc; ++e) {{
     const int c = counts[e];
@@ -290,7 +286,8 @@ extern "C" int {N}_moe_backward(const void *x, const void *wg, const void *w1,
                    w.routerPartial);
   reduceRouterSplits<T><<<gridFor((long long)kDIn * kE, 256), 256, 0, stream>>>(
       w.routerPartial, (long long)kDIn * kE, splits, (T *)dwg);
-  moeInputGrad<T, kE, kK><<<gridFor(n * kDIn, 256), 256, 0, stream>>>(
+  moeInputGrad<T, kE, kK, kVIn>
+      <<<gridFor(n * kDIn / kVIn, 256), 256, 0, stream>>>(
       w.dxs, w.slotRow, w.dlogits, (const T *)wg, (T *)dx, n, kDIn);
   return (int)cudaGetLastError();
 }}

@@ -30,8 +30,36 @@ __device__ __forceinline__ float warpSum(float v) {
   return v;
 }
 
-// One warp per token. probs/lse are kept for the aux loss and its gradient.
-template <class T, int E, int K>
+// V consecutive elements moved as one 16-byte vector when V > 1.
+template <class T, int V> struct alignas(sizeof(T) * V) Pack {
+  T v[V];
+};
+
+// Elements of a router row Wg[i, :] read per vector load: the largest power
+// of two dividing E that fits 16 bytes (rows then stay aligned).
+template <class T, int E> __host__ __device__ constexpr int routerVec() {
+  int v = 16 / (int)sizeof(T);
+  while (E % v)
+    v /= 2;
+  return v;
+}
+
+// acc[e] += xi · Wg[i, e] for every e, with vector loads of the row.
+template <class T, int E>
+__device__ __forceinline__ void addRouterRow(float (&acc)[E], float xi,
+                                             const T *__restrict__ wg, int i) {
+  constexpr int WV = routerVec<T, E>();
+  for (int e0 = 0; e0 < E; e0 += WV) {
+    const Pack<T, WV> w =
+        *reinterpret_cast<const Pack<T, WV> *>(wg + (long long)i * E + e0);
+    for (int k = 0; k < WV; ++k)
+      acc[e0 + k] += xi * toFloat(w.v[k]);
+  }
+}
+
+// One warp per token, V input columns per lane step. probs/lse are kept for
+// the aux loss and its gradient.
+template <class T, int E, int K, int V>
 __global__ void moeRoute(const T *__restrict__ x, const T *__restrict__ wg,
                          long long n, int dIn, float *__restrict__ probs,
                          float *__restrict__ lse, int *__restrict__ topIdx,
@@ -43,10 +71,10 @@ __global__ void moeRoute(const T *__restrict__ x, const T *__restrict__ wg,
   float acc[E];
   for (int e = 0; e < E; ++e)
     acc[e] = 0.0f;
-  for (int i = lane; i < dIn; i += 32) {
-    const float xi = toFloat(x[t * dIn + i]);
-    for (int e = 0; e < E; ++e)
-      acc[e] += xi * toFloat(wg[(long long)i * E + e]);
+  for (int i0 = lane * V; i0 < dIn; i0 += 32 * V) {
+    const Pack<T, V> xp = *reinterpret_cast<const Pack<T, V> *>(x + t * dIn + i0);
+    for (int k = 0; k < V; ++k)
+      addRouterRow<T, E>(acc, toFloat(xp.v[k]), wg, i0 + k);
   }
   for (int e = 0; e < E; ++e)
     acc[e] = warpSum(acc[e]);
@@ -163,11 +191,6 @@ __global__ void moePlace(const int *__restrict__ topIdx,
       }
   }
 }
-
-// V consecutive elements moved as one 16-byte vector when V > 1.
-template <class T, int V> struct alignas(sizeof(T) * V) Pack {
-  T v[V];
-};
 
 // dst[row] = src[token of row] (·scale[row] when given), `width` columns;
 // each thread moves V elements (16 bytes when width allows).
@@ -344,23 +367,42 @@ __global__ void reduceRouterSplits(const float *__restrict__ partial,
   }
 }
 
-// dx[t,i] = Σ_s dxs[row(t,s), i] + Σ_e dlogits[t,e]·Wg[i,e].
-template <class T, int E, int K>
+// dx[t,i] = Σ_s dxs[row(t,s), i] + Σ_e dlogits[t,e]·Wg[i,e]; V columns a
+// thread.
+template <class T, int E, int K, int V>
 __global__ void moeInputGrad(const T *__restrict__ dxs,
                              const int *__restrict__ slotRow,
                              const float *__restrict__ dlogits,
                              const T *__restrict__ wg, T *__restrict__ dx,
                              long long n, int dIn) {
+  const int packs = dIn / V;
   for (long long k = blockIdx.x * (long long)blockDim.x + threadIdx.x;
-       k < n * dIn; k += (long long)gridDim.x * blockDim.x) {
-    const long long t = k / dIn;
-    const int i = (int)(k % dIn);
-    float acc = 0.0f;
-    for (int s = 0; s < K; ++s)
-      acc += toFloat(dxs[(long long)slotRow[t * K + s] * dIn + i]);
+       k < n * packs; k += (long long)gridDim.x * blockDim.x) {
+    const long long t = k / packs;
+    const int i0 = (int)(k % packs) * V;
+    float acc[V];
+    for (int j = 0; j < V; ++j)
+      acc[j] = 0.0f;
+    for (int s = 0; s < K; ++s) {
+      const Pack<T, V> p = *reinterpret_cast<const Pack<T, V> *>(
+          dxs + (long long)slotRow[t * K + s] * dIn + i0);
+      for (int j = 0; j < V; ++j)
+        acc[j] += toFloat(p.v[j]);
+    }
+    float dl[E];
     for (int e = 0; e < E; ++e)
-      acc += dlogits[t * E + e] * toFloat(wg[(long long)i * E + e]);
-    dx[k] = fromFloat<T>(acc);
+      dl[e] = dlogits[t * E + e];
+    Pack<T, V> out;
+    for (int j = 0; j < V; ++j) {
+      float r[E];
+      for (int e = 0; e < E; ++e)
+        r[e] = 0.0f;
+      addRouterRow<T, E>(r, 1.0f, wg, i0 + j);
+      for (int e = 0; e < E; ++e)
+        acc[j] += dl[e] * r[e];
+      out.v[j] = fromFloat<T>(acc[j]);
+    }
+    *reinterpret_cast<Pack<T, V> *>(dx + t * dIn + i0) = out;
   }
 }
 
