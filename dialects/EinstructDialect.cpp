@@ -207,12 +207,7 @@ LogicalResult MoeLayerOp::verify() {
     return emitOpError() << "a BTT-MoE einsum has exactly two weights; '"
                          << getSpec() << "' names " << term.weights.size()
                          << " and " << getWeights().size() << " are given";
-  char rank = 0;
-  for (char c : term.weights[0])
-    if (term.weights[1].find(c) != std::string::npos &&
-        term.input.find(c) == std::string::npos &&
-        term.output.find(c) == std::string::npos)
-      rank = c;
+  const char rank = rankLetter(term);
   const int64_t experts = getExpertsAttr().getInt(), k = getTopKAttr().getInt();
   if (!rank)
     return emitOpError() << "'" << getSpec()

@@ -386,4 +386,18 @@ std::optional<std::array<int64_t, 7>> classify(const EinsumTerm &t) {
   return s;
 }
 
+char rankLetter(const EinsumTerm &t) {
+  if (t.weights.empty())
+    return 0;
+  for (char c : t.weights[0]) {
+    bool everyWeight = true;
+    for (const auto &w : t.weights)
+      everyWeight = everyWeight && w.find(c) != std::string::npos;
+    if (everyWeight && t.input.find(c) == std::string::npos &&
+        t.output.find(c) == std::string::npos)
+      return c;
+  }
+  return 0;
+}
+
 } // namespace einstruct

@@ -41,6 +41,10 @@ Result<EinsumTerm> makeEinsum(std::string_view spec,
                               const std::map<char, int64_t> &sizes);
 Result<std::map<char, int64_t>> parseSizes(std::string_view text);
 
+// The letter held by every weight and by neither x nor y — BTT's rank ρ,
+// which BTT-MoE uses as its expert index — or 0 when there is none.
+char rankLetter(const EinsumTerm &t);
+
 struct Cost {
   int64_t params = 0; // weight entries
   int64_t flops = 0;  // multiply-adds per input vector

@@ -15,13 +15,7 @@ Result<std::unique_ptr<MoeLayer>> MoeLayer::compile(const Layer &layer) {
     return Error{fmt::format("top_k = {} must be in [1, experts = {}]",
                              layer.topK, layer.experts)};
   const EinsumTerm &t = layer.terms[0];
-  // The rank letter: in both weights, in neither x nor y.
-  char rank = 0;
-  for (char c : t.weights[0])
-    if (t.weights[1].find(c) != std::string::npos &&
-        t.input.find(c) == std::string::npos &&
-        t.output.find(c) == std::string::npos)
-      rank = c;
+  const char rank = rankLetter(t);
   if (!rank || t.sizes.at(rank) != layer.experts)
     return Error{fmt::format("'{}' has no rank letter of size experts = {}",
                              t.str(), layer.experts)};

@@ -16,71 +16,10 @@
 #include <string>
 #include <vector>
 
-#define CAT2(a, b) a##b
-#define CAT(a, b) CAT2(a, b)
-#define FN(x) CAT(LAYER, CAT(_, x))
+#include "check_common.h"
 
 namespace {
 
-const einstruct_layer_info *info;
-int failures = 0;
-
-#define CUDA_OK(call)                                                          \
-  do {                                                                         \
-    cudaError_t e_ = (call);                                                   \
-    if (e_ != cudaSuccess) {                                                   \
-      std::printf("FAIL %s:%d %s: %s\n", __FILE__, __LINE__, #call,            \
-                  cudaGetErrorString(e_));                                     \
-      std::exit(1);                                                            \
-    }                                                                          \
-  } while (0)
-
-// Host values rounded to the layer's storage type, and that type's bits.
-float roundTo(float v) {
-  std::string dt = info->dtype;
-  if (dt == "bf16")
-    return __bfloat162float(__float2bfloat16(v));
-  if (dt == "f16")
-    return __half2float(__float2half(v));
-  return v;
-}
-std::vector<unsigned char> bits(const std::vector<float> &v) {
-  std::string dt = info->dtype;
-  std::vector<unsigned char> out(v.size() * info->dtype_bytes);
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (dt == "bf16") {
-      __nv_bfloat16 h = __float2bfloat16(v[i]);
-      std::memcpy(&out[2 * i], &h, 2);
-    } else if (dt == "f16") {
-      __half h = __float2half(v[i]);
-      std::memcpy(&out[2 * i], &h, 2);
-    } else {
-      std::memcpy(&out[4 * i], &v[i], 4);
-    }
-  }
-  return out;
-}
-std::vector<double> values(const std::vector<unsigned char> &b) {
-  std::string dt = info->dtype;
-  size_t n = b.size() / info->dtype_bytes;
-  std::vector<double> out(n);
-  for (size_t i = 0; i < n; ++i) {
-    if (dt == "bf16") {
-      __nv_bfloat16 h;
-      std::memcpy(&h, &b[2 * i], 2);
-      out[i] = __bfloat162float(h);
-    } else if (dt == "f16") {
-      __half h;
-      std::memcpy(&h, &b[2 * i], 2);
-      out[i] = __half2float(h);
-    } else {
-      float f;
-      std::memcpy(&f, &b[4 * i], 4);
-      out[i] = f;
-    }
-  }
-  return out;
-}
 
 std::vector<float> randomVector(size_t n, std::mt19937 &rng, float scale) {
   std::uniform_real_distribution<float> u(-scale, scale);

@@ -18,24 +18,9 @@
 #include <string>
 #include <vector>
 
-#define CAT2(a, b) a##b
-#define CAT(a, b) CAT2(a, b)
-#define FN(x) CAT(LAYER, CAT(_, x))
+#include "check_common.h"
 
 namespace {
-
-int failures = 0;
-const einstruct_layer_info *info;
-
-#define CUDA_OK(call)                                                          \
-  do {                                                                         \
-    cudaError_t e_ = (call);                                                   \
-    if (e_ != cudaSuccess) {                                                   \
-      std::printf("FAIL %s:%d %s: %s\n", __FILE__, __LINE__, #call,            \
-                  cudaGetErrorString(e_));                                     \
-      std::exit(1);                                                            \
-    }                                                                          \
-  } while (0)
 
 void expect(bool ok, const std::string &what) {
   std::printf("%s %s\n", ok ? "ok  " : "FAIL", what.c_str());
@@ -70,44 +55,6 @@ std::vector<float> readNpy(const std::string &path, std::vector<long> *shape = n
   std::vector<float> v((all.size() - 10 - hlen) / 4);
   std::memcpy(v.data(), all.data() + 10 + hlen, v.size() * 4);
   return v;
-}
-
-std::vector<unsigned char> bits(const std::vector<float> &v) {
-  std::string dt = info->dtype;
-  std::vector<unsigned char> out(v.size() * info->dtype_bytes);
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (dt == "bf16") {
-      __nv_bfloat16 h = __float2bfloat16(v[i]);
-      std::memcpy(&out[2 * i], &h, 2);
-    } else if (dt == "f16") {
-      __half h = __float2half(v[i]);
-      std::memcpy(&out[2 * i], &h, 2);
-    } else {
-      std::memcpy(&out[4 * i], &v[i], 4);
-    }
-  }
-  return out;
-}
-std::vector<double> values(const std::vector<unsigned char> &b) {
-  std::string dt = info->dtype;
-  size_t n = b.size() / info->dtype_bytes;
-  std::vector<double> out(n);
-  for (size_t i = 0; i < n; ++i) {
-    if (dt == "bf16") {
-      __nv_bfloat16 h;
-      std::memcpy(&h, &b[2 * i], 2);
-      out[i] = __bfloat162float(h);
-    } else if (dt == "f16") {
-      __half h;
-      std::memcpy(&h, &b[2 * i], 2);
-      out[i] = __half2float(h);
-    } else {
-      float f;
-      std::memcpy(&f, &b[4 * i], 4);
-      out[i] = f;
-    }
-  }
-  return out;
 }
 
 struct Buffer {
