@@ -8,11 +8,10 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 mode=$1
-NVCC=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
-ARCH=${EINSTRUCT_GPU_ARCH:-sm_90a}
+# shellcheck source=common.sh
+. "$here/common.sh"
 
 specs() { grep -v '^#' "$here/layers.txt" | grep -v '^ *$'; }
-field() { echo "$1" | cut -d';' -f"$2" | sed 's/^ *//; s/ *$//'; }
 
 gen() {
   local bin=$1 dir=$2
@@ -27,15 +26,11 @@ gen() {
 
 run() {
   local dir=$1
-  [ -x "$NVCC" ] || { echo "SKIP: no nvcc"; exit 77; }
-  command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1 ||
-    { echo "SKIP: no CUDA device"; exit 77; }
+  need_gpu
   local fails=0 names=()
   while read -r line; do names+=("$(field "$line" 1)"); done < <(specs)
   # Build in parallel, then run one at a time.
-  printf '%s\n' "${names[@]}" | xargs -P "$(nproc)" -I{} "$NVCC" -std=c++17 -O3 \
-    -gencode=arch=compute_${ARCH#sm_},code=$ARCH -include "$dir/{}.h" \
-    -DLAYER={} "$here/layer_check.cu" "$dir/{}.cu" -o "$dir/{}.check"
+  build_harness "$here/layer_check.cu" "$dir" check "${names[@]}"
   while read -r line; do
     name=$(field "$line" 1)
     # shellcheck disable=SC2046

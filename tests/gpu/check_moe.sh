@@ -8,8 +8,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 mode=$1
-NVCC=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
-ARCH=${EINSTRUCT_GPU_ARCH:-sm_90a}
+# shellcheck source=common.sh
+. "$here/common.sh"
 
 # name ; structure ; d_in d_out ; dtype ; tokens ; aux weight
 cases() {
@@ -21,7 +21,6 @@ moe8_f16       ; btt-moe(experts=8, top_k=3)                             ; 512 5
 moe_odd_bf16   ; btt-moe(experts=4, top_k=2, in_blocks=3, out_blocks=5)  ; 21 35     ; bf16 ; 50   ; 0.01
 CASES
 }
-field() { echo "$1" | cut -d';' -f"$2" | sed 's/^ *//; s/ *$//'; }
 
 gen() {
   local bin=$1 dir=$2
@@ -71,14 +70,10 @@ PY
 
 run() {
   local dir=$1
-  [ -x "$NVCC" ] || { echo "SKIP: no nvcc"; exit 77; }
-  command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1 ||
-    { echo "SKIP: no CUDA device"; exit 77; }
+  need_gpu
   local fails=0 names=()
   while read -r line; do names+=("$(field "$line" 1)"); done < <(cases)
-  printf '%s\n' "${names[@]}" | xargs -P "$(nproc)" -I{} "$NVCC" -std=c++17 -O3 \
-    -gencode=arch=compute_${ARCH#sm_},code=$ARCH -include "$dir/{}.h" \
-    -DLAYER={} "$here/moe_check.cu" "$dir/{}.cu" -o "$dir/{}.moecheck"
+  build_harness "$here/moe_check.cu" "$dir" moecheck "${names[@]}"
   while read -r line; do
     name=$(field "$line" 1)
     "$dir/$name.moecheck" "$dir/$name" "$(field "$line" 6)" || fails=$((fails + 1))

@@ -1,0 +1,24 @@
+# Shared by the GPU check scripts (sourced): tool lookup, the skip rule and
+# the parallel build of a harness against each generated layer.
+NVCC=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
+ARCH=${EINSTRUCT_GPU_ARCH:-sm_90a}
+
+# Field N of a ';'-separated table line, trimmed.
+field() { echo "$1" | cut -d';' -f"$2" | sed 's/^ *//; s/ *$//'; }
+
+# Exits 77 (a CTest skip) without nvcc or a CUDA device.
+need_gpu() {
+  [ -x "$NVCC" ] || { echo "SKIP: no nvcc"; exit 77; }
+  command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1 ||
+    { echo "SKIP: no CUDA device"; exit 77; }
+}
+
+# build_harness HARNESS.cu DIR SUFFIX NAME...: DIR/NAME.SUFFIX for each layer,
+# built in parallel.
+build_harness() {
+  local src=$1 dir=$2 suffix=$3
+  shift 3
+  printf '%s\n' "$@" | xargs -P "$(nproc)" -I{} "$NVCC" -std=c++17 -O3 \
+    -gencode=arch=compute_${ARCH#sm_},code=$ARCH -include "$dir/{}.h" \
+    -DLAYER={} "$src" "$dir/{}.cu" -o "$dir/{}.$suffix"
+}
