@@ -55,7 +55,9 @@ TwoStageConfig roleConfig(const std::array<int, 7> &role, const Classes &S,
 std::string chooseTile(TwoStageConfig &c, CudaDType dt, int64_t budget) {
   const int64_t bytes = dtypeBytes(dt);
   const int64_t k2 = c.R * c.G * c.B;
-  c.K2P = roundUp(k2, kKT) + rowPad(dt);
+  // z rows: a reduction shorter than one k-chunk is read in 16-column steps
+  // (the kernel's KE2), so it is padded to 16 only; longer ones to kKT.
+  c.K2P = (k2 <= kKT ? roundUp(k2, 16) : roundUp(k2, kKT)) + rowPad(dt);
   const int64_t fixed = bytes * (kMT + kNT) * (kKT + rowPad(dt)) + 4 * 8 * 256;
   const int64_t perF = bytes * kMT * c.K2P;
   const int64_t ttMax = kMT / std::max(c.B, c.D);

@@ -223,3 +223,52 @@ TEST_CASE("CUDA plan: refusals name the reason", "[cuda]") {
   REQUIRE(!p);
   CHECK_THAT(p.error(), Catch::Contains("sm_70"));
 }
+
+TEST_CASE("CUDA plan: a BTT-MoE plans one expert's rank-1 layer", "[cuda][moe]") {
+  // ga,frga,ferg->fe with g=4, a=6, f=5, e=6 and r = 3 experts.
+  auto layer = layerFromArgs(
+      named("btt-moe(experts=3, top_k=1, in_blocks=4, out_blocks=5)", 24, 30));
+  REQUIRE(layer);
+  REQUIRE(layer->terms[0].str() == "ga,frga,ferg->fe");
+  CudaTarget target;
+  auto plan = planCuda(*layer, target);
+  REQUIRE(plan);
+  const TwoStageConfig &c = plan->forward;
+  CHECK(c.R == 1);
+  CHECK(plan->experts == 3);
+  CHECK(plan->expertW1 == 4 * 6); // W1[f, r, g, a]: r steps over g·a
+  CHECK(plan->expertW2 == 4);     // W2[f, e, r, g]: r steps over g
+  // K2 = R·G·B = 4 < one k-chunk: z rows padded to 16 (+ 8 for banks).
+  CHECK(c.K2P == 16 + 8);
+  CHECK(c.FC == c.F);
+  // Expert e through the plan == the rank-1 BTT of its weight slice.
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> u(-1, 1);
+  const int64_t n = 67;
+  std::vector<float> x(size_t(n * 24)), w1(size_t(plan->w1Size)),
+      w2(size_t(plan->w2Size));
+  for (auto *v : {&x, &w1, &w2})
+    for (auto &e : *v)
+      e = u(rng);
+  for (int64_t ex = 0; ex < 3; ++ex) {
+    std::vector<float> s1(w1.begin() + ex * plan->expertW1, w1.end()),
+        s2(w2.begin() + ex * plan->expertW2, w2.end()), y, z;
+    emulateTwoStage(c, x, s1, s2, y, z, n);
+    double err = 0;
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t f = 0; f < 5; ++f)
+        for (int64_t e = 0; e < 6; ++e) {
+          double acc = 0;
+          for (int64_t g = 0; g < 4; ++g) {
+            double zv = 0;
+            for (int64_t a = 0; a < 6; ++a)
+              zv += double(x[size_t(t * 24 + g * 6 + a)]) *
+                    w1[size_t(((f * 3 + ex) * 4 + g) * 6 + a)];
+            acc += zv * w2[size_t(((f * 6 + e) * 3 + ex) * 4 + g)];
+          }
+          err = std::max(err, std::fabs(acc - y[size_t(t * 30 + f * 6 + e)]));
+        }
+    INFO("expert " << ex);
+    CHECK(err < 1e-4);
+  }
+}

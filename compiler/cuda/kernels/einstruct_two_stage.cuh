@@ -64,11 +64,13 @@ template <class T> struct BlockAcc {
     nvcuda::wmma::fill_fragment(acc[0], 0.0f);
     nvcuda::wmma::fill_fragment(acc[1], 0.0f);
   }
+  // KE: the k columns that can be non-zero (a multiple of 16, ≤ kKT).
+  template <int KE = kKT>
   __device__ void mma(const T *As, int lda, const T *Bs, int ldb) {
     using namespace nvcuda;
     const int w = threadIdx.x >> 5, mt = w & 3, nt = (w >> 2) * 2;
 #pragma unroll
-    for (int k = 0; k < kKT; k += 16) {
+    for (int k = 0; k < KE; k += 16) {
       wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> a;
       wmma::load_matrix_sync(a, As + mt * 16 * lda + k, lda);
 #pragma unroll
@@ -108,10 +110,11 @@ template <> struct BlockAcc<float> {
       for (int j = 0; j < 4; ++j)
         acc[i][j] = 0.0f;
   }
+  template <int KE = kKT>
   __device__ void mma(const float *As, int lda, const float *Bs, int ldb) {
     const int ty = threadIdx.x / 16, tx = threadIdx.x % 16;
 #pragma unroll 4
-    for (int k = 0; k < kKT; ++k) {
+    for (int k = 0; k < KE; ++k) {
       float a[4], b[4];
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
@@ -168,9 +171,11 @@ template <class T> struct Chunk<T, 1> { using type = T; };
 // fetchB(s, row, k) return AV (BV) elements starting at k, zero outside the
 // operands: a 16-byte vector when AV > 1, else one element. When `aShared`
 // is given (fetchA is nullptr), A comes from shared memory instead:
-// aShared(s) points at the chunk, with leading dimension lda.
-template <class T, bool AkFast, bool BkFast, int AV, int BV, class FA, class FB,
-          class AS, class Epi>
+// aShared(s) points at the chunk, with leading dimension lda. KE < kKT
+// when every chunk's k columns past KE are zero (a short reduction): the
+// products skip them.
+template <class T, bool AkFast, bool BkFast, int AV, int BV, int KE = kKT,
+          class FA, class FB, class AS, class Epi>
 __device__ __forceinline__ void blockProducts(int steps, int kSteps, FA fetchA,
                                               FB fetchB, AS aShared, int lda,
                                               T *As, T *Bs, float *scratch,
@@ -221,9 +226,9 @@ __device__ __forceinline__ void blockProducts(int steps, int kSteps, FA fetchA,
     if (s % kSteps == 0)
       acc.zero();
     if constexpr (fromShared)
-      acc.mma(aShared(s), lda, Bs, lk);
+      acc.template mma<KE>(aShared(s), lda, Bs, lk);
     else
-      acc.mma(As, lk, Bs, lk);
+      acc.template mma<KE>(As, lk, Bs, lk);
     if (s % kSteps == kSteps - 1)
       epi(s, acc);
     __syncthreads();
@@ -399,7 +404,10 @@ twoStageTile(const T *__restrict__ x, const T *__restrict__ w1,
         y[t * C::YT + off] = fromFloat<T>(v);
     });
   };
-  blockProducts<T, true, w2Contiguous, 1, W2V>(
+  // A reduction shorter than one chunk runs only its 16-column steps (z rows
+  // are then K2 rounded to 16, not to kKT: see K2P in CudaPlan).
+  constexpr int KE2 = kChunks2 == 1 ? (K2 + 15) / 16 * 16 : kKT;
+  blockProducts<T, true, w2Contiguous, 1, W2V, KE2>(
       fHere * eChunks * kChunks2, kChunks2, nullptr, fetchW2, zChunk, C::K2P,
       As, Bs, scratch, epi2);
   // Output columns past the structure's extent (a padded layer) are zero.
