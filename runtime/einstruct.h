@@ -1,6 +1,6 @@
 /* einstruct runtime: the C ABI.
  *
- * A layer is compiled once from a spec (the JSON object of examples/*.json,
+ * A layer is compiled once from a spec (the JSON object of an examples/ file,
  * e.g. {"structure": "monarch(8)", "d_in": 64, "d_out": 64}) and then called
  * many times. Arrays are float32, row-major (C order): x is [batch, d_in], y
  * is [batch, d_out], weights are in the layouts of structures.md with size-1

@@ -77,8 +77,9 @@ Reference reference(const Problem &p) {
     std::vector<int64_t> order(static_cast<size_t>(E));
     for (int64_t e = 0; e < E; ++e)
       order[size_t(e)] = e;
-    std::stable_sort(order.begin(), order.end(), [&](int64_t u, int64_t v) {
-      return lg[size_t(u)] > lg[size_t(v)];
+    std::sort(order.begin(), order.end(), [&](int64_t u, int64_t v) {
+      return lg[size_t(u)] != lg[size_t(v)] ? lg[size_t(u)] > lg[size_t(v)]
+                                            : u < v; // ties: lower index
     });
     double z = 0;
     for (int64_t k = 0; k < K; ++k)
