@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Sets up, builds, and analyzes every bundled example spec.
+# Sets up, builds, analyzes every bundled example spec, searches, and runs
+# two layers on the CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -7,3 +8,9 @@ build/bin/einstruct analyze examples/worked_rows.json examples/named.json \
   examples/einsum.json
 build/bin/einstruct search --model examples/gpt2_small.json
 build/bin/einstruct search --d-in 768 --d-out 3072 --max-flops-ratio 0.25 --top 5
+# Run a Monarch layer and a routed BTT-MoE on the CPU (MLIR JIT), each
+# checked against naive loops.
+build/bin/einstruct run --structure 'monarch(16)' --d-in 768 --d-out 3072 \
+  --batch 256 --check
+build/bin/einstruct run --structure 'btt-moe(experts=8, top_k=2)' --d-in 768 \
+  --d-out 3072 --batch 256 --check
