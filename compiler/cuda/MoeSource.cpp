@@ -130,17 +130,19 @@ int readCounts(MoeWorkspace &w, int *counts, int *offsets,
   return (int)e;
 }}
 // Every expert's rows through configuration C in one launch (rows: n·K).
+// xRows: each row's source row of x (a fused gather), or null.
 template <class C>
-int launchGrouped(const T *x, const T *w1, const T *w2, T *y, T *z,
-                  const int *offsets, long long rows, long long w1Stride,
-                  long long w2Stride, cudaStream_t stream) {{
+int launchGrouped(const T *x, const int *xRows, const T *w1, const T *w2,
+                  T *y, T *z, const int *offsets, long long rows,
+                  long long w1Stride, long long w2Stride,
+                  cudaStream_t stream) {{
   const size_t smem = twoStageSmem<C, T>();
   if (int rc = prepare(twoStageGrouped<C, T, kE>, smem))
     return rc;
   const dim3 grid((unsigned)((rows + C::TT - 1) / C::TT + kE),
                   (unsigned)((C::F + C::FC - 1) / C::FC));
   twoStageGrouped<C, T, kE><<<grid, kThreads, smem, stream>>>(
-      x, w1, w2, y, z, offsets, w1Stride, w2Stride);
+      x, w1, w2, y, z, offsets, xRows, w1Stride, w2Stride);
   return (int)cudaGetLastError();
 }}
 
@@ -148,7 +150,7 @@ int launchGrouped(const T *x, const T *w1, const T *w2, T *y, T *z,
 int routeAndGroup(const T *x, const T *wg, long long n, MoeWorkspace &w,
                   cudaStream_t stream) {{
   const long long chunks = (n + 31) / 32;
-  moeRoute<T, kE, kK, kVIn><<<(unsigned)((n + 7) / 8), 256, 0, stream>>>(
+  moeRoute<T, kE, kK><<<(unsigned)((n + 7) / 8), 256, 0, stream>>>(
       x, wg, n, kDIn, w.probs, w.lse, w.topIdx, w.topGate);
   moeCount<kE, kK><<<(unsigned)((chunks + 7) / 8), 256, 0, stream>>>(
       w.topIdx, n, w.chunkCounts, chunks);
@@ -191,11 +193,9 @@ extern "C" int {N}_moe_forward(const void *x, const void *wg, const void *w1,
   if (int rc = routeAndGroup((const T *)x, (const T *)wg, n, w, stream))
     return rc;
   const long long rows = n * kK;
-  moeGather<T, kVIn><<<gridFor(rows * kDIn / kVIn, 256), 256, 0, stream>>>(
-      (const T *)x, w.rowToken, nullptr, w.xs, rows, kDIn);
-  if (int rc = launchGrouped<Fwd>(w.xs, (const T *)w1, (const T *)w2, w.ys,
-                                  nullptr, w.offsets, rows, kExpertW1,
-                                  kExpertW2, stream))
+  if (int rc = launchGrouped<Fwd>((const T *)x, w.rowToken, (const T *)w1,
+                                  (const T *)w2, w.ys, nullptr, w.offsets,
+                                  rows, kExpertW1, kExpertW2, stream))
     return rc;
   moeCombine<T, kK, kVOut>
       <<<gridFor(n * kDOut / kVOut, 256), 256, 0, stream>>>(
@@ -248,18 +248,22 @@ extern "C" int {N}_moe_backward(const void *x, const void *wg, const void *w1,
   if (int rc = readCounts(w, counts, offsets, stream))
     return rc;
   const long long rows = n * kK;
-  // dys = gate·dy per row; dgate = <dy, expert output> per row.
+  // xs: x per row (for dW1); dys = gate·dy per row; dgate = <dy, expert
+  // output> per row.
+  moeGather<T, kVIn><<<gridFor(rows * kDIn / kVIn, 256), 256, 0, stream>>>(
+      (const T *)x, w.rowToken, nullptr, w.xs, rows, kDIn);
   moeGather<T, kVOut><<<gridFor(rows * kDOut / kVOut, 256), 256, 0, stream>>>(
       (const T *)dy, w.rowToken, w.rowGate, w.dys, rows, kDOut);
   moeGateGrad<T><<<(unsigned)((rows + 7) / 8), 256, 0, stream>>>(
       (const T *)dy, w.ys, w.rowToken, rows, kDOut, w.rowDgate);
   // dx and dz of every row in one launch (dz is its stage 1), then z.
-  int rc = launchGrouped<Bwd>(w.dys, (const T *)w2, (const T *)w1, w.dxs,
-                              w.dz, w.offsets, rows, kExpertW2, kExpertW1,
-                              stream);
+  int rc = launchGrouped<Bwd>(w.dys, nullptr, (const T *)w2, (const T *)w1,
+                              w.dxs, w.dz, w.offsets, rows, kExpertW2,
+                              kExpertW1, stream);
   if (!rc)
-    rc = launchGrouped<Fwd>(w.xs, (const T *)w1, (const T *)w2, nullptr, w.z,
-                            w.offsets, rows, kExpertW1, kExpertW2, stream);
+    rc = launchGrouped<Fwd>(w.xs, nullptr, (const T *)w1, (const T *)w2,
+                            nullptr, w.z, w.offsets, rows, kExpertW1,
+                            kExpertW2, stream);
   // Weight gradients: a reduction over each expert's own rows.
   for (int e = 0; e < kE && !rc; ++e) {{
     const int c = counts[e];
@@ -286,8 +290,7 @@ extern "C" int {N}_moe_backward(const void *x, const void *wg, const void *w1,
                    w.routerPartial);
   reduceRouterSplits<T><<<gridFor((long long)kDIn * kE, 256), 256, 0, stream>>>(
       w.routerPartial, (long long)kDIn * kE, splits, (T *)dwg);
-  moeInputGrad<T, kE, kK, kVIn>
-      <<<gridFor(n * kDIn / kVIn, 256), 256, 0, stream>>>(
+  moeInputGrad<T, kE, kK><<<gridFor(n * kDIn, 256), 256, 0, stream>>>(
       w.dxs, w.slotRow, w.dlogits, (const T *)wg, (T *)dx, n, kDIn);
   return (int)cudaGetLastError();
 }}

@@ -7,7 +7,8 @@
 //   moeCount / moeScan / moePlace
 //                 a stable counting sort of the (token, slot) pairs by
 //                 expert: rows of one expert are contiguous, in token order
-//   moeGather     xs[row] = x[token of row]
+//   moeGather     rows[row] = src[token of row] (the backward's x and gated
+//                 dy rows; the forward's expert kernel gathers x itself)
 //   moeCombine    y[t] = Σ_s gate[t,s]·ys[row of (t,s)]
 //   moeStats      router entropy and the sums behind the aux loss
 // and for the backward pass moeScaleRows, moeGateGrad, moeRouterGrad,
@@ -57,9 +58,8 @@ __device__ __forceinline__ void addRouterRow(float (&acc)[E], float xi,
   }
 }
 
-// One warp per token, V input columns per lane step. probs/lse are kept for
-// the aux loss and its gradient.
-template <class T, int E, int K, int V>
+// One warp per token. probs/lse are kept for the aux loss and its gradient.
+template <class T, int E, int K>
 __global__ void moeRoute(const T *__restrict__ x, const T *__restrict__ wg,
                          long long n, int dIn, float *__restrict__ probs,
                          float *__restrict__ lse, int *__restrict__ topIdx,
@@ -71,25 +71,31 @@ __global__ void moeRoute(const T *__restrict__ x, const T *__restrict__ wg,
   float acc[E];
   for (int e = 0; e < E; ++e)
     acc[e] = 0.0f;
-  for (int i0 = lane * V; i0 < dIn; i0 += 32 * V) {
-    const Pack<T, V> xp = *reinterpret_cast<const Pack<T, V> *>(x + t * dIn + i0);
-    for (int k = 0; k < V; ++k)
-      addRouterRow<T, E>(acc, toFloat(xp.v[k]), wg, i0 + k);
-  }
+  // Lane-strided columns: a warp reads 32 consecutive Wg rows at once (one
+  // contiguous span; a lane walking its own run of rows would touch 32
+  // cache lines per load).
+#pragma unroll 4
+  for (int i = lane; i < dIn; i += 32)
+    addRouterRow<T, E>(acc, toFloat(x[t * dIn + i]), wg, i);
   for (int e = 0; e < E; ++e)
     acc[e] = warpSum(acc[e]);
   if (lane != 0)
     return;
-  float mx = acc[0];
+  // The top-k below indexes by expert; a copy keeps `acc` in registers
+  // (an array indexed at run time lives in local memory).
+  float l[E];
+  for (int e = 0; e < E; ++e)
+    l[e] = acc[e];
+  float mx = l[0];
   for (int e = 1; e < E; ++e)
-    mx = fmaxf(mx, acc[e]);
+    mx = fmaxf(mx, l[e]);
   float sum = 0.0f;
   for (int e = 0; e < E; ++e)
-    sum += expf(acc[e] - mx);
-  const float l = mx + logf(sum);
-  lse[t] = l;
+    sum += expf(l[e] - mx);
+  const float logSum = mx + logf(sum);
+  lse[t] = logSum;
   for (int e = 0; e < E; ++e)
-    probs[t * E + e] = expf(acc[e] - l);
+    probs[t * E + e] = expf(l[e] - logSum);
   // Top-k by repeated arg-max; strict '>' keeps the lower index on ties.
   unsigned long long taken = 0;
   int sel[K];
@@ -97,15 +103,15 @@ __global__ void moeRoute(const T *__restrict__ x, const T *__restrict__ wg,
   for (int s = 0; s < K; ++s) {
     int best = -1;
     for (int e = 0; e < E; ++e)
-      if (!(taken >> e & 1ull) && (best < 0 || acc[e] > acc[best]))
+      if (!(taken >> e & 1ull) && (best < 0 || l[e] > l[best]))
         best = e;
     taken |= 1ull << best;
     sel[s] = best;
-    selSum += expf(acc[best] - mx);
+    selSum += expf(l[best] - mx);
   }
   for (int s = 0; s < K; ++s) {
     topIdx[t * K + s] = sel[s];
-    topGate[t * K + s] = expf(acc[sel[s]] - mx) / selSum + 1e-6f;
+    topGate[t * K + s] = expf(l[sel[s]] - mx) / selSum + 1e-6f;
   }
 }
 
@@ -367,42 +373,28 @@ __global__ void reduceRouterSplits(const float *__restrict__ partial,
   }
 }
 
-// dx[t,i] = Σ_s dxs[row(t,s), i] + Σ_e dlogits[t,e]·Wg[i,e]; V columns a
-// thread.
-template <class T, int E, int K, int V>
+// dx[t,i] = Σ_s dxs[row(t,s), i] + Σ_e dlogits[t,e]·Wg[i,e]: a thread per
+// (t, i), i fastest, so a warp reads 32 consecutive Wg rows.
+template <class T, int E, int K>
 __global__ void moeInputGrad(const T *__restrict__ dxs,
                              const int *__restrict__ slotRow,
                              const float *__restrict__ dlogits,
                              const T *__restrict__ wg, T *__restrict__ dx,
                              long long n, int dIn) {
-  const int packs = dIn / V;
   for (long long k = blockIdx.x * (long long)blockDim.x + threadIdx.x;
-       k < n * packs; k += (long long)gridDim.x * blockDim.x) {
-    const long long t = k / packs;
-    const int i0 = (int)(k % packs) * V;
-    float acc[V];
-    for (int j = 0; j < V; ++j)
-      acc[j] = 0.0f;
-    for (int s = 0; s < K; ++s) {
-      const Pack<T, V> p = *reinterpret_cast<const Pack<T, V> *>(
-          dxs + (long long)slotRow[t * K + s] * dIn + i0);
-      for (int j = 0; j < V; ++j)
-        acc[j] += toFloat(p.v[j]);
-    }
-    float dl[E];
+       k < n * dIn; k += (long long)gridDim.x * blockDim.x) {
+    const long long t = k / dIn;
+    const int i = (int)(k % dIn);
+    float acc = 0.0f;
+    for (int s = 0; s < K; ++s)
+      acc += toFloat(dxs[(long long)slotRow[t * K + s] * dIn + i]);
+    float r[E];
     for (int e = 0; e < E; ++e)
-      dl[e] = dlogits[t * E + e];
-    Pack<T, V> out;
-    for (int j = 0; j < V; ++j) {
-      float r[E];
-      for (int e = 0; e < E; ++e)
-        r[e] = 0.0f;
-      addRouterRow<T, E>(r, 1.0f, wg, i0 + j);
-      for (int e = 0; e < E; ++e)
-        acc[j] += dl[e] * r[e];
-      out.v[j] = fromFloat<T>(acc[j]);
-    }
-    *reinterpret_cast<Pack<T, V> *>(dx + t * dIn + i0) = out;
+      r[e] = 0.0f;
+    addRouterRow<T, E>(r, 1.0f, wg, i);
+    for (int e = 0; e < E; ++e)
+      acc += dlogits[t * E + e] * r[e];
+    dx[k] = fromFloat<T>(acc);
   }
 }
 

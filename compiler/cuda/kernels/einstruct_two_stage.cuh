@@ -251,12 +251,14 @@ template <class C, class T> __host__ __device__ constexpr size_t twoStageSmem() 
 // y: [n, YT] or null (then only stage 1 runs); zOut: [n, ZT] or null (z in
 // the layout [t][f][d][r][g][b] of this configuration's roles).
 // One block's work: token tile `tile`, f-chunk `fChunk` (the kernels below
-// say which).
+// say which). With `xRows`, token t's input is row xRows[t] of x (a gather
+// fused into the loads).
 template <class C, class T>
 __device__ __forceinline__ void
 twoStageTile(const T *__restrict__ x, const T *__restrict__ w1,
              const T *__restrict__ w2, T *__restrict__ y,
-             T *__restrict__ zOut, long long n, long long tile, int fChunk) {
+             T *__restrict__ zOut, long long n, long long tile, int fChunk,
+             const int *__restrict__ xRows = nullptr) {
   extern __shared__ __align__(128) unsigned char smem[];
   constexpr int lk = rowLen<T>();
   T *As = reinterpret_cast<T *>(smem);
@@ -304,10 +306,11 @@ twoStageTile(const T *__restrict__ x, const T *__restrict__ w1,
     const long long off =
         (long long)g * C::XG + (long long)b * C::XB + (long long)a * C::XA;
     const bool in = m < C::TT * C::B && a < C::A && t < n && off < C::IN_LIMIT;
+    const long long row = in && xRows ? (long long)xRows[t] : t;
     if constexpr (XV > 1)
-      return in ? load16(x + t * C::XT + off) : R{0, 0, 0, 0};
+      return in ? load16(x + row * C::XT + off) : R{0, 0, 0, 0};
     else
-      return in ? x[t * C::XT + off] : zero;
+      return in ? x[row * C::XT + off] : zero;
   };
   auto fetchW1 = [&](int s, int nn, int k) {
     using R = typename Chunk<T, W1V>::type;
@@ -432,7 +435,8 @@ __global__ void __launch_bounds__(kThreads)
 
 // Every expert of a BTT-MoE in one launch (no host round trip for the
 // counts): blockIdx.x walks the token tiles of expert 0, then of expert 1,
-// ...; expert e owns rows [offsets[e], offsets[e+1]) of x, y and zOut; its
+// ...; expert e owns rows [offsets[e], offsets[e+1]) of y and zOut, and of x
+// — or, with `xRows`, row xRows[r] of x for row r (the gather fused in). Its
 // weights start e·w1Stride (e·w2Stride) elements in. Blocks past the last
 // tile exit at once.
 template <class C, class T, int NE>
@@ -440,7 +444,7 @@ __global__ void __launch_bounds__(kThreads)
     twoStageGrouped(const T *__restrict__ x, const T *__restrict__ w1,
                     const T *__restrict__ w2, T *__restrict__ y,
                     T *__restrict__ zOut, const int *__restrict__ offsets,
-                    long long w1Stride,
+                    const int *__restrict__ xRows, long long w1Stride,
                     long long w2Stride) {
   long long tile = blockIdx.x;
   int e = 0;
@@ -453,10 +457,10 @@ __global__ void __launch_bounds__(kThreads)
   if (e == NE)
     return;
   const long long off = offsets[e];
-  twoStageTile<C, T>(x + off * C::XT, w1 + e * w1Stride, w2 + e * w2Stride,
-                     y ? y + off * C::YT : nullptr,
+  twoStageTile<C, T>(xRows ? x : x + off * C::XT, w1 + e * w1Stride,
+                     w2 + e * w2Stride, y ? y + off * C::YT : nullptr,
                      zOut ? zOut + off * C::ZT : nullptr, offsets[e + 1] - off,
-                     tile, blockIdx.y);
+                     tile, blockIdx.y, xRows ? xRows + off : nullptr);
 }
 
 // Offset of compound index i = (i0, i1, i2) over sizes (·, n1, n2), i2
