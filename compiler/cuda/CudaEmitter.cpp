@@ -104,7 +104,15 @@ int {N}_backward_weights(const void *x, const void *dy, const void *w1,
 
 )";
 
-const char *kLayerApi = R"(extern "C" int {N}_forward(const void *x, const void *w1, const void *w2,
+const char *kLayerApi = R"(namespace {{
+size_t partialBytes(int64_t n) {{
+  const size_t a = (size_t)splitsFor(n, tilesOf<GradW1>()) * kW1;
+  const size_t b = (size_t)splitsFor(n, tilesOf<GradW2>()) * kW2;
+  return sizeof(float) * (a > b ? a : b);
+}}
+}} // namespace
+
+extern "C" int {N}_forward(const void *x, const void *w1, const void *w2,
                           void *y, int64_t n, cudaStream_t stream) {{
   if (badTokens(n) || (n > 0 && (bad(x) || bad(w1) || bad(w2) || bad(y))))
     return EINSTRUCT_ERR_INVALID_ARGUMENT;
@@ -338,12 +346,6 @@ bool bad(const void *p) {{ return !p || (uintptr_t)p % 16 != 0; }}
 
 bool badTokens(int64_t n) {{
   return n < 0 || n / Fwd::TT >= 0x7fffffffLL || n / Bwd::TT >= 0x7fffffffLL;
-}}
-
-size_t partialBytes(int64_t n) {{
-  const size_t a = (size_t)splitsFor(n, tilesOf<GradW1>()) * kW1;
-  const size_t b = (size_t)splitsFor(n, tilesOf<GradW2>()) * kW2;
-  return sizeof(float) * (a > b ? a : b);
 }}
 
 const einstruct_layer_info kInfo = {{

@@ -38,8 +38,7 @@ int {N}_moe_forward(const void *x, const void *wg, const void *w1,
                     cudaStream_t stream);
 /* Gradients of <dy, y> + aux_weight·aux w.r.t. x, wg, w1 and w2
  * (overwritten). `workspace` must be as {N}_moe_forward left it for the
- * same x, wg, w1, w2 and n. Reads the per-expert counts back (one wait on
- * `stream`) to size the per-expert weight-gradient reductions. */
+ * same x, wg, w1, w2 and n. Asynchronous. */
 int {N}_moe_backward(const void *x, const void *wg, const void *w1,
                      const void *w2, const void *dy, float aux_weight,
                      void *dx, void *dwg, void *dw1, void *dw2, int64_t n,
@@ -63,6 +62,18 @@ struct MoeWorkspace {{
   T *xs, *ys, *dys, *dxs, *z, *dz;
   size_t bytes;
 }};
+
+// Token splits of each expert's weight gradients: a function of n only
+// (the average rows per expert), so results never depend on the routing's
+// counts or the device.
+int gradSplits(long long n) {{
+  const long long a = splitsFor(n * kK / kE, tilesOf<GradW1>());
+  const long long b = splitsFor(n * kK / kE, tilesOf<GradW2>());
+  return (int)(a > b ? a : b);
+}}
+constexpr long long kGradElems = gradElems<GradW1>() > gradElems<GradW2>()
+                                     ? gradElems<GradW1>()
+                                     : gradElems<GradW2>();
 
 int routerSplits(long long n) {{
   const long long s = n / 256;
@@ -98,7 +109,7 @@ MoeWorkspace carve(uintptr_t base, long long n) {{
   w.routerPartial = (float *)take(4 * (size_t)routerSplits(n) * kDIn * kE);
   w.z = (T *)take(sizeof(T) * rows * kZ);
   w.dz = (T *)take(sizeof(T) * rows * kZ);
-  w.partial = (float *)take(partialBytes(n));
+  w.partial = (float *)take(4 * (size_t)kE * gradSplits(n) * kGradElems);
   w.bytes = at;
   return w;
 }}
@@ -143,6 +154,25 @@ int launchGrouped(const T *x, const int *xRows, const T *w1, const T *w2,
                   (unsigned)((C::F + C::FC - 1) / C::FC));
   twoStageGrouped<C, T, kE><<<grid, kThreads, smem, stream>>>(
       x, w1, w2, y, z, offsets, xRows, w1Stride, w2Stride);
+  return (int)cudaGetLastError();
+}}
+
+// A weight gradient of every expert in one launch, then its split sums.
+template <class W>
+int launchWeightGradGrouped(const T *l, const T *r, float *partial, T *grad,
+                            const int *offsets, int splits,
+                            long long expertStride, cudaStream_t stream) {{
+  const size_t smem = weightGradSmem<W, T>();
+  if (int rc = prepare(weightGradGrouped<W, T, kE>, smem))
+    return rc;
+  const dim3 grid((unsigned)(tilesOf<W>() / W::P), W::P,
+                  (unsigned)(kE * splits));
+  weightGradGrouped<W, T, kE><<<grid, kThreads, smem, stream>>>(
+      l, r, partial, offsets, splits);
+  if (cudaError_t e = cudaGetLastError())
+    return (int)e;
+  reduceSplitsGrouped<W, T, kE><<<264, 256, 0, stream>>>(partial, grad, splits,
+                                                         expertStride);
   return (int)cudaGetLastError();
 }}
 
@@ -244,9 +274,6 @@ extern "C" int {N}_moe_backward(const void *x, const void *wg, const void *w1,
   if (err != cudaSuccess || n == 0)
     return (int)err;
   MoeWorkspace w = carve((uintptr_t)workspace, n);
-  int counts[kE], offsets[kE + 1];
-  if (int rc = readCounts(w, counts, offsets, stream))
-    return rc;
   const long long rows = n * kK;
   // xs: x per row (for dW1); dys = gate·dy per row; dgate = <dy, expert
   // output> per row.
@@ -264,19 +291,15 @@ extern "C" int {N}_moe_backward(const void *x, const void *wg, const void *w1,
     rc = launchGrouped<Fwd>(w.xs, nullptr, (const T *)w1, (const T *)w2,
                             nullptr, w.z, w.offsets, rows, kExpertW1,
                             kExpertW2, stream);
-  // Weight gradients: a reduction over each expert's own rows.
-  for (int e = 0; e < kE && !rc; ++e) {{
-    const int c = counts[e];
-    if (c == 0)
-      continue;
-    const long long o = offsets[e];
-    rc = launchWeightGrad<GradW1>(w.dz + o * kZ, w.xs + o * kDIn, w.partial,
-                                  (T *)dw1 + e * kExpertW1, c, stream);
-    if (!rc)
-      rc = launchWeightGrad<GradW2>(w.dys + o * kDOut, w.z + o * kZ,
-                                    w.partial, (T *)dw2 + e * kExpertW2, c,
-                                    stream);
-  }}
+  // Weight gradients: each expert's reduction over its own rows, every
+  // expert in one launch.
+  const int gSplits = gradSplits(n);
+  if (!rc)
+    rc = launchWeightGradGrouped<GradW1>(w.dz, w.xs, w.partial, (T *)dw1,
+                                         w.offsets, gSplits, kExpertW1, stream);
+  if (!rc)
+    rc = launchWeightGradGrouped<GradW2>(w.dys, w.z, w.partial, (T *)dw2,
+                                         w.offsets, gSplits, kExpertW2, stream);
   if (rc)
     return rc;
   moeRouterGrad<kE, kK><<<(unsigned)((n + 255) / 256), 256, 0, stream>>>(

@@ -478,9 +478,10 @@ compoundOffset(long long i, int n1, int n2, long long s0, long long s1,
 // range is cut into gridDim.z splits, each written to `partial`
 // [split][P][M][N] (fp32).
 template <class W, class T>
-__global__ void __launch_bounds__(kThreads)
-    weightGrad(const T *__restrict__ L, const T *__restrict__ R,
-               float *__restrict__ partial, long long n) {
+__device__ __forceinline__ void
+weightGradTile(const T *__restrict__ L, const T *__restrict__ R,
+               float *__restrict__ partial, long long n, int split,
+               int splits) {
   extern __shared__ __align__(128) unsigned char smem[];
   constexpr int lk = rowLen<T>();
   T *As = reinterpret_cast<T *>(smem);
@@ -489,7 +490,7 @@ __global__ void __launch_bounds__(kThreads)
   constexpr int M = W::M0 * W::M1 * W::M2, N = W::N0 * W::N1 * W::N2;
   constexpr int mTiles = (M + kMT - 1) / kMT;
   const int m0 = (blockIdx.x % mTiles) * kMT, n0 = (blockIdx.x / mTiles) * kNT;
-  const int p = blockIdx.y, split = blockIdx.z, splits = gridDim.z;
+  const int p = blockIdx.y;
   const long long perSplit = (n + splits - 1) / splits;
   const long long tBegin = split * perSplit;
   const long long tEnd = tBegin + perSplit < n ? tBegin + perSplit : n;
@@ -541,27 +542,75 @@ __global__ void __launch_bounds__(kThreads)
                                        0, As, Bs, scratch, epi);
 }
 
+template <class W, class T>
+__global__ void __launch_bounds__(kThreads)
+    weightGrad(const T *__restrict__ L, const T *__restrict__ R,
+               float *__restrict__ partial, long long n) {
+  weightGradTile<W, T>(L, R, partial, n, blockIdx.z, gridDim.z);
+}
+
+// Elements of one weight gradient: P·M·N.
+template <class W> __host__ __device__ constexpr long long gradElems() {
+  return (long long)W::P * W::M0 * W::M1 * W::M2 * W::N0 * W::N1 * W::N2;
+}
+
+// The weight gradient of every expert of a BTT-MoE in one launch:
+// blockIdx.z = expert·splits + split; expert e's tokens are rows
+// [offsets[e], offsets[e+1]) of L and R, its partial sums go to
+// partial + e·splits·gradElems.
+template <class W, class T, int NE>
+__global__ void __launch_bounds__(kThreads)
+    weightGradGrouped(const T *__restrict__ L, const T *__restrict__ R,
+                      float *__restrict__ partial,
+                      const int *__restrict__ offsets, int splits) {
+  const int e = blockIdx.z / splits, split = blockIdx.z % splits;
+  const long long off = offsets[e];
+  weightGradTile<W, T>(L + off * W::LT, R + off * W::RT,
+                       partial + (long long)e * splits * gradElems<W>(),
+                       offsets[e + 1] - off, split, splits);
+}
+
 template <class W, class T> __host__ __device__ constexpr size_t weightGradSmem() {
   return sizeof(T) * (size_t)(kMT + kNT) * rowLen<T>() + sizeof(float) * 8 * 256;
 }
 
 // grad[P][M][N] (scattered by the factor strides OP, OM*, ON*) = Σ_split
 // partial[split], summed in split order.
+// Where element i of the [P][M][N] order lands in the gradient.
+template <class W> __device__ __forceinline__ long long gradOffset(long long i) {
+  constexpr long long M = W::M0 * W::M1 * W::M2, N = W::N0 * W::N1 * W::N2;
+  const long long c = i % N, m = (i / N) % M, p = i / (N * M);
+  return p * W::OP + compoundOffset(m, W::M1, W::M2, W::OM0, W::OM1, W::OM2) +
+         compoundOffset(c, W::N1, W::N2, W::ON0, W::ON1, W::ON2);
+}
+
 template <class W, class T>
 __global__ void reduceSplits(const float *__restrict__ partial,
                              T *__restrict__ grad, int splits) {
-  constexpr long long M = W::M0 * W::M1 * W::M2, N = W::N0 * W::N1 * W::N2;
-  constexpr long long total = W::P * M * N;
+  constexpr long long total = gradElems<W>();
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
        i += (long long)gridDim.x * blockDim.x) {
     float s = 0.0f;
     for (int k = 0; k < splits; ++k)
       s += partial[k * total + i];
-    const long long c = i % N, m = (i / N) % M, p = i / (N * M);
-    grad[p * W::OP +
-         compoundOffset(m, W::M1, W::M2, W::OM0, W::OM1, W::OM2) +
-         compoundOffset(c, W::N1, W::N2, W::ON0, W::ON1, W::ON2)] =
-        fromFloat<T>(s);
+    grad[gradOffset<W>(i)] = fromFloat<T>(s);
+  }
+}
+
+// reduceSplits for weightGradGrouped: expert e's gradient starts
+// e·expertStride elements into grad.
+template <class W, class T, int NE>
+__global__ void reduceSplitsGrouped(const float *__restrict__ partial,
+                                    T *__restrict__ grad, int splits,
+                                    long long expertStride) {
+  constexpr long long total = gradElems<W>();
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+       i < NE * total; i += (long long)gridDim.x * blockDim.x) {
+    const long long e = i / total, j = i % total;
+    float s = 0.0f;
+    for (int k = 0; k < splits; ++k)
+      s += partial[(e * splits + k) * total + j];
+    grad[e * expertStride + gradOffset<W>(j)] = fromFloat<T>(s);
   }
 }
 
