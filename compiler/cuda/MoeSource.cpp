@@ -265,7 +265,8 @@ extern "C" int {N}_moe_backward(const void *x, const void *wg, const void *w1,
     return EINSTRUCT_ERR_INVALID_ARGUMENT;
   if (workspace_bytes < {N}_moe_workspace(n))
     return EINSTRUCT_ERR_WORKSPACE_TOO_SMALL;
-  // Experts without tokens keep zero gradients.
+  // Zero first (what n = 0 returns); below, the grouped reductions overwrite
+  // every expert's slice, idle experts with sums of nothing.
   cudaError_t err = cudaMemsetAsync(dw1, 0, sizeof(T) * kW1, stream);
   if (err == cudaSuccess)
     err = cudaMemsetAsync(dw2, 0, sizeof(T) * kW2, stream);
