@@ -4,12 +4,12 @@
 //               through memory, per-block SGEMM (OpenBLAS, 1 thread)
 //   naive       the same two stages as plain loops
 // Prints medians and ratios; results are cross-checked against each other.
+#include "bench/BenchTiming.h"
 #include "compiler/cpu/JitLayer.h"
 #include "search/Named.h"
 
 #include <algorithm>
 #include <cblas.h>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -19,7 +19,8 @@
 extern "C" void openblas_set_num_threads(int);
 
 using namespace einstruct;
-using Clock = std::chrono::steady_clock;
+using einstruct::bench::maxRelDiff;
+using einstruct::bench::medianMs;
 
 namespace {
 
@@ -69,27 +70,6 @@ void naiveForward(const Btt &s, int64_t n, const float *x, const float *A,
                  B[(f * s.e + e) * s.r * s.g + k];
         y[(i * s.f + f) * s.e + e] = acc;
       }
-}
-
-template <class F> double medianMs(F &&fn, int reps) {
-  std::vector<double> t;
-  for (int k = 0; k < reps; ++k) {
-    auto a = Clock::now();
-    fn();
-    t.push_back(std::chrono::duration<double, std::milli>(Clock::now() - a)
-                    .count());
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
-
-double maxRelDiff(const std::vector<float> &a, const std::vector<float> &b) {
-  double err = 0, scale = 0;
-  for (size_t k = 0; k < a.size(); ++k) {
-    err = std::max(err, double(std::fabs(a[k] - b[k])));
-    scale = std::max(scale, double(std::fabs(b[k])));
-  }
-  return err / scale;
 }
 
 } // namespace

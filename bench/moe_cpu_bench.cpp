@@ -6,30 +6,18 @@
 // Same JIT'd expert kernel in both, so the ratio is what routing buys. The
 // outputs are cross-checked before anything is printed.
 //   moe_cpu_bench [TOKENS=1024] [REPEATS=3]
+#include "bench/BenchTiming.h"
 #include "compiler/cpu/MoeLayer.h"
 #include "search/Named.h"
 
 #include <algorithm>
-#include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
 
 using namespace einstruct;
-using Clock = std::chrono::steady_clock;
-
-template <class Fn> double medianMs(int repeats, Fn fn) {
-  fn(); // warm-up: the JIT materialises code on first use
-  std::vector<double> t;
-  for (int k = 0; k < repeats; ++k) {
-    auto s = Clock::now();
-    fn();
-    t.push_back(std::chrono::duration<double, std::milli>(Clock::now() - s).count());
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
+using einstruct::bench::maxRelDiff;
+using einstruct::bench::medianMs;
 
 int main(int argc, char **argv) {
   const int64_t tokens = argc > 1 ? std::atoll(argv[1]) : 1024;
@@ -73,19 +61,18 @@ int main(int argc, char **argv) {
          w1 = fill(count(shapes[0])), w2 = fill(count(shapes[1]));
     std::vector<const float *> w = {w1.data(), w2.data()};
     std::vector<float> routed, dense;
-    double tr = medianMs(repeats, [&] {
-      routed = (*moe)->forward(x.data(), tokens, wg.data(), w)->y;
-    });
-    double td = medianMs(repeats, [&] {
-      dense = *(*moe)->forwardAllExperts(x.data(), tokens, wg.data(), w);
-    });
-    double err = 0, mag = 0;
-    for (size_t i = 0; i < dense.size(); ++i) {
-      err = std::max(err, double(std::fabs(routed[i] - dense[i])));
-      mag = std::max(mag, double(std::fabs(dense[i])));
-    }
-    if (err > 1e-4 * mag) {
-      std::fprintf(stderr, "%s: routed and all-experts differ by %g\n", c.spec, err / mag);
+    double tr = medianMs(
+        [&] { routed = (*moe)->forward(x.data(), tokens, wg.data(), w)->y; },
+        repeats, 1);
+    double td = medianMs(
+        [&] {
+          dense = *(*moe)->forwardAllExperts(x.data(), tokens, wg.data(), w);
+        },
+        repeats, 1);
+    const double err = maxRelDiff(routed, dense);
+    if (err > 1e-4) {
+      std::fprintf(stderr, "%s: routed and all-experts differ by %g\n",
+                   c.spec, err);
       return 1;
     }
     std::printf("| %s | %lld | %lld | %.1f | %.1f | %.2fx | %.1fx |\n", c.spec,
