@@ -38,10 +38,8 @@ run() {
   done < <(specs)
   if command -v compute-sanitizer >/dev/null; then
     for name in monarch64_bf16 btt_padded exact_odd; do
-      compute-sanitizer --tool memcheck --error-exitcode 9 \
-        "$dir/$name.check" 3 >"$dir/$name.memcheck" 2>&1 &&
-        echo "ok   memcheck $name: $(grep -m1 'ERROR SUMMARY' "$dir/$name.memcheck")" ||
-        { echo "FAIL memcheck $name"; tail -20 "$dir/$name.memcheck"; fails=$((fails + 1)); }
+      memcheck "$name" "$dir/$name.memcheck" "$dir/$name.check" 3 ||
+        fails=$((fails + 1))
     done
   else
     echo "note: compute-sanitizer not found; memcheck not run"

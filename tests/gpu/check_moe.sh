@@ -81,10 +81,8 @@ run() {
   if command -v compute-sanitizer >/dev/null; then
     for name in moe8_bf16 moe4_f32 moe_odd_bf16; do
       w=$(field "$(cases | grep "^$name ")" 6)
-      compute-sanitizer --tool memcheck --error-exitcode 9 \
-        "$dir/$name.moecheck" "$dir/$name" "$w" >"$dir/$name.memcheck" 2>&1 &&
-        echo "ok   memcheck $name: $(grep -m1 'ERROR SUMMARY' "$dir/$name.memcheck")" ||
-        { echo "FAIL memcheck $name"; tail -20 "$dir/$name.memcheck"; fails=$((fails + 1)); }
+      memcheck "$name" "$dir/$name.memcheck" "$dir/$name.moecheck" \
+        "$dir/$name" "$w" || fails=$((fails + 1))
     done
   else
     echo "note: compute-sanitizer not found; memcheck not run"

@@ -1,5 +1,5 @@
-# Shared by the GPU check scripts (sourced): tool lookup, the skip rule and
-# the parallel build of a harness against each generated layer.
+# Shared by the GPU check scripts (sourced): tool lookup, the skip rule, the
+# parallel build of a harness against each generated layer, and memcheck.
 NVCC=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
 ARCH=${EINSTRUCT_GPU_ARCH:-sm_90a}
 
@@ -21,4 +21,14 @@ build_harness() {
   printf '%s\n' "$@" | xargs -P "$(nproc)" -I{} "$NVCC" -std=c++17 -O3 \
     -gencode=arch=compute_${ARCH#sm_},code=$ARCH -include "$dir/{}.h" \
     -DLAYER={} "$src" "$dir/{}.cu" -o "$dir/{}.$suffix"
+}
+
+# memcheck NAME LOG COMMAND...: COMMAND under compute-sanitizer memcheck,
+# its output in LOG; prints ok/FAIL and returns 1 on errors.
+memcheck() {
+  local name=$1 log=$2
+  shift 2
+  compute-sanitizer --tool memcheck --error-exitcode 9 "$@" >"$log" 2>&1 &&
+    echo "ok   memcheck $name: $(grep -m1 'ERROR SUMMARY' "$log")" ||
+    { echo "FAIL memcheck $name"; tail -20 "$log"; return 1; }
 }
