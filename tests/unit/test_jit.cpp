@@ -2,8 +2,8 @@
 // named structure, random θ (exact and padded sizes), odd sizes, batch 1 and
 // a large batch.
 #include "compiler/cpu/JitLayer.h"
-#include "search/Named.h"
 #include "tests/unit/BruteForce.h"
+#include "tests/unit/NamedLayer.h"
 
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -11,6 +11,7 @@
 
 using namespace einstruct;
 using einstruct::testing::denseMatrix;
+using einstruct::testing::namedLayer;
 
 namespace {
 
@@ -59,14 +60,6 @@ double relativeError(const Layer &l, int64_t batch, std::mt19937 &rng) {
   return err / scale;
 }
 
-Layer named(const char *spec, int64_t dIn, int64_t dOut) {
-  auto n = parseNamed(spec);
-  REQUIRE(n);
-  auto l = buildNamed(*n, dIn, dOut);
-  REQUIRE(l);
-  return *l;
-}
-
 } // namespace
 
 TEST_CASE("JIT forward equals the brute-force matrix for every named "
@@ -87,7 +80,7 @@ TEST_CASE("JIT forward equals the brute-force matrix for every named "
   for (auto &c : cases)
     for (int64_t batch : {1, 7, 130}) {
       INFO(c.spec << " " << c.dIn << "->" << c.dOut << " batch " << batch);
-      CHECK(relativeError(named(c.spec, c.dIn, c.dOut), batch, rng) < 1e-5);
+      CHECK(relativeError(namedLayer(c.spec, c.dIn, c.dOut), batch, rng) < 1e-5);
     }
 }
 

@@ -4,8 +4,8 @@
 // every gradient against central finite differences of
 // L = <dy, y> + auxWeight·aux.
 #include "compiler/cpu/MoeLayer.h"
-#include "search/Named.h"
 #include "tests/unit/BruteForce.h"
+#include "tests/unit/NamedLayer.h"
 
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -13,16 +13,9 @@
 
 using namespace einstruct;
 using einstruct::testing::denseMatrix;
+using einstruct::testing::namedLayer;
 
 namespace {
-
-Layer moeLayer(const char *text, int64_t dIn, int64_t dOut) {
-  auto spec = parseNamed(text);
-  REQUIRE(spec);
-  auto l = buildNamed(*spec, dIn, dOut);
-  REQUIRE(l);
-  return *l;
-}
 
 struct Problem {
   Layer layer;
@@ -207,7 +200,7 @@ TEST_CASE("BTT-MoE forward and backward match the all-experts reference",
           "[moe]") {
   std::mt19937 rng(7);
   // g = 4 in-blocks of a = 4, f = 3 out-blocks of e = 4, 4 experts, top-2.
-  Layer l = moeLayer("btt-moe(experts=4, top_k=2, in_blocks=4, out_blocks=3)",
+  Layer l = namedLayer("btt-moe(experts=4, top_k=2, in_blocks=4, out_blocks=3)",
                      16, 12);
   auto moe = MoeLayer::compile(l);
   REQUIRE(moe);
@@ -255,7 +248,7 @@ TEST_CASE("BTT-MoE forward and backward match the all-experts reference",
 
 TEST_CASE("BTT-MoE refuses layers without a rank letter of the expert count",
           "[moe]") {
-  Layer l = moeLayer("btt(rank=2)", 16, 16);
+  Layer l = namedLayer("btt(rank=2)", 16, 16);
   CHECK_FALSE(MoeLayer::compile(l));
   l.experts = 2, l.topK = 3;
   auto m = MoeLayer::compile(l);

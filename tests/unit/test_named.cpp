@@ -1,6 +1,7 @@
 // Named structures of structures.md §3: costs from their definitions.
 #include "search/Init.h"
 #include "search/Named.h"
+#include "tests/unit/NamedLayer.h"
 
 #include <catch2/catch.hpp>
 
@@ -8,11 +9,7 @@ using namespace einstruct;
 
 namespace {
 Analysis costOf(const char *spec, int64_t dIn, int64_t dOut) {
-  auto n = parseNamed(spec);
-  REQUIRE(n);
-  auto l = buildNamed(*n, dIn, dOut);
-  REQUIRE(l);
-  auto a = analyze(*l);
+  auto a = analyze(testing::namedLayer(spec, dIn, dOut));
   REQUIRE(a);
   return *a;
 }
