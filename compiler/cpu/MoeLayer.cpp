@@ -55,14 +55,26 @@ Routing MoeLayer::route(const float *x, int64_t batch,
 }
 
 MoeLayer::Groups MoeLayer::group(const Routing &r) const {
-  Groups g;
-  g.rows.resize(size_t(r.experts));
+  Groups g(size_t(r.experts));
   for (int64_t t = 0; t < r.tokens; ++t)
     for (int64_t s = 0; s < r.topK; ++s)
-      g.rows[size_t(r.expert[size_t(t * r.topK + s)])].push_back(t * r.topK +
-                                                                  s);
+      g[size_t(r.expert[size_t(t * r.topK + s)])].push_back(t * r.topK + s);
   return g;
 }
+
+namespace {
+// The token rows of src [tokens][width] behind `rows` (token·k + slot), in
+// order.
+std::vector<float> gatherRows(const float *src,
+                              const std::vector<int64_t> &rows, int64_t k,
+                              int64_t width) {
+  std::vector<float> out(rows.size() * size_t(width));
+  for (size_t i = 0; i < rows.size(); ++i)
+    std::copy_n(src + rows[i] / k * width, width,
+                out.begin() + int64_t(i) * width);
+  return out;
+}
+} // namespace
 
 std::vector<float> MoeLayer::slice(const float *w, size_t k, int64_t e) const {
   const int64_t O = outer_[k], I = inner_[k], E = layer_.experts;
@@ -95,12 +107,10 @@ MoeLayer::forward(const float *x, int64_t batch, const float *router,
   // order whatever the grouping, so results do not depend on it.
   std::vector<float> slots(size_t(batch * K * m));
   for (int64_t e = 0; e < r.experts; ++e) {
-    const auto &rows = g.rows[size_t(e)];
+    const auto &rows = g[size_t(e)];
     if (rows.empty())
       continue;
-    std::vector<float> xs(rows.size() * size_t(n));
-    for (size_t i = 0; i < rows.size(); ++i)
-      std::copy_n(x + rows[i] / K * n, n, xs.begin() + int64_t(i) * n);
+    auto xs = gatherRows(x, rows, K, n);
     auto w1 = slice(weights[0], 0, e), w2 = slice(weights[1], 1, e);
     auto ys = expert_->forward(xs.data(), int64_t(rows.size()),
                                {w1.data(), w2.data()});
@@ -188,18 +198,14 @@ MoeLayer::backward(const float *x, const float *dy, int64_t batch,
   std::vector<float> dgate(size_t(batch * K), 0.0f);
   std::vector<float> dxSlots(size_t(batch * K * n));
   for (int64_t e = 0; e < E; ++e) {
-    const auto &rows = g.rows[size_t(e)];
+    const auto &rows = g[size_t(e)];
     if (rows.empty())
       continue;
     const int64_t c = int64_t(rows.size());
-    std::vector<float> xs(size_t(c * n)), dys(size_t(c * m));
-    for (int64_t i = 0; i < c; ++i) {
-      const int64_t t = rows[size_t(i)] / K;
-      std::copy_n(x + t * n, n, xs.begin() + i * n);
-      const float gate = r.gate[size_t(rows[size_t(i)])];
+    auto xs = gatherRows(x, rows, K, n), dys = gatherRows(dy, rows, K, m);
+    for (int64_t i = 0; i < c; ++i) // dy of each row times its gate
       for (int64_t j = 0; j < m; ++j)
-        dys[size_t(i * m + j)] = gate * dy[t * m + j];
-    }
+        dys[size_t(i * m + j)] *= r.gate[size_t(rows[size_t(i)])];
     auto w1 = slice(weights[0], 0, e), w2 = slice(weights[1], 1, e);
     // The gate's gradient needs the expert's ungated output.
     auto ys = expert_->forward(xs.data(), c, {w1.data(), w2.data()});

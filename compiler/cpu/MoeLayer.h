@@ -50,10 +50,8 @@ public:
 
 private:
   MoeLayer() = default;
-  // Rows of each expert and the slot each (token, slot) came from.
-  struct Groups {
-    std::vector<std::vector<int64_t>> rows; // per expert: token·k + slot
-  };
+  // Per expert, its rows as token·k + slot, in token order.
+  using Groups = std::vector<std::vector<int64_t>>;
   Routing route(const float *x, int64_t batch, const float *router) const;
   Groups group(const Routing &r) const;
   // Expert e's rank-1 slice of weight k, contiguous, and back.
