@@ -129,17 +129,6 @@ bool badMoeTokens(int64_t n) {{
   return badTokens(n) || n > 0x7fffffffLL / kK;
 }}
 
-int readCounts(MoeWorkspace &w, int *counts, int *offsets,
-               cudaStream_t stream) {{
-  cudaError_t e = cudaMemcpyAsync(counts, w.counts, sizeof(int) * kE,
-                                  cudaMemcpyDeviceToHost, stream);
-  if (e == cudaSuccess)
-    e = cudaMemcpyAsync(offsets, w.offsets, sizeof(int) * (kE + 1),
-                        cudaMemcpyDeviceToHost, stream);
-  if (e == cudaSuccess)
-    e = cudaStreamSynchronize(stream);
-  return (int)e;
-}}
 // Every expert's rows through configuration C in one launch (rows: n·K).
 // xRows: each row's source row of x (a fused gather), or null.
 template <class C>
@@ -235,14 +224,17 @@ extern "C" int {N}_moe_forward(const void *x, const void *wg, const void *w1,
   if (!stats)
     return EINSTRUCT_OK;
   moeStats<kE><<<1, 128, 0, stream>>>(w.probs, w.lse, n, w.stats);
-  int counts[kE], offsets[kE + 1];
+  int counts[kE];
   float s[kE + 2];
   cudaError_t e = cudaMemcpyAsync(s, w.stats, sizeof(s),
                                   cudaMemcpyDeviceToHost, stream);
+  if (e == cudaSuccess)
+    e = cudaMemcpyAsync(counts, w.counts, sizeof(counts),
+                        cudaMemcpyDeviceToHost, stream);
+  if (e == cudaSuccess)
+    e = cudaStreamSynchronize(stream);
   if (e != cudaSuccess)
     return (int)e;
-  if (int rc = readCounts(w, counts, offsets, stream))
-    return rc;
   double balance = 0;
   for (int k = 0; k < kE; ++k) {{
     stats->counts[k] = counts[k];

@@ -1,7 +1,7 @@
 // The routing and grouping kernels of a BTT-MoE layer (structures.md §3),
 // copied into each generated MoE .cu after einstruct_two_stage.cuh. The
-// experts themselves run as rank-1 `twoStage` layers on the rows routed to
-// them; these kernels do everything around that:
+// experts themselves run as rank-1 layers on the rows routed to them, all in
+// one `twoStageGrouped` launch; these kernels do everything around that:
 //   moeRoute      logits = x·Wg, softmax, top-k (ties to the lower index),
 //                 gates = softmax of the selected + 1e-6
 //   moeCount / moeScan / moePlace
@@ -11,7 +11,7 @@
 //                 dy rows; the forward's expert kernel gathers x itself)
 //   moeCombine    y[t] = Σ_s gate[t,s]·ys[row of (t,s)]
 //   moeStats      router entropy and the sums behind the aux loss
-// and for the backward pass moeScaleRows, moeGateGrad, moeRouterGrad,
+// and for the backward pass moeGateGrad, moeRouterGrad,
 // moeRouterWeightGrad (+ reduceRouterSplits) and moeInputGrad. No atomics:
 // every sum runs in a fixed order, so results are deterministic.
 #ifndef EINSTRUCT_MOE_CUH
