@@ -438,6 +438,19 @@ std::string shapeText(const std::vector<int64_t> &s) {
   return fmt::format("({})", fmt::join(s, ", "));
 }
 
+// --seed's generated data: uniform(-1, 1) values of `shape` (sizes already
+// bounded by the caller).
+NpyArray uniformArray(std::vector<int64_t> shape, std::mt19937_64 &rng) {
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  int64_t n = 1;
+  for (int64_t d : shape)
+    n *= d;
+  NpyArray a{std::move(shape), std::vector<float>(size_t(n))};
+  for (auto &v : a.data)
+    v = uniform(rng);
+  return a;
+}
+
 using Clock = std::chrono::steady_clock;
 double msSince(Clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
@@ -475,11 +488,7 @@ int runMoe(const RunOptions &o, const Layer &layer, const Analysis &analysis,
                               o.router, shapeText(r->shape), layer.dIn, E));
     wg = std::move(*r);
   } else {
-    std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-    wg.shape = {layer.dIn, E};
-    wg.data.resize(size_t(layer.dIn * E));
-    for (auto &v : wg.data)
-      v = uniform(rng);
+    wg = uniformArray({layer.dIn, E}, rng);
   }
   auto t0 = Clock::now();
   auto moe = MoeLayer::compile(layer);
@@ -561,7 +570,6 @@ int runRun(const RunOptions &o) {
     return fail(analysis.error());
   // Inputs: files, or deterministic uniform(-1, 1) values from --seed.
   std::mt19937_64 rng(o.seed);
-  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
   NpyArray x;
   int64_t batch = o.batch;
   if (!o.input.empty()) {
@@ -582,10 +590,7 @@ int runRun(const RunOptions &o) {
     if (!elems || *elems > (int64_t(1) << 32))
       return fail(fmt::format("--batch {} × d_in {} is too large to generate",
                               batch, layer->dIn));
-    x.shape = {batch, layer->dIn};
-    x.data.resize(size_t(*elems));
-    for (auto &v : x.data)
-      v = uniform(rng);
+    x = uniformArray({batch, layer->dIn}, rng);
   }
   // Everything run allocates is bounded up front: a clear error instead of
   // an allocation failure halfway through.
@@ -638,17 +643,8 @@ int runRun(const RunOptions &o) {
       ws.push_back(*w);
     }
   } else {
-    for (auto &s : shapes) {
-      NpyArray w;
-      w.shape = s;
-      int64_t n = 1;
-      for (int64_t d : s)
-        n *= d;
-      w.data.resize(size_t(n));
-      for (auto &v : w.data)
-        v = uniform(rng);
-      ws.push_back(w);
-    }
+    for (auto &s : shapes)
+      ws.push_back(uniformArray(s, rng));
   }
   if (layer->experts)
     return runMoe(o, *layer, *analysis, x, ws, dy, rng);
