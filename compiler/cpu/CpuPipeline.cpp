@@ -45,7 +45,7 @@ void registerCpuPipelineDialects(mlir::DialectRegistry &registry) {
   mlir::registerLLVMDialectTranslation(registry);
 }
 
-void buildCpuPipeline(mlir::OpPassManager &pm) {
+void buildCpuPipeline(mlir::OpPassManager &pm, VectorUnits units) {
   pm.addPass(createPlanContractions());
   pm.addPass(createLowerToLinalg());
   pm.addPass(mlir::createConvertElementwiseToLinalgPass());
@@ -56,13 +56,26 @@ void buildCpuPipeline(mlir::OpPassManager &pm) {
       mlir::bufferization::LayoutMapOption::IdentityLayoutMap;
   pm.addPass(mlir::bufferization::createOneShotBufferizePass(bufferize));
   mlir::bufferization::buildBufferDeallocationPipeline(pm);
-  pm.addPass(createVectorizeContractions());
+  pm.addPass(createBlockTransposes(BlockTransposesOptions{units.lanes}));
+  pm.addPass(createVectorizeContractions(
+      VectorizeContractionsOptions{units.lanes, units.registers}));
   pm.addPass(mlir::createConvertLinalgToLoopsPass());
   pm.addPass(mlir::createSCFToControlFlowPass());
   pm.addPass(mlir::memref::createExpandStridedMetadataPass());
   pm.addPass(mlir::createLowerAffinePass());
-  pm.addPass(mlir::createConvertVectorToLLVMPass());
-  pm.addPass(mlir::createFinalizeMemRefToLLVMConversionPass());
+  // BlockTransposes' lanes × lanes register transposes: the AVX-512
+  // shuffle network for 16 × 16, one flat shuffle otherwise.
+  mlir::ConvertVectorToLLVMPassOptions vectorToLLVM;
+  vectorToLLVM.vectorTransposeLowering =
+      units.lanes == 16 ? mlir::vector::VectorTransposeLowering::Shuffle16x16
+                        : mlir::vector::VectorTransposeLowering::Shuffle1D;
+  pm.addPass(mlir::createConvertVectorToLLVMPass(vectorToLLVM));
+  pm.addPass(mlir::createUBToLLVMConversionPass()); // the shuffles' poison
+  // Allocation through _mlir_memref_to_llvm_alloc/free, which JitLayer binds
+  // to its buffer pool.
+  mlir::FinalizeMemRefToLLVMConversionPassOptions memrefToLLVM;
+  memrefToLLVM.useGenericFunctions = true;
+  pm.addPass(mlir::createFinalizeMemRefToLLVMConversionPass(memrefToLLVM));
   pm.addPass(mlir::createArithToLLVMConversionPass());
   pm.addPass(mlir::createConvertIndexToLLVMPass());
   pm.addPass(mlir::createConvertFuncToLLVMPass());

@@ -1,4 +1,5 @@
 #include "JitLayer.h"
+#include "BufferPool.h"
 #include "CpuPipeline.h"
 #include "compiler/ir/EmitLayer.h"
 #include "compiler/passes/Passes.h"
@@ -53,7 +54,8 @@ void initNativeTarget() {
 
 } // namespace
 
-Result<std::unique_ptr<JitLayer>> JitLayer::compile(const Layer &layer) {
+Result<std::unique_ptr<JitLayer>> JitLayer::compile(const Layer &layer,
+                                                    VectorUnits units) {
   initNativeTarget();
   std::unique_ptr<JitLayer> jit(new JitLayer());
   jit->layer_ = layer;
@@ -76,7 +78,7 @@ Result<std::unique_ptr<JitLayer>> JitLayer::compile(const Layer &layer) {
   });
   mlir::PassManager pm(&ctx);
   pm.addPass(createAutodiff());
-  buildCpuPipeline(pm);
+  buildCpuPipeline(pm, units);
   if (mlir::failed(pm.run(*module)))
     return Error{"CPU lowering failed: " + diagnostics};
   // Optimise for this host's vector units: without a target machine LLVM's
@@ -103,6 +105,17 @@ Result<std::unique_ptr<JitLayer>> JitLayer::compile(const Layer &layer) {
     return Error{"JIT compilation failed: " +
                  llvm::toString(engine.takeError())};
   jit->engine_ = std::move(*engine);
+  jit->engine_->registerSymbols([](llvm::orc::MangleAndInterner interner) {
+    llvm::orc::SymbolMap symbols;
+    auto bind = [&](const char *name, auto *function) {
+      symbols[interner(name)] = {llvm::orc::ExecutorAddr::fromPtr(function),
+                                 llvm::JITSymbolFlags::Exported};
+    };
+    bind("_mlir_memref_to_llvm_alloc", &einstruct_pool_alloc);
+    bind("_mlir_memref_to_llvm_aligned_alloc", &einstruct_pool_aligned_alloc);
+    bind("_mlir_memref_to_llvm_free", &einstruct_pool_free);
+    return symbols;
+  });
   return jit;
 }
 
@@ -134,7 +147,7 @@ std::vector<float> takeResult(const int64_t *d, size_t rank,
     }
   }
   if (std::find(inputs.begin(), inputs.end(), allocated) == inputs.end())
-    std::free(allocated);
+    bufferpool::release(allocated);
   return out;
 }
 

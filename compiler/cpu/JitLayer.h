@@ -1,6 +1,7 @@
 // A layer compiled for the CPU through the MLIR pipeline and run by MLIR's
 // ExecutionEngine JIT.
 #pragma once
+#include "VectorUnits.h"
 #include "search/Layer.h"
 
 #include <memory>
@@ -15,7 +16,10 @@ namespace einstruct {
 class JitLayer {
 public:
   ~JitLayer();
-  static Result<std::unique_ptr<JitLayer>> compile(const Layer &layer);
+  // Micro-kernels shaped for `units` (any shape runs anywhere LLVM can
+  // legalise it; tests force both).
+  static Result<std::unique_ptr<JitLayer>>
+  compile(const Layer &layer, VectorUnits units = hostVectorUnits());
 
   // Every weight of every term, in order, with its shape (structures.md
   // layouts, size-1 indices dropped).

@@ -87,18 +87,50 @@ def LowerToLinalg : Pass<"einstruct-lower-to-linalg"> {
                            "mlir::arith::ArithDialect"];
 }
 
+def BlockTransposes : Pass<"einstruct-block-transposes"> {
+  let summary = "Cache-blocked loops for bufferized linalg.transpose";
+  let description = [{
+    A transpose that moves the innermost index (the weight layouts
+    --einstruct-lower-to-linalg makes contiguous along the vector index)
+    reads one side with a large stride; lowered naively every element of
+    that side touches a new cache line and often a new page. This pass
+    writes it as loops over 16 × 16 tiles of the two innermost indices
+    (the input's and the output's), so each tile touches 16 lines of each
+    side; where both extents are multiples of `lanes` (f32), each tile is
+    `lanes` vector loads, one in-register vector.transpose and `lanes`
+    vector stores. Transposes that keep the innermost index are left alone.
+  }];
+  let options = [
+    Option<"lanes", "lanes", "int64_t", "8", "f32 lanes of a vector register">,
+  ];
+  let dependentDialects = ["mlir::scf::SCFDialect", "mlir::vector::VectorDialect",
+                           "mlir::memref::MemRefDialect",
+                           "mlir::arith::ArithDialect"];
+}
+
 def VectorizeContractions : Pass<"einstruct-vectorize-contractions"> {
   let summary = "Register-blocked vector loops for bufferized contractions";
   let description = [{
     Runs after bufferization on the linalg.generic ops that
     --einstruct-lower-to-linalg produced (acc + lhs * rhs, innermost loop
-    parallel and contiguous). Each becomes loops over the outer result
-    indices, then chunks of the innermost index held in vector registers
-    while the summed indices run inside (broadcast × vector FMAs), so the
-    accumulators never leave registers. Contractions whose innermost extent
-    is not a multiple of 8, or whose memory is not unit-stride there, are
-    left to the scalar loop lowering.
+    parallel and contiguous). Each becomes a GEMM-style micro-kernel: loops
+    over the outer result indices (a dynamic one, the batch, tiled by about
+    32), then register tiles of `rows` values of one result index (the
+    batch where it can) × `unroll` vectors of the innermost index, held in
+    registers while the summed indices run inside. Each summed step loads
+    `unroll` vectors once and broadcasts `rows` scalars, so a loaded vector
+    serves `rows` FMAs. The tile is chosen for `registers` vector registers
+    of `lanes` f32 lanes; accumulators start at zero when the result was
+    just zero-filled (the fill is dropped). Contractions whose innermost
+    extent is not a multiple of 8, or whose memory is not unit-stride there,
+    are left to the scalar loop lowering.
   }];
+  let options = [
+    Option<"lanes", "lanes", "int64_t", "8",
+           "f32 lanes of a vector register (8: AVX2, 16: AVX-512)">,
+    Option<"registers", "registers", "int64_t", "16",
+           "vector registers (16: AVX2, 32: AVX-512)">,
+  ];
   let dependentDialects = ["mlir::vector::VectorDialect",
                            "mlir::scf::SCFDialect",
                            "mlir::memref::MemRefDialect"];

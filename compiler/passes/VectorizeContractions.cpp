@@ -1,4 +1,12 @@
 // --einstruct-vectorize-contractions: the CPU micro-kernel of a contraction.
+//
+// A contraction acc[...] += lhs[...] * rhs[...] whose innermost index is
+// contiguous becomes a register tile: `rows` values of one output index
+// (the "row" index, e.g. the batch) × `unroll` vectors of the innermost one.
+// Each step of the summed indices loads `unroll` vectors of the operand that
+// holds the innermost index, broadcasts `rows` scalars of the other, and
+// issues rows × unroll FMAs, so the accumulators never leave registers and
+// each loaded vector serves `rows` FMAs (the shape of a GEMM micro-kernel).
 #include "Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -8,6 +16,8 @@
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/Builders.h"
 
+#include <optional>
+
 namespace einstruct {
 #define GEN_PASS_DEF_VECTORIZECONTRACTIONS
 #include "Passes.h.inc"
@@ -15,7 +25,11 @@ namespace einstruct {
 namespace {
 
 using mlir::Value;
-constexpr int64_t kLanes = 8; // f32 lanes of an AVX2 register
+// Dynamic (batch) extents are tiled by about this many values, so that a
+// weight slice is reused from cache by a tile of rows before moving on.
+constexpr int64_t kBatchTile = 32;
+constexpr int64_t kMaxRows = 8;
+constexpr int64_t kMaxUnroll = 4;
 
 // The body is exactly `yield(out + a * b)`.
 bool isMulAdd(mlir::linalg::GenericOp g) {
@@ -36,8 +50,343 @@ bool unitInnerStride(Value v) {
   return type.isLastDimUnitStride();
 }
 
+// The zero fill of `out` right before `g` (what --einstruct-lower-to-linalg
+// emits), if nothing in between touches `out`: the accumulators can then
+// start at zero and the fill go.
+mlir::linalg::FillOp zeroFillBefore(mlir::linalg::GenericOp g, Value out) {
+  for (mlir::Operation *op = g->getPrevNode(); op; op = op->getPrevNode()) {
+    if (auto fill = mlir::dyn_cast<mlir::linalg::FillOp>(op)) {
+      if (fill.getOutputs()[0] != out)
+        return nullptr;
+      auto c = fill.getInputs()[0].getDefiningOp<mlir::arith::ConstantOp>();
+      auto f = c ? mlir::dyn_cast<mlir::FloatAttr>(c.getValue()) : nullptr;
+      return f && f.getValue().isPosZero() ? fill : nullptr;
+    }
+    if (llvm::is_contained(op->getOperands(), out) || op->getNumRegions())
+      return nullptr;
+  }
+  return nullptr;
+}
+
+// How one contraction is vectorised.
+struct Shape {
+  unsigned loops = 0, inner = 0;
+  llvm::SmallVector<llvm::SmallVector<unsigned>> idx; // loop dim per operand index
+  bool hasInner[3] = {false, false, false};
+  llvm::SmallVector<unsigned> par, red; // outer parallel / summed loop dims
+  llvm::SmallVector<unsigned> tiled;    // dynamic parallel dims
+  std::optional<unsigned> rowDim;       // blocked into `rows` registers
+  int64_t lanes = 8, unroll = 1, rows = 1;
+};
+
+// Register tile: maximise FMAs per loaded value, rows·unroll / (rows +
+// unroll), with the accumulators, the loaded vectors and a broadcast in
+// `registers` vector registers.
+void chooseTile(Shape &s, int64_t vectors, int64_t registers) {
+  double best = -1;
+  for (int64_t u = 1; u <= std::min(vectors, kMaxUnroll); ++u) {
+    if (vectors % u)
+      continue;
+    for (int64_t r = 1; r <= (s.rowDim ? kMaxRows : 1); ++r) {
+      if (u * r + u + 1 > registers && !(u == 1 && r == 1))
+        break;
+      double score = double(u * r) / double(u + r);
+      if (score > best) {
+        best = score;
+        s.unroll = u;
+        s.rows = r;
+      }
+    }
+  }
+}
+
+// The loop structure of `g`, or nothing when it is not a contraction this
+// pass handles (left to the scalar loop lowering).
+std::optional<Shape> analyse(mlir::linalg::GenericOp g, int64_t lanes,
+                             int64_t registers) {
+  Shape s;
+  auto maps = g.getIndexingMapsArray();
+  s.loops = g.getNumLoops();
+  s.inner = s.loops - 1;
+  auto iters = g.getIteratorTypesArray();
+  if (iters[s.inner] != mlir::utils::IteratorType::parallel)
+    return std::nullopt;
+  auto outType = mlir::cast<mlir::MemRefType>(g.getDpsInits()[0].getType());
+  if (!mlir::isa<mlir::Float32Type>(outType.getElementType()))
+    return std::nullopt;
+  // Every operand indexes by plain loop dims; the innermost loop must be
+  // the last index of the output and of each input that uses it.
+  s.idx.resize(3);
+  for (unsigned k = 0; k < 3; ++k) {
+    for (mlir::AffineExpr e : maps[k].getResults()) {
+      auto d = mlir::dyn_cast<mlir::AffineDimExpr>(e);
+      if (!d)
+        return std::nullopt;
+      s.idx[k].push_back(d.getPosition());
+    }
+    auto it = llvm::find(s.idx[k], s.inner);
+    if (it != s.idx[k].end()) {
+      if (it + 1 != s.idx[k].end() || !unitInnerStride(g->getOperand(k)))
+        return std::nullopt;
+      s.hasInner[k] = true;
+    }
+  }
+  if (!s.hasInner[2] || (!s.hasInner[0] && !s.hasInner[1]))
+    return std::nullopt;
+  int64_t extent = outType.getShape().back();
+  if (mlir::ShapedType::isDynamic(extent))
+    return std::nullopt;
+  // The widest vector that divides the extent, 8 lanes at least.
+  s.lanes = extent % lanes == 0 ? lanes : 8;
+  if (extent % s.lanes)
+    return std::nullopt;
+  for (unsigned d = 0; d < s.inner; ++d)
+    (iters[d] == mlir::utils::IteratorType::parallel ? s.par : s.red)
+        .push_back(d);
+  auto isDynamic = [&](unsigned d) {
+    for (unsigned k = 0; k < 3; ++k)
+      for (size_t i = 0; i < s.idx[k].size(); ++i)
+        if (s.idx[k][i] == d &&
+            mlir::cast<mlir::MemRefType>(g->getOperand(k).getType())
+                .isDynamicDim(i))
+          return true;
+    return false;
+  };
+  for (unsigned d : s.par)
+    if (isDynamic(d))
+      s.tiled.push_back(d);
+  // Row index: an output index of the broadcast operand that the vector
+  // operand lacks (so each loaded vector serves every row); a dynamic one
+  // (the batch) first, else the innermost such index.
+  if (s.hasInner[0] != s.hasInner[1]) {
+    const auto &vec = s.idx[s.hasInner[0] ? 0 : 1];
+    const auto &bc = s.idx[s.hasInner[0] ? 1 : 0];
+    for (unsigned d : s.par)
+      if (llvm::is_contained(bc, d) && !llvm::is_contained(vec, d) &&
+          !(s.rowDim && llvm::is_contained(s.tiled, *s.rowDim)))
+        s.rowDim = d;
+  }
+  chooseTile(s, extent / s.lanes, registers);
+  if (s.rows == 1)
+    s.rowDim.reset();
+  return s;
+}
+
+// A tile of a dynamic dim: a whole number of register rows.
+int64_t tileSize(const Shape &s, unsigned d) {
+  if (!s.rowDim || d != *s.rowDim)
+    return kBatchTile;
+  return (kBatchTile + s.rows - 1) / s.rows * s.rows;
+}
+
+// Writes the loops that replace one contraction, in front of it.
+class Emitter {
+public:
+  Emitter(mlir::linalg::GenericOp g, const Shape &s, bool zeroInit)
+      : g_(g), s_(s), loc_(g.getLoc()), zeroInit_(zeroInit), iv_(s.loops),
+        bound_(s.loops) {
+    Value out = g.getDpsInits()[0];
+    vecType_ = mlir::VectorType::get(
+        {s.lanes},
+        mlir::cast<mlir::MemRefType>(out.getType()).getElementType());
+  }
+
+  void emit() {
+    mlir::OpBuilder b(g_);
+    // Loop bounds from the operands' dims.
+    for (unsigned k = 0; k < 3; ++k)
+      for (size_t i = 0; i < s_.idx[k].size(); ++i)
+        if (!bound_[s_.idx[k][i]])
+          bound_[s_.idx[k][i]] = mlir::memref::DimOp::create(
+              b, loc_, g_->getOperand(k), int64_t(i));
+    // Tile loops, then the parallel loops with the row index innermost (a
+    // tiled dim runs within its tile), then the register tiles.
+    for (unsigned d : s_.par)
+      if (!isRow(d))
+        order_.push_back(d);
+    if (s_.rowDim)
+      order_.push_back(*s_.rowDim);
+    outer(b, 0);
+  }
+
+private:
+  bool isRow(unsigned d) const { return s_.rowDim && d == *s_.rowDim; }
+
+  Value cst(mlir::OpBuilder &b, int64_t v) {
+    return mlir::arith::ConstantIndexOp::create(b, loc_, v);
+  }
+
+  template <typename Body>
+  void forLoop(mlir::OpBuilder &b, Value lo, Value hi, int64_t step,
+               Body &&body) {
+    auto f = mlir::scf::ForOp::create(b, loc_, lo, hi, cst(b, step));
+    mlir::OpBuilder nb = mlir::OpBuilder::atBlockBegin(f.getBody());
+    nb.setInsertionPoint(f.getBody()->getTerminator());
+    body(nb, f.getInductionVar());
+  }
+
+  // Operand k's indices for register row `row` at innermost index `lane`.
+  llvm::SmallVector<Value> indices(unsigned k, Value lane, int64_t row) {
+    llvm::SmallVector<Value> v;
+    for (unsigned d : s_.idx[k])
+      v.push_back(d == s_.inner ? lane
+                  : isRow(d)    ? rowIv_[size_t(row)]
+                                : iv_[d]);
+    return v;
+  }
+
+  void outer(mlir::OpBuilder &b, size_t level) {
+    if (level < s_.tiled.size()) {
+      unsigned d = s_.tiled[level];
+      forLoop(b, cst(b, 0), bound_[d], tileSize(s_, d),
+              [&](mlir::OpBuilder &nb, Value i) {
+                tileStart_[d] = i;
+                outer(nb, level + 1);
+              });
+      return;
+    }
+    size_t p = level - s_.tiled.size();
+    if (p == order_.size())
+      return tile(b, Value(), 1);
+    unsigned d = order_[p];
+    Value lo = cst(b, 0), hi = bound_[d];
+    if (tileStart_.count(d)) {
+      lo = tileStart_[d];
+      Value end =
+          mlir::arith::AddIOp::create(b, loc_, lo, cst(b, tileSize(s_, d)));
+      hi = mlir::arith::MinSIOp::create(b, loc_, end, bound_[d]);
+    }
+    if (!isRow(d)) {
+      forLoop(b, lo, hi, 1, [&](mlir::OpBuilder &nb, Value i) {
+        iv_[d] = i;
+        outer(nb, level + 1);
+      });
+      return;
+    }
+    // Whole register tiles of `rows` rows, then the remainder row by row.
+    Value len = mlir::arith::SubIOp::create(b, loc_, hi, lo);
+    Value rem = mlir::arith::RemSIOp::create(b, loc_, len, cst(b, s_.rows));
+    Value mainEnd = mlir::arith::SubIOp::create(b, loc_, hi, rem);
+    forLoop(b, lo, mainEnd, s_.rows,
+            [&](mlir::OpBuilder &nb, Value i) { tile(nb, i, s_.rows); });
+    forLoop(b, mainEnd, hi, 1,
+            [&](mlir::OpBuilder &nb, Value i) { tile(nb, i, 1); });
+  }
+
+  // The register tiles at the current outer indices: `rows` rows from
+  // `rowBase`, chunks of unroll × lanes of the innermost index.
+  void tile(mlir::OpBuilder &b, Value rowBase, int64_t rows) {
+    rowIv_.clear();
+    for (int64_t r = 0; r < rows; ++r)
+      rowIv_.push_back(
+          r ? Value(mlir::arith::AddIOp::create(b, loc_, rowBase, cst(b, r)))
+            : rowBase);
+    forLoop(b, cst(b, 0), bound_[s_.inner], s_.unroll * s_.lanes,
+            [&](mlir::OpBuilder &cb, Value base) { chunk(cb, base, rows); });
+  }
+
+  // One register tile: load (or zero) the accumulators, run the summed
+  // loops with them carried in registers, store.
+  void chunk(mlir::OpBuilder &b, Value base, int64_t rows) {
+    Value out = g_.getDpsInits()[0];
+    lanes_.clear();
+    for (int64_t u = 0; u < s_.unroll; ++u)
+      lanes_.push_back(u ? Value(mlir::arith::AddIOp::create(
+                               b, loc_, base, cst(b, u * s_.lanes)))
+                         : base);
+    Value zeroVec;
+    if (zeroInit_)
+      zeroVec = mlir::arith::ConstantOp::create(
+          b, loc_, vecType_,
+          mlir::DenseElementsAttr::get(
+              vecType_, b.getFloatAttr(vecType_.getElementType(), 0.0)));
+    // Accumulator (r, u) at r * unroll + u.
+    llvm::SmallVector<Value> acc;
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t u = 0; u < s_.unroll; ++u)
+        acc.push_back(zeroInit_ ? zeroVec
+                                : Value(mlir::vector::LoadOp::create(
+                                      b, loc_, vecType_, out,
+                                      indices(2, lanes_[size_t(u)], r))));
+    auto result = reduce(b, 0, acc, rows);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t u = 0; u < s_.unroll; ++u)
+        mlir::vector::StoreOp::create(b, loc_, result[size_t(r * s_.unroll + u)],
+                                      out, indices(2, lanes_[size_t(u)], r));
+  }
+
+  // Operand k at unroll u, row r: a vector where it has the innermost
+  // index, else a broadcast scalar.
+  Value operand(mlir::OpBuilder &b, unsigned k, int64_t u, int64_t r) {
+    auto indexes = indices(k, lanes_[size_t(u)], r);
+    if (s_.hasInner[k])
+      return mlir::vector::LoadOp::create(b, loc_, vecType_, g_->getOperand(k),
+                                          indexes);
+    return mlir::vector::BroadcastOp::create(
+        b, loc_, vecType_,
+        mlir::memref::LoadOp::create(b, loc_, g_->getOperand(k), indexes));
+  }
+
+  llvm::SmallVector<Value> reduce(mlir::OpBuilder &b, size_t level,
+                                  llvm::SmallVector<Value> acc, int64_t rows) {
+    if (level == s_.red.size())
+      return step(b, acc, rows);
+    unsigned d = s_.red[level];
+    auto f = mlir::scf::ForOp::create(
+        b, loc_, cst(b, 0), bound_[d], cst(b, 1), acc,
+        [&](mlir::OpBuilder &fb, mlir::Location, Value i,
+            mlir::ValueRange carried) {
+          iv_[d] = i;
+          auto res =
+              reduce(fb, level + 1, llvm::SmallVector<Value>(carried), rows);
+          mlir::scf::YieldOp::create(fb, loc_, res);
+        });
+    return llvm::SmallVector<Value>(f.getResults());
+  }
+
+  // One summed step: rows × unroll FMAs. A vector operand without the row
+  // index is loaded once and shared by the rows.
+  llvm::SmallVector<Value> step(mlir::OpBuilder &b,
+                                const llvm::SmallVector<Value> &acc,
+                                int64_t rows) {
+    llvm::SmallVector<Value> shared[2];
+    for (unsigned k = 0; k < 2; ++k)
+      if (s_.hasInner[k] && s_.rowDim)
+        for (int64_t u = 0; u < s_.unroll; ++u)
+          shared[k].push_back(operand(b, k, u, 0));
+    llvm::SmallVector<Value> next;
+    for (int64_t r = 0; r < rows; ++r) {
+      Value scalar[2];
+      for (unsigned k = 0; k < 2; ++k)
+        if (!s_.hasInner[k])
+          scalar[k] = operand(b, k, 0, r);
+      for (int64_t u = 0; u < s_.unroll; ++u) {
+        Value ops[2];
+        for (unsigned k = 0; k < 2; ++k)
+          ops[k] = scalar[k]            ? scalar[k]
+                   : !shared[k].empty() ? shared[k][size_t(u)]
+                                        : operand(b, k, u, r);
+        next.push_back(mlir::vector::FMAOp::create(
+            b, loc_, ops[0], ops[1], acc[size_t(r * s_.unroll + u)]));
+      }
+    }
+    return next;
+  }
+
+  mlir::linalg::GenericOp g_;
+  const Shape &s_;
+  mlir::Location loc_;
+  bool zeroInit_;
+  mlir::VectorType vecType_;
+  llvm::SmallVector<Value> iv_, bound_, rowIv_, lanes_;
+  llvm::SmallVector<unsigned> order_;
+  llvm::DenseMap<unsigned, Value> tileStart_;
+};
+
 struct VectorizeContractionsPass
     : impl::VectorizeContractionsBase<VectorizeContractionsPass> {
+  using VectorizeContractionsBase::VectorizeContractionsBase;
+
   void runOnOperation() override {
     llvm::SmallVector<mlir::linalg::GenericOp> todo;
     getOperation()->walk([&](mlir::linalg::GenericOp g) {
@@ -45,180 +394,16 @@ struct VectorizeContractionsPass
           g.getNumDpsInits() == 1 && isMulAdd(g))
         todo.push_back(g);
     });
-    for (auto g : todo)
-      rewrite(g);
-  }
-
-  void rewrite(mlir::linalg::GenericOp g) {
-    auto maps = g.getIndexingMapsArray();
-    unsigned loops = g.getNumLoops();
-    unsigned inner = loops - 1;
-    auto iters = g.getIteratorTypesArray();
-    if (iters[inner] != mlir::utils::IteratorType::parallel)
-      return;
-    Value out = g.getDpsInits()[0];
-    auto outType = mlir::cast<mlir::MemRefType>(out.getType());
-    if (!mlir::isa<mlir::Float32Type>(outType.getElementType()))
-      return;
-    // Every operand indexes by plain loop dims; the innermost loop must be
-    // the last index of the output and of each input that uses it.
-    llvm::SmallVector<llvm::SmallVector<unsigned>> idx(3);
-    llvm::SmallVector<bool> hasInner(3, false);
-    for (unsigned k = 0; k < 3; ++k) {
-      for (mlir::AffineExpr e : maps[k].getResults()) {
-        auto d = mlir::dyn_cast<mlir::AffineDimExpr>(e);
-        if (!d)
-          return;
-        idx[k].push_back(d.getPosition());
-      }
-      auto it = llvm::find(idx[k], inner);
-      if (it != idx[k].end()) {
-        if (it + 1 != idx[k].end())
-          return;
-        hasInner[k] = true;
-        if (!unitInnerStride(g->getOperand(k)))
-          return;
-      }
+    for (auto g : todo) {
+      auto s = analyse(g, lanes, registers);
+      if (!s)
+        continue;
+      auto fill = zeroFillBefore(g, g.getDpsInits()[0]);
+      Emitter(g, *s, fill != nullptr).emit();
+      g.erase();
+      if (fill)
+        fill.erase();
     }
-    if (!hasInner[2] || (!hasInner[0] && !hasInner[1]))
-      return;
-    int64_t extent = outType.getShape().back();
-    if (mlir::ShapedType::isDynamic(extent) || extent % kLanes)
-      return;
-    // Vectors per chunk: up to 4 registers of accumulators.
-    int64_t unroll = 1;
-    for (int64_t u : {4, 2})
-      if (extent % (u * kLanes) == 0) {
-        unroll = u;
-        break;
-      }
-
-    mlir::OpBuilder b(g);
-    mlir::Location loc = g.getLoc();
-    // Loop bounds from the operands' dims.
-    llvm::SmallVector<Value> bound(loops);
-    for (unsigned k = 0; k < 3; ++k)
-      for (size_t i = 0; i < idx[k].size(); ++i)
-        if (!bound[idx[k][i]])
-          bound[idx[k][i]] =
-              mlir::memref::DimOp::create(b, loc, g->getOperand(k), int64_t(i));
-    Value zero = mlir::arith::ConstantIndexOp::create(b, loc, 0);
-    Value one = mlir::arith::ConstantIndexOp::create(b, loc, 1);
-    Value step = mlir::arith::ConstantIndexOp::create(b, loc, unroll * kLanes);
-    auto vecType = mlir::VectorType::get({kLanes}, outType.getElementType());
-    llvm::SmallVector<unsigned> par, red;
-    for (unsigned d = 0; d < inner; ++d)
-      (iters[d] == mlir::utils::IteratorType::parallel ? par : red).push_back(d);
-    llvm::SmallVector<Value> iv(loops);
-    auto indices = [&](unsigned k, Value laneBase) {
-      llvm::SmallVector<Value> v;
-      for (unsigned d : idx[k])
-        v.push_back(d == inner ? laneBase : iv[d]);
-      return v;
-    };
-    // Dynamic (batch) dimensions are tiled: the tile loop goes outermost and
-    // the rows of a tile run inside the weight loops, so a weight slice is
-    // reused from cache by kBatchTile rows before moving on.
-    constexpr int64_t kBatchTile = 32;
-    llvm::SmallVector<unsigned> tiled;
-    for (unsigned d : par) {
-      bool dynamic = false;
-      for (unsigned k = 0; k < 3; ++k)
-        for (size_t i = 0; i < idx[k].size(); ++i)
-          if (idx[k][i] == d &&
-              mlir::cast<mlir::MemRefType>(g->getOperand(k).getType())
-                  .isDynamicDim(i))
-            dynamic = true;
-      if (dynamic)
-        tiled.push_back(d);
-    }
-    llvm::DenseMap<unsigned, Value> tileStart;
-    Value tileStep = mlir::arith::ConstantIndexOp::create(b, loc, kBatchTile);
-    // Tile loops, then the parallel loops (a tiled dim runs within its
-    // tile), then the chunk loop.
-    std::function<void(mlir::OpBuilder &, size_t)> outer =
-        [&](mlir::OpBuilder &ob, size_t level) {
-          if (level < tiled.size()) {
-            auto f = mlir::scf::ForOp::create(ob, loc, zero, bound[tiled[level]],
-                                              tileStep);
-            mlir::OpBuilder nb = mlir::OpBuilder::atBlockBegin(f.getBody());
-            nb.setInsertionPoint(f.getBody()->getTerminator());
-            tileStart[tiled[level]] = f.getInductionVar();
-            outer(nb, level + 1);
-            return;
-          }
-          size_t p = level - tiled.size();
-          if (p < par.size()) {
-            unsigned d = par[p];
-            Value lo = zero, hi = bound[d];
-            if (tileStart.count(d)) {
-              lo = tileStart[d];
-              Value end = mlir::arith::AddIOp::create(ob, loc, lo, tileStep);
-              hi = mlir::arith::MinSIOp::create(ob, loc, end, bound[d]);
-            }
-            auto f = mlir::scf::ForOp::create(ob, loc, lo, hi, one);
-            mlir::OpBuilder nb = mlir::OpBuilder::atBlockBegin(f.getBody());
-            nb.setInsertionPoint(f.getBody()->getTerminator());
-            iv[d] = f.getInductionVar();
-            outer(nb, level + 1);
-            return;
-          }
-          auto chunk = mlir::scf::ForOp::create(ob, loc, zero, bound[inner], step);
-          mlir::OpBuilder cb = mlir::OpBuilder::atBlockBegin(chunk.getBody());
-          cb.setInsertionPoint(chunk.getBody()->getTerminator());
-          Value base = chunk.getInductionVar();
-          llvm::SmallVector<Value> lanes;
-          for (int64_t u = 0; u < unroll; ++u)
-            lanes.push_back(mlir::arith::AddIOp::create(
-                cb, loc, base,
-                mlir::arith::ConstantIndexOp::create(cb, loc, u * kLanes)));
-          llvm::SmallVector<Value> acc;
-          for (int64_t u = 0; u < unroll; ++u)
-            acc.push_back(mlir::vector::LoadOp::create(cb, loc, vecType, out,
-                                                       indices(2, lanes[u])));
-          // Summed loops carry the accumulators in registers.
-          std::function<llvm::SmallVector<Value>(mlir::OpBuilder &, size_t,
-                                                 llvm::SmallVector<Value>)>
-              reduce = [&](mlir::OpBuilder &rb, size_t level,
-                           llvm::SmallVector<Value> accs)
-              -> llvm::SmallVector<Value> {
-            if (level == red.size()) {
-              llvm::SmallVector<Value> next;
-              for (int64_t u = 0; u < unroll; ++u) {
-                Value ops[2];
-                for (unsigned k = 0; k < 2; ++k)
-                  ops[k] = hasInner[k]
-                               ? Value(mlir::vector::LoadOp::create(
-                                     rb, loc, vecType, g->getOperand(k),
-                                     indices(k, lanes[u])))
-                               : Value(mlir::vector::BroadcastOp::create(
-                                     rb, loc, vecType,
-                                     mlir::memref::LoadOp::create(
-                                         rb, loc, g->getOperand(k),
-                                         indices(k, lanes[u]))));
-                next.push_back(
-                    mlir::vector::FMAOp::create(rb, loc, ops[0], ops[1], accs[u]));
-              }
-              return next;
-            }
-            auto f = mlir::scf::ForOp::create(
-                rb, loc, zero, bound[red[level]], one, accs,
-                [&](mlir::OpBuilder &fb, mlir::Location, Value i,
-                    mlir::ValueRange carried) {
-                  iv[red[level]] = i;
-                  auto res = reduce(fb, level + 1,
-                                    llvm::SmallVector<Value>(carried));
-                  mlir::scf::YieldOp::create(fb, loc, res);
-                });
-            return llvm::SmallVector<Value>(f.getResults());
-          };
-          auto result = reduce(cb, 0, acc);
-          for (int64_t u = 0; u < unroll; ++u)
-            mlir::vector::StoreOp::create(cb, loc, result[u], out,
-                                          indices(2, lanes[u]));
-        };
-    outer(b, 0);
-    g.erase();
   }
 };
 

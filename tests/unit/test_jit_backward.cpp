@@ -33,10 +33,12 @@ double objective(const Layer &l, const std::vector<std::vector<double>> &w,
   return f;
 }
 
-void checkBackward(const Layer &l, int64_t batch, std::mt19937 &rng) {
+void checkBackward(const Layer &l, int64_t batch, std::mt19937 &rng,
+                   VectorUnits units = hostVectorUnits()) {
   std::uniform_real_distribution<float> u(-1, 1);
-  auto jit = JitLayer::compile(l);
-  REQUIRE(jit);
+  auto jit = JitLayer::compile(l, units);
+  if (!jit)
+    FAIL(jit.error());
   std::vector<std::vector<float>> wf;
   std::vector<std::vector<double>> wd;
   std::vector<const float *> wp;
@@ -132,4 +134,31 @@ TEST_CASE("JIT backward matches finite differences and Mᵀ dy", "[jit][grad]") 
   REQUIRE(padded->terms[0].inDim() == 25);  // 22 zero-padded
   REQUIRE(padded->terms[0].outDim() == 25); // 27 with the last 2 zero
   checkBackward(*padded, 4, rng);
+}
+
+TEST_CASE("JIT backward through the micro-kernels, AVX2 and AVX-512 shapes",
+          "[jit][grad]") {
+  // Extents that are multiples of 8 and 16, so the gradient contractions run
+  // as register tiles (weight gradients tile a weight index, not the batch)
+  // and the weight transposes go through registers; both shapes forced.
+  std::mt19937 rng(7);
+  struct Case {
+    const char *spec;
+    int64_t dIn, dOut;
+  } cases[] = {
+      {"monarch(4)", 64, 64},
+      {"btt(rank=2)", 64, 128},
+      {"low-rank(16)", 32, 48},
+  };
+  for (VectorUnits units : {kAvx2, kAvx512})
+    for (auto &c : cases)
+      for (int64_t batch : {1, 13}) {
+        INFO(c.spec << " " << c.dIn << "->" << c.dOut << " batch " << batch
+                    << " lanes " << units.lanes);
+        auto n = parseNamed(c.spec);
+        REQUIRE(n);
+        auto l = buildNamed(*n, c.dIn, c.dOut);
+        REQUIRE(l);
+        checkBackward(*l, batch, rng, units);
+      }
 }

@@ -1,26 +1,100 @@
 // RUN: einstruct-opt %s --einstruct-vectorize-contractions | FileCheck %s
+// RUN: einstruct-opt %s --einstruct-vectorize-contractions="lanes=16 registers=32" | FileCheck %s --check-prefix=AVX512
 
 // A bufferized contraction (as --einstruct-lower-to-linalg and bufferization
-// leave it): the batch is tiled by 32, the innermost index runs in chunks of
-// 4×8 lanes kept in registers across the summed index.
+// leave it) over a result that was not just zero-filled. AVX2 shape: the
+// batch is tiled by 36, register tiles of 6 batch rows × 2 vectors of 8
+// lanes (12 accumulators), the rows left over one at a time.
 #map = affine_map<(d0, d1, d2, d3) -> (d1, d0, d2)>
 #map1 = affine_map<(d0, d1, d2, d3) -> (d0, d2, d3)>
 #map2 = affine_map<(d0, d1, d2, d3) -> (d1, d0, d3)>
 // CHECK-LABEL: func.func @contract
-// CHECK: scf.for %[[T:.*]] = %{{.*}} to %{{.*}} step %c32
+// CHECK: scf.for %[[T:.*]] = %{{.*}} to %{{.*}} step %c36
 // CHECK: scf.for %[[G:.*]] =
 // CHECK: arith.minsi
-// CHECK: scf.for %[[N:.*]] = %[[T]] to
-// CHECK: scf.for %[[C:.*]] = %{{.*}} to %{{.*}} step %c32
-// CHECK-COUNT-4: vector.load %arg2
-// CHECK: scf.for {{.*}} iter_args({{.*}}) -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
-// CHECK: vector.broadcast
-// CHECK: vector.fma
-// CHECK-COUNT-4: vector.store
+// CHECK: arith.remsi %{{.*}}, %c6
+// CHECK: scf.for %[[N:.*]] = %[[T]] to %{{.*}} step %c6
+// CHECK: scf.for %[[C:.*]] = %{{.*}} to %{{.*}} step %c16
+// CHECK-COUNT-12: vector.load %arg2
+// CHECK: scf.for {{.*}} iter_args({{.*}}) -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
+// The weight's two vectors are loaded once per step and shared by the rows.
+// CHECK-COUNT-2: vector.load %arg1
+// CHECK-NOT: vector.load %arg1
+// CHECK: memref.load %arg0
+// CHECK-NEXT: vector.broadcast
+// CHECK-NEXT: vector.fma
+// CHECK-NEXT: vector.fma
+// CHECK: scf.yield
+// CHECK-COUNT-12: vector.store
+// The remainder: one row, two vectors.
+// CHECK: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c1
+// CHECK: scf.for {{.*}} iter_args({{.*}}) -> (vector<8xf32>, vector<8xf32>)
 // CHECK-NOT: linalg.generic
+// AVX512-LABEL: func.func @contract
+// AVX512: scf.for {{.*}} step %c36
+// AVX512: scf.for {{.*}} step %c6
+// AVX512: scf.for {{.*}} iter_args({{.*}}) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>)
 func.func @contract(%x: memref<?x64x16xf32>, %w: memref<64x16x64xf32>, %y: memref<?x64x64xf32>) {
   linalg.generic {indexing_maps = [#map, #map1, #map2], iterator_types = ["parallel", "parallel", "reduction", "parallel"]}
       ins(%x, %w : memref<?x64x16xf32>, memref<64x16x64xf32>) outs(%y : memref<?x64x64xf32>) {
+  ^bb0(%a: f32, %b: f32, %acc: f32):
+    %p = arith.mulf %a, %b : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+
+// Right after a zero fill of the result, the accumulators start at zero and
+// the fill goes.
+// CHECK-LABEL: func.func @filled
+// CHECK-NOT: linalg.fill
+// CHECK: %[[Z:.*]] = arith.constant dense<0.000000e+00> : vector<8xf32>
+// CHECK-NOT: vector.load %arg2
+// CHECK: scf.for {{.*}} iter_args(%{{.*}} = %[[Z]], %{{.*}} = %[[Z]]
+// CHECK-NOT: linalg.fill
+func.func @filled(%x: memref<?x16xf32>, %w: memref<16x32xf32>, %y: memref<?x32xf32>) {
+  %zero = arith.constant 0.0 : f32
+  linalg.fill ins(%zero : f32) outs(%y : memref<?x32xf32>)
+  linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1)>, affine_map<(d0, d1, d2) -> (d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d2)>], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%x, %w : memref<?x16xf32>, memref<16x32xf32>) outs(%y : memref<?x32xf32>) {
+  ^bb0(%a: f32, %b: f32, %acc: f32):
+    %p = arith.mulf %a, %b : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+
+// A fill of another value (or of a non-zero) is kept, and so is the load.
+// CHECK-LABEL: func.func @fill_nonzero
+// CHECK: linalg.fill
+// CHECK: vector.load %arg2
+func.func @fill_nonzero(%x: memref<?x16xf32>, %w: memref<16x32xf32>, %y: memref<?x32xf32>) {
+  %one = arith.constant 1.0 : f32
+  linalg.fill ins(%one : f32) outs(%y : memref<?x32xf32>)
+  linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1)>, affine_map<(d0, d1, d2) -> (d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d2)>], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%x, %w : memref<?x16xf32>, memref<16x32xf32>) outs(%y : memref<?x32xf32>) {
+  ^bb0(%a: f32, %b: f32, %acc: f32):
+    %p = arith.mulf %a, %b : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+
+// A weight gradient (summed over the batch): no dynamic result index, so
+// the register rows are a static result index of the broadcast operand
+// (f, 6 at a time) and the batch runs inside.
+// CHECK-LABEL: func.func @weight_grad
+// CHECK-NOT: step %c36
+// CHECK: arith.remsi %{{.*}}, %c6
+// CHECK: scf.for {{.*}} step %c6
+// CHECK: scf.for {{.*}} iter_args
+// CHECK: memref.load %arg1
+func.func @weight_grad(%x: memref<?x32xf32>, %dz: memref<?x20xf32>, %dw: memref<20x32xf32>) {
+  linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d1, d2)>, affine_map<(d0, d1, d2) -> (d1, d0)>, affine_map<(d0, d1, d2) -> (d0, d2)>], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%x, %dz : memref<?x32xf32>, memref<?x20xf32>) outs(%dw : memref<20x32xf32>) {
   ^bb0(%a: f32, %b: f32, %acc: f32):
     %p = arith.mulf %a, %b : f32
     %s = arith.addf %acc, %p : f32

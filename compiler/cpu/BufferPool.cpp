@@ -1,0 +1,111 @@
+#include "BufferPool.h"
+
+#include <cstdlib>
+#include <map>
+#include <mutex>
+
+namespace einstruct::bufferpool {
+namespace {
+
+// In the 64 bytes in front of each block: its usable size (0: not pooled,
+// over-aligned) and the address to give back to the system.
+constexpr size_t kHeader = 64;
+struct Header {
+  size_t size;
+  void *base;
+};
+
+struct Pool {
+  std::mutex mutex;
+  std::multimap<size_t, void *> free; // usable size → block
+  size_t cached = 0;
+};
+
+Pool &pool() {
+  static Pool *p = new Pool(); // never destroyed: blocks may outlive main
+  return *p;
+}
+
+Header &headerOf(void *block) {
+  return *reinterpret_cast<Header *>(static_cast<char *>(block) - kHeader);
+}
+
+void *fresh(size_t bytes, size_t align, size_t pooledSize) {
+  size_t front = align > kHeader ? align : kHeader;
+  auto *base = static_cast<char *>(std::aligned_alloc(align, bytes + front));
+  if (!base)
+    return nullptr;
+  void *block = base + front;
+  headerOf(block) = Header{pooledSize, base};
+  return block;
+}
+
+} // namespace
+
+void *allocate(size_t bytes) {
+  size_t want = (bytes + 63) / 64 * 64;
+  if (want == 0)
+    want = 64;
+  Pool &p = pool();
+  {
+    // The smallest cached block that fits and wastes at most half of itself.
+    std::lock_guard<std::mutex> lock(p.mutex);
+    auto it = p.free.lower_bound(want);
+    if (it != p.free.end() && it->first <= 2 * want) {
+      void *block = it->second;
+      p.cached -= it->first;
+      p.free.erase(it);
+      return block;
+    }
+  }
+  return fresh(want, 64, want);
+}
+
+void *allocateAligned(size_t bytes, size_t align) {
+  if (align <= 64)
+    return allocate(bytes);
+  return fresh((bytes + align - 1) / align * align, align, 0);
+}
+
+void release(void *block) {
+  if (!block)
+    return;
+  Header h = headerOf(block);
+  Pool &p = pool();
+  if (h.size) {
+    std::lock_guard<std::mutex> lock(p.mutex);
+    if (p.cached + h.size <= kMaxCachedBytes) {
+      p.free.emplace(h.size, block);
+      p.cached += h.size;
+      return;
+    }
+  }
+  std::free(h.base);
+}
+
+void trim() {
+  Pool &p = pool();
+  std::lock_guard<std::mutex> lock(p.mutex);
+  for (auto &[size, block] : p.free)
+    std::free(headerOf(block).base);
+  p.free.clear();
+  p.cached = 0;
+}
+
+size_t cachedBytes() {
+  Pool &p = pool();
+  std::lock_guard<std::mutex> lock(p.mutex);
+  return p.cached;
+}
+
+} // namespace einstruct::bufferpool
+
+extern "C" {
+void *einstruct_pool_alloc(uint64_t bytes) {
+  return einstruct::bufferpool::allocate(bytes);
+}
+void *einstruct_pool_aligned_alloc(uint64_t alignment, uint64_t bytes) {
+  return einstruct::bufferpool::allocateAligned(bytes, alignment);
+}
+void einstruct_pool_free(void *block) { einstruct::bufferpool::release(block); }
+}

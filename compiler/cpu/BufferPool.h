@@ -1,0 +1,34 @@
+// Memory for the buffers of JIT-compiled layers (z, transposed weights,
+// results). The JIT'd code allocates through MLIR's generic allocation
+// functions, which JitLayer binds to this pool: freed blocks are kept and
+// handed out again, so a layer called repeatedly reuses memory whose pages
+// are already mapped instead of faulting fresh pages in on every call (which
+// cost more than the arithmetic of a batch-1 call on this project's VMs).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace einstruct::bufferpool {
+
+// A 64-byte aligned block of at least `bytes`; null when the system has no
+// memory. Over-aligned blocks (align > 64, a power of two) are not pooled.
+void *allocate(size_t bytes);
+void *allocateAligned(size_t bytes, size_t align);
+void release(void *block);
+
+// Cached (free) bytes are capped at this many; beyond it blocks go back to
+// the system.
+constexpr size_t kMaxCachedBytes = size_t(256) << 20;
+
+// Returns every cached block to the system.
+void trim();
+size_t cachedBytes();
+
+} // namespace einstruct::bufferpool
+
+// The functions --finalize-memref-to-llvm calls with use-generic-functions.
+extern "C" {
+void *einstruct_pool_alloc(uint64_t bytes);
+void *einstruct_pool_aligned_alloc(uint64_t alignment, uint64_t bytes);
+void einstruct_pool_free(void *block);
+}
