@@ -4,7 +4,6 @@
 #include "compiler/frontend/SpecReader.h"
 #include "search/Init.h"
 
-#include <cstring>
 #include <random>
 #include <fmt/format.h>
 
@@ -124,10 +123,9 @@ int einstruct_layer_forward(const einstruct_layer *l, const float *x,
   if (batch < 1)
     return failWith(EINSTRUCT_ERR_ARGUMENT,
                     fmt::format("batch = {} must be positive", batch));
-  auto out = l->jit->forward(x, batch, weightList(l, weights));
-  if (!out)
-    return failWith(EINSTRUCT_ERR_ARGUMENT, out.error());
-  std::memcpy(y, out->data(), out->size() * sizeof(float));
+  auto ok = l->jit->forwardInto(x, batch, weightList(l, weights), y);
+  if (!ok)
+    return failWith(EINSTRUCT_ERR_ARGUMENT, ok.error());
   return EINSTRUCT_OK;
 }
 
@@ -141,12 +139,10 @@ int einstruct_layer_backward(const einstruct_layer *l, const float *x,
   if (batch < 1)
     return failWith(EINSTRUCT_ERR_ARGUMENT,
                     fmt::format("batch = {} must be positive", batch));
-  auto g = l->jit->backward(x, dy, batch, weightList(l, weights));
-  if (!g)
-    return failWith(EINSTRUCT_ERR_ARGUMENT, g.error());
-  std::memcpy(dx, g->dx.data(), g->dx.size() * sizeof(float));
-  for (size_t k = 0; k < g->dw.size(); ++k)
-    std::memcpy(dweights[k], g->dw[k].data(), g->dw[k].size() * sizeof(float));
+  std::vector<float *> dw(dweights, dweights + l->jit->weightShapes().size());
+  auto ok = l->jit->backwardInto(x, dy, batch, weightList(l, weights), dx, dw);
+  if (!ok)
+    return failWith(EINSTRUCT_ERR_ARGUMENT, ok.error());
   return EINSTRUCT_OK;
 }
 

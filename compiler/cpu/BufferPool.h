@@ -7,6 +7,8 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <new>
+#include <vector>
 
 namespace einstruct::bufferpool {
 
@@ -20,11 +22,32 @@ void release(void *block);
 // the system.
 constexpr size_t kMaxCachedBytes = size_t(256) << 20;
 
+// A standard allocator on the pool, for transient host buffers of the same
+// sizes call after call (row gathers, expert outputs).
+template <class T> struct Allocator {
+  using value_type = T;
+  Allocator() = default;
+  template <class U> Allocator(const Allocator<U> &) {}
+  T *allocate(size_t n) {
+    void *p = bufferpool::allocate(n * sizeof(T));
+    if (!p)
+      throw std::bad_alloc();
+    return static_cast<T *>(p);
+  }
+  void deallocate(T *p, size_t) { release(p); }
+  template <class U> bool operator==(const Allocator<U> &) const { return true; }
+  template <class U> bool operator!=(const Allocator<U> &) const { return false; }
+};
+
 // Returns every cached block to the system.
 void trim();
 size_t cachedBytes();
 
 } // namespace einstruct::bufferpool
+
+namespace einstruct {
+using PooledFloats = std::vector<float, bufferpool::Allocator<float>>;
+} // namespace einstruct
 
 // The functions --finalize-memref-to-llvm calls with use-generic-functions.
 extern "C" {

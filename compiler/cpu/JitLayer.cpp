@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <fmt/format.h>
 #include <mutex>
 
@@ -121,34 +122,46 @@ Result<std::unique_ptr<JitLayer>> JitLayer::compile(const Layer &layer,
 
 namespace {
 
-// Copies a returned rank-`rank` buffer (possibly strided) out of the words at
-// `d` and frees it unless it aliases one of the inputs.
-std::vector<float> takeResult(const int64_t *d, size_t rank,
-                              const std::vector<const void *> &inputs) {
+// Copies a returned rank-`rank` buffer (possibly strided) out of the words
+// at `d` into `dest` and frees it unless it aliases one of the inputs.
+void takeResult(const int64_t *d, size_t rank,
+                const std::vector<const void *> &inputs, float *dest) {
   auto *allocated = reinterpret_cast<float *>(d[0]);
   auto *aligned = reinterpret_cast<float *>(d[1]);
   int64_t offset = d[2];
   std::vector<int64_t> sizes(d + 3, d + 3 + rank),
       strides(d + 3 + rank, d + 3 + 2 * rank);
   int64_t total = 1;
-  for (int64_t s : sizes)
-    total *= s;
-  std::vector<float> out(static_cast<size_t>(total));
-  std::vector<int64_t> idx(rank, 0);
-  for (int64_t k = 0; k < total; ++k) {
-    int64_t at = offset;
-    for (size_t r = 0; r < rank; ++r)
-      at += idx[r] * strides[r];
-    out[size_t(k)] = aligned[at];
-    for (size_t r = rank; r-- > 0;) {
-      if (++idx[r] < sizes[r])
-        break;
-      idx[r] = 0;
+  bool contiguous = true;
+  for (size_t r = rank; r-- > 0;) {
+    contiguous = contiguous && (sizes[r] == 1 || strides[r] == total);
+    total *= sizes[r];
+  }
+  if (contiguous) {
+    std::memcpy(dest, aligned + offset, size_t(total) * sizeof(float));
+  } else {
+    std::vector<int64_t> idx(rank, 0);
+    for (int64_t k = 0; k < total; ++k) {
+      int64_t at = offset;
+      for (size_t r = 0; r < rank; ++r)
+        at += idx[r] * strides[r];
+      dest[k] = aligned[at];
+      for (size_t r = rank; r-- > 0;) {
+        if (++idx[r] < sizes[r])
+          break;
+        idx[r] = 0;
+      }
     }
   }
   if (std::find(inputs.begin(), inputs.end(), allocated) == inputs.end())
     bufferpool::release(allocated);
-  return out;
+}
+
+int64_t elements(const std::vector<int64_t> &shape) {
+  int64_t n = 1;
+  for (int64_t s : shape)
+    n *= s;
+  return n;
 }
 
 } // namespace
@@ -179,22 +192,40 @@ Result<bool> JitLayer::invoke(const char *function, void *results,
   return true;
 }
 
-Result<std::vector<float>>
-JitLayer::forward(const float *x, int64_t batch,
-                  const std::vector<const float *> &weights) const {
+Result<bool> JitLayer::forwardInto(const float *x, int64_t batch,
+                                  const std::vector<const float *> &weights,
+                                  float *y) const {
   Descriptor result(2);
   auto ok = invoke("_mlir_ciface_layer", result.ptr(), x, nullptr, batch,
                    weights);
   if (!ok)
-    return Error{ok.error()};
+    return ok;
   std::vector<const void *> inputs(weights.begin(), weights.end());
   inputs.push_back(x);
-  return takeResult(result.words.data(), 2, inputs);
+  takeResult(result.words.data(), 2, inputs, y);
+  return true;
 }
 
-Result<JitLayer::Gradients>
-JitLayer::backward(const float *x, const float *dy, int64_t batch,
-                   const std::vector<const float *> &weights) const {
+Result<std::vector<float>>
+JitLayer::forward(const float *x, int64_t batch,
+                  const std::vector<const float *> &weights) const {
+  if (batch < 1)
+    return Error{fmt::format("batch = {} must be positive", batch)};
+  std::vector<float> y(size_t(batch * layer_.dOut));
+  auto ok = forwardInto(x, batch, weights, y.data());
+  if (!ok)
+    return Error{ok.error()};
+  return y;
+}
+
+Result<bool> JitLayer::backwardInto(const float *x, const float *dy,
+                                   int64_t batch,
+                                   const std::vector<const float *> &weights,
+                                   float *dx,
+                                   const std::vector<float *> &dw) const {
+  if (dw.size() != weightShapes_.size())
+    return Error{fmt::format("{} weight gradients given, the layer has {}",
+                             dw.size(), weightShapes_.size())};
   // Results come back as one struct of descriptors: dx, then each dw.
   size_t words = 3 + 2 * 2;
   for (auto &s : weightShapes_)
@@ -203,18 +234,33 @@ JitLayer::backward(const float *x, const float *dy, int64_t batch,
   auto ok = invoke("_mlir_ciface_layer_backward", results.data(), x, dy, batch,
                    weights);
   if (!ok)
-    return Error{ok.error()};
+    return ok;
   std::vector<const void *> inputs(weights.begin(), weights.end());
   inputs.push_back(x);
   inputs.push_back(dy);
-  Gradients g;
   const int64_t *d = results.data();
-  g.dx = takeResult(d, 2, inputs);
+  takeResult(d, 2, inputs, dx);
   d += 3 + 2 * 2;
-  for (auto &s : weightShapes_) {
-    g.dw.push_back(takeResult(d, s.size(), inputs));
-    d += 3 + 2 * s.size();
+  for (size_t k = 0; k < weightShapes_.size(); ++k) {
+    takeResult(d, weightShapes_[k].size(), inputs, dw[k]);
+    d += 3 + 2 * weightShapes_[k].size();
   }
+  return true;
+}
+
+Result<JitLayer::Gradients>
+JitLayer::backward(const float *x, const float *dy, int64_t batch,
+                   const std::vector<const float *> &weights) const {
+  if (batch < 1)
+    return Error{fmt::format("batch = {} must be positive", batch)};
+  Gradients g;
+  g.dx.resize(size_t(batch * layer_.dIn));
+  std::vector<float *> dw;
+  for (auto &s : weightShapes_)
+    dw.push_back(g.dw.emplace_back(size_t(elements(s))).data());
+  auto ok = backwardInto(x, dy, batch, weights, g.dx.data(), dw);
+  if (!ok)
+    return Error{ok.error()};
   return g;
 }
 

@@ -31,6 +31,10 @@ public:
   // y[batch, d_out] = layer(x[batch, d_in]); row-major float32.
   Result<std::vector<float>> forward(const float *x, int64_t batch,
                                      const std::vector<const float *> &weights) const;
+  // The same into the caller's y (batch × d_out floats).
+  Result<bool> forwardInto(const float *x, int64_t batch,
+                           const std::vector<const float *> &weights,
+                           float *y) const;
 
   struct Gradients {
     std::vector<float> dx;              // [batch, d_in]
@@ -40,6 +44,10 @@ public:
   // --einstruct-autodiff, compiled alongside the forward pass).
   Result<Gradients> backward(const float *x, const float *dy, int64_t batch,
                              const std::vector<const float *> &weights) const;
+  // The same into the caller's dx (batch × d_in) and dw (weightShapes()).
+  Result<bool> backwardInto(const float *x, const float *dy, int64_t batch,
+                            const std::vector<const float *> &weights,
+                            float *dx, const std::vector<float *> &dw) const;
 
 private:
   JitLayer() = default;

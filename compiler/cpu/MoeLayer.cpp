@@ -35,22 +35,28 @@ Result<std::unique_ptr<MoeLayer>> MoeLayer::compile(const Layer &layer) {
   if (!jit)
     return Error{jit.error()};
   m->expert_ = std::move(*jit);
+  // The router GEMM through the same pipeline: logits[n, E] = x[n, :]·Wg.
+  auto term = parseEinsum("i,io->o", fmt::format("i={},o={}", layer.dIn,
+                                                 layer.experts));
+  if (!term)
+    return Error{"router: " + term.error()};
+  auto routerLayer = layerFromTerms({*term});
+  if (!routerLayer)
+    return Error{"router: " + routerLayer.error()};
+  auto router = JitLayer::compile(*routerLayer);
+  if (!router)
+    return Error{"router: " + router.error()};
+  m->router_ = std::move(*router);
   return m;
 }
 
-Routing MoeLayer::route(const float *x, int64_t batch,
-                        const float *router) const {
-  const int64_t n = layer_.dIn, E = layer_.experts;
-  std::vector<float> logits(size_t(batch * E), 0.0f);
-  for (int64_t t = 0; t < batch; ++t) {
-    float *l = &logits[size_t(t * E)];
-    for (int64_t i = 0; i < n; ++i) {
-      const float xi = x[t * n + i];
-      const float *w = router + i * E;
-      for (int64_t e = 0; e < E; ++e)
-        l[e] += xi * w[e];
-    }
-  }
+Result<Routing> MoeLayer::route(const float *x, int64_t batch,
+                                const float *router) const {
+  const int64_t E = layer_.experts;
+  PooledFloats logits(size_t(batch * E));
+  auto ok = router_->forwardInto(x, batch, {router}, logits.data());
+  if (!ok)
+    return Error{"router: " + ok.error()};
   return routeTokens(logits.data(), batch, E, layer_.topK);
 }
 
@@ -65,10 +71,9 @@ MoeLayer::Groups MoeLayer::group(const Routing &r) const {
 namespace {
 // The token rows of src [tokens][width] behind `rows` (token·k + slot), in
 // order.
-std::vector<float> gatherRows(const float *src,
-                              const std::vector<int64_t> &rows, int64_t k,
-                              int64_t width) {
-  std::vector<float> out(rows.size() * size_t(width));
+PooledFloats gatherRows(const float *src, const std::vector<int64_t> &rows,
+                        int64_t k, int64_t width) {
+  PooledFloats out(rows.size() * size_t(width));
   for (size_t i = 0; i < rows.size(); ++i)
     std::copy_n(src + rows[i] / k * width, width,
                 out.begin() + int64_t(i) * width);
@@ -76,92 +81,116 @@ std::vector<float> gatherRows(const float *src,
 }
 } // namespace
 
-std::vector<float> MoeLayer::slice(const float *w, size_t k, int64_t e) const {
+PooledFloats MoeLayer::slice(const float *w, size_t k, int64_t e) const {
   const int64_t O = outer_[k], I = inner_[k], E = layer_.experts;
-  std::vector<float> part(size_t(O * I));
+  PooledFloats part(size_t(O * I));
   for (int64_t o = 0; o < O; ++o)
     std::copy_n(w + (o * E + e) * I, I, part.begin() + o * I);
   return part;
 }
 
-void MoeLayer::unslice(const std::vector<float> &part, std::vector<float> &w,
-                       size_t k, int64_t e) const {
+void MoeLayer::unslice(const float *part, std::vector<float> &w, size_t k,
+                       int64_t e) const {
   const int64_t O = outer_[k], I = inner_[k], E = layer_.experts;
   for (int64_t o = 0; o < O; ++o)
-    std::copy_n(part.begin() + o * I, I, w.begin() + (o * E + e) * I);
+    std::copy_n(part + o * I, I, w.begin() + (o * E + e) * I);
 }
 
 Result<MoeLayer::Forward>
 MoeLayer::forward(const float *x, int64_t batch, const float *router,
                   const std::vector<const float *> &weights) const {
+  if (batch < 1)
+    return Error{fmt::format("batch = {} must be positive", batch)};
+  Forward out;
+  out.y.resize(size_t(batch * layer_.dOut));
+  auto routing = forwardInto(x, batch, router, weights, out.y.data());
+  if (!routing)
+    return Error{routing.error()};
+  out.routing = std::move(*routing);
+  return out;
+}
+
+Result<Routing>
+MoeLayer::forwardInto(const float *x, int64_t batch, const float *router,
+                      const std::vector<const float *> &weights,
+                      float *yOut) const {
   if (weights.size() != 2)
     return Error{fmt::format("{} weight tensors given, BTT-MoE has 2",
                              weights.size())};
-  Forward out;
-  out.routing = route(x, batch, router);
-  const Routing &r = out.routing;
+  auto routing = route(x, batch, router);
+  if (!routing)
+    return routing;
+  const Routing &r = *routing;
   const int64_t n = layer_.dIn, m = layer_.dOut, K = layer_.topK;
-  out.y.assign(size_t(batch * m), 0.0f);
+  std::fill_n(yOut, batch * m, 0.0f);
   Groups g = group(r);
-  // Expert outputs land per (token, slot), then sum in slot order: the same
-  // order whatever the grouping, so results do not depend on it.
-  std::vector<float> slots(size_t(batch * K * m));
+  // Each expert's gated rows are added to y in expert order (a fixed order,
+  // so results are deterministic).
+  PooledFloats ys;
   for (int64_t e = 0; e < r.experts; ++e) {
     const auto &rows = g[size_t(e)];
     if (rows.empty())
       continue;
     auto xs = gatherRows(x, rows, K, n);
     auto w1 = slice(weights[0], 0, e), w2 = slice(weights[1], 1, e);
-    auto ys = expert_->forward(xs.data(), int64_t(rows.size()),
-                               {w1.data(), w2.data()});
-    if (!ys)
-      return Error{ys.error()};
-    for (size_t i = 0; i < rows.size(); ++i)
-      std::copy_n(ys->begin() + int64_t(i) * m, m,
-                  slots.begin() + rows[i] * m);
-  }
-  for (int64_t t = 0; t < batch; ++t)
-    for (int64_t s = 0; s < K; ++s) {
-      const float gate = r.gate[size_t(t * K + s)];
-      const float *ys = &slots[size_t((t * K + s) * m)];
-      float *y = &out.y[size_t(t * m)];
+    ys.resize(rows.size() * size_t(m));
+    auto ok = expert_->forwardInto(xs.data(), int64_t(rows.size()),
+                                   {w1.data(), w2.data()}, ys.data());
+    if (!ok)
+      return Error{ok.error()};
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const float gate = r.gate[size_t(rows[i])];
+      const float *row = &ys[i * size_t(m)];
+      float *y = yOut + rows[i] / K * m;
       for (int64_t j = 0; j < m; ++j)
-        y[j] += gate * ys[j];
+        y[j] += gate * row[j];
     }
-  return out;
+  }
+  return routing;
 }
 
-Result<std::vector<float>>
+Result<bool>
 MoeLayer::forwardAllExperts(const float *x, int64_t batch, const float *router,
-                            const std::vector<const float *> &weights) const {
+                            const std::vector<const float *> &weights,
+                            float *y) const {
   if (weights.size() != 2)
     return Error{fmt::format("{} weight tensors given, BTT-MoE has 2",
                              weights.size())};
-  Routing r = route(x, batch, router);
+  auto routing = route(x, batch, router);
+  if (!routing)
+    return Error{routing.error()};
+  const Routing &r = *routing;
   const int64_t m = layer_.dOut, K = layer_.topK;
-  std::vector<float> y(size_t(batch * m), 0.0f);
+  std::fill_n(y, batch * m, 0.0f);
+  PooledFloats ys(size_t(batch * m));
   for (int64_t e = 0; e < r.experts; ++e) {
     auto w1 = slice(weights[0], 0, e), w2 = slice(weights[1], 1, e);
-    auto ys = expert_->forward(x, batch, {w1.data(), w2.data()});
-    if (!ys)
-      return Error{ys.error()};
+    auto ok = expert_->forwardInto(x, batch, {w1.data(), w2.data()}, ys.data());
+    if (!ok)
+      return Error{ok.error()};
     for (int64_t t = 0; t < batch; ++t) {
       float gate = 0;
       for (int64_t s = 0; s < K; ++s)
         if (r.expert[size_t(t * K + s)] == e)
           gate = r.gate[size_t(t * K + s)];
       for (int64_t j = 0; j < m; ++j)
-        y[size_t(t * m + j)] += gate * (*ys)[size_t(t * m + j)];
+        y[t * m + j] += gate * ys[size_t(t * m + j)];
     }
   }
-  return y;
+  return true;
 }
 
 std::vector<float>
 MoeLayer::naiveReference(const float *x, int64_t rows, const float *router,
                          const std::vector<const float *> &weights) const {
-  Routing r = route(x, rows, router);
   const int64_t O = outer_[0], I = inner_[0], E = layer_.experts;
+  // The router by plain loops too.
+  std::vector<float> logits(size_t(rows * E), 0.0f);
+  for (int64_t t = 0; t < rows; ++t)
+    for (int64_t i = 0; i < layer_.dIn; ++i)
+      for (int64_t e = 0; e < E; ++e)
+        logits[size_t(t * E + e)] += x[t * layer_.dIn + i] * router[i * E + e];
+  Routing r = routeTokens(logits.data(), rows, E, layer_.topK);
   std::vector<float> y;
   for (int64_t t = 0; t < rows; ++t) {
     std::vector<float> w1(size_t(O * E * I), 0.0f);
@@ -187,7 +216,10 @@ MoeLayer::backward(const float *x, const float *dy, int64_t batch,
     return Error{fmt::format("{} weight tensors given, BTT-MoE has 2",
                              weights.size())};
   Gradients out;
-  out.routing = route(x, batch, router);
+  auto routing = route(x, batch, router);
+  if (!routing)
+    return Error{routing.error()};
+  out.routing = std::move(*routing);
   const Routing &r = out.routing;
   const int64_t n = layer_.dIn, m = layer_.dOut, K = layer_.topK,
                 E = layer_.experts;
@@ -195,8 +227,9 @@ MoeLayer::backward(const float *x, const float *dy, int64_t batch,
   out.dx.assign(size_t(batch * n), 0.0f);
   for (size_t k = 0; k < 2; ++k)
     out.dw.emplace_back(size_t(outer_[k] * E * inner_[k]), 0.0f);
-  std::vector<float> dgate(size_t(batch * K), 0.0f);
-  std::vector<float> dxSlots(size_t(batch * K * n));
+  PooledFloats dgate(size_t(batch * K), 0.0f), dxSlots(size_t(batch * K * n));
+  PooledFloats ys, dxs;
+  std::array<PooledFloats, 2> dws;
   for (int64_t e = 0; e < E; ++e) {
     const auto &rows = g[size_t(e)];
     if (rows.empty())
@@ -208,23 +241,29 @@ MoeLayer::backward(const float *x, const float *dy, int64_t batch,
         dys[size_t(i * m + j)] *= r.gate[size_t(rows[size_t(i)])];
     auto w1 = slice(weights[0], 0, e), w2 = slice(weights[1], 1, e);
     // The gate's gradient needs the expert's ungated output.
-    auto ys = expert_->forward(xs.data(), c, {w1.data(), w2.data()});
-    if (!ys)
-      return Error{ys.error()};
-    auto gr = expert_->backward(xs.data(), dys.data(), c,
-                                {w1.data(), w2.data()});
-    if (!gr)
-      return Error{gr.error()};
+    ys.resize(size_t(c * m));
+    auto ok = expert_->forwardInto(xs.data(), c, {w1.data(), w2.data()},
+                                   ys.data());
+    if (!ok)
+      return Error{ok.error()};
+    dxs.resize(size_t(c * n));
+    dws[0].resize(w1.size());
+    dws[1].resize(w2.size());
+    ok = expert_->backwardInto(xs.data(), dys.data(), c,
+                               {w1.data(), w2.data()}, dxs.data(),
+                               {dws[0].data(), dws[1].data()});
+    if (!ok)
+      return Error{ok.error()};
     for (int64_t i = 0; i < c; ++i) {
       const int64_t slot = rows[size_t(i)], t = slot / K;
       double dot = 0;
       for (int64_t j = 0; j < m; ++j)
-        dot += double(dy[t * m + j]) * double((*ys)[size_t(i * m + j)]);
+        dot += double(dy[t * m + j]) * double(ys[size_t(i * m + j)]);
       dgate[size_t(slot)] = float(dot);
-      std::copy_n(gr->dx.begin() + i * n, n, dxSlots.begin() + slot * n);
+      std::copy_n(dxs.begin() + i * n, n, dxSlots.begin() + slot * n);
     }
-    unslice(gr->dw[0], out.dw[0], 0, e);
-    unslice(gr->dw[1], out.dw[1], 1, e);
+    unslice(dws[0].data(), out.dw[0], 0, e);
+    unslice(dws[1].data(), out.dw[1], 1, e);
   }
   auto dl = routeBackward(r, dgate.data(), auxWeight);
   // dx = Σ_slots dx_slot + dlogits·Wgᵀ; dWg = xᵀ·dlogits.

@@ -4,6 +4,7 @@
 // JitLayer, fed each expert's weight slice) → gate-weighted sum. Results are
 // deterministic: experts run in index order, tokens in row order.
 #pragma once
+#include "BufferPool.h"
 #include "JitLayer.h"
 #include "search/Routing.h"
 
@@ -24,12 +25,18 @@ public:
   };
   Result<Forward> forward(const float *x, int64_t batch, const float *router,
                           const std::vector<const float *> &weights) const;
+  // The same into the caller's y (batch × d_out floats).
+  Result<Routing> forwardInto(const float *x, int64_t batch,
+                              const float *router,
+                              const std::vector<const float *> &weights,
+                              float *y) const;
 
   // The published way, for comparison: every expert on every token, each
-  // output multiplied by its gate (zero where not selected).
-  Result<std::vector<float>>
-  forwardAllExperts(const float *x, int64_t batch, const float *router,
-                    const std::vector<const float *> &weights) const;
+  // output multiplied by its gate (zero where not selected), into y.
+  Result<bool> forwardAllExperts(const float *x, int64_t batch,
+                                 const float *router,
+                                 const std::vector<const float *> &weights,
+                                 float *y) const;
   // The first `rows` rows through naive loops over the full rank-E einsum
   // with z's rank e scaled by the token's gate (W1's slice e scaled):
   // independent of the grouped path and the JIT.
@@ -52,15 +59,18 @@ private:
   MoeLayer() = default;
   // Per expert, its rows as token·k + slot, in token order.
   using Groups = std::vector<std::vector<int64_t>>;
-  Routing route(const float *x, int64_t batch, const float *router) const;
+  // Router GEMM (JIT'd) and top-k.
+  Result<Routing> route(const float *x, int64_t batch,
+                        const float *router) const;
   Groups group(const Routing &r) const;
   // Expert e's rank-1 slice of weight k, contiguous, and back.
-  std::vector<float> slice(const float *w, size_t k, int64_t e) const;
-  void unslice(const std::vector<float> &part, std::vector<float> &w, size_t k,
+  PooledFloats slice(const float *w, size_t k, int64_t e) const;
+  void unslice(const float *part, std::vector<float> &w, size_t k,
                int64_t e) const;
 
   Layer layer_;
   std::unique_ptr<JitLayer> expert_; // the rank-1 BTT
+  std::unique_ptr<JitLayer> router_; // x[n, d_in] · Wg[d_in, E]
   // Weight k viewed as [outer][experts][inner] around its rank letter.
   std::array<int64_t, 2> outer_{}, inner_{};
 };
