@@ -6,6 +6,7 @@
 //   naive       the same two stages as plain loops
 // Prints medians and ratios; results are cross-checked against each other.
 #include "bench/BenchTiming.h"
+#include "bench/FmaPeak.h"
 #include "compiler/cpu/JitLayer.h"
 #include "search/Named.h"
 
@@ -87,9 +88,11 @@ int main(int argc, char **argv) {
   std::printf("CPU forward, batch %lld, 1 thread, median of %d; MACs counted "
               "once (GFLOP/s = 2·MACs/s)\n",
               (long long)batch, reps);
-  std::printf("%-14s %6s %12s %12s %12s %10s %10s %9s\n", "structure", "d",
-              "einstruct ms", "openblas ms", "naive ms", "vs blas", "vs naive",
-              "GFLOP/s");
+  const double peak = einstruct::bench::fmaPeakGflops();
+  std::printf("single-core FMA peak (measured): %.0f GFLOP/s\n", peak);
+  std::printf("%-14s %6s %12s %12s %12s %10s %10s %9s %7s\n", "structure",
+              "d", "einstruct ms", "openblas ms", "naive ms", "vs blas",
+              "vs naive", "GFLOP/s", "% peak");
   std::mt19937 rng(0);
   std::uniform_real_distribution<float> u(-1, 1);
   for (auto &c : cases) {
@@ -130,9 +133,9 @@ int main(int argc, char **argv) {
         },
         std::max(1, reps / 2));
     double gflops = 2.0 * double(an->flops) * double(batch) / (tJit * 1e6);
-    std::printf("%-14s %6lld %12.2f %12.2f %12.2f %9.2fx %9.2fx %9.2f\n",
+    std::printf("%-14s %6lld %12.2f %12.2f %12.2f %9.2fx %9.2fx %9.2f %6.0f%%\n",
                 c.spec, (long long)c.d, tJit, tBlas, tNaive, tBlas / tJit,
-                tNaive / tJit, gflops);
+                tNaive / tJit, gflops, peak > 0 ? 100 * gflops / peak : 0.0);
     double e1 = maxRelDiff(yJit, yBlas), e2 = maxRelDiff(yNaive, yBlas);
     if (e1 > 1e-4 || e2 > 1e-4) {
       std::fprintf(stderr, "results differ: jit %.3g naive %.3g\n", e1, e2);
