@@ -1,14 +1,23 @@
-// The C ABI of runtime/einstruct.h over the CPU JIT.
+// The C ABI of runtime/einstruct.h over the CPU JIT (JitLayer) and, for
+// BTT-MoE, the routed CPU layer (MoeLayer).
 #include "runtime/einstruct.h"
 #include "compiler/cpu/JitLayer.h"
+#include "compiler/cpu/MoeLayer.h"
 #include "compiler/frontend/SpecReader.h"
 #include "search/Init.h"
 
+#include <cmath>
 #include <random>
 #include <fmt/format.h>
 
 struct einstruct_layer {
-  std::unique_ptr<einstruct::JitLayer> jit;
+  einstruct::Layer layer;
+  std::vector<std::vector<int64_t>> shapes; // every weight, router last
+  std::unique_ptr<einstruct::JitLayer> jit; // all but BTT-MoE
+  std::unique_ptr<einstruct::MoeLayer> moe; // BTT-MoE
+  double auxWeight = 0.01;                  // BTT-MoE backward
+  // Of the last BTT-MoE call (a layer is used by one thread at a time).
+  mutable einstruct::Routing routing;
 };
 
 namespace {
@@ -20,19 +29,45 @@ int failWith(int status, std::string message) {
   return status;
 }
 
-std::vector<const float *> weightList(const einstruct_layer *l,
-                                      const float *const *weights) {
-  return std::vector<const float *>(
-      weights, weights + l->jit->weightShapes().size());
-}
-
 bool weightsPresent(const einstruct_layer *l, const float *const *w) {
   if (!w)
     return false;
-  for (size_t k = 0; k < l->jit->weightShapes().size(); ++k)
+  for (size_t k = 0; k < l->shapes.size(); ++k)
     if (!w[k])
       return false;
   return true;
+}
+
+// Checks what every call needs: a layer, arrays, weights and batch >= 1.
+int checkCall(const einstruct_layer *l, std::initializer_list<const void *> arrays,
+              const float *const *weights, int64_t batch) {
+  for (const void *a : arrays)
+    if (!a)
+      return failWith(EINSTRUCT_ERR_ARGUMENT, "null layer, array or weight");
+  if (!l || !weightsPresent(l, weights))
+    return failWith(EINSTRUCT_ERR_ARGUMENT, "null layer, array or weight");
+  if (batch < 1)
+    return failWith(EINSTRUCT_ERR_ARGUMENT,
+                    fmt::format("batch = {} must be positive", batch));
+  return EINSTRUCT_OK;
+}
+
+// The expert weights (all but the router) as the layer classes take them.
+std::vector<const float *> layerWeights(const einstruct_layer *l,
+                                        const float *const *weights) {
+  size_t n = l->shapes.size() - (l->moe ? 1 : 0);
+  return std::vector<const float *>(weights, weights + n);
+}
+
+const float *router(const einstruct_layer *l, const float *const *weights) {
+  return weights[l->shapes.size() - 1];
+}
+
+int64_t elements(const std::vector<int64_t> &shape) {
+  int64_t n = 1;
+  for (int64_t d : shape)
+    n *= d;
+  return n;
 }
 
 } // namespace
@@ -50,15 +85,22 @@ int einstruct_layer_create_cpu(const char *spec, einstruct_layer **out) {
     return failWith(EINSTRUCT_ERR_SPEC,
                     fmt::format("spec: holds {} specs; give one object",
                                 layers->size()));
-  if (layers->front().experts)
-    return failWith(EINSTRUCT_ERR_SPEC,
-                    "BTT-MoE layers need a router and are not in the C ABI "
-                    "yet: run them with `einstruct run --router` or the "
-                    "generated CUDA NAME_moe_* functions");
-  auto jit = einstruct::JitLayer::compile(layers->front());
-  if (!jit)
-    return failWith(EINSTRUCT_ERR_COMPILE, jit.error());
-  *out = new einstruct_layer{std::move(*jit)};
+  auto l = std::make_unique<einstruct_layer>();
+  l->layer = layers->front();
+  l->shapes = einstruct::weightShapes(l->layer);
+  if (l->layer.experts) {
+    auto moe = einstruct::MoeLayer::compile(l->layer);
+    if (!moe)
+      return failWith(EINSTRUCT_ERR_COMPILE, moe.error());
+    l->moe = std::move(*moe);
+    l->shapes.push_back({l->layer.dIn, l->layer.experts});
+  } else {
+    auto jit = einstruct::JitLayer::compile(l->layer);
+    if (!jit)
+      return failWith(EINSTRUCT_ERR_COMPILE, jit.error());
+    l->jit = std::move(*jit);
+  }
+  *out = l.release();
   lastError.clear();
   return EINSTRUCT_OK;
 }
@@ -66,19 +108,22 @@ int einstruct_layer_create_cpu(const char *spec, einstruct_layer **out) {
 void einstruct_layer_destroy(einstruct_layer *l) { delete l; }
 
 int64_t einstruct_layer_d_in(const einstruct_layer *l) {
-  return l ? l->jit->layer().dIn : 0;
+  return l ? l->layer.dIn : 0;
 }
 int64_t einstruct_layer_d_out(const einstruct_layer *l) {
-  return l ? l->jit->layer().dOut : 0;
+  return l ? l->layer.dOut : 0;
 }
 int64_t einstruct_layer_macs(const einstruct_layer *l) {
   if (!l)
     return 0;
-  auto a = einstruct::analyze(l->jit->layer());
-  return a ? a->flops : 0;
+  auto a = einstruct::analyze(l->layer);
+  return a ? a->flops + a->routerFlops : 0;
 }
 int einstruct_layer_num_weights(const einstruct_layer *l) {
-  return l ? int(l->jit->weightShapes().size()) : 0;
+  return l ? int(l->shapes.size()) : 0;
+}
+int64_t einstruct_layer_experts(const einstruct_layer *l) {
+  return l ? l->layer.experts : 0;
 }
 
 int einstruct_layer_weight_shape(const einstruct_layer *l, int k,
@@ -86,7 +131,7 @@ int einstruct_layer_weight_shape(const einstruct_layer *l, int k,
   if (!l || !dims || k < 0 || k >= einstruct_layer_num_weights(l))
     return failWith(EINSTRUCT_ERR_ARGUMENT,
                     fmt::format("weight index {} is out of range", k));
-  const auto &s = l->jit->weightShapes()[size_t(k)];
+  const auto &s = l->shapes[size_t(k)];
   if (int(s.size()) > maxRank)
     return failWith(EINSTRUCT_ERR_ARGUMENT,
                     fmt::format("weight {} has rank {} > max_rank {}", k,
@@ -99,31 +144,34 @@ int einstruct_layer_init_weights(const einstruct_layer *l, uint64_t seed,
                                  float *const *weights) {
   if (!l || !weightsPresent(l, const_cast<const float *const *>(weights)))
     return failWith(EINSTRUCT_ERR_ARGUMENT, "null layer or weight");
-  auto stds = einstruct::initStd(l->jit->layer());
+  auto stds = einstruct::initStd(l->layer);
   if (!stds)
     return failWith(EINSTRUCT_ERR_SPEC, stds.error());
   std::mt19937_64 rng(seed);
-  const auto &shapes = l->jit->weightShapes();
-  for (size_t k = 0; k < shapes.size(); ++k) {
+  for (size_t k = 0; k < stds->size(); ++k) {
     std::normal_distribution<float> normal(0.0f, float((*stds)[k]));
-    int64_t n = 1;
-    for (int64_t d : shapes[k])
-      n *= d;
-    for (int64_t i = 0; i < n; ++i)
+    for (int64_t i = 0; i < elements(l->shapes[k]); ++i)
       weights[k][i] = normal(rng);
   }
+  if (l->moe) // the router starts at zero (structures.md §3)
+    std::fill_n(weights[stds->size()], elements(l->shapes.back()), 0.0f);
   return EINSTRUCT_OK;
 }
 
 int einstruct_layer_forward(const einstruct_layer *l, const float *x,
                             int64_t batch, const float *const *weights,
                             float *y) {
-  if (!l || !x || !y || !weightsPresent(l, weights))
-    return failWith(EINSTRUCT_ERR_ARGUMENT, "null layer, array or weight");
-  if (batch < 1)
-    return failWith(EINSTRUCT_ERR_ARGUMENT,
-                    fmt::format("batch = {} must be positive", batch));
-  auto ok = l->jit->forwardInto(x, batch, weightList(l, weights), y);
+  if (int s = checkCall(l, {x, y}, weights, batch))
+    return s;
+  if (l->moe) {
+    auto r = l->moe->forwardInto(x, batch, router(l, weights),
+                                 layerWeights(l, weights), y);
+    if (!r)
+      return failWith(EINSTRUCT_ERR_ARGUMENT, r.error());
+    l->routing = std::move(*r);
+    return EINSTRUCT_OK;
+  }
+  auto ok = l->jit->forwardInto(x, batch, layerWeights(l, weights), y);
   if (!ok)
     return failWith(EINSTRUCT_ERR_ARGUMENT, ok.error());
   return EINSTRUCT_OK;
@@ -133,16 +181,55 @@ int einstruct_layer_backward(const einstruct_layer *l, const float *x,
                              const float *dy, int64_t batch,
                              const float *const *weights, float *dx,
                              float *const *dweights) {
-  if (!l || !x || !dy || !dx || !weightsPresent(l, weights) ||
-      !weightsPresent(l, const_cast<const float *const *>(dweights)))
-    return failWith(EINSTRUCT_ERR_ARGUMENT, "null layer, array or weight");
-  if (batch < 1)
-    return failWith(EINSTRUCT_ERR_ARGUMENT,
-                    fmt::format("batch = {} must be positive", batch));
-  std::vector<float *> dw(dweights, dweights + l->jit->weightShapes().size());
-  auto ok = l->jit->backwardInto(x, dy, batch, weightList(l, weights), dx, dw);
+  if (int s = checkCall(l, {x, dy, dx}, weights, batch))
+    return s;
+  if (!weightsPresent(l, const_cast<const float *const *>(dweights)))
+    return failWith(EINSTRUCT_ERR_ARGUMENT, "null weight gradient");
+  if (l->moe) {
+    auto g = l->moe->backward(x, dy, batch, router(l, weights),
+                              layerWeights(l, weights), l->auxWeight);
+    if (!g)
+      return failWith(EINSTRUCT_ERR_ARGUMENT, g.error());
+    std::copy(g->dx.begin(), g->dx.end(), dx);
+    for (size_t k = 0; k < g->dw.size(); ++k)
+      std::copy(g->dw[k].begin(), g->dw[k].end(), dweights[k]);
+    std::copy(g->dRouter.begin(), g->dRouter.end(), dweights[g->dw.size()]);
+    l->routing = std::move(g->routing);
+    return EINSTRUCT_OK;
+  }
+  std::vector<float *> dw(dweights, dweights + l->shapes.size());
+  auto ok = l->jit->backwardInto(x, dy, batch, layerWeights(l, weights), dx, dw);
   if (!ok)
     return failWith(EINSTRUCT_ERR_ARGUMENT, ok.error());
+  return EINSTRUCT_OK;
+}
+
+int einstruct_layer_set_aux_weight(einstruct_layer *l, double weight) {
+  if (!l || !l->moe)
+    return failWith(EINSTRUCT_ERR_ARGUMENT,
+                    "the aux-loss weight belongs to BTT-MoE layers");
+  if (!(weight >= 0) || !std::isfinite(weight))
+    return failWith(EINSTRUCT_ERR_ARGUMENT,
+                    fmt::format("aux weight {} must be finite and >= 0", weight));
+  l->auxWeight = weight;
+  return EINSTRUCT_OK;
+}
+
+int einstruct_layer_routing(const einstruct_layer *l, int64_t *tokensPerExpert,
+                            double *auxLoss, double *entropy) {
+  if (!l || !l->moe)
+    return failWith(EINSTRUCT_ERR_ARGUMENT,
+                    "routing statistics belong to BTT-MoE layers");
+  if (l->routing.counts.empty())
+    return failWith(EINSTRUCT_ERR_ARGUMENT,
+                    "no forward or backward call has run on this layer yet");
+  if (tokensPerExpert)
+    std::copy(l->routing.counts.begin(), l->routing.counts.end(),
+              tokensPerExpert);
+  if (auxLoss)
+    *auxLoss = l->routing.auxLoss;
+  if (entropy)
+    *entropy = l->routing.entropy;
   return EINSTRUCT_OK;
 }
 

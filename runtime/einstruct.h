@@ -7,7 +7,14 @@
  * axes dropped (einstruct_layer_weight_shape). Every call returns
  * EINSTRUCT_OK or a negative status; einstruct_last_error() then says why
  * (per thread). Nothing here aborts on bad input. Use a layer from one
- * thread at a time (concurrent calls are not tested yet). */
+ * thread at a time (concurrent calls are not tested yet).
+ *
+ * BTT-MoE layers (structures.md §3) run routed: only each token's top-k
+ * experts are computed. Their weights are W1, W2 and then the router Wg
+ * [d_in, experts] (zero-initialised by einstruct_layer_init_weights); the
+ * backward pass differentiates <dy, y> + aux_weight · aux_loss (aux_weight
+ * 0.01 unless set) and writes dWg last. Top-k ties go to the lower expert
+ * index; gates are the softmax of the selected logits + 1e-6. */
 #ifndef EINSTRUCT_H
 #define EINSTRUCT_H
 
@@ -39,7 +46,9 @@ EINSTRUCT_API void einstruct_layer_destroy(einstruct_layer *layer);
 EINSTRUCT_API int64_t einstruct_layer_d_in(const einstruct_layer *layer);
 EINSTRUCT_API int64_t einstruct_layer_d_out(const einstruct_layer *layer);
 EINSTRUCT_API int einstruct_layer_num_weights(const einstruct_layer *layer);
-/* Multiply-adds per input row (active experts only for BTT-MoE). */
+/* Experts of a BTT-MoE layer; 0 for every other layer. */
+EINSTRUCT_API int64_t einstruct_layer_experts(const einstruct_layer *layer);
+/* Multiply-adds per input row (BTT-MoE: the router and the k active experts). */
 EINSTRUCT_API int64_t einstruct_layer_macs(const einstruct_layer *layer);
 /* Writes up to max_rank dims of weight k; returns its rank, or a negative
  * status. */
@@ -65,6 +74,17 @@ EINSTRUCT_API int einstruct_layer_backward(const einstruct_layer *layer,
                                            int64_t batch,
                                            const float *const *weights,
                                            float *dx, float *const *dweights);
+
+/* BTT-MoE: the weight of the auxiliary load-balancing loss in backward
+ * (finite, >= 0; default 0.01, the reference's). */
+EINSTRUCT_API int einstruct_layer_set_aux_weight(einstruct_layer *layer,
+                                                 double aux_weight);
+/* BTT-MoE: what the last forward or backward call routed: tokens per expert
+ * (einstruct_layer_experts values), the aux loss and the mean router entropy
+ * (nats). Any output pointer may be null. */
+EINSTRUCT_API int einstruct_layer_routing(const einstruct_layer *layer,
+                                          int64_t *tokens_per_expert,
+                                          double *aux_loss, double *entropy);
 
 /* The message of this thread's last failed call ("" if none). */
 EINSTRUCT_API const char *einstruct_last_error(void);

@@ -27,6 +27,7 @@ public:
   int64_t dIn() const { return einstruct_layer_d_in(layer_.get()); }
   int64_t dOut() const { return einstruct_layer_d_out(layer_.get()); }
   int64_t macs() const { return einstruct_layer_macs(layer_.get()); }
+  int64_t experts() const { return einstruct_layer_experts(layer_.get()); }
   std::vector<std::vector<int64_t>> weightShapes() const {
     std::vector<std::vector<int64_t>> out;
     for (int k = 0; k < einstruct_layer_num_weights(layer_.get()); ++k) {
@@ -85,6 +86,23 @@ public:
     check(einstruct_layer_backward(layer_.get(), x.data(), dy.data(), batch,
                                    weights.data(), g.dx.data(), dwp.data()));
     return g;
+  }
+
+  // BTT-MoE: the aux-loss weight of backward (default 0.01).
+  void setAuxWeight(double w) {
+    check(einstruct_layer_set_aux_weight(layer_.get(), w));
+  }
+  struct Routing {
+    std::vector<int64_t> tokensPerExpert;
+    double auxLoss = 0, entropy = 0;
+  };
+  // BTT-MoE: what the last forward or backward call routed.
+  Routing routing() const {
+    Routing r;
+    r.tokensPerExpert.resize(size_t(experts()));
+    check(einstruct_layer_routing(layer_.get(), r.tokensPerExpert.data(),
+                                  &r.auxLoss, &r.entropy));
+    return r;
   }
 
 private:

@@ -1,9 +1,12 @@
 // Compiles a spec through the installed runtime, runs forward and backward
-// on raw float32 files in DIR (x.bin, w1.bin, ..., dy.bin) and writes y.bin,
-// dx.bin, dw1.bin, ...; also checks that a bad spec is an error, not a crash.
+// on raw float32 files in DIR (x.bin, w1.bin, ..., dy.bin; a BTT-MoE's router
+// is its last weight) and writes y.bin, dx.bin, dw1.bin, ... and, for a
+// BTT-MoE, counts.txt (tokens per expert, aux loss); also checks that bad
+// input is an error, not a crash.
 //   usage: consumer SPEC_JSON DIR
 #include <einstruct/einstruct.hpp>
 
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -30,23 +33,39 @@ int main(int argc, char **argv) {
   if (argc != 3)
     return 2;
   std::string dir = argv[2];
-  // A bad spec, and a BTT-MoE (which needs a router the C ABI lacks), are
-  // refused with EINSTRUCT_ERR_SPEC rather than run another way.
-  for (const char *bad :
-       {R"J({"structure": "monarch(5)", "d_in": 64, "d_out": 64})J",
-        R"J({"structure": "btt-moe(experts=4, top_k=2)", "d_in": 64, "d_out": 64})J"}) {
-    try {
-      einstruct::CompiledLayer::cpu(bad);
-      std::cerr << "accepted: " << bad << "\n";
+  // A bad spec is refused with EINSTRUCT_ERR_SPEC.
+  try {
+    einstruct::CompiledLayer::cpu(
+        R"J({"structure": "monarch(5)", "d_in": 64, "d_out": 64})J");
+    std::cerr << "accepted monarch(5) at 64\n";
+    return 1;
+  } catch (const einstruct::Error &e) {
+    if (e.status != EINSTRUCT_ERR_SPEC) {
+      std::cerr << "wrong status " << e.status << ": " << e.what() << "\n";
       return 1;
-    } catch (const einstruct::Error &e) {
-      if (e.status != EINSTRUCT_ERR_SPEC) {
-        std::cerr << "wrong status " << e.status << ": " << e.what() << "\n";
-        return 1;
-      }
     }
   }
   auto layer = einstruct::CompiledLayer::cpu(argv[1]);
+  // Routing questions of a layer that has no router, or before any call,
+  // and aux weights that are negative or not finite, are argument errors.
+  auto refused = [](auto &&call) {
+    try {
+      call();
+    } catch (const einstruct::Error &e) {
+      return e.status == EINSTRUCT_ERR_ARGUMENT;
+    }
+    return false;
+  };
+  bool ok = layer.experts()
+                ? refused([&] { layer.routing(); }) &&
+                      refused([&] { layer.setAuxWeight(-1); }) &&
+                      refused([&] { layer.setAuxWeight(std::nan("")); })
+                : refused([&] { layer.setAuxWeight(0.5); }) &&
+                      refused([&] { layer.routing(); });
+  if (!ok) {
+    std::cerr << "a routing call with bad input was accepted\n";
+    return 1;
+  }
   std::vector<std::vector<float>> w;
   std::vector<const float *> wp;
   for (size_t k = 0; k < layer.weightShapes().size(); ++k) {
@@ -59,6 +78,13 @@ int main(int argc, char **argv) {
   save(dir + "/dx.bin", g.dx);
   for (size_t k = 0; k < g.dw.size(); ++k)
     save(dir + "/dw" + std::to_string(k + 1) + ".bin", g.dw[k]);
+  if (layer.experts()) {
+    auto r = layer.routing();
+    std::ofstream counts(dir + "/counts.txt");
+    for (int64_t c : r.tokensPerExpert)
+      counts << c << " ";
+    counts << "\n" << r.auxLoss << "\n";
+  }
   std::printf("consumer: d_in %lld, d_out %lld, %zu weights: ok\n",
               (long long)layer.dIn(), (long long)layer.dOut(), g.dw.size());
   return 0;

@@ -16,35 +16,59 @@ cmake -S "$here" -B "$work/build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
 cmake --build "$work/build" >"$work/build.log" 2>&1 || { cat "$work/build.log"; exit 1; }
 /usr/bin/python3 - "$work" "$einstruct" <<'PY'
-import json, subprocess, sys
+import json, os, re, subprocess, sys
 import numpy as np
 work, einstruct = sys.argv[1], sys.argv[2]
-spec = {"structure": "btt(rank=2)", "d_in": 48, "d_out": 96}
-info = json.loads(subprocess.run([einstruct, "analyze", "--json", "--structure",
-                                  spec["structure"], "--d-in", "48", "--d-out", "96"],
-                                 capture_output=True, text=True, check=True).stdout)
-rng = np.random.default_rng(3)
-arrays = {"x": rng.uniform(-1, 1, (7, 48)), "dy": rng.uniform(-1, 1, (7, 96))}
-t = info["terms"][0]
-for k, letters in enumerate(t["einsum"].split("->")[0].split(",")[1:]):
-    arrays[f"w{k + 1}"] = rng.uniform(-1, 1, [t["sizes"][c] for c in letters])
-for name, a in arrays.items():
-    a.astype("<f4").tofile(f"{work}/{name}.bin")
-    np.save(f"{work}/{name}.npy", a.astype(np.float32))
-subprocess.run([f"{work}/build/consumer", json.dumps(spec), work], check=True)
-subprocess.run([einstruct, "run", "--structure", spec["structure"], "--d-in", "48",
-                "--d-out", "96", "--input", f"{work}/x.npy", "--weights",
-                f"{work}/w1.npy,{work}/w2.npy", "-o", f"{work}/y.npy", "--grad",
-                f"{work}/dy.npy", "--grad-dir", work, "--repeat", "1"],
-               check=True, capture_output=True)
 bad = 0
-for name in ["y", "dx", "dw1", "dw2"]:
-    ref = np.load(f"{work}/{name}.npy")
-    got = np.fromfile(f"{work}/{name}.bin", "<f4").reshape(ref.shape)
-    if not np.array_equal(got, ref):
-        print(f"{name}: runtime differs from einstruct run by "
-              f"{np.abs(got - ref).max()}")
-        bad += 1
+# A BTT and a BTT-MoE (router as the last weight; its gradient is dwg.npy).
+for n, spec in enumerate([{"structure": "btt(rank=2)", "d_in": 48, "d_out": 96},
+                          {"structure": "btt-moe(experts=4, top_k=2)",
+                           "d_in": 48, "d_out": 96}]):
+    d = f"{work}/case{n}"
+    os.makedirs(d)
+    info = json.loads(subprocess.run(
+        [einstruct, "analyze", "--json", "--structure", spec["structure"],
+         "--d-in", "48", "--d-out", "96"],
+        capture_output=True, text=True, check=True).stdout)
+    rng = np.random.default_rng(3)
+    arrays = {"x": rng.uniform(-1, 1, (7, 48)), "dy": rng.uniform(-1, 1, (7, 96))}
+    t = info["terms"][0]
+    names = []
+    for k, letters in enumerate(t["einsum"].split("->")[0].split(",")[1:]):
+        arrays[f"w{k + 1}"] = rng.uniform(-1, 1, [t["sizes"][c] for c in letters])
+        names.append(f"w{k + 1}")
+    moe = "experts" in spec["structure"]
+    if moe:
+        arrays["w3"] = rng.uniform(-1, 1, (48, 4))
+    for name, a in arrays.items():
+        a.astype("<f4").tofile(f"{d}/{name}.bin")
+        np.save(f"{d}/{name}.npy", a.astype(np.float32))
+    subprocess.run([f"{work}/build/consumer", json.dumps(spec), d], check=True)
+    cmd = [einstruct, "run", "--structure", spec["structure"], "--d-in", "48",
+           "--d-out", "96", "--input", f"{d}/x.npy", "--weights",
+           ",".join(f"{d}/{w}.npy" for w in names), "-o", f"{d}/y.npy", "--grad",
+           f"{d}/dy.npy", "--grad-dir", d, "--repeat", "1"]
+    if moe:
+        cmd += ["--router", f"{d}/w3.npy"]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    outputs = ["y", "dx"] + [f"d{w}" for w in names]
+    if moe:
+        os.rename(f"{d}/dwg.npy", f"{d}/dw3.npy")
+        outputs.append("dw3")
+        counts, aux = open(f"{d}/counts.txt").read().split("\n")[:2]
+        want = re.search(r"tokens per expert \[([0-9, ]+)\]", out).group(1)
+        want_aux = float(re.search(r"aux loss ([0-9.e+-]+)", out).group(1))
+        if counts.split() != want.replace(",", " ").split() or \
+                abs(float(aux) - want_aux) > 1e-5 * abs(want_aux):
+            print(f"routing: runtime {counts} / {aux}, einstruct run {want} / {want_aux}")
+            bad += 1
+    for name in outputs:
+        ref = np.load(f"{d}/{name}.npy")
+        got = np.fromfile(f"{d}/{name}.bin", "<f4").reshape(ref.shape)
+        if not np.array_equal(got, ref):
+            print(f"{spec['structure']} {name}: runtime differs from einstruct "
+                  f"run by {np.abs(got - ref).max()}")
+            bad += 1
 print("consumer: installed runtime equals einstruct run" if not bad else "FAILED")
 sys.exit(1 if bad else 0)
 PY
