@@ -155,21 +155,6 @@ std::optional<Shape> analyse(mlir::linalg::GenericOp g, int64_t lanes,
   for (unsigned d : s.par)
     if (isDynamic(d))
       s.tiled.push_back(d);
-  // The longest summed loop innermost (a dynamic one counts as longest): a
-  // 2-step inner loop (BTT's rank) costs loop overhead on every step.
-  auto extentOf = [&](unsigned d) {
-    for (unsigned k = 0; k < 3; ++k)
-      for (size_t i = 0; i < s.idx[k].size(); ++i)
-        if (s.idx[k][i] == d) {
-          int64_t n = mlir::cast<mlir::MemRefType>(g->getOperand(k).getType())
-                          .getDimSize(int64_t(i));
-          return mlir::ShapedType::isDynamic(n) ? INT64_MAX : n;
-        }
-    return int64_t(0);
-  };
-  std::stable_sort(s.red.begin(), s.red.end(), [&](unsigned a, unsigned b) {
-    return extentOf(a) < extentOf(b);
-  });
   // Row index: an output index of the broadcast operand that the vector
   // operand lacks (so each loaded vector serves every row); a dynamic one
   // (the batch) first, else the innermost such index.
