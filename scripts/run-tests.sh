@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# PyTorch (CPU, Debian's) for the generated torch module's test only.
+scripts/apt-install.sh --no-install-recommends python3-torch
 ctest --test-dir build --output-on-failure -j "$(nproc)"
 scripts/run-sanitized-tests.sh
 scripts/fuzz.sh "${FUZZ_SECONDS:-30}"

@@ -5,6 +5,7 @@
 #include "compiler/cpu/NaiveEinsum.h"
 #include "compiler/frontend/Safetensors.h"
 #include "compiler/project/Projection.h"
+#include "compiler/torch/TorchModule.h"
 #include "compiler/frontend/Report.h"
 #include "compiler/frontend/ModelReader.h"
 #include "compiler/frontend/SpecReader.h"
@@ -31,6 +32,7 @@
 #include <fstream>
 #include <iostream>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -715,12 +717,70 @@ int runRun(const RunOptions &o) {
 struct CompileOptions {
   std::string file;
   SpecArgs args;
-  std::string target = "cuda", dtype = "bf16", arch = "sm_90a", name, dir;
+  std::string emit = "kernels", target, dtype = "bf16", arch = "sm_90a", name,
+                                 dir;
   int64_t smemKb = 0;
 };
 
+// The name the layer's files and symbols get: --name, or einstruct_ + family.
+std::string layerName(const CompileOptions &o, const Layer &layer) {
+  if (!o.name.empty())
+    return o.name;
+  std::string name = "einstruct_";
+  for (char c : layer.name)
+    name += std::isalnum((unsigned char)c) ? c : '_';
+  return name;
+}
+
+bool makeDirectory(const std::string &dir) {
+  struct stat st;
+  return stat(dir.c_str(), &st) == 0 || mkdir(dir.c_str(), 0777) == 0;
+}
+
+// The runtime library next to this binary: bin/../lib in the build tree and
+// in an install.
+std::string runtimeLibrary() {
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  std::string dir = n > 0 ? std::string(self, size_t(n)) : "einstruct";
+  dir = dir.substr(0, dir.find_last_of('/') + 1) + "../lib";
+  if (char *real = realpath(dir.c_str(), nullptr)) {
+    dir = real;
+    std::free(real);
+  }
+  return dir + "/libeinstruct_runtime.so";
+}
+
+int runCompileTorch(const CompileOptions &o) {
+  if (!o.target.empty() && o.target != "cpu")
+    return fail(fmt::format("--emit torch: --target '{}' is not available "
+                            "(the module runs on the CPU runtime; CUDA "
+                            "tensors are not wired yet)",
+                            o.target));
+  auto layer = singleLayer(o.file, o.args, "compile");
+  if (!layer)
+    return fail(layer.error());
+  std::string name = layerName(o, *layer);
+  std::string runtime = runtimeLibrary();
+  auto text = emitTorchModule(*layer, name, runtime);
+  if (!text)
+    return fail(text.error());
+  if (!makeDirectory(o.dir))
+    return fail(fmt::format("{}: cannot create the directory", o.dir));
+  if (int rc = emit(*text, o.dir + "/" + name + ".py"))
+    return rc;
+  std::printf("wrote %s/%s.py (torch.nn.Module %s; runtime %s)\n",
+              o.dir.c_str(), name.c_str(), name.c_str(), runtime.c_str());
+  return 0;
+}
+
 int runCompile(const CompileOptions &o) {
-  if (o.target != "cuda")
+  if (o.emit == "torch")
+    return runCompileTorch(o);
+  if (o.emit != "kernels")
+    return fail(fmt::format("--emit: unknown '{}' (known: kernels, torch)",
+                            o.emit));
+  if (!o.target.empty() && o.target != "cuda")
     return fail(fmt::format("--target: unknown '{}' (known: cuda)", o.target));
   CudaTarget target;
   target.arch = o.arch;
@@ -742,17 +802,11 @@ int runCompile(const CompileOptions &o) {
   auto plan = planCuda(*layer, target);
   if (!plan)
     return fail(fmt::format("{}: {}", layer->label, plan.error()));
-  std::string name = o.name;
-  if (name.empty()) {
-    name = "einstruct_";
-    for (char c : layer->name)
-      name += std::isalnum((unsigned char)c) ? c : '_';
-  }
+  std::string name = layerName(o, *layer);
   auto src = emitCuda(*plan, name);
   if (!src)
     return fail(src.error());
-  struct stat st;
-  if (stat(o.dir.c_str(), &st) != 0 && mkdir(o.dir.c_str(), 0777) != 0)
+  if (!makeDirectory(o.dir))
     return fail(fmt::format("{}: cannot create the directory", o.dir));
   if (int rc = emit(src->header, o.dir + "/" + name + ".h"))
     return rc;
@@ -973,10 +1027,14 @@ int main(int argc, char **argv) {
   CompileOptions co;
   auto *compile = app.add_subcommand(
       "compile", "Emit fused CUDA kernels for a spec: DIR/NAME.h (C ABI) and "
-                 "DIR/NAME.cu");
+                 "DIR/NAME.cu; or, with --emit torch, DIR/NAME.py: a "
+                 "torch.nn.Module running the layer through the CPU runtime");
   addSpecOptions(compile, co.file, co.args);
-  compile->add_option("--target", co.target, "code to emit: cuda")
+  compile->add_option("--emit", co.emit,
+                      "kernels (CUDA .h/.cu) or torch (a PyTorch module)")
       ->capture_default_str();
+  compile->add_option("--target", co.target,
+                      "cuda for kernels (default), cpu for torch (default)");
   compile->add_option("--dtype", co.dtype, "f32, bf16 or f16")
       ->capture_default_str();
   compile->add_option("--arch", co.arch,

@@ -1,0 +1,17 @@
+// `einstruct compile --emit torch`: a layer as a self-contained Python module
+// (a torch.nn.Module + autograd.Function calling the runtime's C ABI with
+// ctypes), from the template compiler/torch/einstruct_module.py.
+#pragma once
+#include "search/Layer.h"
+
+#include <string>
+
+namespace einstruct {
+
+// `name` is the class and module name (a Python identifier); `runtime` the
+// path of libeinstruct_runtime.so the module loads unless EINSTRUCT_RUNTIME
+// says otherwise.
+Result<std::string> emitTorchModule(const Layer &layer, const std::string &name,
+                                    const std::string &runtime);
+
+} // namespace einstruct

@@ -1,0 +1,186 @@
+"""`einstruct compile --emit torch`: the generated torch.nn.Module against
+torch.einsum references (forward, and every gradient through torch's own
+autograd in float64), `einstruct run` for BTT-MoE (bit for bit, routing
+too), the reference initialisation, bf16, shapes, copies and errors.
+Exits 77 (CTest's skip) when PyTorch is not installed.
+    usage: check_module.py EINSTRUCT"""
+import copy
+import importlib
+import io
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+try:
+    import torch
+except ImportError:
+    print("SKIP: PyTorch is not installed (Debian: python3-torch)")
+    sys.exit(77)
+import numpy as np
+
+einstruct = sys.argv[1]
+work = tempfile.mkdtemp(prefix="einstruct_torch_")
+sys.path.insert(0, work)
+failures = 0
+
+
+def check(ok, what):
+    global failures
+    print(("ok   " if ok else "FAIL ") + what)
+    failures += 0 if ok else 1
+
+
+def emit(args, name):
+    subprocess.run([einstruct, "compile", *args, "--emit", "torch", "--name",
+                    name, "-o", work], check=True, capture_output=True)
+    return importlib.import_module(name)  # as a user would: WORKDIR on sys.path
+
+
+def reference(module, x, weights):
+    """Σ_terms einsum(x zero-padded to the term's input, weights), cut or
+    zero-padded to d_out, in whatever dtype x and the weights have."""
+    y = x.new_zeros(x.shape[0], module.D_OUT)
+    w = list(weights)
+    for term in module.SPEC["terms"]:
+        ins, out = term["einsum"].split("->")
+        letters = ins.split(",")
+        sizes = term["sizes"]
+        n_in = int(np.prod([sizes[c] for c in letters[0]]))
+        n_out = int(np.prod([sizes[c] for c in out]))
+        xp = x.new_zeros(x.shape[0], n_in)
+        k = min(n_in, module.D_IN)
+        xp[:, :k] = x[:, :k]
+        xs = xp.reshape(x.shape[0], *[sizes[c] for c in letters[0]])
+        ws = [w.pop(0) for _ in letters[1:]]
+        spec = "..." + letters[0] + "," + ",".join(letters[1:]) + "->..." + out
+        t = torch.einsum(spec, xs, *ws).reshape(x.shape[0], n_out)
+        k = min(n_out, module.D_OUT)
+        y[:, :k] += t[:, :k]
+    return y
+
+
+def relative(a, b):
+    return float((a.double() - b.double()).abs().max() / b.double().abs().max())
+
+
+# Forward and gradients against torch.einsum + torch autograd in float64.
+cases = [
+    ("btt", ["--structure", "btt(rank=2)", "--d-in", "48", "--d-out", "96"]),
+    ("monarch", ["--structure", "monarch(4)", "--d-in", "64", "--d-out", "64"]),
+    ("padded", ["--theta", "(0.5|0|0.5|0|0.5|0.5|0)", "--d-in", "22",
+                "--d-out", "27"]),
+    ("dyad", ["--structure", "dyad(4, OT)", "--d-in", "32", "--d-out", "48"]),
+    ("lowrank", ["--structure", "low-rank(16)", "--d-in", "64", "--d-out", "96"]),
+]
+torch.manual_seed(0)
+for name, args in cases:
+    m = emit(args, name)
+    layer = getattr(m, name)()
+    for batch in (1, 7, 70):
+        x = torch.randn(batch, m.D_IN, requires_grad=True)
+        dy = torch.randn(batch, m.D_OUT)
+        y = layer(x)
+        y.backward(dy)
+        x64 = x.detach().double().requires_grad_()
+        w64 = [w.detach().double().requires_grad_() for w in layer.weights]
+        y64 = reference(m, x64, w64)
+        y64.backward(dy.double())
+        errs = [relative(y, y64), relative(x.grad, x64.grad)] + [
+            relative(w.grad, r.grad) for w, r in zip(layer.weights, w64)]
+        check(max(errs) < 1e-5, f"{name} batch {batch}: y, dx, dW vs einsum "
+              f"+ autograd (max rel {max(errs):.1e})")
+        layer.zero_grad()
+    # Leading dimensions, an empty batch, a wrong feature size.
+    x3 = torch.randn(2, 3, m.D_IN)
+    check(torch.equal(layer(x3), layer(x3.reshape(6, m.D_IN)).reshape(2, 3, m.D_OUT)),
+          f"{name}: [2, 3, d_in] equals the flattened rows")
+    check(layer(torch.randn(0, m.D_IN)).shape == (0, m.D_OUT), f"{name}: empty batch")
+    try:
+        layer(torch.randn(4, m.D_IN + 1))
+        check(False, f"{name}: a wrong d_in is refused")
+    except ValueError as e:
+        check(str(m.D_IN) in str(e), f"{name}: a wrong d_in is refused ({e})")
+
+# Copies share the compiled layer; pickling recompiles; both compute the same.
+m = emit(cases[0][1], "btt_copy")
+layer = m.btt_copy()
+x = torch.randn(5, 48)
+buffer = io.BytesIO()
+torch.save(layer, buffer)
+buffer.seek(0)
+loaded = torch.load(buffer)
+check(torch.equal(copy.deepcopy(layer)(x), layer(x)) and torch.equal(loaded(x), layer(x)),
+      "deepcopy and torch.save/torch.load give the same outputs")
+
+# bf16 parameters and input: float32 arithmetic, bf16 result.
+layer16 = m.btt_copy(dtype=torch.bfloat16)
+with torch.no_grad():
+    for a, b in zip(layer16.weights, layer.weights):
+        a.copy_(b)
+y16 = layer16(x.bfloat16())
+check(y16.dtype == torch.bfloat16 and relative(y16, layer(x.bfloat16().float())) < 1e-2,
+      "bf16 module: bf16 output within bf16 rounding of float32")
+
+# The reference initialisation: std per core (structures.md §4).
+m = emit(["--structure", "monarch(16)", "--d-in", "256", "--d-out", "256"], "init")
+layer = m.init()
+for k, w in enumerate(layer.weights):
+    std = float(w.detach().double().std())
+    check(abs(std / m.INIT_STD[k] - 1) < 0.03 and abs(float(w.mean())) < 0.01,
+          f"init weight {k}: std {std:.4f} vs {m.INIT_STD[k]:.4f}")
+
+# BTT-MoE: bit for bit what `einstruct run` computes, routing included.
+args = ["--structure", "btt-moe(experts=4, top_k=2)", "--d-in", "48", "--d-out", "96"]
+m = emit(args, "moe")
+layer = m.moe()
+check(bool((layer.weights[-1] == 0).all()) and list(layer.weights[-1].shape) == [48, 4],
+      "MoE: the router is the last weight, [d_in, experts], zero-initialised")
+rng = np.random.default_rng(5)
+arrays = {"x": rng.uniform(-1, 1, (9, 48)), "dy": rng.uniform(-1, 1, (9, 96))}
+for k, w in enumerate(layer.weights):
+    arrays[f"w{k + 1}"] = rng.uniform(-1, 1, tuple(w.shape))
+for key, a in arrays.items():
+    np.save(f"{work}/{key}.npy", a.astype(np.float32))
+with torch.no_grad():
+    for k, w in enumerate(layer.weights):
+        w.copy_(torch.from_numpy(arrays[f"w{k + 1}"].astype(np.float32)))
+for aux in (0.01, 1.0):
+    layer.aux_weight = aux
+    layer.zero_grad()
+    x = torch.from_numpy(arrays["x"].astype(np.float32)).requires_grad_()
+    y = layer(x)
+    y.backward(torch.from_numpy(arrays["dy"].astype(np.float32)))
+    out = subprocess.run(
+        [einstruct, "run", *args, "--input", f"{work}/x.npy", "--weights",
+         f"{work}/w1.npy,{work}/w2.npy", "--router", f"{work}/w3.npy", "-o",
+         f"{work}/y.npy", "--grad", f"{work}/dy.npy", "--grad-dir", work,
+         "--aux-weight", str(aux), "--repeat", "1"],
+        check=True, capture_output=True, text=True).stdout
+    got = {"y": y, "dx": x.grad, "dw1": layer.weights[0].grad,
+           "dw2": layer.weights[1].grad, "dwg": layer.weights[2].grad}
+    same = all(np.array_equal(t.detach().numpy(), np.load(f"{work}/{key}.npy"))
+               for key, t in got.items())
+    check(same, f"MoE aux weight {aux}: y, dx, dW1, dW2, dWg equal einstruct run")
+    r = layer.routing()
+    counts = [int(c) for c in re.search(r"tokens per expert \[([0-9, ]+)\]",
+                                        out).group(1).split(",")]
+    aux_loss = float(re.search(r"aux loss ([0-9.e+-]+)", out).group(1))
+    check(r["tokens_per_expert"] == counts and abs(r["aux_loss"] - aux_loss) < 1e-5,
+          f"MoE routing {r['tokens_per_expert']} aux {r['aux_loss']:.5f} as einstruct run")
+
+# CLI errors: a name that is not a Python identifier; a CUDA target.
+bad = subprocess.run([einstruct, "compile", *cases[0][1], "--emit", "torch",
+                      "--name", "2x", "-o", work], capture_output=True, text=True)
+check(bad.returncode == 2 and "Python identifier" in bad.stderr,
+      "--name 2x is refused: " + bad.stderr.strip())
+bad = subprocess.run([einstruct, "compile", *cases[0][1], "--emit", "torch",
+                      "--target", "cuda", "-o", work], capture_output=True, text=True)
+check(bad.returncode == 2 and "--target" in bad.stderr,
+      "--emit torch --target cuda is refused: " + bad.stderr.strip())
+
+shutil.rmtree(work)
+print(f"{failures} failure(s)")
+sys.exit(1 if failures else 0)
