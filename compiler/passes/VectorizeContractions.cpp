@@ -15,6 +15,7 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/Builders.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 
 #include <optional>
 
@@ -51,7 +52,7 @@ bool unitInnerStride(Value v) {
 }
 
 // The zero fill of `out` right before `g` (what --einstruct-lower-to-linalg
-// emits), if nothing in between touches `out`: the accumulators can then
+// emits), with nothing but pure ops in between: the accumulators can then
 // start at zero and the fill go.
 mlir::linalg::FillOp zeroFillBefore(mlir::linalg::GenericOp g, Value out) {
   for (mlir::Operation *op = g->getPrevNode(); op; op = op->getPrevNode()) {
@@ -62,7 +63,9 @@ mlir::linalg::FillOp zeroFillBefore(mlir::linalg::GenericOp g, Value out) {
       auto f = c ? mlir::dyn_cast<mlir::FloatAttr>(c.getValue()) : nullptr;
       return f && f.getValue().isPosZero() ? fill : nullptr;
     }
-    if (llvm::is_contained(op->getOperands(), out) || op->getNumRegions())
+    // Only side-effect-free ops in between (a write through an alias of
+    // `out` would not name `out` itself).
+    if (!mlir::isMemoryEffectFree(op))
       return nullptr;
   }
   return nullptr;

@@ -83,6 +83,29 @@ func.func @fill_nonzero(%x: memref<?x16xf32>, %w: memref<16x32xf32>, %y: memref<
   return
 }
 
+// A write between the fill and the contraction (here through a view of the
+// result) keeps the fill and the accumulator loads.
+// CHECK-LABEL: func.func @written_after_fill
+// CHECK: linalg.fill
+// CHECK: memref.store
+// CHECK: vector.load %arg2
+func.func @written_after_fill(%x: memref<?x16xf32>, %w: memref<16x32xf32>, %y: memref<?x32xf32>) {
+  %zero = arith.constant 0.0 : f32
+  %one = arith.constant 1.0 : f32
+  %c0 = arith.constant 0 : index
+  %v = memref.subview %y[0, 0] [1, 32] [1, 1] : memref<?x32xf32> to memref<32xf32, strided<[1]>>
+  linalg.fill ins(%zero : f32) outs(%y : memref<?x32xf32>)
+  memref.store %one, %v[%c0] : memref<32xf32, strided<[1]>>
+  linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1)>, affine_map<(d0, d1, d2) -> (d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d2)>], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%x, %w : memref<?x16xf32>, memref<16x32xf32>) outs(%y : memref<?x32xf32>) {
+  ^bb0(%a: f32, %b: f32, %acc: f32):
+    %p = arith.mulf %a, %b : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+
 // A weight gradient (summed over the batch): no dynamic result index, so
 // the register rows are a static result index of the broadcast operand
 // (f, 6 at a time) and the batch runs inside.
