@@ -63,13 +63,6 @@ const float *router(const einstruct_layer *l, const float *const *weights) {
   return weights[l->shapes.size() - 1];
 }
 
-int64_t elements(const std::vector<int64_t> &shape) {
-  int64_t n = 1;
-  for (int64_t d : shape)
-    n *= d;
-  return n;
-}
-
 } // namespace
 
 extern "C" {
@@ -150,11 +143,12 @@ int einstruct_layer_init_weights(const einstruct_layer *l, uint64_t seed,
   std::mt19937_64 rng(seed);
   for (size_t k = 0; k < stds->size(); ++k) {
     std::normal_distribution<float> normal(0.0f, float((*stds)[k]));
-    for (int64_t i = 0; i < elements(l->shapes[k]); ++i)
+    for (int64_t i = 0; i < einstruct::elementCount(l->shapes[k]); ++i)
       weights[k][i] = normal(rng);
   }
   if (l->moe) // the router starts at zero (structures.md §3)
-    std::fill_n(weights[stds->size()], elements(l->shapes.back()), 0.0f);
+    std::fill_n(weights[stds->size()], einstruct::elementCount(l->shapes.back()),
+                0.0f);
   return EINSTRUCT_OK;
 }
 

@@ -24,6 +24,13 @@ std::string recogniseFamily(const ClassSizes &s) {
   return "generic";
 }
 
+int64_t elementCount(const std::vector<int64_t> &shape) {
+  int64_t n = 1;
+  for (int64_t d : shape)
+    n *= d;
+  return n;
+}
+
 std::vector<std::vector<int64_t>> weightShapes(const Layer &layer) {
   std::vector<std::vector<int64_t>> shapes;
   for (const auto &t : layer.terms)

@@ -33,6 +33,8 @@ struct Analysis {
 // Every weight of every term, in order, with its shape (structures.md
 // layouts, size-1 indices dropped).
 std::vector<std::vector<int64_t>> weightShapes(const Layer &layer);
+// Elements of an array of `shape` (a weight's: products already checked).
+int64_t elementCount(const std::vector<int64_t> &shape);
 
 // A layer from θ text / θ and d_in, d_out, sized by `mode`.
 Result<Layer> layerFromTheta(const Theta &t, int64_t dIn, int64_t dOut,

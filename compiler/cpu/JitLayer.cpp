@@ -15,7 +15,6 @@
 #include "llvm/Support/TargetSelect.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 #include <fmt/format.h>
 #include <mutex>
@@ -157,13 +156,6 @@ void takeResult(const int64_t *d, size_t rank,
     bufferpool::release(allocated);
 }
 
-int64_t elements(const std::vector<int64_t> &shape) {
-  int64_t n = 1;
-  for (int64_t s : shape)
-    n *= s;
-  return n;
-}
-
 } // namespace
 
 Result<bool> JitLayer::invoke(const char *function, void *results,
@@ -257,7 +249,7 @@ JitLayer::backward(const float *x, const float *dy, int64_t batch,
   g.dx.resize(size_t(batch * layer_.dIn));
   std::vector<float *> dw;
   for (auto &s : weightShapes_)
-    dw.push_back(g.dw.emplace_back(size_t(elements(s))).data());
+    dw.push_back(g.dw.emplace_back(size_t(elementCount(s))).data());
   auto ok = backwardInto(x, dy, batch, weights, g.dx.data(), dw);
   if (!ok)
     return Error{ok.error()};

@@ -444,9 +444,7 @@ std::string shapeText(const std::vector<int64_t> &s) {
 // bounded by the caller).
 NpyArray uniformArray(std::vector<int64_t> shape, std::mt19937_64 &rng) {
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  int64_t n = 1;
-  for (int64_t d : shape)
-    n *= d;
+  const int64_t n = elementCount(shape);
   NpyArray a{std::move(shape), std::vector<float>(size_t(n))};
   for (auto &v : a.data)
     v = uniform(rng);
