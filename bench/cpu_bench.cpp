@@ -4,7 +4,9 @@
 //   openblas    what a user would write: per-block SGEMM, a transpose of z
 //               through memory, per-block SGEMM (OpenBLAS, 1 thread)
 //   naive       the same two stages as plain loops
-// Prints medians and ratios; results are cross-checked against each other.
+// Then the backward pass (dx and the weight gradients) of einstruct against
+// the same per-block SGEMMs. Prints medians and ratios; results are
+// cross-checked against each other.
 #include "bench/BenchTiming.h"
 #include "bench/FmaPeak.h"
 #include "compiler/cpu/JitLayer.h"
@@ -16,6 +18,7 @@
 #include <cstdio>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 extern "C" void openblas_set_num_threads(int);
@@ -49,6 +52,44 @@ void blasForward(const Btt &s, int64_t n, const float *x, const float *A,
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(s.e),
                 int(rg), 1.0f, zt + f * rg, int(s.f * rg), B + f * s.e * rg,
                 int(rg), 0.0f, y + f * s.e, int(s.f * s.e));
+}
+
+// The gradients of <dy, y> the same way: z recomputed, then per-block SGEMMs
+// for dB, dzt, (transpose back) dA and dx.
+void blasBackward(const Btt &s, int64_t n, const float *x, const float *A,
+                  const float *B, const float *dy, float *z, float *zt,
+                  float *dx, float *dA, float *dB) {
+  int64_t fr = s.f * s.r, rg = s.r * s.g;
+  for (int64_t g = 0; g < s.g; ++g)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(fr),
+                int(s.a), 1.0f, x + g * s.a, int(s.g * s.a), A + g * s.a,
+                int(s.g * s.a), 0.0f, z + g * fr, int(s.g * fr));
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t g = 0; g < s.g; ++g)
+      for (int64_t k = 0; k < fr; ++k)
+        zt[(i * fr + k) * s.g + g] = z[(i * s.g + g) * fr + k];
+  for (int64_t f = 0; f < s.f; ++f) {
+    // dB_f[e, (r g)] = dY_fᵀ · Zt_f; dZt_f[n, (r g)] = dY_f · B_f (into zt).
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(s.e), int(rg),
+                int(n), 1.0f, dy + f * s.e, int(s.f * s.e), zt + f * rg,
+                int(s.f * rg), 0.0f, dB + f * s.e * rg, int(rg));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(n), int(rg),
+                int(s.e), 1.0f, dy + f * s.e, int(s.f * s.e),
+                B + f * s.e * rg, int(rg), 0.0f, zt + f * rg, int(s.f * rg));
+  }
+  for (int64_t i = 0; i < n; ++i) // dz: the transpose back (into z)
+    for (int64_t g = 0; g < s.g; ++g)
+      for (int64_t k = 0; k < fr; ++k)
+        z[(i * s.g + g) * fr + k] = zt[(i * fr + k) * s.g + g];
+  for (int64_t g = 0; g < s.g; ++g) {
+    // dA_g[(f r), a] = dZ_gᵀ · X_g; dX_g[n, a] = dZ_g · A_g.
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(fr), int(s.a),
+                int(n), 1.0f, z + g * fr, int(s.g * fr), x + g * s.a,
+                int(s.g * s.a), 0.0f, dA + g * s.a, int(s.g * s.a));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(n), int(s.a),
+                int(fr), 1.0f, z + g * fr, int(s.g * fr), A + g * s.a,
+                int(s.g * s.a), 0.0f, dx + g * s.a, int(s.g * s.a));
+  }
 }
 
 void naiveForward(const Btt &s, int64_t n, const float *x, const float *A,
@@ -95,6 +136,7 @@ int main(int argc, char **argv) {
               "vs naive", "GFLOP/s", "% peak");
   std::mt19937 rng(0);
   std::uniform_real_distribution<float> u(-1, 1);
+  std::vector<std::string> backwardRows;
   for (auto &c : cases) {
     auto layer = buildNamed(*parseNamed(c.spec), c.d, c.d);
     auto an = analyze(*layer);
@@ -102,8 +144,8 @@ int main(int argc, char **argv) {
     Btt s{cs[kGamma] == 1 ? 1 : cs[kGamma], cs[kAlpha], cs[kPhi], cs[kEpsilon],
           cs[kRho]};
     std::vector<float> x(size_t(batch * c.d)), A(size_t(s.f * s.r * s.g * s.a)),
-        B(size_t(s.f * s.e * s.r * s.g));
-    for (auto *v : {&x, &A, &B})
+        B(size_t(s.f * s.e * s.r * s.g)), dy(x.size());
+    for (auto *v : {&x, &A, &B, &dy})
       for (auto &e : *v)
         e = u(rng);
     auto jit = JitLayer::compile(*layer);
@@ -141,7 +183,42 @@ int main(int argc, char **argv) {
       std::fprintf(stderr, "results differ: jit %.3g naive %.3g\n", e1, e2);
       return 1;
     }
+    // Backward: dx, dA, dB into the caller's arrays, one warm-up call each
+    // (the JIT generates the backward function's code on its first call).
+    std::vector<float> dxJit(x.size()), dAJit(A.size()), dBJit(B.size()),
+        dxBlas(x.size()), dABlas(A.size()), dBBlas(B.size());
+    double tJitB = medianMs(
+        [&] {
+          (*jit)->backwardInto(x.data(), dy.data(), batch, {A.data(), B.data()},
+                               dxJit.data(), {dAJit.data(), dBJit.data()});
+        },
+        reps, 1);
+    double tBlasB = medianMs(
+        [&] {
+          blasBackward(s, batch, x.data(), A.data(), B.data(), dy.data(),
+                       z.data(), zt.data(), dxBlas.data(), dABlas.data(),
+                       dBBlas.data());
+        },
+        reps, 1);
+    for (auto [mine, ref] : {std::pair{&dxJit, &dxBlas}, {&dAJit, &dABlas},
+                             {&dBJit, &dBBlas}})
+      if (double e = maxRelDiff(*mine, *ref); e > 1e-4) {
+        std::fprintf(stderr, "gradients differ: %.3g\n", e);
+        return 1;
+      }
+    char row[160];
+    std::snprintf(row, sizeof row, "%-14s %6lld %12.2f %12.2f %9.2fx %12.2f",
+                  c.spec, (long long)c.d, tJitB, tBlasB, tBlasB / tJitB,
+                  tJitB / tJit);
+    backwardRows.push_back(row);
   }
+  std::printf("\nCPU backward (dx and both weight gradients, z recomputed), "
+              "batch %lld, median of %d\n",
+              (long long)batch, reps);
+  std::printf("%-14s %6s %12s %12s %10s %12s\n", "structure", "d",
+              "einstruct ms", "openblas ms", "vs blas", "bwd / fwd");
+  for (const auto &row : backwardRows)
+    std::printf("%s\n", row.c_str());
   std::printf("(vs blas / vs naive: time of the other ÷ einstruct's; > 1 "
               "means einstruct is faster)\n");
   return 0;

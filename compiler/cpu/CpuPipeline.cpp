@@ -18,6 +18,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/SCF/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Tensor/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
@@ -39,6 +40,7 @@ void registerCpuPipelineDialects(mlir::DialectRegistry &registry) {
   mlir::arith::registerBufferizableOpInterfaceExternalModels(registry);
   mlir::linalg::registerBufferizableOpInterfaceExternalModels(registry);
   mlir::tensor::registerBufferizableOpInterfaceExternalModels(registry);
+  mlir::scf::registerBufferizableOpInterfaceExternalModels(registry);
   mlir::bufferization::func_ext::registerBufferizableOpInterfaceExternalModels(
       registry);
   mlir::registerBuiltinDialectTranslation(registry);
@@ -47,8 +49,11 @@ void registerCpuPipelineDialects(mlir::DialectRegistry &registry) {
 
 void buildCpuPipeline(mlir::OpPassManager &pm, VectorUnits units) {
   pm.addPass(createPlanContractions());
+  pm.addPass(mlir::createCSEPass()); // a backward pass repeats contractions
   pm.addPass(createLowerToLinalg());
   pm.addPass(mlir::createConvertElementwiseToLinalgPass());
+  pm.addPass(mlir::createCanonicalizerPass());
+  pm.addNestedPass<mlir::func::FuncOp>(createFuseBatchTiles());
   pm.addPass(mlir::createCanonicalizerPass());
   mlir::bufferization::OneShotBufferizePassOptions bufferize;
   bufferize.bufferizeFunctionBoundaries = true;

@@ -36,20 +36,13 @@ struct BlockTransposesPass : impl::BlockTransposesBase<BlockTransposesPass> {
     return mlir::cast<mlir::MemRefType>(t.getInit().getType()).getElementType();
   }
 
-  // Whole lanes × lanes f32 tiles: static extents that are multiples of
-  // `lanes` and unit-stride innermost dims on both sides.
-  bool vectorTiles(mlir::linalg::TransposeOp t, size_t p, size_t q) const {
+  // lanes × lanes f32 tiles through registers: unit-stride innermost dims
+  // on both sides.
+  bool vectorTiles(mlir::linalg::TransposeOp t) const {
     auto inType = mlir::cast<mlir::MemRefType>(t.getInput().getType());
     auto outType = mlir::cast<mlir::MemRefType>(t.getInit().getType());
-    if (!outType.getElementType().isF32() || !inType.isLastDimUnitStride() ||
-        !outType.isLastDimUnitStride())
-      return false;
-    for (size_t d : {p, q}) {
-      int64_t n = outType.getDimSize(int64_t(d));
-      if (mlir::ShapedType::isDynamic(n) || n % lanes)
-        return false;
-    }
-    return true;
+    return outType.getElementType().isF32() && inType.isLastDimUnitStride() &&
+           outType.isLastDimUnitStride();
   }
 
   void rewrite(mlir::linalg::TransposeOp t) {
@@ -87,6 +80,58 @@ struct BlockTransposesPass : impl::BlockTransposesBase<BlockTransposesPass> {
       return src;
     };
     Value zero = cst(b, 0), one = cst(b, 1);
+    // [0, pEnd) × [0, qEnd) in lanes × lanes tiles: `lanes` vector loads
+    // along the input's last index, one in-register transpose, `lanes`
+    // vector stores along the output's.
+    auto registerTiles = [&](mlir::OpBuilder &ob, Value pEnd, Value qEnd) {
+      Value step = cst(ob, lanes);
+      auto vec = mlir::VectorType::get({lanes}, elementType(t));
+      auto mat = mlir::VectorType::get({lanes, lanes}, elementType(t));
+      loop(ob, zero, pEnd, step, [&](mlir::OpBuilder &pb, Value P) {
+        loop(pb, zero, qEnd, step, [&](mlir::OpBuilder &qb, Value Q) {
+          Value m = mlir::arith::ConstantOp::create(
+              qb, loc, mat,
+              mlir::DenseElementsAttr::get(
+                  mat, qb.getFloatAttr(elementType(t), 0.0)));
+          iv[p] = P;
+          for (int64_t i = 0; i < lanes; ++i) {
+            iv[q] = mlir::arith::AddIOp::create(qb, loc, Q, cst(qb, i));
+            Value row = mlir::vector::LoadOp::create(qb, loc, vec, in, source());
+            m = mlir::vector::InsertOp::create(qb, loc, row, m, i);
+          }
+          Value tr = mlir::vector::TransposeOp::create(
+              qb, loc, m, llvm::ArrayRef<int64_t>{1, 0});
+          iv[q] = Q;
+          for (int64_t j = 0; j < lanes; ++j) {
+            iv[p] = mlir::arith::AddIOp::create(qb, loc, P, cst(qb, j));
+            Value row = mlir::vector::ExtractOp::create(qb, loc, tr, j);
+            mlir::vector::StoreOp::create(qb, loc, row, out, iv);
+          }
+        });
+      });
+    };
+    // [pLo, pHi) × [qLo, qHi) in kTile × kTile blocks of scalar copies.
+    auto blocks = [&](mlir::OpBuilder &ob, Value pLo, Value pHi, Value qLo,
+                      Value qHi) {
+      Value tile = cst(ob, kTile);
+      auto inTile = [&](mlir::OpBuilder &nb, Value start, Value hi) {
+        Value end = mlir::arith::AddIOp::create(nb, loc, start, tile);
+        return mlir::arith::MinSIOp::create(nb, loc, end, hi).getResult();
+      };
+      loop(ob, pLo, pHi, tile, [&](mlir::OpBuilder &pb, Value P) {
+        loop(pb, qLo, qHi, tile, [&](mlir::OpBuilder &qb, Value Q) {
+          Value pEnd = inTile(qb, P, pHi), qEnd = inTile(qb, Q, qHi);
+          loop(qb, P, pEnd, one, [&](mlir::OpBuilder &eb, Value i) {
+            iv[p] = i;
+            loop(eb, Q, qEnd, one, [&](mlir::OpBuilder &fb, Value j) {
+              iv[q] = j;
+              Value v = mlir::memref::LoadOp::create(fb, loc, in, source());
+              mlir::memref::StoreOp::create(fb, loc, v, out, iv);
+            });
+          });
+        });
+      });
+    };
     // The other indices, then kTile × kTile tiles of (p, q), then the
     // elements of a tile.
     std::function<void(mlir::OpBuilder &, size_t)> outer =
@@ -100,57 +145,32 @@ struct BlockTransposesPass : impl::BlockTransposesBase<BlockTransposesPass> {
             });
             return;
           }
-          if (vectorTiles(t, p, q)) {
-            // lanes × lanes tiles through registers: `lanes` vector loads
-            // along the input's last index, one in-register transpose,
-            // `lanes` vector stores along the output's.
-            Value step = cst(ob, lanes);
-            auto vec = mlir::VectorType::get({lanes}, elementType(t));
-            auto mat = mlir::VectorType::get({lanes, lanes}, elementType(t));
-            loop(ob, zero, bound[p], step, [&](mlir::OpBuilder &pb, Value P) {
-              loop(pb, zero, bound[q], step, [&](mlir::OpBuilder &qb, Value Q) {
-                Value m = mlir::arith::ConstantOp::create(
-                    qb, loc, mat,
-                    mlir::DenseElementsAttr::get(
-                        mat, qb.getFloatAttr(elementType(t), 0.0)));
-                iv[p] = P;
-                for (int64_t i = 0; i < lanes; ++i) {
-                  iv[q] = mlir::arith::AddIOp::create(qb, loc, Q, cst(qb, i));
-                  Value row =
-                      mlir::vector::LoadOp::create(qb, loc, vec, in, source());
-                  m = mlir::vector::InsertOp::create(qb, loc, row, m, i);
-                }
-                Value tr = mlir::vector::TransposeOp::create(
-                    qb, loc, m, llvm::ArrayRef<int64_t>{1, 0});
-                iv[q] = Q;
-                for (int64_t j = 0; j < lanes; ++j) {
-                  iv[p] = mlir::arith::AddIOp::create(qb, loc, P, cst(qb, j));
-                  Value row = mlir::vector::ExtractOp::create(qb, loc, tr, j);
-                  mlir::vector::StoreOp::create(qb, loc, row, out, iv);
-                }
-              });
-            });
-            return;
-          }
-          Value tile = cst(ob, kTile);
-          auto inTile = [&](mlir::OpBuilder &nb, size_t d, Value start) {
-            Value end = mlir::arith::AddIOp::create(nb, loc, start, tile);
-            return mlir::arith::MinSIOp::create(nb, loc, end, bound[d])
-                .getResult();
+          // The whole lanes × lanes tiles through registers, then the
+          // strips left along p and q (extents that are not multiples of
+          // lanes, such as the batch) by the blocked scalar loops.
+          auto outType = mlir::cast<mlir::MemRefType>(out.getType());
+          int64_t pSize = outType.getDimSize(int64_t(p));
+          int64_t qSize = outType.getDimSize(int64_t(q));
+          auto fits = [&](int64_t n) {
+            return mlir::ShapedType::isDynamic(n) || n >= lanes;
           };
-          loop(ob, zero, bound[p], tile, [&](mlir::OpBuilder &pb, Value P) {
-            loop(pb, zero, bound[q], tile, [&](mlir::OpBuilder &qb, Value Q) {
-              Value pEnd = inTile(qb, p, P), qEnd = inTile(qb, q, Q);
-              loop(qb, P, pEnd, one, [&](mlir::OpBuilder &eb, Value i) {
-                iv[p] = i;
-                loop(eb, Q, qEnd, one, [&](mlir::OpBuilder &fb, Value j) {
-                  iv[q] = j;
-                  Value v = mlir::memref::LoadOp::create(fb, loc, in, source());
-                  mlir::memref::StoreOp::create(fb, loc, v, out, iv);
-                });
-              });
-            });
-          });
+          if (!vectorTiles(t) || !fits(pSize) || !fits(qSize))
+            return blocks(ob, zero, bound[p], zero, bound[q]);
+          auto divides = [&](int64_t n) {
+            return !mlir::ShapedType::isDynamic(n) && n % lanes == 0;
+          };
+          auto whole = [&](size_t d) -> Value {
+            Value rem =
+                mlir::arith::RemSIOp::create(ob, loc, bound[d], cst(ob, lanes));
+            return mlir::arith::SubIOp::create(ob, loc, bound[d], rem);
+          };
+          Value pMain = divides(pSize) ? bound[p] : whole(p);
+          Value qMain = divides(qSize) ? bound[q] : whole(q);
+          registerTiles(ob, pMain, qMain);
+          if (!divides(pSize))
+            blocks(ob, pMain, bound[p], zero, bound[q]);
+          if (!divides(qSize))
+            blocks(ob, zero, pMain, qMain, bound[q]);
         };
     outer(b, 0);
     t.erase();

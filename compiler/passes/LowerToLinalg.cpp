@@ -9,6 +9,8 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
 
+#include <algorithm>
+
 namespace einstruct {
 #define GEN_PASS_DEF_LOWERTOLINALG
 #include "Passes.h.inc"
@@ -33,31 +35,71 @@ struct LowerToLinalgPass : impl::LowerToLinalgBase<LowerToLinalgPass> {
       lower(op);
   }
 
-  // Moves `letter` to the last dimension of `v` (a static tensor, e.g. a
-  // weight) with a linalg.transpose; returns v and its letters unchanged
-  // when the letter is already last, absent, or v has a dynamic shape.
+  // `v` (indexed by `letters`) as a linalg.transpose indexed by `to`.
+  static mlir::Value permuted(mlir::OpBuilder &b, mlir::Location loc,
+                              mlir::Value v, const std::string &letters,
+                              const std::string &to) {
+    auto type = mlir::cast<mlir::RankedTensorType>(v.getType());
+    llvm::SmallVector<int64_t> perm, shape;
+    llvm::SmallVector<mlir::Value> dynSizes;
+    for (char c : to) {
+      int64_t k = int64_t(letters.find(c));
+      perm.push_back(k);
+      shape.push_back(type.getDimSize(k));
+      if (type.isDynamicDim(k))
+        dynSizes.push_back(mlir::tensor::DimOp::create(b, loc, v, k));
+    }
+    mlir::Value init = mlir::tensor::EmptyOp::create(
+        b, loc, shape, type.getElementType(), dynSizes);
+    return mlir::linalg::TransposeOp::create(b, loc, v, init, perm)
+        ->getResult(0);
+  }
+
+  // Moves `letter` to the last dimension of `v` with a linalg.transpose;
+  // returns v and its letters unchanged when the letter is already last or
+  // absent.
   std::pair<mlir::Value, std::string>
   lastDimension(mlir::OpBuilder &b, mlir::Location loc, mlir::Value v,
                 std::string letters, char letter) {
-    auto type = mlir::cast<mlir::RankedTensorType>(v.getType());
     size_t at = letters.find(letter);
-    if (at == std::string::npos || at + 1 == letters.size() ||
-        !type.hasStaticShape())
+    if (at == std::string::npos || at + 1 == letters.size())
       return {v, letters};
-    llvm::SmallVector<int64_t> perm, shape;
-    std::string moved;
-    for (size_t k = 0; k < letters.size(); ++k)
-      if (k != at)
-        perm.push_back(int64_t(k));
-    perm.push_back(int64_t(at));
-    for (int64_t k : perm) {
-      shape.push_back(type.getDimSize(k));
-      moved += letters[size_t(k)];
-    }
-    mlir::Value init =
-        mlir::tensor::EmptyOp::create(b, loc, shape, type.getElementType());
-    auto t = mlir::linalg::TransposeOp::create(b, loc, v, init, perm);
-    return {t->getResult(0), moved};
+    std::string moved = letters;
+    moved.erase(at, 1);
+    moved += letter;
+    return {permuted(b, loc, v, letters, moved), moved};
+  }
+
+  // The operand without the innermost index (`v`) is read one scalar per
+  // summed step. When its last index is an outer index of the other operand
+  // too (Monarch's z after its first stage, whose block index the weight
+  // also has), those scalars are a cache line apart; moving its summed
+  // indices last makes them consecutive (one transpose, as a hand-written
+  // version transposes z between its GEMMs). A last index the other operand
+  // lacks is left: it is the register tile's row index, and a tile's rows
+  // then share a line.
+  std::pair<mlir::Value, std::string>
+  summedLast(mlir::OpBuilder &b, mlir::Location loc, mlir::Value v,
+             std::string letters, const std::string &other,
+             const std::string &out) {
+    if (letters.empty() || out.find(letters.back()) == std::string::npos ||
+        other.find(letters.back()) == std::string::npos)
+      return {v, letters};
+    std::string kept, summed;
+    for (char c : letters)
+      (out.find(c) == std::string::npos ? summed : kept) += c;
+    if (summed.empty())
+      return {v, letters};
+    // The longest summed index last: the transpose then moves whole
+    // vector-sized tiles (BTT's z: rank 2 before the block index 64).
+    auto type = mlir::cast<mlir::RankedTensorType>(v.getType());
+    auto extent = [&](char c) {
+      return type.getDimSize(int64_t(letters.find(c)));
+    };
+    std::stable_sort(summed.begin(), summed.end(), [&](char x, char y) {
+      return extent(x) < extent(y);
+    });
+    return {permuted(b, loc, v, letters, kept + summed), kept + summed};
   }
 
   void lower(ContractOp op) {
@@ -67,20 +109,35 @@ struct LowerToLinalgPass : impl::LowerToLinalgBase<LowerToLinalgPass> {
     mlir::Location loc = op.getLoc();
     // Loop order: the result's outer indices, the summed indices, then the
     // result's last index innermost. That innermost loop is contiguous in
-    // the result and (after moving it last in a static operand) in the
+    // the result and (after moving it last in each operand) in the
     // operands, so it runs as a vectorised multiply-add over a broadcast.
     char inner = out.back();
-    auto [lhs, lhsLetters] =
-        lastDimension(b, loc, op.getLhs(), t->input, inner);
-    auto [rhs, rhsLetters] =
-        lastDimension(b, loc, op.getRhs(), t->weights[0], inner);
+    auto isStatic = [](mlir::Value v) {
+      return mlir::cast<mlir::RankedTensorType>(v.getType()).hasStaticShape();
+    };
+    mlir::Value lhs = op.getLhs(), rhs = op.getRhs();
+    std::string lhsLetters = t->input, rhsLetters = t->weights[0];
+    // A batched operand gets the innermost index last (weights are
+    // reordered below).
+    if (!isStatic(lhs))
+      std::tie(lhs, lhsLetters) = lastDimension(b, loc, lhs, lhsLetters, inner);
+    if (!isStatic(rhs))
+      std::tie(rhs, rhsLetters) = lastDimension(b, loc, rhs, rhsLetters, inner);
+    bool lhsHas = lhsLetters.find(inner) != std::string::npos;
+    bool rhsHas = rhsLetters.find(inner) != std::string::npos;
+    if (lhsHas && !rhsHas)
+      std::tie(rhs, rhsLetters) =
+          summedLast(b, loc, rhs, rhsLetters, lhsLetters, out);
+    else if (rhsHas && !lhsHas)
+      std::tie(lhs, lhsLetters) =
+          summedLast(b, loc, lhs, lhsLetters, rhsLetters, out);
     // Outer loops: indices of a static operand (a weight) first, so that
     // its slice stays in cache while the batch runs inside.
     std::string dims;
     std::string stat;
     for (auto [v, letters] : {std::pair{lhs, lhsLetters},
                               std::pair{rhs, rhsLetters}})
-      if (mlir::cast<mlir::RankedTensorType>(v.getType()).hasStaticShape())
+      if (isStatic(v))
         stat += letters;
     for (bool weightFirst : {true, false})
       for (char c : out.substr(0, out.size() - 1))
@@ -90,6 +147,23 @@ struct LowerToLinalgPass : impl::LowerToLinalgBase<LowerToLinalgPass> {
       if (out.find(c) == std::string::npos && dims.find(c) == std::string::npos)
         dims += c;
     dims += inner;
+    // A weight is laid out in loop order (one transpose per call, as a
+    // BLAS packs its operands): the slice that one outer iteration reads is
+    // then contiguous instead of rows a large power of two apart, which
+    // share a few cache sets and evict each other.
+    for (auto *operand : {&lhs, &rhs}) {
+      std::string &letters = operand == &lhs ? lhsLetters : rhsLetters;
+      if (!isStatic(*operand))
+        continue;
+      std::string ordered = letters;
+      std::stable_sort(ordered.begin(), ordered.end(), [&](char x, char y) {
+        return dims.find(x) < dims.find(y);
+      });
+      if (ordered != letters) {
+        *operand = permuted(b, loc, *operand, letters, ordered);
+        letters = ordered;
+      }
+    }
     auto map = [&](const std::string &letters) {
       llvm::SmallVector<mlir::AffineExpr> exprs;
       for (char c : letters)

@@ -87,6 +87,27 @@ def LowerToLinalg : Pass<"einstruct-lower-to-linalg"> {
                            "mlir::arith::ArithDialect"];
 }
 
+def FuseBatchTiles : Pass<"einstruct-fuse-batch-tiles", "mlir::func::FuncOp"> {
+  let summary = "Run each chain of batched linalg ops over tiles of rows";
+  let description = [{
+    Runs on tensors, after --einstruct-lower-to-linalg. A layer's chain
+    (contraction, transpose of the intermediate, contraction, ...) is tiled
+    along the batch, the leading dynamic index of its last op's result, by
+    `rows` rows, and every producer whose result also has a dynamic extent
+    (depends on the batch) and feeds only the chain is computed inside the
+    same loop, one tile at a time. The intermediates are then tile-sized
+    and stay in cache instead of making a round trip through memory.
+    Batch-independent producers (the weight transposes) stay outside the
+    loop and run once.
+  }];
+  let options = [
+    Option<"rows", "rows", "int64_t", "24", "batch rows per tile">,
+  ];
+  let dependentDialects = ["mlir::scf::SCFDialect",
+                           "mlir::tensor::TensorDialect",
+                           "mlir::arith::ArithDialect"];
+}
+
 def BlockTransposes : Pass<"einstruct-block-transposes"> {
   let summary = "Cache-blocked loops for bufferized linalg.transpose";
   let description = [{
@@ -96,9 +117,12 @@ def BlockTransposes : Pass<"einstruct-block-transposes"> {
     that side touches a new cache line and often a new page. This pass
     writes it as loops over 16 × 16 tiles of the two innermost indices
     (the input's and the output's), so each tile touches 16 lines of each
-    side; where both extents are multiples of `lanes` (f32), each tile is
-    `lanes` vector loads, one in-register vector.transpose and `lanes`
-    vector stores. Transposes that keep the innermost index are left alone.
+    side. For f32 with unit-stride innermost dims, the whole `lanes` ×
+    `lanes` tiles are `lanes` vector loads, one in-register
+    vector.transpose and `lanes` vector stores each; the strips that
+    extents not divisible by `lanes` (a dynamic batch among them) leave
+    are blocked scalar loops. Transposes that keep the innermost index are
+    left alone.
   }];
   let options = [
     Option<"lanes", "lanes", "int64_t", "8", "f32 lanes of a vector register">,

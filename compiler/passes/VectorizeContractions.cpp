@@ -17,6 +17,7 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
+#include <limits>
 #include <optional>
 
 namespace einstruct {
@@ -69,6 +70,18 @@ mlir::linalg::FillOp zeroFillBefore(mlir::linalg::GenericOp g, Value out) {
       return nullptr;
   }
   return nullptr;
+}
+
+// The extent of loop `d` from the first operand indexed by it (dynamic:
+// ShapedType::kDynamic).
+int64_t staticExtent(mlir::linalg::GenericOp g, unsigned d) {
+  auto maps = g.getIndexingMapsArray();
+  for (unsigned k = 0; k < maps.size(); ++k)
+    for (unsigned i = 0; i < maps[k].getNumResults(); ++i)
+      if (maps[k].getDimPosition(i) == d)
+        return mlir::cast<mlir::MemRefType>(g->getOperand(k).getType())
+            .getDimSize(i);
+  return mlir::ShapedType::kDynamic;
 }
 
 // How one contraction is vectorised.
@@ -160,13 +173,19 @@ std::optional<Shape> analyse(mlir::linalg::GenericOp g, int64_t lanes,
       s.tiled.push_back(d);
   // Row index: an output index of the broadcast operand that the vector
   // operand lacks (so each loaded vector serves every row); a dynamic one
-  // (the batch) first, else the innermost such index.
+  // (the batch) first, else the innermost one long enough to fill a
+  // register tile, else the longest.
   if (s.hasInner[0] != s.hasInner[1]) {
     const auto &vec = s.idx[s.hasInner[0] ? 0 : 1];
     const auto &bc = s.idx[s.hasInner[0] ? 1 : 0];
+    auto rank = [&](unsigned d) -> int64_t {
+      if (isDynamic(d))
+        return std::numeric_limits<int64_t>::max();
+      return std::min(staticExtent(g, d), kMaxRows);
+    };
     for (unsigned d : s.par)
       if (llvm::is_contained(bc, d) && !llvm::is_contained(vec, d) &&
-          !(s.rowDim && llvm::is_contained(s.tiled, *s.rowDim)))
+          (!s.rowDim || rank(d) >= rank(*s.rowDim)))
         s.rowDim = d;
   }
   chooseTile(s, extent / s.lanes, registers);

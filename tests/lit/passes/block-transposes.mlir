@@ -22,11 +22,16 @@ func.func @registers(%in: memref<16x4x8xf32>, %out: memref<4x8x16xf32>) {
   return
 }
 
-// Extents that do not divide the lanes: 16 × 16 tiles of scalar loops, cut
-// at the edges.
-// CHECK-LABEL: func.func @blocked
-// CHECK-NOT: vector.
-// CHECK: scf.for %[[P:.*]] = %{{.*}} to %{{.*}} step %c16
+// Extents that do not divide the lanes: 8 × 8 register tiles over the
+// whole tiles (16 × 32), then the strips left (rows 16..20, and columns
+// 32..36 of rows 0..16) in 16 × 16 blocks of scalar loops cut at the edges.
+// CHECK-LABEL: func.func @edges
+// CHECK: %[[PM:.*]] = arith.subi
+// CHECK: %[[QM:.*]] = arith.subi
+// CHECK: scf.for %{{.*}} = %{{.*}} to %[[PM]] step %c8
+// CHECK: scf.for %{{.*}} = %{{.*}} to %[[QM]] step %c8
+// CHECK: vector.transpose
+// CHECK: scf.for %[[P:.*]] = %[[PM]] to %{{.*}} step %c16
 // CHECK: scf.for %[[Q:.*]] = %{{.*}} to %{{.*}} step %c16
 // CHECK: arith.minsi
 // CHECK: arith.minsi
@@ -34,8 +39,33 @@ func.func @registers(%in: memref<16x4x8xf32>, %out: memref<4x8x16xf32>) {
 // CHECK: scf.for %[[J:.*]] = %[[Q]] to
 // CHECK: %[[V:.*]] = memref.load %arg0[%[[J]], %[[I]]]
 // CHECK: memref.store %[[V]], %arg1[%[[I]], %[[J]]]
-func.func @blocked(%in: memref<20x36xf32>, %out: memref<36x20xf32>) {
-  linalg.transpose ins(%in : memref<20x36xf32>) outs(%out : memref<36x20xf32>) permutation = [1, 0]
+// CHECK: scf.for %{{.*}} = %{{.*}} to %[[PM]] step %c16
+// CHECK: scf.for %{{.*}} = %[[QM]] to %{{.*}} step %c16
+// CHECK-NOT: vector.
+func.func @edges(%in: memref<36x20xf32>, %out: memref<20x36xf32>) {
+  linalg.transpose ins(%in : memref<36x20xf32>) outs(%out : memref<20x36xf32>) permutation = [1, 0]
+  return
+}
+
+// A dynamic extent (the batch as the last index, as in a weight gradient):
+// register tiles over its whole tiles, a scalar strip for the rest.
+// CHECK-LABEL: func.func @dynamic
+// CHECK: arith.remsi
+// CHECK: vector.transpose
+// CHECK: memref.load
+// CHECK-NOT: memref.load
+func.func @dynamic(%in: memref<?x64xf32>, %out: memref<64x?xf32>) {
+  linalg.transpose ins(%in : memref<?x64xf32>) outs(%out : memref<64x?xf32>) permutation = [1, 0]
+  return
+}
+
+// An extent below the lanes: only the blocked scalar loops.
+// CHECK-LABEL: func.func @blocked
+// CHECK-NOT: vector.
+// CHECK: scf.for %{{.*}} step %c16
+// CHECK: memref.load
+func.func @blocked(%in: memref<4x36xf32>, %out: memref<36x4xf32>) {
+  linalg.transpose ins(%in : memref<4x36xf32>) outs(%out : memref<36x4xf32>) permutation = [1, 0]
   return
 }
 

@@ -11,9 +11,9 @@
 // CHECK: %[[Y:.*]] = einstruct.contract "ngrf,ferg->nfe" %[[Z]], %arg2 : tensor<?x8x2x4xf32>, tensor<4x6x2x8xf32> -> tensor<?x4x6xf32>
 // CHECK: tensor.collapse_shape %[[Y]] {{\[\[}}0], [1, 2]] : tensor<?x4x6xf32> into tensor<?x24xf32>
 // LINALG-LABEL: func.func @btt
-// The weight is transposed so the innermost (vector) index f is its last;
-// the summed index a runs just outside it.
-// LINALG: linalg.transpose ins(%arg1 : tensor<4x2x8x4xf32>) outs(%{{.*}} : tensor<2x8x4x4xf32>) permutation = [1, 2, 3, 0]
+// The weight is transposed into loop order: the outer indices g, r, the
+// summed a, and the innermost (vector) index f last.
+// LINALG: linalg.transpose ins(%arg1 : tensor<4x2x8x4xf32>) outs(%{{.*}} : tensor<8x2x4x4xf32>) permutation = [2, 1, 3, 0]
 // LINALG: linalg.fill
 // LINALG: linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "parallel", "reduction", "parallel"]
 // LINALG: arith.mulf {{.*}} fastmath<contract>

@@ -126,6 +126,23 @@ func.func @weight_grad(%x: memref<?x32xf32>, %dz: memref<?x20xf32>, %dw: memref<
   return
 }
 
+// Of two candidate row indices the innermost (r) is too short to fill a
+// register tile (2 < 6); the rows are f's (BTT's first weight gradient).
+// CHECK-LABEL: func.func @short_inner_row
+// CHECK: scf.for %[[F:.*]] = %{{.*}} to %{{.*}} step %c6
+// CHECK: scf.for {{.*}} iter_args
+// CHECK: memref.load %arg1[%[[F]], %{{.*}}, %{{.*}}]
+func.func @short_inner_row(%x: memref<?x32xf32>, %dz: memref<20x2x?xf32>, %dw: memref<20x2x32xf32>) {
+  linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>], iterator_types = ["parallel", "parallel", "reduction", "parallel"]}
+      ins(%x, %dz : memref<?x32xf32>, memref<20x2x?xf32>) outs(%dw : memref<20x2x32xf32>) {
+  ^bb0(%a: f32, %b: f32, %acc: f32):
+    %p = arith.mulf %a, %b : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+
 // An innermost extent that is not a multiple of 8 stays a linalg.generic.
 // CHECK-LABEL: func.func @odd
 // CHECK: linalg.generic

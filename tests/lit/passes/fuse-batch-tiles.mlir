@@ -1,0 +1,60 @@
+// RUN: einstruct-opt %s --einstruct-plan-contractions --einstruct-lower-to-linalg --canonicalize --einstruct-fuse-batch-tiles | FileCheck %s
+// RUN: einstruct-opt %s --einstruct-plan-contractions --einstruct-lower-to-linalg --canonicalize --einstruct-fuse-batch-tiles="rows=6" | FileCheck %s --check-prefix=ROWS
+
+// Monarch: the weight transposes run once, before the loop; the first
+// contraction, the transpose of z and the second contraction run per tile
+// of 24 rows, on tile-sized intermediates, into a slice of y.
+// CHECK-LABEL: func.func @monarch
+// CHECK: linalg.transpose ins(%arg1
+// CHECK: linalg.transpose ins(%arg2
+// CHECK: scf.for %[[T:.*]] = %{{.*}} to %{{.*}} step %c24
+// CHECK: %[[N:.*]] = affine.min
+// CHECK: tensor.extract_slice %{{.*}}[%[[T]], 0, 0] [%[[N]], 8, 8]
+// CHECK: %[[Z0:.*]] = tensor.empty(%[[N]]) : tensor<?x8x8xf32>
+// CHECK: linalg.fill {{.*}} outs(%[[Z0]]
+// CHECK: %[[Z:.*]] = linalg.generic
+// CHECK: %[[ZT0:.*]] = tensor.empty(%[[N]]) : tensor<?x8x8xf32>
+// CHECK: linalg.transpose ins(%[[Z]] : tensor<?x8x8xf32>) outs(%[[ZT0]]
+// CHECK: linalg.fill
+// CHECK: %[[Y:.*]] = linalg.generic
+// CHECK: tensor.insert_slice %[[Y]] into %{{.*}}[%[[T]], 0, 0] [%[[N]], 8, 8]
+// CHECK-NOT: linalg.generic
+// CHECK: return
+// ROWS-LABEL: func.func @monarch
+// ROWS: scf.for {{.*}} step %c6
+// ROWS-NOT: scf.for {{.*}} step %c6
+// ROWS: return
+func.func @monarch(%x: tensor<?x64xf32>, %a: tensor<8x8x8xf32>, %b: tensor<8x8x8xf32>) -> tensor<?x64xf32> {
+  %y = einstruct.layer "ga,fga,feg->fe" sizes {a = 8, e = 8, f = 8, g = 8} d_in 64 d_out 64 (%x, %a, %b)
+         : (tensor<?x64xf32>, tensor<8x8x8xf32>, tensor<8x8x8xf32>) -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}
+
+// z is also returned: computing it inside y's loop would compute it twice,
+// so it gets a tile loop of its own and y's loop reads slices of it.
+// CHECK-LABEL: func.func @shared
+// CHECK: %[[Z:.*]] = scf.for
+// CHECK: linalg.generic {{.*}} ins(%{{.*}}, %arg1
+// CHECK: %[[Y:.*]] = scf.for
+// CHECK: tensor.extract_slice %[[Z]]
+// CHECK: linalg.generic {{.*}} ins(%{{.*}}, %arg2
+// CHECK-NOT: %arg1
+// CHECK: return %[[Y]], %[[Z]]
+func.func @shared(%x: tensor<?x8x8xf32>, %a: tensor<8x8x8xf32>, %b: tensor<8x8x8xf32>) -> (tensor<?x8x8xf32>, tensor<?x8x8xf32>) {
+  %z = einstruct.contract "nga,gaf->ngf" %x, %a : tensor<?x8x8xf32>, tensor<8x8x8xf32> -> tensor<?x8x8xf32>
+  %y = einstruct.contract "ngf,gfe->nge" %z, %b : tensor<?x8x8xf32>, tensor<8x8x8xf32> -> tensor<?x8x8xf32>
+  return %y, %z : tensor<?x8x8xf32>, tensor<?x8x8xf32>
+}
+
+// A weight gradient sums over the batch: its result has no batch index, so
+// it is not tiled (its batched operands still are).
+// CHECK-LABEL: func.func @weight_gradient
+// CHECK: scf.for
+// CHECK: scf.yield
+// CHECK: linalg.generic {{.*}} iterator_types = ["parallel", "reduction", "parallel"]
+// CHECK-SAME: outs(%{{.*}} : tensor<8x8xf32>)
+func.func @weight_gradient(%x: tensor<?x8xf32>, %a: tensor<8x8xf32>, %dy: tensor<?x8xf32>) -> tensor<8x8xf32> {
+  %z = einstruct.contract "na,ab->nb" %x, %a : tensor<?x8xf32>, tensor<8x8xf32> -> tensor<?x8xf32>
+  %dw = einstruct.contract "nb,nc->bc" %z, %dy : tensor<?x8xf32>, tensor<?x8xf32> -> tensor<8x8xf32>
+  return %dw : tensor<8x8xf32>
+}

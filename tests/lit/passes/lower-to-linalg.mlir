@@ -1,0 +1,43 @@
+// RUN: einstruct-opt %s --einstruct-lower-to-linalg | FileCheck %s
+
+// Monarch's second stage: z[n, g, f] is read one scalar per summed g, and
+// the weight also has f, so those scalars would be a cache line apart: z is
+// transposed to [n, f, g]. The weight goes into loop order (f, g, e).
+// CHECK-LABEL: func.func @monarch_stage2
+// CHECK: linalg.transpose ins(%arg0 : tensor<?x8x4xf32>) outs(%{{.*}} : tensor<?x4x8xf32>) permutation = [0, 2, 1]
+// CHECK: linalg.transpose ins(%arg1 : tensor<4x6x8xf32>) outs(%{{.*}} : tensor<4x8x6xf32>) permutation = [0, 2, 1]
+// CHECK: linalg.generic
+func.func @monarch_stage2(%z: tensor<?x8x4xf32>, %b: tensor<4x6x8xf32>) -> tensor<?x4x6xf32> {
+  %y = einstruct.contract "ngf,feg->nfe" %z, %b : tensor<?x8x4xf32>, tensor<4x6x8xf32> -> tensor<?x4x6xf32>
+  return %y : tensor<?x4x6xf32>
+}
+
+// BTT: of the summed indices the longest (g: 8, r: 2) goes last.
+// CHECK-LABEL: func.func @btt_stage2
+// CHECK: linalg.transpose ins(%arg0 : tensor<?x8x2x4xf32>) outs(%{{.*}} : tensor<?x4x2x8xf32>) permutation = [0, 3, 2, 1]
+// CHECK: linalg.transpose ins(%arg1 : tensor<4x6x2x8xf32>) outs(%{{.*}} : tensor<4x2x8x6xf32>) permutation = [0, 2, 3, 1]
+func.func @btt_stage2(%z: tensor<?x8x2x4xf32>, %b: tensor<4x6x2x8xf32>) -> tensor<?x4x6xf32> {
+  %y = einstruct.contract "ngrf,ferg->nfe" %z, %b : tensor<?x8x2x4xf32>, tensor<4x6x2x8xf32> -> tensor<?x4x6xf32>
+  return %y : tensor<?x4x6xf32>
+}
+
+// A weight gradient: the batched z gets the vector index g last. dy's last
+// index e is one the other operand lacks (the register tile's rows, which
+// then share a line): dy is left as it is.
+// CHECK-LABEL: func.func @grad_w2
+// CHECK: linalg.transpose ins(%arg0 : tensor<?x8x4xf32>) outs(%{{.*}} : tensor<?x4x8xf32>) permutation = [0, 2, 1]
+// CHECK-NOT: linalg.transpose
+// CHECK: linalg.generic {{.*}} ins(%{{.*}}, %arg1 :
+func.func @grad_w2(%z: tensor<?x8x4xf32>, %dy: tensor<?x4x6xf32>) -> tensor<4x6x8xf32> {
+  %dw = einstruct.contract "ngf,nfe->feg" %z, %dy : tensor<?x8x4xf32>, tensor<?x4x6xf32> -> tensor<4x6x8xf32>
+  return %dw : tensor<4x6x8xf32>
+}
+
+// Already in place: no transpose.
+// CHECK-LABEL: func.func @grad_w1
+// CHECK-NOT: linalg.transpose
+// CHECK: linalg.generic {{.*}} ins(%arg0, %arg1 :
+func.func @grad_w1(%dz: tensor<?x8x4xf32>, %x: tensor<?x8x16xf32>) -> tensor<4x8x16xf32> {
+  %dw = einstruct.contract "ngf,nga->fga" %dz, %x : tensor<?x8x4xf32>, tensor<?x8x16xf32> -> tensor<4x8x16xf32>
+  return %dw : tensor<4x8x16xf32>
+}
