@@ -9,7 +9,7 @@
 namespace einstruct::bench {
 
 // Median milliseconds of `reps` calls of fn, after `warmups` untimed ones
-// (a JIT materialises code on first use).
+// (first-touch page faults, cold caches).
 template <class F> double medianMs(F &&fn, int reps, int warmups = 0) {
   using Clock = std::chrono::steady_clock;
   for (int k = 0; k < warmups; ++k)

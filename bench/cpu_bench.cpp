@@ -184,7 +184,7 @@ int main(int argc, char **argv) {
       return 1;
     }
     // Backward: dx, dA, dB into the caller's arrays, one warm-up call each
-    // (the JIT generates the backward function's code on its first call).
+    // (cold caches and the pool's first allocations).
     std::vector<float> dxJit(x.size()), dAJit(A.size()), dBJit(B.size()),
         dxBlas(x.size()), dABlas(A.size()), dBBlas(B.size());
     double tJitB = medianMs(

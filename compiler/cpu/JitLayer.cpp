@@ -1,6 +1,8 @@
 #include "JitLayer.h"
 #include "BufferPool.h"
 #include "CpuPipeline.h"
+#include "LoadedObject.h"
+#include "ObjectCache.h"
 #include "compiler/ir/EmitLayer.h"
 #include "compiler/passes/Passes.h"
 
@@ -24,6 +26,10 @@ namespace einstruct {
 JitLayer::~JitLayer() = default;
 
 namespace {
+
+// The C interfaces of the two functions emitLayer + autodiff produce.
+constexpr const char *kForward = "_mlir_ciface_layer";
+constexpr const char *kBackward = "_mlir_ciface_layer_backward";
 
 // A memref descriptor as the C interface lays it out:
 // {allocated, aligned, offset, sizes[rank], strides[rank]}.
@@ -91,12 +97,35 @@ Result<std::unique_ptr<JitLayer>> JitLayer::compile(const Layer &layer,
   if (!tm)
     return Error{"cannot create a target machine: " +
                  llvm::toString(tm.takeError())};
+  // The object cache: a hit skips LLVM entirely. A cached object that does
+  // not load is ignored (and replaced below).
+  std::optional<std::string> cacheDir = objectcache::directory();
+  std::string cacheKey;
+  if (cacheDir) {
+    std::string lowered;
+    llvm::raw_string_ostream os(lowered);
+    module->print(os);
+    cacheKey = objectcache::key(lowered, **tm);
+    if (auto object = objectcache::read(*cacheDir, cacheKey))
+      if (auto loaded = LoadedObject::load(std::move(object))) {
+        auto forward = (*loaded)->packed(kForward);
+        auto backward = (*loaded)->packed(kBackward);
+        if (forward && backward) {
+          jit->loaded_ = std::move(*loaded);
+          jit->forward_ = *forward;
+          jit->backward_ = *backward;
+          jit->fromCache_ = true;
+          return jit;
+        }
+      }
+  }
   // `transformer` is a function_ref: the function it refers to must outlive
   // create() (ASan caught a temporary here).
   std::function<llvm::Error(llvm::Module *)> optimize =
       mlir::makeOptimizingTransformer(3, 0, tm->get());
   mlir::ExecutionEngineOptions options;
   options.transformer = optimize;
+  options.enableObjectDump = cacheDir.has_value();
   // memrefCopy and friends, called by bufferized copies.
   llvm::SmallVector<llvm::StringRef, 1> libs = {EINSTRUCT_C_RUNNER_UTILS};
   options.sharedLibPaths = libs;
@@ -105,17 +134,22 @@ Result<std::unique_ptr<JitLayer>> JitLayer::compile(const Layer &layer,
     return Error{"JIT compilation failed: " +
                  llvm::toString(engine.takeError())};
   jit->engine_ = std::move(*engine);
-  jit->engine_->registerSymbols([](llvm::orc::MangleAndInterner interner) {
-    llvm::orc::SymbolMap symbols;
-    auto bind = [&](const char *name, auto *function) {
-      symbols[interner(name)] = {llvm::orc::ExecutorAddr::fromPtr(function),
-                                 llvm::JITSymbolFlags::Exported};
-    };
-    bind("_mlir_memref_to_llvm_alloc", &einstruct_pool_alloc);
-    bind("_mlir_memref_to_llvm_aligned_alloc", &einstruct_pool_aligned_alloc);
-    bind("_mlir_memref_to_llvm_free", &einstruct_pool_free);
-    return symbols;
-  });
+  jit->engine_->registerSymbols(
+      [](llvm::orc::MangleAndInterner interner) {
+        return runtimeSymbols(interner);
+      });
+  // Looking the entry points up generates the code (all of the module).
+  for (auto [name, slot] : {std::pair{kForward, &jit->forward_},
+                            std::pair{kBackward, &jit->backward_}}) {
+    auto f = jit->engine_->lookupPacked(name);
+    if (!f)
+      return Error{"JIT compilation failed: " + llvm::toString(f.takeError())};
+    *slot = *f;
+  }
+  if (cacheDir)
+    objectcache::store(*cacheDir, cacheKey, [&](const std::string &path) {
+      jit->engine_->dumpToObjectFile(path);
+    });
   return jit;
 }
 
@@ -158,7 +192,7 @@ void takeResult(const int64_t *d, size_t rank,
 
 } // namespace
 
-Result<bool> JitLayer::invoke(const char *function, void *results,
+Result<bool> JitLayer::invoke(void (*function)(void **), void *results,
                               const float *x, const float *dy, int64_t batch,
                               const std::vector<const float *> &weights) const {
   if (batch < 1)
@@ -179,8 +213,7 @@ Result<bool> JitLayer::invoke(const char *function, void *results,
   std::vector<void *> args;
   for (auto &p : pointers)
     args.push_back(&p);
-  if (auto err = engine_->invokePacked(function, args))
-    return Error{"JIT call failed: " + llvm::toString(std::move(err))};
+  function(args.data());
   return true;
 }
 
@@ -188,7 +221,7 @@ Result<bool> JitLayer::forwardInto(const float *x, int64_t batch,
                                   const std::vector<const float *> &weights,
                                   float *y) const {
   Descriptor result(2);
-  auto ok = invoke("_mlir_ciface_layer", result.ptr(), x, nullptr, batch,
+  auto ok = invoke(forward_, result.ptr(), x, nullptr, batch,
                    weights);
   if (!ok)
     return ok;
@@ -223,7 +256,7 @@ Result<bool> JitLayer::backwardInto(const float *x, const float *dy,
   for (auto &s : weightShapes_)
     words += 3 + 2 * s.size();
   std::vector<int64_t> results(words, 0);
-  auto ok = invoke("_mlir_ciface_layer_backward", results.data(), x, dy, batch,
+  auto ok = invoke(backward_, results.data(), x, dy, batch,
                    weights);
   if (!ok)
     return ok;

@@ -13,6 +13,8 @@ class MLIRContext;
 
 namespace einstruct {
 
+class LoadedObject;
+
 class JitLayer {
 public:
   ~JitLayer();
@@ -27,6 +29,9 @@ public:
     return weightShapes_;
   }
   const Layer &layer() const { return layer_; }
+  // Whether compile() loaded the object code from the on-disk cache
+  // (objectcache::directory()) instead of generating it.
+  bool fromCache() const { return fromCache_; }
 
   // y[batch, d_out] = layer(x[batch, d_in]); row-major float32.
   Result<std::vector<float>> forward(const float *x, int64_t batch,
@@ -52,13 +57,19 @@ public:
 private:
   JitLayer() = default;
   // Calls a compiled function through its C interface.
-  Result<bool> invoke(const char *function, void *results, const float *x,
+  Result<bool> invoke(void (*function)(void **), void *results, const float *x,
                       const float *dy, int64_t batch,
                       const std::vector<const float *> &weights) const;
   Layer layer_;
   std::vector<std::vector<int64_t>> weightShapes_;
   std::unique_ptr<mlir::MLIRContext> context_;
+  // One of the two runs the code: the engine that generated it, or the
+  // object loaded from the cache.
   std::unique_ptr<mlir::ExecutionEngine> engine_;
+  std::unique_ptr<LoadedObject> loaded_;
+  void (*forward_)(void **) = nullptr;
+  void (*backward_)(void **) = nullptr;
+  bool fromCache_ = false;
 };
 
 } // namespace einstruct

@@ -18,6 +18,10 @@ public:
 
   const Layer &layer() const { return layer_; }
   int64_t experts() const { return layer_.experts; }
+  // Whether both kernels came from the JIT's object cache.
+  bool fromCache() const {
+    return expert_->fromCache() && router_->fromCache();
+  }
   // weights: W1, W2 in the layer's layouts (weightShapes), router Wg [d_in][E].
   struct Forward {
     std::vector<float> y; // [batch][d_out]

@@ -3,6 +3,7 @@
 // a large batch.
 #include "compiler/cpu/JitLayer.h"
 #include "tests/unit/BruteForce.h"
+#include "tests/unit/CompiledLayer.h"
 #include "tests/unit/NamedLayer.h"
 
 #include <catch2/catch.hpp>
@@ -11,17 +12,10 @@
 
 using namespace einstruct;
 using einstruct::testing::denseMatrix;
+using einstruct::testing::compiledLayer;
 using einstruct::testing::namedLayer;
 
 namespace {
-
-std::unique_ptr<JitLayer> compiled(const Layer &l,
-                                   VectorUnits units = hostVectorUnits()) {
-  auto jit = JitLayer::compile(l, units);
-  if (!jit)
-    FAIL(jit.error());
-  return std::move(*jit);
-}
 
 // Max |jit − reference| / max |reference| for one compiled layer and batch.
 double relativeError(const JitLayer &jit, int64_t batch, std::mt19937 &rng) {
@@ -85,7 +79,7 @@ TEST_CASE("JIT forward equals the brute-force matrix for every named "
       {"btt-moe(experts=4, top_k=2)", 16, 24},
   };
   for (auto &c : cases) {
-    auto jit = compiled(namedLayer(c.spec, c.dIn, c.dOut));
+    auto jit = compiledLayer(namedLayer(c.spec, c.dIn, c.dOut));
     for (int64_t batch : {1, 7, 130}) {
       INFO(c.spec << " " << c.dIn << "->" << c.dOut << " batch " << batch);
       CHECK(relativeError(*jit, batch, rng) < 1e-5);
@@ -114,7 +108,7 @@ TEST_CASE("JIT micro-kernels (register tiles, vector transposes) for AVX2 "
   };
   for (VectorUnits units : {kAvx2, kAvx512})
     for (auto &c : cases) {
-      auto jit = compiled(namedLayer(c.spec, c.dIn, c.dOut), units);
+      auto jit = compiledLayer(namedLayer(c.spec, c.dIn, c.dOut), units);
       for (int64_t batch : {1, 7, 43, 130}) {
         INFO(c.spec << " " << c.dIn << "->" << c.dOut << " batch " << batch
                     << " lanes " << units.lanes);
@@ -141,7 +135,7 @@ TEST_CASE("JIT forward on random θ, exact and padded sizes", "[jit]") {
     if (!l)
       continue; // rounding beyond the reference's 15 %
     INFO("θ = " << t.str() << (padded ? " rounded" : " exact"));
-    CHECK(relativeError(*compiled(*l), 3, rng) < 1e-5);
+    CHECK(relativeError(*compiledLayer(*l), 3, rng) < 1e-5);
     ++done;
   }
   CHECK(done >= 16);

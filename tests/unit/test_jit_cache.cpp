@@ -1,0 +1,161 @@
+// The JIT's on-disk object cache: a second compile of a layer loads the
+// object instead of generating it and computes bit-identical results; a
+// different target shape is a different entry; a damaged entry, a disabled
+// cache or an unwritable directory all fall back to compiling.
+#include "compiler/cpu/JitLayer.h"
+#include "tests/unit/CompiledLayer.h"
+#include "tests/unit/NamedLayer.h"
+
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <unistd.h>
+
+using namespace einstruct;
+using einstruct::testing::compiledLayer;
+using einstruct::testing::namedLayer;
+namespace fs = std::filesystem;
+
+namespace {
+
+// EINSTRUCT_CACHE_DIR set for the scope of a test, restored after.
+class CacheDir {
+public:
+  explicit CacheDir(const std::string &value) {
+    if (const char *old = std::getenv("EINSTRUCT_CACHE_DIR"))
+      old_ = old;
+    ::setenv("EINSTRUCT_CACHE_DIR", value.c_str(), 1);
+  }
+  ~CacheDir() {
+    if (old_)
+      ::setenv("EINSTRUCT_CACHE_DIR", old_->c_str(), 1);
+    else
+      ::unsetenv("EINSTRUCT_CACHE_DIR");
+  }
+
+private:
+  std::optional<std::string> old_;
+};
+
+fs::path freshDirectory(const char *name) {
+  fs::path dir = fs::temp_directory_path() /
+                 (std::string("einstruct-") + name + "-" +
+                  std::to_string(::getpid()));
+  fs::remove_all(dir);
+  return dir;
+}
+
+std::vector<fs::path> entries(const fs::path &dir) {
+  std::vector<fs::path> found;
+  if (fs::exists(dir))
+    for (auto &e : fs::directory_iterator(dir))
+      found.push_back(e.path());
+  return found;
+}
+
+// Forward and backward outputs of one layer on fixed data, concatenated.
+std::vector<float> outputs(const JitLayer &jit) {
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> u(-1, 1);
+  const int64_t batch = 9;
+  std::vector<std::vector<float>> weights;
+  std::vector<const float *> wp;
+  for (auto &shape : jit.weightShapes()) {
+    weights.emplace_back(size_t(elementCount(shape)));
+    for (auto &v : weights.back())
+      v = u(rng);
+  }
+  for (auto &w : weights)
+    wp.push_back(w.data());
+  std::vector<float> x(size_t(batch * jit.layer().dIn)),
+      dy(size_t(batch * jit.layer().dOut));
+  for (auto *v : {&x, &dy})
+    for (auto &e : *v)
+      e = u(rng);
+  auto y = jit.forward(x.data(), batch, wp);
+  auto g = jit.backward(x.data(), dy.data(), batch, wp);
+  REQUIRE(y);
+  REQUIRE(g);
+  std::vector<float> all = *y;
+  all.insert(all.end(), g->dx.begin(), g->dx.end());
+  for (auto &dw : g->dw)
+    all.insert(all.end(), dw.begin(), dw.end());
+  return all;
+}
+
+} // namespace
+
+TEST_CASE("JIT object cache: a second compile loads the object and computes "
+          "the same bits",
+          "[jit][cache]") {
+  fs::path dir = freshDirectory("cache");
+  CacheDir scoped(dir.string());
+  Layer layer = namedLayer("btt(rank=2)", 64, 96);
+  auto first = compiledLayer(layer);
+  CHECK_FALSE(first->fromCache());
+  REQUIRE(entries(dir).size() == 1);
+  CHECK(entries(dir)[0].extension() == ".o");
+  auto second = compiledLayer(layer);
+  CHECK(second->fromCache());
+  CHECK(outputs(*second) == outputs(*first));
+
+  // Another layer, or the same one shaped for other vector units, is
+  // another entry.
+  auto avx2 = compiledLayer(layer, kAvx2);
+  CHECK_FALSE(avx2->fromCache());
+  auto other = compiledLayer(namedLayer("monarch(4)", 64, 64));
+  CHECK_FALSE(other->fromCache());
+  CHECK(entries(dir).size() == 3);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("JIT object cache: a damaged entry is recompiled and replaced",
+          "[jit][cache]") {
+  fs::path dir = freshDirectory("damaged");
+  CacheDir scoped(dir.string());
+  Layer layer = namedLayer("monarch(4)", 32, 32);
+  std::vector<float> reference = outputs(*compiledLayer(layer));
+  fs::path entry = entries(dir).at(0);
+  auto size = fs::file_size(entry);
+  SECTION("one byte changed") {
+    std::fstream f(entry, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(std::streamoff(size / 2));
+    char c = 0;
+    f.read(&c, 1);
+    f.seekp(std::streamoff(size / 2));
+    c = char(c ^ 0x5a);
+    f.write(&c, 1);
+  }
+  SECTION("truncated") { fs::resize_file(entry, size / 3); }
+  SECTION("empty") { fs::resize_file(entry, 0); }
+  auto again = compiledLayer(layer);
+  CHECK_FALSE(again->fromCache());
+  CHECK(outputs(*again) == reference);
+  CHECK(fs::file_size(entry) == size); // the entry was written anew
+  CHECK(compiledLayer(layer)->fromCache());
+  fs::remove_all(dir);
+}
+
+TEST_CASE("JIT object cache: off, or a directory that cannot be written",
+          "[jit][cache]") {
+  Layer layer = namedLayer("low-rank(4)", 16, 24);
+  SECTION("EINSTRUCT_CACHE_DIR=off") {
+    CacheDir scoped("off");
+    auto a = compiledLayer(layer);
+    auto b = compiledLayer(layer);
+    CHECK_FALSE(b->fromCache());
+    CHECK(outputs(*a) == outputs(*b));
+  }
+  SECTION("the directory is under a regular file") {
+    fs::path file = freshDirectory("file");
+    std::ofstream(file) << "not a directory";
+    CacheDir scoped((file / "cache").string());
+    auto a = compiledLayer(layer);
+    CHECK_FALSE(a->fromCache());
+    CHECK_FALSE(compiledLayer(layer)->fromCache());
+    CHECK(outputs(*a).size() > 0);
+    fs::remove(file);
+  }
+}
