@@ -5,7 +5,7 @@
 //               through memory, per-block SGEMM (OpenBLAS, 1 thread)
 //   naive       the same two stages as plain loops
 // Then the backward pass (dx and the weight gradients) of einstruct against
-// the same per-block SGEMMs. Prints medians and ratios; results are
+// the same per-block SGEMMs, and both again on all cores. Prints medians and ratios; results are
 // cross-checked against each other.
 #include "bench/BenchTiming.h"
 #include "bench/FmaPeak.h"
@@ -19,6 +19,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 extern "C" void openblas_set_num_threads(int);
@@ -136,7 +137,8 @@ int main(int argc, char **argv) {
               "vs naive", "GFLOP/s", "% peak");
   std::mt19937 rng(0);
   std::uniform_real_distribution<float> u(-1, 1);
-  std::vector<std::string> backwardRows;
+  std::vector<std::string> backwardRows, threadRows;
+  const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
   for (auto &c : cases) {
     auto layer = buildNamed(*parseNamed(c.spec), c.d, c.d);
     auto an = analyze(*layer);
@@ -153,21 +155,29 @@ int main(int argc, char **argv) {
       std::fprintf(stderr, "%s\n", jit.error().c_str());
       return 1;
     }
+    (*jit)->setThreads(1); // against single-threaded OpenBLAS
     std::vector<float> yJit(size_t(batch * c.d)), yBlas(yJit.size()),
         yNaive(yJit.size());
     std::vector<float> z(size_t(batch * s.g * s.f * s.r)), zt(z.size());
-    double tJit = medianMs(
-        [&] {
-          (*jit)->forwardInto(x.data(), batch, {A.data(), B.data()},
-                              yJit.data());
-        },
-        reps);
-    double tBlas = medianMs(
-        [&] {
-          blasForward(s, batch, x.data(), A.data(), B.data(), z.data(),
-                      zt.data(), yBlas.data());
-        },
-        reps);
+    std::vector<float> dxJit(x.size()), dAJit(A.size()), dBJit(B.size()),
+        dxBlas(x.size()), dABlas(A.size()), dBBlas(B.size());
+    auto jitForward = [&] {
+      (*jit)->forwardInto(x.data(), batch, {A.data(), B.data()}, yJit.data());
+    };
+    auto blasFwd = [&] {
+      blasForward(s, batch, x.data(), A.data(), B.data(), z.data(), zt.data(),
+                  yBlas.data());
+    };
+    auto jitBackward = [&] {
+      (*jit)->backwardInto(x.data(), dy.data(), batch, {A.data(), B.data()},
+                           dxJit.data(), {dAJit.data(), dBJit.data()});
+    };
+    auto blasBwd = [&] {
+      blasBackward(s, batch, x.data(), A.data(), B.data(), dy.data(), z.data(),
+                   zt.data(), dxBlas.data(), dABlas.data(), dBBlas.data());
+    };
+    double tJit = medianMs(jitForward, reps);
+    double tBlas = medianMs(blasFwd, reps);
     double tNaive = medianMs(
         [&] {
           naiveForward(s, batch, x.data(), A.data(), B.data(), z.data(),
@@ -185,21 +195,8 @@ int main(int argc, char **argv) {
     }
     // Backward: dx, dA, dB into the caller's arrays, one warm-up call each
     // (cold caches and the pool's first allocations).
-    std::vector<float> dxJit(x.size()), dAJit(A.size()), dBJit(B.size()),
-        dxBlas(x.size()), dABlas(A.size()), dBBlas(B.size());
-    double tJitB = medianMs(
-        [&] {
-          (*jit)->backwardInto(x.data(), dy.data(), batch, {A.data(), B.data()},
-                               dxJit.data(), {dAJit.data(), dBJit.data()});
-        },
-        reps, 1);
-    double tBlasB = medianMs(
-        [&] {
-          blasBackward(s, batch, x.data(), A.data(), B.data(), dy.data(),
-                       z.data(), zt.data(), dxBlas.data(), dABlas.data(),
-                       dBBlas.data());
-        },
-        reps, 1);
+    double tJitB = medianMs(jitBackward, reps, 1);
+    double tBlasB = medianMs(blasBwd, reps, 1);
     for (auto [mine, ref] : {std::pair{&dxJit, &dxBlas}, {&dAJit, &dABlas},
                              {&dBJit, &dBBlas}})
       if (double e = maxRelDiff(*mine, *ref); e > 1e-4) {
@@ -211,6 +208,26 @@ int main(int argc, char **argv) {
                   c.spec, (long long)c.d, tJitB, tBlasB, tBlasB / tJitB,
                   tJitB / tJit);
     backwardRows.push_back(row);
+    // All cores, OpenBLAS given as many threads.
+    if (cores > 1) {
+      (*jit)->setThreads(cores);
+      openblas_set_num_threads(cores);
+      double fJit = medianMs(jitForward, reps, 1);
+      double fBlas = medianMs(blasFwd, reps, 1);
+      double bJit = medianMs(jitBackward, reps, 1);
+      double bBlas = medianMs(blasBwd, reps, 1);
+      openblas_set_num_threads(1);
+      if (maxRelDiff(yJit, yBlas) > 1e-4 || maxRelDiff(dAJit, dABlas) > 1e-4) {
+        std::fprintf(stderr, "%d-thread results differ\n", cores);
+        return 1;
+      }
+      std::snprintf(row, sizeof row,
+                    "%-14s %6lld %10.2f %10.2f %8.2fx %10.2f %10.2f %8.2fx "
+                    "%8.2fx",
+                    c.spec, (long long)c.d, fJit, fBlas, fBlas / fJit, bJit,
+                    bBlas, bBlas / bJit, tJit / fJit);
+      threadRows.push_back(row);
+    }
   }
   std::printf("\nCPU backward (dx and both weight gradients, z recomputed), "
               "batch %lld, median of %d\n",
@@ -219,6 +236,16 @@ int main(int argc, char **argv) {
               "einstruct ms", "openblas ms", "vs blas", "bwd / fwd");
   for (const auto &row : backwardRows)
     std::printf("%s\n", row.c_str());
+  if (!threadRows.empty()) {
+    std::printf("\n%d threads (einstruct's batch chunks; OpenBLAS with %d "
+                "threads), batch %lld, median of %d\n",
+                cores, cores, (long long)batch, reps);
+    std::printf("%-14s %6s %10s %10s %9s %10s %10s %9s %9s\n", "structure",
+                "d", "fwd ms", "blas fwd", "vs blas", "bwd ms", "blas bwd",
+                "vs blas", "vs 1 thr");
+    for (const auto &row : threadRows)
+      std::printf("%s\n", row.c_str());
+  }
   std::printf("(vs blas / vs naive: time of the other ÷ einstruct's; > 1 "
               "means einstruct is faster)\n");
   return 0;

@@ -198,6 +198,19 @@ int einstruct_layer_backward(const einstruct_layer *l, const float *x,
   return EINSTRUCT_OK;
 }
 
+int einstruct_layer_set_threads(einstruct_layer *l, int threads) {
+  if (!l)
+    return failWith(EINSTRUCT_ERR_ARGUMENT, "null layer");
+  if (threads < 1)
+    return failWith(EINSTRUCT_ERR_ARGUMENT,
+                    fmt::format("threads = {} must be at least 1", threads));
+  if (l->moe)
+    l->moe->setThreads(threads);
+  else
+    l->jit->setThreads(threads);
+  return EINSTRUCT_OK;
+}
+
 int einstruct_layer_set_aux_weight(einstruct_layer *l, double weight) {
   if (!l || !l->moe)
     return failWith(EINSTRUCT_ERR_ARGUMENT,

@@ -75,6 +75,13 @@ EINSTRUCT_API int einstruct_layer_backward(const einstruct_layer *layer,
                                            const float *const *weights,
                                            float *dx, float *const *dweights);
 
+/* Threads a call may use (>= 1; default EINSTRUCT_NUM_THREADS, else all
+ * hardware threads). The batch is split into row chunks run at once (each
+ * at least 24 rows and ~32M multiply-adds, so small calls use one); y and
+ * dx do not depend on it, weight gradients only to rounding. */
+EINSTRUCT_API int einstruct_layer_set_threads(einstruct_layer *layer,
+                                              int threads);
+
 /* BTT-MoE: the weight of the auxiliary load-balancing loss in backward
  * (finite, >= 0; default 0.01, the reference's). */
 EINSTRUCT_API int einstruct_layer_set_aux_weight(einstruct_layer *layer,

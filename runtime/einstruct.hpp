@@ -88,6 +88,11 @@ public:
     return g;
   }
 
+  // Threads a call may use (einstruct_layer_set_threads).
+  void setThreads(int threads) {
+    check(einstruct_layer_set_threads(layer_.get(), threads));
+  }
+
   // BTT-MoE: the aux-loss weight of backward (default 0.01).
   void setAuxWeight(double w) {
     check(einstruct_layer_set_aux_weight(layer_.get(), w));

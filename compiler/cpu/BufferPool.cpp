@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <thread>
 
 namespace einstruct::bufferpool {
 namespace {
@@ -15,9 +16,14 @@ struct Header {
   void *base;
 };
 
+struct Cached {
+  void *block;
+  std::thread::id freedBy;
+};
+
 struct Pool {
   std::mutex mutex;
-  std::multimap<size_t, void *> free; // usable size → block
+  std::multimap<size_t, Cached> free; // usable size → block
   size_t cached = 0;
 };
 
@@ -48,13 +54,24 @@ void *allocate(size_t bytes) {
     want = 64;
   Pool &p = pool();
   {
-    // The smallest cached block that fits and wastes at most half of itself.
+    // The smallest cached block that fits and wastes at most half of
+    // itself; of those, first one this thread freed: its lines are likely
+    // still in this core's cache, not another's (threads of one call each
+    // reuse their own tiles' buffers).
     std::lock_guard<std::mutex> lock(p.mutex);
-    auto it = p.free.lower_bound(want);
-    if (it != p.free.end() && it->first <= 2 * want) {
-      void *block = it->second;
-      p.cached -= it->first;
-      p.free.erase(it);
+    auto first = p.free.lower_bound(want), pick = p.free.end();
+    for (auto it = first; it != p.free.end() && it->first <= 2 * want; ++it) {
+      if (pick == p.free.end())
+        pick = it;
+      if (it->second.freedBy == std::this_thread::get_id()) {
+        pick = it;
+        break;
+      }
+    }
+    if (pick != p.free.end()) {
+      void *block = pick->second.block;
+      p.cached -= pick->first;
+      p.free.erase(pick);
       return block;
     }
   }
@@ -75,7 +92,7 @@ void release(void *block) {
   if (h.size) {
     std::lock_guard<std::mutex> lock(p.mutex);
     if (p.cached + h.size <= kMaxCachedBytes) {
-      p.free.emplace(h.size, block);
+      p.free.emplace(h.size, Cached{block, std::this_thread::get_id()});
       p.cached += h.size;
       return;
     }
@@ -86,8 +103,8 @@ void release(void *block) {
 void trim() {
   Pool &p = pool();
   std::lock_guard<std::mutex> lock(p.mutex);
-  for (auto &[size, block] : p.free)
-    std::free(headerOf(block).base);
+  for (auto &[size, entry] : p.free)
+    std::free(headerOf(entry.block).base);
   p.free.clear();
   p.cached = 0;
 }

@@ -3,6 +3,7 @@
 #include "CpuPipeline.h"
 #include "LoadedObject.h"
 #include "ObjectCache.h"
+#include "WorkerPool.h"
 #include "compiler/ir/EmitLayer.h"
 #include "compiler/passes/Passes.h"
 
@@ -17,9 +18,11 @@
 #include "llvm/Support/TargetSelect.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <fmt/format.h>
 #include <mutex>
+#include <thread>
 
 namespace einstruct {
 
@@ -50,6 +53,18 @@ struct Descriptor {
   void *ptr() { return words.data(); }
 };
 
+// Work a thread takes at least: one fused batch tile, and enough
+// multiply-adds (~0.2 ms) that starting the thread (tens of µs) is noise.
+constexpr int64_t kMinRowsPerThread = 24;
+constexpr int64_t kMinMacsPerThread = int64_t(32) << 20;
+
+int defaultThreads() {
+  if (const char *env = std::getenv("EINSTRUCT_NUM_THREADS"))
+    if (int n = std::atoi(env); n > 0)
+      return n;
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
 void initNativeTarget() {
   static std::once_flag once;
   std::call_once(once, [] {
@@ -66,6 +81,12 @@ Result<std::unique_ptr<JitLayer>> JitLayer::compile(const Layer &layer,
   std::unique_ptr<JitLayer> jit(new JitLayer());
   jit->layer_ = layer;
   jit->weightShapes_ = einstruct::weightShapes(layer);
+  jit->threads_ = defaultThreads();
+  if (auto a = analyze(layer))
+    jit->autoMinRows_ =
+        std::max(kMinRowsPerThread,
+                 kMinMacsPerThread / std::max<int64_t>(1, a->flops));
+  jit->minRowsPerThread_ = jit->autoMinRows_;
   mlir::DialectRegistry registry;
   registerCpuPipelineDialects(registry);
   jit->context_ = std::make_unique<mlir::MLIRContext>(registry);
@@ -217,7 +238,58 @@ Result<bool> JitLayer::invoke(void (*function)(void **), void *results,
   return true;
 }
 
+namespace {
+
+struct Chunk {
+  int64_t start, rows;
+};
+
+std::vector<Chunk> chunks(int64_t batch, int threads, int64_t minRows) {
+  int64_t k = std::clamp<int64_t>(batch / std::max<int64_t>(1, minRows), 1,
+                                  threads);
+  int64_t per = (batch + k - 1) / k;
+  std::vector<Chunk> out;
+  for (int64_t s = 0; s < batch; s += per)
+    out.push_back({s, std::min(per, batch - s)});
+  return out;
+}
+
+// Runs run(c) for every chunk at once (workers::run); the first error by
+// chunk order.
+template <class F>
+Result<bool> inParallel(size_t count, F &&run) {
+  std::vector<std::string> errors(count);
+  workers::run(count, [&](size_t c) {
+    auto r = run(c);
+    if (!r)
+      errors[c] = r.error();
+  });
+  for (auto &e : errors)
+    if (!e.empty())
+      return Error{e};
+  return true;
+}
+
+} // namespace
+
+void JitLayer::setThreads(int threads, int64_t minRowsPerThread) {
+  threads_ = std::max(1, threads);
+  minRowsPerThread_ = minRowsPerThread > 0 ? minRowsPerThread : autoMinRows_;
+}
+
 Result<bool> JitLayer::forwardInto(const float *x, int64_t batch,
+                                  const std::vector<const float *> &weights,
+                                  float *y) const {
+  if (batch < 1)
+    return Error{fmt::format("batch = {} must be positive", batch)};
+  auto cs = chunks(batch, threads_, minRowsPerThread_);
+  return inParallel(cs.size(), [&](size_t c) {
+    return forwardRows(x + cs[c].start * layer_.dIn, cs[c].rows, weights,
+                       y + cs[c].start * layer_.dOut);
+  });
+}
+
+Result<bool> JitLayer::forwardRows(const float *x, int64_t batch,
                                   const std::vector<const float *> &weights,
                                   float *y) const {
   Descriptor result(2);
@@ -248,9 +320,41 @@ Result<bool> JitLayer::backwardInto(const float *x, const float *dy,
                                    const std::vector<const float *> &weights,
                                    float *dx,
                                    const std::vector<float *> &dw) const {
+  if (batch < 1)
+    return Error{fmt::format("batch = {} must be positive", batch)};
   if (dw.size() != weightShapes_.size())
     return Error{fmt::format("{} weight gradients given, the layer has {}",
                              dw.size(), weightShapes_.size())};
+  auto cs = chunks(batch, threads_, minRowsPerThread_);
+  // Chunk 0 writes the caller's dw, the others their own sums (pooled:
+  // fresh megabytes per call would fault their pages in), added after in
+  // chunk order.
+  std::vector<std::vector<PooledFloats>> partial(cs.size());
+  auto ok = inParallel(cs.size(), [&](size_t c) {
+    std::vector<float *> into = dw;
+    if (c > 0)
+      for (size_t k = 0; k < dw.size(); ++k)
+        into[k] = partial[c]
+                      .emplace_back(size_t(elementCount(weightShapes_[k])))
+                      .data();
+    return backwardRows(x + cs[c].start * layer_.dIn,
+                        dy + cs[c].start * layer_.dOut, cs[c].rows, weights,
+                        dx + cs[c].start * layer_.dIn, into);
+  });
+  if (!ok)
+    return ok;
+  for (size_t c = 1; c < cs.size(); ++c)
+    for (size_t k = 0; k < dw.size(); ++k)
+      for (size_t i = 0; i < partial[c][k].size(); ++i)
+        dw[k][i] += partial[c][k][i];
+  return true;
+}
+
+Result<bool> JitLayer::backwardRows(const float *x, const float *dy,
+                                   int64_t batch,
+                                   const std::vector<const float *> &weights,
+                                   float *dx,
+                                   const std::vector<float *> &dw) const {
   // Results come back as one struct of descriptors: dx, then each dw.
   size_t words = 3 + 2 * 2;
   for (auto &s : weightShapes_)

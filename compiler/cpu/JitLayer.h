@@ -4,6 +4,7 @@
 #include "VectorUnits.h"
 #include "search/Layer.h"
 
+#include <algorithm>
 #include <memory>
 
 namespace mlir {
@@ -33,6 +34,15 @@ public:
   // (objectcache::directory()) instead of generating it.
   bool fromCache() const { return fromCache_; }
 
+  // Threads a call may use: the batch is split into up to that many row
+  // chunks of at least `minRowsPerThread` rows (0: 24 rows and ~32M
+  // multiply-adds), run at once. Rows are independent, so y and dx do not
+  // depend on it; the weight gradients add the chunks' sums in chunk order
+  // (deterministic for a given split). Default: EINSTRUCT_NUM_THREADS, else
+  // the hardware's threads.
+  void setThreads(int threads, int64_t minRowsPerThread = 0);
+  int threads() const { return threads_; }
+
   // y[batch, d_out] = layer(x[batch, d_in]); row-major float32.
   Result<std::vector<float>> forward(const float *x, int64_t batch,
                                      const std::vector<const float *> &weights) const;
@@ -56,6 +66,13 @@ public:
 
 private:
   JitLayer() = default;
+  // One call of the compiled functions on rows [0, batch).
+  Result<bool> forwardRows(const float *x, int64_t batch,
+                           const std::vector<const float *> &weights,
+                           float *y) const;
+  Result<bool> backwardRows(const float *x, const float *dy, int64_t batch,
+                            const std::vector<const float *> &weights,
+                            float *dx, const std::vector<float *> &dw) const;
   // Calls a compiled function through its C interface.
   Result<bool> invoke(void (*function)(void **), void *results, const float *x,
                       const float *dy, int64_t batch,
@@ -70,6 +87,8 @@ private:
   void (*forward_)(void **) = nullptr;
   void (*backward_)(void **) = nullptr;
   bool fromCache_ = false;
+  int threads_ = 1;
+  int64_t minRowsPerThread_ = 24, autoMinRows_ = 24;
 };
 
 } // namespace einstruct

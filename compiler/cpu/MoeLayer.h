@@ -18,6 +18,11 @@ public:
 
   const Layer &layer() const { return layer_; }
   int64_t experts() const { return layer_.experts; }
+  // Threads each kernel call may use (JitLayer::setThreads).
+  void setThreads(int threads) {
+    expert_->setThreads(threads);
+    router_->setThreads(threads);
+  }
   // Whether both kernels came from the JIT's object cache.
   bool fromCache() const {
     return expert_->fromCache() && router_->fromCache();

@@ -394,6 +394,7 @@ struct RunOptions {
   double auxWeight = 0.01; // BTT-MoE: the aux loss's weight in --grad
   bool check = false;
   int repeat = 5;
+  int threads = 0; // 0: EINSTRUCT_NUM_THREADS, else the hardware's
 };
 
 // The one layer of `run` and `compile`: from the inline flags or a one-spec
@@ -502,6 +503,8 @@ int runMoe(const RunOptions &o, const Layer &layer, const Analysis &analysis,
   auto moe = MoeLayer::compile(layer);
   if (!moe)
     return fail(moe.error());
+  if (o.threads)
+    (*moe)->setThreads(o.threads);
   double compileMs = msSince(t0);
   std::vector<const float *> wp = {ws[0].data.data(), ws[1].data.data()};
   std::vector<double> times;
@@ -662,20 +665,23 @@ int runRun(const RunOptions &o) {
   auto jit = JitLayer::compile(*layer);
   if (!jit)
     return fail(jit.error());
+  if (o.threads)
+    (*jit)->setThreads(o.threads);
   double compileMs = msSince(t0);
   std::vector<const float *> wp;
   for (auto &w : ws)
     wp.push_back(w.data.data());
   std::vector<double> times;
-  std::vector<float> y;
+  // y allocated once: a fresh large vector per call would time the page
+  // faults of its allocation (~5 µs each on a VM), not the layer.
+  std::vector<float> y(static_cast<size_t>(*yElems));
   // Call -1 is untimed, as for BTT-MoE above.
   for (int r = -1; r < o.repeat; ++r) {
     auto s = Clock::now();
-    auto out = (*jit)->forward(x.data.data(), batch, wp);
+    auto out = (*jit)->forwardInto(x.data.data(), batch, wp, y.data());
     if (!out)
       return fail(out.error());
     (r < 0 ? compileMs : times.emplace_back()) += msSince(s);
-    y = std::move(*out);
   }
   std::sort(times.begin(), times.end());
   double ms = times[times.size() / 2];
@@ -1024,9 +1030,12 @@ int main(int argc, char **argv) {
   run->add_flag("--check", ru.check,
                 "compare with naive loops (first 16 rows); exit 1 above 1e-5");
   run->add_option("--repeat", ru.repeat,
-                  "timed forward calls (after one untimed call that "
-                  "generates the JIT'd code)")
+                  "timed forward calls (after one untimed warm-up call)")
       ->capture_default_str();
+  run->add_option("--threads", ru.threads,
+                  "threads a call may use (batch row chunks; default "
+                  "EINSTRUCT_NUM_THREADS, else all)")
+      ->check(CLI::Range(1, 4096));
   run->add_option("--router", ru.router,
                   "BTT-MoE: router weight Wg.npy (d_in, experts); default "
                   "uniform(-1, 1) from --seed");

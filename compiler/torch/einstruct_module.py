@@ -29,6 +29,7 @@ def _load_runtime():
     lib.einstruct_layer_destroy.argtypes = [_P]
     lib.einstruct_layer_forward.argtypes = [_P, _P, ctypes.c_int64, _P, _P]
     lib.einstruct_layer_backward.argtypes = [_P, _P, _P, ctypes.c_int64, _P, _P, _P]
+    lib.einstruct_layer_set_threads.argtypes = [_P, ctypes.c_int]
     lib.einstruct_layer_set_aux_weight.argtypes = [_P, ctypes.c_double]
     lib.einstruct_layer_routing.argtypes = [_P, _P, _P, _P]
     lib.einstruct_last_error.restype = ctypes.c_char_p
@@ -44,6 +45,12 @@ class _Compiled:
         self.handle = _P()
         self.check(self.lib.einstruct_layer_create_cpu(
             json.dumps(SPEC).encode(), ctypes.byref(self.handle)))
+
+    def follow_torch_threads(self):
+        """Use as many threads as torch.get_num_threads() (the runtime splits
+        a batch into row chunks; y and dx do not depend on it)."""
+        self.check(self.lib.einstruct_layer_set_threads(
+            self.handle, torch.get_num_threads()))
 
     def check(self, status):
         if status != 0:
@@ -71,6 +78,7 @@ class _Apply(torch.autograd.Function):
     @staticmethod
     def forward(ctx, compiled, aux_weight, x, *weights):
         y = torch.empty((x.shape[0], D_OUT), dtype=torch.float32)
+        compiled.follow_torch_threads()
         compiled.check(compiled.lib.einstruct_layer_forward(
             compiled.handle, x.data_ptr(), x.shape[0], _pointers(weights),
             y.data_ptr()))
@@ -84,6 +92,7 @@ class _Apply(torch.autograd.Function):
         dy = dy.to(torch.float32).contiguous()
         dx = torch.empty_like(x)
         dws = [torch.empty_like(w) for w in weights]
+        ctx.compiled.follow_torch_threads()
         if EXPERTS:
             ctx.compiled.check(ctx.compiled.lib.einstruct_layer_set_aux_weight(
                 ctx.compiled.handle, ctx.aux_weight))

@@ -46,8 +46,9 @@ int main(int argc, char **argv) {
     }
   }
   auto layer = einstruct::CompiledLayer::cpu(argv[1]);
-  // Routing questions of a layer that has no router, or before any call,
-  // and aux weights that are negative or not finite, are argument errors.
+  // Zero threads, routing questions of a layer that has no router or
+  // before any call, and aux weights that are negative or not finite, are
+  // argument errors.
   auto refused = [](auto &&call) {
     try {
       call();
@@ -56,14 +57,15 @@ int main(int argc, char **argv) {
     }
     return false;
   };
-  bool ok = layer.experts()
-                ? refused([&] { layer.routing(); }) &&
-                      refused([&] { layer.setAuxWeight(-1); }) &&
-                      refused([&] { layer.setAuxWeight(std::nan("")); })
-                : refused([&] { layer.setAuxWeight(0.5); }) &&
-                      refused([&] { layer.routing(); });
+  bool ok = refused([&] { layer.setThreads(0); }) &&
+            (layer.experts()
+                 ? refused([&] { layer.routing(); }) &&
+                       refused([&] { layer.setAuxWeight(-1); }) &&
+                       refused([&] { layer.setAuxWeight(std::nan("")); })
+                 : refused([&] { layer.setAuxWeight(0.5); }) &&
+                       refused([&] { layer.routing(); }));
   if (!ok) {
-    std::cerr << "a routing call with bad input was accepted\n";
+    std::cerr << "a call with bad input was accepted\n";
     return 1;
   }
   std::vector<std::vector<float>> w;
@@ -73,7 +75,14 @@ int main(int argc, char **argv) {
     wp.push_back(w.back().data());
   }
   auto x = load(dir + "/x.bin");
-  save(dir + "/y.bin", layer.forward(x, wp));
+  auto y = layer.forward(x, wp);
+  save(dir + "/y.bin", y);
+  // Rows are independent: one thread computes the same bits.
+  layer.setThreads(1);
+  if (layer.forward(x, wp) != y) {
+    std::cerr << "forward on one thread differs\n";
+    return 1;
+  }
   auto g = layer.backward(x, load(dir + "/dy.bin"), wp);
   save(dir + "/dx.bin", g.dx);
   for (size_t k = 0; k < g.dw.size(); ++k)
