@@ -88,12 +88,25 @@ void buildCpuPipeline(mlir::OpPassManager &pm, VectorUnits units) {
   pm.addPass(mlir::createReconcileUnrealizedCastsPass());
 }
 
+namespace {
+struct PipelineOptions : mlir::PassPipelineOptions<PipelineOptions> {
+  Option<int64_t> lanes{*this, "lanes",
+                        llvm::cl::desc("f32 lanes (8: AVX2, 16: AVX-512)"),
+                        llvm::cl::init(kAvx2.lanes)};
+  Option<int64_t> registers{*this, "registers",
+                            llvm::cl::desc("vector registers (16 or 32)"),
+                            llvm::cl::init(kAvx2.registers)};
+};
+} // namespace
+
 void registerCpuPipeline() {
-  mlir::PassPipelineRegistration<>(
+  mlir::PassPipelineRegistration<PipelineOptions>(
       "einstruct-lower-to-llvm",
       "Lower einstruct layers to the LLVM dialect through linalg, "
-      "bufferization and loops",
-      [](mlir::OpPassManager &pm) { buildCpuPipeline(pm); });
+      "bufferization and loops (AVX2 shapes unless lanes/registers say)",
+      [](mlir::OpPassManager &pm, const PipelineOptions &o) {
+        buildCpuPipeline(pm, VectorUnits{o.lanes, o.registers});
+      });
 }
 
 } // namespace einstruct

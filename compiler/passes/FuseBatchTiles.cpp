@@ -30,6 +30,30 @@ std::optional<unsigned> batchLoop(mlir::linalg::LinalgOp op) {
   return d.getPosition();
 }
 
+// A weight gradient's loop over the batch: a reduction loop indexing a
+// dynamic dim of an input, when the result itself is static.
+std::optional<unsigned> batchReduction(mlir::linalg::LinalgOp op) {
+  if (op->getNumResults() != 1 || op.getNumDpsInits() != 1)
+    return std::nullopt;
+  auto type = mlir::dyn_cast<mlir::RankedTensorType>(op->getResult(0).getType());
+  if (!type || !type.hasStaticShape())
+    return std::nullopt;
+  auto iters = op.getIteratorTypesArray();
+  for (mlir::OpOperand *in : op.getDpsInputOperands()) {
+    auto t = mlir::dyn_cast<mlir::RankedTensorType>(in->get().getType());
+    if (!t)
+      continue;
+    mlir::AffineMap map = op.getMatchingIndexingMap(in);
+    for (int64_t i = 0; i < t.getRank(); ++i) {
+      auto d = mlir::dyn_cast<mlir::AffineDimExpr>(map.getResult(unsigned(i)));
+      if (t.isDynamicDim(i) && d &&
+          iters[d.getPosition()] == mlir::utils::IteratorType::reduction)
+        return d.getPosition();
+    }
+  }
+  return std::nullopt;
+}
+
 struct FuseBatchTilesPass : impl::FuseBatchTilesBase<FuseBatchTilesPass> {
   using FuseBatchTilesBase::FuseBatchTilesBase;
 
@@ -41,7 +65,7 @@ struct FuseBatchTilesPass : impl::FuseBatchTilesBase<FuseBatchTilesPass> {
   void runOnOperation() override {
     llvm::SmallVector<mlir::linalg::LinalgOp> ops;
     getOperation().walk([&](mlir::linalg::LinalgOp op) {
-      if (batchLoop(op))
+      if (batchLoop(op) || batchReduction(op))
         ops.push_back(op);
     });
     // Last op first: each becomes the consumer of a tile loop unless an
@@ -68,7 +92,11 @@ struct FuseBatchTilesPass : impl::FuseBatchTilesBase<FuseBatchTilesPass> {
                            llvm::DenseSet<mlir::Operation *> &fused) {
     llvm::SmallVector<mlir::OpFoldResult> sizes(op.getNumLoops(),
                                                 rewriter.getIndexAttr(0));
-    sizes[*batchLoop(op)] = rewriter.getIndexAttr(rows);
+    // A weight gradient sums over the batch: its tiles accumulate into the
+    // result carried by the loop, so its zero fill stays outside.
+    std::optional<unsigned> summed = batchReduction(op);
+    sizes[summed ? *summed : *batchLoop(op)] =
+        rewriter.getIndexAttr(summed ? summedRows : rows);
     mlir::scf::SCFTilingOptions tiling;
     tiling.setTileSizes(sizes).setLoopType(
         mlir::scf::SCFTilingOptions::LoopType::ForOp);
@@ -82,7 +110,7 @@ struct FuseBatchTilesPass : impl::FuseBatchTilesBase<FuseBatchTilesPass> {
             bool destination) -> std::optional<
                       mlir::scf::SCFTileAndFuseOptions::ControlFnResult> {
           auto type = mlir::dyn_cast<mlir::RankedTensorType>(producer.getType());
-          if (!type || type.hasStaticShape())
+          if (!type || type.hasStaticShape() || (summed && destination))
             return std::nullopt;
           // Size queries are answered from the producer's init below; a
           // destination is also the loop's initial value.

@@ -98,10 +98,17 @@ def FuseBatchTiles : Pass<"einstruct-fuse-batch-tiles", "mlir::func::FuncOp"> {
     same loop, one tile at a time. The intermediates are then tile-sized
     and stay in cache instead of making a round trip through memory.
     Batch-independent producers (the weight transposes) stay outside the
-    loop and run once.
+    loop and run once. A weight gradient (a static result summed over the
+    batch) is tiled along that sum by `summed-rows` rows, each tile adding
+    into the result the loop carries (its zero fill stays outside), with
+    its batched producers (the recomputed z, the transposes of its
+    operands) fused the same way.
   }];
   let options = [
     Option<"rows", "rows", "int64_t", "24", "batch rows per tile">,
+    Option<"summedRows", "summed-rows", "int64_t", "32",
+           "batch rows per tile of a weight gradient (a multiple of 16 "
+           "keeps its operands' transposes in whole vector tiles)">,
   ];
   let dependentDialects = ["mlir::scf::SCFDialect",
                            "mlir::tensor::TensorDialect",

@@ -1,5 +1,5 @@
 // RUN: einstruct-opt %s --einstruct-plan-contractions --einstruct-lower-to-linalg --canonicalize --einstruct-fuse-batch-tiles | FileCheck %s
-// RUN: einstruct-opt %s --einstruct-plan-contractions --einstruct-lower-to-linalg --canonicalize --einstruct-fuse-batch-tiles="rows=6" | FileCheck %s --check-prefix=ROWS
+// RUN: einstruct-opt %s --einstruct-plan-contractions --einstruct-lower-to-linalg --canonicalize --einstruct-fuse-batch-tiles="rows=6 summed-rows=16" | FileCheck %s --check-prefix=ROWS
 
 // Monarch: the weight transposes run once, before the loop; the first
 // contraction, the transpose of z and the second contraction run per tile
@@ -24,6 +24,8 @@
 // ROWS: scf.for {{.*}} step %c6
 // ROWS-NOT: scf.for {{.*}} step %c6
 // ROWS: return
+// ROWS-LABEL: func.func @weight_gradient
+// ROWS: scf.for {{.*}} step %c16
 func.func @monarch(%x: tensor<?x64xf32>, %a: tensor<8x8x8xf32>, %b: tensor<8x8x8xf32>) -> tensor<?x64xf32> {
   %y = einstruct.layer "ga,fga,feg->fe" sizes {a = 8, e = 8, f = 8, g = 8} d_in 64 d_out 64 (%x, %a, %b)
          : (tensor<?x64xf32>, tensor<8x8x8xf32>, tensor<8x8x8xf32>) -> tensor<?x64xf32>
@@ -46,13 +48,19 @@ func.func @shared(%x: tensor<?x8x8xf32>, %a: tensor<8x8x8xf32>, %b: tensor<8x8x8
   return %y, %z : tensor<?x8x8xf32>, tensor<?x8x8xf32>
 }
 
-// A weight gradient sums over the batch: its result has no batch index, so
-// it is not tiled (its batched operands still are).
+// A weight gradient sums over the batch: it is tiled along that sum by 32
+// rows, each tile adding into the result the loop carries; its zero fill
+// stays before the loop, and the batched z is computed (and transposed)
+// per tile inside it.
 // CHECK-LABEL: func.func @weight_gradient
-// CHECK: scf.for
-// CHECK: scf.yield
-// CHECK: linalg.generic {{.*}} iterator_types = ["parallel", "reduction", "parallel"]
-// CHECK-SAME: outs(%{{.*}} : tensor<8x8xf32>)
+// CHECK: %[[FILL:.*]] = linalg.fill {{.*}} outs(%{{.*}} : tensor<8x8xf32>)
+// CHECK: scf.for %{{.*}} step %c32 iter_args(%[[ACC:.*]] = %[[FILL]]) -> (tensor<8x8xf32>)
+// CHECK: %[[Z:.*]] = linalg.generic
+// CHECK: %[[ZT:.*]] = linalg.transpose ins(%[[Z]]
+// CHECK: %[[DW:.*]] = linalg.generic {{.*}} ins(%[[ZT]], %{{.*}} : tensor<8x?xf32>, tensor<?x8xf32>) outs(%[[ACC]] : tensor<8x8xf32>)
+// CHECK: scf.yield %[[DW]]
+// CHECK-NOT: linalg.fill
+// CHECK: return
 func.func @weight_gradient(%x: tensor<?x8xf32>, %a: tensor<8x8xf32>, %dy: tensor<?x8xf32>) -> tensor<8x8xf32> {
   %z = einstruct.contract "na,ab->nb" %x, %a : tensor<?x8xf32>, tensor<8x8xf32> -> tensor<?x8xf32>
   %dw = einstruct.contract "nb,nc->bc" %z, %dy : tensor<?x8xf32>, tensor<?x8xf32> -> tensor<8x8xf32>

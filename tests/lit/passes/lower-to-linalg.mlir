@@ -21,22 +21,25 @@ func.func @btt_stage2(%z: tensor<?x8x2x4xf32>, %b: tensor<4x6x2x8xf32>) -> tenso
   return %y : tensor<?x4x6xf32>
 }
 
-// A weight gradient: the batched z gets the vector index g last. dy's last
-// index e is one the other operand lacks (the register tile's rows, which
-// then share a line): dy is left as it is.
+// A weight gradient: both batched operands go into loop order (outer
+// result indices, the summed batch, the vector index g last), so one outer
+// iteration streams contiguous rows; --einstruct-fuse-batch-tiles makes
+// these transposes per batch tile.
 // CHECK-LABEL: func.func @grad_w2
-// CHECK: linalg.transpose ins(%arg0 : tensor<?x8x4xf32>) outs(%{{.*}} : tensor<?x4x8xf32>) permutation = [0, 2, 1]
-// CHECK-NOT: linalg.transpose
-// CHECK: linalg.generic {{.*}} ins(%{{.*}}, %arg1 :
+// CHECK: linalg.transpose ins(%arg0 : tensor<?x8x4xf32>) outs(%{{.*}} : tensor<4x?x8xf32>) permutation = [2, 0, 1]
+// CHECK: linalg.transpose ins(%arg1 : tensor<?x4x6xf32>) outs(%{{.*}} : tensor<4x6x?xf32>) permutation = [1, 2, 0]
+// CHECK: linalg.generic {{.*}} ins(%{{.*}}, %{{.*}} : tensor<4x?x8xf32>, tensor<4x6x?xf32>)
 func.func @grad_w2(%z: tensor<?x8x4xf32>, %dy: tensor<?x4x6xf32>) -> tensor<4x6x8xf32> {
   %dw = einstruct.contract "ngf,nfe->feg" %z, %dy : tensor<?x8x4xf32>, tensor<?x4x6xf32> -> tensor<4x6x8xf32>
   return %dw : tensor<4x6x8xf32>
 }
 
-// Already in place: no transpose.
+// dW1[f, g, a] = sum_n dz[n, g, f] x[n, g, a]: dz to (f, g, n), x to
+// (g, n, a).
 // CHECK-LABEL: func.func @grad_w1
-// CHECK-NOT: linalg.transpose
-// CHECK: linalg.generic {{.*}} ins(%arg0, %arg1 :
+// CHECK: linalg.transpose ins(%arg0 : tensor<?x8x4xf32>) outs(%{{.*}} : tensor<4x8x?xf32>) permutation = [2, 1, 0]
+// CHECK: linalg.transpose ins(%arg1 : tensor<?x8x16xf32>) outs(%{{.*}} : tensor<8x?x16xf32>) permutation = [1, 0, 2]
+// CHECK: linalg.generic
 func.func @grad_w1(%dz: tensor<?x8x4xf32>, %x: tensor<?x8x16xf32>) -> tensor<4x8x16xf32> {
   %dw = einstruct.contract "ngf,nga->fga" %dz, %x : tensor<?x8x4xf32>, tensor<?x8x16xf32> -> tensor<4x8x16xf32>
   return %dw : tensor<4x8x16xf32>
