@@ -213,14 +213,19 @@ void takeResult(const int64_t *d, size_t rank,
 
 } // namespace
 
-Result<bool> JitLayer::invoke(void (*function)(void **), void *results,
-                              const float *x, const float *dy, int64_t batch,
-                              const std::vector<const float *> &weights) const {
+Result<bool> JitLayer::checkCall(int64_t batch,
+                                 const std::vector<const float *> &weights) const {
   if (batch < 1)
     return Error{fmt::format("batch = {} must be positive", batch)};
   if (weights.size() != weightShapes_.size())
     return Error{fmt::format("{} weight tensors given, the layer has {}",
                              weights.size(), weightShapes_.size())};
+  return true;
+}
+
+Result<bool> JitLayer::invoke(void (*function)(void **), void *results,
+                              const float *x, const float *dy, int64_t batch,
+                              const std::vector<const float *> &weights) const {
   // C interface: (results*, x*, w*..., [dy*]), each a memref descriptor.
   std::vector<Descriptor> operands;
   operands.emplace_back(x, std::vector<int64_t>{batch, layer_.dIn});
@@ -280,8 +285,8 @@ void JitLayer::setThreads(int threads, int64_t minRowsPerThread) {
 Result<bool> JitLayer::forwardInto(const float *x, int64_t batch,
                                   const std::vector<const float *> &weights,
                                   float *y) const {
-  if (batch < 1)
-    return Error{fmt::format("batch = {} must be positive", batch)};
+  if (auto ok = checkCall(batch, weights); !ok)
+    return ok;
   auto cs = chunks(batch, threads_, minRowsPerThread_);
   return inParallel(cs.size(), [&](size_t c) {
     return forwardRows(x + cs[c].start * layer_.dIn, cs[c].rows, weights,
@@ -306,8 +311,8 @@ Result<bool> JitLayer::forwardRows(const float *x, int64_t batch,
 Result<std::vector<float>>
 JitLayer::forward(const float *x, int64_t batch,
                   const std::vector<const float *> &weights) const {
-  if (batch < 1)
-    return Error{fmt::format("batch = {} must be positive", batch)};
+  if (auto ok = checkCall(batch, weights); !ok)
+    return Error{ok.error()};
   std::vector<float> y(size_t(batch * layer_.dOut));
   auto ok = forwardInto(x, batch, weights, y.data());
   if (!ok)
@@ -320,8 +325,8 @@ Result<bool> JitLayer::backwardInto(const float *x, const float *dy,
                                    const std::vector<const float *> &weights,
                                    float *dx,
                                    const std::vector<float *> &dw) const {
-  if (batch < 1)
-    return Error{fmt::format("batch = {} must be positive", batch)};
+  if (auto ok = checkCall(batch, weights); !ok)
+    return ok;
   if (dw.size() != weightShapes_.size())
     return Error{fmt::format("{} weight gradients given, the layer has {}",
                              dw.size(), weightShapes_.size())};
@@ -380,8 +385,8 @@ Result<bool> JitLayer::backwardRows(const float *x, const float *dy,
 Result<JitLayer::Gradients>
 JitLayer::backward(const float *x, const float *dy, int64_t batch,
                    const std::vector<const float *> &weights) const {
-  if (batch < 1)
-    return Error{fmt::format("batch = {} must be positive", batch)};
+  if (auto ok = checkCall(batch, weights); !ok)
+    return Error{ok.error()};
   Gradients g;
   g.dx.resize(size_t(batch * layer_.dIn));
   std::vector<float *> dw;

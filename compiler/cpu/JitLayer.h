@@ -4,7 +4,6 @@
 #include "VectorUnits.h"
 #include "search/Layer.h"
 
-#include <algorithm>
 #include <memory>
 
 namespace mlir {
@@ -73,7 +72,11 @@ private:
   Result<bool> backwardRows(const float *x, const float *dy, int64_t batch,
                             const std::vector<const float *> &weights,
                             float *dx, const std::vector<float *> &dw) const;
-  // Calls a compiled function through its C interface.
+  // A batch of at least one row and one pointer per weight: what every
+  // entry point checks before splitting the batch or allocating.
+  Result<bool> checkCall(int64_t batch,
+                         const std::vector<const float *> &weights) const;
+  // Calls a compiled function through its C interface (on checked input).
   Result<bool> invoke(void (*function)(void **), void *results, const float *x,
                       const float *dy, int64_t batch,
                       const std::vector<const float *> &weights) const;

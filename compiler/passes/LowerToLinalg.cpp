@@ -119,8 +119,7 @@ struct LowerToLinalgPass : impl::LowerToLinalgBase<LowerToLinalgPass> {
     std::string lhsLetters = t->input, rhsLetters = t->weights[0];
     // A weight gradient: a static result summed over the batch. Its
     // operands are all reordered below.
-    bool weightGradient =
-        mlir::cast<mlir::RankedTensorType>(op.getType()).hasStaticShape();
+    bool weightGradient = isStatic(op.getResult());
     // A batched operand gets the innermost index last (weights are
     // reordered below).
     if (!isStatic(lhs) && !weightGradient)

@@ -457,6 +457,27 @@ double msSince(Clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
 }
 
+// One untimed call (the pool's first allocations, cold caches), then
+// `repeat` timed ones: the untimed call's ms and the timed calls' median.
+struct Timing {
+  double warmUpMs = 0, medianMs = 0;
+  size_t calls = 0;
+};
+template <class Call> Result<Timing> timedCalls(int repeat, Call &&call) {
+  Timing t;
+  std::vector<double> times;
+  for (int r = -1; r < repeat; ++r) {
+    auto s = Clock::now();
+    if (auto ok = call(); !ok)
+      return Error{ok.error()};
+    (r < 0 ? t.warmUpMs : times.emplace_back()) = msSince(s);
+  }
+  std::sort(times.begin(), times.end());
+  t.medianMs = times[times.size() / 2];
+  t.calls = times.size();
+  return t;
+}
+
 // Relative max error of `got` against `ref`, printed as run's check line.
 bool reportCheck(const std::vector<float> &got, const std::vector<float> &ref,
                  int64_t rows, const char *against) {
@@ -507,20 +528,18 @@ int runMoe(const RunOptions &o, const Layer &layer, const Analysis &analysis,
     (*moe)->setThreads(o.threads);
   double compileMs = msSince(t0);
   std::vector<const float *> wp = {ws[0].data.data(), ws[1].data.data()};
-  std::vector<double> times;
   std::optional<MoeLayer::Forward> fwd;
-  // Call -1 is untimed (the pool's first allocations, cold caches) and
-  // counts as compile time.
-  for (int r = -1; r < o.repeat; ++r) {
-    auto s = Clock::now();
+  auto timing = timedCalls(o.repeat, [&]() -> Result<bool> {
     auto out = (*moe)->forward(x.data.data(), batch, wg.data.data(), wp);
     if (!out)
-      return fail(out.error());
-    (r < 0 ? compileMs : times.emplace_back()) += msSince(s);
+      return Error{out.error()};
     fwd = std::move(*out);
-  }
-  std::sort(times.begin(), times.end());
-  const double ms = times[times.size() / 2];
+    return true;
+  });
+  if (!timing)
+    return fail(timing.error());
+  compileMs += timing->warmUpMs; // the untimed call counts as compile time
+  const double ms = timing->medianMs;
   const Routing &rt = fwd->routing;
   std::printf("layer    btt-moe %lld->%lld, %lld experts, top-%lld: %s\n",
               (long long)layer.dIn, (long long)layer.dOut, (long long)E,
@@ -529,7 +548,7 @@ int runMoe(const RunOptions &o, const Layer &layer, const Analysis &analysis,
               compileMs, compileNote((*moe)->fromCache()));
   std::printf("forward  batch %lld: %.3f ms, median of %zu (%.2f GFLOP/s on "
               "the selected experts)\n",
-              (long long)batch, ms, times.size(),
+              (long long)batch, ms, timing->calls,
               2.0 * double(analysis.flops) * double(batch) / (ms * 1e6));
   std::printf("routing  tokens per expert [%s] (of %lld slots), router "
               "entropy %.4f nats (uniform: %.4f), aux loss %.6g\n",
@@ -671,20 +690,16 @@ int runRun(const RunOptions &o) {
   std::vector<const float *> wp;
   for (auto &w : ws)
     wp.push_back(w.data.data());
-  std::vector<double> times;
   // y allocated once: a fresh large vector per call would time the page
   // faults of its allocation (~5 µs each on a VM), not the layer.
   std::vector<float> y(static_cast<size_t>(*yElems));
-  // Call -1 is untimed, as for BTT-MoE above.
-  for (int r = -1; r < o.repeat; ++r) {
-    auto s = Clock::now();
-    auto out = (*jit)->forwardInto(x.data.data(), batch, wp, y.data());
-    if (!out)
-      return fail(out.error());
-    (r < 0 ? compileMs : times.emplace_back()) += msSince(s);
-  }
-  std::sort(times.begin(), times.end());
-  double ms = times[times.size() / 2];
+  auto timing = timedCalls(o.repeat, [&] {
+    return (*jit)->forwardInto(x.data.data(), batch, wp, y.data());
+  });
+  if (!timing)
+    return fail(timing.error());
+  compileMs += timing->warmUpMs; // as for BTT-MoE above
+  const double ms = timing->medianMs;
   std::printf("layer    %s %lld->%lld, %zu weight tensor(s):", analysis->name.c_str(),
               (long long)layer->dIn, (long long)layer->dOut, shapes.size());
   for (const auto &t : layer->terms)
@@ -693,7 +708,7 @@ int runRun(const RunOptions &o) {
               compileNote((*jit)->fromCache()));
   std::printf("forward  batch %lld: %.3f ms, median of %zu (%.2f GFLOP/s, "
               "2 FLOPs per multiply-add)\n",
-              (long long)batch, ms, times.size(),
+              (long long)batch, ms, timing->calls,
               2.0 * double(analysis->flops) * double(batch) / (ms * 1e6));
   if (!o.output.empty()) {
     NpyArray out{{batch, layer->dOut}, y};
@@ -703,23 +718,18 @@ int runRun(const RunOptions &o) {
                 (long long)batch, (long long)layer->dOut);
   }
   if (!o.grad.empty()) {
-    // Into arrays allocated once; one untimed call, then --repeat timed.
+    // Into arrays allocated once, like y.
     std::vector<float> dx(static_cast<size_t>(batch * layer->dIn));
     std::vector<std::vector<float>> dw;
     std::vector<float *> dwp;
     for (const auto &shape : shapes)
       dwp.push_back(dw.emplace_back(size_t(elementCount(shape))).data());
-    std::vector<double> btimes;
-    for (int r = -1; r < o.repeat; ++r) {
-      auto s = Clock::now();
-      auto g = (*jit)->backwardInto(x.data.data(), dy.data.data(), batch, wp,
-                                    dx.data(), dwp);
-      if (!g)
-        return fail(g.error());
-      if (r >= 0)
-        btimes.push_back(msSince(s));
-    }
-    std::sort(btimes.begin(), btimes.end());
+    auto btiming = timedCalls(o.repeat, [&] {
+      return (*jit)->backwardInto(x.data.data(), dy.data.data(), batch, wp,
+                                  dx.data(), dwp);
+    });
+    if (!btiming)
+      return fail(btiming.error());
     if (int rc = emit(encodeNpy({{batch, layer->dIn}, dx}),
                       o.gradDir + "/dx.npy"))
       return rc;
@@ -729,7 +739,7 @@ int runRun(const RunOptions &o) {
         return rc;
     std::printf("backward batch %lld: %.3f ms, median of %zu: wrote %s/dx.npy "
                 "and dw1..dw%zu.npy\n",
-                (long long)batch, btimes[btimes.size() / 2], btimes.size(),
+                (long long)batch, btiming->medianMs, btiming->calls,
                 o.gradDir.c_str(), dw.size());
   }
   if (o.check) {

@@ -1,8 +1,11 @@
-// A layer compiled by the CPU JIT, failing the current test when it is not.
+// A layer compiled by the CPU JIT, failing the current test when it is not,
+// and random weights for it.
 #pragma once
 #include "compiler/cpu/JitLayer.h"
 
 #include <catch2/catch.hpp>
+#include <random>
+#include <vector>
 
 namespace einstruct::testing {
 
@@ -12,6 +15,26 @@ compiledLayer(const Layer &layer, VectorUnits units = hostVectorUnits()) {
   if (!jit)
     FAIL(jit.error());
   return std::move(*jit);
+}
+
+// Uniform(-1, 1) values for every weight of `jit` (weightShapes order), and
+// pointers to them as the JIT takes them.
+struct RandomWeights {
+  std::vector<std::vector<float>> values;
+  std::vector<const float *> pointers;
+};
+
+inline RandomWeights randomWeights(const JitLayer &jit, std::mt19937 &rng) {
+  std::uniform_real_distribution<float> u(-1, 1);
+  RandomWeights w;
+  for (const auto &shape : jit.weightShapes()) {
+    w.values.emplace_back(size_t(elementCount(shape)));
+    for (auto &v : w.values.back())
+      v = u(rng);
+  }
+  for (const auto &v : w.values)
+    w.pointers.push_back(v.data());
+  return w;
 }
 
 } // namespace einstruct::testing

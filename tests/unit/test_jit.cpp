@@ -13,6 +13,7 @@
 using namespace einstruct;
 using einstruct::testing::denseMatrix;
 using einstruct::testing::compiledLayer;
+using einstruct::testing::randomWeights;
 using einstruct::testing::namedLayer;
 
 namespace {
@@ -20,19 +21,8 @@ namespace {
 // Max |jit − reference| / max |reference| for one compiled layer and batch.
 double relativeError(const JitLayer &jit, int64_t batch, std::mt19937 &rng) {
   const Layer &l = jit.layer();
+  auto [weights, wp] = randomWeights(jit, rng);
   std::uniform_real_distribution<float> u(-1, 1);
-  std::vector<std::vector<float>> weights;
-  std::vector<const float *> wp;
-  for (auto &shape : jit.weightShapes()) {
-    int64_t n = 1;
-    for (int64_t d : shape)
-      n *= d;
-    weights.emplace_back(size_t(n));
-    for (auto &v : weights.back())
-      v = u(rng);
-  }
-  for (auto &w : weights)
-    wp.push_back(w.data());
   std::vector<float> x(size_t(batch * l.dIn));
   for (auto &v : x)
     v = u(rng);

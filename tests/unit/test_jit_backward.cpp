@@ -4,13 +4,16 @@
 #include "compiler/cpu/JitLayer.h"
 #include "search/Named.h"
 #include "tests/unit/BruteForce.h"
+#include "tests/unit/CompiledLayer.h"
 
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <random>
 
 using namespace einstruct;
+using einstruct::testing::compiledLayer;
 using einstruct::testing::denseMatrix;
+using einstruct::testing::randomWeights;
 
 namespace {
 
@@ -35,30 +38,18 @@ double objective(const Layer &l, const std::vector<std::vector<double>> &w,
 
 void checkBackward(const Layer &l, int64_t batch, std::mt19937 &rng,
                    VectorUnits units = hostVectorUnits()) {
-  std::uniform_real_distribution<float> u(-1, 1);
-  auto jit = JitLayer::compile(l, units);
-  if (!jit)
-    FAIL(jit.error());
-  std::vector<std::vector<float>> wf;
+  auto jit = compiledLayer(l, units);
+  auto [wf, wp] = randomWeights(*jit, rng);
   std::vector<std::vector<double>> wd;
-  std::vector<const float *> wp;
-  for (auto &shape : (*jit)->weightShapes()) {
-    int64_t n = 1;
-    for (int64_t d : shape)
-      n *= d;
-    wf.emplace_back(size_t(n));
-    for (auto &v : wf.back())
-      v = u(rng);
-    wd.emplace_back(wf.back().begin(), wf.back().end());
-  }
-  for (auto &w : wf)
-    wp.push_back(w.data());
+  for (const auto &w : wf)
+    wd.emplace_back(w.begin(), w.end());
+  std::uniform_real_distribution<float> u(-1, 1);
   std::vector<float> x(size_t(batch * l.dIn)), dy(size_t(batch * l.dOut));
   for (auto &v : x)
     v = u(rng);
   for (auto &v : dy)
     v = u(rng);
-  auto g = (*jit)->backward(x.data(), dy.data(), batch, wp);
+  auto g = jit->backward(x.data(), dy.data(), batch, wp);
   REQUIRE(g);
   // dx = Σ_terms Mᵀ dy, exactly as the forward pads and cuts.
   std::vector<double> dx(size_t(batch * l.dIn), 0.0);

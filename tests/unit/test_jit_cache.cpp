@@ -15,6 +15,7 @@
 
 using namespace einstruct;
 using einstruct::testing::compiledLayer;
+using einstruct::testing::randomWeights;
 using einstruct::testing::namedLayer;
 namespace fs = std::filesystem;
 
@@ -58,17 +59,9 @@ std::vector<fs::path> entries(const fs::path &dir) {
 // Forward and backward outputs of one layer on fixed data, concatenated.
 std::vector<float> outputs(const JitLayer &jit) {
   std::mt19937 rng(11);
+  auto [weights, wp] = randomWeights(jit, rng);
   std::uniform_real_distribution<float> u(-1, 1);
   const int64_t batch = 9;
-  std::vector<std::vector<float>> weights;
-  std::vector<const float *> wp;
-  for (auto &shape : jit.weightShapes()) {
-    weights.emplace_back(size_t(elementCount(shape)));
-    for (auto &v : weights.back())
-      v = u(rng);
-  }
-  for (auto &w : weights)
-    wp.push_back(w.data());
   std::vector<float> x(size_t(batch * jit.layer().dIn)),
       dy(size_t(batch * jit.layer().dOut));
   for (auto *v : {&x, &dy})

@@ -11,6 +11,7 @@
 
 using namespace einstruct;
 using einstruct::testing::compiledLayer;
+using einstruct::testing::randomWeights;
 using einstruct::testing::namedLayer;
 
 TEST_CASE("JIT batch chunks on threads: y and dx bit-identical to one "
@@ -20,15 +21,7 @@ TEST_CASE("JIT batch chunks on threads: y and dx bit-identical to one "
   std::uniform_real_distribution<float> u(-1, 1);
   for (const char *spec : {"btt(rank=2)", "monarch(8)", "dyad(4, DT)"}) {
     auto jit = compiledLayer(namedLayer(spec, 64, 64));
-    std::vector<std::vector<float>> weights;
-    std::vector<const float *> wp;
-    for (auto &shape : jit->weightShapes()) {
-      weights.emplace_back(size_t(elementCount(shape)));
-      for (auto &v : weights.back())
-        v = u(rng);
-    }
-    for (auto &w : weights)
-      wp.push_back(w.data());
+    auto [weights, wp] = randomWeights(*jit, rng);
     for (int64_t batch : {1, 13, 100}) {
       std::vector<float> x(size_t(batch * 64)), dy(x.size());
       for (auto *v : {&x, &dy})
