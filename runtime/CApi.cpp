@@ -1,7 +1,11 @@
-// The C ABI of runtime/einstruct.h over the CPU JIT (JitLayer) and, for
-// BTT-MoE, the routed CPU layer (MoeLayer).
+// The C ABI of runtime/einstruct.h over the CPU JIT (JitLayer), for
+// BTT-MoE the routed CPU layer (MoeLayer), and the generated CUDA kernels
+// (CudaLayer).
 #include "runtime/einstruct.h"
 #include "compiler/cpu/JitLayer.h"
+#include "compiler/cpu/ObjectCache.h"
+#include "compiler/cuda/CudaDevice.h"
+#include "compiler/cuda/CudaLayer.h"
 #include "compiler/cpu/MoeLayer.h"
 #include "compiler/frontend/SpecReader.h"
 #include "search/Init.h"
@@ -15,9 +19,12 @@ struct einstruct_layer {
   std::vector<std::vector<int64_t>> shapes; // every weight, router last
   std::unique_ptr<einstruct::JitLayer> jit; // all but BTT-MoE
   std::unique_ptr<einstruct::MoeLayer> moe; // BTT-MoE
+  std::unique_ptr<einstruct::CudaLayer> cuda; // a CUDA layer (no jit/moe)
   double auxWeight = 0.01;                  // BTT-MoE backward
   // Of the last BTT-MoE call (a layer is used by one thread at a time).
   mutable einstruct::Routing routing;
+
+  bool isMoe() const { return layer.experts > 0; }
 };
 
 namespace {
@@ -29,7 +36,7 @@ int failWith(int status, std::string message) {
   return status;
 }
 
-bool weightsPresent(const einstruct_layer *l, const float *const *w) {
+template <class P> bool weightsPresent(const einstruct_layer *l, P const *w) {
   if (!w)
     return false;
   for (size_t k = 0; k < l->shapes.size(); ++k)
@@ -39,8 +46,9 @@ bool weightsPresent(const einstruct_layer *l, const float *const *w) {
 }
 
 // Checks what every call needs: a layer, arrays, weights and batch >= 1.
+template <class P>
 int checkCall(const einstruct_layer *l, std::initializer_list<const void *> arrays,
-              const float *const *weights, int64_t batch) {
+              P const *weights, int64_t batch) {
   for (const void *a : arrays)
     if (!a)
       return failWith(EINSTRUCT_ERR_ARGUMENT, "null layer, array or weight");
@@ -63,11 +71,9 @@ const float *router(const einstruct_layer *l, const float *const *weights) {
   return weights[l->shapes.size() - 1];
 }
 
-} // namespace
-
-extern "C" {
-
-int einstruct_layer_create_cpu(const char *spec, einstruct_layer **out) {
+// The one spec of `spec` (a JSON object) with its weight shapes, router last.
+int readLayer(const char *spec, einstruct_layer **out,
+              std::unique_ptr<einstruct_layer> &l) {
   if (!spec || !out)
     return failWith(EINSTRUCT_ERR_ARGUMENT, "null spec or output pointer");
   *out = nullptr;
@@ -78,15 +84,39 @@ int einstruct_layer_create_cpu(const char *spec, einstruct_layer **out) {
     return failWith(EINSTRUCT_ERR_SPEC,
                     fmt::format("spec: holds {} specs; give one object",
                                 layers->size()));
-  auto l = std::make_unique<einstruct_layer>();
+  l = std::make_unique<einstruct_layer>();
   l->layer = layers->front();
   l->shapes = einstruct::weightShapes(l->layer);
-  if (l->layer.experts) {
+  if (l->isMoe())
+    l->shapes.push_back({l->layer.dIn, l->layer.experts});
+  return EINSTRUCT_OK;
+}
+
+int readDType(const char *dtype, einstruct::CudaDType &t) {
+  using einstruct::CudaDType;
+  for (CudaDType c : {CudaDType::F32, CudaDType::BF16, CudaDType::F16})
+    if (dtype && std::string(dtype) == einstruct::dtypeName(c)) {
+      t = c;
+      return EINSTRUCT_OK;
+    }
+  return failWith(EINSTRUCT_ERR_ARGUMENT,
+                  fmt::format("dtype '{}' is not one of f32, bf16, f16",
+                              dtype ? dtype : "(null)"));
+}
+
+} // namespace
+
+extern "C" {
+
+int einstruct_layer_create_cpu(const char *spec, einstruct_layer **out) {
+  std::unique_ptr<einstruct_layer> l;
+  if (int s = readLayer(spec, out, l))
+    return s;
+  if (l->isMoe()) {
     auto moe = einstruct::MoeLayer::compile(l->layer);
     if (!moe)
       return failWith(EINSTRUCT_ERR_COMPILE, moe.error());
     l->moe = std::move(*moe);
-    l->shapes.push_back({l->layer.dIn, l->layer.experts});
   } else {
     auto jit = einstruct::JitLayer::compile(l->layer);
     if (!jit)
@@ -94,6 +124,62 @@ int einstruct_layer_create_cpu(const char *spec, einstruct_layer **out) {
     l->jit = std::move(*jit);
   }
   *out = l.release();
+  lastError.clear();
+  return EINSTRUCT_OK;
+}
+
+int einstruct_layer_create_cuda(const char *spec, const char *dtype,
+                                int device, einstruct_layer **out) {
+  std::unique_ptr<einstruct_layer> l;
+  einstruct::CudaDType t;
+  if (int s = readLayer(spec, out, l))
+    return s;
+  if (int s = readDType(dtype, t))
+    return s;
+  auto dev = einstruct::queryCudaDevice(device);
+  if (!dev)
+    return failWith(EINSTRUCT_ERR_DEVICE, dev.error());
+  auto target = einstruct::targetFor(*dev, t);
+  if (!target)
+    return failWith(EINSTRUCT_ERR_DEVICE, target.error());
+  auto cuda = einstruct::CudaLayer::load(l->layer, *target, device);
+  if (!cuda)
+    return failWith(EINSTRUCT_ERR_COMPILE, cuda.error());
+  l->cuda = std::move(*cuda);
+  *out = l.release();
+  lastError.clear();
+  return EINSTRUCT_OK;
+}
+
+int einstruct_cuda_prebuild(const char *spec, const char *dtype,
+                            const char *arch, char *path, size_t pathSize) {
+  std::unique_ptr<einstruct_layer> l;
+  einstruct_layer *unused = nullptr;
+  einstruct::CudaTarget target;
+  if (int s = readLayer(spec, &unused, l))
+    return s;
+  if (int s = readDType(dtype, target.dtype))
+    return s;
+  if (!arch)
+    return failWith(EINSTRUCT_ERR_ARGUMENT, "null arch");
+  if (!einstruct::objectcache::directory())
+    return failWith(EINSTRUCT_ERR_ARGUMENT,
+                    "the cache is off (EINSTRUCT_CACHE_DIR=off): there is "
+                    "nowhere to keep a prebuilt library");
+  target.arch = arch;
+  auto cuda = einstruct::CudaLayer::load(l->layer, target);
+  if (!cuda)
+    return failWith(EINSTRUCT_ERR_COMPILE, cuda.error());
+  const std::string &p = (*cuda)->libraryPath();
+  if (path && pathSize) {
+    if (p.size() >= pathSize)
+      return failWith(EINSTRUCT_ERR_ARGUMENT,
+                      fmt::format("path_size {} is too small for the {}-byte "
+                                  "path",
+                                  pathSize, p.size() + 1));
+    std::copy(p.begin(), p.end(), path);
+    path[p.size()] = 0;
+  }
   lastError.clear();
   return EINSTRUCT_OK;
 }
@@ -135,7 +221,7 @@ int einstruct_layer_weight_shape(const einstruct_layer *l, int k,
 
 int einstruct_layer_init_weights(const einstruct_layer *l, uint64_t seed,
                                  float *const *weights) {
-  if (!l || !weightsPresent(l, const_cast<const float *const *>(weights)))
+  if (!l || !weightsPresent(l, weights))
     return failWith(EINSTRUCT_ERR_ARGUMENT, "null layer or weight");
   auto stds = einstruct::initStd(l->layer);
   if (!stds)
@@ -146,17 +232,18 @@ int einstruct_layer_init_weights(const einstruct_layer *l, uint64_t seed,
     for (int64_t i = 0; i < einstruct::elementCount(l->shapes[k]); ++i)
       weights[k][i] = normal(rng);
   }
-  if (l->moe) // the router starts at zero (structures.md §3)
+  if (l->isMoe()) // the router starts at zero (structures.md §3)
     std::fill_n(weights[stds->size()], einstruct::elementCount(l->shapes.back()),
                 0.0f);
   return EINSTRUCT_OK;
 }
 
-int einstruct_layer_forward(const einstruct_layer *l, const float *x,
-                            int64_t batch, const float *const *weights,
-                            float *y) {
-  if (int s = checkCall(l, {x, y}, weights, batch))
-    return s;
+} // extern "C"
+
+namespace {
+
+int cpuForward(const einstruct_layer *l, const float *x, int64_t batch,
+               const float *const *weights, float *y) {
   if (l->moe) {
     auto r = l->moe->forwardInto(x, batch, router(l, weights),
                                  layerWeights(l, weights), y);
@@ -171,14 +258,9 @@ int einstruct_layer_forward(const einstruct_layer *l, const float *x,
   return EINSTRUCT_OK;
 }
 
-int einstruct_layer_backward(const einstruct_layer *l, const float *x,
-                             const float *dy, int64_t batch,
-                             const float *const *weights, float *dx,
-                             float *const *dweights) {
-  if (int s = checkCall(l, {x, dy, dx}, weights, batch))
-    return s;
-  if (!weightsPresent(l, const_cast<const float *const *>(dweights)))
-    return failWith(EINSTRUCT_ERR_ARGUMENT, "null weight gradient");
+int cpuBackward(const einstruct_layer *l, const float *x, const float *dy,
+                int64_t batch, const float *const *weights, float *dx,
+                float *const *dweights) {
   if (l->moe) {
     auto g = l->moe->backward(x, dy, batch, router(l, weights),
                               layerWeights(l, weights), l->auxWeight);
@@ -198,12 +280,152 @@ int einstruct_layer_backward(const einstruct_layer *l, const float *x,
   return EINSTRUCT_OK;
 }
 
+// The CUDA layer's call; its routing statistics become the layer's.
+int cudaForward(const einstruct_layer *l, const void *x, int64_t batch,
+                const void *const *weights, void *y, void *stream) {
+  std::vector<const void *> w(weights, weights + l->shapes.size());
+  auto r = l->cuda->forward(x, batch, w, y, stream);
+  if (r && l->cuda->routingStats())
+    l->routing = l->cuda->lastRouting();
+  return r ? EINSTRUCT_OK : failWith(EINSTRUCT_ERR_ARGUMENT, r.error());
+}
+
+int cudaBackward(const einstruct_layer *l, const void *x, const void *dy,
+                 int64_t batch, const void *const *weights, void *dx,
+                 void *const *dweights, void *stream) {
+  std::vector<const void *> w(weights, weights + l->shapes.size());
+  std::vector<void *> dw(dweights, dweights + l->shapes.size());
+  auto r = l->cuda->backward(x, dy, batch, w, dx, dw, stream, l->auxWeight);
+  if (r && l->cuda->routingStats())
+    l->routing = l->cuda->lastRouting();
+  return r ? EINSTRUCT_OK : failWith(EINSTRUCT_ERR_ARGUMENT, r.error());
+}
+
+// einstruct_layer_forward/_backward on a CUDA layer: f32 only, waited for.
+int cudaSynchronous(const einstruct_layer *l, int status) {
+  if (status)
+    return status;
+  auto r = l->cuda->synchronize(nullptr);
+  return r ? EINSTRUCT_OK : failWith(EINSTRUCT_ERR_ARGUMENT, r.error());
+}
+
+int checkFloat(const einstruct_layer *l) {
+  if (l->cuda && l->cuda->target().dtype != einstruct::CudaDType::F32)
+    return failWith(EINSTRUCT_ERR_ARGUMENT,
+                    fmt::format("the layer stores {}: call "
+                                "einstruct_layer_forward_stream/_backward_stream",
+                                einstruct::dtypeName(l->cuda->target().dtype)));
+  return EINSTRUCT_OK;
+}
+
+int checkStream(const einstruct_layer *l, void *stream) {
+  if (!l->cuda && stream)
+    return failWith(EINSTRUCT_ERR_ARGUMENT,
+                    "a CPU layer takes stream = NULL");
+  return EINSTRUCT_OK;
+}
+
+template <class P> int checkGradients(const einstruct_layer *l, P const *dw) {
+  if (!weightsPresent(l, dw))
+    return failWith(EINSTRUCT_ERR_ARGUMENT, "null weight gradient");
+  return EINSTRUCT_OK;
+}
+
+} // namespace
+
+extern "C" {
+
+int einstruct_layer_forward(const einstruct_layer *l, const float *x,
+                            int64_t batch, const float *const *weights,
+                            float *y) {
+  if (int s = checkCall(l, {x, y}, weights, batch))
+    return s;
+  if (!l->cuda)
+    return cpuForward(l, x, batch, weights, y);
+  if (int s = checkFloat(l))
+    return s;
+  return cudaSynchronous(
+      l, cudaForward(l, x, batch, reinterpret_cast<const void *const *>(weights),
+                     y, nullptr));
+}
+
+int einstruct_layer_backward(const einstruct_layer *l, const float *x,
+                             const float *dy, int64_t batch,
+                             const float *const *weights, float *dx,
+                             float *const *dweights) {
+  if (int s = checkCall(l, {x, dy, dx}, weights, batch))
+    return s;
+  if (int s = checkGradients(l, dweights))
+    return s;
+  if (!l->cuda)
+    return cpuBackward(l, x, dy, batch, weights, dx, dweights);
+  if (int s = checkFloat(l))
+    return s;
+  return cudaSynchronous(
+      l, cudaBackward(l, x, dy, batch,
+                      reinterpret_cast<const void *const *>(weights), dx,
+                      reinterpret_cast<void *const *>(dweights), nullptr));
+}
+
+int einstruct_layer_forward_stream(const einstruct_layer *l, const void *x,
+                                   int64_t batch, const void *const *weights,
+                                   void *y, void *stream) {
+  if (int s = checkCall(l, {x, y}, weights, batch))
+    return s;
+  if (int s = checkStream(l, stream))
+    return s;
+  if (l->cuda)
+    return cudaForward(l, x, batch, weights, y, stream);
+  return cpuForward(l, static_cast<const float *>(x), batch,
+                    reinterpret_cast<const float *const *>(weights),
+                    static_cast<float *>(y));
+}
+
+int einstruct_layer_backward_stream(const einstruct_layer *l, const void *x,
+                                    const void *dy, int64_t batch,
+                                    const void *const *weights, void *dx,
+                                    void *const *dweights, void *stream) {
+  if (int s = checkCall(l, {x, dy, dx}, weights, batch))
+    return s;
+  if (int s = checkGradients(l, dweights))
+    return s;
+  if (int s = checkStream(l, stream))
+    return s;
+  if (l->cuda)
+    return cudaBackward(l, x, dy, batch, weights, dx, dweights, stream);
+  return cpuBackward(l, static_cast<const float *>(x),
+                     static_cast<const float *>(dy), batch,
+                     reinterpret_cast<const float *const *>(weights),
+                     static_cast<float *>(dx),
+                     reinterpret_cast<float *const *>(dweights));
+}
+
+int einstruct_layer_device(const einstruct_layer *l) {
+  return l && l->cuda ? l->cuda->device() : -1;
+}
+
+const char *einstruct_layer_dtype(const einstruct_layer *l) {
+  return l && l->cuda ? einstruct::dtypeName(l->cuda->target().dtype) : "f32";
+}
+
+int einstruct_layer_set_routing_stats(einstruct_layer *l, int on) {
+  if (!l || !l->isMoe())
+    return failWith(EINSTRUCT_ERR_ARGUMENT,
+                    "routing statistics belong to BTT-MoE layers");
+  if (l->cuda)
+    l->cuda->setRoutingStats(on != 0);
+  return EINSTRUCT_OK;
+}
+
 int einstruct_layer_set_threads(einstruct_layer *l, int threads) {
   if (!l)
     return failWith(EINSTRUCT_ERR_ARGUMENT, "null layer");
   if (threads < 1)
     return failWith(EINSTRUCT_ERR_ARGUMENT,
                     fmt::format("threads = {} must be at least 1", threads));
+  if (l->cuda)
+    return failWith(EINSTRUCT_ERR_ARGUMENT,
+                    "threads belong to CPU layers; this one runs on CUDA");
   if (l->moe)
     l->moe->setThreads(threads);
   else
@@ -212,7 +434,7 @@ int einstruct_layer_set_threads(einstruct_layer *l, int threads) {
 }
 
 int einstruct_layer_set_aux_weight(einstruct_layer *l, double weight) {
-  if (!l || !l->moe)
+  if (!l || !l->isMoe())
     return failWith(EINSTRUCT_ERR_ARGUMENT,
                     "the aux-loss weight belongs to BTT-MoE layers");
   if (!(weight >= 0) || !std::isfinite(weight))
@@ -224,9 +446,13 @@ int einstruct_layer_set_aux_weight(einstruct_layer *l, double weight) {
 
 int einstruct_layer_routing(const einstruct_layer *l, int64_t *tokensPerExpert,
                             double *auxLoss, double *entropy) {
-  if (!l || !l->moe)
+  if (!l || !l->isMoe())
     return failWith(EINSTRUCT_ERR_ARGUMENT,
                     "routing statistics belong to BTT-MoE layers");
+  if (l->cuda && !l->cuda->routingStats())
+    return failWith(EINSTRUCT_ERR_ARGUMENT,
+                    "this CUDA layer does not gather routing statistics: "
+                    "call einstruct_layer_set_routing_stats(layer, 1) first");
   if (l->routing.counts.empty())
     return failWith(EINSTRUCT_ERR_ARGUMENT,
                     "no forward or backward call has run on this layer yet");

@@ -14,7 +14,10 @@
  * [d_in, experts] (zero-initialised by einstruct_layer_init_weights); the
  * backward pass differentiates <dy, y> + aux_weight · aux_loss (aux_weight
  * 0.01 unless set) and writes dWg last. Top-k ties go to the lower expert
- * index; gates are the softmax of the selected logits + 1e-6. */
+ * index; gates are the softmax of the selected logits + 1e-6.
+ *
+ * CUDA layers (einstruct_layer_create_cuda, below) take device arrays in
+ * their dtype through einstruct_layer_forward_stream / _backward_stream. */
 #ifndef EINSTRUCT_H
 #define EINSTRUCT_H
 
@@ -92,6 +95,57 @@ EINSTRUCT_API int einstruct_layer_set_aux_weight(einstruct_layer *layer,
 EINSTRUCT_API int einstruct_layer_routing(const einstruct_layer *layer,
                                           int64_t *tokens_per_expert,
                                           double *aux_loss, double *entropy);
+
+/* ---- CUDA layers ----
+ * The layer's generated kernels (einstruct compile --target cuda), built by
+ * nvcc into a shared library on first use and kept in the cache directory
+ * (EINSTRUCT_CACHE_DIR, default ~/.cache/einstruct, under cuda/; "off"
+ * builds in /tmp each time). nvcc is EINSTRUCT_NVCC, else nvcc on PATH,
+ * else /usr/local/cuda/bin/nvcc; nothing here links against CUDA (the
+ * driver, libcuda.so.1, is opened at run time). The first creation of a
+ * layer takes nvcc's ~5 s; later ones, in any process, a dlopen.
+ * dtype: "f32", "bf16" or "f16" (storage; fp32 accumulation). */
+EINSTRUCT_API int einstruct_layer_create_cuda(const char *spec_json,
+                                              const char *dtype, int device,
+                                              einstruct_layer **out);
+/* Builds the library of `spec_json` for `arch` ("sm_80", "sm_90a", or any
+ * sm_XY of compute capability 8.0+) into the cache without asking for a
+ * device, so einstruct_layer_create_cuda on such a GPU finds it (sm_80 and
+ * sm_90a only: other archs are planned with the device's own shared
+ * memory). Writes the library's path into path[path_size] when path is
+ * not null. */
+EINSTRUCT_API int einstruct_cuda_prebuild(const char *spec_json,
+                                          const char *dtype, const char *arch,
+                                          char *path, size_t path_size);
+
+/* -1 for a CPU layer, else its CUDA device. */
+EINSTRUCT_API int einstruct_layer_device(const einstruct_layer *layer);
+/* "f32", "bf16" or "f16": the element type of every array of a call
+ * (CPU layers: "f32"). */
+EINSTRUCT_API const char *einstruct_layer_dtype(const einstruct_layer *layer);
+
+/* Forward and backward for any layer: arrays in the layer's dtype and
+ * memory (CUDA: device pointers of its device, 16-byte aligned, checked;
+ * host pointers are refused), weights as einstruct_layer_weight_shape says.
+ * CUDA layers run asynchronously on `stream` (a cudaStream_t; NULL = the
+ * legacy default stream) and allocate their scratch memory in stream order;
+ * CPU layers run at once and take stream = NULL. einstruct_layer_forward and
+ * _backward on a CUDA layer are these on the default stream, waited for,
+ * and take f32 layers only. BTT-MoE backward on CUDA runs the forward pass
+ * again first (it needs the routing). */
+EINSTRUCT_API int einstruct_layer_forward_stream(const einstruct_layer *layer,
+                                                 const void *x, int64_t batch,
+                                                 const void *const *weights,
+                                                 void *y, void *stream);
+EINSTRUCT_API int einstruct_layer_backward_stream(
+    const einstruct_layer *layer, const void *x, const void *dy, int64_t batch,
+    const void *const *weights, void *dx, void *const *dweights, void *stream);
+
+/* BTT-MoE on CUDA: whether calls gather the routing statistics for
+ * einstruct_layer_routing (they then wait for the stream; default off).
+ * CPU layers always gather them. */
+EINSTRUCT_API int einstruct_layer_set_routing_stats(einstruct_layer *layer,
+                                                    int on);
 
 /* The message of this thread's last failed call ("" if none). */
 EINSTRUCT_API const char *einstruct_last_error(void);

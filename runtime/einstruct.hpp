@@ -24,6 +24,28 @@ public:
     return CompiledLayer(l);
   }
 
+  // Loads the layer's generated CUDA kernels for `device`, built by nvcc on
+  // first use and cached on disk (einstruct_layer_create_cuda).
+  static CompiledLayer cuda(const std::string &specJson,
+                            const std::string &dtype = "bf16", int device = 0) {
+    einstruct_layer *l = nullptr;
+    check(einstruct_layer_create_cuda(specJson.c_str(), dtype.c_str(), device,
+                                      &l));
+    return CompiledLayer(l);
+  }
+  // Builds the CUDA library for `arch` into the cache, no GPU needed;
+  // returns its path (einstruct_cuda_prebuild).
+  static std::string prebuildCuda(const std::string &specJson,
+                                  const std::string &dtype,
+                                  const std::string &arch) {
+    char path[4096];
+    check(einstruct_cuda_prebuild(specJson.c_str(), dtype.c_str(),
+                                  arch.c_str(), path, sizeof path));
+    return path;
+  }
+
+  int device() const { return einstruct_layer_device(layer_.get()); } // -1: CPU
+  std::string dtype() const { return einstruct_layer_dtype(layer_.get()); }
   int64_t dIn() const { return einstruct_layer_d_in(layer_.get()); }
   int64_t dOut() const { return einstruct_layer_d_out(layer_.get()); }
   int64_t macs() const { return einstruct_layer_macs(layer_.get()); }
@@ -88,6 +110,23 @@ public:
     return g;
   }
 
+  // Arrays in the layer's dtype and memory (device pointers for a CUDA
+  // layer), asynchronous on `stream` (a cudaStream_t; CPU layers: null).
+  void forwardStream(const void *x, int64_t batch,
+                     const std::vector<const void *> &weights, void *y,
+                     void *stream = nullptr) const {
+    check(einstruct_layer_forward_stream(layer_.get(), x, batch,
+                                         weights.data(), y, stream));
+  }
+  void backwardStream(const void *x, const void *dy, int64_t batch,
+                      const std::vector<const void *> &weights, void *dx,
+                      const std::vector<void *> &dweights,
+                      void *stream = nullptr) const {
+    check(einstruct_layer_backward_stream(layer_.get(), x, dy, batch,
+                                          weights.data(), dx, dweights.data(),
+                                          stream));
+  }
+
   // Threads a call may use (einstruct_layer_set_threads).
   void setThreads(int threads) {
     check(einstruct_layer_set_threads(layer_.get(), threads));
@@ -101,6 +140,10 @@ public:
     std::vector<int64_t> tokensPerExpert;
     double auxLoss = 0, entropy = 0;
   };
+  // BTT-MoE on CUDA: gather routing statistics (calls then wait).
+  void setRoutingStats(bool on) {
+    check(einstruct_layer_set_routing_stats(layer_.get(), on ? 1 : 0));
+  }
   // BTT-MoE: what the last forward or backward call routed.
   Routing routing() const {
     Routing r;

@@ -792,9 +792,10 @@ std::string runtimeLibrary() {
 
 int runCompileTorch(const CompileOptions &o) {
   if (!o.target.empty() && o.target != "cpu")
-    return fail(fmt::format("--emit torch: --target '{}' is not available "
-                            "(the module runs on the CPU runtime; CUDA "
-                            "tensors are not wired yet)",
+    return fail(fmt::format("--emit torch: --target '{}' does not apply: the "
+                            "module runs on the tensors' device (CPU: the "
+                            "JIT; CUDA: the generated kernels, built on "
+                            "first use)",
                             o.target));
   auto layer = singleLayer(o.file, o.args, "compile");
   if (!layer)

@@ -106,7 +106,7 @@ expect "--target: unknown 'rocm'" compile "${m[@]}" --target rocm
 expect "--name: '9x' is not a C identifier" compile "${m[@]}" --name 9x
 expect "--emit: unknown 'onnx'" compile "${m[@]}" --emit onnx
 expect "--name: '2x' is not a Python identifier" compile "${m[@]}" --emit torch --name 2x
-expect "--emit torch: --target 'cuda' is not available" compile "${m[@]}" --emit torch --target cuda
+expect "--emit torch: --target 'cuda' does not apply" compile "${m[@]}" --emit torch --target cuda
 expect "takes one einsum term" compile --structure 'dyad(4, DT)' --d-in 64 --d-out 64
 expect "needs two weight tensors" compile --structure dense --d-in 64 --d-out 64
 expect "class β has size 128; the CUDA kernels take at most 64" compile \

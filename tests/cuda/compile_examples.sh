@@ -2,7 +2,7 @@
 # Every bundled example spec that the CUDA emitter takes is emitted and its
 # code compiled by nvcc for sm_80 and sm_90a (each with that arch's plan);
 # the specs it refuses must be refused with a reason. The GPU test harness is
-# compiled too. No GPU needed.   compile_examples.sh EINSTRUCT WORKDIR
+# compiled too (and the runtime's). No GPU needed.   compile_examples.sh EINSTRUCT WORKDIR
 set -uo pipefail
 bin=$1
 work=$2
@@ -70,5 +70,10 @@ if [ -n "$moe" ]; then
 else
   echo "FAIL the BTT-MoE example (named_8) was not emitted"; fails=$((fails + 1))
 fi
+# The runtime's GPU check, against the runtime's installed-style headers.
+include=$(cd "$(dirname "$bin")/.." && pwd)/include
+"$NVCC" -std=c++17 -O2 -I "$include" -c "$root/tests/gpu/runtime_check.cu" \
+  -o "$work/runtime_check.o" ||
+  { echo "FAIL nvcc runtime_check.cu"; fails=$((fails + 1)); }
 echo "cuda compile: ${#jobs[@]} sources compiled, $refused spec(s) refused with a reason, $fails failure(s)"
 [ "$fails" = 0 ] && [ "${#jobs[@]}" -gt 10 ]

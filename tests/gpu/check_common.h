@@ -5,6 +5,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
+#include "cuda_ok.h"
 
 #include <cstdio>
 #include <cstdlib>
@@ -20,16 +21,6 @@ namespace {
 
 const einstruct_layer_info *info;
 int failures = 0;
-
-#define CUDA_OK(call)                                                          \
-  do {                                                                         \
-    cudaError_t e_ = (call);                                                   \
-    if (e_ != cudaSuccess) {                                                   \
-      std::printf("FAIL %s:%d %s: %s\n", __FILE__, __LINE__, #call,            \
-                  cudaGetErrorString(e_));                                     \
-      std::exit(1);                                                            \
-    }                                                                          \
-  } while (0)
 
 // Host values rounded to the layer's storage type, and that type's bits.
 float roundTo(float v) {

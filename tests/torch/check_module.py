@@ -115,14 +115,31 @@ loaded = torch.load(buffer)
 check(torch.equal(copy.deepcopy(layer)(x), layer(x)) and torch.equal(loaded(x), layer(x)),
       "deepcopy and torch.save/torch.load give the same outputs")
 
-# bf16 parameters and input: float32 arithmetic, bf16 result.
-layer16 = m.btt_copy(dtype=torch.bfloat16)
-with torch.no_grad():
-    for a, b in zip(layer16.weights, layer.weights):
-        a.copy_(b)
-y16 = layer16(x.bfloat16())
-check(y16.dtype == torch.bfloat16 and relative(y16, layer(x.bfloat16().float())) < 1e-2,
-      "bf16 module: bf16 output within bf16 rounding of float32")
+# bf16 and f16 parameters and input: float32 arithmetic, a result in their
+# dtype within its rounding.
+for dtype, tol in ((torch.bfloat16, 1e-2), (torch.float16, 2e-3)):
+    low = m.btt_copy(dtype=dtype)
+    with torch.no_grad():
+        for a, b in zip(low.weights, layer.weights):
+            a.copy_(b)
+    y_low = low(x.to(dtype))
+    check(y_low.dtype == dtype and relative(y_low, layer(x.to(dtype).float())) < tol,
+          f"{dtype} module: output within its rounding of float32")
+
+# Tensors on another device: refused with the devices named (the meta device
+# stands in for a second device on a machine without CUDA).
+try:
+    layer(torch.empty(3, 48, device="meta"))
+    check(False, "a meta tensor is refused")
+except RuntimeError as e:
+    check("CPU or CUDA" in str(e) and "meta" in str(e), f"a meta tensor is refused ({e})")
+on_meta = m.btt_copy().to("meta")
+try:
+    on_meta(x)
+    check(False, "weights on another device than x are refused")
+except RuntimeError as e:
+    check("weight 0 is on meta" in str(e) and ".to(device)" in str(e),
+          f"weights on another device than x are refused ({e})")
 
 # The reference initialisation: std per core (structures.md §4).
 m = emit(["--structure", "monarch(16)", "--d-in", "256", "--d-out", "256"], "init")
@@ -171,7 +188,8 @@ for aux in (0.01, 1.0):
     check(r["tokens_per_expert"] == counts and abs(r["aux_loss"] - aux_loss) < 1e-5,
           f"MoE routing {r['tokens_per_expert']} aux {r['aux_loss']:.5f} as einstruct run")
 
-# CLI errors: a name that is not a Python identifier; a CUDA target.
+# CLI errors: a name that is not a Python identifier; a --target (the module
+# follows its tensors' device).
 bad = subprocess.run([einstruct, "compile", *cases[0][1], "--emit", "torch",
                       "--name", "2x", "-o", work], capture_output=True, text=True)
 check(bad.returncode == 2 and "Python identifier" in bad.stderr,

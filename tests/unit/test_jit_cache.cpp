@@ -5,6 +5,7 @@
 #include "compiler/cpu/JitLayer.h"
 #include "tests/unit/CompiledLayer.h"
 #include "tests/unit/NamedLayer.h"
+#include "tests/unit/ScopedEnv.h"
 
 #include <catch2/catch.hpp>
 #include <cstdlib>
@@ -17,44 +18,12 @@ using namespace einstruct;
 using einstruct::testing::compiledLayer;
 using einstruct::testing::randomWeights;
 using einstruct::testing::namedLayer;
+using einstruct::testing::CacheDir;
+using einstruct::testing::entries;
+using einstruct::testing::freshDirectory;
 namespace fs = std::filesystem;
 
 namespace {
-
-// EINSTRUCT_CACHE_DIR set for the scope of a test, restored after.
-class CacheDir {
-public:
-  explicit CacheDir(const std::string &value) {
-    if (const char *old = std::getenv("EINSTRUCT_CACHE_DIR"))
-      old_ = old;
-    ::setenv("EINSTRUCT_CACHE_DIR", value.c_str(), 1);
-  }
-  ~CacheDir() {
-    if (old_)
-      ::setenv("EINSTRUCT_CACHE_DIR", old_->c_str(), 1);
-    else
-      ::unsetenv("EINSTRUCT_CACHE_DIR");
-  }
-
-private:
-  std::optional<std::string> old_;
-};
-
-fs::path freshDirectory(const char *name) {
-  fs::path dir = fs::temp_directory_path() /
-                 (std::string("einstruct-") + name + "-" +
-                  std::to_string(::getpid()));
-  fs::remove_all(dir);
-  return dir;
-}
-
-std::vector<fs::path> entries(const fs::path &dir) {
-  std::vector<fs::path> found;
-  if (fs::exists(dir))
-    for (auto &e : fs::directory_iterator(dir))
-      found.push_back(e.path());
-  return found;
-}
 
 // Forward and backward outputs of one layer on fixed data, concatenated.
 std::vector<float> outputs(const JitLayer &jit) {

@@ -1,0 +1,303 @@
+#include "compiler/cuda/CudaLayer.h"
+#include "compiler/cuda/CudaDevice.h"
+
+#include <dlfcn.h>
+#include <fmt/format.h>
+
+namespace einstruct {
+namespace {
+
+// The emitted library's symbols are prefixed with this name.
+constexpr const char *kName = "layer";
+
+// Mirrors of the emitted header's structs (CudaEmitter.cpp, MoeSource.cpp).
+struct LayerInfo {
+  const char *name, *family, *einsum, *dtype;
+  int64_t dIn, dOut, paddedIn, paddedOut;
+  int64_t sizes[7], xStrides[7], w1Strides[7], w2Strides[7], yStrides[7];
+  int64_t w1Elems, w2Elems;
+  int dtypeBytes;
+  size_t forwardSmem, backwardInputSmem;
+};
+struct MoeStats {
+  double auxLoss, entropy;
+  int64_t experts;
+  int64_t counts[64];
+};
+
+using Stream = void *;
+
+} // namespace
+
+struct CudaLayer::Api {
+  const LayerInfo *(*info)();
+  const char *(*statusString)(int);
+  // Plain layers.
+  int (*forward)(const void *, const void *, const void *, void *, int64_t,
+                 Stream) = nullptr;
+  int (*backwardInput)(const void *, const void *, const void *, void *,
+                       int64_t, Stream) = nullptr;
+  size_t (*weightsWorkspace)(int64_t) = nullptr;
+  int (*backwardWeights)(const void *, const void *, const void *,
+                         const void *, void *, void *, int64_t, void *,
+                         size_t, Stream) = nullptr;
+  // BTT-MoE.
+  size_t (*moeWorkspace)(int64_t) = nullptr;
+  int (*moeForward)(const void *, const void *, const void *, const void *,
+                    void *, int64_t, void *, size_t, MoeStats *,
+                    Stream) = nullptr;
+  int (*moeBackward)(const void *, const void *, const void *, const void *,
+                     const void *, float, void *, void *, void *, void *,
+                     int64_t, void *, size_t, Stream) = nullptr;
+  // runtime_glue.cu.
+  int (*useDevice)(int);
+  int (*pointer)(const void *, int *, int *);
+  int (*alloc)(void **, size_t, Stream);
+  int (*release)(void *, Stream);
+  int (*synchronize)(Stream);
+};
+
+namespace {
+
+template <class F> bool bind(void *handle, F &slot, const std::string &symbol) {
+  slot = reinterpret_cast<F>(dlsym(handle, symbol.c_str()));
+  return slot != nullptr;
+}
+
+// Scratch device memory freed in stream order when it goes out of scope.
+struct Scratch {
+  int (*release)(void *, Stream);
+  Stream stream = nullptr;
+  void *ptr = nullptr;
+  ~Scratch() {
+    if (ptr)
+      release(ptr, stream);
+  }
+};
+
+} // namespace
+
+CudaLayer::~CudaLayer() {
+  if (handle_)
+    dlclose(handle_);
+}
+
+Result<std::unique_ptr<CudaLayer>> CudaLayer::load(const Layer &layer,
+                                                   const CudaTarget &target,
+                                                   int device) {
+  auto plan = planCuda(layer, target);
+  if (!plan)
+    return Error{plan.error()};
+  auto src = emitCuda(*plan, kName);
+  if (!src)
+    return Error{src.error()};
+  std::unique_ptr<CudaLayer> l(new CudaLayer);
+  l->layer_ = layer;
+  l->target_ = target;
+  l->device_ = device;
+  // A cached entry that does not open (torn by a crash, another toolkit's
+  // leftovers) is removed and built again, once.
+  for (int attempt = 0;; ++attempt) {
+    auto lib = buildCudaLibrary(*src, kName, target.arch);
+    if (!lib)
+      return Error{lib.error()};
+    auto opened = l->open(*lib);
+    if (lib->temporary)
+      forgetCudaLibrary(*lib); // the mapping outlives the file
+    if (opened)
+      return l;
+    if (!lib->fromCache || attempt > 0)
+      return Error{opened.error()};
+    forgetCudaLibrary(*lib);
+  }
+}
+
+Result<bool> CudaLayer::open(const BuiltLibrary &lib) {
+  if (handle_)
+    dlclose(handle_);
+  handle_ = dlopen(lib.path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!handle_) {
+    const char *why = dlerror();
+    return Error{"cannot load " + lib.path + ": " + (why ? why : "dlopen failed")};
+  }
+  api_ = std::make_unique<Api>();
+  Api &a = *api_;
+  const std::string n = kName;
+  bool ok = bind(handle_, a.info, n + "_info") &&
+            bind(handle_, a.statusString, n + "_status_string") &&
+            bind(handle_, a.useDevice, "einstruct_glue_use_device") &&
+            bind(handle_, a.pointer, "einstruct_glue_pointer") &&
+            bind(handle_, a.alloc, "einstruct_glue_alloc") &&
+            bind(handle_, a.release, "einstruct_glue_free") &&
+            bind(handle_, a.synchronize, "einstruct_glue_synchronize");
+  if (layer_.experts)
+    ok = ok && bind(handle_, a.moeWorkspace, n + "_moe_workspace") &&
+         bind(handle_, a.moeForward, n + "_moe_forward") &&
+         bind(handle_, a.moeBackward, n + "_moe_backward");
+  else
+    ok = ok && bind(handle_, a.forward, n + "_forward") &&
+         bind(handle_, a.backwardInput, n + "_backward_input") &&
+         bind(handle_, a.weightsWorkspace, n + "_backward_weights_workspace") &&
+         bind(handle_, a.backwardWeights, n + "_backward_weights");
+  if (!ok)
+    return Error{lib.path + " lacks einstruct's entry points"};
+  const LayerInfo *info = a.info();
+  if (info->dIn != layer_.dIn || info->dOut != layer_.dOut ||
+      std::string(info->dtype) != dtypeName(target_.dtype))
+    return Error{lib.path + " holds another layer"};
+  path_ = lib.path;
+  fromCache_ = lib.fromCache;
+  return true;
+}
+
+int64_t CudaLayer::libraryDIn() const { return api_->info()->dIn; }
+int64_t CudaLayer::libraryDOut() const { return api_->info()->dOut; }
+std::string CudaLayer::libraryDType() const { return api_->info()->dtype; }
+
+std::string CudaLayer::statusText(int status) const {
+  return api_->statusString(status);
+}
+
+Result<bool> CudaLayer::useDevice() const {
+  // The driver's own words for a missing driver or device, asked once (the
+  // CUDA runtime would say "driver version is insufficient").
+  static const std::string noDriver = [] {
+    auto d = queryCudaDevice(0);
+    return d ? std::string() : d.error();
+  }();
+  if (!noDriver.empty())
+    return Error{noDriver};
+  return status(api_->useDevice(device_), "selecting the device");
+}
+
+Result<bool> CudaLayer::synchronize(void *stream) const {
+  return status(api_->synchronize(stream), "waiting for the stream");
+}
+
+Result<bool> CudaLayer::status(int rc, const char *what) const {
+  if (rc == 0)
+    return true;
+  return Error{fmt::format("{} on CUDA device {}: {} (status {})", what,
+                           device_, statusText(rc), rc)};
+}
+
+Result<bool> CudaLayer::checkPointers(
+    std::initializer_list<std::pair<const char *, const void *>> ptrs) const {
+  for (auto [name, p] : ptrs) {
+    if (!p)
+      return Error{fmt::format("{} is null", name)};
+    int kind = 0, device = -1;
+    if (int rc = api_->pointer(p, &kind, &device))
+      return status(rc, name);
+    if (kind == 0)
+      return Error{fmt::format("{} is host memory; a CUDA layer takes device "
+                               "pointers (device {})",
+                               name, device_)};
+    if (device != device_)
+      return Error{fmt::format("{} is memory of CUDA device {}; this layer "
+                               "runs on device {}",
+                               name, device, device_)};
+  }
+  return true;
+}
+
+Result<bool> CudaLayer::forward(const void *x, int64_t n,
+                                const std::vector<const void *> &w, void *y,
+                                void *stream) const {
+  const size_t weights = layer_.experts ? 3 : 2;
+  if (n < 1)
+    return Error{fmt::format("batch = {} must be positive", n)};
+  if (w.size() != weights)
+    return Error{fmt::format("{} weights given; the layer has {}", w.size(),
+                             weights)};
+  if (auto ok = useDevice(); !ok)
+    return ok;
+  if (auto ok = checkPointers({{"x", x}, {"W1", w[0]}, {"W2", w[1]}, {"y", y}});
+      !ok)
+    return ok;
+  if (!layer_.experts)
+    return status(api_->forward(x, w[0], w[1], y, n, stream), "forward");
+  if (auto ok = checkPointers({{"Wg", w[2]}}); !ok)
+    return ok;
+  const size_t bytes = api_->moeWorkspace(n);
+  Scratch ws{api_->release, stream};
+  if (auto ok = status(api_->alloc(&ws.ptr, bytes, stream), "workspace"); !ok)
+    return ok;
+  return moeForward(x, n, w, y, ws.ptr, bytes, stream);
+}
+
+Result<bool> CudaLayer::moeForward(const void *x, int64_t n,
+                                   const std::vector<const void *> &w, void *y,
+                                   void *workspace, size_t bytes,
+                                   void *stream) const {
+  MoeStats stats{};
+  auto ok = status(api_->moeForward(x, w[2], w[0], w[1], y, n, workspace,
+                                    bytes, routingStats_ ? &stats : nullptr,
+                                    stream),
+                   "BTT-MoE forward");
+  if (ok && routingStats_) {
+    routing_ = Routing{};
+    routing_.tokens = n;
+    routing_.experts = stats.experts;
+    routing_.topK = layer_.topK;
+    routing_.counts.assign(stats.counts, stats.counts + stats.experts);
+    routing_.auxLoss = stats.auxLoss;
+    routing_.entropy = stats.entropy;
+  }
+  return ok;
+}
+
+Result<bool> CudaLayer::backward(const void *x, const void *dy, int64_t n,
+                                 const std::vector<const void *> &w, void *dx,
+                                 const std::vector<void *> &dw, void *stream,
+                                 double auxWeight) const {
+  const size_t weights = layer_.experts ? 3 : 2;
+  if (n < 1)
+    return Error{fmt::format("batch = {} must be positive", n)};
+  if (w.size() != weights || dw.size() != weights)
+    return Error{fmt::format("{} weights and {} gradients given; the layer "
+                             "has {} weights",
+                             w.size(), dw.size(), weights)};
+  if (auto ok = useDevice(); !ok)
+    return ok;
+  if (auto ok = checkPointers({{"x", x}, {"dy", dy}, {"W1", w[0]}, {"W2", w[1]},
+                               {"dx", dx}, {"dW1", dw[0]}, {"dW2", dw[1]}});
+      !ok)
+    return ok;
+  if (!layer_.experts) {
+    auto ok = status(api_->backwardInput(dy, w[0], w[1], dx, n, stream),
+                     "backward (input)");
+    if (!ok)
+      return ok;
+    const size_t bytes = api_->weightsWorkspace(n);
+    Scratch ws{api_->release, stream};
+    if (ok = status(api_->alloc(&ws.ptr, bytes, stream), "workspace"); !ok)
+      return ok;
+    return status(api_->backwardWeights(x, dy, w[0], w[1], dw[0], dw[1], n,
+                                        ws.ptr, bytes, stream),
+                  "backward (weights)");
+  }
+  if (auto ok = checkPointers({{"Wg", w[2]}, {"dWg", dw[2]}}); !ok)
+    return ok;
+  // The routing and expert outputs backward needs come from a forward pass
+  // into scratch y.
+  const size_t bytes = api_->moeWorkspace(n);
+  Scratch ws{api_->release, stream}, y{api_->release, stream};
+  auto ok = status(api_->alloc(&ws.ptr, bytes, stream), "workspace");
+  if (ok)
+    ok = status(api_->alloc(&y.ptr,
+                            size_t(n) * size_t(layer_.dOut) *
+                                size_t(dtypeBytes(target_.dtype)),
+                            stream),
+                "workspace");
+  if (ok)
+    ok = moeForward(x, n, w, y.ptr, ws.ptr, bytes, stream);
+  if (ok)
+    ok = status(api_->moeBackward(x, w[2], w[0], w[1], dy, float(auxWeight),
+                                  dx, dw[2], dw[0], dw[1], n, ws.ptr, bytes,
+                                  stream),
+                "BTT-MoE backward");
+  return ok;
+}
+
+} // namespace einstruct

@@ -1,0 +1,88 @@
+// A layer run by its generated CUDA kernels: the emitted library built by
+// nvcc (CudaBuild, cached on disk), opened with dlopen, called through its C
+// ABI. Nothing here links against CUDA; on a machine without a driver or
+// device, load() still builds and opens the library.
+#pragma once
+#include "compiler/cuda/CudaBuild.h"
+#include "search/Routing.h"
+
+#include <memory>
+
+namespace einstruct {
+
+class CudaLayer {
+public:
+  ~CudaLayer();
+  CudaLayer(const CudaLayer &) = delete;
+  CudaLayer &operator=(const CudaLayer &) = delete;
+
+  // Built (or found in the cache) for `target` and opened; `device` is the
+  // CUDA device calls run on, whose arch `target` must be (targetFor() in
+  // CudaDevice.h). Needs no driver or device: ahead-of-time builds and
+  // tests load without one.
+  static Result<std::unique_ptr<CudaLayer>>
+  load(const Layer &layer, const CudaTarget &target, int device = 0);
+
+  const Layer &layer() const { return layer_; }
+  const CudaTarget &target() const { return target_; }
+  int device() const { return device_; }
+  const std::string &libraryPath() const { return path_; }
+  bool fromCache() const { return fromCache_; }
+  // d_in, d_out and dtype as the loaded library reports them.
+  int64_t libraryDIn() const;
+  int64_t libraryDOut() const;
+  std::string libraryDType() const;
+
+  // Arrays are device memory of `device` in the layer's dtype, laid out as
+  // the emitted header says; weights are W1, W2 (and the router Wg last for
+  // BTT-MoE). `stream` is a cudaStream_t (null: the legacy default stream).
+  // Asynchronous unless routing statistics are on.
+  Result<bool> forward(const void *x, int64_t n,
+                       const std::vector<const void *> &weights, void *y,
+                       void *stream) const;
+  // Gradients of <dy, y> (+ auxWeight · aux loss for BTT-MoE), overwritten.
+  // BTT-MoE recomputes its forward pass first (the routing it needs).
+  Result<bool> backward(const void *x, const void *dy, int64_t n,
+                        const std::vector<const void *> &weights, void *dx,
+                        const std::vector<void *> &dweights, void *stream,
+                        double auxWeight = 0.01) const;
+
+  // BTT-MoE: gather tokens per expert, aux loss and entropy on each call
+  // (which then waits for the stream). Off by default.
+  void setRoutingStats(bool on) { routingStats_ = on; }
+  bool routingStats() const { return routingStats_; }
+  // Of the last call with statistics on (counts empty before one).
+  const Routing &lastRouting() const { return routing_; }
+
+  // Waits for the work queued on `stream`.
+  Result<bool> synchronize(void *stream) const;
+
+  // The library's text for a status it returned.
+  std::string statusText(int status) const;
+
+private:
+  CudaLayer() = default;
+  struct Api;
+  Result<bool> open(const BuiltLibrary &lib);
+  // Each pointer is device memory of this layer's device.
+  Result<bool> checkPointers(
+      std::initializer_list<std::pair<const char *, const void *>> ptrs) const;
+  Result<bool> status(int rc, const char *what) const;
+  // Makes device_ current for this thread's calls into the library.
+  Result<bool> useDevice() const;
+  Result<bool> moeForward(const void *x, int64_t n,
+                          const std::vector<const void *> &w, void *y,
+                          void *workspace, size_t bytes, void *stream) const;
+
+  Layer layer_;
+  CudaTarget target_;
+  int device_ = 0;
+  std::string path_;
+  bool fromCache_ = false;
+  void *handle_ = nullptr;
+  std::unique_ptr<Api> api_;
+  bool routingStats_ = false;
+  mutable Routing routing_;
+};
+
+} // namespace einstruct

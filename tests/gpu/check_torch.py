@@ -1,0 +1,82 @@
+"""The generated torch.nn.Module on CUDA tensors (the layer's generated
+kernels through the runtime) against the same module on the CPU: y, dx and
+every weight gradient in float32 and bfloat16, on the default and on a side
+stream, BTT-MoE routing counts. Exits 77 (CTest's skip) without PyTorch or a
+CUDA device.
+    usage: check_torch.py EINSTRUCT"""
+import copy
+import importlib
+import subprocess
+import sys
+import tempfile
+
+try:
+    import torch
+except ImportError:
+    print("SKIP: PyTorch is not installed")
+    sys.exit(77)
+if not torch.cuda.is_available():
+    print("SKIP: no CUDA device (torch.cuda.is_available() is False)")
+    sys.exit(77)
+
+einstruct = sys.argv[1]
+work = tempfile.mkdtemp(prefix="einstruct_torch_gpu_")
+sys.path.insert(0, work)
+failures = 0
+
+
+def check(ok, what):
+    global failures
+    print(("ok   " if ok else "FAIL ") + what)
+    failures += 0 if ok else 1
+
+
+def relative(a, b):
+    a, b = a.double().cpu(), b.double().cpu()
+    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
+
+
+cases = [
+    ("btt", ["--structure", "btt(rank=2)", "--d-in", "96", "--d-out", "200"]),
+    ("monarch", ["--structure", "monarch(16)", "--d-in", "256", "--d-out", "256"]),
+    ("moe", ["--structure", "btt-moe(experts=4, top_k=2)", "--d-in", "64",
+             "--d-out", "64"]),
+]
+torch.manual_seed(0)
+for name, args in cases:
+    subprocess.run([einstruct, "compile", *args, "--emit", "torch", "--name",
+                    name, "-o", work], check=True, capture_output=True)
+    m = importlib.import_module(name)
+    for dtype, tol in ((torch.float32, 1e-4), (torch.bfloat16, 3e-2)):
+        cpu = getattr(m, name)(dtype=dtype)
+        with torch.no_grad():
+            for w in cpu.weights:  # a nonzero router too
+                w.copy_(torch.randn_like(w.float()) * 0.3)
+        gpu = copy.deepcopy(cpu).cuda()
+        gpu.routing_stats = True
+        x = torch.randn(300, m.D_IN).to(dtype)
+        dy = torch.randn(300, m.D_OUT).to(dtype)
+        results = {}
+        for where, layer in (("cpu", cpu), ("cuda", gpu)):
+            xs = x.to(where).requires_grad_()
+            y = layer(xs)
+            y.backward(dy.to(where))
+            results[where] = [y, xs.grad, *[w.grad for w in layer.weights]]
+        what = ["y", "dx"] + ["dW%d" % (k + 1) for k in range(len(cpu.weights))]
+        for label, c, g in zip(what, results["cpu"], results["cuda"]):
+            e = relative(g, c)
+            check(g.device.type == "cuda" and e <= tol,
+                  f"{name} {dtype}: {label} rel. error {e:.2e} (tolerance {tol:.0e})")
+        if m.EXPERTS:
+            counts = gpu.routing()["tokens_per_expert"]
+            check(sum(counts) == 300 * 2, f"{name} {dtype}: routed {counts}")
+        # A side stream gives the same y.
+        side = torch.cuda.Stream()
+        with torch.no_grad(), torch.cuda.stream(side):
+            y_side = gpu(x.cuda())
+        torch.cuda.synchronize()
+        check(torch.equal(y_side, results["cuda"][0].detach()),
+              f"{name} {dtype}: the same y on a side stream")
+
+print(f"{failures} failure(s)")
+sys.exit(1 if failures else 0)

@@ -1,0 +1,153 @@
+// The runtime's C ABI and C++ wrapper around device choice: the stream
+// entry points of CPU layers equal the plain ones bit for bit; CUDA layers
+// are refused with EINSTRUCT_ERR_DEVICE where there is no driver or device
+// (and created where there is); prebuilt libraries land in the cache; every
+// bad argument is a status with a message.
+#include "runtime/einstruct.hpp"
+#include "tests/unit/ScopedEnv.h"
+
+#include <catch2/catch.hpp>
+#include <random>
+
+using einstruct::CompiledLayer;
+using namespace einstruct::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+const char *kMonarch = R"J({"structure": "monarch(4)", "d_in": 32, "d_out": 24})J";
+const char *kMoe =
+    R"J({"structure": "btt-moe(experts=4, top_k=2)", "d_in": 16, "d_out": 16})J";
+
+std::vector<float> random(size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal;
+  std::vector<float> v(n);
+  for (float &f : v)
+    f = normal(rng);
+  return v;
+}
+
+bool haveCudaDevice() {
+  einstruct_layer *l = nullptr;
+  int rc = einstruct_layer_create_cuda(kMonarch, "f32", 0, &l);
+  einstruct_layer_destroy(l);
+  return rc == EINSTRUCT_OK;
+}
+
+} // namespace
+
+TEST_CASE("a CPU layer's stream entry points equal the plain ones",
+          "[runtime]") {
+  auto layer = CompiledLayer::cpu(kMonarch);
+  CHECK(layer.device() == -1);
+  CHECK(layer.dtype() == "f32");
+  auto w = layer.initWeights(3);
+  std::vector<const float *> wp{w[0].data(), w[1].data()};
+  std::vector<const void *> wv{w[0].data(), w[1].data()};
+  const int64_t batch = 5;
+  auto x = random(batch * 32, 1), dy = random(batch * 24, 2);
+
+  auto y = layer.forward(x, wp);
+  std::vector<float> ys(y.size());
+  layer.forwardStream(x.data(), batch, wv, ys.data());
+  CHECK(ys == y);
+
+  auto g = layer.backward(x, dy, wp);
+  std::vector<float> dx(x.size()), dw1(w[0].size()), dw2(w[1].size());
+  layer.backwardStream(x.data(), dy.data(), batch, wv, dx.data(),
+                       {dw1.data(), dw2.data()});
+  CHECK(dx == g.dx);
+  CHECK(dw1 == g.dw[0]);
+  CHECK(dw2 == g.dw[1]);
+
+  // A stream means CUDA: refused for a CPU layer, nothing written.
+  int fakeStream = 0;
+  std::vector<float> untouched(y.size(), 7.0f);
+  try {
+    layer.forwardStream(x.data(), batch, wv, untouched.data(), &fakeStream);
+    FAIL("a stream was accepted");
+  } catch (const einstruct::Error &e) {
+    CHECK(e.status == EINSTRUCT_ERR_ARGUMENT);
+    CHECK_THAT(e.what(), Catch::Contains("stream = NULL"));
+  }
+  CHECK(untouched == std::vector<float>(y.size(), 7.0f));
+  // Routing statistics belong to BTT-MoE (which gathers them on the CPU).
+  CHECK(einstruct_layer_set_routing_stats(nullptr, 1) == EINSTRUCT_ERR_ARGUMENT);
+  einstruct_layer *moe = nullptr;
+  REQUIRE(einstruct_layer_create_cpu(kMoe, &moe) == EINSTRUCT_OK);
+  CHECK(einstruct_layer_set_routing_stats(moe, 0) == EINSTRUCT_OK);
+  einstruct_layer_destroy(moe);
+}
+
+TEST_CASE("CUDA layers: arguments, and no driver or device is "
+          "EINSTRUCT_ERR_DEVICE",
+          "[runtime][cuda]") {
+  einstruct_layer *l = nullptr;
+  CHECK(einstruct_layer_create_cuda(kMonarch, "f64", 0, &l) ==
+        EINSTRUCT_ERR_ARGUMENT);
+  CHECK_THAT(einstruct_last_error(),
+             Catch::Contains("dtype 'f64' is not one of f32, bf16, f16"));
+  CHECK(einstruct_layer_create_cuda(kMonarch, nullptr, 0, &l) ==
+        EINSTRUCT_ERR_ARGUMENT);
+  CHECK(einstruct_layer_create_cuda(
+            R"J({"structure": "monarch(5)", "d_in": 64, "d_out": 64})J", "bf16",
+            0, &l) == EINSTRUCT_ERR_SPEC);
+  CHECK(l == nullptr);
+  CHECK(einstruct_layer_create_cuda(kMonarch, "f32", 999, &l) ==
+        EINSTRUCT_ERR_DEVICE);
+  CHECK_THAT(einstruct_last_error(),
+             Catch::Contains("no CUDA") || Catch::Contains("device 999"));
+  CHECK(l == nullptr);
+  if (haveCudaDevice()) {
+    WARN("a CUDA device is present: tests/gpu/runtime_check runs it");
+    return;
+  }
+  int rc = einstruct_layer_create_cuda(kMonarch, "bf16", 0, &l);
+  CHECK(rc == EINSTRUCT_ERR_DEVICE);
+  CHECK(l == nullptr);
+  CHECK_THAT(einstruct_last_error(), Catch::Contains("no CUDA"));
+  try {
+    CompiledLayer::cuda(kMonarch);
+    FAIL("a CUDA layer without a device");
+  } catch (const einstruct::Error &e) {
+    CHECK(e.status == EINSTRUCT_ERR_DEVICE);
+  }
+}
+
+TEST_CASE("a prebuilt CUDA library lands in the cache", "[runtime][cuda]") {
+  fs::path dir = freshDirectory("prebuild");
+  CacheDir scoped(dir.string());
+  char path[4096] = {};
+  int rc = einstruct_cuda_prebuild(kMonarch, "bf16", "sm_90a", path, sizeof path);
+  if (rc == EINSTRUCT_ERR_COMPILE &&
+      std::string(einstruct_last_error()).find("no CUDA compiler") !=
+          std::string::npos) {
+    WARN("SKIP: " << einstruct_last_error());
+    return;
+  }
+  REQUIRE(rc == EINSTRUCT_OK);
+  CHECK(fs::path(path).parent_path() == dir / "cuda");
+  CHECK(fs::exists(path));
+  CHECK(CompiledLayer::prebuildCuda(kMonarch, "bf16", "sm_90a") == path);
+  // The MoE layer too.
+  CHECK(einstruct_cuda_prebuild(kMoe, "bf16", "sm_90a", nullptr, 0) ==
+        EINSTRUCT_OK);
+
+  char small[8];
+  CHECK(einstruct_cuda_prebuild(kMonarch, "bf16", "sm_90a", small,
+                                sizeof small) == EINSTRUCT_ERR_ARGUMENT);
+  CHECK_THAT(einstruct_last_error(), Catch::Contains("path_size 8 is too small"));
+  CHECK(einstruct_cuda_prebuild(kMonarch, "bf16", "compute_90", path,
+                                sizeof path) == EINSTRUCT_ERR_COMPILE);
+  CHECK_THAT(einstruct_last_error(), Catch::Contains("'compute_90'"));
+  CHECK(einstruct_cuda_prebuild(kMonarch, "bf16", nullptr, path, sizeof path) ==
+        EINSTRUCT_ERR_ARGUMENT);
+  {
+    CacheDir off("off");
+    CHECK(einstruct_cuda_prebuild(kMonarch, "bf16", "sm_90a", path,
+                                  sizeof path) == EINSTRUCT_ERR_ARGUMENT);
+    CHECK_THAT(einstruct_last_error(), Catch::Contains("cache is off"));
+  }
+  fs::remove_all(dir);
+}

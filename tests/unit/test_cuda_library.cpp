@@ -1,0 +1,219 @@
+// The CUDA runtime path without a GPU: nvcc builds a layer's library into
+// the on-disk cache once, later loads find it, a damaged entry is rebuilt,
+// nvcc's failures come back as errors naming nvcc and its output, and the
+// loaded library's host-side entry points answer (its info matches the
+// layer; a call on a machine without a driver is an error, not a crash).
+// With no nvcc these tests pass with a SKIP warning.
+#include "compiler/cuda/CudaBuild.h"
+#include "compiler/cuda/CudaDevice.h"
+#include "compiler/cuda/CudaLayer.h"
+#include "tests/unit/NamedLayer.h"
+#include "tests/unit/ScopedEnv.h"
+
+#include <catch2/catch.hpp>
+#include <fstream>
+
+using namespace einstruct;
+using namespace einstruct::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+bool haveNvcc() {
+  if (findNvcc())
+    return true;
+  WARN("SKIP: no nvcc (" << findNvcc().error() << ")");
+  return false;
+}
+
+CudaTarget target(CudaDType dtype, const char *arch = "sm_80") {
+  CudaTarget t;
+  t.dtype = dtype;
+  t.arch = arch;
+  return t;
+}
+
+// The .so entries of the cache at `dir`.
+std::vector<fs::path> libraries(const fs::path &dir) {
+  std::vector<fs::path> out;
+  for (auto &p : entries(dir / "cuda"))
+    if (p.extension() == ".so")
+      out.push_back(p);
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("a CUDA layer's library is built once and found in the cache",
+          "[cuda]") {
+  if (!haveNvcc())
+    return;
+  fs::path dir = freshDirectory("cuda-cache");
+  CacheDir scoped(dir.string());
+  Layer layer = namedLayer("monarch(4)", 64, 48);
+
+  auto first = CudaLayer::load(layer, target(CudaDType::F32));
+  REQUIRE(first);
+  CHECK_FALSE((*first)->fromCache());
+  REQUIRE(libraries(dir).size() == 1);
+  CHECK((*first)->libraryPath() == libraries(dir)[0].string());
+  // The library describes the layer it was built from.
+  CHECK((*first)->libraryDIn() == 64);
+  CHECK((*first)->libraryDOut() == 48);
+  CHECK((*first)->libraryDType() == "f32");
+  // Only the entry is left: the build directory is gone.
+  CHECK(entries(dir / "cuda").size() == 1);
+
+  auto again = CudaLayer::load(layer, target(CudaDType::F32));
+  REQUIRE(again);
+  CHECK((*again)->fromCache());
+  CHECK((*again)->libraryPath() == (*first)->libraryPath());
+
+  // Another dtype, arch or layer is another entry.
+  auto bf16 = CudaLayer::load(layer, target(CudaDType::BF16));
+  REQUIRE(bf16);
+  CHECK((*bf16)->libraryDType() == "bf16");
+  auto hopper = CudaLayer::load(layer, target(CudaDType::BF16, "sm_90a"));
+  REQUIRE(hopper);
+  auto btt = CudaLayer::load(namedLayer("btt(rank=2)", 64, 48),
+                             target(CudaDType::F32));
+  REQUIRE(btt);
+  CHECK((*btt)->libraryDIn() == 64);
+  CHECK(libraries(dir).size() == 4);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a damaged CUDA cache entry is rebuilt", "[cuda]") {
+  if (!haveNvcc())
+    return;
+  fs::path dir = freshDirectory("cuda-damaged");
+  CacheDir scoped(dir.string());
+  Layer layer = namedLayer("monarch(4)", 32, 32);
+  auto built = CudaLayer::load(layer, target(CudaDType::F32));
+  REQUIRE(built);
+  const std::string path = (*built)->libraryPath();
+  const auto size = fs::file_size(path);
+  built->reset();
+  fs::resize_file(path, 100); // a torn write
+
+  auto rebuilt = CudaLayer::load(layer, target(CudaDType::F32));
+  REQUIRE(rebuilt);
+  CHECK_FALSE((*rebuilt)->fromCache());
+  CHECK((*rebuilt)->libraryPath() == path);
+  CHECK(fs::file_size(path) == size);
+  CHECK((*rebuilt)->libraryDIn() == 32);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("with the cache off a CUDA library is built in a temporary "
+          "directory and removed once loaded",
+          "[cuda]") {
+  if (!haveNvcc())
+    return;
+  CacheDir scoped("off");
+  auto l = CudaLayer::load(namedLayer("monarch(4)", 32, 32),
+                           target(CudaDType::F16));
+  REQUIRE(l);
+  CHECK_FALSE((*l)->fromCache());
+  CHECK_FALSE(fs::exists((*l)->libraryPath()));
+  CHECK((*l)->libraryDType() == "f16"); // still loaded
+}
+
+TEST_CASE("nvcc's failures come back as errors that name it", "[cuda]") {
+  fs::path dir = freshDirectory("cuda-nvcc");
+  CacheDir scoped((dir / "cache").string());
+  Layer layer = namedLayer("monarch(4)", 32, 32);
+  {
+    ScopedEnv nvcc("EINSTRUCT_NVCC", (dir / "missing-nvcc").string());
+    auto l = CudaLayer::load(layer, target(CudaDType::F32));
+    REQUIRE_FALSE(l);
+    CHECK_THAT(l.error(), Catch::Contains("EINSTRUCT_NVCC") &&
+                              Catch::Contains("missing-nvcc"));
+  }
+  // An nvcc that answers --version but fails to compile.
+  fs::create_directories(dir);
+  const fs::path fake = dir / "nvcc";
+  {
+    std::ofstream out(fake);
+    out << "#!/bin/sh\n"
+           "if [ \"$1\" = --version ]; then echo 'fake nvcc 0.0'; exit 0; fi\n"
+           "echo 'layer.cu(1): error: fake failure' >&2\nexit 3\n";
+  }
+  fs::permissions(fake, fs::perms::owner_all);
+  ScopedEnv nvcc("EINSTRUCT_NVCC", fake.string());
+  auto l = CudaLayer::load(layer, target(CudaDType::F32));
+  REQUIRE_FALSE(l);
+  CHECK_THAT(l.error(), Catch::Contains("nvcc (" + fake.string() + ") failed") &&
+                            Catch::Contains("exit code 3") &&
+                            Catch::Contains("fake failure"));
+  // Nothing is left in the cache: no entry, no build directory.
+  CHECK(entries(dir / "cache" / "cuda").empty());
+  fs::remove_all(dir);
+}
+
+TEST_CASE("plans the CUDA kernels refuse are errors before nvcc runs",
+          "[cuda]") {
+  fs::path dir = freshDirectory("cuda-refused");
+  CacheDir scoped(dir.string());
+  ScopedEnv nvcc("EINSTRUCT_NVCC", "/nonexistent/nvcc");
+  auto dyad = CudaLayer::load(namedLayer("dyad(4)", 32, 32),
+                              target(CudaDType::F32));
+  REQUIRE_FALSE(dyad);
+  CHECK_THAT(dyad.error(), Catch::Contains("one einsum term"));
+  auto arch = CudaLayer::load(namedLayer("monarch(4)", 32, 32),
+                              target(CudaDType::F32, "gfx90a"));
+  REQUIRE_FALSE(arch);
+  CHECK_THAT(arch.error(), Catch::Contains("gfx90a"));
+}
+
+TEST_CASE("a loaded CUDA library answers calls without a GPU with errors",
+          "[cuda]") {
+  if (!haveNvcc())
+    return;
+  fs::path dir = freshDirectory("cuda-calls");
+  CacheDir scoped(dir.string());
+  auto l = CudaLayer::load(namedLayer("monarch(4)", 32, 32),
+                           target(CudaDType::F32));
+  REQUIRE(l);
+  const CudaLayer &layer = **l;
+  std::vector<float> x(64), w1(128), w2(128), y(64);
+  CHECK_THAT(layer.forward(x.data(), 0, {w1.data(), w2.data()}, y.data(),
+                           nullptr)
+                 .error(),
+             Catch::Contains("batch = 0"));
+  CHECK_THAT(layer.forward(x.data(), 2, {w1.data()}, y.data(), nullptr).error(),
+             Catch::Contains("1 weights given; the layer has 2"));
+  // Host arrays: without a driver the call says so; with one, the host
+  // pointers are refused. Either way an error, never a launch.
+  auto r = layer.forward(x.data(), 2, {w1.data(), w2.data()}, y.data(), nullptr);
+  REQUIRE_FALSE(r);
+  if (queryCudaDevice(0))
+    CHECK_THAT(r.error(), Catch::Contains("x is host memory"));
+  else
+    CHECK_THAT(r.error(), Catch::Contains("no CUDA driver") ||
+                              Catch::Contains("no CUDA device"));
+  // The library's own status texts.
+  CHECK_THAT(layer.statusText(-2), Catch::Contains("workspace too small"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("the arch and budget follow the device's compute capability",
+          "[cuda]") {
+  CudaDevice h100{0, 9, 0, 232448, "H100"};
+  auto t = targetFor(h100, CudaDType::BF16);
+  REQUIRE(t);
+  CHECK(t->arch == "sm_90a");
+  CHECK(t->smemBudget == 0); // the sm_90a default, as a prebuild uses
+  CudaDevice a100{0, 8, 0, 166912, "A100"};
+  CHECK(targetFor(a100, CudaDType::F32)->arch == "sm_80");
+  CudaDevice l4{1, 8, 9, 101376, "L4"};
+  auto ada = targetFor(l4, CudaDType::F16);
+  REQUIRE(ada);
+  CHECK(ada->arch == "sm_89");
+  CHECK(ada->smemBudget == 101376 - 1024);
+  CudaDevice t4{0, 7, 5, 65536, "T4"};
+  auto old = targetFor(t4, CudaDType::F32);
+  REQUIRE_FALSE(old);
+  CHECK_THAT(old.error(), Catch::Contains("compute capability 7.5") &&
+                              Catch::Contains("8.0 or newer"));
+}
