@@ -23,10 +23,22 @@ const char *kGlueSource =
 // Bumped when what the key covers or the entry layout changes.
 constexpr const char *kFormat = "einstruct-cuda-library-1";
 
-std::vector<std::string> nvccFlags(const std::string &arch) {
+std::vector<std::string> nvccFlags(const std::string &nvcc,
+                                   const std::string &arch, bool cublas) {
   // sm_90a → compute_90a: the arch-specific features need both halves.
-  return {"-std=c++17", "-O3", "-shared", "-Xcompiler", "-fPIC",
-          "-gencode=arch=compute_" + arch.substr(3) + ",code=" + arch};
+  std::vector<std::string> f{"-std=c++17", "-O3", "-shared", "-Xcompiler",
+                             "-fPIC",
+                             "-gencode=arch=compute_" + arch.substr(3) +
+                                 ",code=" + arch};
+  if (cublas) {
+    // The toolkit's own cuBLAS, found again at load time through the rpath.
+    llvm::SmallString<256> lib(nvcc);
+    llvm::sys::path::remove_filename(lib); // bin/
+    llvm::sys::path::remove_filename(lib); // the toolkit
+    llvm::sys::path::append(lib, "lib64");
+    f.insert(f.end(), {"-lcublas", "-Xlinker", "-rpath=" + std::string(lib)});
+  }
+  return f;
 }
 
 // Runs nvcc with `args`; its output goes to `log`.
@@ -76,10 +88,11 @@ Result<std::string> nvccVersion(const std::string &nvcc) {
 }
 
 std::string cacheKey(const CudaSources &src, const std::string &name,
-                     const std::string &arch, const std::string &version) {
+                     const std::vector<std::string> &flags,
+                     const std::string &version) {
   llvm::SHA256 h;
-  std::vector<std::string> parts{kFormat, version, name, arch};
-  for (const auto &f : nvccFlags(arch))
+  std::vector<std::string> parts{kFormat, version, name};
+  for (const auto &f : flags)
     parts.push_back(f);
   parts.push_back(src.header);
   parts.push_back(src.source);
@@ -123,7 +136,7 @@ Result<std::string> findNvcc() {
 
 Result<BuiltLibrary> buildCudaLibrary(const CudaSources &src,
                                       const std::string &name,
-                                      const std::string &arch) {
+                                      const std::string &arch, bool cublas) {
   if (arch.rfind("sm_", 0) != 0 || arch.size() < 5)
     return Error{"arch: '" + arch + "' is not an sm_XY name"};
   auto nvcc = findNvcc();
@@ -132,7 +145,8 @@ Result<BuiltLibrary> buildCudaLibrary(const CudaSources &src,
   auto version = nvccVersion(*nvcc);
   if (!version)
     return Error{version.error()};
-  const std::string key = cacheKey(src, name, arch, *version);
+  auto args = nvccFlags(*nvcc, arch, cublas);
+  const std::string key = cacheKey(src, name, args, *version);
 
   BuiltLibrary lib;
   auto cache = objectcache::directory();
@@ -165,7 +179,6 @@ Result<BuiltLibrary> buildCudaLibrary(const CudaSources &src,
     cleanup();
     return Error{wrote.error()};
   }
-  auto args = nvccFlags(arch);
   const std::string out = d + "/" + name + ".so";
   args.insert(args.end(), {d + "/" + name + ".cu", "-o", out});
   auto built = runNvcc(*nvcc, args, d + "/nvcc.log");

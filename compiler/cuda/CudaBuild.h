@@ -20,9 +20,11 @@ struct BuiltLibrary {
 // "sm_90a", "sm_86", ...). Cache: objectcache::directory() + "/cuda", key =
 // SHA-256 of the sources, arch, nvcc flags and nvcc's version; entries are
 // renamed into place whole. Errors name nvcc's first lines of output.
+// `cublas`: link cuBLAS (found beside nvcc; rpath set).
 Result<BuiltLibrary> buildCudaLibrary(const CudaSources &src,
                                       const std::string &name,
-                                      const std::string &arch);
+                                      const std::string &arch,
+                                      bool cublas = false);
 
 // Removes a cache entry that failed to load, so the next build replaces it.
 void forgetCudaLibrary(const BuiltLibrary &lib);

@@ -1,5 +1,6 @@
 #include "compiler/cuda/CudaLayer.h"
 #include "compiler/cuda/CudaDevice.h"
+#include "compiler/cuda/GemmEmitter.h"
 
 #include <dlfcn.h>
 #include <fmt/format.h>
@@ -41,6 +42,14 @@ struct CudaLayer::Api {
   int (*backwardWeights)(const void *, const void *, const void *,
                          const void *, void *, void *, int64_t, void *,
                          size_t, Stream) = nullptr;
+  // One-weight layers (cuBLAS): weights as an array, one per term.
+  size_t (*gemmWorkspace)(int64_t) = nullptr;
+  int (*gemmForward)(const void *, const void *const *, void *, int64_t,
+                     void *, size_t, Stream) = nullptr;
+  int (*gemmBackwardInput)(const void *, const void *const *, void *, int64_t,
+                           void *, size_t, Stream) = nullptr;
+  int (*gemmBackwardWeights)(const void *, const void *, void *const *,
+                             int64_t, void *, size_t, Stream) = nullptr;
   // BTT-MoE.
   size_t (*moeWorkspace)(int64_t) = nullptr;
   int (*moeForward)(const void *, const void *, const void *, const void *,
@@ -85,10 +94,21 @@ CudaLayer::~CudaLayer() {
 Result<std::unique_ptr<CudaLayer>> CudaLayer::load(const Layer &layer,
                                                    const CudaTarget &target,
                                                    int device) {
-  auto plan = planCuda(layer, target);
-  if (!plan)
-    return Error{plan.error()};
-  auto src = emitCuda(*plan, kName);
+  // One-weight terms run through cuBLAS, two-factor ones through the fused
+  // kernels.
+  const bool gemm = isGemmLayer(layer);
+  Result<CudaSources> src = Error{""};
+  if (gemm) {
+    auto plan = planGemm(layer, target);
+    if (!plan)
+      return Error{plan.error()};
+    src = emitGemmCuda(*plan, kName);
+  } else {
+    auto plan = planCuda(layer, target);
+    if (!plan)
+      return Error{plan.error()};
+    src = emitCuda(*plan, kName);
+  }
   if (!src)
     return Error{src.error()};
   std::unique_ptr<CudaLayer> l(new CudaLayer);
@@ -98,7 +118,7 @@ Result<std::unique_ptr<CudaLayer>> CudaLayer::load(const Layer &layer,
   // A cached entry that does not open (torn by a crash, another toolkit's
   // leftovers) is removed and built again, once.
   for (int attempt = 0;; ++attempt) {
-    auto lib = buildCudaLibrary(*src, kName, target.arch);
+    auto lib = buildCudaLibrary(*src, kName, target.arch, gemm);
     if (!lib)
       return Error{lib.error()};
     auto opened = l->open(*lib);
@@ -130,7 +150,12 @@ Result<bool> CudaLayer::open(const BuiltLibrary &lib) {
             bind(handle_, a.alloc, "einstruct_glue_alloc") &&
             bind(handle_, a.release, "einstruct_glue_free") &&
             bind(handle_, a.synchronize, "einstruct_glue_synchronize");
-  if (layer_.experts)
+  if (isGemmLayer(layer_))
+    ok = ok && bind(handle_, a.gemmWorkspace, n + "_workspace") &&
+         bind(handle_, a.gemmForward, n + "_forward") &&
+         bind(handle_, a.gemmBackwardInput, n + "_backward_input") &&
+         bind(handle_, a.gemmBackwardWeights, n + "_backward_weights");
+  else if (layer_.experts)
     ok = ok && bind(handle_, a.moeWorkspace, n + "_moe_workspace") &&
          bind(handle_, a.moeForward, n + "_moe_forward") &&
          bind(handle_, a.moeBackward, n + "_moe_backward");
@@ -201,24 +226,44 @@ Result<bool> CudaLayer::checkPointers(
   return true;
 }
 
+size_t CudaLayer::weightCount() const {
+  return isGemmLayer(layer_) ? layer_.terms.size() : layer_.experts ? 3 : 2;
+}
+
+Result<bool> CudaLayer::checkWeights(const std::vector<const void *> &w,
+                                     const char *prefix) const {
+  for (size_t k = 0; k < w.size(); ++k) {
+    const std::string name = fmt::format("{}W{}", prefix, k + 1);
+    if (auto ok = checkPointers({{name.c_str(), w[k]}}); !ok)
+      return ok;
+  }
+  return true;
+}
+
 Result<bool> CudaLayer::forward(const void *x, int64_t n,
                                 const std::vector<const void *> &w, void *y,
                                 void *stream) const {
-  const size_t weights = layer_.experts ? 3 : 2;
   if (n < 1)
     return Error{fmt::format("batch = {} must be positive", n)};
-  if (w.size() != weights)
+  if (w.size() != weightCount())
     return Error{fmt::format("{} weights given; the layer has {}", w.size(),
-                             weights)};
+                             weightCount())};
   if (auto ok = useDevice(); !ok)
     return ok;
-  if (auto ok = checkPointers({{"x", x}, {"W1", w[0]}, {"W2", w[1]}, {"y", y}});
-      !ok)
+  if (auto ok = checkPointers({{"x", x}, {"y", y}}); !ok)
     return ok;
+  if (auto ok = checkWeights(w, ""); !ok)
+    return ok;
+  if (api_->gemmForward) {
+    const size_t bytes = api_->gemmWorkspace(n);
+    Scratch ws{api_->release, stream};
+    if (auto ok = status(api_->alloc(&ws.ptr, bytes, stream), "workspace"); !ok)
+      return ok;
+    return status(api_->gemmForward(x, w.data(), y, n, ws.ptr, bytes, stream),
+                  "forward");
+  }
   if (!layer_.experts)
     return status(api_->forward(x, w[0], w[1], y, n, stream), "forward");
-  if (auto ok = checkPointers({{"Wg", w[2]}}); !ok)
-    return ok;
   const size_t bytes = api_->moeWorkspace(n);
   Scratch ws{api_->release, stream};
   if (auto ok = status(api_->alloc(&ws.ptr, bytes, stream), "workspace"); !ok)
@@ -251,19 +296,34 @@ Result<bool> CudaLayer::backward(const void *x, const void *dy, int64_t n,
                                  const std::vector<const void *> &w, void *dx,
                                  const std::vector<void *> &dw, void *stream,
                                  double auxWeight) const {
-  const size_t weights = layer_.experts ? 3 : 2;
   if (n < 1)
     return Error{fmt::format("batch = {} must be positive", n)};
-  if (w.size() != weights || dw.size() != weights)
+  if (w.size() != weightCount() || dw.size() != weightCount())
     return Error{fmt::format("{} weights and {} gradients given; the layer "
                              "has {} weights",
-                             w.size(), dw.size(), weights)};
+                             w.size(), dw.size(), weightCount())};
   if (auto ok = useDevice(); !ok)
     return ok;
-  if (auto ok = checkPointers({{"x", x}, {"dy", dy}, {"W1", w[0]}, {"W2", w[1]},
-                               {"dx", dx}, {"dW1", dw[0]}, {"dW2", dw[1]}});
-      !ok)
+  if (auto ok = checkPointers({{"x", x}, {"dy", dy}, {"dx", dx}}); !ok)
     return ok;
+  if (auto ok = checkWeights(w, ""); !ok)
+    return ok;
+  if (auto ok = checkWeights({dw.begin(), dw.end()}, "d"); !ok)
+    return ok;
+  if (api_->gemmForward) {
+    const size_t bytes = api_->gemmWorkspace(n);
+    Scratch ws{api_->release, stream};
+    auto ok = status(api_->alloc(&ws.ptr, bytes, stream), "workspace");
+    if (ok)
+      ok = status(api_->gemmBackwardInput(dy, w.data(), dx, n, ws.ptr, bytes,
+                                          stream),
+                  "backward (input)");
+    if (ok)
+      ok = status(api_->gemmBackwardWeights(x, dy, dw.data(), n, ws.ptr,
+                                            bytes, stream),
+                  "backward (weights)");
+    return ok;
+  }
   if (!layer_.experts) {
     auto ok = status(api_->backwardInput(dy, w[0], w[1], dx, n, stream),
                      "backward (input)");
@@ -277,8 +337,6 @@ Result<bool> CudaLayer::backward(const void *x, const void *dy, int64_t n,
                                         ws.ptr, bytes, stream),
                   "backward (weights)");
   }
-  if (auto ok = checkPointers({{"Wg", w[2]}, {"dWg", dw[2]}}); !ok)
-    return ok;
   // The routing and expert outputs backward needs come from a forward pass
   // into scratch y.
   const size_t bytes = api_->moeWorkspace(n);

@@ -35,7 +35,8 @@ public:
 
   // Arrays are device memory of `device` in the layer's dtype, laid out as
   // the emitted header says; weights are W1, W2 (and the router Wg last for
-  // BTT-MoE). `stream` is a cudaStream_t (null: the legacy default stream).
+  // BTT-MoE), or one per term for layers of one-weight terms (dense,
+  // block-diagonal, DYAD: cuBLAS, GemmPlan.h). `stream` is a cudaStream_t (null: the legacy default stream).
   // Asynchronous unless routing statistics are on.
   Result<bool> forward(const void *x, int64_t n,
                        const std::vector<const void *> &weights, void *y,
@@ -68,6 +69,11 @@ private:
   Result<bool> checkPointers(
       std::initializer_list<std::pair<const char *, const void *>> ptrs) const;
   Result<bool> status(int rc, const char *what) const;
+  // W1, W2 (Wg) of a two-factor layer, one per term of a cuBLAS one.
+  size_t weightCount() const;
+  // Each of `w` is device memory, named `prefix`W1, W2, ... in errors.
+  Result<bool> checkWeights(const std::vector<const void *> &w,
+                            const char *prefix) const;
   // Makes device_ current for this thread's calls into the library.
   Result<bool> useDevice() const;
   Result<bool> moeForward(const void *x, int64_t n,

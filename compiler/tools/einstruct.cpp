@@ -2,6 +2,7 @@
 #include "compiler/cpu/JitLayer.h"
 #include "compiler/cpu/MoeLayer.h"
 #include "compiler/cuda/CudaEmitter.h"
+#include "compiler/cuda/GemmEmitter.h"
 #include "compiler/cpu/NaiveEinsum.h"
 #include "compiler/frontend/Safetensors.h"
 #include "compiler/project/Projection.h"
@@ -839,11 +840,24 @@ int runCompile(const CompileOptions &o) {
   auto layer = singleLayer(o.file, o.args, "compile");
   if (!layer)
     return fail(layer.error());
-  auto plan = planCuda(*layer, target);
-  if (!plan)
-    return fail(fmt::format("{}: {}", layer->label, plan.error()));
-  std::string name = layerName(o, *layer);
-  auto src = emitCuda(*plan, name);
+  // One-weight terms (dense, block-diagonal, DYAD) run through cuBLAS; the
+  // two-factor layers through the fused kernels.
+  const std::string what = layer->label.empty() ? layer->name : layer->label;
+  std::string name = layerName(o, *layer), why;
+  Result<CudaSources> src = Error{""};
+  if (isGemmLayer(*layer)) {
+    auto plan = planGemm(*layer, target);
+    if (!plan)
+      return fail(fmt::format("{}: {}", what, plan.error()));
+    src = emitGemmCuda(*plan, name);
+    why = "cuBLAS: " + plan->why;
+  } else {
+    auto plan = planCuda(*layer, target);
+    if (!plan)
+      return fail(fmt::format("{}: {}", what, plan.error()));
+    src = emitCuda(*plan, name);
+    why = plan->tileWhy;
+  }
   if (!src)
     return fail(src.error());
   if (!makeDirectory(o.dir))
@@ -856,7 +870,7 @@ int runCompile(const CompileOptions &o) {
   }
   std::printf("wrote %s/%s.h and %s/%s.cu (%s, %s; %s)\n", o.dir.c_str(),
               name.c_str(), o.dir.c_str(), name.c_str(), o.dtype.c_str(),
-              o.arch.c_str(), plan->tileWhy.c_str());
+              o.arch.c_str(), why.c_str());
   return 0;
 }
 

@@ -107,8 +107,10 @@ expect "--name: '9x' is not a C identifier" compile "${m[@]}" --name 9x
 expect "--emit: unknown 'onnx'" compile "${m[@]}" --emit onnx
 expect "--name: '2x' is not a Python identifier" compile "${m[@]}" --emit torch --name 2x
 expect "--emit torch: --target 'cuda' does not apply" compile "${m[@]}" --emit torch --target cuda
-expect "takes one einsum term" compile --structure 'dyad(4, DT)' --d-in 64 --d-out 64
-expect "needs two weight tensors" compile --structure dense --d-in 64 --d-out 64
+expect "needs two weight tensors" compile --einsum 'abc,xap,pybq,qzc->xyz' \
+  --sizes a=2,b=2,c=2,x=2,y=2,z=2,p=2,q=2
+expect "term 1 (ki,oik->ko): the weight's innermost letter is the block letter" \
+  compile --einsum 'ki,oik->ko' --sizes k=3,i=5,o=7
 expect "class β has size 128; the CUDA kernels take at most 64" compile \
   --einsum 'gba,fdrga,fergb->fed' --sizes g=1,b=128,a=2,f=1,d=1,r=1,e=2
 

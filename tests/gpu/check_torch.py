@@ -41,6 +41,8 @@ cases = [
     ("monarch", ["--structure", "monarch(16)", "--d-in", "256", "--d-out", "256"]),
     ("moe", ["--structure", "btt-moe(experts=4, top_k=2)", "--d-in", "64",
              "--d-out", "64"]),
+    ("dyad", ["--structure", "dyad(blocks=4, variant=DT)", "--d-in", "64",
+              "--d-out", "96"]),
 ]
 torch.manual_seed(0)
 for name, args in cases:

@@ -2,7 +2,8 @@
 // einstruct_layer_create_cuda (nvcc + cache + dlopen) give the results of
 // the same runtime's CPU layers, in f32 through the plain synchronous calls
 // and in bf16 through the stream calls on a stream of this program's own
-// CUDA runtime (as PyTorch's would be); host pointers are refused.
+// CUDA runtime (as PyTorch's would be); host pointers are refused. Fused
+// two-factor layers, BTT-MoE, and the cuBLAS one-weight layers.
 //   runtime_check   (exit 0 = all agree)
 #include <einstruct/einstruct.h>
 
@@ -201,7 +202,11 @@ int main() {
   const char *specs[] = {
       R"J({"structure": "monarch(4)", "d_in": 64, "d_out": 48})J",
       R"J({"structure": "btt(rank=2)", "d_in": 96, "d_out": 200})J",
-      R"J({"structure": "btt-moe(experts=4, top_k=2)", "d_in": 64, "d_out": 64})J"};
+      R"J({"structure": "btt-moe(experts=4, top_k=2)", "d_in": 64, "d_out": 64})J",
+      // One weight per term: cuBLAS (a sum of terms for DYAD).
+      R"J({"structure": "dense", "d_in": 96, "d_out": 80})J",
+      R"J({"structure": "block-diagonal(4)", "d_in": 64, "d_out": 96})J",
+      R"J({"structure": "dyad(blocks=4, variant=DT)", "d_in": 64, "d_out": 96})J"};
   for (const char *s : specs) {
     check(s, "f32", 37, 1e-4);
     check(s, "bf16", 300, 3e-2);

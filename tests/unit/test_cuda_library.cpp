@@ -7,6 +7,7 @@
 #include "compiler/cuda/CudaBuild.h"
 #include "compiler/cuda/CudaDevice.h"
 #include "compiler/cuda/CudaLayer.h"
+#include "tests/unit/SpecArgsFor.h"
 #include "tests/unit/NamedLayer.h"
 #include "tests/unit/ScopedEnv.h"
 
@@ -79,7 +80,14 @@ TEST_CASE("a CUDA layer's library is built once and found in the cache",
                              target(CudaDType::F32));
   REQUIRE(btt);
   CHECK((*btt)->libraryDIn() == 64);
-  CHECK(libraries(dir).size() == 4);
+  // A sum of one-weight terms: the cuBLAS library (linked with -lcublas,
+  // found again through its rpath when opened).
+  auto dyad = CudaLayer::load(namedLayer("dyad(blocks=4, variant=DT)", 64, 48),
+                              target(CudaDType::BF16));
+  REQUIRE(dyad);
+  CHECK((*dyad)->libraryDOut() == 48);
+  CHECK((*dyad)->libraryDType() == "bf16");
+  CHECK(libraries(dir).size() == 5);
   fs::remove_all(dir);
 }
 
@@ -156,10 +164,17 @@ TEST_CASE("plans the CUDA kernels refuse are errors before nvcc runs",
   fs::path dir = freshDirectory("cuda-refused");
   CacheDir scoped(dir.string());
   ScopedEnv nvcc("EINSTRUCT_NVCC", "/nonexistent/nvcc");
-  auto dyad = CudaLayer::load(namedLayer("dyad(4)", 32, 32),
-                              target(CudaDType::F32));
-  REQUIRE_FALSE(dyad);
-  CHECK_THAT(dyad.error(), Catch::Contains("one einsum term"));
+  auto tt = layerFromArgs(
+      einsumArgs("abc,xap,pybq,qzc->xyz", "a=2,b=2,c=2,x=2,y=2,z=2,p=2,q=2"));
+  REQUIRE(tt);
+  auto three = CudaLayer::load(*tt, target(CudaDType::F32));
+  REQUIRE_FALSE(three);
+  CHECK_THAT(three.error(), Catch::Contains("needs two weight tensors"));
+  auto blockInner = layerFromArgs(einsumArgs("ki,oik->ko", "k=3,i=5,o=7"));
+  REQUIRE(blockInner);
+  auto inner = CudaLayer::load(*blockInner, target(CudaDType::F32));
+  REQUIRE_FALSE(inner);
+  CHECK_THAT(inner.error(), Catch::Contains("innermost letter is the block"));
   auto arch = CudaLayer::load(namedLayer("monarch(4)", 32, 32),
                               target(CudaDType::F32, "gfx90a"));
   REQUIRE_FALSE(arch);
@@ -194,6 +209,17 @@ TEST_CASE("a loaded CUDA library answers calls without a GPU with errors",
                               Catch::Contains("no CUDA device"));
   // The library's own status texts.
   CHECK_THAT(layer.statusText(-2), Catch::Contains("workspace too small"));
+  CHECK_THAT(layer.statusText(-1003), Catch::Contains("cuBLAS call failed"));
+  // A cuBLAS layer: one weight per term.
+  auto dense = CudaLayer::load(namedLayer("dense", 32, 32),
+                               target(CudaDType::F32));
+  REQUIRE(dense);
+  CHECK_THAT((*dense)->forward(x.data(), 2, {w1.data(), w2.data()}, y.data(),
+                               nullptr)
+                 .error(),
+             Catch::Contains("2 weights given; the layer has 1"));
+  CHECK_FALSE((*dense)->forward(x.data(), 2, {w1.data()}, y.data(), nullptr));
+  CHECK_THAT((*dense)->statusText(-2), Catch::Contains("see layer_workspace"));
   fs::remove_all(dir);
 }
 

@@ -7,12 +7,16 @@
 #include "compiler/cpu/JitLayer.h"
 #include "compiler/cuda/CudaPlan.h"
 #include "compiler/frontend/SpecReader.h"
+#include "tests/unit/SpecArgsFor.h"
 
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <random>
 
 using namespace einstruct;
+using einstruct::testing::einsumArgs;
+using einstruct::testing::namedArgs;
+using einstruct::testing::thetaArgs;
 
 namespace {
 
@@ -153,72 +157,49 @@ void checkPlan(const SpecArgs &args, int64_t n, CudaDType dt) {
   CHECK(relErr(dw2, gRef->dw[1]) < 1e-5);
 }
 
-SpecArgs theta(const char *t, int64_t dIn, int64_t dOut,
-               const char *sizing = "round") {
-  SpecArgs a;
-  a.theta = t;
-  a.dIn = dIn;
-  a.dOut = dOut;
-  a.sizing = sizing;
-  return a;
-}
-SpecArgs named(const char *s, int64_t dIn, int64_t dOut) {
-  SpecArgs a;
-  a.structure = s;
-  a.dIn = dIn;
-  a.dOut = dOut;
-  return a;
-}
-SpecArgs einsum(const char *e, const char *sizes) {
-  SpecArgs a;
-  a.einsum = e;
-  a.sizes = sizes;
-  return a;
-}
-
 } // namespace
 
 TEST_CASE("CUDA plan: Monarch and BTT emulate to the CPU path", "[cuda]") {
-  checkPlan(named("monarch(8)", 64, 64), 70, CudaDType::BF16);
-  checkPlan(named("monarch(16)", 256, 256), 3, CudaDType::F32);
-  checkPlan(einsum("gba,fdrga,fergb->fed", "g=4,b=1,a=6,f=5,d=1,r=3,e=7"), 65,
+  checkPlan(namedArgs("monarch(8)", 64, 64), 70, CudaDType::BF16);
+  checkPlan(namedArgs("monarch(16)", 256, 256), 3, CudaDType::F32);
+  checkPlan(einsumArgs("gba,fdrga,fergb->fed", "g=4,b=1,a=6,f=5,d=1,r=3,e=7"), 65,
             CudaDType::BF16);
 }
 
 TEST_CASE("CUDA plan: padding and odd sizes", "[cuda]") {
   // 774 → 3038 structure on a 768 → 3072 layer (structures.md row 7).
-  checkPlan(theta("(0.33|0|0.67|0|0.67|0.33|0)", 768, 3072), 2,
+  checkPlan(thetaArgs("(0.33|0|0.67|0|0.67|0.33|0)", 768, 3072), 2,
             CudaDType::BF16);
-  checkPlan(theta("(0.5|0|0.5|0|0.5|0.5|0)", 100, 150, "exact"), 9,
+  checkPlan(thetaArgs("(0.5|0|0.5|0|0.5|0.5|0)", 100, 150, "exact"), 9,
             CudaDType::F32);
 }
 
 TEST_CASE("CUDA plan: every class, permuted letters, other families",
           "[cuda]") {
-  checkPlan(einsum("gba,fdrga,fergb->fed",
+  checkPlan(einsumArgs("gba,fdrga,fergb->fed",
                    "g=2,b=3,a=4,f=3,d=2,r=2,e=3"), 11, CudaDType::F32);
-  checkPlan(einsum("bga,gardf,bgref->efd", // layouts permuted
+  checkPlan(einsumArgs("bga,gardf,bgref->efd", // layouts permuted
                    "g=2,b=3,a=4,f=3,d=2,r=2,e=3"), 5, CudaDType::BF16);
-  checkPlan(einsum("kp,kqp,qsk->qs", "k=4,p=5,q=6,s=3"), 7, CudaDType::F32);
-  checkPlan(named("low-rank(rank=5)", 40, 30), 4, CudaDType::F32);
-  checkPlan(named("kronecker", 64, 64), 3, CudaDType::BF16);
+  checkPlan(einsumArgs("kp,kqp,qsk->qs", "k=4,p=5,q=6,s=3"), 7, CudaDType::F32);
+  checkPlan(namedArgs("low-rank(rank=5)", 40, 30), 4, CudaDType::F32);
+  checkPlan(namedArgs("kronecker", 64, 64), 3, CudaDType::BF16);
 }
 
 TEST_CASE("CUDA plan: refusals name the reason", "[cuda]") {
   CudaTarget target;
-  auto dyad = layerFromArgs(named("dyad(blocks=4,variant=IT)", 16, 16));
+  auto dyad = layerFromArgs(namedArgs("dyad(blocks=4,variant=IT)", 16, 16));
   REQUIRE(dyad);
   auto p = planCuda(*dyad, target);
   REQUIRE(!p);
   CHECK_THAT(p.error(), Catch::Contains("one einsum term"));
-  auto big = layerFromArgs(einsum("gba,fdrga,fergb->fed",
+  auto big = layerFromArgs(einsumArgs("gba,fdrga,fergb->fed",
                                   "g=1,b=128,a=2,f=1,d=1,r=1,e=2"));
   REQUIRE(big);
   p = planCuda(*big, target);
   REQUIRE(!p);
   CHECK_THAT(p.error(), Catch::Contains("class β has size 128"));
   target.arch = "sm_70";
-  auto m = layerFromArgs(named("monarch(8)", 64, 64));
+  auto m = layerFromArgs(namedArgs("monarch(8)", 64, 64));
   p = planCuda(*m, target);
   REQUIRE(!p);
   CHECK_THAT(p.error(), Catch::Contains("sm_70"));
@@ -227,7 +208,7 @@ TEST_CASE("CUDA plan: refusals name the reason", "[cuda]") {
 TEST_CASE("CUDA plan: a BTT-MoE plans one expert's rank-1 layer", "[cuda][moe]") {
   // ga,frga,ferg->fe with g=4, a=6, f=5, e=6 and r = 3 experts.
   auto layer = layerFromArgs(
-      named("btt-moe(experts=3, top_k=1, in_blocks=4, out_blocks=5)", 24, 30));
+      namedArgs("btt-moe(experts=3, top_k=1, in_blocks=4, out_blocks=5)", 24, 30));
   REQUIRE(layer);
   REQUIRE(layer->terms[0].str() == "ga,frga,ferg->fe");
   CudaTarget target;
