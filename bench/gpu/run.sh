@@ -3,7 +3,7 @@
 # Emits the benchmarked layers (when EINSTRUCT, the CLI, is given; otherwise
 # uses OUTDIR/gen made earlier), builds each into a shared library with nvcc
 # and runs bench_gpu.py and bench_moe.py (need PyTorch with CUDA) at 16384
-# tokens, bf16.
+# tokens, bf16; with EINSTRUCT also bench_modules.py (the torch modules).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${1:-}
@@ -33,3 +33,6 @@ done
 wait
 python3 "$here/bench_gpu.py" "${libs[@]}" --tokens 16384 --out "$out"
 python3 "$here/bench_moe.py" "$out/gen/libmoe8_2048.so" --top-k 2 --tokens 16384 --out "$out"
+# The generated torch modules through the runtime (needs the CLI and the
+# runtime library built here).
+[ -z "$bin" ] || python3 "$here/bench_modules.py" "$bin" --tokens 16384 --out "$out"

@@ -216,6 +216,10 @@ class @NAME@(torch.nn.Module):
         the last forward or backward call."""
         if not EXPERTS:
             raise RuntimeError("@NAME@ is not a BTT-MoE layer")
+        if self._compiled.last is not self._compiled.handle and not self.routing_stats:
+            raise RuntimeError("@NAME@ ran on CUDA without routing statistics: set "
+                               "routing_stats = True before the call (it then "
+                               "waits for the stream)")
         counts = (ctypes.c_int64 * EXPERTS)()
         aux, entropy = ctypes.c_double(), ctypes.c_double()
         self._compiled.check(self._compiled.lib.einstruct_layer_routing(

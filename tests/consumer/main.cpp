@@ -68,6 +68,26 @@ int main(int argc, char **argv) {
     std::cerr << "a call with bad input was accepted\n";
     return 1;
   }
+  // The CUDA entry points are exported too: a CUDA layer of the same spec is
+  // created where a driver and device exist, refused with
+  // EINSTRUCT_ERR_DEVICE (and a message) where not.
+  try {
+    auto gpu = einstruct::CompiledLayer::cuda(argv[1], "bf16");
+    if (gpu.device() != 0 || gpu.dtype() != "bf16") {
+      std::cerr << "CUDA layer on device " << gpu.device() << ", " << gpu.dtype()
+                << "\n";
+      return 1;
+    }
+  } catch (const einstruct::Error &e) {
+    if (e.status != EINSTRUCT_ERR_DEVICE || std::string(e.what()).empty()) {
+      std::cerr << "CUDA layer: status " << e.status << ": " << e.what() << "\n";
+      return 1;
+    }
+  }
+  if (layer.device() != -1 || layer.dtype() != "f32") {
+    std::cerr << "the CPU layer reports device " << layer.device() << "\n";
+    return 1;
+  }
   std::vector<std::vector<float>> w;
   std::vector<const float *> wp;
   for (size_t k = 0; k < layer.weightShapes().size(); ++k) {
