@@ -4,7 +4,8 @@
 //   openblas    what a user would write: per-block SGEMM, a transpose of z
 //               through memory, per-block SGEMM (OpenBLAS, 1 thread)
 //   naive       the same two stages as plain loops
-// Then the backward pass (dx and the weight gradients) of einstruct against
+// Then dense layers against one SGEMM, and the backward pass (dx and the
+// weight gradients) of einstruct against
 // the same per-block SGEMMs, and both again on all cores. Prints medians and ratios; results are
 // cross-checked against each other.
 #include "bench/BenchTiming.h"
@@ -118,6 +119,49 @@ void naiveForward(const Btt &s, int64_t n, const float *x, const float *A,
 
 } // namespace
 
+// Dense d × d forward: einstruct's JIT (cache-blocked for weights past L2)
+// against one SGEMM, one thread, cross-checked.
+bool denseTable(int64_t batch, int reps, std::mt19937 &rng) {
+  std::uniform_real_distribution<float> u(-1, 1);
+  std::printf("\nCPU dense forward, batch %lld, 1 thread, median of %d\n",
+              (long long)batch, reps);
+  std::printf("%-14s %6s %12s %12s %10s %9s\n", "structure", "d",
+              "einstruct ms", "openblas ms", "vs blas", "GFLOP/s");
+  for (int64_t d : {1024, 2048, 4096}) {
+    auto layer = buildNamed(*parseNamed("dense"), d, d);
+    std::vector<float> x(size_t(batch * d)), W(size_t(d * d)),
+        yJit(x.size()), yBlas(x.size());
+    for (auto *v : {&x, &W})
+      for (auto &e : *v)
+        e = u(rng);
+    auto jit = JitLayer::compile(*layer);
+    if (!jit) {
+      std::fprintf(stderr, "%s\n", jit.error().c_str());
+      return false;
+    }
+    (*jit)->setThreads(1);
+    double tJit = medianMs(
+        [&] { (*jit)->forwardInto(x.data(), batch, {W.data()}, yJit.data()); },
+        reps, 1);
+    // W is [d_out][d_in] (structures.md's dense layout): y = x · Wᵀ.
+    double tBlas = medianMs(
+        [&] {
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(batch),
+                      int(d), int(d), 1.0f, x.data(), int(d), W.data(),
+                      int(d), 0.0f, yBlas.data(), int(d));
+        },
+        reps, 1);
+    if (double e = maxRelDiff(yJit, yBlas); e > 1e-4) {
+      std::fprintf(stderr, "dense results differ: %.3g\n", e);
+      return false;
+    }
+    std::printf("%-14s %6lld %12.2f %12.2f %9.2fx %9.2f\n", "dense",
+                (long long)d, tJit, tBlas, tBlas / tJit,
+                2.0 * double(batch) * double(d) * double(d) / (tJit * 1e6));
+  }
+  return true;
+}
+
 int main(int argc, char **argv) {
   openblas_set_num_threads(1);
   int64_t batch = argc > 1 ? std::atoll(argv[1]) : 256;
@@ -229,6 +273,8 @@ int main(int argc, char **argv) {
       threadRows.push_back(row);
     }
   }
+  if (!denseTable(batch, reps, rng))
+    return 1;
   std::printf("\nCPU backward (dx and both weight gradients, z recomputed), "
               "batch %lld, median of %d\n",
               (long long)batch, reps);

@@ -82,7 +82,7 @@ TEST_CASE("JIT micro-kernels (register tiles, vector transposes) for AVX2 "
           "[jit]") {
   // Sizes whose innermost extents are multiples of 8 or 16, so the register
   // tiles, their row remainders (batch 7, 43, 130 against 6 or 8 rows a
-  // tile and 36- or 32-row batch tiles) and both transpose paths (in
+  // tile and 36-, 32- or 96-row batch tiles) and both transpose paths (in
   // registers where both extents divide the lanes, blocked loops otherwise)
   // all run; each shape is forced, so both are checked on any host.
   std::mt19937 rng(6);
@@ -95,6 +95,9 @@ TEST_CASE("JIT micro-kernels (register tiles, vector transposes) for AVX2 "
       {"low-rank(16)", 64, 96}, {"dense", 64, 48},
       {"kronecker", 64, 256},   {"dyad(4, OT)", 64, 64},
       {"tt(rank=8)", 64, 64},
+      // A weight panel past 64 KB: cache-blocked (96-row batch tiles, the
+      // summed 1100 in blocks of 341 or 170 with a partial last one).
+      {"dense", 1100, 96},
   };
   for (VectorUnits units : {kAvx2, kAvx512})
     for (auto &c : cases) {

@@ -156,3 +156,34 @@ func.func @odd(%x: memref<?x6xf32>, %w: memref<6x5xf32>, %y: memref<?x5xf32>) {
   }
   return
 }
+
+// A weight panel too large for cache (2048 summed × 16 columns × 4 B = 128 KB
+// > 64 KB): cache-blocked. Batch tiles of 96 rows; the summed index in blocks
+// of 512 (32 KB panels); for each block and 16-column panel, every 6-row
+// group of the tile, so the panel is read from L1 by all of them. The
+// accumulators are loaded and stored per block, so the zero fill stays.
+// CHECK-LABEL: func.func @blocked
+// CHECK: linalg.fill
+// CHECK: scf.for %[[T:.*]] = %{{.*}} to %{{.*}} step %c96
+// CHECK: scf.for %[[K:.*]] = %{{.*}} to %{{.*}} step %c512
+// CHECK: scf.for %[[C:.*]] = %{{.*}} to %{{.*}} step %c16
+// CHECK: arith.remsi %{{.*}}, %c6
+// CHECK: scf.for %[[N:.*]] = %{{.*}} to %{{.*}} step %c6
+// CHECK-COUNT-12: vector.load %arg2
+// CHECK: %[[END:.*]] = arith.addi %[[K]], %c512
+// CHECK: %[[HI:.*]] = arith.minsi %[[END]], %{{.*}}
+// CHECK: scf.for %{{.*}} = %[[K]] to %[[HI]] step %{{.*}} iter_args
+// CHECK-COUNT-12: vector.store
+// CHECK-NOT: linalg.generic
+func.func @blocked(%x: memref<?x2048xf32>, %w: memref<2048x256xf32>, %y: memref<?x256xf32>) {
+  %zero = arith.constant 0.0 : f32
+  linalg.fill ins(%zero : f32) outs(%y : memref<?x256xf32>)
+  linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1)>, affine_map<(d0, d1, d2) -> (d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d2)>], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%x, %w : memref<?x2048xf32>, memref<2048x256xf32>) outs(%y : memref<?x256xf32>) {
+  ^bb0(%a: f32, %b: f32, %acc: f32):
+    %p = arith.mulf %a, %b : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
+  }
+  return
+}
