@@ -59,7 +59,10 @@ Result<TermShape> readTerm(const EinsumTerm &t, size_t index) {
   s.wK = strideOf(t, w, k), s.wO = strideOf(t, w, o), s.wI = strideOf(t, w, i);
   s.yK = strideOf(t, y, k), s.yO = strideOf(t, y, o);
   s.inDim = t.inDim(), s.outDim = t.outDim(), s.wElems = t.extent(w);
-  if (s.I > 1 && s.O > 1 && s.wI != 1 && s.wO != 1)
+  // cuBLAS reads each block of W as a matrix with unit stride along one of
+  // its dimensions (of more than one element).
+  const bool unitI = s.I == 1 || s.wI == 1, unitO = s.O == 1 || s.wO == 1;
+  if (!(s.I > 1 && s.O > 1 ? s.wI == 1 || s.wO == 1 : unitI && unitO))
     return Error{fmt::format("{}: the weight's innermost letter is the block "
                              "letter; cuBLAS needs a summed or an output "
                              "letter there",

@@ -186,6 +186,8 @@ TEST_CASE("cuBLAS plan: permuted layouts and padding", "[cuda]") {
   checkGemm(einsumArgs("ki,oki->ok", "k=3,i=5,o=7"), 6);
   checkGemm(einsumArgs("ik,koi->ko", "k=4,i=3,o=2"), 5);
   checkGemm(einsumArgs("i,io->o", "i=9,o=4"), 3);
+  // No summed letter (each block an outer product with one column of x).
+  checkGemm(einsumArgs("k,ko->ko", "k=3,o=5"), 4);
   // Fewer columns than the structure (dropped / read as zero) and more
   // (ignored / written as zero).
   checkGemm(einsumArgs("ki,koi->ko", "k=4,i=8,o=12", 30, 50), 7);
@@ -204,6 +206,11 @@ TEST_CASE("cuBLAS plan: refusals name the term and the reason", "[cuda]") {
   REQUIRE_FALSE(p);
   CHECK_THAT(p.error(), Catch::Contains("term 1 (ki,oik->ko)") &&
                             Catch::Contains("innermost letter is the block"));
+  // Without a summed letter W's blocks are columns: they need unit stride.
+  auto column = layerFromArgs(einsumArgs("k,ok->ko", "k=3,o=5"));
+  REQUIRE(column);
+  CHECK_THAT(planGemm(*column, target).error(),
+             Catch::Contains("innermost letter is the block"));
   auto twoBlocks = layerFromArgs(einsumArgs("kli,kloi->klo", "k=2,l=3,i=4,o=5"));
   REQUIRE(twoBlocks);
   CHECK_THAT(planGemm(*twoBlocks, target).error(),
