@@ -102,16 +102,37 @@ struct LowerToLinalgPass : impl::LowerToLinalgBase<LowerToLinalgPass> {
     return {permuted(b, loc, v, letters, kept + summed), kept + summed};
   }
 
+  // The result's letters to compute in: its own, unless its last index is
+  // in both operands (DYAD's transposed term, ik,koi->ok: the block index
+  // k innermost everywhere, so no operand is a broadcast and each
+  // multiply-add needs two loads). Then an index only the weight has moves
+  // last, the contraction is an ordinary broadcast one, and one transpose
+  // puts the result back.
+  static std::string computeOrder(const EinsumTerm &t, bool lhsStatic,
+                                  bool rhsStatic, bool weightGradient) {
+    const std::string &out = t.output;
+    const std::string &lhs = t.input, &rhs = t.weights[0];
+    auto in = [](const std::string &s, char c) {
+      return s.find(c) != std::string::npos;
+    };
+    const char inner = out.back();
+    if (weightGradient || !in(lhs, inner) || !in(rhs, inner) ||
+        lhsStatic == rhsStatic)
+      return out;
+    const std::string &weight = lhsStatic ? lhs : rhs, &batched = lhsStatic ? rhs : lhs;
+    for (size_t k = out.size() - 1; k-- > 0;)
+      if (in(weight, out[k]) && !in(batched, out[k])) {
+        std::string order = out;
+        order.erase(k, 1);
+        return order + out[k];
+      }
+    return out;
+  }
+
   void lower(ContractOp op) {
     auto t = parseEinsumLetters(op.getSpec().str());
-    const std::string &out = t->output;
     mlir::OpBuilder b(op);
     mlir::Location loc = op.getLoc();
-    // Loop order: the result's outer indices, the summed indices, then the
-    // result's last index innermost. That innermost loop is contiguous in
-    // the result and (after moving it last in each operand) in the
-    // operands, so it runs as a vectorised multiply-add over a broadcast.
-    char inner = out.back();
     auto isStatic = [](mlir::Value v) {
       return mlir::cast<mlir::RankedTensorType>(v.getType()).hasStaticShape();
     };
@@ -120,6 +141,13 @@ struct LowerToLinalgPass : impl::LowerToLinalgBase<LowerToLinalgPass> {
     // A weight gradient: a static result summed over the batch. Its
     // operands are all reordered below.
     bool weightGradient = isStatic(op.getResult());
+    const std::string out =
+        computeOrder(*t, isStatic(lhs), isStatic(rhs), weightGradient);
+    // Loop order: the result's outer indices, the summed indices, then the
+    // result's last index innermost. That innermost loop is contiguous in
+    // the result and (after moving it last in each operand) in the
+    // operands, so it runs as a vectorised multiply-add over a broadcast.
+    char inner = out.back();
     // A batched operand gets the innermost index last (weights are
     // reordered below).
     if (!isStatic(lhs) && !weightGradient)
@@ -183,7 +211,11 @@ struct LowerToLinalgPass : impl::LowerToLinalgBase<LowerToLinalgPass> {
       iters.push_back(out.find(c) != std::string::npos
                           ? mlir::utils::IteratorType::parallel
                           : mlir::utils::IteratorType::reduction);
-    auto resType = mlir::cast<mlir::RankedTensorType>(op.getType());
+    auto opType = mlir::cast<mlir::RankedTensorType>(op.getType());
+    llvm::SmallVector<int64_t> shape;
+    for (char c : out)
+      shape.push_back(opType.getDimSize(int64_t(t->output.find(c))));
+    auto resType = mlir::RankedTensorType::get(shape, opType.getElementType());
     // Dynamic result extents come from an operand holding the same index.
     llvm::SmallVector<mlir::Value> dynSizes;
     for (size_t k = 0; k < out.size(); ++k) {
@@ -219,7 +251,10 @@ struct LowerToLinalgPass : impl::LowerToLinalgBase<LowerToLinalgPass> {
               mlir::arith::AddFOp::create(nb, nl, args[2], prod, fm);
           mlir::linalg::YieldOp::create(nb, nl, sum);
         });
-    op.replaceAllUsesWith(generic.getResult(0));
+    mlir::Value result = generic.getResult(0);
+    if (out != t->output)
+      result = permuted(b, loc, result, out, t->output);
+    op.replaceAllUsesWith(result);
     op.erase();
   }
 };

@@ -44,3 +44,17 @@ func.func @grad_w1(%dz: tensor<?x8x4xf32>, %x: tensor<?x8x16xf32>) -> tensor<4x8
   %dw = einstruct.contract "ngf,nga->fga" %dz, %x : tensor<?x8x4xf32>, tensor<?x8x16xf32> -> tensor<4x8x16xf32>
   return %dw : tensor<4x8x16xf32>
 }
+
+// DYAD's transposed term: the result's last index k is in both operands, so
+// neither would be a broadcast. The result is computed as [n, k, o] (o, which
+// only the weight has, innermost; x's summed i moved last) and transposed
+// back to [n, o, k].
+// CHECK-LABEL: func.func @dyad_transposed
+// CHECK: linalg.transpose ins(%arg0 : tensor<?x5x3xf32>) outs(%{{.*}} : tensor<?x3x5xf32>) permutation = [0, 2, 1]
+// CHECK: %[[G:.*]] = linalg.generic
+// CHECK-SAME: outs(%{{.*}} : tensor<?x3x4xf32>)
+// CHECK: linalg.transpose ins(%[[G]] : tensor<?x3x4xf32>) outs(%{{.*}} : tensor<?x4x3xf32>) permutation = [0, 2, 1]
+func.func @dyad_transposed(%x: tensor<?x5x3xf32>, %w: tensor<3x4x5xf32>) -> tensor<?x4x3xf32> {
+  %y = einstruct.contract "nik,koi->nok" %x, %w : tensor<?x5x3xf32>, tensor<3x4x5xf32> -> tensor<?x4x3xf32>
+  return %y : tensor<?x4x3xf32>
+}
