@@ -96,15 +96,19 @@ Result<std::unique_ptr<CudaLayer>> CudaLayer::load(const Layer &layer,
                                                    int device) {
   // One-weight terms run through cuBLAS, two-factor ones through the fused
   // kernels.
+  // The label (where the spec came from) is left out of the source, so the
+  // same layer from a file, flags or the C ABI is one cache entry.
+  Layer unlabelled = layer;
+  unlabelled.label.clear();
   const bool gemm = isGemmLayer(layer);
   Result<CudaSources> src = Error{""};
   if (gemm) {
-    auto plan = planGemm(layer, target);
+    auto plan = planGemm(unlabelled, target);
     if (!plan)
       return Error{plan.error()};
     src = emitGemmCuda(*plan, kName);
   } else {
-    auto plan = planCuda(layer, target);
+    auto plan = planCuda(unlabelled, target);
     if (!plan)
       return Error{plan.error()};
     src = emitCuda(*plan, kName);

@@ -2,6 +2,8 @@
 #include "compiler/cpu/JitLayer.h"
 #include "compiler/cpu/MoeLayer.h"
 #include "compiler/cuda/CudaEmitter.h"
+#include "compiler/cpu/ObjectCache.h"
+#include "compiler/cuda/CudaLayer.h"
 #include "compiler/cuda/GemmEmitter.h"
 #include "compiler/cpu/NaiveEinsum.h"
 #include "compiler/frontend/Safetensors.h"
@@ -760,6 +762,7 @@ struct CompileOptions {
   std::string emit = "kernels", target, dtype = "bf16", arch = "sm_90a", name,
                                  dir;
   int64_t smemKb = 0;
+  bool prebuild = false;
 };
 
 // The name the layer's files and symbols get: --name, or einstruct_ + family.
@@ -860,6 +863,22 @@ int runCompile(const CompileOptions &o) {
   }
   if (!src)
     return fail(src.error());
+  // --prebuild: the runtime's library of this layer into the cache first,
+  // so that a failure leaves no files behind.
+  std::string prebuilt;
+  if (o.prebuild) {
+    if (o.smemKb)
+      return fail("--prebuild: leave out --smem-kb (the runtime plans with "
+                  "the arch's own budget, so it would not find this entry)");
+    if (!objectcache::directory())
+      return fail("--prebuild: the cache is off (EINSTRUCT_CACHE_DIR=off): "
+                  "there is nowhere to keep the library");
+    auto lib = CudaLayer::load(*layer, target);
+    if (!lib)
+      return fail(fmt::format("--prebuild: {}", lib.error()));
+    prebuilt = fmt::format("prebuilt {} ({})\n", (*lib)->libraryPath(),
+                           (*lib)->fromCache() ? "found in the cache" : "nvcc");
+  }
   if (!makeDirectory(o.dir))
     return fail(fmt::format("{}: cannot create the directory", o.dir));
   if (int rc = emit(src->header, o.dir + "/" + name + ".h"))
@@ -868,9 +887,9 @@ int runCompile(const CompileOptions &o) {
     std::remove((o.dir + "/" + name + ".h").c_str());
     return rc;
   }
-  std::printf("wrote %s/%s.h and %s/%s.cu (%s, %s; %s)\n", o.dir.c_str(),
+  std::printf("wrote %s/%s.h and %s/%s.cu (%s, %s; %s)\n%s", o.dir.c_str(),
               name.c_str(), o.dir.c_str(), name.c_str(), o.dtype.c_str(),
-              o.arch.c_str(), why.c_str());
+              o.arch.c_str(), why.c_str(), prebuilt.c_str());
   return 0;
 }
 
@@ -1088,13 +1107,15 @@ int main(int argc, char **argv) {
   auto *compile = app.add_subcommand(
       "compile", "Emit fused CUDA kernels for a spec: DIR/NAME.h (C ABI) and "
                  "DIR/NAME.cu; or, with --emit torch, DIR/NAME.py: a "
-                 "torch.nn.Module running the layer through the CPU runtime");
+                 "torch.nn.Module running the layer through the runtime (the "
+                 "CPU JIT, or the CUDA kernels for CUDA tensors)");
   addSpecOptions(compile, co.file, co.args);
   compile->add_option("--emit", co.emit,
                       "kernels (CUDA .h/.cu) or torch (a PyTorch module)")
       ->capture_default_str();
   compile->add_option("--target", co.target,
-                      "cuda for kernels (default), cpu for torch (default)");
+                      "cuda (the default) for kernels; --emit torch takes "
+                      "none (the module follows its tensors' device)");
   compile->add_option("--dtype", co.dtype, "f32, bf16 or f16")
       ->capture_default_str();
   compile->add_option("--arch", co.arch,
@@ -1107,6 +1128,10 @@ int main(int argc, char **argv) {
   compile->add_option("--name", co.name,
                       "symbol prefix and file name (default: einstruct_ + "
                       "the family)");
+  compile->add_flag("--prebuild", co.prebuild,
+                    "also build the runtime's library of the layer for "
+                    "--arch and --dtype into the cache (nvcc), where "
+                    "einstruct_layer_create_cuda on such a GPU finds it");
   compile->add_option("-o,--output", co.dir, "output directory")->required();
 
   ProjectOptions po;

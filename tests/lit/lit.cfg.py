@@ -1,4 +1,5 @@
 import os
+import shutil
 import lit.formats
 
 config.name = "einstruct"
@@ -12,3 +13,6 @@ config.environment["PATH"] = os.pathsep.join(
     [config.einstruct_bin, config.llvm_tools_dir,
      config.environment.get("PATH", os.environ.get("PATH", ""))])
 config.substitutions.append(("%examples", config.examples_dir))
+# Tests that run nvcc (building a runtime library) need one.
+if shutil.which("nvcc") or os.access("/usr/local/cuda/bin/nvcc", os.X_OK):
+    config.available_features.add("nvcc")

@@ -65,6 +65,8 @@ TEST_CASE("a CUDA layer's library is built once and found in the cache",
   // Only the entry is left: the build directory is gone.
   CHECK(entries(dir / "cuda").size() == 1);
 
+  // The same layer from elsewhere (another label) is the same entry.
+  layer.label = "another file:3";
   auto again = CudaLayer::load(layer, target(CudaDType::F32));
   REQUIRE(again);
   CHECK((*again)->fromCache());
