@@ -93,12 +93,10 @@ int readLayer(const char *spec, einstruct_layer **out,
 }
 
 int readDType(const char *dtype, einstruct::CudaDType &t) {
-  using einstruct::CudaDType;
-  for (CudaDType c : {CudaDType::F32, CudaDType::BF16, CudaDType::F16})
-    if (dtype && std::string(dtype) == einstruct::dtypeName(c)) {
-      t = c;
-      return EINSTRUCT_OK;
-    }
+  if (auto known = einstruct::dtypeFromName(dtype ? dtype : "")) {
+    t = *known;
+    return EINSTRUCT_OK;
+  }
   return failWith(EINSTRUCT_ERR_ARGUMENT,
                   fmt::format("dtype '{}' is not one of f32, bf16, f16",
                               dtype ? dtype : "(null)"));

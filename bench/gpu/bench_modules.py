@@ -10,9 +10,7 @@ Usage: python3 bench_modules.py EINSTRUCT [--tokens 16384] [--out DIR]
 """
 import argparse
 import importlib
-import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -20,27 +18,14 @@ import tempfile
 import torch
 import torch.nn.functional as F
 
+from bench_gpu import time_ms  # the same CUDA-event medians
+
 LAYERS = [
     ("monarch64", ["--structure", "monarch(64)"]),
     ("btt_r4", ["--structure", "btt(rank=4)"]),
     ("blockdiag64", ["--structure", "block-diagonal(64)"]),
     ("dyad64_dt", ["--structure", "dyad(blocks=64, variant=DT)"]),
 ]
-
-
-def time_ms(fn, reps=30, warmup=5):
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(reps):
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        fn()
-        e.record()
-        e.synchronize()
-        times.append(s.elapsed_time(e))
-    return statistics.median(times)
 
 
 def reference(spec, weights):

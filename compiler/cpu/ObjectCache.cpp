@@ -44,16 +44,19 @@ std::optional<std::string> directory() {
   return std::nullopt;
 }
 
-std::string key(llvm::StringRef loweredModule, const llvm::TargetMachine &tm) {
+std::string hashParts(llvm::ArrayRef<llvm::StringRef> parts) {
   llvm::SHA256 h;
-  for (llvm::StringRef part :
-       {llvm::StringRef(kFormat), llvm::StringRef(LLVM_VERSION_STRING),
-        llvm::StringRef(tm.getTargetTriple().str()), tm.getTargetCPU(),
-        tm.getTargetFeatureString(), loweredModule}) {
+  for (llvm::StringRef part : parts) {
     h.update(part);
     h.update(llvm::StringRef("\0", 1));
   }
   return llvm::toHex(h.final(), /*LowerCase=*/true);
+}
+
+std::string key(llvm::StringRef loweredModule, const llvm::TargetMachine &tm) {
+  const std::string triple = tm.getTargetTriple().str();
+  return hashParts({kFormat, LLVM_VERSION_STRING, triple, tm.getTargetCPU(),
+                    tm.getTargetFeatureString(), loweredModule});
 }
 
 std::unique_ptr<llvm::MemoryBuffer> read(const std::string &dir,

@@ -3,6 +3,7 @@
 // make the key; a later process loads the object instead of running LLVM's
 // optimiser and code generator again (~1.4 of the ~1.6 s a layer takes).
 #pragma once
+#include "llvm/ADT/ArrayRef.h"
 #include "llvm/ADT/STLFunctionalExtras.h"
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/MemoryBuffer.h"
@@ -21,6 +22,10 @@ namespace einstruct::objectcache {
 // $HOME/.cache/einstruct; none when EINSTRUCT_CACHE_DIR is "off" or no home
 // is known.
 std::optional<std::string> directory();
+
+// Hex SHA-256 of `parts`, each followed by a NUL (so no two lists of parts
+// hash alike by concatenation).
+std::string hashParts(llvm::ArrayRef<llvm::StringRef> parts);
 
 // Hex SHA-256 of what the object code depends on.
 std::string key(llvm::StringRef loweredModule, const llvm::TargetMachine &tm);

@@ -1,12 +1,10 @@
 #include "compiler/cuda/CudaBuild.h"
 #include "compiler/cpu/ObjectCache.h"
 
-#include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Program.h"
-#include "llvm/Support/SHA256.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <cstdlib>
@@ -90,18 +88,10 @@ Result<std::string> nvccVersion(const std::string &nvcc) {
 std::string cacheKey(const CudaSources &src, const std::string &name,
                      const std::vector<std::string> &flags,
                      const std::string &version) {
-  llvm::SHA256 h;
-  std::vector<std::string> parts{kFormat, version, name};
-  for (const auto &f : flags)
-    parts.push_back(f);
-  parts.push_back(src.header);
-  parts.push_back(src.source);
-  parts.push_back(kGlueSource);
-  for (const auto &p : parts) {
-    h.update(p);
-    h.update(llvm::StringRef("\0", 1));
-  }
-  return llvm::toHex(h.final(), /*LowerCase=*/true);
+  std::vector<llvm::StringRef> parts{kFormat, version, name};
+  parts.insert(parts.end(), flags.begin(), flags.end());
+  parts.insert(parts.end(), {src.header, src.source, kGlueSource});
+  return objectcache::hashParts(parts);
 }
 
 Result<bool> writeFile(const std::string &path, const std::string &text) {

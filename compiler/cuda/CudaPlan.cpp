@@ -98,6 +98,13 @@ const char *dtypeCType(CudaDType t) {
          : t == CudaDType::BF16 ? "__nv_bfloat16"
                                 : "__half";
 }
+std::optional<CudaDType> dtypeFromName(const std::string &name) {
+  for (CudaDType t : {CudaDType::F32, CudaDType::BF16, CudaDType::F16})
+    if (name == dtypeName(t))
+      return t;
+  return std::nullopt;
+}
+
 int dtypeBytes(CudaDType t) { return t == CudaDType::F32 ? 4 : 2; }
 
 int64_t twoStageSmemBytes(const TwoStageConfig &c, CudaDType t) {

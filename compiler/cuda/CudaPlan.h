@@ -7,6 +7,7 @@
 #include "search/Layer.h"
 
 #include <array>
+#include <optional>
 #include <string>
 
 namespace einstruct {
@@ -34,6 +35,8 @@ struct WeightGradConfig {
 
 enum class CudaDType { F32, BF16, F16 };
 const char *dtypeName(CudaDType t);       // "f32", "bf16", "f16"
+// The dtype named `name` (as dtypeName writes it), or none.
+std::optional<CudaDType> dtypeFromName(const std::string &name);
 const char *dtypeCType(CudaDType t);      // "float", "__nv_bfloat16", "__half"
 int dtypeBytes(CudaDType t);
 

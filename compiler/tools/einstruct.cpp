@@ -828,12 +828,8 @@ int runCompile(const CompileOptions &o) {
     return fail(fmt::format("--target: unknown '{}' (known: cuda)", o.target));
   CudaTarget target;
   target.arch = o.arch;
-  if (o.dtype == "f32")
-    target.dtype = CudaDType::F32;
-  else if (o.dtype == "bf16")
-    target.dtype = CudaDType::BF16;
-  else if (o.dtype == "f16")
-    target.dtype = CudaDType::F16;
+  if (auto known = dtypeFromName(o.dtype))
+    target.dtype = *known;
   else
     return fail(fmt::format("--dtype: unknown '{}' (known: f32, bf16, f16)",
                             o.dtype));

@@ -5,30 +5,20 @@ stream, BTT-MoE routing counts. Exits 77 (CTest's skip) without PyTorch or a
 CUDA device.
     usage: check_torch.py EINSTRUCT"""
 import copy
-import importlib
-import subprocess
+import os
 import sys
-import tempfile
 
-try:
-    import torch
-except ImportError:
-    print("SKIP: PyTorch is not installed")
-    sys.exit(77)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "torch"))
+from module_checks import Checks, require_torch  # noqa: E402
+
+torch = require_torch()
 if not torch.cuda.is_available():
     print("SKIP: no CUDA device (torch.cuda.is_available() is False)")
     sys.exit(77)
 
-einstruct = sys.argv[1]
-work = tempfile.mkdtemp(prefix="einstruct_torch_gpu_")
-sys.path.insert(0, work)
-failures = 0
-
-
-def check(ok, what):
-    global failures
-    print(("ok   " if ok else "FAIL ") + what)
-    failures += 0 if ok else 1
+checks = Checks(sys.argv[1], "einstruct_torch_gpu_")
+check = checks.check
 
 
 def relative(a, b):
@@ -46,9 +36,7 @@ cases = [
 ]
 torch.manual_seed(0)
 for name, args in cases:
-    subprocess.run([einstruct, "compile", *args, "--emit", "torch", "--name",
-                    name, "-o", work], check=True, capture_output=True)
-    m = importlib.import_module(name)
+    m = checks.emit(args, name)
     for dtype, tol in ((torch.float32, 1e-4), (torch.bfloat16, 3e-2)):
         cpu = getattr(m, name)(dtype=dtype)
         with torch.no_grad():
@@ -80,5 +68,4 @@ for name, args in cases:
         check(torch.equal(y_side, results["cuda"][0].detach()),
               f"{name} {dtype}: the same y on a side stream")
 
-print(f"{failures} failure(s)")
-sys.exit(1 if failures else 0)
+checks.finish()

@@ -5,38 +5,22 @@ too), the reference initialisation, bf16, shapes, copies and errors.
 Exits 77 (CTest's skip) when PyTorch is not installed.
     usage: check_module.py EINSTRUCT"""
 import copy
-import importlib
 import io
-import json
+import os
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 
-try:
-    import torch
-except ImportError:
-    print("SKIP: PyTorch is not installed (Debian: python3-torch)")
-    sys.exit(77)
-import numpy as np
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from module_checks import Checks, require_torch  # noqa: E402
+
+torch = require_torch()
+import numpy as np  # noqa: E402
 
 einstruct = sys.argv[1]
-work = tempfile.mkdtemp(prefix="einstruct_torch_")
-sys.path.insert(0, work)
-failures = 0
-
-
-def check(ok, what):
-    global failures
-    print(("ok   " if ok else "FAIL ") + what)
-    failures += 0 if ok else 1
-
-
-def emit(args, name):
-    subprocess.run([einstruct, "compile", *args, "--emit", "torch", "--name",
-                    name, "-o", work], check=True, capture_output=True)
-    return importlib.import_module(name)  # as a user would: WORKDIR on sys.path
+checks = Checks(einstruct, "einstruct_torch_")
+check, emit, work = checks.check, checks.emit, checks.work
 
 
 def reference(module, x, weights):
@@ -200,5 +184,4 @@ check(bad.returncode == 2 and "--target" in bad.stderr,
       "--emit torch --target cuda is refused: " + bad.stderr.strip())
 
 shutil.rmtree(work)
-print(f"{failures} failure(s)")
-sys.exit(1 if failures else 0)
+checks.finish()

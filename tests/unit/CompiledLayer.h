@@ -1,5 +1,5 @@
 // A layer compiled by the CPU JIT, failing the current test when it is not,
-// and random weights for it.
+// and random values and weights for it.
 #pragma once
 #include "compiler/cpu/JitLayer.h"
 
@@ -24,14 +24,19 @@ struct RandomWeights {
   std::vector<const float *> pointers;
 };
 
-inline RandomWeights randomWeights(const JitLayer &jit, std::mt19937 &rng) {
+// `count` values uniform in (-1, 1).
+inline std::vector<float> randomValues(int64_t count, std::mt19937 &rng) {
   std::uniform_real_distribution<float> u(-1, 1);
+  std::vector<float> v(static_cast<size_t>(count));
+  for (auto &e : v)
+    e = u(rng);
+  return v;
+}
+
+inline RandomWeights randomWeights(const JitLayer &jit, std::mt19937 &rng) {
   RandomWeights w;
-  for (const auto &shape : jit.weightShapes()) {
-    w.values.emplace_back(size_t(elementCount(shape)));
-    for (auto &v : w.values.back())
-      v = u(rng);
-  }
+  for (const auto &shape : jit.weightShapes())
+    w.values.push_back(randomValues(elementCount(shape), rng));
   for (const auto &v : w.values)
     w.pointers.push_back(v.data());
   return w;

@@ -8,6 +8,7 @@
 #include "compiler/cpu/JitLayer.h"
 #include "compiler/cuda/GemmPlan.h"
 #include "compiler/frontend/SpecReader.h"
+#include "tests/unit/CompiledLayer.h"
 #include "tests/unit/SpecArgsFor.h"
 
 #include <catch2/catch.hpp>
@@ -17,6 +18,7 @@
 #include <random>
 
 using namespace einstruct;
+using einstruct::testing::randomValues;
 using einstruct::testing::einsumArgs;
 using einstruct::testing::namedArgs;
 
@@ -115,13 +117,7 @@ void checkGemm(const SpecArgs &args, int64_t n) {
   REQUIRE(plan);
   INFO(plan->why);
   std::mt19937 rng(3);
-  std::uniform_real_distribution<float> u(-1, 1);
-  auto random = [&](int64_t count) {
-    std::vector<float> v(static_cast<size_t>(count));
-    for (auto &e : v)
-      e = u(rng);
-    return v;
-  };
+  auto random = [&](int64_t count) { return randomValues(count, rng); };
   const size_t terms = layer->terms.size();
   auto x = random(n * layer->dIn), dy = random(n * layer->dOut);
   std::vector<std::vector<float>> w;

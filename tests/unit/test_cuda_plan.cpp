@@ -7,6 +7,7 @@
 #include "compiler/cpu/JitLayer.h"
 #include "compiler/cuda/CudaPlan.h"
 #include "compiler/frontend/SpecReader.h"
+#include "tests/unit/CompiledLayer.h"
 #include "tests/unit/SpecArgsFor.h"
 
 #include <catch2/catch.hpp>
@@ -14,6 +15,7 @@
 #include <random>
 
 using namespace einstruct;
+using einstruct::testing::randomValues;
 using einstruct::testing::einsumArgs;
 using einstruct::testing::namedArgs;
 using einstruct::testing::thetaArgs;
@@ -127,13 +129,7 @@ void checkPlan(const SpecArgs &args, int64_t n, CudaDType dt) {
   INFO(layer->terms[0].str() << " " << layer->terms[0].sizesStr() << " "
                              << plan->tileWhy);
   std::mt19937 rng(7);
-  std::uniform_real_distribution<float> u(-1, 1);
-  auto randomVec = [&](int64_t count) {
-    std::vector<float> v(static_cast<size_t>(count));
-    for (auto &e : v)
-      e = u(rng);
-    return v;
-  };
+  auto randomVec = [&](int64_t count) { return randomValues(count, rng); };
   auto x = randomVec(n * layer->dIn), dy = randomVec(n * layer->dOut);
   auto w1 = randomVec(plan->w1Size), w2 = randomVec(plan->w2Size);
 
