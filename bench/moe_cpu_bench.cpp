@@ -1,11 +1,15 @@
-// BTT-MoE on the CPU, side by side in one process, one thread:
-//   routed       MoeLayer::forward: router, top-k, each expert's rank-1 BTT
-//                (the MLIR JIT) on its own tokens only
+// BTT-MoE on the CPU, side by side in one process (one thread unless told):
+//   routed       MoeLayer::forwardInto: the layer lowered by
+//                --einstruct-lower-moe into one compiled function (router,
+//                top-k, grouping, each expert's rank-1 BTT on its own tokens
+//                only, combine), plus the routing statistics
+//   grouped      MoeLayer::forwardGrouped: the same algorithm orchestrated in
+//                C++, one compiled rank-1 layer call per expert
 //   all-experts  MoeLayer::forwardAllExperts: the published way, every expert
 //                on every token, outputs multiplied by the (sparse) gate
 // Same JIT'd expert kernel in both, so the ratio is what routing buys. The
 // outputs are cross-checked before anything is printed.
-//   moe_cpu_bench [TOKENS=1024] [REPEATS=3]
+//   moe_cpu_bench [TOKENS=1024] [REPEATS=3] [THREADS=1]
 #include "bench/BenchTiming.h"
 #include "compiler/cpu/MoeLayer.h"
 #include "search/Named.h"
@@ -22,8 +26,10 @@ using einstruct::bench::medianMs;
 int main(int argc, char **argv) {
   const int64_t tokens = argc > 1 ? std::atoll(argv[1]) : 1024;
   const int repeats = argc > 2 ? std::atoi(argv[2]) : 3;
-  std::printf("| structure | d | tokens | routed ms | all-experts ms | speedup | 0.8·E/k |\n"
-              "|---|---|---|---|---|---|---|\n");
+  const int threads = argc > 3 ? std::atoi(argv[3]) : 1;
+  std::printf("| structure | d | tokens | routed ms | grouped ms | all-experts ms | "
+              "speedup routed | speedup grouped | 0.8·E/k |\n"
+              "|---|---|---|---|---|---|---|---|---|\n");
   struct Case {
     const char *spec;
     int64_t d, experts, topK;
@@ -44,6 +50,7 @@ int main(int argc, char **argv) {
       std::fprintf(stderr, "%s\n", moe.error().c_str());
       return 1;
     }
+    (*moe)->setThreads(threads);
     auto fill = [&](size_t n) {
       std::vector<float> v(n);
       for (auto &x : v)
@@ -61,10 +68,17 @@ int main(int argc, char **argv) {
          w1 = fill(count(shapes[0])), w2 = fill(count(shapes[1]));
     std::vector<const float *> w = {w1.data(), w2.data()};
     // Both write into the caller's y, allocated once.
-    std::vector<float> routed(size_t(tokens * c.d)), dense(routed.size());
+    std::vector<float> routed(size_t(tokens * c.d)), dense(routed.size()),
+        grouped(routed.size());
     double tr = medianMs(
         [&] {
           (*moe)->forwardInto(x.data(), tokens, wg.data(), w, routed.data());
+        },
+        repeats, 1);
+    double tg = medianMs(
+        [&] {
+          (*moe)->forwardGrouped(x.data(), tokens, wg.data(), w,
+                                 grouped.data());
         },
         repeats, 1);
     double td = medianMs(
@@ -73,14 +87,17 @@ int main(int argc, char **argv) {
                                     dense.data());
         },
         repeats, 1);
-    const double err = maxRelDiff(routed, dense);
+    const double err =
+        std::max(maxRelDiff(routed, dense), maxRelDiff(grouped, dense));
     if (err > 1e-4) {
-      std::fprintf(stderr, "%s: routed and all-experts differ by %g\n",
+      std::fprintf(stderr, "%s: routed/grouped and all-experts differ by %g\n",
                    c.spec, err);
       return 1;
     }
-    std::printf("| %s | %lld | %lld | %.1f | %.1f | %.2fx | %.1fx |\n", c.spec,
-                (long long)c.d, (long long)tokens, tr, td, td / tr,
+    std::printf("| %s | %lld | %lld | %.1f | %.1f | %.1f | %.2fx | %.2fx | "
+                "%.1fx |\n",
+                c.spec, (long long)c.d, (long long)tokens, tr, tg, td, td / tr,
+                td / tg,
                 0.8 * double(c.experts) / double(c.topK));
   }
   return 0;

@@ -54,7 +54,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!module || failed(verify(*module)))
     return 0;
   runPipeline(*module, "builtin.module(einstruct-annotate-cost)");
-  runPipeline(*module, "builtin.module(einstruct-plan-contractions,"
+  runPipeline(*module, "builtin.module(einstruct-lower-moe,"
+                       "einstruct-plan-contractions,"
                        "einstruct-autodiff,einstruct-lower-to-linalg)");
   return 0;
 }

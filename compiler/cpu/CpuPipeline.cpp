@@ -15,6 +15,7 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Linalg/Passes.h"
 #include "mlir/Dialect/Linalg/Transforms/BufferizableOpInterfaceImpl.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -36,6 +37,7 @@ void registerCpuPipelineDialects(mlir::DialectRegistry &registry) {
                   mlir::bufferization::BufferizationDialect,
                   mlir::scf::SCFDialect, mlir::cf::ControlFlowDialect,
                   mlir::affine::AffineDialect, mlir::vector::VectorDialect,
+                  mlir::math::MathDialect,
                   mlir::LLVM::LLVMDialect>();
   mlir::arith::registerBufferizableOpInterfaceExternalModels(registry);
   mlir::linalg::registerBufferizableOpInterfaceExternalModels(registry);
@@ -48,6 +50,7 @@ void registerCpuPipelineDialects(mlir::DialectRegistry &registry) {
 }
 
 void buildCpuPipeline(mlir::OpPassManager &pm, VectorUnits units) {
+  pm.addPass(createLowerMoe()); // routed experts: layers inside loops
   pm.addPass(createPlanContractions());
   pm.addPass(mlir::createCSEPass()); // a backward pass repeats contractions
   pm.addPass(createLowerToLinalg());
@@ -81,6 +84,7 @@ void buildCpuPipeline(mlir::OpPassManager &pm, VectorUnits units) {
   mlir::FinalizeMemRefToLLVMConversionPassOptions memrefToLLVM;
   memrefToLLVM.useGenericFunctions = true;
   pm.addPass(mlir::createFinalizeMemRefToLLVMConversionPass(memrefToLLVM));
+  pm.addPass(mlir::createConvertMathToLLVMPass()); // routing's exp/log
   pm.addPass(mlir::createArithToLLVMConversionPass());
   pm.addPass(mlir::createConvertIndexToLLVMPass());
   pm.addPass(mlir::createConvertFuncToLLVMPass());

@@ -6,14 +6,9 @@
 
 #include <memory>
 
-namespace mlir {
-class ExecutionEngine;
-class MLIRContext;
-} // namespace mlir
-
 namespace einstruct {
 
-class LoadedObject;
+class JitModule;
 
 class JitLayer {
 public:
@@ -31,7 +26,7 @@ public:
   const Layer &layer() const { return layer_; }
   // Whether compile() loaded the object code from the on-disk cache
   // (objectcache::directory()) instead of generating it.
-  bool fromCache() const { return fromCache_; }
+  bool fromCache() const;
 
   // Threads a call may use: the batch is split into up to that many row
   // chunks of at least `minRowsPerThread` rows (0: 24 rows and ~32M
@@ -82,14 +77,7 @@ private:
                       const std::vector<const float *> &weights) const;
   Layer layer_;
   std::vector<std::vector<int64_t>> weightShapes_;
-  std::unique_ptr<mlir::MLIRContext> context_;
-  // One of the two runs the code: the engine that generated it, or the
-  // object loaded from the cache.
-  std::unique_ptr<mlir::ExecutionEngine> engine_;
-  std::unique_ptr<LoadedObject> loaded_;
-  void (*forward_)(void **) = nullptr;
-  void (*backward_)(void **) = nullptr;
-  bool fromCache_ = false;
+  std::unique_ptr<JitModule> module_; // entries: forward, backward
   int threads_ = 1;
   int64_t minRowsPerThread_ = 24, autoMinRows_ = 24;
 };

@@ -1,6 +1,10 @@
 #include "MoeLayer.h"
 
 #include "NaiveEinsum.h"
+#include "WorkerPool.h"
+#include "compiler/ir/EmitLayer.h"
+
+#include "mlir/IR/BuiltinOps.h"
 
 #include <algorithm>
 #include <fmt/format.h>
@@ -47,6 +51,16 @@ Result<std::unique_ptr<MoeLayer>> MoeLayer::compile(const Layer &layer) {
   if (!router)
     return Error{"router: " + router.error()};
   m->router_ = std::move(*router);
+  auto lowered = JitModule::compile(
+      [&](mlir::ModuleOp module) { emitMoeLayer(module, layer, "moe", true); },
+      [](mlir::OpPassManager &) {}, {"moe"}, hostVectorUnits());
+  if (!lowered)
+    return Error{"lowered forward: " + lowered.error()};
+  m->lowered_ = std::move(*lowered);
+  m->threads_ = m->expert_->threads();
+  if (auto a = analyze(layer)) // active multiply-adds per token
+    m->autoMinRows_ = workers::minRowsPerChunk(a->flops);
+  m->minRowsPerThread_ = m->autoMinRows_;
   return m;
 }
 
@@ -113,7 +127,34 @@ MoeLayer::forward(const float *x, int64_t batch, const float *router,
 Result<Routing>
 MoeLayer::forwardInto(const float *x, int64_t batch, const float *router,
                       const std::vector<const float *> &weights,
-                      float *yOut) const {
+                      float *y) const {
+  if (weights.size() != 2)
+    return Error{fmt::format("{} weight tensors given, BTT-MoE has 2",
+                             weights.size())};
+  if (batch < 1)
+    return Error{fmt::format("batch = {} must be positive", batch)};
+  const int64_t E = layer_.experts;
+  PooledFloats logits(size_t(batch * E));
+  auto cs = workers::chunks(batch, threads_, minRowsPerThread_);
+  auto ok = workers::runAll(cs.size(), [&](size_t c) -> Result<bool> {
+    auto aux = forwardLowered(x + cs[c].start * layer_.dIn, cs[c].rows,
+                              router, weights, y + cs[c].start * layer_.dOut,
+                              logits.data() + cs[c].start * E);
+    if (!aux)
+      return Error{aux.error()};
+    return true;
+  });
+  if (!ok)
+    return Error{ok.error()};
+  // The statistics of the whole batch (the chunks' aux losses do not add
+  // up to it), from the same logits the function routed.
+  return routeTokens(logits.data(), batch, E, layer_.topK);
+}
+
+Result<Routing>
+MoeLayer::forwardGrouped(const float *x, int64_t batch, const float *router,
+                         const std::vector<const float *> &weights,
+                         float *yOut) const {
   if (weights.size() != 2)
     return Error{fmt::format("{} weight tensors given, BTT-MoE has 2",
                              weights.size())};
@@ -147,6 +188,32 @@ MoeLayer::forwardInto(const float *x, int64_t batch, const float *router,
     }
   }
   return routing;
+}
+
+Result<float>
+MoeLayer::forwardLowered(const float *x, int64_t batch, const float *router,
+                         const std::vector<const float *> &weights,
+                         float *y, float *logits) const {
+  if (batch < 1)
+    return Error{fmt::format("batch = {} must be positive", batch)};
+  if (weights.size() != 2)
+    return Error{fmt::format("{} weight tensors given, BTT-MoE has 2",
+                             weights.size())};
+  const EinsumTerm &t = layer_.terms[0];
+  std::vector<Descriptor> operands;
+  operands.emplace_back(x, std::vector<int64_t>{batch, layer_.dIn});
+  operands.emplace_back(router, std::vector<int64_t>{layer_.dIn, layer_.experts});
+  for (size_t k = 0; k < 2; ++k) // every letter, the rank letter included
+    operands.emplace_back(weights[k], t.shape(t.weights[k]));
+  // Results: y (rank 2), the aux loss (rank 0), the logits (rank 2).
+  int64_t results[(3 + 2 * 2) + 3 + (3 + 2 * 2)] = {};
+  callPacked(lowered_->entry(0), results, operands);
+  std::vector<const void *> inputs = {x, router, weights[0], weights[1]};
+  takeResult(results, 2, inputs, y);
+  float aux = 0;
+  takeResult(results + 3 + 2 * 2, 0, inputs, &aux);
+  takeResult(results + 3 + 2 * 2 + 3, 2, inputs, logits);
+  return aux;
 }
 
 Result<bool>

@@ -1,11 +1,14 @@
 // A BTT-MoE layer (structures.md §3) on the CPU, computing only what the
 // router selects: router GEMM → top-k (search/Routing.h) → tokens grouped by
-// expert → per expert, the rank-1 BTT on its tokens only (one MLIR-compiled
-// JitLayer, fed each expert's weight slice) → gate-weighted sum. Results are
-// deterministic: experts run in index order, tokens in row order.
+// expert → per expert, the rank-1 BTT on its tokens only → gate-weighted
+// sum. The forward is the layer's einstruct.moe_layer lowered by
+// --einstruct-lower-moe into one compiled function; the backward calls a
+// compiled rank-1 layer (JitLayer) per expert. Results are deterministic:
+// experts run in index order, tokens in row order.
 #pragma once
 #include "BufferPool.h"
 #include "JitLayer.h"
+#include "JitModule.h"
 #include "search/Routing.h"
 
 namespace einstruct {
@@ -18,8 +21,14 @@ public:
 
   const Layer &layer() const { return layer_; }
   int64_t experts() const { return layer_.experts; }
-  // Threads each kernel call may use (JitLayer::setThreads).
-  void setThreads(int threads) {
+  // Threads a call may use: the forward splits the tokens into chunks of
+  // at least `minRowsPerThread` (0: ~32M multiply-adds; a token's output
+  // does not depend on the others), the backward's kernel calls split
+  // their rows (JitLayer::setThreads).
+  void setThreads(int threads, int64_t minRowsPerThread = 0) {
+    threads_ = std::max(1, threads);
+    minRowsPerThread_ =
+        minRowsPerThread > 0 ? minRowsPerThread : autoMinRows_;
     expert_->setThreads(threads);
     router_->setThreads(threads);
   }
@@ -34,11 +43,28 @@ public:
   };
   Result<Forward> forward(const float *x, int64_t batch, const float *router,
                           const std::vector<const float *> &weights) const;
-  // The same into the caller's y (batch × d_out floats).
+  // The same into the caller's y (batch × d_out floats): the lowered
+  // function on token chunks; the routing returned (counts, entropy, aux
+  // loss of the whole batch) is routeTokens on the logits it returns.
   Result<Routing> forwardInto(const float *x, int64_t batch,
                               const float *router,
                               const std::vector<const float *> &weights,
                               float *y) const;
+
+  // One call of the lowered function (routing, grouping, experts and
+  // combine in compiled code) on all `batch` tokens, one thread: y and the
+  // router logits [batch][E]. Returns the aux loss.
+  Result<float> forwardLowered(const float *x, int64_t batch,
+                               const float *router,
+                               const std::vector<const float *> &weights,
+                               float *y, float *logits) const;
+  // The same algorithm orchestrated here: the router kernel, routeTokens,
+  // then one call of the compiled rank-1 layer per expert on its gathered
+  // rows. The same bits as forwardLowered (a check of both).
+  Result<Routing> forwardGrouped(const float *x, int64_t batch,
+                                 const float *router,
+                                 const std::vector<const float *> &weights,
+                                 float *y) const;
 
   // The published way, for comparison: every expert on every token, each
   // output multiplied by its gate (zero where not selected), into y.
@@ -80,6 +106,9 @@ private:
   Layer layer_;
   std::unique_ptr<JitLayer> expert_; // the rank-1 BTT
   std::unique_ptr<JitLayer> router_; // x[n, d_in] · Wg[d_in, E]
+  std::unique_ptr<JitModule> lowered_; // "moe": the whole forward
+  int threads_ = 1;
+  int64_t minRowsPerThread_ = 24, autoMinRows_ = 24;
   // Weight k viewed as [outer][experts][inner] around its rank letter.
   std::array<int64_t, 2> outer_{}, inner_{};
 };

@@ -1,5 +1,7 @@
 #include "WorkerPool.h"
 
+#include <algorithm>
+
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -64,6 +66,21 @@ void run(size_t count, const std::function<void(size_t)> &task) {
   task(0);
   std::unique_lock<std::mutex> lock(doneMutex);
   doneCv.wait(lock, [&] { return remaining == 0; });
+}
+
+int64_t minRowsPerChunk(int64_t macsPerRow) {
+  return std::max<int64_t>(24, (int64_t(32) << 20) /
+                                   std::max<int64_t>(1, macsPerRow));
+}
+
+std::vector<Chunk> chunks(int64_t batch, int threads, int64_t minRows) {
+  int64_t k = std::clamp<int64_t>(batch / std::max<int64_t>(1, minRows), 1,
+                                  threads);
+  int64_t per = (batch + k - 1) / k;
+  std::vector<Chunk> out;
+  for (int64_t s = 0; s < batch; s += per)
+    out.push_back({s, std::min(per, batch - s)});
+  return out;
 }
 
 } // namespace einstruct::workers

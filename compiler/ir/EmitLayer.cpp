@@ -55,8 +55,23 @@ void emitLayer(mlir::ModuleOp module, const Layer &layer,
   mlir::func::ReturnOp::create(b, loc, sum);
 }
 
+mlir::Value routerLogits(mlir::OpBuilder &b, mlir::Location loc, mlir::Value x,
+                         mlir::Value router, int64_t dIn, int64_t experts) {
+  auto sizes = b.getDictionaryAttr(
+      {b.getNamedAttr("i", b.getI64IntegerAttr(dIn)),
+       b.getNamedAttr("o", b.getI64IntegerAttr(experts))});
+  auto xType = mlir::cast<mlir::RankedTensorType>(x.getType());
+  auto type = mlir::RankedTensorType::get({xType.getDimSize(0), experts},
+                                          xType.getElementType());
+  return LayerOp::create(b, loc, type, x, mlir::ValueRange{router},
+                         b.getStringAttr("i,io->o"), sizes,
+                         b.getI64IntegerAttr(dIn),
+                         b.getI64IntegerAttr(experts), nullptr, nullptr,
+                         nullptr);
+}
+
 void emitMoeLayer(mlir::ModuleOp module, const Layer &layer,
-                  const std::string &name) {
+                  const std::string &name, bool withLogits) {
   mlir::MLIRContext *ctx = module.getContext();
   mlir::OpBuilder b(ctx);
   mlir::Location loc = b.getUnknownLoc();
@@ -67,13 +82,17 @@ void emitMoeLayer(mlir::ModuleOp module, const Layer &layer,
   auto y = mlir::RankedTensorType::get({mlir::ShapedType::kDynamic, layer.dOut},
                                        f32);
   auto aux = mlir::RankedTensorType::get({}, f32);
+  llvm::SmallVector<mlir::Type> results{y, aux};
+  if (withLogits)
+    results.push_back(mlir::RankedTensorType::get(
+        {mlir::ShapedType::kDynamic, layer.experts}, f32));
   llvm::SmallVector<mlir::Type> args{
       x, mlir::RankedTensorType::get({layer.dIn, layer.experts}, f32)};
   for (const auto &w : t.weights) // every letter, the rank letter included
     args.push_back(mlir::RankedTensorType::get(t.shape(w), f32));
   b.setInsertionPointToEnd(module.getBody());
   auto fn = mlir::func::FuncOp::create(b, loc, name,
-                                         b.getFunctionType(args, {y, aux}));
+                                         b.getFunctionType(args, results));
   b.setInsertionPointToStart(fn.addEntryBlock());
   llvm::SmallVector<mlir::NamedAttribute> sizes;
   for (auto [c, n] : t.sizes)
@@ -84,7 +103,12 @@ void emitMoeLayer(mlir::ModuleOp module, const Layer &layer,
       b.getStringAttr(t.str()), b.getDictionaryAttr(sizes),
       b.getI64IntegerAttr(layer.dIn), b.getI64IntegerAttr(layer.dOut),
       b.getI64IntegerAttr(layer.experts), b.getI64IntegerAttr(layer.topK));
-  mlir::func::ReturnOp::create(b, loc, op.getResults());
+  llvm::SmallVector<mlir::Value> returned(op.getResults());
+  if (withLogits)
+    returned.push_back(routerLogits(b, loc, fn.getArgument(0),
+                                    fn.getArgument(1), layer.dIn,
+                                    layer.experts));
+  mlir::func::ReturnOp::create(b, loc, returned);
 }
 
 } // namespace einstruct

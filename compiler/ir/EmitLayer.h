@@ -3,6 +3,7 @@
 #pragma once
 #include "search/Layer.h"
 
+#include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/MLIRContext.h"
 
@@ -16,8 +17,14 @@ void emitLayer(mlir::ModuleOp module, const Layer &layer,
 
 // Appends `func.func @name(x, router, W1, W2) -> (y, aux_loss)` holding one
 // einstruct.moe_layer for a BTT-MoE layer (layer.experts > 0): the routed
-// layer as a whole, where emitLayer gives only its all-experts einsum.
+// layer as a whole, where emitLayer gives only its all-experts einsum. With
+// `withLogits` the router logits [batch, E] are a third result (the same op
+// --einstruct-lower-moe builds, so CSE computes them once).
 void emitMoeLayer(mlir::ModuleOp module, const Layer &layer,
-                  const std::string &name);
+                  const std::string &name, bool withLogits = false);
+
+// logits[batch, experts] = x · router as an einstruct.layer "i,io->o".
+mlir::Value routerLogits(mlir::OpBuilder &b, mlir::Location loc, mlir::Value x,
+                         mlir::Value router, int64_t dIn, int64_t experts);
 
 } // namespace einstruct

@@ -73,6 +73,29 @@ def Autodiff : Pass<"einstruct-autodiff", "mlir::ModuleOp"> {
                            "mlir::linalg::LinalgDialect"];
 }
 
+def LowerMoe : Pass<"einstruct-lower-moe"> {
+  let summary = "Lower einstruct.moe_layer and einstruct.route to routed "
+                "per-expert layers and loops";
+  let description = [{
+    A BTT-MoE layer becomes: the router layer (logits = x·router), the
+    routing (an einstruct.route), a stable counting sort of the (token,
+    slot) pairs by expert, and a loop over experts that gathers each
+    expert's rows, applies its rank-1 einstruct.layer (the weights sliced at
+    the expert along the rank letter) to those rows only, and adds the
+    gated rows into y — experts in index order, rows in token order, so
+    results do not depend on anything but the data. Idle experts cost
+    nothing. einstruct.route becomes loops over tokens with the arithmetic
+    of search/Routing.cpp in f64 (top-k by repeated arg-max, ties to the
+    lower index; gates = softmax over the selected + 1e-6; the aux loss).
+    Everything stays on tensors; f32 layers only.
+  }];
+  let dependentDialects = ["mlir::scf::SCFDialect",
+                           "mlir::tensor::TensorDialect",
+                           "mlir::arith::ArithDialect",
+                           "mlir::math::MathDialect",
+                           "mlir::linalg::LinalgDialect"];
+}
+
 def LowerToLinalg : Pass<"einstruct-lower-to-linalg"> {
   let summary = "Lower einstruct.contract to linalg.generic";
   let description = [{
