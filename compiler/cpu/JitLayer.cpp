@@ -160,9 +160,9 @@ Result<bool> JitLayer::backwardRows(const float *x, const float *dy,
                                    float *dx,
                                    const std::vector<float *> &dw) const {
   // Results come back as one struct of descriptors: dx, then each dw.
-  size_t words = 3 + 2 * 2;
+  size_t words = descriptorWords(2);
   for (auto &s : weightShapes_)
-    words += 3 + 2 * s.size();
+    words += descriptorWords(s.size());
   std::vector<int64_t> results(words, 0);
   auto ok = invoke(module_->entry(1), results.data(), x, dy, batch,
                    weights);
@@ -173,10 +173,10 @@ Result<bool> JitLayer::backwardRows(const float *x, const float *dy,
   inputs.push_back(dy);
   const int64_t *d = results.data();
   takeResult(d, 2, inputs, dx);
-  d += 3 + 2 * 2;
+  d += descriptorWords(2);
   for (size_t k = 0; k < weightShapes_.size(); ++k) {
     takeResult(d, weightShapes_[k].size(), inputs, dw[k]);
-    d += 3 + 2 * weightShapes_[k].size();
+    d += descriptorWords(weightShapes_[k].size());
   }
   return true;
 }

@@ -129,7 +129,7 @@ JitModule::compile(llvm::function_ref<void(mlir::ModuleOp)> emit,
 }
 
 Descriptor::Descriptor(const void *data, const std::vector<int64_t> &shape)
-    : words(3 + 2 * shape.size(), 0) {
+    : words(descriptorWords(shape.size()), 0) {
   auto p = reinterpret_cast<int64_t>(data);
   words[0] = words[1] = p;
   int64_t stride = 1;

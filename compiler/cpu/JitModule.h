@@ -50,9 +50,10 @@ private:
 
 // A memref descriptor as the C interface lays it out:
 // {allocated, aligned, offset, sizes[rank], strides[rank]}.
+constexpr size_t descriptorWords(size_t rank) { return 3 + 2 * rank; }
 struct Descriptor {
   std::vector<int64_t> words;
-  explicit Descriptor(size_t rank) : words(3 + 2 * rank, 0) {}
+  explicit Descriptor(size_t rank) : words(descriptorWords(rank), 0) {}
   // A row-major array of `shape` at `data`.
   Descriptor(const void *data, const std::vector<int64_t> &shape);
   void *ptr() { return words.data(); }

@@ -193,7 +193,7 @@ MoeLayer::forwardGrouped(const float *x, int64_t batch, const float *router,
 Result<float>
 MoeLayer::forwardLowered(const float *x, int64_t batch, const float *router,
                          const std::vector<const float *> &weights,
-                         float *y, float *logits) const {
+                         float *y, float *logitsOut) const {
   if (batch < 1)
     return Error{fmt::format("batch = {} must be positive", batch)};
   if (weights.size() != 2)
@@ -206,14 +206,15 @@ MoeLayer::forwardLowered(const float *x, int64_t batch, const float *router,
   for (size_t k = 0; k < 2; ++k) // every letter, the rank letter included
     operands.emplace_back(weights[k], t.shape(t.weights[k]));
   // Results: y (rank 2), the aux loss (rank 0), the logits (rank 2).
-  int64_t results[(3 + 2 * 2) + 3 + (3 + 2 * 2)] = {};
+  constexpr size_t aux = descriptorWords(2), logits = aux + descriptorWords(0);
+  int64_t results[logits + descriptorWords(2)] = {};
   callPacked(lowered_->entry(0), results, operands);
   std::vector<const void *> inputs = {x, router, weights[0], weights[1]};
   takeResult(results, 2, inputs, y);
-  float aux = 0;
-  takeResult(results + 3 + 2 * 2, 0, inputs, &aux);
-  takeResult(results + 3 + 2 * 2 + 3, 2, inputs, logits);
-  return aux;
+  float loss = 0;
+  takeResult(results + aux, 0, inputs, &loss);
+  takeResult(results + logits, 2, inputs, logitsOut);
+  return loss;
 }
 
 Result<bool>

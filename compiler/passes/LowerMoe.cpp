@@ -132,7 +132,8 @@ void lowerRoute(RouteOp op) {
         b, zero, nK, {acc[1], acc[4]},
         [&](ImplicitLocOpBuilder &b, Value s, ValueRange a) {
           Value experts = a[0];
-          Value none = arith::ConstantIntOp::create(b, -1, 64);
+          Value none = arith::ConstantIntOp::create(b, -1, 64),
+                zero64 = arith::ConstantIntOp::create(b, 0, 64);
           Value best = loop(
               b, zero, nE, {none},
               [&](ImplicitLocOpBuilder &b, Value e, ValueRange best) {
@@ -148,11 +149,9 @@ void lowerRoute(RouteOp op) {
                           arith::OrIOp::create(b, f[0], same)};
                     })[0];
                 Value unset = arith::CmpIOp::create(
-                    b, arith::CmpIPredicate::slt, best[0],
-                    arith::ConstantIntOp::create(b, 0, 64));
-                Value safe = toIndex(b, arith::MaxSIOp::create(
-                                            b, best[0],
-                                            arith::ConstantIntOp::create(b, 0, 64)));
+                    b, arith::CmpIPredicate::slt, best[0], zero64);
+                Value safe =
+                    toIndex(b, arith::MaxSIOp::create(b, best[0], zero64));
                 Value greater = arith::CmpFOp::create(
                     b, arith::CmpFPredicate::OGT, logit(b, e), logit(b, safe));
                 Value better = arith::OrIOp::create(b, unset, greater);
