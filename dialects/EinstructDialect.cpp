@@ -198,55 +198,96 @@ LogicalResult RouteOp::verify() {
   return success();
 }
 
-LogicalResult MoeLayerOp::verify() {
-  EinsumTerm term;
+// What moe_layer and moe_layer_grad share: the term, experts and top_k, the
+// router and weight types, and x [batch, d_in].
+template <class Op>
+static LogicalResult verifyMoeOperands(Op op, EinsumTerm &term) {
   std::string error;
-  if (!termOf(getSpec(), getSizes(), term, error))
-    return emitOpError() << error;
-  if (term.weights.size() != 2 || getWeights().size() != 2)
-    return emitOpError() << "a BTT-MoE einsum has exactly two weights; '"
-                         << getSpec() << "' names " << term.weights.size()
-                         << " and " << getWeights().size() << " are given";
+  if (!termOf(op.getSpec(), op.getSizes(), term, error))
+    return op.emitOpError() << error;
+  if (term.weights.size() != 2 || op.getWeights().size() != 2)
+    return op.emitOpError()
+           << "a BTT-MoE einsum has exactly two weights; '" << op.getSpec()
+           << "' names " << term.weights.size() << " and "
+           << op.getWeights().size() << " are given";
   const char rank = rankLetter(term);
-  const int64_t experts = getExpertsAttr().getInt(), k = getTopKAttr().getInt();
+  const int64_t experts = op.getExpertsAttr().getInt(),
+                k = op.getTopKAttr().getInt();
   if (!rank)
-    return emitOpError() << "'" << getSpec()
-                         << "' has no rank letter (in both weights, in "
-                            "neither x nor y) to index the experts";
+    return op.emitOpError() << "'" << op.getSpec()
+                            << "' has no rank letter (in both weights, in "
+                               "neither x nor y) to index the experts";
   if (term.sizes.at(rank) != experts)
-    return emitOpError() << "rank letter '" << rank << "' has size "
-                         << term.sizes.at(rank) << " but experts = " << experts;
+    return op.emitOpError() << "rank letter '" << rank << "' has size "
+                            << term.sizes.at(rank)
+                            << " but experts = " << experts;
   if (k < 1 || k > experts)
-    return emitOpError() << "top_k = " << k << " must be in [1, experts = "
-                         << experts << "]";
-  const int64_t dIn = getDInAttr().getInt(), dOut = getDOutAttr().getInt();
-  auto x = cast<RankedTensorType>(getInput().getType());
-  auto y = cast<RankedTensorType>(getResult().getType());
-  auto router = cast<RankedTensorType>(getRouter().getType());
+    return op.emitOpError() << "top_k = " << k << " must be in [1, experts = "
+                            << experts << "]";
+  const int64_t dIn = op.getDInAttr().getInt();
+  auto x = cast<RankedTensorType>(op.getInput().getType());
+  auto router = cast<RankedTensorType>(op.getRouter().getType());
   Type elt = x.getElementType();
   if (!isa<FloatType>(elt))
-    return emitOpError() << "element type must be a float type, got " << elt;
+    return op.emitOpError() << "element type must be a float type, got "
+                            << elt;
   if (router.getRank() != 2 || router.getDimSize(0) != dIn ||
       router.getDimSize(1) != experts)
-    return emitOpError() << "router must be [d_in = " << dIn
-                         << ", experts = " << experts << "], got " << router;
-  for (auto [i, w] : llvm::enumerate(getWeights())) {
+    return op.emitOpError() << "router must be [d_in = " << dIn
+                            << ", experts = " << experts << "], got "
+                            << router;
+  for (auto [i, w] : llvm::enumerate(op.getWeights())) {
     auto type = cast<RankedTensorType>(w.getType());
     if (type.getElementType() != elt || router.getElementType() != elt)
-      return emitOpError() << "router and weights must share the input's "
-                              "element type "
-                           << elt;
-    if (failed(checkWeight(*this, i, type, term.weights[i], term)))
+      return op.emitOpError() << "router and weights must share the input's "
+                                 "element type "
+                              << elt;
+    if (failed(checkWeight(op, i, type, term.weights[i], term)))
       return failure();
   }
-  if (x.getRank() != 2 || y.getRank() != 2 || y.getElementType() != elt ||
-      (!x.isDynamicDim(1) && x.getDimSize(1) != dIn) ||
-      (!y.isDynamicDim(1) && y.getDimSize(1) != dOut))
-    return emitOpError() << "input must be [batch, d_in = " << dIn
-                         << "] and result [batch, d_out = " << dOut
-                         << "] of one element type";
+  if (x.getRank() != 2 || (!x.isDynamicDim(1) && x.getDimSize(1) != dIn))
+    return op.emitOpError() << "input must be [batch, d_in = " << dIn << "]";
+  return success();
+}
+
+// `v` is [batch, d_out] of element type `elt`.
+static bool isOutput(Value v, int64_t dOut, Type elt) {
+  auto t = cast<RankedTensorType>(v.getType());
+  return t.getRank() == 2 && t.getElementType() == elt &&
+         (t.isDynamicDim(1) || t.getDimSize(1) == dOut);
+}
+
+LogicalResult MoeLayerOp::verify() {
+  EinsumTerm term;
+  if (failed(verifyMoeOperands(*this, term)))
+    return failure();
+  const int64_t dOut = getDOutAttr().getInt();
+  if (!isOutput(getResult(), dOut,
+                cast<RankedTensorType>(getInput().getType()).getElementType()))
+    return emitOpError() << "result must be [batch, d_out = " << dOut
+                         << "] of the input's element type";
   if (cast<RankedTensorType>(getAuxLoss().getType()).getRank() != 0)
     return emitOpError() << "aux_loss must be a rank-0 tensor";
+  return success();
+}
+
+LogicalResult MoeLayerGradOp::verify() {
+  EinsumTerm term;
+  if (failed(verifyMoeOperands(*this, term)))
+    return failure();
+  const int64_t dOut = getDOutAttr().getInt();
+  Type elt = cast<RankedTensorType>(getInput().getType()).getElementType();
+  if (!isOutput(getDy(), dOut, elt))
+    return emitOpError() << "dy must be [batch, d_out = " << dOut
+                         << "] of the input's element type";
+  // daux has the type of the layer's aux loss (f32 for any input type).
+  auto daux = cast<RankedTensorType>(getDaux().getType());
+  if (daux.getRank() != 0 || !isa<FloatType>(daux.getElementType()))
+    return emitOpError() << "daux must be a rank-0 tensor of a float type";
+  if (getDinput().getType() != getInput().getType() ||
+      getDrouter().getType() != getRouter().getType() ||
+      getDweights().getTypes() != getWeights().getTypes())
+    return emitOpError() << "each gradient must have its operand's type";
   return success();
 }
 

@@ -105,4 +105,35 @@ def Einstruct_MoeLayerOp : Einstruct_Op<"moe_layer", [Pure]> {
   let hasVerifier = 1;
 }
 
+def Einstruct_MoeLayerGradOp : Einstruct_Op<"moe_layer_grad", [Pure]> {
+  let summary = "Gradients of a BTT-MoE layer (einstruct.moe_layer)";
+  let description = [{
+    For the moe_layer with the same attributes and operands, the gradients
+    of <dy, y> + daux·aux_loss with respect to the input, the router and
+    each weight. As in the published code, the +1e-6 on the gates and the
+    selection counts of the aux loss are constants; idle experts' weight
+    slices get zero. `--einstruct-autodiff` builds it for a function that
+    returns a moe_layer's results.
+
+    ```mlir
+    %dx, %drouter, %dw1, %dw2 = einstruct.moe_layer_grad "ga,frga,ferg->fe"
+        sizes {...} d_in 2048 d_out 2048 experts 8 top_k 2
+        (%x, %router, %w1, %w2) grad (%dy, %daux) : (...) -> (...)
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$input, AnyRankedTensor:$router,
+                   Variadic<AnyRankedTensor>:$weights, AnyRankedTensor:$dy,
+                   AnyRankedTensor:$daux, StrAttr:$spec,
+                   DictionaryAttr:$sizes, I64Attr:$d_in, I64Attr:$d_out,
+                   I64Attr:$experts, I64Attr:$top_k);
+  let results = (outs AnyRankedTensor:$dinput, AnyRankedTensor:$drouter,
+                      Variadic<AnyRankedTensor>:$dweights);
+  let assemblyFormat = [{
+    $spec `sizes` $sizes `d_in` $d_in `d_out` $d_out `experts` $experts
+    `top_k` $top_k ` ` `(` $input `,` $router `,` $weights `)` `grad` ` ` `(` $dy
+    `,` $daux `)` attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
 #endif // EINSTRUCT_OPS

@@ -1,8 +1,9 @@
 // What einstruct-opt does with arbitrary dialect text: parse, verify, then
-// einstruct's passes (cost annotation; contraction planning, autodiff and
-// the lowering to linalg) on what verifies. The dialects are those a layer's
-// IR uses, so that the fuzzer spends its time on einstruct's own parser,
-// verifiers and passes rather than on the rest of upstream MLIR.
+// einstruct's passes (cost annotation; autodiff, the MoE lowering,
+// contraction planning and the lowering to linalg) on what verifies. The
+// dialects are those a layer's IR uses, so that the fuzzer spends its time
+// on einstruct's own parser, verifiers and passes rather than on the rest
+// of upstream MLIR.
 #include "FuzzCheck.h"
 #include "compiler/passes/Passes.h"
 #include "dialects/EinstructDialect.h"
@@ -54,8 +55,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!module || failed(verify(*module)))
     return 0;
   runPipeline(*module, "builtin.module(einstruct-annotate-cost)");
-  runPipeline(*module, "builtin.module(einstruct-lower-moe,"
+  // Autodiff first, as the JIT runs it: a BTT-MoE function's backward is a
+  // moe_layer_grad for einstruct-lower-moe to lower.
+  runPipeline(*module, "builtin.module(einstruct-autodiff,einstruct-lower-moe,"
                        "einstruct-plan-contractions,"
-                       "einstruct-autodiff,einstruct-lower-to-linalg)");
+                       "einstruct-lower-to-linalg)");
   return 0;
 }

@@ -3,13 +3,29 @@
 #include "NaiveEinsum.h"
 #include "WorkerPool.h"
 #include "compiler/ir/EmitLayer.h"
+#include "compiler/passes/Passes.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinOps.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Transforms/Passes.h"
 
 #include <algorithm>
+#include <optional>
 #include <fmt/format.h>
 
 namespace einstruct {
+
+namespace {
+// Why a call with `weights` weight tensors and `batch` rows cannot run.
+std::optional<std::string> badCall(size_t weights, int64_t batch) {
+  if (weights != 2)
+    return fmt::format("{} weight tensors given, BTT-MoE has 2", weights);
+  if (batch < 1)
+    return fmt::format("batch = {} must be positive", batch);
+  return std::nullopt;
+}
+} // namespace
 
 Result<std::unique_ptr<MoeLayer>> MoeLayer::compile(const Layer &layer) {
   if (layer.experts < 1 || layer.terms.size() != 1 ||
@@ -57,6 +73,21 @@ Result<std::unique_ptr<MoeLayer>> MoeLayer::compile(const Layer &layer) {
   if (!lowered)
     return Error{"lowered forward: " + lowered.error()};
   m->lowered_ = std::move(*lowered);
+  // The backward: autodiff of a private (y, aux) function, which is then
+  // dropped (only its gradient is called).
+  auto backward = JitModule::compile(
+      [&](mlir::ModuleOp module) {
+        emitMoeLayer(module, layer, "moe_train");
+        module.lookupSymbol<mlir::func::FuncOp>("moe_train").setPrivate();
+      },
+      [](mlir::OpPassManager &pm) {
+        pm.addPass(createAutodiff());
+        pm.addPass(mlir::createSymbolDCEPass());
+      },
+      {"moe_train_backward"}, hostVectorUnits());
+  if (!backward)
+    return Error{"lowered backward: " + backward.error()};
+  m->loweredBackward_ = std::move(*backward);
   m->threads_ = m->expert_->threads();
   if (auto a = analyze(layer)) // active multiply-adds per token
     m->autoMinRows_ = workers::minRowsPerChunk(a->flops);
@@ -113,8 +144,8 @@ void MoeLayer::unslice(const float *part, std::vector<float> &w, size_t k,
 Result<MoeLayer::Forward>
 MoeLayer::forward(const float *x, int64_t batch, const float *router,
                   const std::vector<const float *> &weights) const {
-  if (batch < 1)
-    return Error{fmt::format("batch = {} must be positive", batch)};
+  if (auto bad = badCall(weights.size(), batch))
+    return Error{*bad};
   Forward out;
   out.y.resize(size_t(batch * layer_.dOut));
   auto routing = forwardInto(x, batch, router, weights, out.y.data());
@@ -128,11 +159,8 @@ Result<Routing>
 MoeLayer::forwardInto(const float *x, int64_t batch, const float *router,
                       const std::vector<const float *> &weights,
                       float *y) const {
-  if (weights.size() != 2)
-    return Error{fmt::format("{} weight tensors given, BTT-MoE has 2",
-                             weights.size())};
-  if (batch < 1)
-    return Error{fmt::format("batch = {} must be positive", batch)};
+  if (auto bad = badCall(weights.size(), batch))
+    return Error{*bad};
   const int64_t E = layer_.experts;
   PooledFloats logits(size_t(batch * E));
   auto cs = workers::chunks(batch, threads_, minRowsPerThread_);
@@ -155,9 +183,8 @@ Result<Routing>
 MoeLayer::forwardGrouped(const float *x, int64_t batch, const float *router,
                          const std::vector<const float *> &weights,
                          float *yOut) const {
-  if (weights.size() != 2)
-    return Error{fmt::format("{} weight tensors given, BTT-MoE has 2",
-                             weights.size())};
+  if (auto bad = badCall(weights.size(), batch))
+    return Error{*bad};
   auto routing = route(x, batch, router);
   if (!routing)
     return routing;
@@ -194,11 +221,8 @@ Result<float>
 MoeLayer::forwardLowered(const float *x, int64_t batch, const float *router,
                          const std::vector<const float *> &weights,
                          float *y, float *logitsOut) const {
-  if (batch < 1)
-    return Error{fmt::format("batch = {} must be positive", batch)};
-  if (weights.size() != 2)
-    return Error{fmt::format("{} weight tensors given, BTT-MoE has 2",
-                             weights.size())};
+  if (auto bad = badCall(weights.size(), batch))
+    return Error{*bad};
   const EinsumTerm &t = layer_.terms[0];
   std::vector<Descriptor> operands;
   operands.emplace_back(x, std::vector<int64_t>{batch, layer_.dIn});
@@ -221,9 +245,8 @@ Result<bool>
 MoeLayer::forwardAllExperts(const float *x, int64_t batch, const float *router,
                             const std::vector<const float *> &weights,
                             float *y) const {
-  if (weights.size() != 2)
-    return Error{fmt::format("{} weight tensors given, BTT-MoE has 2",
-                             weights.size())};
+  if (auto bad = badCall(weights.size(), batch))
+    return Error{*bad};
   auto routing = route(x, batch, router);
   if (!routing)
     return Error{routing.error()};
@@ -275,14 +298,124 @@ MoeLayer::naiveReference(const float *x, int64_t rows, const float *router,
   return y;
 }
 
+Result<bool> MoeLayer::backwardLowered(const float *x, const float *dy,
+                                       int64_t batch, const float *router,
+                                       const std::vector<const float *> &weights,
+                                       float auxWeight, float *dx,
+                                       float *dRouter,
+                                       const std::vector<float *> &dw) const {
+  if (auto bad = badCall(weights.size(), batch))
+    return Error{*bad};
+  if (dw.size() != weights.size())
+    return Error{fmt::format("{} weight gradient buffers given for {} weights",
+                             dw.size(), weights.size())};
+  const EinsumTerm &t = layer_.terms[0];
+  const std::vector<int64_t> routerShape = {layer_.dIn, layer_.experts};
+  std::vector<Descriptor> operands;
+  operands.emplace_back(x, std::vector<int64_t>{batch, layer_.dIn});
+  operands.emplace_back(router, routerShape);
+  for (size_t k = 0; k < 2; ++k)
+    operands.emplace_back(weights[k], t.shape(t.weights[k]));
+  operands.emplace_back(dy, std::vector<int64_t>{batch, layer_.dOut});
+  operands.emplace_back(&auxWeight, std::vector<int64_t>{});
+  // Results: dx, dRouter (rank 2), dW1, dW2 (their weights' ranks).
+  const size_t r1 = t.weights[0].size(), r2 = t.weights[1].size();
+  const size_t at[4] = {0, descriptorWords(2), 2 * descriptorWords(2),
+                        2 * descriptorWords(2) + descriptorWords(r1)};
+  std::vector<int64_t> results(at[3] + descriptorWords(r2));
+  callPacked(loweredBackward_->entry(0), results.data(), operands);
+  std::vector<const void *> inputs = {x, router, weights[0], weights[1], dy};
+  takeResult(results.data() + at[0], 2, inputs, dx);
+  takeResult(results.data() + at[1], 2, inputs, dRouter);
+  takeResult(results.data() + at[2], r1, inputs, dw[0]);
+  takeResult(results.data() + at[3], r2, inputs, dw[1]);
+  return true;
+}
+
 Result<MoeLayer::Gradients>
 MoeLayer::backward(const float *x, const float *dy, int64_t batch,
                    const float *router,
                    const std::vector<const float *> &weights,
                    double auxWeight) const {
-  if (weights.size() != 2)
-    return Error{fmt::format("{} weight tensors given, BTT-MoE has 2",
-                             weights.size())};
+  if (auto bad = badCall(weights.size(), batch))
+    return Error{*bad};
+  Gradients out;
+  auto routing = route(x, batch, router);
+  if (!routing)
+    return Error{routing.error()};
+  out.routing = std::move(*routing);
+  const int64_t n = layer_.dIn, m = layer_.dOut, E = layer_.experts;
+  out.dx.resize(size_t(batch * n));
+  auto cs = workers::chunks(batch, threads_, minRowsPerThread_);
+  // Chunk c's router and weight gradients; chunk 0's go straight to `out`.
+  std::vector<std::array<std::vector<float>, 3>> parts(cs.size());
+  out.dRouter.resize(size_t(n * E));
+  for (size_t k = 0; k < 2; ++k)
+    out.dw.emplace_back(size_t(outer_[k] * E * inner_[k]));
+  for (size_t c = 1; c < cs.size(); ++c) {
+    parts[c][0].resize(out.dRouter.size());
+    for (size_t k = 0; k < 2; ++k)
+      parts[c][1 + k].resize(out.dw[k].size());
+  }
+  const bool oneChunk = cs.size() == 1;
+  auto ok = workers::runAll(cs.size(), [&](size_t c) -> Result<bool> {
+    auto &p = parts[c];
+    float *dRouter = c ? p[0].data() : out.dRouter.data();
+    std::vector<float *> dw = {c ? p[1].data() : out.dw[0].data(),
+                               c ? p[2].data() : out.dw[1].data()};
+    return backwardLowered(x + cs[c].start * n, dy + cs[c].start * m,
+                           cs[c].rows, router, weights,
+                           oneChunk ? float(auxWeight) : 0.0f,
+                           out.dx.data() + cs[c].start * n, dRouter, dw);
+  });
+  if (!ok)
+    return Error{ok.error()};
+  auto addInto = [](std::vector<float> &to, const std::vector<float> &from) {
+    for (size_t i = 0; i < to.size(); ++i)
+      to[i] += from[i];
+  };
+  for (size_t c = 1; c < cs.size(); ++c) {
+    addInto(out.dRouter, parts[c][0]);
+    addInto(out.dw[0], parts[c][1]);
+    addInto(out.dw[1], parts[c][2]);
+  }
+  if (!oneChunk && auxWeight != 0) {
+    // The aux loss's gradient from the whole batch's routing (zero dgate
+    // leaves only that term), through the router.
+    std::vector<float> none(size_t(batch * layer_.topK), 0.0f);
+    auto dl = routeBackward(out.routing, none.data(), auxWeight);
+    auto ok = routerBackward(x, batch, router, dl.data(), out.dx.data(),
+                             out.dRouter.data());
+    if (!ok)
+      return Error{ok.error()};
+  }
+  return out;
+}
+
+Result<bool> MoeLayer::routerBackward(const float *x, int64_t batch,
+                                     const float *router,
+                                     const float *dlogits, float *dx,
+                                     float *dRouter) const {
+  PooledFloats dxr(size_t(batch * layer_.dIn)),
+      dwr(size_t(layer_.dIn * layer_.experts));
+  auto ok = router_->backwardInto(x, dlogits, batch, {router}, dxr.data(),
+                                  {dwr.data()});
+  if (!ok)
+    return Error{"router: " + ok.error()};
+  for (size_t i = 0; i < dxr.size(); ++i)
+    dx[i] += dxr[i];
+  for (size_t i = 0; i < dwr.size(); ++i)
+    dRouter[i] += dwr[i];
+  return true;
+}
+
+Result<MoeLayer::Gradients>
+MoeLayer::backwardGrouped(const float *x, const float *dy, int64_t batch,
+                          const float *router,
+                          const std::vector<const float *> &weights,
+                          double auxWeight) const {
+  if (auto bad = badCall(weights.size(), batch))
+    return Error{*bad};
   Gradients out;
   auto routing = route(x, batch, router);
   if (!routing)
@@ -343,18 +476,11 @@ MoeLayer::backward(const float *x, const float *dy, int64_t batch,
       for (int64_t i = 0; i < n; ++i)
         dxt[i] += part[i];
     }
-    const float *d = &dl[size_t(t * E)];
-    for (int64_t i = 0; i < n; ++i) {
-      float acc = 0;
-      const float *w = router + i * E;
-      float *dw = &out.dRouter[size_t(i * E)];
-      for (int64_t e = 0; e < E; ++e) {
-        acc += d[e] * w[e];
-        dw[e] += x[t * n + i] * d[e];
-      }
-      dxt[i] += acc;
-    }
   }
+  auto ok = routerBackward(x, batch, router, dl.data(), out.dx.data(),
+                           out.dRouter.data());
+  if (!ok)
+    return Error{ok.error()};
   return out;
 }
 

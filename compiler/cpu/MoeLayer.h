@@ -2,9 +2,10 @@
 // router selects: router GEMM → top-k (search/Routing.h) → tokens grouped by
 // expert → per expert, the rank-1 BTT on its tokens only → gate-weighted
 // sum. The forward is the layer's einstruct.moe_layer lowered by
-// --einstruct-lower-moe into one compiled function; the backward calls a
-// compiled rank-1 layer (JitLayer) per expert. Results are deterministic:
-// experts run in index order, tokens in row order.
+// --einstruct-lower-moe into one compiled function; the backward is its
+// gradient from --einstruct-autodiff (einstruct.moe_layer_grad), lowered
+// the same way. Results are deterministic for a thread count: experts run in
+// index order, tokens in row order, chunks' sums in chunk order.
 #pragma once
 #include "BufferPool.h"
 #include "JitLayer.h"
@@ -32,9 +33,10 @@ public:
     expert_->setThreads(threads);
     router_->setThreads(threads);
   }
-  // Whether both kernels came from the JIT's object cache.
+  // Whether every kernel came from the JIT's object cache.
   bool fromCache() const {
-    return expert_->fromCache() && router_->fromCache();
+    return expert_->fromCache() && router_->fromCache() &&
+           lowered_->fromCache() && loweredBackward_->fromCache();
   }
   // weights: W1, W2 in the layer's layouts (weightShapes), router Wg [d_in][E].
   struct Forward {
@@ -84,11 +86,30 @@ public:
     std::vector<std::vector<float>> dw; // dW1, dW2 (zero for idle experts)
     Routing routing;
   };
-  // Gradients of <dy, y> + auxWeight·aux.
+  // Gradients of <dy, y> + auxWeight·aux: the lowered gradient function on
+  // token chunks across threads, the weight and router gradients summed in
+  // chunk order. The aux loss is a statistic of the whole batch, so with
+  // several chunks its gradient is added here from the batch's routing;
+  // one chunk leaves it to the function.
   Result<Gradients> backward(const float *x, const float *dy, int64_t batch,
                              const float *router,
                              const std::vector<const float *> &weights,
                              double auxWeight) const;
+  // One call of the lowered gradient function on `batch` tokens, one
+  // thread: the gradients of <dy, y> + auxWeight·aux of those tokens, into
+  // dx [batch][d_in], dRouter and dw (the weights' sizes).
+  Result<bool> backwardLowered(const float *x, const float *dy, int64_t batch,
+                               const float *router,
+                               const std::vector<const float *> &weights,
+                               float auxWeight, float *dx, float *dRouter,
+                               const std::vector<float *> &dw) const;
+  // The same gradients orchestrated here: the router kernel, routeTokens,
+  // per expert the compiled rank-1 layer's forward and backward on its
+  // rows, routeBackward (a check of the lowered path, and a bench column).
+  Result<Gradients> backwardGrouped(const float *x, const float *dy,
+                                    int64_t batch, const float *router,
+                                    const std::vector<const float *> &weights,
+                                    double auxWeight) const;
 
 private:
   MoeLayer() = default;
@@ -98,6 +119,11 @@ private:
   Result<Routing> route(const float *x, int64_t batch,
                         const float *router) const;
   Groups group(const Routing &r) const;
+  // dx += dlogits·routerᵀ, dRouter += xᵀ·dlogits (the router kernel's
+  // backward).
+  Result<bool> routerBackward(const float *x, int64_t batch,
+                              const float *router, const float *dlogits,
+                              float *dx, float *dRouter) const;
   // Expert e's rank-1 slice of weight k, contiguous, and back.
   PooledFloats slice(const float *w, size_t k, int64_t e) const;
   void unslice(const float *part, std::vector<float> &w, size_t k,
@@ -107,6 +133,7 @@ private:
   std::unique_ptr<JitLayer> expert_; // the rank-1 BTT
   std::unique_ptr<JitLayer> router_; // x[n, d_in] · Wg[d_in, E]
   std::unique_ptr<JitModule> lowered_; // "moe": the whole forward
+  std::unique_ptr<JitModule> loweredBackward_; // "moe_train_backward"
   int threads_ = 1;
   int64_t minRowsPerThread_ = 24, autoMinRows_ = 24;
   // Weight k viewed as [outer][experts][inner] around its rank letter.

@@ -1,5 +1,5 @@
 // --einstruct-autodiff: backward functions as einsum contractions.
-#include "ContractionChain.h"
+#include "LayerGradient.h"
 #include "Passes.h"
 #include "dialects/EinstructDialect.h"
 
@@ -29,6 +29,16 @@ mlir::LogicalResult collectTerms(Value v, llvm::SmallVector<LayerOp> &terms) {
   return mlir::failure();
 }
 
+// A zero tensor of `type` (static shape).
+Value zeros(mlir::OpBuilder &b, mlir::Location loc, mlir::Type t) {
+  auto type = mlir::cast<mlir::RankedTensorType>(t);
+  Value empty = mlir::tensor::EmptyOp::create(b, loc, type.getShape(),
+                                              type.getElementType());
+  Value zero = mlir::arith::ConstantOp::create(
+      b, loc, b.getZeroAttr(type.getElementType()));
+  return mlir::linalg::FillOp::create(b, loc, zero, empty).getResult(0);
+}
+
 Value addOrFirst(mlir::OpBuilder &b, mlir::Location loc, Value acc, Value v) {
   return acc ? mlir::arith::AddFOp::create(b, loc, acc, v).getResult() : v;
 }
@@ -38,7 +48,9 @@ struct AutodiffPass : impl::AutodiffBase<AutodiffPass> {
     llvm::SmallVector<mlir::func::FuncOp> funcs;
     getOperation().walk([&](mlir::func::FuncOp f) {
       bool hasLayer = false;
-      f.walk([&](LayerOp) { hasLayer = true; });
+      f.walk([&](mlir::Operation *op) {
+        hasLayer |= mlir::isa<LayerOp, MoeLayerOp>(op);
+      });
       if (hasLayer && !f.getSymName().ends_with("_backward"))
         funcs.push_back(f);
     });
@@ -49,12 +61,86 @@ struct AutodiffPass : impl::AutodiffBase<AutodiffPass> {
       }
   }
 
+  // The moe_layer whose (y, aux) `f` returns, as they are, with its input
+  // the first argument and router and weights the others; else null.
+  static MoeLayerOp returnedMoe(mlir::func::FuncOp f) {
+    if (f.getBody().getBlocks().size() != 1)
+      return nullptr;
+    auto ret = mlir::cast<mlir::func::ReturnOp>(
+        f.getBody().front().getTerminator());
+    if (ret.getNumOperands() != 2)
+      return nullptr;
+    auto moe = ret.getOperand(0).getDefiningOp<MoeLayerOp>();
+    if (!moe || ret.getOperand(0) != moe.getResult() ||
+        ret.getOperand(1) != moe.getAuxLoss() ||
+        moe.getInput() != f.getArgument(0) ||
+        !mlir::isa<mlir::FloatType>(
+            mlir::cast<mlir::RankedTensorType>(moe.getAuxLoss().getType())
+                .getElementType()))
+      return nullptr;
+    llvm::SmallVector<Value> params = {moe.getRouter()};
+    params.append(moe.getWeights().begin(), moe.getWeights().end());
+    for (Value w : params) {
+      auto arg = mlir::dyn_cast<mlir::BlockArgument>(w);
+      if (!arg || arg.getOwner()->getParentOp() != f || arg.getArgNumber() == 0)
+        return nullptr;
+    }
+    return moe;
+  }
+
+  // @f_backward(x, args..., dy, daux) -> (dx, dargs...): one moe_layer_grad
+  // (lowered by --einstruct-lower-moe), zero for arguments the layer does
+  // not read.
+  mlir::LogicalResult differentiateMoe(mlir::func::FuncOp f, MoeLayerOp moe) {
+    mlir::OpBuilder b(f);
+    b.setInsertionPointAfter(f);
+    mlir::Location loc = f.getLoc();
+    llvm::SmallVector<mlir::Type> args(f.getArgumentTypes());
+    args.append(f.getResultTypes().begin(), f.getResultTypes().end());
+    auto bwd = mlir::func::FuncOp::create(
+        b, loc, (f.getSymName() + "_backward").str(),
+        b.getFunctionType(args, f.getArgumentTypes()));
+    if (auto c = f->getAttr("llvm.emit_c_interface"))
+      bwd->setAttr("llvm.emit_c_interface", c);
+    b.setInsertionPointToStart(bwd.addEntryBlock());
+    auto arg = [&](Value v) {
+      return bwd.getArgument(mlir::cast<mlir::BlockArgument>(v).getArgNumber());
+    };
+    llvm::SmallVector<Value> weights;
+    for (Value w : moe.getWeights())
+      weights.push_back(arg(w));
+    const unsigned n = f.getNumArguments();
+    auto grad = MoeLayerGradOp::create(
+        b, loc, moe.getInput().getType(), moe.getRouter().getType(),
+        moe.getWeights().getTypes(), bwd.getArgument(0), arg(moe.getRouter()),
+        weights, bwd.getArgument(n), bwd.getArgument(n + 1),
+        moe.getSpecAttr(), moe.getSizesAttr(), moe.getDInAttr(),
+        moe.getDOutAttr(), moe.getExpertsAttr(), moe.getTopKAttr());
+    llvm::SmallVector<Value> outs(n);
+    outs[0] = grad.getDinput();
+    auto accumulate = [&](Value param, Value g) {
+      unsigned k = mlir::cast<mlir::BlockArgument>(param).getArgNumber();
+      outs[k] = addOrFirst(b, loc, outs[k], g);
+    };
+    accumulate(moe.getRouter(), grad.getDrouter());
+    for (auto [w, g] : llvm::zip(moe.getWeights(), grad.getDweights()))
+      accumulate(w, g);
+    for (unsigned k = 1; k < n; ++k)
+      if (!outs[k])
+        outs[k] = zeros(b, loc, f.getArgumentTypes()[k]);
+    mlir::func::ReturnOp::create(b, loc, outs);
+    return mlir::success();
+  }
+
   mlir::LogicalResult differentiate(mlir::func::FuncOp f) {
+    if (auto moe = returnedMoe(f))
+      return differentiateMoe(f, moe);
     auto fail = [&]() {
       return f.emitOpError()
              << "autodiff needs a function that returns a sum of "
                 "einstruct.layer ops applied to its first argument, with "
-                "weights taken from its other arguments";
+                "weights taken from its other arguments, or the (y, "
+                "aux_loss) of one einstruct.moe_layer";
     };
     if (f.getNumResults() != 1 || f.getNumArguments() < 2 ||
         f.getBody().getBlocks().size() != 1)
@@ -89,87 +175,26 @@ struct AutodiffPass : impl::AutodiffBase<AutodiffPass> {
     b.setInsertionPointToStart(bwd.addEntryBlock());
     Value x = bwd.getArgument(0);
     Value dy = bwd.getArgument(bwd.getNumArguments() - 1);
-    auto xType = mlir::cast<mlir::RankedTensorType>(x.getType());
     Value dx;
     llvm::SmallVector<Value> dw(f.getNumArguments());
     for (LayerOp t : terms) {
-      EinsumTerm term;
-      std::string error;
-      if (!termOf(t, term, error))
-        return t.emitOpError() << error;
       llvm::SmallVector<Value> weights;
       for (Value w : t.getWeights())
         weights.push_back(
             bwd.getArgument(mlir::cast<mlir::BlockArgument>(w).getArgNumber()));
-      // dx: the same einsum read backwards, x and y swapped.
-      std::string spec = term.output;
-      for (auto &w : term.weights)
-        spec += "," + w;
-      spec += "->" + term.input;
-      auto gradIn = LayerOp::create(
-          b, loc, xType, dy, weights, b.getStringAttr(spec), t.getSizes(),
-          t.getDOutAttr(), t.getDInAttr(), nullptr, nullptr, nullptr);
-      dx = addOrFirst(b, loc, dx, gradIn);
-      // dWi: contract x and dy over the batch with every other weight.
-      char n = batchLetter(term);
-      Value xs = collapseBatch(b, loc, x);
-      xs = fitFeatures(b, loc, xs, term.inDim());
-      xs = splitFeatures(b, loc, xs, term.input, term.sizes);
-      Value dys = collapseBatch(b, loc, dy);
-      dys = fitFeatures(b, loc, dys, term.outDim());
-      dys = splitFeatures(b, loc, dys, term.output, term.sizes);
-      std::map<char, int64_t> sizes = term.sizes;
-      sizes[n] = mlir::cast<mlir::RankedTensorType>(xs.getType()).getDimSize(0);
-      std::string nx = std::string(1, n) + term.input;
-      std::string ny = std::string(1, n) + term.output;
-      for (size_t i = 0; i < term.weights.size(); ++i) {
-        // Start from x or from dy, whichever chain is cheaper, and order the
-        // other operands by exact cost (at a nominal batch of 1024).
-        ChainOperand start[2] = {{xs, nx}, {dys, ny}};
-        int bestStart = -1;
-        int64_t bestFlops = 0;
-        std::vector<ChainOperand> bestOrder;
-        for (int s = 0; s < 2; ++s) {
-          EinsumTerm g;
-          g.input = start[s].letters;
-          std::vector<ChainOperand> ops = {start[1 - s]};
-          g.weights.push_back(start[1 - s].letters);
-          for (size_t j = 0; j < term.weights.size(); ++j)
-            if (j != i) {
-              g.weights.push_back(term.weights[j]);
-              ops.push_back({weights[j], term.weights[j]});
-            }
-          g.output = term.weights[i];
-          g.sizes = term.sizes;
-          g.sizes[n] = 1024;
-          auto cost = termCost(g);
-          if (!cost)
-            return t.emitOpError() << cost.error();
-          if (bestStart >= 0 && cost->flops >= bestFlops)
-            continue;
-          bestStart = s;
-          bestFlops = cost->flops;
-          bestOrder.clear();
-          for (int k : cost->order)
-            bestOrder.push_back(ops[size_t(k)]);
-        }
-        Value grad = contractChain(b, loc, start[bestStart], bestOrder,
-                                   term.weights[i], sizes);
-        unsigned argNo =
-            mlir::cast<mlir::BlockArgument>(t.getWeights()[i]).getArgNumber();
-        dw[argNo] = addOrFirst(b, loc, dw[argNo], grad);
+      auto grads = layerGradients(b, loc, t, x, weights, dy);
+      if (mlir::failed(grads))
+        return mlir::failure();
+      dx = addOrFirst(b, loc, dx, grads->dx);
+      for (auto [w, g] : llvm::zip(t.getWeights(), grads->dw)) {
+        unsigned argNo = mlir::cast<mlir::BlockArgument>(w).getArgNumber();
+        dw[argNo] = addOrFirst(b, loc, dw[argNo], g);
       }
     }
     llvm::SmallVector<Value> outs = {dx};
     for (unsigned k = 1; k < f.getNumArguments(); ++k) {
-      if (!dw[k]) {
-        auto type = mlir::cast<mlir::RankedTensorType>(f.getArgumentTypes()[k]);
-        Value empty = mlir::tensor::EmptyOp::create(b, loc, type.getShape(),
-                                                    type.getElementType());
-        Value zero = mlir::arith::ConstantOp::create(
-            b, loc, b.getZeroAttr(type.getElementType()));
-        dw[k] = mlir::linalg::FillOp::create(b, loc, zero, empty).getResult(0);
-      }
+      if (!dw[k])
+        dw[k] = zeros(b, loc, f.getArgumentTypes()[k]);
       outs.push_back(dw[k]);
     }
     mlir::func::ReturnOp::create(b, loc, outs);

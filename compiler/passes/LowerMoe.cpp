@@ -1,8 +1,11 @@
 // --einstruct-lower-moe: a BTT-MoE layer becomes the router layer, routing
 // loops, a counting sort of the (token, slot) pairs by expert and, per
 // expert, its rank-1 layer on its gathered rows only, added into y with the
-// gates. Everything stays on tensors, so the CPU pipeline lowers the result
-// like any other layer.
+// gates. Its gradient (einstruct.moe_layer_grad) walks the same groups:
+// per expert the rank-1 layer's gradients on its rows, the gates' gradients,
+// then the routing's and the router's. Everything stays on tensors, so the
+// CPU pipeline lowers the result like any other layer.
+#include "LayerGradient.h"
 #include "Passes.h"
 #include "compiler/ir/EmitLayer.h"
 #include "dialects/EinstructDialect.h"
@@ -63,6 +66,40 @@ Value toIndex(ImplicitLocOpBuilder &b, Value v) {
   return arith::IndexCastOp::create(b, b.getIndexType(), v);
 }
 
+// Token t's logit for expert e, widened to f64.
+Value wideLogit(ImplicitLocOpBuilder &b, Value logits, Value t, Value e) {
+  return arith::ExtFOp::create(b, b.getF64Type(), at(b, logits, {t, e}));
+}
+
+// logsumexp of token t's E logits as routeTokens computes it: max + log Σ
+// exp(l − max), with std::max(a, b) as a < b ? b : a.
+Value logSumExp(ImplicitLocOpBuilder &b, Value logits, Value t, int64_t E) {
+  Value zero = index(b, 0);
+  Value mx = loop(b, index(b, 1), index(b, E), {wideLogit(b, logits, t, zero)},
+                  [&](ImplicitLocOpBuilder &b, Value e, ValueRange a) {
+                    Value l = wideLogit(b, logits, t, e);
+                    Value less = arith::CmpFOp::create(
+                        b, arith::CmpFPredicate::OLT, a[0], l);
+                    return llvm::SmallVector<Value>{
+                        arith::SelectOp::create(b, less, l, a[0])};
+                  })[0];
+  Value sum = loop(b, zero, index(b, E), {f64(b, 0)},
+                   [&](ImplicitLocOpBuilder &b, Value e, ValueRange a) {
+                     Value d =
+                         arith::SubFOp::create(b, wideLogit(b, logits, t, e), mx);
+                     return llvm::SmallVector<Value>{arith::AddFOp::create(
+                         b, a[0], mlir::math::ExpOp::create(b, d))};
+                   })[0];
+  return arith::AddFOp::create(b, mx, mlir::math::LogOp::create(b, sum));
+}
+
+// The router softmax p_e = exp(l_e − lse) of token t.
+Value probability(ImplicitLocOpBuilder &b, Value logits, Value t, Value e,
+                  Value lse) {
+  return mlir::math::ExpOp::create(
+      b, arith::SubFOp::create(b, wideLogit(b, logits, t, e), lse));
+}
+
 // einstruct.route → loops over tokens, with routeTokens' arithmetic
 // (search/Routing.cpp) op for op in f64, so both give the same bits.
 void lowerRoute(RouteOp op) {
@@ -71,7 +108,7 @@ void lowerRoute(RouteOp op) {
   const int64_t E =
       mlir::cast<mlir::RankedTensorType>(op.getLogits().getType()).getDimSize(1);
   auto f64t = b.getF64Type();
-  Value logits = op.getLogits(), zero = index(b, 0), one = index(b, 1),
+  Value logits = op.getLogits(), zero = index(b, 0),
         nE = index(b, E), nK = index(b, K);
   Value n = tensor::DimOp::create(b, logits, 0);
   auto dynamicOf = [&](Value result) {
@@ -95,29 +132,9 @@ void lowerRoute(RouteOp op) {
     auto logit = [&](ImplicitLocOpBuilder &b, Value e) {
       return at(b, logits, {t, e});
     };
-    auto wide = [&](ImplicitLocOpBuilder &b, Value e) {
-      return arith::ExtFOp::create(b, f64t, logit(b, e)).getResult();
-    };
-    // lse = max + log Σ exp(l − max); std::max(a, b) is a < b ? b : a.
-    Value mx = loop(b, one, nE, {wide(b, zero)},
-                    [&](ImplicitLocOpBuilder &b, Value e, ValueRange a) {
-                      Value l = wide(b, e);
-                      Value less = arith::CmpFOp::create(
-                          b, arith::CmpFPredicate::OLT, a[0], l);
-                      return llvm::SmallVector<Value>{
-                          arith::SelectOp::create(b, less, l, a[0])};
-                    })[0];
-    Value sum = loop(b, zero, nE, {f64(b, 0)},
-                     [&](ImplicitLocOpBuilder &b, Value e, ValueRange a) {
-                       Value d = arith::SubFOp::create(b, wide(b, e), mx);
-                       return llvm::SmallVector<Value>{arith::AddFOp::create(
-                           b, a[0], mlir::math::ExpOp::create(b, d))};
-                     })[0];
-    Value lse =
-        arith::AddFOp::create(b, mx, mlir::math::LogOp::create(b, sum));
-    auto prob = [&](ImplicitLocOpBuilder &b, Value e) -> Value {
-      return mlir::math::ExpOp::create(
-          b, arith::SubFOp::create(b, wide(b, e), lse));
+    Value lse = logSumExp(b, logits, t, E);
+    auto prob = [&](ImplicitLocOpBuilder &b, Value e) {
+      return probability(b, logits, t, e, lse);
     };
     Value lseSq = arith::AddFOp::create(
         b, acc[3], arith::MulFOp::create(b, lse, lse));
@@ -234,188 +251,484 @@ mlir::DictionaryAttr withSize(mlir::DictionaryAttr sizes, char letter,
   return b.getDictionaryAttr(out);
 }
 
-mlir::LogicalResult lowerMoe(MoeLayerOp op) {
-  EinsumTerm term;
-  std::string error;
-  if (!termOf(op.getSpec(), op.getSizes(), term, error))
-    return op.emitOpError() << error;
-  auto xType = mlir::cast<mlir::RankedTensorType>(op.getInput().getType());
-  auto yType = mlir::cast<mlir::RankedTensorType>(op.getResult().getType());
-  if (!xType.getElementType().isF32())
-    return op.emitOpError() << "is lowered for f32 only, got "
-                            << xType.getElementType();
-  const char rank = rankLetter(term);
-  const int64_t E = op.getExperts(), K = op.getTopK();
-  const int64_t dIn = op.getDIn(), dOut = op.getDOut();
-  ImplicitLocOpBuilder b(op.getLoc(), op);
+// The router, the routing and a stable counting sort of the (token, slot)
+// pairs by expert: expert e's slots are order[offsets[e] .. offsets[e + 1]),
+// in slot (so token) order. Slot s = token·k + j.
+struct Grouping {
+  LayerOp router; // logits [T, E] = x · router
+  RouteOp route;
+  Value slotExpert, slotGate; // [T·k]
+  Value counts;               // [E] slots per expert
+  Value offsets;              // [E + 1]
+  Value order;                // [T·k]
+};
+
+Grouping groupByExpert(ImplicitLocOpBuilder &b, Value x, Value router,
+                       int64_t dIn, int64_t E, int64_t K, mlir::Type auxType) {
   auto f32 = b.getF32Type();
   auto idxT = b.getIndexType();
   const int64_t dyn = mlir::ShapedType::kDynamic;
-  Value x = op.getInput(), zero = index(b, 0), one = index(b, 1),
-        nK = index(b, K);
-  Value n = tensor::DimOp::create(b, x, 0);
-  const int64_t batch = xType.getDimSize(0);
-  // Router: logits[n, E] = x · router, through the layer machinery.
-  Value logits = routerLogits(b, b.getLoc(), x, op.getRouter(), dIn, E);
-  auto route = RouteOp::create(
+  const int64_t batch =
+      mlir::cast<mlir::RankedTensorType>(x.getType()).getDimSize(0);
+  Value zero = index(b, 0), one = index(b, 1);
+  Grouping g;
+  g.router = routerLogits(b, b.getLoc(), x, router, dIn, E).getDefiningOp<LayerOp>();
+  g.route = RouteOp::create(
       b, mlir::RankedTensorType::get({batch, K}, f32),
-      mlir::RankedTensorType::get({batch, K}, b.getI32Type()),
-      op.getAuxLoss().getType(), logits, b.getI64IntegerAttr(K));
-  // Slots s = token·k + j, flattened.
+      mlir::RankedTensorType::get({batch, K}, b.getI32Type()), auxType,
+      g.router.getResult(), b.getI64IntegerAttr(K));
   llvm::SmallVector<mlir::ReassociationIndices> flat = {{0, 1}};
-  Value slotExpert = tensor::CollapseShapeOp::create(b, route.getExperts(), flat);
-  Value slotGate = tensor::CollapseShapeOp::create(b, route.getGates(), flat);
-  Value slots = arith::MulIOp::create(b, n, nK);
+  g.slotExpert =
+      tensor::CollapseShapeOp::create(b, g.route.getExperts(), flat);
+  g.slotGate = tensor::CollapseShapeOp::create(b, g.route.getGates(), flat);
+  Value slots = arith::MulIOp::create(b, tensor::DimOp::create(b, x, 0),
+                                      index(b, K));
   auto expertOf = [&](ImplicitLocOpBuilder &b, Value s) {
-    return toIndex(b, at(b, slotExpert, {s}));
+    return toIndex(b, at(b, g.slotExpert, {s}));
   };
-  // Counting sort of the slots by expert (stable: slot order within one).
   auto vec = [&](int64_t size) {
     return mlir::RankedTensorType::get({size}, idxT);
   };
-  Value counts = loop(b, zero, slots, {filled(b, vec(E), {}, zero)},
-                      [&](ImplicitLocOpBuilder &b, Value s, ValueRange a) {
-                        Value e = expertOf(b, s);
-                        Value c = arith::AddIOp::create(b, at(b, a[0], {e}), one);
-                        return llvm::SmallVector<Value>{put(b, c, a[0], {e})};
-                      })[0];
+  g.counts = loop(b, zero, slots, {filled(b, vec(E), {}, zero)},
+                  [&](ImplicitLocOpBuilder &b, Value s, ValueRange a) {
+                    Value e = expertOf(b, s);
+                    Value c = arith::AddIOp::create(b, at(b, a[0], {e}), one);
+                    return llvm::SmallVector<Value>{put(b, c, a[0], {e})};
+                  })[0];
   auto starts = loop(b, zero, index(b, E),
                      {tensor::EmptyOp::create(b, vec(E + 1), ValueRange{}),
                       zero},
                      [&](ImplicitLocOpBuilder &b, Value e, ValueRange a) {
                        Value next = arith::AddIOp::create(b, a[1],
-                                                          at(b, counts, {e}));
+                                                          at(b, g.counts, {e}));
                        return llvm::SmallVector<Value>{put(b, a[1], a[0], {e}),
                                                        next};
                      });
-  Value offsets = put(b, starts[1], starts[0], {index(b, E)});
+  g.offsets = put(b, starts[1], starts[0], {index(b, E)});
   Value cursor0 = tensor::ExtractSliceOp::create(
-      b, vec(E), offsets, llvm::ArrayRef<mlir::OpFoldResult>{b.getIndexAttr(0)},
+      b, vec(E), g.offsets,
+      llvm::ArrayRef<mlir::OpFoldResult>{b.getIndexAttr(0)},
       llvm::ArrayRef<mlir::OpFoldResult>{b.getIndexAttr(E)},
       llvm::ArrayRef<mlir::OpFoldResult>{b.getIndexAttr(1)});
   Value order0 = tensor::EmptyOp::create(b, vec(dyn), ValueRange{slots});
-  Value order = loop(b, zero, slots, {order0, cursor0},
-                     [&](ImplicitLocOpBuilder &b, Value s, ValueRange a) {
-                       Value e = expertOf(b, s);
-                       Value p = at(b, a[1], {e});
-                       Value next = arith::AddIOp::create(b, p, one);
-                       return llvm::SmallVector<Value>{put(b, s, a[0], {p}),
-                                                       put(b, next, a[1], {e})};
-                     })[0];
+  g.order = loop(b, zero, slots, {order0, cursor0},
+                 [&](ImplicitLocOpBuilder &b, Value s, ValueRange a) {
+                   Value e = expertOf(b, s);
+                   Value p = at(b, a[1], {e});
+                   Value next = arith::AddIOp::create(b, p, one);
+                   return llvm::SmallVector<Value>{put(b, s, a[0], {p}),
+                                                   put(b, next, a[1], {e})};
+                 })[0];
+  return g;
+}
+
+using ExpertBody = llvm::function_ref<llvm::SmallVector<Value>(
+    ImplicitLocOpBuilder &, Value e, Value start, Value count, ValueRange acc)>;
+
+// Experts in index order; `body` runs for those with slots (count > 0) and
+// returns the new `acc`, idle experts leave it as it is.
+ValueRange forEachBusyExpert(ImplicitLocOpBuilder &b, const Grouping &g,
+                             int64_t E, ValueRange init, ExpertBody body) {
+  return loop(
+      b, index(b, 0), index(b, E), init,
+      [&](ImplicitLocOpBuilder &b, Value e, ValueRange acc)
+          -> llvm::SmallVector<Value> {
+        Value start = at(b, g.offsets, {e});
+        Value end =
+            at(b, g.offsets, {arith::AddIOp::create(b, e, index(b, 1))});
+        Value c = arith::SubIOp::create(b, end, start);
+        Value busy = arith::CmpIOp::create(b, arith::CmpIPredicate::sgt, c,
+                                           index(b, 0));
+        auto ifOp = scf::IfOp::create(b, acc.getTypes(), busy, true);
+        mlir::OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPointToStart(&ifOp.getElseRegion().front());
+        scf::YieldOp::create(b, acc);
+        b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+        scf::YieldOp::create(b, body(b, e, start, c, acc));
+        return llvm::SmallVector<Value>(ifOp.getResults());
+      });
+}
+
+// Row i of an expert's rows is slot order[start + i], token slot / k.
+Value slotOf(ImplicitLocOpBuilder &b, const Grouping &g, Value start, Value i) {
+  return at(b, g.order, {arith::AddIOp::create(b, start, i)});
+}
+
+llvm::SmallVector<mlir::OpFoldResult> rowAt(ImplicitLocOpBuilder &b, Value r) {
+  return {r, b.getIndexAttr(0)};
+}
+llvm::SmallVector<mlir::OpFoldResult> rowOf(ImplicitLocOpBuilder &b,
+                                            int64_t width) {
+  return {b.getIndexAttr(1), b.getIndexAttr(width)};
+}
+llvm::SmallVector<mlir::OpFoldResult> unitStrides(ImplicitLocOpBuilder &b) {
+  return {b.getIndexAttr(1), b.getIndexAttr(1)};
+}
+
+// [1, width] rows: v[0] · scale (+ v[1] when `add`), elementwise.
+Value scaledRow(ImplicitLocOpBuilder &b, Value row, Value into, Value scale,
+                bool add) {
+  auto id = b.getMultiDimIdentityMap(2);
+  auto par = mlir::utils::IteratorType::parallel;
+  llvm::SmallVector<Value> ins = {row};
+  if (add)
+    ins.push_back(into);
+  llvm::SmallVector<mlir::AffineMap> maps(ins.size() + 1, id);
+  auto op = mlir::linalg::GenericOp::create(
+      b, into.getType(), ins, ValueRange{into}, maps,
+      llvm::ArrayRef<mlir::utils::IteratorType>{par, par},
+      [&](mlir::OpBuilder &ob, mlir::Location loc, ValueRange v) {
+        Value r = scale ? arith::MulFOp::create(ob, loc, scale, v[0]).getResult()
+                        : v[0];
+        if (add)
+          r = arith::AddFOp::create(ob, loc, v[1], r);
+        mlir::linalg::YieldOp::create(ob, loc, ValueRange{r});
+      });
+  return op.getResult(0);
+}
+
+// An expert's rows [count, width] of src [T, width], each times its slot's
+// gate when `gates` is given.
+Value gatherRows(ImplicitLocOpBuilder &b, const Grouping &g, Value src,
+                 Value start, Value count, int64_t K, Value gates) {
+  auto srcType = mlir::cast<mlir::RankedTensorType>(src.getType());
+  const int64_t width = srcType.getDimSize(1);
+  auto rowT = mlir::RankedTensorType::get({1, width}, srcType.getElementType());
+  Value rows0 = tensor::EmptyOp::create(
+      b,
+      mlir::RankedTensorType::get({mlir::ShapedType::kDynamic, width},
+                                  srcType.getElementType()),
+      ValueRange{count});
+  return loop(
+      b, index(b, 0), count, {rows0},
+      [&](ImplicitLocOpBuilder &b, Value i, ValueRange r) {
+        Value s = slotOf(b, g, start, i);
+        Value t = arith::DivUIOp::create(b, s, index(b, K));
+        Value row = tensor::ExtractSliceOp::create(
+            b, rowT, src, rowAt(b, t), rowOf(b, width), unitStrides(b));
+        if (gates)
+          row = scaledRow(b, row, tensor::EmptyOp::create(b, rowT, ValueRange{}),
+                          at(b, gates, {s}), false);
+        return llvm::SmallVector<Value>{tensor::InsertSliceOp::create(
+            b, row, r[0], rowAt(b, i), rowOf(b, width), unitStrides(b))};
+      })[0];
+}
+
+// acc[token of row i] += rows[i] (times its slot's gate when `gates` is
+// given), rows in order.
+Value addRows(ImplicitLocOpBuilder &b, const Grouping &g, Value acc,
+              Value rows, Value start, Value count, int64_t K, Value gates) {
+  auto type = mlir::cast<mlir::RankedTensorType>(acc.getType());
+  const int64_t width = type.getDimSize(1);
+  auto rowT = mlir::RankedTensorType::get({1, width}, type.getElementType());
+  return loop(
+      b, index(b, 0), count, {acc},
+      [&](ImplicitLocOpBuilder &b, Value i, ValueRange r) {
+        Value s = slotOf(b, g, start, i);
+        Value t = arith::DivUIOp::create(b, s, index(b, K));
+        Value dst = tensor::ExtractSliceOp::create(
+            b, rowT, r[0], rowAt(b, t), rowOf(b, width), unitStrides(b));
+        Value src = tensor::ExtractSliceOp::create(
+            b, rowT, rows, rowAt(b, i), rowOf(b, width), unitStrides(b));
+        Value sum =
+            scaledRow(b, src, dst, gates ? at(b, gates, {s}) : Value(), true);
+        return llvm::SmallVector<Value>{tensor::InsertSliceOp::create(
+            b, sum, r[0], rowAt(b, t), rowOf(b, width), unitStrides(b))};
+      })[0];
+}
+
+// Expert e's part of a weight: its rank letter (at `pos`) cut to e.
+struct ExpertSlice {
+  mlir::RankedTensorType type;
+  llvm::SmallVector<mlir::OpFoldResult> offsets, sizes, strides;
+};
+ExpertSlice expertSlice(ImplicitLocOpBuilder &b, Value w, size_t pos,
+                        Value e) {
+  auto type = mlir::cast<mlir::RankedTensorType>(w.getType());
+  ExpertSlice out;
+  llvm::SmallVector<int64_t> shape(type.getShape());
+  for (int64_t d = 0; d < type.getRank(); ++d) {
+    const bool rank = size_t(d) == pos;
+    out.offsets.push_back(rank ? mlir::OpFoldResult(e) : b.getIndexAttr(0));
+    out.sizes.push_back(b.getIndexAttr(rank ? 1 : shape[size_t(d)]));
+    out.strides.push_back(b.getIndexAttr(1));
+  }
+  shape[pos] = 1;
+  out.type = mlir::RankedTensorType::get(shape, type.getElementType());
+  return out;
+}
+
+// The term of a moe op, checked for what the lowering supports.
+template <class Op>
+mlir::LogicalResult moeTerm(Op op, EinsumTerm &term) {
+  std::string error;
+  if (!termOf(op.getSpec(), op.getSizes(), term, error))
+    return op.emitOpError() << error;
+  auto x = mlir::cast<mlir::RankedTensorType>(op.getInput().getType());
+  if (!x.getElementType().isF32())
+    return op.emitOpError() << "is lowered for f32 only, got "
+                            << x.getElementType();
+  return mlir::success();
+}
+
+// Expert e's slices of the weights and its rank-1 layer on `rows`.
+template <class Op>
+LayerOp expertLayer(ImplicitLocOpBuilder &b, Op op, const EinsumTerm &term,
+                    Value e, Value rows, llvm::SmallVector<Value> &weights) {
+  const char rank = rankLetter(term);
+  for (auto [k, w] : llvm::enumerate(op.getWeights())) {
+    ExpertSlice sl = expertSlice(b, w, term.weights[k].find(rank), e);
+    weights.push_back(tensor::ExtractSliceOp::create(
+        b, sl.type, w, sl.offsets, sl.sizes, sl.strides));
+  }
+  auto outType = mlir::RankedTensorType::get(
+      {mlir::ShapedType::kDynamic, int64_t(op.getDOut())}, b.getF32Type());
+  return LayerOp::create(b, outType, rows, weights, op.getSpecAttr(),
+                         withSize(op.getSizes(), rank, 1), op.getDInAttr(),
+                         op.getDOutAttr(), nullptr, nullptr, nullptr);
+}
+
+// A zero-filled tensor of `type`, its batch extent (if dynamic) `n`.
+Value zerosLike(ImplicitLocOpBuilder &b, mlir::Type t, Value n) {
+  auto type = mlir::cast<mlir::RankedTensorType>(t);
+  llvm::SmallVector<Value> dynamic;
+  if (type.getRank() > 0 && type.isDynamicDim(0))
+    dynamic.push_back(n);
+  return filled(b, type, dynamic,
+                arith::ConstantOp::create(
+                    b, b.getZeroAttr(type.getElementType())));
+}
+
+mlir::LogicalResult lowerMoe(MoeLayerOp op) {
+  EinsumTerm term;
+  if (mlir::failed(moeTerm(op, term)))
+    return mlir::failure();
+  const int64_t E = op.getExperts(), K = op.getTopK();
+  ImplicitLocOpBuilder b(op.getLoc(), op);
+  Value x = op.getInput();
+  Grouping g = groupByExpert(b, x, op.getRouter(), op.getDIn(), E, K,
+                             op.getAuxLoss().getType());
   // Each expert's rank-1 layer on its rows, gated rows added into y in
   // expert order, rows in token order (deterministic).
-  llvm::SmallVector<Value> yDynamic;
-  if (yType.isDynamicDim(0))
-    yDynamic.push_back(n);
-  Value y0 = filled(b, yType, yDynamic,
-                    arith::ConstantFloatOp::create(b, f32, llvm::APFloat(0.0f)));
-  auto expertSizes = withSize(op.getSizes(), rank, 1);
-  auto rowsType = mlir::RankedTensorType::get({dyn, dIn}, f32);
-  auto outType = mlir::RankedTensorType::get({dyn, dOut}, f32);
-  auto perExpert = [&](ImplicitLocOpBuilder &b, Value e, ValueRange a)
-      -> llvm::SmallVector<Value> {
-    Value start = at(b, offsets, {e});
-    Value end = at(b, offsets, {arith::AddIOp::create(b, e, one)});
-    Value c = arith::SubIOp::create(b, end, start);
-    Value busy = arith::CmpIOp::create(b, arith::CmpIPredicate::sgt, c, zero);
-    auto ifOp = scf::IfOp::create(b, mlir::TypeRange{yType}, busy, true);
-    {
-      mlir::OpBuilder::InsertionGuard guard(b);
-      b.setInsertionPointToStart(&ifOp.getElseRegion().front());
-      scf::YieldOp::create(b, a[0]);
-      b.setInsertionPointToStart(&ifOp.getThenRegion().front());
-      auto slotAt = [&](ImplicitLocOpBuilder &b, Value i) {
-        return at(b, order, {arith::AddIOp::create(b, start, i)});
-      };
-      auto row = [&](int64_t width) {
-        return llvm::SmallVector<mlir::OpFoldResult>{b.getIndexAttr(1),
-                                                     b.getIndexAttr(width)};
-      };
-      llvm::SmallVector<mlir::OpFoldResult> unit = {b.getIndexAttr(1),
-                                                    b.getIndexAttr(1)};
-      Value xs0 = tensor::EmptyOp::create(b, rowsType, ValueRange{c});
-      Value xs = loop(
-          b, zero, c, {xs0},
-          [&](ImplicitLocOpBuilder &b, Value i, ValueRange r) {
-            Value t = arith::DivUIOp::create(b, slotAt(b, i), nK);
-            Value src = tensor::ExtractSliceOp::create(
-                b, mlir::RankedTensorType::get({1, dIn}, f32), x,
-                llvm::SmallVector<mlir::OpFoldResult>{t, b.getIndexAttr(0)},
-                row(dIn), unit);
-            return llvm::SmallVector<Value>{tensor::InsertSliceOp::create(
-                b, src, r[0],
-                llvm::SmallVector<mlir::OpFoldResult>{i, b.getIndexAttr(0)},
-                row(dIn), unit)};
-          })[0];
-      // Expert e's slice of each weight along the rank letter.
-      llvm::SmallVector<Value> weights;
-      for (auto [k, w] : llvm::enumerate(op.getWeights())) {
-        auto type = mlir::cast<mlir::RankedTensorType>(w.getType());
-        const size_t pos = term.weights[k].find(rank);
-        llvm::SmallVector<mlir::OpFoldResult> offs, sizes, strides;
-        llvm::SmallVector<int64_t> shape(type.getShape());
-        for (int64_t d = 0; d < type.getRank(); ++d) {
-          offs.push_back(size_t(d) == pos ? mlir::OpFoldResult(e)
-                                          : b.getIndexAttr(0));
-          sizes.push_back(b.getIndexAttr(size_t(d) == pos ? 1 : shape[d]));
-          strides.push_back(b.getIndexAttr(1));
-        }
-        shape[pos] = 1;
-        weights.push_back(tensor::ExtractSliceOp::create(
-            b, mlir::RankedTensorType::get(shape, f32), w, offs, sizes,
-            strides));
-      }
-      Value ys = LayerOp::create(b, outType, xs, weights, op.getSpecAttr(),
-                                 expertSizes, op.getDInAttr(), op.getDOutAttr(),
-                                 nullptr, nullptr, nullptr);
-      Value yNew = loop(
-          b, zero, c, {a[0]},
-          [&](ImplicitLocOpBuilder &b, Value i, ValueRange r) {
-            Value s = slotAt(b, i);
-            Value t = arith::DivUIOp::create(b, s, nK);
-            Value gate = at(b, slotGate, {s});
-            auto rowT = mlir::RankedTensorType::get({1, dOut}, f32);
-            llvm::SmallVector<mlir::OpFoldResult> dstAt = {t, b.getIndexAttr(0)},
-                                                  srcAt = {i, b.getIndexAttr(0)};
-            Value dst = tensor::ExtractSliceOp::create(b, rowT, r[0], dstAt,
-                                                       row(dOut), unit);
-            Value src = tensor::ExtractSliceOp::create(b, rowT, ys, srcAt,
-                                                       row(dOut), unit);
-            auto id = b.getMultiDimIdentityMap(2);
-            auto sum = mlir::linalg::GenericOp::create(
-                b, rowT, ValueRange{src}, ValueRange{dst},
-                llvm::ArrayRef<mlir::AffineMap>{id, id},
-                llvm::ArrayRef<mlir::utils::IteratorType>{
-                    mlir::utils::IteratorType::parallel,
-                    mlir::utils::IteratorType::parallel},
-                [&](mlir::OpBuilder &ob, mlir::Location loc, ValueRange v) {
-                  Value g = arith::MulFOp::create(ob, loc, gate, v[0]);
-                  mlir::linalg::YieldOp::create(
-                      ob, loc, ValueRange{arith::AddFOp::create(ob, loc, v[1], g)});
-                });
-            return llvm::SmallVector<Value>{tensor::InsertSliceOp::create(
-                b, sum.getResult(0), r[0], dstAt, row(dOut), unit)};
-          })[0];
-      scf::YieldOp::create(b, yNew);
-    }
-    return {ifOp.getResult(0)};
-  };
-  Value y = loop(b, zero, index(b, E), {y0}, perExpert)[0];
-  op.replaceAllUsesWith(ValueRange{y, route.getAuxLoss()});
+  Value y0 = zerosLike(b, op.getResult().getType(),
+                       tensor::DimOp::create(b, x, 0));
+  Value y = forEachBusyExpert(
+      b, g, E, {y0},
+      [&](ImplicitLocOpBuilder &b, Value e, Value start, Value c,
+          ValueRange acc) -> llvm::SmallVector<Value> {
+        Value xs = gatherRows(b, g, x, start, c, K, nullptr);
+        llvm::SmallVector<Value> weights;
+        LayerOp ys = expertLayer(b, op, term, e, xs, weights);
+        return {addRows(b, g, acc[0], ys, start, c, K, g.slotGate)};
+      })[0];
+  op.replaceAllUsesWith(ValueRange{y, g.route.getAuxLoss()});
   op.erase();
-  lowerRoute(route);
+  lowerRoute(g.route);
+  return mlir::success();
+}
+
+// d(Σ_j dgate_j·gate_j + daux·aux)/d(logits) [T, E], token by token with
+// routeBackward's arithmetic (search/Routing.cpp) in f64: the selected
+// softmax's gradient, plus daux·∂aux/∂l with the selection counts held
+// constant. `dgate` is [T·k], per slot.
+Value routeGradient(ImplicitLocOpBuilder &b, const Grouping &g, Value logits,
+                    Value dgate, Value daux, int64_t E, int64_t K) {
+  auto f64t = b.getF64Type();
+  Value zero = index(b, 0), n = tensor::DimOp::create(b, logits, 0);
+  auto toF64 = [&](ImplicitLocOpBuilder &b, Value i) {
+    return arith::SIToFPOp::create(
+        b, f64t, arith::IndexCastOp::create(b, b.getI64Type(), i));
+  };
+  Value T = toF64(b, n), TK = toF64(b, arith::MulIOp::create(b, n, index(b, K)));
+  Value w = arith::ExtFOp::create(b, f64t, at(b, daux, {}));
+  Value dl0 = tensor::EmptyOp::create(
+      b, mlir::cast<mlir::RankedTensorType>(logits.getType()), ValueRange{n});
+  auto perToken = [&](ImplicitLocOpBuilder &b, Value t, ValueRange acc)
+      -> llvm::SmallVector<Value> {
+    Value lse = logSumExp(b, logits, t, E);
+    auto prob = [&](ImplicitLocOpBuilder &b, Value e) {
+      return probability(b, logits, t, e, lse);
+    };
+    Value base = arith::MulIOp::create(b, t, index(b, K));
+    auto slot = [&](ImplicitLocOpBuilder &b, Value s) -> Value {
+      return arith::AddIOp::create(b, base, s);
+    };
+    auto selected = [&](ImplicitLocOpBuilder &b, Value s) {
+      return toIndex(b, at(b, g.slotExpert, {slot(b, s)}));
+    };
+    auto dg = [&](ImplicitLocOpBuilder &b, Value s) {
+      return arith::ExtFOp::create(b, f64t, at(b, dgate, {slot(b, s)}))
+          .getResult();
+    };
+    auto sum = [&](ImplicitLocOpBuilder &b, Value ub,
+                   llvm::function_ref<Value(ImplicitLocOpBuilder &, Value)> f) {
+      return loop(b, zero, ub, {f64(b, 0)},
+                  [&](ImplicitLocOpBuilder &b, Value i, ValueRange a) {
+                    return llvm::SmallVector<Value>{
+                        arith::AddFOp::create(b, a[0], f(b, i))};
+                  })[0];
+    };
+    Value nK = index(b, K), nE = index(b, E);
+    Value selSum = sum(b, nK, [&](ImplicitLocOpBuilder &b, Value s) {
+      return prob(b, selected(b, s));
+    });
+    // ds_i = s_i·(dg_i − Σ_j s_j·dg_j) over the selected softmax s.
+    auto share = [&](ImplicitLocOpBuilder &b, Value s) -> Value {
+      return arith::DivFOp::create(b, prob(b, selected(b, s)), selSum);
+    };
+    Value sdg = sum(b, nK, [&](ImplicitLocOpBuilder &b, Value s) {
+      return arith::MulFOp::create(b, share(b, s), dg(b, s));
+    });
+    auto fraction = [&](ImplicitLocOpBuilder &b, Value e) -> Value {
+      return arith::DivFOp::create(b, toF64(b, at(b, g.counts, {e})), TK);
+    };
+    Value fp = sum(b, nE, [&](ImplicitLocOpBuilder &b, Value e) {
+      return arith::MulFOp::create(b, fraction(b, e), prob(b, e));
+    });
+    Value dl = loop(
+        b, zero, nE, {acc[0]},
+        [&](ImplicitLocOpBuilder &b, Value e, ValueRange a) {
+          // The selected slot's part (experts are distinct within a token;
+          // its share is p_e/selSum).
+          Value p = prob(b, e);
+          Value mine = sum(b, nK, [&](ImplicitLocOpBuilder &b, Value s) {
+            Value same = arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
+                                               selected(b, s), e);
+            Value part = arith::MulFOp::create(
+                b, arith::DivFOp::create(b, p, selSum),
+                arith::SubFOp::create(b, dg(b, s), sdg));
+            return arith::SelectOp::create(b, same, part, f64(b, 0))
+                .getResult();
+          });
+          // ∂aux/∂l_e = (E/T)·p_e·(f̂_e − Σ f̂·p) + (0.2/T)·lse·p_e
+          Value balance = arith::MulFOp::create(
+              b,
+              arith::MulFOp::create(
+                  b, arith::DivFOp::create(b, f64(b, double(E)), T), p),
+              arith::SubFOp::create(b, fraction(b, e), fp));
+          Value spread = arith::MulFOp::create(
+              b,
+              arith::MulFOp::create(b, arith::DivFOp::create(b, f64(b, 0.2), T),
+                                    lse),
+              p);
+          Value total = arith::AddFOp::create(
+              b, mine,
+              arith::MulFOp::create(b, w,
+                                    arith::AddFOp::create(b, balance, spread)));
+          return llvm::SmallVector<Value>{put(
+              b, arith::TruncFOp::create(b, b.getF32Type(), total), a[0],
+              {t, e})};
+        })[0];
+    return {dl};
+  };
+  return loop(b, zero, n, {dl0}, perToken)[0];
+}
+
+mlir::LogicalResult lowerMoeGrad(MoeLayerGradOp op) {
+  EinsumTerm term;
+  if (mlir::failed(moeTerm(op, term)))
+    return mlir::failure();
+  auto daux = mlir::cast<mlir::RankedTensorType>(op.getDaux().getType());
+  if (!daux.getElementType().isF32())
+    return op.emitOpError() << "is lowered for an f32 daux only, got "
+                            << daux.getElementType();
+  const int64_t E = op.getExperts(), K = op.getTopK();
+  ImplicitLocOpBuilder b(op.getLoc(), op);
+  auto f32 = b.getF32Type();
+  Value x = op.getInput(), dy = op.getDy();
+  Value n = tensor::DimOp::create(b, x, 0);
+  Grouping g = groupByExpert(b, x, op.getRouter(), op.getDIn(), E, K,
+                             mlir::RankedTensorType::get({}, f32));
+  // Per expert: its rows' dx (added per token), its weight slices'
+  // gradients (from the gated dy), and each slot's dgate = <dy_t, ys_i>
+  // (f64 sums, as MoeLayer's C++ backward).
+  Value slots = arith::MulIOp::create(b, n, index(b, K));
+  llvm::SmallVector<Value> init = {
+      zerosLike(b, op.getDinput().getType(), n),
+      tensor::EmptyOp::create(
+          b, mlir::RankedTensorType::get({mlir::ShapedType::kDynamic}, f32),
+          ValueRange{slots})};
+  for (Value w : op.getWeights())
+    init.push_back(zerosLike(b, w.getType(), n));
+  const int64_t dOut = op.getDOut();
+  mlir::Operation *failed = nullptr;
+  auto grads = forEachBusyExpert(
+      b, g, E, init,
+      [&](ImplicitLocOpBuilder &b, Value e, Value start, Value c,
+          ValueRange acc) -> llvm::SmallVector<Value> {
+        Value xs = gatherRows(b, g, x, start, c, K, nullptr);
+        Value dys = gatherRows(b, g, dy, start, c, K, g.slotGate);
+        llvm::SmallVector<Value> weights;
+        LayerOp ys = expertLayer(b, op, term, e, xs, weights);
+        auto lg = layerGradients(b, b.getLoc(), ys, xs, weights, dys);
+        if (mlir::failed(lg)) {
+          failed = ys;
+          return llvm::SmallVector<Value>(acc);
+        }
+        Value dgate = loop(
+            b, index(b, 0), c, {acc[1]},
+            [&](ImplicitLocOpBuilder &b, Value i, ValueRange a) {
+              Value s = slotOf(b, g, start, i);
+              Value t = arith::DivUIOp::create(b, s, index(b, K));
+              Value dot = loop(
+                  b, index(b, 0), index(b, dOut), {f64(b, 0)},
+                  [&](ImplicitLocOpBuilder &b, Value j, ValueRange d) {
+                    auto wide = [&](Value v, Value r) {
+                      return arith::ExtFOp::create(b, b.getF64Type(),
+                                                   at(b, v, {r, j}));
+                    };
+                    return llvm::SmallVector<Value>{arith::AddFOp::create(
+                        b, d[0],
+                        arith::MulFOp::create(b, wide(dy, t), wide(ys, i)))};
+                  })[0];
+              return llvm::SmallVector<Value>{
+                  put(b, arith::TruncFOp::create(b, f32, dot), a[0], {s})};
+            })[0];
+        llvm::SmallVector<Value> out = {
+            addRows(b, g, acc[0], lg->dx, start, c, K, nullptr), dgate};
+        const char rank = rankLetter(term);
+        for (auto [k, w] : llvm::enumerate(op.getWeights())) {
+          ExpertSlice sl = expertSlice(b, w, term.weights[k].find(rank), e);
+          out.push_back(tensor::InsertSliceOp::create(
+              b, lg->dw[k], acc[2 + k], sl.offsets, sl.sizes, sl.strides));
+        }
+        return out;
+      });
+  if (failed)
+    return mlir::failure();
+  // Then the routing's gradient and the router's: dx += dlogits·routerᵀ,
+  // drouter = xᵀ·dlogits.
+  Value dlogits = routeGradient(b, g, g.router.getResult(), grads[1],
+                                op.getDaux(), E, K);
+  auto rg = layerGradients(b, b.getLoc(), g.router, x, {op.getRouter()},
+                           dlogits);
+  if (mlir::failed(rg))
+    return mlir::failure();
+  llvm::SmallVector<Value> results = {
+      arith::AddFOp::create(b, grads[0], rg->dx), rg->dw[0]};
+  results.append(grads.begin() + 2, grads.end());
+  op.replaceAllUsesWith(results);
+  op.erase();
+  lowerRoute(g.route);
   return mlir::success();
 }
 
 struct LowerMoePass : impl::LowerMoeBase<LowerMoePass> {
   void runOnOperation() override {
-    llvm::SmallVector<MoeLayerOp> layers;
-    getOperation()->walk([&](MoeLayerOp op) { layers.push_back(op); });
-    for (MoeLayerOp op : layers)
-      if (mlir::failed(lowerMoe(op))) {
+    llvm::SmallVector<mlir::Operation *> layers;
+    getOperation()->walk([&](mlir::Operation *op) {
+      if (mlir::isa<MoeLayerOp, MoeLayerGradOp>(op))
+        layers.push_back(op);
+    });
+    for (mlir::Operation *op : layers) {
+      auto lowered = mlir::isa<MoeLayerOp>(op)
+                         ? lowerMoe(mlir::cast<MoeLayerOp>(op))
+                         : lowerMoeGrad(mlir::cast<MoeLayerGradOp>(op));
+      if (mlir::failed(lowered)) {
         signalPassFailure();
         return;
       }
+    }
     llvm::SmallVector<RouteOp> routes;
     getOperation()->walk([&](RouteOp op) { routes.push_back(op); });
     for (RouteOp op : routes)

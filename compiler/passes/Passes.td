@@ -67,6 +67,9 @@ def Autodiff : Pass<"einstruct-autodiff", "mlir::ModuleOp"> {
     dWi = Σ_batch einsum(x, dy, Wj (j ≠ i) -> Wi), emitted as a chain of
     einstruct.contract ops in the cheapest order. Contributions of several
     terms (DYAD) are summed; an unused weight gets a zero gradient.
+    A function that returns the (y, aux_loss) of one einstruct.moe_layer
+    gets `@f_backward(%x, %router, %w..., %dy, %daux) -> (dx, drouter,
+    dw...)`, one einstruct.moe_layer_grad.
   }];
   let dependentDialects = ["mlir::tensor::TensorDialect",
                            "mlir::arith::ArithDialect",
@@ -87,6 +90,13 @@ def LowerMoe : Pass<"einstruct-lower-moe"> {
     nothing. einstruct.route becomes loops over tokens with the arithmetic
     of search/Routing.cpp in f64 (top-k by repeated arg-max, ties to the
     lower index; gates = softmax over the selected + 1e-6; the aux loss).
+    einstruct.moe_layer_grad walks the same groups: per busy expert its
+    rank-1 layer's dx (added per token) and weight-slice gradients (put back
+    at the expert; idle experts' stay zero) from the gated dy rows, and each
+    slot's dgate = <dy_t, y_e> summed in f64; then the routing's gradient
+    (token loops in f64 with routeBackward's arithmetic: the selected
+    softmax's gradient plus daux·∂aux/∂logits, counts held constant) and
+    the router's (dx += dlogits·routerᵀ, drouter = xᵀ·dlogits).
     Everything stays on tensors; f32 layers only.
   }];
   let dependentDialects = ["mlir::scf::SCFDialect",

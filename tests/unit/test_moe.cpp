@@ -83,8 +83,9 @@ Reference reference(const Problem &p) {
       double gate = std::exp(lg[size_t(e)] - mx) / z + 1e-6;
       for (int64_t o = 0; o < m; ++o)
         for (int64_t i = 0; i < n; ++i)
-          r.y[size_t(tok * m + o)] +=
-              gate * M[size_t(e)][size_t(o)][size_t(i)] * p.x[size_t(tok * n + i)];
+          r.y[size_t(tok * m + o)] += gate *
+                                      M[size_t(e)][size_t(o)][size_t(i)] *
+                                      p.x[size_t(tok * n + i)];
     }
   }
   double bal = 0;
@@ -154,6 +155,34 @@ void checkGradient(Problem p, std::vector<double> Problem::*param,
   }
 }
 
+// Layers for the lowered paths: E = 4, 8, 5 experts, top-2, 3, 1, widths
+// that are not powers of two.
+struct LoweredCase {
+  const char *spec;
+  int64_t dIn, dOut;
+};
+const LoweredCase kLoweredCases[] = {
+    {"btt-moe(experts=4, top_k=2, in_blocks=4, out_blocks=3)", 16, 12},
+    {"btt-moe(experts=8, top_k=3, in_blocks=4, out_blocks=4)", 32, 20},
+    {"btt-moe(experts=5, top_k=1, in_blocks=3, out_blocks=5)", 21, 15}};
+
+// body(layer, moe, problem, routerScale) for each case, 1, 13 and 70
+// tokens, a random router and a zero one (all logits tie).
+template <class Body> void forEachLoweredProblem(unsigned seed, Body &&body) {
+  std::mt19937 rng(seed);
+  for (const LoweredCase &c : kLoweredCases) {
+    Layer l = namedLayer(c.spec, c.dIn, c.dOut);
+    auto moe = MoeLayer::compile(l);
+    REQUIRE(moe);
+    for (int64_t T : {1, 13, 70})
+      for (double routerScale : {1.0, 0.0}) {
+        INFO(c.spec << ", " << T << " tokens, router scale " << routerScale);
+        Problem p = makeProblem(l, T, routerScale, rng);
+        body(l, **moe, p, routerScale);
+      }
+  }
+}
+
 } // namespace
 
 TEST_CASE("routing: top-k ties go to the lower index, gates and aux loss",
@@ -186,8 +215,9 @@ TEST_CASE("routing: top-k ties go to the lower index, gates and aux loss",
   for (int e = 0; e < 4; ++e)
     bal += (p0[e] + p1[e] + p2[e]) / 3 * f[e];
   CHECK(l1 == Approx(std::log(4.0)));
-  CHECK(r.auxLoss ==
-        Approx(4 * bal + 0.1 * (l0 * l0 + l1 * l1 + l2 * l2) / 3).epsilon(1e-12));
+  CHECK(
+      r.auxLoss ==
+      Approx(4 * bal + 0.1 * (l0 * l0 + l1 * l1 + l2 * l2) / 3).epsilon(1e-12));
   // Entropy of token 1 is ln 4; the mean is over the three tokens.
   double h = 0;
   for (auto *p : {&p0, &p1, &p2})
@@ -201,7 +231,7 @@ TEST_CASE("BTT-MoE forward and backward match the all-experts reference",
   std::mt19937 rng(7);
   // g = 4 in-blocks of a = 4, f = 3 out-blocks of e = 4, 4 experts, top-2.
   Layer l = namedLayer("btt-moe(experts=4, top_k=2, in_blocks=4, out_blocks=3)",
-                     16, 12);
+                       16, 12);
   auto moe = MoeLayer::compile(l);
   REQUIRE(moe);
   const double auxWeight = 0.5;
@@ -210,7 +240,8 @@ TEST_CASE("BTT-MoE forward and backward match the all-experts reference",
     Problem p = makeProblem(l, 13, routerScale, rng);
     auto x = toFloat(p.x), wg = toFloat(p.wg), w1 = toFloat(p.w1),
          w2 = toFloat(p.w2), dy = toFloat(p.dy);
-    auto fwd = (*moe)->forward(x.data(), p.T, wg.data(), {w1.data(), w2.data()});
+    auto fwd =
+        (*moe)->forward(x.data(), p.T, wg.data(), {w1.data(), w2.data()});
     REQUIRE(fwd);
     Reference ref = reference(p);
     CHECK(fwd->routing.counts == ref.counts);
@@ -259,65 +290,104 @@ TEST_CASE("BTT-MoE refuses layers without a rank letter of the expert count",
 TEST_CASE("the lowered moe_layer (one compiled function) matches the "
           "reference",
           "[moe]") {
-  std::mt19937 rng(11);
-  struct Case {
-    const char *spec;
-    int64_t dIn, dOut;
-  };
-  for (auto [spec, dIn, dOut] : {
-           Case{"btt-moe(experts=4, top_k=2, in_blocks=4, out_blocks=3)", 16, 12},
-           Case{"btt-moe(experts=8, top_k=3, in_blocks=4, out_blocks=4)", 32, 20},
-           Case{"btt-moe(experts=5, top_k=1, in_blocks=3, out_blocks=5)", 21, 15}}) {
-    Layer l = namedLayer(spec, dIn, dOut);
-    auto moe = MoeLayer::compile(l);
-    REQUIRE(moe);
-    for (int64_t T : {1, 13, 70})
-      for (double routerScale : {1.0, 0.0}) {
-        INFO(spec << ", " << T << " tokens, router scale " << routerScale);
-        Problem p = makeProblem(l, T, routerScale, rng);
-        auto x = toFloat(p.x), wg = toFloat(p.wg), w1 = toFloat(p.w1),
-             w2 = toFloat(p.w2);
-        std::vector<float> y(size_t(T * l.dOut), -1.0f), grouped(y.size()),
-            logits(size_t(T * l.experts));
-        auto aux = (*moe)->forwardLowered(x.data(), T, wg.data(),
-                                          {w1.data(), w2.data()}, y.data(),
-                                          logits.data());
-        REQUIRE(aux);
-        Reference ref = reference(p);
-        CHECK(*aux == Approx(ref.aux).epsilon(1e-6));
-        for (int64_t tok = 0; tok < T; ++tok) // logits = x · router
-          for (int64_t e = 0; e < l.experts; ++e) {
-            double want = 0;
-            for (int64_t i = 0; i < l.dIn; ++i)
-              want += p.x[size_t(tok * l.dIn + i)] * p.wg[size_t(i * l.experts + e)];
-            REQUIRE(logits[size_t(tok * l.experts + e)] ==
-                    Approx(want).margin(1e-5));
-          }
-        double maxRef = 0, maxErr = 0;
-        for (size_t i = 0; i < ref.y.size(); ++i) {
-          maxRef = std::max(maxRef, std::fabs(ref.y[i]));
-          maxErr = std::max(maxErr, std::fabs(ref.y[i] - y[i]));
-        }
-        CHECK(maxErr <= 1e-5 * maxRef);
-        // The routing loops do routeTokens' arithmetic and the experts run
-        // the same compiled rank-1 chain in the same order as the grouped
-        // path: the same bits (gates off by 1e-6 would show here).
-        auto r = (*moe)->forwardGrouped(x.data(), T, wg.data(),
-                                        {w1.data(), w2.data()}, grouped.data());
-        REQUIRE(r);
-        CHECK(*aux == float(r->auxLoss));
-        CHECK(y == grouped);
-        // forwardInto: the lowered function on token chunks (3 threads of
-        // at least 5 tokens), statistics of the whole batch.
-        (*moe)->setThreads(3, 5);
-        std::vector<float> chunked(y.size(), -1.0f);
-        auto routed = (*moe)->forwardInto(x.data(), T, wg.data(),
-                                          {w1.data(), w2.data()},
-                                          chunked.data());
-        REQUIRE(routed);
-        CHECK(chunked == y);
-        CHECK(routed->counts == ref.counts);
-        CHECK(routed->auxLoss == r->auxLoss);
+  forEachLoweredProblem(11, [&](const Layer &l, MoeLayer &moe, Problem &p,
+                                double routerScale) {
+    const int64_t T = p.T;
+    auto x = toFloat(p.x), wg = toFloat(p.wg), w1 = toFloat(p.w1),
+         w2 = toFloat(p.w2);
+    std::vector<float> y(size_t(T * l.dOut), -1.0f), grouped(y.size()),
+        logits(size_t(T * l.experts));
+    auto aux =
+        moe.forwardLowered(x.data(), T, wg.data(), {w1.data(), w2.data()},
+                           y.data(), logits.data());
+    REQUIRE(aux);
+    Reference ref = reference(p);
+    CHECK(*aux == Approx(ref.aux).epsilon(1e-6));
+    for (int64_t tok = 0; tok < T; ++tok) // logits = x · router
+      for (int64_t e = 0; e < l.experts; ++e) {
+        double want = 0;
+        for (int64_t i = 0; i < l.dIn; ++i)
+          want +=
+              p.x[size_t(tok * l.dIn + i)] * p.wg[size_t(i * l.experts + e)];
+        REQUIRE(logits[size_t(tok * l.experts + e)] ==
+                Approx(want).margin(1e-5));
       }
-  }
+    double maxRef = 0, maxErr = 0;
+    for (size_t i = 0; i < ref.y.size(); ++i) {
+      maxRef = std::max(maxRef, std::fabs(ref.y[i]));
+      maxErr = std::max(maxErr, std::fabs(ref.y[i] - y[i]));
+    }
+    CHECK(maxErr <= 1e-5 * maxRef);
+    // The routing loops do routeTokens' arithmetic and the experts run
+    // the same compiled rank-1 chain in the same order as the grouped
+    // path: the same bits (gates off by 1e-6 would show here).
+    auto r = moe.forwardGrouped(x.data(), T, wg.data(), {w1.data(), w2.data()},
+                                grouped.data());
+    REQUIRE(r);
+    CHECK(*aux == float(r->auxLoss));
+    CHECK(y == grouped);
+    // forwardInto: the lowered function on token chunks (3 threads of
+    // at least 5 tokens), statistics of the whole batch.
+    moe.setThreads(3, 5);
+    std::vector<float> chunked(y.size(), -1.0f);
+    auto routed = moe.forwardInto(x.data(), T, wg.data(),
+                                  {w1.data(), w2.data()}, chunked.data());
+    REQUIRE(routed);
+    CHECK(chunked == y);
+    CHECK(routed->counts == ref.counts);
+    CHECK(routed->auxLoss == r->auxLoss);
+  });
+}
+
+TEST_CASE("the lowered moe_layer_grad matches the grouped backward, across "
+          "chunks, and finite differences",
+          "[moe]") {
+  const double auxWeight = 0.5;
+  forEachLoweredProblem(
+      13, [&](const Layer &l, MoeLayer &moe, Problem &p, double routerScale) {
+        const int64_t T = p.T;
+        auto x = toFloat(p.x), wg = toFloat(p.wg), w1 = toFloat(p.w1),
+             w2 = toFloat(p.w2), dy = toFloat(p.dy);
+        auto run = [&](int threads) {
+          moe.setThreads(threads, 5);
+          auto g = moe.backward(x.data(), dy.data(), T, wg.data(),
+                                {w1.data(), w2.data()}, auxWeight);
+          REQUIRE(g);
+          return std::move(*g);
+        };
+        // One chunk: the compiled function does everything, aux included;
+        // three: the aux term is added from the whole batch's routing.
+        auto whole = run(1), chunked = run(3);
+        auto grouped = moe.backwardGrouped(x.data(), dy.data(), T, wg.data(),
+                                           {w1.data(), w2.data()}, auxWeight);
+        REQUIRE(grouped);
+        auto close = [](const std::vector<float> &a,
+                        const std::vector<float> &b, const char *what) {
+          INFO(what);
+          REQUIRE(a.size() == b.size());
+          double maxAbs = 0, maxErr = 0;
+          for (size_t i = 0; i < a.size(); ++i) {
+            maxAbs = std::max(maxAbs, double(std::fabs(b[i])));
+            maxErr = std::max(maxErr, double(std::fabs(a[i] - b[i])));
+          }
+          CHECK(maxErr <= 1e-5 * std::max(1.0, maxAbs));
+        };
+        for (auto *g : {&whole, &chunked}) {
+          close(g->dx, grouped->dx, "dx");
+          close(g->dRouter, grouped->dRouter, "dRouter");
+          close(g->dw[0], grouped->dw[0], "dW1");
+          close(g->dw[1], grouped->dw[1], "dW2");
+          CHECK(g->routing.counts == grouped->routing.counts);
+        }
+        // Idle experts' slices stay exactly zero in the lowered path too.
+        for (size_t i = 0; i < whole.dw[0].size(); ++i)
+          if (grouped->dw[0][i] == 0.0f)
+            REQUIRE(whole.dw[0][i] == 0.0f);
+        if (T == 13 && routerScale != 0) {
+          checkGradient(p, &Problem::x, chunked.dx, auxWeight, "dx");
+          checkGradient(p, &Problem::wg, chunked.dRouter, auxWeight, "dWg");
+          checkGradient(p, &Problem::w1, chunked.dw[0], auxWeight, "dW1");
+          checkGradient(p, &Problem::w2, chunked.dw[1], auxWeight, "dW2");
+        }
+      });
 }

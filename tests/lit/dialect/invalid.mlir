@@ -141,3 +141,35 @@ func.func @moe_no_rank(%x: tensor<?x16xf32>, %wg: tensor<16x4xf32>, %a: tensor<4
   %y, %aux = einstruct.moe_layer "ga,fga,feg->fe" sizes {g = 4, a = 4, f = 4, e = 4} d_in 16 d_out 16 experts 4 top_k 2 (%x, %wg, %a, %b) : (tensor<?x16xf32>, tensor<16x4xf32>, tensor<4x4x4xf32>, tensor<4x4x4xf32>) -> (tensor<?x16xf32>, tensor<f32>)
   return %aux : tensor<f32>
 }
+
+// -----
+
+func.func @moe_grad_daux(%x: tensor<?x16xf32>, %wg: tensor<16x4xf32>, %a: tensor<3x4x4x4xf32>, %b: tensor<3x4x4x4xf32>, %dy: tensor<?x12xf32>, %daux: tensor<1xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{daux must be a rank-0 tensor of a float type}}
+  %dx, %dwg, %dw:2 = einstruct.moe_layer_grad "ga,frga,ferg->fe" sizes {g = 4, a = 4, f = 3, e = 4, r = 4} d_in 16 d_out 12 experts 4 top_k 2 (%x, %wg, %a, %b) grad (%dy, %daux) : (tensor<?x16xf32>, tensor<16x4xf32>, tensor<3x4x4x4xf32>, tensor<3x4x4x4xf32>, tensor<?x12xf32>, tensor<1xf32>) -> (tensor<?x16xf32>, tensor<16x4xf32>, tensor<3x4x4x4xf32>, tensor<3x4x4x4xf32>)
+  return %dx : tensor<?x16xf32>
+}
+
+// -----
+
+func.func @moe_grad_dy(%x: tensor<?x16xf32>, %wg: tensor<16x4xf32>, %a: tensor<3x4x4x4xf32>, %b: tensor<3x4x4x4xf32>, %dy: tensor<?x16xf32>, %daux: tensor<f32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{dy must be [batch, d_out = 12] of the input's element type}}
+  %dx, %dwg, %dw:2 = einstruct.moe_layer_grad "ga,frga,ferg->fe" sizes {g = 4, a = 4, f = 3, e = 4, r = 4} d_in 16 d_out 12 experts 4 top_k 2 (%x, %wg, %a, %b) grad (%dy, %daux) : (tensor<?x16xf32>, tensor<16x4xf32>, tensor<3x4x4x4xf32>, tensor<3x4x4x4xf32>, tensor<?x16xf32>, tensor<f32>) -> (tensor<?x16xf32>, tensor<16x4xf32>, tensor<3x4x4x4xf32>, tensor<3x4x4x4xf32>)
+  return %dx : tensor<?x16xf32>
+}
+
+// -----
+
+func.func @moe_grad_types(%x: tensor<?x16xf32>, %wg: tensor<16x4xf32>, %a: tensor<3x4x4x4xf32>, %b: tensor<3x4x4x4xf32>, %dy: tensor<?x12xf32>, %daux: tensor<f32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{each gradient must have its operand's type}}
+  %dx, %dwg, %dw:2 = einstruct.moe_layer_grad "ga,frga,ferg->fe" sizes {g = 4, a = 4, f = 3, e = 4, r = 4} d_in 16 d_out 12 experts 4 top_k 2 (%x, %wg, %a, %b) grad (%dy, %daux) : (tensor<?x16xf32>, tensor<16x4xf32>, tensor<3x4x4x4xf32>, tensor<3x4x4x4xf32>, tensor<?x12xf32>, tensor<f32>) -> (tensor<?x16xf32>, tensor<4x16xf32>, tensor<3x4x4x4xf32>, tensor<3x4x4x4xf32>)
+  return %dx : tensor<?x16xf32>
+}
+
+// -----
+
+func.func @moe_grad_router(%x: tensor<?x16xf32>, %wg: tensor<16x3xf32>, %a: tensor<3x4x4x4xf32>, %b: tensor<3x4x4x4xf32>, %dy: tensor<?x12xf32>, %daux: tensor<f32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{router must be [d_in = 16, experts = 4], got 'tensor<16x3xf32>'}}
+  %dx, %dwg, %dw:2 = einstruct.moe_layer_grad "ga,frga,ferg->fe" sizes {g = 4, a = 4, f = 3, e = 4, r = 4} d_in 16 d_out 12 experts 4 top_k 2 (%x, %wg, %a, %b) grad (%dy, %daux) : (tensor<?x16xf32>, tensor<16x3xf32>, tensor<3x4x4x4xf32>, tensor<3x4x4x4xf32>, tensor<?x12xf32>, tensor<f32>) -> (tensor<?x16xf32>, tensor<16x3xf32>, tensor<3x4x4x4xf32>, tensor<3x4x4x4xf32>)
+  return %dx : tensor<?x16xf32>
+}

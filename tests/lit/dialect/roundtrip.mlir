@@ -36,3 +36,11 @@ func.func @routed(%x: tensor<?x16xf32>, %wg: tensor<16x4xf32>, %a: tensor<3x4x4x
   %g, %e, %aux2 = einstruct.route %l top_k 2 : tensor<?x4xf32> -> tensor<?x2xf32>, tensor<?x2xi32>, tensor<f32>
   return %y, %aux, %g : tensor<?x12xf32>, tensor<f32>, tensor<?x2xf32>
 }
+
+// CHECK-LABEL: func.func @routed_grad
+// CHECK: %{{.*}}, %{{.*}}, %{{.*}}:2 = einstruct.moe_layer_grad "ga,frga,ferg->fe" sizes {{.*}} d_in 16 d_out 12 experts 4 top_k 2 (%arg0, %arg1, %arg2, %arg3) grad (%arg4, %arg5) : (tensor<?x16xf32>, tensor<16x4xf32>, tensor<3x4x4x4xf32>, tensor<3x4x4x4xf32>, tensor<?x12xf32>, tensor<f32>) -> (tensor<?x16xf32>, tensor<16x4xf32>, tensor<3x4x4x4xf32>, tensor<3x4x4x4xf32>)
+func.func @routed_grad(%x: tensor<?x16xf32>, %wg: tensor<16x4xf32>, %a: tensor<3x4x4x4xf32>, %b: tensor<3x4x4x4xf32>, %dy: tensor<?x12xf32>, %daux: tensor<f32>) -> tensor<?x16xf32> {
+  %dx, %dwg, %dw:2 = einstruct.moe_layer_grad "ga,frga,ferg->fe" sizes {g = 4, a = 4, f = 3, e = 4, r = 4} d_in 16 d_out 12 experts 4 top_k 2
+      (%x, %wg, %a, %b) grad (%dy, %daux) : (tensor<?x16xf32>, tensor<16x4xf32>, tensor<3x4x4x4xf32>, tensor<3x4x4x4xf32>, tensor<?x12xf32>, tensor<f32>) -> (tensor<?x16xf32>, tensor<16x4xf32>, tensor<3x4x4x4xf32>, tensor<3x4x4x4xf32>)
+  return %dx : tensor<?x16xf32>
+}

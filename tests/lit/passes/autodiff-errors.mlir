@@ -1,8 +1,18 @@
-// RUN: einstruct-opt %s --einstruct-autodiff -verify-diagnostics
+// RUN: einstruct-opt %s --einstruct-autodiff -verify-diagnostics -split-input-file
 
 // expected-error @+1 {{autodiff needs a function that returns a sum of einstruct.layer ops}}
 func.func @scaled(%x: tensor<?x8xf32>, %w: tensor<8x8xf32>) -> tensor<?x8xf32> {
   %0 = einstruct.layer "i,oi->o" sizes {i = 8, o = 8} d_in 8 d_out 8 (%x, %w) : (tensor<?x8xf32>, tensor<8x8xf32>) -> tensor<?x8xf32>
   %1 = arith.mulf %0, %0 : tensor<?x8xf32>
   return %1 : tensor<?x8xf32>
+}
+
+// -----
+
+// A moe_layer's y alone (its aux loss dropped) is not differentiated.
+// expected-error @+1 {{or the (y, aux_loss) of one einstruct.moe_layer}}
+func.func @moe_y_only(%x: tensor<?x16xf32>, %wg: tensor<16x4xf32>, %a: tensor<3x4x4x4xf32>, %b: tensor<3x4x4x4xf32>) -> tensor<?x12xf32> {
+  %y, %aux = einstruct.moe_layer "ga,frga,ferg->fe" sizes {g = 4, a = 4, f = 3, e = 4, r = 4} d_in 16 d_out 12 experts 4 top_k 2 (%x, %wg, %a, %b)
+      : (tensor<?x16xf32>, tensor<16x4xf32>, tensor<3x4x4x4xf32>, tensor<3x4x4x4xf32>) -> (tensor<?x12xf32>, tensor<f32>)
+  return %y : tensor<?x12xf32>
 }

@@ -30,3 +30,16 @@ func.func @dyad(%x: tensor<?x8xf32>, %l: tensor<2x6x4xf32>, %u: tensor<2x6x4xf32
   %2 = arith.addf %0, %1 : tensor<?x12xf32>
   return %2 : tensor<?x12xf32>
 }
+
+// A function returning a BTT-MoE layer's (y, aux_loss): its backward takes
+// (dy, daux) and is one moe_layer_grad; the router and both weights get
+// its gradients, in argument order.
+// CHECK-LABEL: func.func @moe_backward(%arg0: tensor<?x16xf32>, %arg1: tensor<16x4xf32>, %arg2: tensor<3x4x4x4xf32>, %arg3: tensor<3x4x4x4xf32>, %arg4: tensor<?x12xf32>, %arg5: tensor<f32>) -> (tensor<?x16xf32>, tensor<16x4xf32>, tensor<3x4x4x4xf32>, tensor<3x4x4x4xf32>)
+// CHECK: %[[DX:.*]], %[[DR:.*]], %[[DW:.*]]:2 = einstruct.moe_layer_grad "ga,frga,ferg->fe" {{.*}} experts 4 top_k 2 (%arg0, %arg1, %arg2, %arg3) grad (%arg4, %arg5)
+// CHECK: return %[[DX]], %[[DR]], %[[DW]]#0, %[[DW]]#1
+// LLVM: llvm.func @moe_backward
+func.func @moe(%x: tensor<?x16xf32>, %wg: tensor<16x4xf32>, %a: tensor<3x4x4x4xf32>, %b: tensor<3x4x4x4xf32>) -> (tensor<?x12xf32>, tensor<f32>) {
+  %y, %aux = einstruct.moe_layer "ga,frga,ferg->fe" sizes {g = 4, a = 4, f = 3, e = 4, r = 4} d_in 16 d_out 12 experts 4 top_k 2 (%x, %wg, %a, %b)
+      : (tensor<?x16xf32>, tensor<16x4xf32>, tensor<3x4x4x4xf32>, tensor<3x4x4x4xf32>) -> (tensor<?x12xf32>, tensor<f32>)
+  return %y, %aux : tensor<?x12xf32>, tensor<f32>
+}
