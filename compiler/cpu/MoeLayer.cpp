@@ -25,6 +25,12 @@ std::optional<std::string> badCall(size_t weights, int64_t batch) {
     return fmt::format("batch = {} must be positive", batch);
   return std::nullopt;
 }
+
+// to[i] += from[i] for i < n.
+void addInto(float *to, const float *from, size_t n) {
+  for (size_t i = 0; i < n; ++i)
+    to[i] += from[i];
+}
 } // namespace
 
 Result<std::unique_ptr<MoeLayer>> MoeLayer::compile(const Layer &layer) {
@@ -333,10 +339,8 @@ Result<bool> MoeLayer::backwardLowered(const float *x, const float *dy,
 }
 
 Result<MoeLayer::Gradients>
-MoeLayer::backward(const float *x, const float *dy, int64_t batch,
-                   const float *router,
-                   const std::vector<const float *> &weights,
-                   double auxWeight) const {
+MoeLayer::zeroGradients(const float *x, int64_t batch, const float *router,
+                        const std::vector<const float *> &weights) const {
   if (auto bad = badCall(weights.size(), batch))
     return Error{*bad};
   Gradients out;
@@ -344,14 +348,27 @@ MoeLayer::backward(const float *x, const float *dy, int64_t batch,
   if (!routing)
     return Error{routing.error()};
   out.routing = std::move(*routing);
-  const int64_t n = layer_.dIn, m = layer_.dOut, E = layer_.experts;
-  out.dx.resize(size_t(batch * n));
+  const int64_t E = layer_.experts;
+  out.dx.assign(size_t(batch * layer_.dIn), 0.0f);
+  out.dRouter.assign(size_t(layer_.dIn * E), 0.0f);
+  for (size_t k = 0; k < 2; ++k)
+    out.dw.emplace_back(size_t(outer_[k] * E * inner_[k]), 0.0f);
+  return out;
+}
+
+Result<MoeLayer::Gradients>
+MoeLayer::backward(const float *x, const float *dy, int64_t batch,
+                   const float *router,
+                   const std::vector<const float *> &weights,
+                   double auxWeight) const {
+  auto started = zeroGradients(x, batch, router, weights);
+  if (!started)
+    return started;
+  Gradients &out = *started;
+  const int64_t n = layer_.dIn, m = layer_.dOut;
   auto cs = workers::chunks(batch, threads_, minRowsPerThread_);
   // Chunk c's router and weight gradients; chunk 0's go straight to `out`.
   std::vector<std::array<std::vector<float>, 3>> parts(cs.size());
-  out.dRouter.resize(size_t(n * E));
-  for (size_t k = 0; k < 2; ++k)
-    out.dw.emplace_back(size_t(outer_[k] * E * inner_[k]));
   for (size_t c = 1; c < cs.size(); ++c) {
     parts[c][0].resize(out.dRouter.size());
     for (size_t k = 0; k < 2; ++k)
@@ -370,14 +387,10 @@ MoeLayer::backward(const float *x, const float *dy, int64_t batch,
   });
   if (!ok)
     return Error{ok.error()};
-  auto addInto = [](std::vector<float> &to, const std::vector<float> &from) {
-    for (size_t i = 0; i < to.size(); ++i)
-      to[i] += from[i];
-  };
   for (size_t c = 1; c < cs.size(); ++c) {
-    addInto(out.dRouter, parts[c][0]);
-    addInto(out.dw[0], parts[c][1]);
-    addInto(out.dw[1], parts[c][2]);
+    addInto(out.dRouter.data(), parts[c][0].data(), out.dRouter.size());
+    for (size_t k = 0; k < 2; ++k)
+      addInto(out.dw[k].data(), parts[c][1 + k].data(), out.dw[k].size());
   }
   if (!oneChunk && auxWeight != 0) {
     // The aux loss's gradient from the whole batch's routing (zero dgate
@@ -389,7 +402,7 @@ MoeLayer::backward(const float *x, const float *dy, int64_t batch,
     if (!ok)
       return Error{ok.error()};
   }
-  return out;
+  return started;
 }
 
 Result<bool> MoeLayer::routerBackward(const float *x, int64_t batch,
@@ -402,10 +415,8 @@ Result<bool> MoeLayer::routerBackward(const float *x, int64_t batch,
                                   {dwr.data()});
   if (!ok)
     return Error{"router: " + ok.error()};
-  for (size_t i = 0; i < dxr.size(); ++i)
-    dx[i] += dxr[i];
-  for (size_t i = 0; i < dwr.size(); ++i)
-    dRouter[i] += dwr[i];
+  addInto(dx, dxr.data(), dxr.size());
+  addInto(dRouter, dwr.data(), dwr.size());
   return true;
 }
 
@@ -414,20 +425,14 @@ MoeLayer::backwardGrouped(const float *x, const float *dy, int64_t batch,
                           const float *router,
                           const std::vector<const float *> &weights,
                           double auxWeight) const {
-  if (auto bad = badCall(weights.size(), batch))
-    return Error{*bad};
-  Gradients out;
-  auto routing = route(x, batch, router);
-  if (!routing)
-    return Error{routing.error()};
-  out.routing = std::move(*routing);
+  auto started = zeroGradients(x, batch, router, weights);
+  if (!started)
+    return started;
+  Gradients &out = *started;
   const Routing &r = out.routing;
   const int64_t n = layer_.dIn, m = layer_.dOut, K = layer_.topK,
                 E = layer_.experts;
   Groups g = group(r);
-  out.dx.assign(size_t(batch * n), 0.0f);
-  for (size_t k = 0; k < 2; ++k)
-    out.dw.emplace_back(size_t(outer_[k] * E * inner_[k]), 0.0f);
   PooledFloats dgate(size_t(batch * K), 0.0f), dxSlots(size_t(batch * K * n));
   PooledFloats ys, dxs;
   std::array<PooledFloats, 2> dws;
@@ -468,7 +473,6 @@ MoeLayer::backwardGrouped(const float *x, const float *dy, int64_t batch,
   }
   auto dl = routeBackward(r, dgate.data(), auxWeight);
   // dx = Σ_slots dx_slot + dlogits·Wgᵀ; dWg = xᵀ·dlogits.
-  out.dRouter.assign(size_t(n * E), 0.0f);
   for (int64_t t = 0; t < batch; ++t) {
     float *dxt = &out.dx[size_t(t * n)];
     for (int64_t s = 0; s < K; ++s) {
@@ -481,7 +485,7 @@ MoeLayer::backwardGrouped(const float *x, const float *dy, int64_t batch,
                            out.dRouter.data());
   if (!ok)
     return Error{ok.error()};
-  return out;
+  return started;
 }
 
 } // namespace einstruct

@@ -119,6 +119,11 @@ private:
   Result<Routing> route(const float *x, int64_t batch,
                         const float *router) const;
   Groups group(const Routing &r) const;
+  // What both backward paths start from: the arguments checked, the
+  // batch's routing, and zeroed gradients of the right sizes.
+  Result<Gradients> zeroGradients(const float *x, int64_t batch,
+                                  const float *router,
+                                  const std::vector<const float *> &weights) const;
   // dx += dlogits·routerᵀ, dRouter += xᵀ·dlogits (the router kernel's
   // backward).
   Result<bool> routerBackward(const float *x, int64_t batch,

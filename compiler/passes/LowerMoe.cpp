@@ -65,6 +65,16 @@ Value filled(ImplicitLocOpBuilder &b, mlir::RankedTensorType type,
 Value toIndex(ImplicitLocOpBuilder &b, Value v) {
   return arith::IndexCastOp::create(b, b.getIndexType(), v);
 }
+using Term = llvm::function_ref<Value(ImplicitLocOpBuilder &, Value)>;
+// Σ_{i in [lb, ub)} term(i) in f64, from 0 in index order (as the C++
+// reference loops add).
+Value sumF64(ImplicitLocOpBuilder &b, Value lb, Value ub, Term term) {
+  return loop(b, lb, ub, {f64(b, 0)},
+              [&](ImplicitLocOpBuilder &b, Value i, ValueRange a) {
+                return llvm::SmallVector<Value>{
+                    arith::AddFOp::create(b, a[0], term(b, i))};
+              })[0];
+}
 
 // Token t's logit for expert e, widened to f64.
 Value wideLogit(ImplicitLocOpBuilder &b, Value logits, Value t, Value e) {
@@ -83,13 +93,10 @@ Value logSumExp(ImplicitLocOpBuilder &b, Value logits, Value t, int64_t E) {
                     return llvm::SmallVector<Value>{
                         arith::SelectOp::create(b, less, l, a[0])};
                   })[0];
-  Value sum = loop(b, zero, index(b, E), {f64(b, 0)},
-                   [&](ImplicitLocOpBuilder &b, Value e, ValueRange a) {
-                     Value d =
-                         arith::SubFOp::create(b, wideLogit(b, logits, t, e), mx);
-                     return llvm::SmallVector<Value>{arith::AddFOp::create(
-                         b, a[0], mlir::math::ExpOp::create(b, d))};
-                   })[0];
+  Value sum = sumF64(b, zero, index(b, E), [&](ImplicitLocOpBuilder &b, Value e) {
+    return mlir::math::ExpOp::create(
+        b, arith::SubFOp::create(b, wideLogit(b, logits, t, e), mx));
+  });
   return arith::AddFOp::create(b, mx, mlir::math::LogOp::create(b, sum));
 }
 
@@ -193,11 +200,9 @@ void lowerRoute(RouteOp op) {
       return toIndex(b, at(b, experts, {t, s}));
     };
     // Gates: softmax over the selected logits (p renormalised) + 1e-6.
-    Value selSum = loop(b, zero, nK, {f64(b, 0)},
-                        [&](ImplicitLocOpBuilder &b, Value s, ValueRange a) {
-                          return llvm::SmallVector<Value>{arith::AddFOp::create(
-                              b, a[0], prob(b, selected(b, s)))};
-                        })[0];
+    Value selSum = sumF64(b, zero, nK, [&](ImplicitLocOpBuilder &b, Value s) {
+      return prob(b, selected(b, s));
+    });
     Value gates =
         loop(b, zero, nK, {acc[0]},
              [&](ImplicitLocOpBuilder &b, Value s, ValueRange a) {
@@ -216,15 +221,12 @@ void lowerRoute(RouteOp op) {
   Value T = arith::UIToFPOp::create(
       b, f64t, arith::IndexCastUIOp::create(b, b.getI64Type(), n));
   Value TK = arith::MulFOp::create(b, T, f64(b, double(K)));
-  Value balance =
-      loop(b, zero, nE, {f64(b, 0)},
-           [&](ImplicitLocOpBuilder &b, Value e, ValueRange a) {
-             Value p = arith::DivFOp::create(b, at(b, tokens[2], {e}), T);
-             Value c = arith::SIToFPOp::create(b, f64t, at(b, tokens[4], {e}));
-             Value f = arith::DivFOp::create(b, c, TK);
-             return llvm::SmallVector<Value>{arith::AddFOp::create(
-                 b, a[0], arith::MulFOp::create(b, p, f))};
-           })[0];
+  Value balance = sumF64(b, zero, nE, [&](ImplicitLocOpBuilder &b, Value e) {
+    Value p = arith::DivFOp::create(b, at(b, tokens[2], {e}), T);
+    Value c = arith::SIToFPOp::create(b, f64t, at(b, tokens[4], {e}));
+    Value f = arith::DivFOp::create(b, c, TK);
+    return arith::MulFOp::create(b, p, f);
+  });
   Value aux = arith::AddFOp::create(
       b, arith::MulFOp::create(b, f64(b, double(E)), balance),
       arith::DivFOp::create(b, arith::MulFOp::create(b, f64(b, 0.1), tokens[3]),
@@ -350,19 +352,39 @@ ValueRange forEachBusyExpert(ImplicitLocOpBuilder &b, const Grouping &g,
 }
 
 // Row i of an expert's rows is slot order[start + i], token slot / k.
-Value slotOf(ImplicitLocOpBuilder &b, const Grouping &g, Value start, Value i) {
-  return at(b, g.order, {arith::AddIOp::create(b, start, i)});
+struct RowSlot {
+  Value slot, token;
+};
+RowSlot rowSlot(ImplicitLocOpBuilder &b, const Grouping &g, Value start,
+                Value i, int64_t K) {
+  Value s = at(b, g.order, {arith::AddIOp::create(b, start, i)});
+  return {s, arith::DivUIOp::create(b, s, index(b, K))};
 }
 
-llvm::SmallVector<mlir::OpFoldResult> rowAt(ImplicitLocOpBuilder &b, Value r) {
-  return {r, b.getIndexAttr(0)};
+// Row r of a [rows, width] tensor as [1, width], and back into one.
+mlir::RankedTensorType rowType(Value t) {
+  auto type = mlir::cast<mlir::RankedTensorType>(t.getType());
+  return mlir::RankedTensorType::get({1, type.getDimSize(1)},
+                                     type.getElementType());
 }
-llvm::SmallVector<mlir::OpFoldResult> rowOf(ImplicitLocOpBuilder &b,
-                                            int64_t width) {
-  return {b.getIndexAttr(1), b.getIndexAttr(width)};
+struct RowPlace {
+  llvm::SmallVector<mlir::OpFoldResult> offsets, sizes, strides;
+};
+RowPlace rowPlace(ImplicitLocOpBuilder &b, Value r, int64_t width) {
+  return {{r, b.getIndexAttr(0)},
+          {b.getIndexAttr(1), b.getIndexAttr(width)},
+          {b.getIndexAttr(1), b.getIndexAttr(1)}};
 }
-llvm::SmallVector<mlir::OpFoldResult> unitStrides(ImplicitLocOpBuilder &b) {
-  return {b.getIndexAttr(1), b.getIndexAttr(1)};
+Value takeRow(ImplicitLocOpBuilder &b, Value t, Value r) {
+  auto type = rowType(t);
+  RowPlace p = rowPlace(b, r, type.getDimSize(1));
+  return tensor::ExtractSliceOp::create(b, type, t, p.offsets, p.sizes,
+                                        p.strides);
+}
+Value putRow(ImplicitLocOpBuilder &b, Value row, Value t, Value r) {
+  RowPlace p = rowPlace(b, r, rowType(t).getDimSize(1));
+  return tensor::InsertSliceOp::create(b, row, t, p.offsets, p.sizes,
+                                       p.strides);
 }
 
 // [1, width] rows: v[0] · scale (+ v[1] when `add`), elementwise.
@@ -391,26 +413,22 @@ Value scaledRow(ImplicitLocOpBuilder &b, Value row, Value into, Value scale,
 // gate when `gates` is given.
 Value gatherRows(ImplicitLocOpBuilder &b, const Grouping &g, Value src,
                  Value start, Value count, int64_t K, Value gates) {
-  auto srcType = mlir::cast<mlir::RankedTensorType>(src.getType());
-  const int64_t width = srcType.getDimSize(1);
-  auto rowT = mlir::RankedTensorType::get({1, width}, srcType.getElementType());
+  auto rowT = rowType(src);
   Value rows0 = tensor::EmptyOp::create(
       b,
-      mlir::RankedTensorType::get({mlir::ShapedType::kDynamic, width},
-                                  srcType.getElementType()),
+      mlir::RankedTensorType::get(
+          {mlir::ShapedType::kDynamic, rowT.getDimSize(1)},
+          rowT.getElementType()),
       ValueRange{count});
   return loop(
       b, index(b, 0), count, {rows0},
       [&](ImplicitLocOpBuilder &b, Value i, ValueRange r) {
-        Value s = slotOf(b, g, start, i);
-        Value t = arith::DivUIOp::create(b, s, index(b, K));
-        Value row = tensor::ExtractSliceOp::create(
-            b, rowT, src, rowAt(b, t), rowOf(b, width), unitStrides(b));
+        RowSlot where = rowSlot(b, g, start, i, K);
+        Value row = takeRow(b, src, where.token);
         if (gates)
           row = scaledRow(b, row, tensor::EmptyOp::create(b, rowT, ValueRange{}),
-                          at(b, gates, {s}), false);
-        return llvm::SmallVector<Value>{tensor::InsertSliceOp::create(
-            b, row, r[0], rowAt(b, i), rowOf(b, width), unitStrides(b))};
+                          at(b, gates, {where.slot}), false);
+        return llvm::SmallVector<Value>{putRow(b, row, r[0], i)};
       })[0];
 }
 
@@ -418,22 +436,13 @@ Value gatherRows(ImplicitLocOpBuilder &b, const Grouping &g, Value src,
 // given), rows in order.
 Value addRows(ImplicitLocOpBuilder &b, const Grouping &g, Value acc,
               Value rows, Value start, Value count, int64_t K, Value gates) {
-  auto type = mlir::cast<mlir::RankedTensorType>(acc.getType());
-  const int64_t width = type.getDimSize(1);
-  auto rowT = mlir::RankedTensorType::get({1, width}, type.getElementType());
   return loop(
       b, index(b, 0), count, {acc},
       [&](ImplicitLocOpBuilder &b, Value i, ValueRange r) {
-        Value s = slotOf(b, g, start, i);
-        Value t = arith::DivUIOp::create(b, s, index(b, K));
-        Value dst = tensor::ExtractSliceOp::create(
-            b, rowT, r[0], rowAt(b, t), rowOf(b, width), unitStrides(b));
-        Value src = tensor::ExtractSliceOp::create(
-            b, rowT, rows, rowAt(b, i), rowOf(b, width), unitStrides(b));
-        Value sum =
-            scaledRow(b, src, dst, gates ? at(b, gates, {s}) : Value(), true);
-        return llvm::SmallVector<Value>{tensor::InsertSliceOp::create(
-            b, sum, r[0], rowAt(b, t), rowOf(b, width), unitStrides(b))};
+        RowSlot where = rowSlot(b, g, start, i, K);
+        Value sum = scaledRow(b, takeRow(b, rows, i), takeRow(b, r[0], where.token),
+                              gates ? at(b, gates, {where.slot}) : Value(), true);
+        return llvm::SmallVector<Value>{putRow(b, sum, r[0], where.token)};
       })[0];
 }
 
@@ -560,13 +569,8 @@ Value routeGradient(ImplicitLocOpBuilder &b, const Grouping &g, Value logits,
       return arith::ExtFOp::create(b, f64t, at(b, dgate, {slot(b, s)}))
           .getResult();
     };
-    auto sum = [&](ImplicitLocOpBuilder &b, Value ub,
-                   llvm::function_ref<Value(ImplicitLocOpBuilder &, Value)> f) {
-      return loop(b, zero, ub, {f64(b, 0)},
-                  [&](ImplicitLocOpBuilder &b, Value i, ValueRange a) {
-                    return llvm::SmallVector<Value>{
-                        arith::AddFOp::create(b, a[0], f(b, i))};
-                  })[0];
+    auto sum = [&](ImplicitLocOpBuilder &b, Value ub, Term f) {
+      return sumF64(b, zero, ub, f);
     };
     Value nK = index(b, K), nE = index(b, E);
     Value selSum = sum(b, nK, [&](ImplicitLocOpBuilder &b, Value s) {
@@ -668,21 +672,19 @@ mlir::LogicalResult lowerMoeGrad(MoeLayerGradOp op) {
         Value dgate = loop(
             b, index(b, 0), c, {acc[1]},
             [&](ImplicitLocOpBuilder &b, Value i, ValueRange a) {
-              Value s = slotOf(b, g, start, i);
-              Value t = arith::DivUIOp::create(b, s, index(b, K));
-              Value dot = loop(
-                  b, index(b, 0), index(b, dOut), {f64(b, 0)},
-                  [&](ImplicitLocOpBuilder &b, Value j, ValueRange d) {
+              RowSlot where = rowSlot(b, g, start, i, K);
+              Value dot = sumF64(
+                  b, index(b, 0), index(b, dOut),
+                  [&](ImplicitLocOpBuilder &b, Value j) -> Value {
                     auto wide = [&](Value v, Value r) {
                       return arith::ExtFOp::create(b, b.getF64Type(),
                                                    at(b, v, {r, j}));
                     };
-                    return llvm::SmallVector<Value>{arith::AddFOp::create(
-                        b, d[0],
-                        arith::MulFOp::create(b, wide(dy, t), wide(ys, i)))};
-                  })[0];
-              return llvm::SmallVector<Value>{
-                  put(b, arith::TruncFOp::create(b, f32, dot), a[0], {s})};
+                    return arith::MulFOp::create(b, wide(dy, where.token),
+                                                 wide(ys, i));
+                  });
+              return llvm::SmallVector<Value>{put(
+                  b, arith::TruncFOp::create(b, f32, dot), a[0], {where.slot})};
             })[0];
         llvm::SmallVector<Value> out = {
             addRows(b, g, acc[0], lg->dx, start, c, K, nullptr), dgate};
