@@ -102,6 +102,8 @@ def main():
     ap.add_argument("--tokens", type=int, default=16384)
     ap.add_argument("--out", default=".")
     ap.add_argument("--no-compile", action="store_true")
+    ap.add_argument("--latency", default="",
+                    help="comma-separated small token counts: forward latency vs dense")
     args = ap.parse_args()
     dev = torch.cuda.get_device_name()
     hbm, tc = ceilings()
@@ -211,10 +213,32 @@ def main():
                 "fwd_vs_a": t[impl] / t["(a) bmm"],
                 "fwdbwd_speedup_vs_a": tb["(a) bmm"] / tb[impl],
                 "check_rel_err_vs_a": rel, "device": dev})
+    lat = []
+    for path in args.libs if args.latency else []:
+        L = Layer(path)
+        din, dout = L.info.d_in, L.info.d_out
+        bf = torch.bfloat16
+        w1 = torch.randn(L.info.w1_elems, device="cuda", dtype=bf) * L.a ** -0.5
+        w2 = torch.randn(L.info.w2_elems, device="cuda", dtype=bf) * (L.r * L.g) ** -0.5
+        dense = torch.randn(dout, din, device="cuda", dtype=bf) * din ** -0.5
+        for n in (int(v) for v in args.latency.split(",")):
+            x = torch.randn(n, din, device="cuda", dtype=bf)
+            y = torch.empty(n, dout, device="cuda", dtype=bf)
+            s_ = lambda: ctypes.c_void_p(torch.cuda.current_stream().cuda_stream)
+            ours = time_ms(lambda: check(L.fwd(x.data_ptr(), w1.data_ptr(), w2.data_ptr(),
+                                               y.data_ptr(), n, s_()), "forward"), reps=200, warmup=20)
+            with torch.no_grad():
+                dn = time_ms(lambda: F.linear(x, dense), reps=200, warmup=20)
+            lat.append({"layer": L.name, "tokens": n, "einstruct_ms": ours, "dense_ms": dn,
+                        "ratio": ours / dn, "device": dev})
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "gpu_bench.json"), "w") as fh:
         json.dump({"device": dev, "hbm_bytes_per_s": hbm, "bf16_flops": tc,
-                   "rows": rows}, fh, indent=1)
+                   "rows": rows, "latency": lat}, fh, indent=1)
+    if lat:
+        print("\n| layer | tokens | einstruct fwd ms | dense fwd ms | einstruct / dense |\n|---|---|---|---|---|")
+        for r_ in lat:
+            print(f"| {r_['layer']} | {r_['tokens']} | {r_['einstruct_ms']:.4f} | {r_['dense_ms']:.4f} | {r_['ratio']:.2f}x |")
     print(f"\n| layer | tokens | impl | fwd ms | TFLOP/s | GB/s | HBM roofline | fwd vs (a) | fwd+bwd ms | fwd+bwd speedup vs (a) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r_ in rows:

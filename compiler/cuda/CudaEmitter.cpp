@@ -15,6 +15,37 @@ const char *kKernelSource =
 const char *kMoeKernelSource =
 #include "einstruct_moe.cuh.inc"
     ;
+const char *kHopperKernelSource =
+#include "einstruct_hopper.cuh.inc"
+    ;
+
+// A weight gradient through the sm_90a kernel, then the split sum.
+const char *kGradTma = R"(template <class H, class W>
+int launchGradTma(const T *l, long long lRows, long long lWidth, const T *r,
+                  long long rRows, long long rWidth, float *partial, T *grad,
+                  long long n, cudaStream_t stream) {
+  const int splits = splitsFor(n, tilesOf<W>());
+  if (int rc = hopper::launchWeightGrad<H, T>(l, lRows, lWidth, r, rRows,
+                                              rWidth, partial, n, splits,
+                                              stream))
+    return rc;
+  reduceSplits<W, T><<<264, 256, 0, stream>>>(partial, grad, splits);
+  return (int)cudaGetLastError();
+}
+)";
+
+// The sm_90a kernel's configuration of one role.
+std::string hopperStruct(const char *name, const TwoStageConfig &c,
+                         const HopperConfig &h) {
+  return fmt::format("struct {} {{\n"
+                     "  static constexpr int G = {}, A = {}, F = {}, E = {}, "
+                     "R = {};\n"
+                     "  static constexpr int FC = {}, NWG = {}, STAGES = {}, "
+                     "CL = {};\n"
+                     "}};\n",
+                     name, c.G, c.A, c.F, c.E, c.R, h.tile.FC, h.tile.NWG,
+                     h.tile.STAGES, h.tile.CL);
+}
 
 std::string twoStageStruct(const char *name, const TwoStageConfig &c) {
   return fmt::format(
@@ -84,7 +115,7 @@ size_t partialBytes(int64_t n) {{
   const size_t b = (size_t)splitsFor(n, tilesOf<GradW2>()) * kW2;
   return sizeof(float) * (a > b ? a : b);
 }}
-}} // namespace
+{gradTma}}} // namespace
 
 extern "C" int {N}_forward(const void *x, const void *w1, const void *w2,
                           void *y, int64_t n, cudaStream_t stream) {{
@@ -92,8 +123,7 @@ extern "C" int {N}_forward(const void *x, const void *w1, const void *w2,
     return EINSTRUCT_ERR_INVALID_ARGUMENT;
   if (n == 0)
     return EINSTRUCT_OK;
-  return launchTwoStage<Fwd>((const T *)x, (const T *)w1, (const T *)w2,
-                             (T *)y, nullptr, n, stream);
+  return {fwdCall};
 }}
 
 extern "C" int {N}_backward_input(const void *dy, const void *w1,
@@ -104,14 +134,14 @@ extern "C" int {N}_backward_input(const void *dy, const void *w1,
   if (n == 0)
     return EINSTRUCT_OK;
   // Bwd's W1 is the forward's w2 and its W2 the forward's w1.
-  return launchTwoStage<Bwd>((const T *)dy, (const T *)w2, (const T *)w1,
-                             (T *)dx, nullptr, n, stream);
+  return {bwdCall};
 }}
 
 extern "C" size_t {N}_backward_weights_workspace(int64_t n) {{
   if (badTokens(n))
     return 0;
-  return 2 * align256(sizeof(T) * (size_t)n * kZ) + align256(partialBytes(n));
+  return 2 * align256(sizeof(T) * (size_t)zRows(n) * kZ) +
+         align256(partialBytes(n));
 }}
 
 extern "C" int {N}_backward_weights(const void *x, const void *dy,
@@ -132,19 +162,11 @@ extern "C" int {N}_backward_weights(const void *x, const void *dy,
   }}
   char *ws = (char *)workspace;
   T *z = (T *)ws;
-  T *dz = (T *)(ws + align256(sizeof(T) * (size_t)n * kZ));
-  float *partial = (float *)(ws + 2 * align256(sizeof(T) * (size_t)n * kZ));
-  int rc = launchTwoStage<Fwd>((const T *)x, (const T *)w1, (const T *)w2,
-                               nullptr, z, n, stream);
-  if (!rc)
-    rc = launchTwoStage<Bwd>((const T *)dy, (const T *)w2, (const T *)w1,
-                             nullptr, dz, n, stream);
-  if (!rc)
-    rc = launchWeightGrad<GradW1>(dz, (const T *)x, partial, (T *)dw1, n,
-                                  stream);
-  if (!rc)
-    rc = launchWeightGrad<GradW2>((const T *)dy, z, partial, (T *)dw2, n,
-                                  stream);
+  T *dz = (T *)(ws + align256(sizeof(T) * (size_t)zRows(n) * kZ));
+  float *partial =
+      (float *)(ws + 2 * align256(sizeof(T) * (size_t)zRows(n) * kZ));
+{zCalls}
+{gradCalls}
   return rc;
 }}
 )";
@@ -160,6 +182,78 @@ Result<CudaSources> emitCuda(const CudaPlan &plan, const std::string &name) {
   const std::string dt = dtypeName(plan.target.dtype);
   const std::string ctype = dtypeCType(plan.target.dtype);
   const bool moe = plan.experts > 0;
+
+  // Each role runs the sm_90a kernel where the plan chose it (the MoE's
+  // grouped launch stays on the portable kernel).
+  const HopperConfig &hf = plan.hopperForward, &hb = plan.hopperBackwardInput;
+  const bool hopper = !moe && (hf.enabled() || hb.enabled());
+  std::string hopperStructs;
+  if (!moe && hf.enabled())
+    hopperStructs += "// The forward on the sm_90a kernel (einstruct_hopper.cuh).\n" +
+                     hopperStruct("HFwd", plan.forward, hf);
+  if (!moe && hb.enabled())
+    hopperStructs += "// The backward-input on the sm_90a kernel.\n" +
+                     hopperStruct("HBwd", plan.backwardInput, hb);
+  const std::string fwdCall =
+      !moe && hf.enabled()
+          ? "hopper::launchLayer<HFwd, Fwd, T>((const T *)x, (const T *)w1, "
+            "(const T *)w2, (T *)y, n, stream)"
+          : "launchTwoStage<Fwd>((const T *)x, (const T *)w1, (const T *)w2, "
+            "(T *)y, nullptr, n, stream)";
+  const std::string bwdCall =
+      !moe && hb.enabled()
+          ? "hopper::launchLayer<HBwd, Bwd, T>((const T *)dy, (const T *)w2, "
+            "(const T *)w1, (T *)dx, n, stream)"
+          : "launchTwoStage<Bwd>((const T *)dy, (const T *)w2, (const T *)w1, "
+            "(T *)dx, nullptr, n, stream)";
+
+  // With both roles on the sm_90a kernel, x, y and the z/dz the portable
+  // kernel writes all have the layouts the TMA weight-gradient kernel reads.
+  const bool tmaGrads = !moe && hf.enabled() && hb.enabled();
+  if (tmaGrads) {
+    const TwoStageConfig &c = plan.forward;
+    hopperStructs += fmt::format(
+        "// Weight gradients on the sm_90a kernel: dW1 from dzT [g][r][f][t] "
+        "and x, dW2 from dy and zT [f][r][g][t].\n"
+        "struct HGradW1 {{\n  static constexpr int P = {G}, M = {RF}, N = {A}, "
+        "LB = {RF}, RB = {A}, MF = {F}, MR = {R}, TA = 0, TB = 1;\n}};\n"
+        "struct HGradW2 {{\n  static constexpr int P = {F}, M = {E}, N = {K2}, "
+        "LB = {E}, RB = {K2}, MF = {E}, MR = 1, TA = 1, TB = 0;\n}};\n",
+        fmt::arg("G", c.G), fmt::arg("A", c.A), fmt::arg("F", c.F),
+        fmt::arg("E", c.E), fmt::arg("R", c.R), fmt::arg("RF", c.R * c.F),
+        fmt::arg("K2", c.R * c.G));
+  }
+  // z and dz: [n][...] from the portable kernel, or, for the TMA weight
+  // gradients, zT and dzT (tokens contiguous, rows of zRows(n)) from the
+  // sm_90a kernel's stage 1.
+  const std::string zCalls =
+      tmaGrads
+          ? "  int rc = hopper::launchLayer<HFwd, Fwd, T>((const T *)x, "
+            "(const T *)w1, (const T *)w2, z, n, stream, zRows(n));\n"
+            "  if (!rc)\n"
+            "    rc = hopper::launchLayer<HBwd, Bwd, T>((const T *)dy, "
+            "(const T *)w2, (const T *)w1, dz, n, stream, zRows(n));"
+          : "  int rc = launchTwoStage<Fwd>((const T *)x, (const T *)w1, "
+            "(const T *)w2,\n                               nullptr, z, n, "
+            "stream);\n"
+            "  if (!rc)\n"
+            "    rc = launchTwoStage<Bwd>((const T *)dy, (const T *)w2, "
+            "(const T *)w1,\n                             nullptr, dz, n, "
+            "stream);";
+  const std::string gradCalls =
+      tmaGrads
+          ? "  if (!rc)\n"
+            "    rc = launchGradTma<HGradW1, GradW1>(dz, Bwd::ZT, zRows(n), "
+            "(const T *)x, n, Fwd::XT, partial, (T *)dw1, n, stream);\n"
+            "  if (!rc)\n"
+            "    rc = launchGradTma<HGradW2, GradW2>((const T *)dy, n, Fwd::YT, "
+            "z, Fwd::ZT, zRows(n), partial, (T *)dw2, n, stream);"
+          : "  if (!rc)\n"
+            "    rc = launchWeightGrad<GradW1>(dz, (const T *)x, partial, "
+            "(T *)dw1, n,\n                                  stream);\n"
+            "  if (!rc)\n"
+            "    rc = launchWeightGrad<GradW2>((const T *)dy, z, partial, "
+            "(T *)dw2, n,\n                                  stream);";
 
   CudaSources out;
   out.header = fmt::format(
@@ -192,7 +286,9 @@ Result<CudaSources> emitCuda(const CudaPlan &plan, const std::string &name) {
       fmt::arg("ctype", ctype),
       fmt::arg("tc", plan.target.dtype == CudaDType::F32
                          ? " on the SIMT units"
-                         : " on the tensor cores (WMMA)"),
+                         : hopper ? " on the tensor cores (wgmma and TMA where "
+                                    "the tiles say so, WMMA elsewhere)"
+                                  : " on the tensor cores (WMMA)"),
       fmt::arg("arch", plan.target.arch), fmt::arg("why", plan.tileWhy),
       fmt::arg("w1shape", shapeText(shapes[0])),
       fmt::arg("w2shape", shapeText(shapes[1])),
@@ -215,8 +311,7 @@ using namespace einstruct_cuda;
 // Forward pass.
 {fwd}
 // Backward w.r.t. the input: classes swapped g<->f, b<->d, a<->e.
-{bwd}
-// dW1 = sum over tokens and b of dz x.
+{bwd}{hop}// dW1 = sum over tokens and b of dz x.
 {gw1}
 // dW2 = sum over tokens and d of dy z.
 {gw2}
@@ -224,6 +319,9 @@ constexpr long long kZ = {zsize};
 constexpr long long kW1 = {w1size}, kW2 = {w2size};
 
 size_t align256(size_t v) {{ return (v + 255) / 256 * 256; }}
+// Rows of z and dz in the weight-gradient workspace: n, or n rounded up to
+// whole 64-token tiles where they are stored tokens-contiguous (TMA).
+[[maybe_unused]] long long zRows(long long n) {{ return {zRowsExpr}; }}
 
 // Token splits of a weight gradient: enough blocks for two waves of a
 // 132-SM GPU, at least 64 tokens each; a function of n and the plan only, so
@@ -290,7 +388,7 @@ bool badTokens(int64_t n) {{
 const einstruct_layer_info kInfo = {{
     "{N}", "{family}", "{einsum}", "{dt}", {din}, {dout}, {pin}, {pout},
     {sizes7}, {xs}, {w1s}, {w2s}, {ys}, kW1, kW2, (int)sizeof(T),
-    twoStageSmem<Fwd, T>(), twoStageSmem<Bwd, T>()}};
+    {fwdSmem}, {bwdSmem}}};
 }} // namespace
 
 extern "C" const einstruct_layer_info *{N}_info(void) {{ return &kInfo; }}
@@ -312,15 +410,27 @@ extern "C" const char *{N}_status_string(int status) {{
 
 {api})",
       fmt::arg("N", N),
-      fmt::arg("kernels", moe ? std::string(kKernelSource) + kMoeKernelSource
-                              : std::string(kKernelSource)),
+      // With the sm_90a kernel the portable one's configurations (and some
+      // of its constants) stay unused: nvcc is told not to warn about them.
+      fmt::arg("kernels", std::string(hopper ? "#pragma nv_diag_suppress 177\n"
+                                             : "") +
+                              kKernelSource +
+                              (moe ? kMoeKernelSource : "") +
+                              (hopper ? kHopperKernelSource : "")),
       fmt::arg("api", moe ? moeApi(plan, N)
-                          : fmt::format(fmt::runtime(kLayerApi), fmt::arg("N", N))),
+                          : fmt::format(fmt::runtime(kLayerApi), fmt::arg("N", N),
+                                        fmt::arg("fwdCall", fwdCall),
+                                        fmt::arg("bwdCall", bwdCall),
+                                        fmt::arg("gradTma", tmaGrads ? kGradTma : ""),
+                                        fmt::arg("zCalls", zCalls),
+                                        fmt::arg("gradCalls", gradCalls))),
       fmt::arg("ctype", ctype),
       fmt::arg("fwd", twoStageStruct("Fwd", plan.forward)),
       fmt::arg("bwd", twoStageStruct("Bwd", plan.backwardInput)),
+      fmt::arg("hop", hopperStructs),
       fmt::arg("gw1", weightGradStruct("GradW1", plan.gradW1)),
       fmt::arg("gw2", weightGradStruct("GradW2", plan.gradW2)),
+      fmt::arg("zRowsExpr", tmaGrads ? "(n + 63) / 64 * 64" : "n"),
       fmt::arg("zsize", plan.zSize), fmt::arg("w1size", plan.w1Size),
       fmt::arg("w2size", plan.w2Size),
       fmt::arg("family", cText(plan.layer.name)),
@@ -332,6 +442,10 @@ extern "C" const char *{N}_status_string(int status) {{
       fmt::arg("w1s", array7(plan.strides[1])),
       fmt::arg("w2s", array7(plan.strides[2])),
       fmt::arg("ys", array7(plan.strides[3])),
+      fmt::arg("fwdSmem", hf.enabled() ? "hopper::Layout<HFwd>::SMEM"
+                                        : "twoStageSmem<Fwd, T>()"),
+      fmt::arg("bwdSmem", hb.enabled() ? "hopper::Layout<HBwd>::SMEM"
+                                        : "twoStageSmem<Bwd, T>()"),
       fmt::arg("fallback", statusFallback()));
   return out;
 }

@@ -1,9 +1,13 @@
 #include "compiler/cuda/CudaPlan.h"
 #include "search/ClassStrides.h"
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
+#include <cctype>
 #include <climits>
 #include <map>
+#include <vector>
 
 namespace einstruct {
 namespace {
@@ -88,7 +92,178 @@ std::string chooseTile(TwoStageConfig &c, CudaDType dt, int64_t budget) {
          std::to_string(budget) + " B budget";
 }
 
+// The measured tiles (compiler/cuda/tuning.json, embedded at build time).
+const char *kTuningTable =
+#include "tuning.json.inc"
+    ;
+
+// The table's tile for role `c`, if it has a row for the target and sizes.
+std::optional<HopperTile> tunedTile(const TwoStageConfig &c,
+                                    const CudaTarget &target) {
+  static const nlohmann::json table =
+      nlohmann::json::parse(kTuningTable, nullptr, /*allow_exceptions=*/false);
+  if (!table.is_object() || !table.contains("rows") || !table["rows"].is_array())
+    return std::nullopt;
+  for (const auto &row : table["rows"]) {
+    try {
+      const auto &z = row.at("sizes");
+      if (row.at("arch") != target.arch ||
+          row.at("dtype") != dtypeName(target.dtype) ||
+          row.at("tokens") != "large" || z.at("G") != c.G || z.at("A") != c.A ||
+          z.at("F") != c.F || z.at("E") != c.E || z.at("R") != c.R)
+        continue;
+      const auto &t = row.at("tile");
+      return HopperTile{t.at("FC").get<int64_t>(), t.at("NWG").get<int64_t>(),
+                        t.at("STAGES").get<int64_t>(),
+                        t.value("CL", int64_t(1))};
+    } catch (const nlohmann::json::exception &) {
+      continue; // a malformed row is skipped (tests/unit checks the file)
+    }
+  }
+  return std::nullopt;
+}
+
+bool wgmmaWidth(int64_t n1) {
+  return n1 == 8 || n1 == 16 || n1 == 32 || n1 == 64 || n1 == 128;
+}
+
+// Why tile t cannot run role c within `budget` bytes (empty when it can).
+std::string badHopperTile(const TwoStageConfig &c, const HopperTile &t,
+                          int64_t budget) {
+  if (t.FC < 1 || t.FC > c.F || !wgmmaWidth(t.FC * c.R))
+    return "FC·R = " + std::to_string(t.FC * c.R) +
+           " is not a wgmma width the kernel wraps (8, 16, 32, 64, 128)";
+  if (t.NWG != 1 && t.NWG != 2)
+    return "NWG must be 1 or 2";
+  if (t.STAGES < 2 || t.STAGES > 16)
+    return "STAGES must be in [2, 16]";
+  const int64_t chunks = (c.F + t.FC - 1) / t.FC;
+  if (t.CL != 1 && t.CL != 2 && t.CL != 4 && t.CL != 8)
+    return "CL must be 1, 2, 4 or 8";
+  if (t.CL > 1 && (c.F % t.FC || chunks % t.CL))
+    return "a cluster of " + std::to_string(t.CL) + " needs f = " +
+           std::to_string(c.F) + " cut into whole chunks of FC, a multiple of "
+           "CL of them";
+  if (hopperSmemBytes(c, t) > budget)
+    return std::to_string(hopperSmemBytes(c, t)) +
+           " B of shared memory exceed the budget of " + std::to_string(budget);
+  return "";
+}
+
+// The analytic tile: fewest elements through L2 per token (x once per
+// f-chunk, the weights once per item of 64·NWG tokens), then more stages.
+std::optional<HopperTile> analyticTile(const TwoStageConfig &c,
+                                       int64_t budget) {
+  std::optional<HopperTile> best;
+  double bestCost = 0;
+  const double weights = double(c.F * c.R * c.G * c.A + c.F * c.E * c.R * c.G);
+  for (int64_t nwg : {1, 2})
+    for (int64_t fc = 1; fc <= c.F; ++fc) {
+      HopperTile t{fc, nwg, 8, 1};
+      while (t.STAGES > 3 && !badHopperTile(c, t, budget).empty())
+        --t.STAGES;
+      if (!badHopperTile(c, t, budget).empty())
+        continue;
+      const int64_t chunks = (c.F + fc - 1) / fc;
+      const double cost = double(chunks * c.G * c.A) + weights / (64.0 * nwg);
+      if (!best || cost < bestCost ||
+          (cost == bestCost && t.STAGES > best->STAGES)) {
+        best = t;
+        bestCost = cost;
+      }
+    }
+  return best;
+}
+
+HopperConfig planHopper(const TwoStageConfig &c, const CudaTarget &target,
+                        int64_t budget) {
+  HopperConfig h;
+  if (!target.wgmma || !hopperRefusal(c, target).empty())
+    return h;
+  std::optional<HopperTile> t;
+  if (target.hopperTile) {
+    t = target.hopperTile;
+    h.why = "tile forced";
+  } else if ((t = tunedTile(c, target)) &&
+             badHopperTile(c, *t, budget).empty()) {
+    h.why = "tile from the tuning table";
+  } else {
+    t = analyticTile(c, budget);
+    h.why = "analytic tile";
+  }
+  if (!t || !badHopperTile(c, *t, budget).empty())
+    return h;
+  h.tile = *t;
+  h.smemBytes = hopperSmemBytes(c, *t);
+  // (a stride of a size-1 class is never used)
+  auto is = [](int64_t size, int64_t stride, int64_t want) {
+    return size == 1 || stride == want;
+  };
+  h.permuteWeights =
+      !(is(c.A, c.W1A, 1) && is(c.G, c.W1G, c.A) && is(c.R, c.W1R, c.G * c.A) &&
+        is(c.F, c.W1F, c.R * c.G * c.A) && is(c.G, c.W2G, 1) &&
+        is(c.R, c.W2R, c.G) && is(c.E, c.W2E, c.R * c.G) &&
+        is(c.F, c.W2F, c.E * c.R * c.G));
+  h.why = "wgmma/TMA, FC=" + std::to_string(t->FC) + " NWG=" +
+          std::to_string(t->NWG) + " STAGES=" + std::to_string(t->STAGES) +
+          " CL=" + std::to_string(t->CL) +
+          " (" + h.why + "), " + std::to_string(h.smemBytes) +
+          " B shared memory" +
+          (h.permuteWeights ? ", weights copied to the kernel's layout" : "");
+  return h;
+}
+
 } // namespace
+
+Result<HopperTile> parseHopperTile(const std::string &text) {
+  std::vector<int64_t> v;
+  size_t pos = 0;
+  while (true) {
+    size_t end = pos;
+    while (end < text.size() && std::isdigit((unsigned char)text[end]) &&
+           end - pos < 4)
+      ++end;
+    if (end == pos || (end < text.size() && text[end] != ':') || v.size() == 4)
+      return Error{"'" + text + "': expected FC:NWG:STAGES[:CL], integers "
+                   "below 10000 (column " + std::to_string(end + 1) + ")"};
+    v.push_back(std::stoll(text.substr(pos, end - pos)));
+    if (end == text.size())
+      break;
+    pos = end + 1;
+  }
+  if (v.size() < 3)
+    return Error{"'" + text + "': expected FC:NWG:STAGES[:CL] (" +
+                 std::to_string(v.size()) + " number(s) given)"};
+  return HopperTile{v[0], v[1], v[2], v.size() == 4 ? v[3] : 1};
+}
+
+int64_t hopperSmemBytes(const TwoStageConfig &c, const HopperTile &t) {
+  const int64_t ka = c.A / 64, k2 = c.R * c.G, kc = k2 / 64;
+  const int64_t step1 = ka * (64 * t.NWG * 128 + t.FC * c.R * 128);
+  const int64_t step2 = kc * 64 * 128;
+  const int64_t slot = (std::max(step1, step2) + 1023) / 1024 * 1024;
+  return slot * t.STAGES + t.FC * k2 * 128 * t.NWG + 64 * 128 * 2 * t.NWG +
+         16 * t.STAGES + 1024;
+}
+
+std::string hopperRefusal(const TwoStageConfig &c, const CudaTarget &target) {
+  if (target.arch != "sm_90a")
+    return "wgmma needs sm_90a";
+  if (target.dtype == CudaDType::F32)
+    return "wgmma here takes 16-bit inputs";
+  if (c.B != 1 || c.D != 1)
+    return "b and d must be 1";
+  if (c.A % 64 || (c.R * c.G) % 64 || c.E % 64)
+    return "a, r·g and e must be multiples of 64";
+  if (c.XA != 1 || c.XG != c.A || c.XT != c.G * c.A || c.IN_LIMIT != c.XT)
+    return "x must be [n][g][a] with nothing padded";
+  if (c.YE != 1 || c.YF != c.E || c.YT != c.F * c.E || c.OUT_LIMIT != c.YT ||
+      c.OUT_FILL_FROM != c.YT)
+    return "y must be [n][f][e] with nothing padded";
+  if (c.F * c.E > INT_MAX || c.G * c.A > INT_MAX)
+    return "widths past the 32-bit TMA coordinates";
+  return "";
+}
 
 const char *dtypeName(CudaDType t) {
   return t == CudaDType::F32 ? "f32" : t == CudaDType::BF16 ? "bf16" : "f16";
@@ -186,8 +361,24 @@ Result<CudaPlan> planCuda(const Layer &layer, const CudaTarget &target) {
   TwoStageConfig &fw = p.forward, &bw = p.backwardInput;
   p.zSize = fw.ZT;
 
-  p.tileWhy = "forward: " + chooseTile(fw, target.dtype, budget) +
-              "; backward-input: " + chooseTile(bw, target.dtype, budget);
+  const std::string fwWhy = chooseTile(fw, target.dtype, budget);
+  const std::string bwWhy = chooseTile(bw, target.dtype, budget);
+  if (target.hopperTile) {
+    const std::string bad = badHopperTile(fw, *target.hopperTile, budget);
+    if (!hopperRefusal(fw, target).empty() || !bad.empty())
+      return Error{"--hopper-tile: the forward cannot run the sm_90a kernel: " +
+                   (bad.empty() ? hopperRefusal(fw, target) : bad)};
+  }
+  // The sm_90a kernel where a role qualifies; the portable kernel stays the
+  // fallback and computes the weight gradients' z and dz.
+  p.hopperForward = planHopper(fw, target, budget);
+  p.hopperBackwardInput = planHopper(bw, target, budget);
+  auto roleWhy = [](const HopperConfig &h, const std::string &portable) {
+    return h.enabled() ? h.why + " (portable kernel, for z: " + portable + ")"
+                       : portable;
+  };
+  p.tileWhy = "forward: " + roleWhy(p.hopperForward, fwWhy) +
+              "; backward-input: " + roleWhy(p.hopperBackwardInput, bwWhy);
   if (fw.FC < 1 || bw.FC < 1 || fw.smemBytes > budget || bw.smemBytes > budget)
     return Error{"the z tile of one f-block (" +
                  std::to_string(dtypeBytes(target.dtype) * kMT * fw.K2P) +

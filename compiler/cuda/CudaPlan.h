@@ -40,10 +40,35 @@ std::optional<CudaDType> dtypeFromName(const std::string &name);
 const char *dtypeCType(CudaDType t);      // "float", "__nv_bfloat16", "__half"
 int dtypeBytes(CudaDType t);
 
+// The tile of the sm_90a kernel (kernels/einstruct_hopper.cuh): FC f-blocks
+// per work item, NWG consumer warpgroups of 64 tokens, STAGES TMA ring
+// slots, CL CTAs per cluster sharing each x tile by multicast.
+struct HopperTile {
+  int64_t FC = 0, NWG = 1, STAGES = 0, CL = 1;
+  bool operator==(const HopperTile &o) const {
+    return FC == o.FC && NWG == o.NWG && STAGES == o.STAGES && CL == o.CL;
+  }
+};
+
 struct CudaTarget {
   std::string arch = "sm_90a"; // sm_80 or sm_90a: sets the shared-memory budget
   CudaDType dtype = CudaDType::BF16;
   int64_t smemBudget = 0; // bytes per block; 0 = the arch's default
+  // sm_90a, 16-bit: use the wgmma/TMA kernel where a role qualifies.
+  bool wgmma = true;
+  // Forces this tile on every qualifying role (tuning); else the tuning
+  // table's row for the sizes, else the analytic choice.
+  std::optional<HopperTile> hopperTile;
+};
+
+// The sm_90a kernel's configuration of one role (forward or backward-input);
+// tile.FC == 0 when the role runs on the portable twoStage kernel instead.
+struct HopperConfig {
+  HopperTile tile;
+  int64_t smemBytes = 0;
+  bool permuteWeights = false; // weights copied into the canonical layouts
+  std::string why;             // where the tile came from, for the header
+  bool enabled() const { return tile.FC > 0; }
 };
 
 struct CudaPlan {
@@ -54,6 +79,7 @@ struct CudaPlan {
   int64_t paddedIn = 0, paddedOut = 0, zSize = 0, w1Size = 0, w2Size = 0;
   CudaTarget target;
   TwoStageConfig forward, backwardInput;
+  HopperConfig hopperForward, hopperBackwardInput;
   WeightGradConfig gradW1, gradW2;
   std::string tileWhy; // how the tiles were chosen, for the header
   // BTT-MoE: the kernel configurations are one expert's rank-1 layer; expert
@@ -65,6 +91,18 @@ constexpr int64_t kMaxCudaExperts = 64; // per-thread arrays in the router
 
 // Shared-memory bytes of a twoStage block (mirrors twoStageSmem in the .cuh).
 int64_t twoStageSmemBytes(const TwoStageConfig &c, CudaDType t);
+
+// "FC:NWG:STAGES[:CL]" (positive integers) as a tile; the planner checks
+// it against the layer.
+Result<HopperTile> parseHopperTile(const std::string &text);
+
+// Shared-memory bytes of the sm_90a kernel for a role (mirrors
+// hopper::Layout<H>::SMEM in kernels/einstruct_hopper.cuh).
+int64_t hopperSmemBytes(const TwoStageConfig &c, const HopperTile &t);
+
+// Why the sm_90a kernel cannot run role `c` (empty when it can): 16-bit,
+// b = d = 1, whole 64-element boxes, x and y in their canonical layouts.
+std::string hopperRefusal(const TwoStageConfig &c, const CudaTarget &target);
 
 // Plans a single-term θ-space layer (every class at most one letter).
 Result<CudaPlan> planCuda(const Layer &layer, const CudaTarget &target);

@@ -762,7 +762,8 @@ struct CompileOptions {
   std::string emit = "kernels", target, dtype = "bf16", arch = "sm_90a", name,
                                  dir;
   int64_t smemKb = 0;
-  bool prebuild = false;
+  bool prebuild = false, noWgmma = false;
+  std::string hopperTile;
 };
 
 // The name the layer's files and symbols get: --name, or einstruct_ + family.
@@ -836,6 +837,13 @@ int runCompile(const CompileOptions &o) {
   if (o.smemKb < 0 || o.smemKb > 1024)
     return fail(fmt::format("--smem-kb {} must be in [0, 1024]", o.smemKb));
   target.smemBudget = o.smemKb * 1024;
+  target.wgmma = !o.noWgmma;
+  if (!o.hopperTile.empty()) {
+    auto tile = parseHopperTile(o.hopperTile);
+    if (!tile)
+      return fail("--hopper-tile: " + tile.error());
+    target.hopperTile = *tile;
+  }
   auto layer = singleLayer(o.file, o.args, "compile");
   if (!layer)
     return fail(layer.error());
@@ -1121,6 +1129,11 @@ int main(int argc, char **argv) {
                       "shared-memory budget per block in KiB (0: the arch's)")
       ->check(kInt64)
       ->capture_default_str();
+  compile->add_flag("--no-wgmma", co.noWgmma,
+                    "sm_90a: keep every role on the portable WMMA kernel");
+  compile->add_option("--hopper-tile", co.hopperTile,
+                      "sm_90a tile FC:NWG:STAGES for the wgmma kernel "
+                      "(tuning; default: the tuning table, else analytic)");
   compile->add_option("--name", co.name,
                       "symbol prefix and file name (default: einstruct_ + "
                       "the family)");

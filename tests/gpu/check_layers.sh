@@ -33,11 +33,13 @@ run() {
   build_harness "$here/layer_check.cu" "$dir" check "${names[@]}"
   while read -r line; do
     name=$(field "$line" 1)
+    # A hung kernel fails its layer instead of stalling the run.
     # shellcheck disable=SC2046
-    "$dir/$name.check" $(field "$line" 3) || fails=$((fails + 1))
+    timeout "${CHECK_TIMEOUT:-120}" "$dir/$name.check" $(field "$line" 3) ||
+      { echo "FAIL $name (exit $?; 124 = timed out)"; fails=$((fails + 1)); }
   done < <(specs)
   if command -v compute-sanitizer >/dev/null; then
-    for name in monarch64_bf16 btt_padded exact_odd; do
+    for name in monarch64_bf16 monarch64_nwg2 monarch64_cl4 btt_padded exact_odd; do
       memcheck "$name" "$dir/$name.memcheck" "$dir/$name.check" 3 ||
         fails=$((fails + 1))
     done

@@ -28,7 +28,7 @@ build_harness() {
 memcheck() {
   local name=$1 log=$2
   shift 2
-  compute-sanitizer --tool memcheck --error-exitcode 9 "$@" >"$log" 2>&1 &&
+  timeout 300 compute-sanitizer --tool memcheck --error-exitcode 9 "$@" >"$log" 2>&1 &&
     echo "ok   memcheck $name: $(grep -m1 'ERROR SUMMARY' "$log")" ||
     { echo "FAIL memcheck $name"; tail -20 "$log"; return 1; }
 }
