@@ -6,6 +6,8 @@
 #include "mlir/IR/DialectImplementation.h"
 #include "mlir/IR/OpImplementation.h"
 
+#include <cmath>
+
 using namespace mlir;
 
 #include "EinstructOpsDialect.cpp.inc"
@@ -20,7 +22,66 @@ void einstruct::EinstructDialect::initialize() {
 #define GET_OP_CLASSES
 #include "EinstructOps.cpp.inc"
 
+LogicalResult
+einstruct::EinstructDialect::verifyOperationAttribute(Operation *op,
+                                                      NamedAttribute attr) {
+  if (attr.getName() != "einstruct.budget")
+    return success();
+  auto dict = dyn_cast<DictionaryAttr>(attr.getValue());
+  if (!dict)
+    return op->emitError() << "einstruct.budget must be a dictionary";
+  Budget budget;
+  std::string error;
+  if (!readBudget(dict, budget, error))
+    return op->emitError() << error;
+  return success();
+}
+
 namespace einstruct {
+
+bool readBudget(DictionaryAttr budget, Budget &out, std::string &error) {
+  for (NamedAttribute e : budget) {
+    const std::string key = e.getName().getValue().str();
+    const std::string where = "einstruct.budget." + key;
+    std::optional<double> v;
+    if (auto f = dyn_cast<FloatAttr>(e.getValue()))
+      v = f.getValueAsDouble();
+    else if (auto i = dyn_cast<IntegerAttr>(e.getValue()))
+      v = double(i.getInt());
+    if (!v) {
+      error = where + " must be a number";
+      return false;
+    }
+    if (!std::isfinite(*v)) {
+      error = where + " must be a finite number, not " + std::to_string(*v);
+      return false;
+    }
+    if (key == "max_flops_ratio") {
+      if (*v <= 0) {
+        error = where + " must be > 0";
+        return false;
+      }
+      out.maxFlopsRatio = *v;
+    } else if (key == "min_psi" || key == "max_omega") {
+      if (*v < 0 || *v > 1) {
+        error = where + " must be in [0, 1]";
+        return false;
+      }
+      (key == "min_psi" ? out.minPsi : out.maxOmega) = *v;
+    } else if (key == "max_params") {
+      if (*v < 0 || *v != std::floor(*v) || *v > 9.0e18) {
+        error = where + " must be a whole number >= 0";
+        return false;
+      }
+      out.maxParams = int64_t(*v);
+    } else {
+      error = "einstruct.budget has unknown key '" + key +
+              "' (known: max_flops_ratio, max_params, min_psi, max_omega)";
+      return false;
+    }
+  }
+  return true;
+}
 
 bool termOf(LayerOp op, EinsumTerm &term, std::string &error) {
   return termOf(op.getSpec(), op.getSizes(), term, error);

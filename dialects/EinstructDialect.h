@@ -7,6 +7,9 @@
 #include "mlir/IR/OpDefinition.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
+#include <optional>
+#include <string>
+
 #include "EinstructOpsDialect.h.inc"
 
 #define GET_OP_CLASSES
@@ -19,4 +22,15 @@ struct EinsumTerm;
 bool termOf(LayerOp op, EinsumTerm &term, std::string &error);
 bool termOf(mlir::StringRef spec, mlir::DictionaryAttr sizes, EinsumTerm &term,
             std::string &error);
+
+// A search budget as `einstruct.budget` holds it (each key optional).
+struct Budget {
+  std::optional<double> maxFlopsRatio, minPsi, maxOmega;
+  std::optional<int64_t> maxParams;
+};
+// Reads an `einstruct.budget` dictionary: numbers only, known keys, the
+// ranges the CLI's flags take (max_flops_ratio finite and > 0, min_psi and
+// max_omega in [0, 1], max_params a whole number >= 0; never NaN).
+// Returns false with `error` naming the key and the problem.
+bool readBudget(mlir::DictionaryAttr budget, Budget &out, std::string &error);
 } // namespace einstruct

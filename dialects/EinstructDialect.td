@@ -13,6 +13,8 @@ def Einstruct_Dialect : Dialect {
     of x with one or more weight tensors (structures.md). Attributes carry the
     einsum, the size of every index and, when known, the θ exponents.
   }];
+  // `einstruct.budget` on any op is checked like the CLI's flags.
+  let hasOperationAttrVerify = 1;
 }
 
 class Einstruct_Op<string mnemonic, list<Trait> traits = []>

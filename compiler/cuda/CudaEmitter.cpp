@@ -183,46 +183,43 @@ Result<CudaSources> emitCuda(const CudaPlan &plan, const std::string &name) {
   const std::string ctype = dtypeCType(plan.target.dtype);
   const bool moe = plan.experts > 0;
 
-  // Each role runs the sm_90a kernel where the plan chose it (the MoE's
-  // grouped launch stays on the portable kernel).
+  // Each role runs the sm_90a kernel where the plan chose it (never for a
+  // BTT-MoE: its grouped launch is the portable kernel's).
   const HopperConfig &hf = plan.hopperForward, &hb = plan.hopperBackwardInput;
-  const bool hopper = !moe && (hf.enabled() || hb.enabled());
+  const bool hopper = hf.enabled() || hb.enabled();
   std::string hopperStructs;
-  if (!moe && hf.enabled())
+  if (hf.enabled())
     hopperStructs += "// The forward on the sm_90a kernel (einstruct_hopper.cuh).\n" +
                      hopperStruct("HFwd", plan.forward, hf);
-  if (!moe && hb.enabled())
+  if (hb.enabled())
     hopperStructs += "// The backward-input on the sm_90a kernel.\n" +
                      hopperStruct("HBwd", plan.backwardInput, hb);
   const std::string fwdCall =
-      !moe && hf.enabled()
+      hf.enabled()
           ? "hopper::launchLayer<HFwd, Fwd, T>((const T *)x, (const T *)w1, "
             "(const T *)w2, (T *)y, n, stream)"
           : "launchTwoStage<Fwd>((const T *)x, (const T *)w1, (const T *)w2, "
             "(T *)y, nullptr, n, stream)";
   const std::string bwdCall =
-      !moe && hb.enabled()
+      hb.enabled()
           ? "hopper::launchLayer<HBwd, Bwd, T>((const T *)dy, (const T *)w2, "
             "(const T *)w1, (T *)dx, n, stream)"
           : "launchTwoStage<Bwd>((const T *)dy, (const T *)w2, (const T *)w1, "
             "(T *)dx, nullptr, n, stream)";
 
-  // With both roles on the sm_90a kernel, x, y and the z/dz the portable
-  // kernel writes all have the layouts the TMA weight-gradient kernel reads.
-  const bool tmaGrads = !moe && hf.enabled() && hb.enabled();
-  if (tmaGrads) {
-    const TwoStageConfig &c = plan.forward;
-    hopperStructs += fmt::format(
-        "// Weight gradients on the sm_90a kernel: dW1 from dzT [g][r][f][t] "
-        "and x, dW2 from dy and zT [f][r][g][t].\n"
-        "struct HGradW1 {{\n  static constexpr int P = {G}, M = {RF}, N = {A}, "
-        "LB = {RF}, RB = {A}, MF = {F}, MR = {R}, TA = 0, TB = 1;\n}};\n"
-        "struct HGradW2 {{\n  static constexpr int P = {F}, M = {E}, N = {K2}, "
-        "LB = {E}, RB = {K2}, MF = {E}, MR = 1, TA = 1, TB = 0;\n}};\n",
-        fmt::arg("G", c.G), fmt::arg("A", c.A), fmt::arg("F", c.F),
-        fmt::arg("E", c.E), fmt::arg("R", c.R), fmt::arg("RF", c.R * c.F),
-        fmt::arg("K2", c.R * c.G));
-  }
+  // With both roles on the sm_90a kernel the weight gradients are too.
+  const bool tmaGrads = plan.tmaGrads;
+  auto gradStruct = [](const char *name, const TmaGradConfig &g) {
+    return fmt::format("struct {} {{\n  static constexpr int P = {}, M = {}, "
+                       "N = {}, LB = {}, RB = {}, MF = {}, MR = {}, TA = {}, "
+                       "TB = {};\n}};\n",
+                       name, g.P, g.M, g.N, g.LB, g.RB, g.MF, g.MR, g.TA, g.TB);
+  };
+  if (tmaGrads)
+    hopperStructs += "// Weight gradients on the sm_90a kernel: dW1 from dzT "
+                     "[g][r][f][t] and x, dW2 from dy and zT [f][r][g][t].\n" +
+                     gradStruct("HGradW1", plan.tmaGradW1) +
+                     gradStruct("HGradW2", plan.tmaGradW2);
   // z and dz: [n][...] from the portable kernel, or, for the TMA weight
   // gradients, zT and dzT (tokens contiguous, rows of zRows(n)) from the
   // sm_90a kernel's stage 1.

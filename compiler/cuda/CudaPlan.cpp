@@ -130,7 +130,10 @@ bool wgmmaWidth(int64_t n1) {
 // Why tile t cannot run role c within `budget` bytes (empty when it can).
 std::string badHopperTile(const TwoStageConfig &c, const HopperTile &t,
                           int64_t budget) {
-  if (t.FC < 1 || t.FC > c.F || !wgmmaWidth(t.FC * c.R))
+  if (t.FC < 1 || t.FC > c.F)
+    return "FC = " + std::to_string(t.FC) + " is not in [1, f = " +
+           std::to_string(c.F) + "]";
+  if (!wgmmaWidth(t.FC * c.R))
     return "FC·R = " + std::to_string(t.FC * c.R) +
            " is not a wgmma width the kernel wraps (8, 16, 32, 64, 128)";
   if (t.NWG != 1 && t.NWG != 2)
@@ -214,6 +217,8 @@ HopperConfig planHopper(const TwoStageConfig &c, const CudaTarget &target,
 }
 
 } // namespace
+
+const char *hopperTuningTable() { return kTuningTable; }
 
 Result<HopperTile> parseHopperTile(const std::string &text) {
   std::vector<int64_t> v;
@@ -364,21 +369,38 @@ Result<CudaPlan> planCuda(const Layer &layer, const CudaTarget &target) {
   const std::string fwWhy = chooseTile(fw, target.dtype, budget);
   const std::string bwWhy = chooseTile(bw, target.dtype, budget);
   if (target.hopperTile) {
-    const std::string bad = badHopperTile(fw, *target.hopperTile, budget);
-    if (!hopperRefusal(fw, target).empty() || !bad.empty())
+    std::string why = hopperRefusal(fw, target);
+    if (why.empty())
+      why = badHopperTile(fw, *target.hopperTile, budget);
+    if (!why.empty())
       return Error{"--hopper-tile: the forward cannot run the sm_90a kernel: " +
-                   (bad.empty() ? hopperRefusal(fw, target) : bad)};
+                   why};
   }
-  // The sm_90a kernel where a role qualifies; the portable kernel stays the
-  // fallback and computes the weight gradients' z and dz.
-  p.hopperForward = planHopper(fw, target, budget);
-  p.hopperBackwardInput = planHopper(bw, target, budget);
-  auto roleWhy = [](const HopperConfig &h, const std::string &portable) {
-    return h.enabled() ? h.why + " (portable kernel, for z: " + portable + ")"
-                       : portable;
-  };
-  p.tileWhy = "forward: " + roleWhy(p.hopperForward, fwWhy) +
-              "; backward-input: " + roleWhy(p.hopperBackwardInput, bwWhy);
+  // The sm_90a kernel where a role qualifies (not for a BTT-MoE, whose
+  // grouped expert launch is the portable kernel's); the portable kernel
+  // stays the fallback.
+  if (layer.experts == 0) {
+    p.hopperForward = planHopper(fw, target, budget);
+    p.hopperBackwardInput = planHopper(bw, target, budget);
+  }
+  if (p.hopperForward.enabled() && p.hopperBackwardInput.enabled()) {
+    // dW1[g][(f,r)][a] from dzT [g][r][f][t] and x [t][g][a]; dW2[f][e][(r,g)]
+    // from dy [t][f][e] and zT [f][r][g][t].
+    const TwoStageConfig &c = p.forward;
+    p.tmaGrads = true;
+    p.tmaGradW1 = {c.G, c.R * c.F, c.A, c.R * c.F, c.A, c.F, c.R, 0, 1};
+    p.tmaGradW2 = {c.F, c.E, c.R * c.G, c.E, c.R * c.G, c.E, 1, 1, 0};
+  }
+  p.tileWhy =
+      "forward: " + (p.hopperForward.enabled() ? p.hopperForward.why : fwWhy) +
+      "; backward-input: " +
+      (p.hopperBackwardInput.enabled() ? p.hopperBackwardInput.why : bwWhy) +
+      (p.tmaGrads ? "; weight gradients: wgmma over tokens, z and dz from the "
+                    "sm_90a stage 1"
+       : p.hopperForward.enabled() || p.hopperBackwardInput.enabled()
+           ? "; z and dz for the weight gradients: portable kernel (" + fwWhy +
+                 "; " + bwWhy + ")"
+           : std::string());
   if (fw.FC < 1 || bw.FC < 1 || fw.smemBytes > budget || bw.smemBytes > budget)
     return Error{"the z tile of one f-block (" +
                  std::to_string(dtypeBytes(target.dtype) * kMT * fw.K2P) +

@@ -71,6 +71,13 @@ struct HopperConfig {
   bool enabled() const { return tile.FC > 0; }
 };
 
+// A weight gradient on the sm_90a kernel (weightGradHopper):
+// partial[p][m'][n] = Σ_t Lhs(t, p·LB + m) · Rhs(t, p·RB + n), m' = (m % MF)·MR
+// + m / MF; an operand is token-major (TA/TB = 1) or tokens-contiguous (0).
+struct TmaGradConfig {
+  int64_t P = 0, M = 0, N = 0, LB = 0, RB = 0, MF = 1, MR = 1, TA = 1, TB = 1;
+};
+
 struct CudaPlan {
   Layer layer;
   std::array<int64_t, 7> sizes{}; // a,b,g,d,e,f,r
@@ -80,6 +87,10 @@ struct CudaPlan {
   CudaTarget target;
   TwoStageConfig forward, backwardInput;
   HopperConfig hopperForward, hopperBackwardInput;
+  // With both roles on the sm_90a kernel: the weight gradients read zT and
+  // dzT (its stage 1, tokens contiguous) and x, dy through TMA.
+  bool tmaGrads = false;
+  TmaGradConfig tmaGradW1, tmaGradW2;
   WeightGradConfig gradW1, gradW2;
   std::string tileWhy; // how the tiles were chosen, for the header
   // BTT-MoE: the kernel configurations are one expert's rank-1 layer; expert
@@ -95,6 +106,9 @@ int64_t twoStageSmemBytes(const TwoStageConfig &c, CudaDType t);
 // "FC:NWG:STAGES[:CL]" (positive integers) as a tile; the planner checks
 // it against the layer.
 Result<HopperTile> parseHopperTile(const std::string &text);
+
+// The tuning table the planner reads (compiler/cuda/tuning.json as built in).
+const char *hopperTuningTable();
 
 // Shared-memory bytes of the sm_90a kernel for a role (mirrors
 // hopper::Layout<H>::SMEM in kernels/einstruct_hopper.cuh).

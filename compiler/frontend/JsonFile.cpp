@@ -1,12 +1,39 @@
 #include "JsonFile.h"
 
+#include <algorithm>
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <fstream>
 #include <sstream>
 
 namespace einstruct {
 
-Result<std::string> readTextFile(const std::string &path) {
+namespace {
+
+// The size of `path` if it is a regular file, else why not.
+Result<uint64_t> regularFileSize(const std::string &path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0)
+    return Error{fmt::format("{}: cannot open the file", path)};
+  if (!S_ISREG(st.st_mode))
+    return Error{fmt::format("{}: not a regular file ({}); give a file",
+                             path,
+                             S_ISDIR(st.st_mode)    ? "a directory"
+                             : S_ISFIFO(st.st_mode) ? "a FIFO"
+                                                    : "a device or socket")};
+  return uint64_t(st.st_size);
+}
+
+} // namespace
+
+Result<std::string> readTextFile(const std::string &path, size_t maxBytes) {
+  auto size = regularFileSize(path);
+  if (!size)
+    return Error{size.error()};
+  if (*size > maxBytes)
+    return Error{fmt::format("{}: {} bytes, more than the {} MiB such a file "
+                             "may hold",
+                             path, *size, maxBytes >> 20)};
   std::ifstream in(path, std::ios::binary);
   if (!in)
     return Error{fmt::format("{}: cannot open the file", path)};
@@ -15,6 +42,22 @@ Result<std::string> readTextFile(const std::string &path) {
   if (in.bad())
     return Error{fmt::format("{}: read failed", path)};
   return ss.str();
+}
+
+Result<FileHead> readFileHead(const std::string &path, size_t count) {
+  auto size = regularFileSize(path);
+  if (!size)
+    return Error{size.error()};
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    return Error{fmt::format("{}: cannot open the file", path)};
+  FileHead h;
+  h.size = *size;
+  h.bytes.resize(size_t(std::min<uint64_t>(count, *size)));
+  in.read(h.bytes.data(), std::streamsize(h.bytes.size()));
+  if (!in)
+    return Error{fmt::format("{}: read failed", path)};
+  return h;
 }
 
 Result<nlohmann::json> parseJson(const std::string &text,

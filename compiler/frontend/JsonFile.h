@@ -7,7 +7,22 @@
 
 namespace einstruct {
 
-Result<std::string> readTextFile(const std::string &path);
+// Spec, model and sweep files (and their results) are at most this large.
+constexpr size_t kMaxTextFileBytes = size_t(256) << 20;
+
+// The bytes of a regular file, checked before anything is read: a FIFO, a
+// device or a directory is refused (reading one could block forever or
+// never end), and so is a file of more than `maxBytes`.
+Result<std::string> readTextFile(const std::string &path,
+                                 size_t maxBytes = kMaxTextFileBytes);
+
+// The first `count` bytes of a regular file (fewer when it is shorter) and
+// its size: to check a format's magic and header before reading the rest.
+struct FileHead {
+  std::string bytes;
+  uint64_t size = 0;
+};
+Result<FileHead> readFileHead(const std::string &path, size_t count);
 
 Result<nlohmann::json> parseJson(const std::string &text,
                                  const std::string &source);

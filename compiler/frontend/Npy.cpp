@@ -10,6 +10,9 @@ namespace einstruct {
 
 namespace {
 
+// numpy's own limit on the number of axes (NPY_MAXDIMS).
+constexpr size_t kMaxNpyAxes = 64;
+
 // The value text after 'key': in the header dict, or empty.
 std::string field(const std::string &h, const std::string &key, size_t &at) {
   size_t k = h.find("'" + key + "'");
@@ -24,22 +27,33 @@ std::string field(const std::string &h, const std::string &key, size_t &at) {
   return h.substr(at);
 }
 
-// Column-major data (np.save of a transposed array) into C order.
+// Column-major data (np.save of a transposed array) into C order. Size-1
+// axes do not move anything and are dropped first; the Fortran offset is
+// then kept up to date as the C-order index counts, so the cost is linear
+// in the elements whatever the number of axes.
 std::vector<float> fortranToC(const std::vector<int64_t> &shape,
                               const std::vector<float> &in) {
-  std::vector<float> out(in.size());
-  std::vector<int64_t> idx(shape.size(), 0);
-  for (size_t c = 0; c < in.size(); ++c) {
-    // idx is the multi-index of C-order position c; find its F-order offset.
-    int64_t f = 0, stride = 1;
-    for (size_t k = 0; k < shape.size(); ++k) {
-      f += idx[k] * stride;
-      stride *= shape[k];
+  std::vector<int64_t> dims, fstride;
+  int64_t stride = 1;
+  for (int64_t d : shape) {
+    if (d != 1) {
+      dims.push_back(d);
+      fstride.push_back(stride);
     }
+    stride *= d;
+  }
+  if (dims.size() < 2)
+    return in;
+  std::vector<float> out(in.size());
+  std::vector<int64_t> idx(dims.size(), 0);
+  int64_t f = 0;
+  for (size_t c = 0; c < in.size(); ++c) {
     out[c] = in[size_t(f)];
-    for (size_t k = shape.size(); k-- > 0;) {
-      if (++idx[k] < shape[k])
+    for (size_t k = dims.size(); k-- > 0;) {
+      f += fstride[k];
+      if (++idx[k] < dims[k])
         break;
+      f -= dims[k] * fstride[k];
       idx[k] = 0;
     }
   }
@@ -106,6 +120,10 @@ Result<NpyArray> parseNpy(const std::string &b, const std::string &src) {
         return fail(headerStart + at + i, "dimension too large");
       ++i;
     }
+    if (a.shape.size() == kMaxNpyAxes)
+      return fail(headerStart + at + i,
+                  fmt::format("more than {} axes in the shape (numpy's limit)",
+                              kMaxNpyAxes));
     a.shape.push_back(d);
     auto c = checkedMul(count, d);
     if (!c || *c > (int64_t(1) << 40))
@@ -133,7 +151,14 @@ Result<NpyArray> parseNpy(const std::string &b, const std::string &src) {
 }
 
 Result<NpyArray> readNpy(const std::string &path) {
-  auto bytes = readTextFile(path);
+  // The magic first: a large file of something else is never read whole.
+  auto head = readFileHead(path, 10);
+  if (!head)
+    return Error{head.error()};
+  if (auto bad = parseNpy(head->bytes, path);
+      !bad && bad.error().find("no \\x93NUMPY magic") != std::string::npos)
+    return Error{bad.error()};
+  auto bytes = readTextFile(path, SIZE_MAX);
   if (!bytes)
     return Error{bytes.error()};
   return parseNpy(*bytes, path);

@@ -9,6 +9,8 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/SymbolTable.h"
 
+#include <cmath>
+
 namespace einstruct {
 #define GEN_PASS_DEF_SELECTSTRUCTURE
 #include "Passes.h.inc"
@@ -31,6 +33,11 @@ struct SelectStructurePass
 
   void runOnOperation() override {
     mlir::ModuleOp module = getOperation();
+    if (std::string bad = badOption(); !bad.empty()) {
+      module.emitError() << "--einstruct-select-structure: " << bad;
+      signalPassFailure();
+      return;
+    }
     llvm::SmallVector<LayerOp> dense;
     module.walk([&](LayerOp op) {
       EinsumTerm t;
@@ -56,35 +63,35 @@ struct SelectStructurePass
     auto attr = op->getAttrOfType<mlir::DictionaryAttr>("einstruct.budget");
     if (!attr)
       return k;
-    for (mlir::NamedAttribute e : attr) {
-      llvm::StringRef key = e.getName().getValue();
-      auto number = [&]() -> std::optional<double> {
-        if (auto f = mlir::dyn_cast<mlir::FloatAttr>(e.getValue()))
-          return f.getValueAsDouble();
-        if (auto i = mlir::dyn_cast<mlir::IntegerAttr>(e.getValue()))
-          return double(i.getInt());
-        return std::nullopt;
-      }();
-      if (!number) {
-        op.emitOpError() << "einstruct.budget." << key << " must be a number";
-        return mlir::failure();
-      }
-      if (key == "max_flops_ratio")
-        k.maxFlopsRatio = *number;
-      else if (key == "max_params")
-        k.maxParams = int64_t(*number);
-      else if (key == "min_psi")
-        k.minPsi = *number;
-      else if (key == "max_omega")
-        k.maxOmega = *number;
-      else {
-        op.emitOpError() << "einstruct.budget has unknown key '" << key
-                         << "' (known: max_flops_ratio, max_params, min_psi, "
-                            "max_omega)";
-        return mlir::failure();
-      }
+    Budget b;
+    std::string error;
+    if (!readBudget(attr, b, error)) {
+      op.emitOpError() << error;
+      return mlir::failure();
     }
+    if (b.maxFlopsRatio)
+      k.maxFlopsRatio = b.maxFlopsRatio;
+    if (b.maxParams)
+      k.maxParams = b.maxParams;
+    if (b.minPsi)
+      k.minPsi = b.minPsi;
+    if (b.maxOmega)
+      k.maxOmega = b.maxOmega;
     return k;
+  }
+
+  // The pass options, checked as the CLI checks its flags.
+  std::string badOption() {
+    const double ratio = maxFlopsRatio, psi = minPsi;
+    if (!std::isfinite(ratio) || ratio <= 0)
+      return "max-flops-ratio = " + std::to_string(ratio) +
+             " must be a finite number > 0";
+    if (!std::isfinite(psi) || psi < 0 || psi > 1)
+      return "min-psi = " + std::to_string(psi) + " must be in [0, 1]";
+    if (int64_t(maxParams) < 0)
+      return "max-params = " + std::to_string(int64_t(maxParams)) +
+             " must be >= 0";
+    return "";
   }
 
   mlir::LogicalResult replace(LayerOp op) {

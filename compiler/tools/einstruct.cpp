@@ -6,6 +6,7 @@
 #include "compiler/cuda/CudaLayer.h"
 #include "compiler/cuda/GemmEmitter.h"
 #include "compiler/cpu/NaiveEinsum.h"
+#include "compiler/frontend/OutputFiles.h"
 #include "compiler/frontend/Safetensors.h"
 #include "compiler/project/Projection.h"
 #include "compiler/torch/TorchModule.h"
@@ -29,6 +30,7 @@
 #include <cmath>
 #include <random>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -89,28 +91,18 @@ int fail(const std::string &msg) {
   return kUsageError;
 }
 
-// Writes to stdout, or to `path` through a temporary file renamed into place
-// so that a failure never leaves a partial output.
+// Writes every file of `out` or none (compiler/frontend/OutputFiles.h).
+int commit(OutputFiles &out) {
+  auto r = out.commit();
+  return r ? 0 : fail(r.error());
+}
+
+// One output: stdout for "" or "-", else `path`, through a temporary file
+// renamed into place so that a failure never leaves a partial output.
 int emit(const std::string &text, const std::string &path) {
-  if (path.empty() || path == "-") {
-    std::fwrite(text.data(), 1, text.size(), stdout);
-    return 0;
-  }
-  std::string tmp = fmt::format("{}.tmp.{}", path, getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    out << text;
-    out.flush();
-    if (!out) {
-      std::remove(tmp.c_str());
-      return fail(fmt::format("{}: cannot write the output", path));
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    return fail(fmt::format("{}: cannot write the output", path));
-  }
-  return 0;
+  OutputFiles out;
+  out.add(path, text);
+  return commit(out);
 }
 
 struct AnalyzeOptions {
@@ -378,9 +370,10 @@ int runReport(const ReportOptions &o) {
     return fail(r.error());
   if (mkdir(o.dir.c_str(), 0755) != 0 && errno != EEXIST)
     return fail(fmt::format("{}: cannot create the directory", o.dir));
-  if (int rc = emit(r->svg, o.dir + "/pareto.svg"))
-    return rc;
-  if (int rc = emit(r->markdown, o.dir + "/report.md"))
+  OutputFiles out;
+  out.add(o.dir + "/pareto.svg", r->svg);
+  out.add(o.dir + "/report.md", r->markdown);
+  if (int rc = commit(out))
     return rc;
   std::printf("wrote %s/report.md and %s/pareto.svg\n", o.dir.c_str(),
               o.dir.c_str());
@@ -558,11 +551,12 @@ int runMoe(const RunOptions &o, const Layer &layer, const Analysis &analysis,
               fmt::format("{}", fmt::join(rt.counts, ", ")).c_str(),
               (long long)(batch * layer.topK), rt.entropy,
               std::log(double(E)), rt.auxLoss);
+  // y and the gradients are written together once all are computed.
+  OutputFiles out;
+  std::string notes;
   if (!o.output.empty()) {
-    if (int rc = emit(encodeNpy({{batch, layer.dOut}, fwd->y}), o.output))
-      return rc;
-    std::printf("output   %s (%lld, %lld)\n", o.output.c_str(),
-                (long long)batch, (long long)layer.dOut);
+    out.add(o.output, encodeNpy({{batch, layer.dOut}, fwd->y}));
+    notes += fmt::format("output   {} ({}, {})\n", o.output, batch, layer.dOut);
   }
   if (!o.grad.empty()) {
     auto s = Clock::now();
@@ -572,20 +566,18 @@ int runMoe(const RunOptions &o, const Layer &layer, const Analysis &analysis,
       return fail(g.error());
     const double bms = msSince(s);
     const auto shapes = weightShapes(layer);
-    if (int rc = emit(encodeNpy({{batch, layer.dIn}, g->dx}),
-                      o.gradDir + "/dx.npy"))
-      return rc;
+    out.add(o.gradDir + "/dx.npy", encodeNpy({{batch, layer.dIn}, g->dx}));
     for (size_t k = 0; k < 2; ++k)
-      if (int rc = emit(encodeNpy({shapes[k], g->dw[k]}),
-                        fmt::format("{}/dw{}.npy", o.gradDir, k + 1)))
-        return rc;
-    if (int rc = emit(encodeNpy({{layer.dIn, E}, g->dRouter}),
-                      o.gradDir + "/dwg.npy"))
-      return rc;
-    std::printf("backward %.3f ms (aux weight %g): wrote %s/dx.npy, dw1.npy, "
-                "dw2.npy and dwg.npy\n",
-                bms, o.auxWeight, o.gradDir.c_str());
+      out.add(fmt::format("{}/dw{}.npy", o.gradDir, k + 1),
+              encodeNpy({shapes[k], g->dw[k]}));
+    out.add(o.gradDir + "/dwg.npy", encodeNpy({{layer.dIn, E}, g->dRouter}));
+    notes += fmt::format("backward {:.3f} ms (aux weight {}): wrote {}/dx.npy, "
+                         "dw1.npy, dw2.npy and dwg.npy\n",
+                         bms, o.auxWeight, o.gradDir);
   }
+  if (int rc = commit(out))
+    return rc;
+  std::fputs(notes.c_str(), stdout);
   if (o.check) {
     int64_t rows = std::min<int64_t>(batch, 16);
     auto ref = (*moe)->naiveReference(x.data.data(), rows, wg.data.data(), wp);
@@ -713,12 +705,13 @@ int runRun(const RunOptions &o) {
               "2 FLOPs per multiply-add)\n",
               (long long)batch, ms, timing->calls,
               2.0 * double(analysis->flops) * double(batch) / (ms * 1e6));
+  // y and the gradients are written together once all are computed.
+  OutputFiles out;
+  std::string notes;
   if (!o.output.empty()) {
-    NpyArray out{{batch, layer->dOut}, y};
-    if (int rc = emit(encodeNpy(out), o.output))
-      return rc;
-    std::printf("output   %s (%lld, %lld)\n", o.output.c_str(),
-                (long long)batch, (long long)layer->dOut);
+    out.add(o.output, encodeNpy({{batch, layer->dOut}, y}));
+    notes += fmt::format("output   {} ({}, {})\n", o.output, batch,
+                         layer->dOut);
   }
   if (!o.grad.empty()) {
     // Into arrays allocated once, like y.
@@ -733,18 +726,18 @@ int runRun(const RunOptions &o) {
     });
     if (!btiming)
       return fail(btiming.error());
-    if (int rc = emit(encodeNpy({{batch, layer->dIn}, dx}),
-                      o.gradDir + "/dx.npy"))
-      return rc;
+    out.add(o.gradDir + "/dx.npy", encodeNpy({{batch, layer->dIn}, dx}));
     for (size_t k = 0; k < dw.size(); ++k)
-      if (int rc = emit(encodeNpy({shapes[k], dw[k]}),
-                        fmt::format("{}/dw{}.npy", o.gradDir, k + 1)))
-        return rc;
-    std::printf("backward batch %lld: %.3f ms, median of %zu: wrote %s/dx.npy "
-                "and dw1..dw%zu.npy\n",
-                (long long)batch, btiming->medianMs, btiming->calls,
-                o.gradDir.c_str(), dw.size());
+      out.add(fmt::format("{}/dw{}.npy", o.gradDir, k + 1),
+              encodeNpy({shapes[k], dw[k]}));
+    notes += fmt::format("backward batch {}: {:.3f} ms, median of {}: wrote "
+                         "{}/dx.npy and dw1..dw{}.npy\n",
+                         batch, btiming->medianMs, btiming->calls, o.gradDir,
+                         dw.size());
   }
+  if (int rc = commit(out))
+    return rc;
+  std::fputs(notes.c_str(), stdout);
   if (o.check) {
     int64_t rows = std::min<int64_t>(batch, 16);
     auto ref = naiveForward(*layer, x.data.data(), rows, wp);
@@ -885,12 +878,11 @@ int runCompile(const CompileOptions &o) {
   }
   if (!makeDirectory(o.dir))
     return fail(fmt::format("{}: cannot create the directory", o.dir));
-  if (int rc = emit(src->header, o.dir + "/" + name + ".h"))
+  OutputFiles out;
+  out.add(o.dir + "/" + name + ".h", src->header);
+  out.add(o.dir + "/" + name + ".cu", src->source);
+  if (int rc = commit(out))
     return rc;
-  if (int rc = emit(src->source, o.dir + "/" + name + ".cu")) {
-    std::remove((o.dir + "/" + name + ".h").c_str());
-    return rc;
-  }
   std::printf("wrote %s/%s.h and %s/%s.cu (%s, %s; %s)\n%s", o.dir.c_str(),
               name.c_str(), o.dir.c_str(), name.c_str(), o.dtype.c_str(),
               o.arch.c_str(), why.c_str(), prebuilt.c_str());
@@ -932,6 +924,7 @@ int runProject(const ProjectOptions &o) {
   if (!p)
     return fail(fmt::format("{}: {}", layer->label, p.error()));
   std::vector<std::string> written;
+  OutputFiles out;
   const std::string ext = ".safetensors";
   if (o.dir.size() > ext.size() &&
       o.dir.compare(o.dir.size() - ext.size(), ext.size(), ext) == 0) {
@@ -939,8 +932,7 @@ int runProject(const ProjectOptions &o) {
     std::vector<std::pair<std::string, NpyArray>> named;
     for (size_t k = 0; k < p->weights.size(); ++k)
       named.push_back({fmt::format("w{}", k + 1), p->weights[k]});
-    if (int rc = emit(encodeSafetensors(named), o.dir))
-      return rc;
+    out.add(o.dir, encodeSafetensors(named));
     for (auto &[name, w] : named)
       written.push_back(o.dir + ":" + name);
   } else {
@@ -949,14 +941,12 @@ int runProject(const ProjectOptions &o) {
       return fail(fmt::format("{}: cannot create the directory", o.dir));
     for (size_t k = 0; k < p->weights.size(); ++k) {
       std::string path = fmt::format("{}/w{}.npy", o.dir, k + 1);
-      if (int rc = emit(encodeNpy(p->weights[k]), path)) {
-        for (auto &f : written)
-          std::remove(f.c_str());
-        return rc;
-      }
+      out.add(path, encodeNpy(p->weights[k]));
       written.push_back(path);
     }
   }
+  if (int rc = commit(out))
+    return rc;
   std::printf("projected %s (%lld x %lld) onto %s: relative Frobenius error "
               "%.6g (SVD bound %.6g)\n",
               o.weight.c_str(), (long long)layer->dOut, (long long)layer->dIn,
@@ -1170,19 +1160,18 @@ int main(int argc, char **argv) {
   } catch (const CLI::ParseError &e) {
     return fail(e.what());
   }
-  if (analyze->parsed())
-    return runAnalyze(a);
-  if (search->parsed())
-    return runSearch(so);
-  if (run->parsed())
-    return runRun(ru);
-  if (compile->parsed())
-    return runCompile(co);
-  if (project->parsed())
-    return runProject(po);
-  if (sweep->parsed())
-    return runSweepCommand(sw);
-  if (report->parsed())
-    return runReport(ro);
-  return fail("unknown command");
+  const int rc = analyze->parsed()   ? runAnalyze(a)
+                 : search->parsed()  ? runSearch(so)
+                 : run->parsed()     ? runRun(ru)
+                 : compile->parsed() ? runCompile(co)
+                 : project->parsed() ? runProject(po)
+                 : sweep->parsed()   ? runSweepCommand(sw)
+                 : report->parsed()  ? runReport(ro)
+                                     : fail("unknown command");
+  // Results printed to standard output are output too: a full disk or a
+  // closed pipe is an error, not a silent exit 0.
+  if (std::fflush(stdout) != 0 || std::ferror(stdout))
+    return fail(std::string("writing standard output failed: ") +
+                std::strerror(errno));
+  return rc;
 }

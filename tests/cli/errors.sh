@@ -105,6 +105,14 @@ expect "--arch: unknown 'sm_70'" compile "${m[@]}" --arch sm_70
 expect "--target: unknown 'rocm'" compile "${m[@]}" --target rocm
 expect "--name: '9x' is not a C identifier" compile "${m[@]}" --name 9x
 expect "--emit: unknown 'onnx'" compile "${m[@]}" --emit onnx
+expect "--hopper-tile: '16:1': expected FC:NWG:STAGES[:CL] (2 number(s) given)" \
+  compile "${m[@]}" --hopper-tile 16:1
+expect "--hopper-tile: 'x:1:7': expected FC:NWG:STAGES[:CL], integers below 10000 (column 1)" \
+  compile "${m[@]}" --hopper-tile x:1:7
+expect "--hopper-tile: the forward cannot run the sm_90a kernel: a, r·g and e must be multiples of 64" \
+  compile "${m[@]}" --hopper-tile 16:1:7
+expect "--hopper-tile: the forward cannot run the sm_90a kernel: 304160 B of shared memory exceed the budget of 225280" \
+  compile --structure 'monarch(64)' --d-in 4096 --d-out 4096 --hopper-tile 32:1:2
 expect "--name: '2x' is not a Python identifier" compile "${m[@]}" --emit torch --name 2x
 expect "--emit torch: --target 'cuda' does not apply" compile "${m[@]}" --emit torch --target cuda
 expect "needs two weight tensors" compile --einsum 'abc,xap,pybq,qzc->xyz' \
@@ -129,6 +137,58 @@ if "$EINSTRUCT" analyze --structure dense --d-in 4 --d-out 4 --json -o "$work/ok
   pass=$((pass + 1))
 else
   fail=$((fail + 1)); echo "FAIL: -o did not write the analysis"
+fi
+
+# Files that are read must be regular files: a FIFO would block forever.
+mkfifo "$work/in.fifo"
+expect "in.fifo: not a regular file (a FIFO); give a file" analyze "$work/in.fifo"
+expect "in.fifo: not a regular file (a FIFO); give a file" \
+  run --structure 'monarch(8)' --d-in 64 --d-out 64 --input "$work/in.fifo"
+# A large file of something else is refused by its first bytes, not read.
+truncate -s 4G "$work/big.bin"
+expect "big.bin: byte 0: not a .npy file" \
+  run --structure 'monarch(8)' --d-in 64 --d-out 64 --input "$work/big.bin"
+printf '\377\377\377\377\377\377\377\177' >"$work/big.safetensors"
+truncate -s 4G "$work/big.safetensors"
+expect "big.safetensors: byte 0: header length 9223372036854775807 exceeds the format's 100 MB limit" \
+  run --structure 'monarch(8)' --d-in 64 --d-out 64 --input "$work/big.safetensors"
+rm -f "$work/big.bin" "$work/big.safetensors"
+# sweep reads its output back to resume: a FIFO there is an error, not a hang.
+if timeout 20 "$EINSTRUCT" sweep "$(dirname "$0")/../../examples/sweep/gpt2_sweep.json" \
+    -o "$work/in.fifo" >/dev/null 2>"$work/stderr"; then rc=0; else rc=$?; fi
+if [[ $rc -eq 2 ]] && grep -q "not a regular file (a FIFO)" "$work/stderr"; then
+  pass=$((pass + 1))
+else
+  fail=$((fail + 1)); echo "FAIL: sweep -o FIFO -> rc=$rc, stderr: $(cat "$work/stderr")"
+fi
+# An output that is a FIFO (or /dev/null, /dev/stdout) is written into, not
+# replaced by a regular file.
+mkfifo "$work/out.fifo"
+cat "$work/out.fifo" >"$work/got.json" &
+reader=$!
+if timeout 20 "$EINSTRUCT" analyze --structure 'monarch(8)' --d-in 64 --d-out 64 \
+    --json -o "$work/out.fifo" && wait $reader && [ -p "$work/out.fifo" ] &&
+    grep -q '"d_in":64' "$work/got.json"; then
+  pass=$((pass + 1))
+else
+  fail=$((fail + 1)); echo "FAIL: -o FIFO was not written into (or was replaced)"
+fi
+
+# What a command prints on standard output is its result: a full device is
+# an error with exit code 2, not a silent 0.
+if [ -w /dev/full ]; then
+  for cmd in "analyze --structure monarch(8) --d-in 64 --d-out 64 --json" \
+             "search --d-in 64 --d-out 64 --top 3"; do
+    # shellcheck disable=SC2086
+    "$EINSTRUCT" $cmd >/dev/full 2>"$work/stderr"
+    rc=$?
+    if [[ $rc -eq 2 ]] && grep -q "^einstruct: error: writing standard output failed: No space left on device$" "$work/stderr"; then
+      pass=$((pass + 1))
+    else
+      fail=$((fail + 1))
+      echo "FAIL: einstruct $cmd >/dev/full -> rc=$rc, stderr: $(cat "$work/stderr")"
+    fi
+  done
 fi
 
 echo "cli_errors: $pass passed, $fail failed"

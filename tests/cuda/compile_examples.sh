@@ -56,6 +56,41 @@ export -f compile_one
 export NVCC work
 printf '%s\n' "${jobs[@]}" | xargs -P 2 -L 1 bash -c 'compile_one $0 $1 || { echo "FAIL nvcc $0 $1"; cat "$work/${0}_$1.log" | head -20; exit 1; }' ||
   fails=$((fails + 1))
+# The sm_90a kernels (einstruct_hopper.cuh) of Monarch and BTT: wgmma and
+# TMA copies in their PTX; ptxas reports no spills and no serialised wgmma
+# for any of them (C7514/C7517: accumulators read while a wgmma is in flight).
+hopper_check() {
+  local name=$1
+  shift
+  "$bin" compile "$@" --dtype bf16 --arch sm_90a --name "$name" -o "$work" >/dev/null ||
+    { echo "FAIL emit $name"; return 1; }
+  "$NVCC" -std=c++17 -O3 -gencode=arch=compute_90a,code=compute_90a -ptx \
+    "$work/$name.cu" -o "$work/$name.ptx" || { echo "FAIL ptx $name"; return 1; }
+  local need
+  for need in wgmma.mma_async cp.async.bulk.tensor.2d.shared::cluster.global \
+      cp.async.bulk.tensor.2d.global.shared::cta stmatrix.sync.aligned; do
+    grep -q "$need" "$work/$name.ptx" || { echo "FAIL $name: no $need in the PTX"; return 1; }
+  done
+  "$NVCC" -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -Xptxas -v \
+    -c "$work/$name.cu" -o "$work/$name.o" 2>"$work/$name.ptxas" ||
+    { echo "FAIL nvcc $name"; return 1; }
+  # Each entry function's properties follow its name: the Hopper kernels'
+  # lines must say 0 bytes of spill.
+  if awk '/Compiling entry function/ {h = /Hopper/} h && /spill stores/ && !/ 0 bytes spill stores, 0 bytes spill loads/' \
+      "$work/$name.ptxas" | grep -q .; then
+    echo "FAIL $name: spills in an sm_90a kernel"; grep -B2 spill "$work/$name.ptxas" | head; return 1
+  fi
+  if grep -qE "C7514|C7517" "$work/$name.ptxas"; then
+    echo "FAIL $name: wgmma serialised"; grep -E "C751" "$work/$name.ptxas" | head -3; return 1
+  fi
+  [ "$(grep -c "Compiling entry function.*Hopper" "$work/$name.ptxas")" -ge 4 ] ||
+    { echo "FAIL $name: expected the forward, z and gradient kernels"; return 1; }
+  echo "ok   $name: wgmma + TMA in the PTX, no spills, wgmma not serialised"
+}
+hopper_check hopper_monarch --structure 'monarch(64)' --d-in 4096 --d-out 4096 ||
+  fails=$((fails + 1))
+hopper_check hopper_btt --einsum 'gba,fdrga,fergb->fed' \
+  --sizes g=64,b=1,a=64,f=64,d=1,r=4,e=64 || fails=$((fails + 1))
 # The GPU harness, against the first emitted layer.
 first=${jobs[0]// /_}
 "$NVCC" -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -include "$work/$first.h" \

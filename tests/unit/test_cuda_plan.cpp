@@ -8,6 +8,7 @@
 #include "compiler/cuda/CudaPlan.h"
 #include "compiler/frontend/SpecReader.h"
 #include "tests/unit/CompiledLayer.h"
+#include "tests/unit/RelativeError.h"
 #include "tests/unit/SpecArgsFor.h"
 
 #include <catch2/catch.hpp>
@@ -16,6 +17,7 @@
 
 using namespace einstruct;
 using einstruct::testing::randomValues;
+using einstruct::testing::relErr;
 using einstruct::testing::einsumArgs;
 using einstruct::testing::namedArgs;
 using einstruct::testing::thetaArgs;
@@ -106,17 +108,6 @@ void emulateWeightGrad(const WeightGradConfig &w, const std::vector<float> &L,
         REQUIRE(o < grad.size());
         grad[o] = float(acc);
       }
-}
-
-double relErr(const std::vector<float> &got, const std::vector<float> &want) {
-  REQUIRE(got.size() == want.size());
-  double num = 0, den = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    REQUIRE(std::isfinite(got[i])); // every element written
-    num += (got[i] - want[i]) * double(got[i] - want[i]);
-    den += double(want[i]) * want[i];
-  }
-  return std::sqrt(num / std::max(den, 1e-30));
 }
 
 void checkPlan(const SpecArgs &args, int64_t n, CudaDType dt) {

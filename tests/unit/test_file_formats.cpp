@@ -66,6 +66,54 @@ TEST_CASE(".npy in Fortran order comes back in C order", "[files]") {
   CHECK(a->data == std::vector<float>{1, 2, 3, 4, 5, 6});
 }
 
+namespace {
+// A Fortran-order float32 .npy of `shape` holding `data` (column-major).
+std::string fortranNpy(const std::string &shape, const std::vector<float> &data) {
+  std::string header =
+      "{'descr': '<f4', 'fortran_order': True, 'shape': (" + shape + "), }";
+  header += std::string((64 - (12 + header.size() + 1) % 64) % 64, ' ') + "\n";
+  std::string out = std::string("\x93NUMPY\x02\x00", 8);
+  for (int k = 0; k < 4; ++k)
+    out += char(header.size() >> (8 * k));
+  out += header;
+  out.append(reinterpret_cast<const char *>(data.data()), data.size() * 4);
+  return out;
+}
+} // namespace
+
+TEST_CASE(".npy in Fortran order: size-1 axes, many axes, numpy's limit",
+          "[files]") {
+  // (2, 1, 3, 1) column-major: element (i, 0, j, 0) at i + 2·j.
+  auto a = parseNpy(fortranNpy("2, 1, 3, 1", {1, 4, 2, 5, 3, 6}), "f.npy");
+  REQUIRE(a);
+  CHECK(a->shape == std::vector<int64_t>{2, 1, 3, 1});
+  CHECK(a->data == std::vector<float>{1, 2, 3, 4, 5, 6});
+  // 64 axes (numpy's most), 3 of them > 1: (2, 1..., 3, 1..., 2).
+  std::string shape;
+  std::vector<int64_t> dims(64, 1);
+  dims[0] = 2, dims[30] = 3, dims[63] = 2;
+  for (size_t k = 0; k < dims.size(); ++k)
+    shape += (k ? ", " : "") + std::to_string(dims[k]);
+  std::vector<float> col(12); // F order: offset i + 2·j + 6·k
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 3; ++j)
+      for (int k = 0; k < 2; ++k)
+        col[size_t(i + 2 * j + 6 * k)] = float(100 * i + 10 * j + k);
+  auto b = parseNpy(fortranNpy(shape, col), "m.npy");
+  REQUIRE(b);
+  std::vector<float> want; // C order: (i, j, k) with k fastest
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 3; ++j)
+      for (int k = 0; k < 2; ++k)
+        want.push_back(float(100 * i + 10 * j + k));
+  CHECK(b->data == want);
+  // A 65th axis is refused where it starts, before any data is touched.
+  auto c = parseNpy(fortranNpy(shape + ", 1", col), "x.npy");
+  REQUIRE(!c);
+  CHECK_THAT(c.error(), Catch::Contains("x.npy: byte "));
+  CHECK_THAT(c.error(), Catch::Contains("more than 64 axes in the shape"));
+}
+
 TEST_CASE(".npy rejections name the byte", "[files]") {
   NpyArray a{{2, 2}, {1, 2, 3, 4}};
   std::string good = encodeNpy(a); // 128-byte header, then 16 data bytes

@@ -14,15 +14,20 @@
 // - optionally a cluster of CL CTAs shares each token tile, one f-chunk
 //   each: every CTA loads 1/CL of each x tile and multicasts it to all, so x
 //   crosses L2 once per tile instead of once per chunk; a slot is reused
-//   only when the consumers of every CTA have released it;
+//   only when the consumers of every CTA have released it (correct, but
+//   measured 2-11x slower on an H200: the cluster runs in lock step);
 // - NWG consumer warpgroups, each owning 64 tokens of the tile, run wgmma
 //   (m64nNk16, accumulators in registers) and issue step s+1 before
 //   finishing step s, on two accumulator sets;
 // - stage 1 writes z with stmatrix.trans straight from the accumulators,
 //   tokens contiguous, so stage 2 reads it as an M-major A operand; each
-//   f-block's tokens are rotated by 8·f rows to keep those stores free of
-//   bank conflicts (stage 2 undoes the rotation when it writes y);
+//   f-block's token chunks (16 bytes, 8 tokens) are rotated by fl to keep
+//   those stores free of bank conflicts (stage 2 undoes the rotation when
+//   it writes y);
 // - y leaves through a swizzled staging tile and a TMA store.
+// For the weight gradients the same kernel runs stage 1 alone and writes
+// zT (kZOut), and weightGradHopper reduces dy·zT and dzT·x over tokens on
+// wgmma.
 //
 // Canonical layouts (the emitter permutes weights into them when a role's
 // weights are laid out otherwise, e.g. for the backward pass):

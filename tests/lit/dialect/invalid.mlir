@@ -173,3 +173,14 @@ func.func @moe_grad_router(%x: tensor<?x16xf32>, %wg: tensor<16x3xf32>, %a: tens
   %dx, %dwg, %dw:2 = einstruct.moe_layer_grad "ga,frga,ferg->fe" sizes {g = 4, a = 4, f = 3, e = 4, r = 4} d_in 16 d_out 12 experts 4 top_k 2 (%x, %wg, %a, %b) grad (%dy, %daux) : (tensor<?x16xf32>, tensor<16x3xf32>, tensor<3x4x4x4xf32>, tensor<3x4x4x4xf32>, tensor<?x12xf32>, tensor<f32>) -> (tensor<?x16xf32>, tensor<16x3xf32>, tensor<3x4x4x4xf32>, tensor<3x4x4x4xf32>)
   return %dx : tensor<?x16xf32>
 }
+
+// -----
+
+// A NaN budget is refused by the verifier, before any pass reads it.
+func.func @nan_budget(%x: tensor<?x64xf32>, %w: tensor<64x64xf32>) -> tensor<?x64xf32> {
+  // expected-error @+1 {{einstruct.budget.max_flops_ratio must be a finite number, not nan}}
+  %y = einstruct.layer "i,oi->o" sizes {i = 64, o = 64} d_in 64 d_out 64 (%x, %w)
+         {einstruct.budget = {max_flops_ratio = 0x7FF8000000000000 : f64}}
+         : (tensor<?x64xf32>, tensor<64x64xf32>) -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}
