@@ -5,6 +5,7 @@
 // on einstruct's own parser, verifiers and passes rather than on the rest
 // of upstream MLIR.
 #include "FuzzCheck.h"
+#include "compiler/frontend/TextNesting.h"
 #include "compiler/passes/Passes.h"
 #include "dialects/EinstructDialect.h"
 
@@ -50,6 +51,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   // attribute on `permutation = [&1, 2, 0]` (regressions/fuzz_mlir/
   // upstream-linalg-transpose). Inputs that name linalg ops are skipped.
   if (text.find("linalg.") != std::string::npos)
+    return 0;
+  // As einstruct-opt does: nesting that would overflow the parser's stack is
+  // refused before parsing (and must be, whatever the text).
+  if (einstruct::tooDeeplyNested(text))
     return 0;
   auto module = parseSourceString<ModuleOp>(text, &ctx);
   if (!module || failed(verify(*module)))

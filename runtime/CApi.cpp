@@ -8,8 +8,10 @@
 #include "compiler/cuda/CudaLayer.h"
 #include "compiler/cpu/MoeLayer.h"
 #include "compiler/frontend/SpecReader.h"
+#include "search/Checked.h"
 #include "search/Init.h"
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <fmt/format.h>
@@ -57,6 +59,15 @@ int checkCall(const einstruct_layer *l, std::initializer_list<const void *> arra
   if (batch < 1)
     return failWith(EINSTRUCT_ERR_ARGUMENT,
                     fmt::format("batch = {} must be positive", batch));
+  // Every array is batch rows of at most this many elements: the product is
+  // checked before anything is touched (2^60 rows would wrap the sizes).
+  const int64_t width = std::max(l->layer.dIn, l->layer.dOut);
+  auto elements = einstruct::checkedMul(batch, width);
+  if (!elements || *elements > einstruct::kMaxDim)
+    return failWith(EINSTRUCT_ERR_ARGUMENT,
+                    fmt::format("batch = {} rows of {} elements exceeds the "
+                                "2^40 elements an array may hold",
+                                batch, width));
   return EINSTRUCT_OK;
 }
 

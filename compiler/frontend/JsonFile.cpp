@@ -60,8 +60,34 @@ Result<FileHead> readFileHead(const std::string &path, size_t count) {
   return h;
 }
 
+std::optional<size_t> jsonTooDeep(const std::string &text) {
+  int depth = 0;
+  bool inString = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (inString) {
+      if (c == '\\')
+        ++i; // the escaped character
+      else if (c == '"')
+        inString = false;
+    } else if (c == '"') {
+      inString = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth)
+        return i;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return std::nullopt;
+}
+
 Result<nlohmann::json> parseJson(const std::string &text,
                                  const std::string &source) {
+  if (auto at = jsonTooDeep(text))
+    return Error{fmt::format("{}: invalid JSON at byte {}: nested deeper than "
+                             "{} levels",
+                             source, *at + 1, kMaxJsonDepth)};
   try {
     return nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error &e) {

@@ -4,6 +4,7 @@
 #include "search/Result.h"
 
 #include <nlohmann/json.hpp>
+#include <optional>
 
 namespace einstruct {
 
@@ -24,6 +25,15 @@ struct FileHead {
 };
 Result<FileHead> readFileHead(const std::string &path, size_t count);
 
+// JSON nested deeper than this is refused before it is parsed: the parser
+// and everything that walks or prints a value recurse once per level.
+constexpr int kMaxJsonDepth = 128;
+
+// The byte offset where `text` (JSON) opens level kMaxJsonDepth + 1, if it
+// does (brackets inside strings do not count).
+std::optional<size_t> jsonTooDeep(const std::string &text);
+
+// Parses JSON; errors name `source` and the byte offset.
 Result<nlohmann::json> parseJson(const std::string &text,
                                  const std::string &source);
 

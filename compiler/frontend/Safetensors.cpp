@@ -76,6 +76,10 @@ Result<SafetensorsHeader> parseSafetensorsHeader(const std::string &b,
   std::string text = b.substr(8, size_t(n));
   if (text.empty() || text[0] != '{')
     return fail(8, "the header must be a JSON object");
+  if (auto deep = jsonTooDeep(text))
+    return fail(8 + *deep, fmt::format("invalid JSON header: nested deeper "
+                                       "than {} levels",
+                                       kMaxJsonDepth));
   nlohmann::json h;
   try {
     h = nlohmann::json::parse(text);

@@ -334,7 +334,8 @@ Result<std::set<std::string>> finishedRows(const std::string &path,
     std::string line = text.substr(pos, nl - pos);
     ++lineNo;
     pos = nl + 1;
-    json j = json::parse(line, nullptr, false);
+    json j = jsonTooDeep(line) ? json(json::value_t::discarded)
+                               : json::parse(line, nullptr, false);
     if (j.is_discarded() || !j.is_object() || !j.contains("key") ||
         !j["key"].is_string())
       return Error{fmt::format("{}:{}: not a sweep result line; refusing to "

@@ -1,4 +1,5 @@
 #include "SweepReport.h"
+#include "JsonFile.h"
 
 #include <algorithm>
 #include <cmath>
@@ -27,26 +28,86 @@ struct Point {
   bool fullRank;
 };
 
+bool isCount(const json &v) { return v.is_number_integer() && v.get<int64_t>() >= 0; }
+
+// What is wrong with the fields of a result line the report reads, as
+// "field: problem" (empty when nothing is).
+std::string badResultLine(const json &j) {
+  for (const char *k : {"row", "front", "top"})
+    if (!j.contains(k))
+      return fmt::format("{}: missing", k);
+  if (!j["row"].is_number_unsigned())
+    return "row: must be a whole number >= 0";
+  for (const char *k : {"d_in", "d_out"})
+    if (j.contains(k) && !(j[k].is_number_integer() && j[k].get<int64_t>() > 0))
+      return fmt::format("{}: must be a positive whole number", k);
+  if (j.contains("feasible") && !isCount(j["feasible"]))
+    return "feasible: must be a whole number >= 0";
+  for (const char *k : {"budget_label", "objective"})
+    if (j.contains(k) && !j[k].is_string())
+      return fmt::format("{}: must be a string", k);
+  auto badCandidate = [](const json &c, const std::string &where) {
+    if (!c.is_object())
+      return where + ": must be an object";
+    for (const char *k : {"params", "flops"})
+      if (c.contains(k) && !isCount(c[k]))
+        return fmt::format("{}.{}: must be a whole number >= 0", where, k);
+    for (const char *k : {"omega", "psi", "nu"})
+      if (c.contains(k) && !c[k].is_number() && !c[k].is_null())
+        return fmt::format("{}.{}: must be a number or null", where, k);
+    if (c.contains("name") && !c["name"].is_string())
+      return where + ".name: must be a string";
+    if (c.contains("sizes") && !c["sizes"].is_null()) {
+      if (!c["sizes"].is_object())
+        return where + ".sizes: must be an object or null";
+      for (const char *k : {"a", "b", "g", "d", "e", "f", "r"})
+        if (!c["sizes"].contains(k) || !(c["sizes"][k].is_number_integer() ||
+                                         c["sizes"][k].is_null()))
+          return fmt::format("{}.sizes.{}: must be a whole number or null",
+                             where, k);
+    }
+    return std::string();
+  };
+  for (const char *k : {"front", "top"}) {
+    if (!j[k].is_array())
+      return fmt::format("{}: must be an array", k);
+    for (size_t i = 0; i < j[k].size(); ++i)
+      if (std::string bad = badCandidate(j[k][i], fmt::format("{}[{}]", k, i));
+          !bad.empty())
+        return bad;
+  }
+  return "";
+}
+
 } // namespace
 
 Result<ReportFiles> buildReport(const std::vector<std::string> &paths,
                                 const std::string &svgName) {
   std::map<int64_t, json> rows; // by row index: shards merge in order
   for (const auto &p : paths) {
-    std::ifstream in(p, std::ios::binary);
-    if (!in)
-      return Error{fmt::format("{}: cannot open the file", p)};
-    std::string line;
+    auto text = readTextFile(p);
+    if (!text)
+      return Error{text.error()};
+    // Whole lines only: a torn last line (a killed sweep's) is left out, as
+    // sweep itself cuts it before resuming.
+    const size_t complete = text->rfind('\n');
     size_t n = 0;
-    while (std::getline(in, line)) {
+    for (size_t pos = 0; complete != std::string::npos && pos <= complete;) {
+      const size_t nl = text->find('\n', pos);
+      const std::string line = text->substr(pos, nl - pos);
+      pos = nl + 1;
       ++n;
       if (line.empty())
         continue;
+      if (auto deep = jsonTooDeep(line))
+        return Error{fmt::format("{}:{}: nested deeper than {} levels at "
+                                 "byte {} of the line",
+                                 p, n, kMaxJsonDepth, *deep + 1)};
       json j = json::parse(line, nullptr, false);
-      if (j.is_discarded() || !j.is_object() || !j.contains("row") ||
-          !j.contains("front") || !j.contains("top") ||
-          !j["row"].is_number_unsigned())
+      if (j.is_discarded() || !j.is_object())
         return Error{fmt::format("{}:{}: not a sweep result line", p, n)};
+      if (std::string bad = badResultLine(j); !bad.empty())
+        return Error{fmt::format("{}:{}: {}", p, n, bad)};
       rows[j["row"].get<int64_t>()] = j;
     }
   }
@@ -73,7 +134,10 @@ Result<ReportFiles> buildReport(const std::vector<std::string> &paths,
       const json &b = j["top"][0];
       std::string sizes;
       for (const char *k : {"a", "b", "g", "d", "e", "f", "r"})
-        sizes += (sizes.empty() ? "" : ",") + b["sizes"][k].dump();
+        sizes += (sizes.empty() ? "" : ",") +
+                 (b.contains("sizes") && b["sizes"].is_object()
+                      ? b["sizes"][k].dump()
+                      : std::string("—"));
       auto num = [](const json &v) {
         return v.is_number() ? fmt::format("{:.3g}", v.get<double>())
                              : std::string("—");

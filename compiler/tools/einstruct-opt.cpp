@@ -1,5 +1,6 @@
 // einstruct-opt: mlir-opt with the einstruct dialect and passes.
 #include "compiler/cpu/CpuPipeline.h"
+#include "compiler/frontend/TextNesting.h"
 #include "compiler/ir/EmitLayer.h"
 #include "compiler/passes/Passes.h"
 #include "dialects/EinstructDialect.h"
@@ -9,6 +10,9 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/DialectRegistry.h"
+#include "mlir/Support/FileUtilities.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/ToolOutputFile.h"
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
 #include "mlir/Transforms/Passes.h"
 
@@ -19,6 +23,31 @@ int main(int argc, char **argv) {
   einstruct::registerCpuPipeline();
   mlir::registerCanonicalizerPass();
   mlir::registerCSEPass();
-  return mlir::asMainReturnCode(
-      mlir::MlirOptMain(argc, argv, "einstruct optimizer driver\n", registry));
+  auto [input, output] = mlir::registerAndParseCLIOptions(
+      argc, argv, "einstruct optimizer driver\n", registry);
+  // Nesting deep enough to overflow the parser's stack is refused first,
+  // with its place; the same buffer then goes to MlirOptMain.
+  std::string error;
+  auto file = mlir::openInputFile(input, &error);
+  if (!file) {
+    llvm::errs() << error << "\n";
+    return 1;
+  }
+  if (auto at = einstruct::tooDeeplyNested(file->getBuffer().str())) {
+    llvm::errs() << input << ":" << at->line << ":" << at->column
+                 << ": error: nested deeper than "
+                 << einstruct::kMaxTextNesting << " levels\n";
+    return 1;
+  }
+  auto out = mlir::openOutputFile(output, &error);
+  if (!out) {
+    llvm::errs() << error << "\n";
+    return 1;
+  }
+  if (mlir::failed(mlir::MlirOptMain(
+          out->os(), std::move(file), registry,
+          mlir::MlirOptMainConfig::createFromCLOptions())))
+    return 1;
+  out->keep();
+  return 0;
 }

@@ -139,6 +139,28 @@ else
   fail=$((fail + 1)); echo "FAIL: -o did not write the analysis"
 fi
 
+# report: every field it reads is type-checked (FILE:LINE: field: problem),
+# deep nesting is refused before parsing, a torn last line is left out.
+report_case() { # WANT LINE
+  printf '%s\n' "$2" >"$work/r.jsonl"
+  expect "r.jsonl:1: $1" report "$work/r.jsonl"
+}
+report_case "top: must be an array" '{"row":0,"front":[],"top":"x"}'
+report_case "d_in: must be a positive whole number" '{"row":0,"d_in":"5","front":[],"top":[]}'
+report_case "front[0]: must be an object" '{"row":0,"front":[1,2],"top":[]}'
+report_case "top[0].sizes.b: must be a whole number or null" '{"row":0,"front":[],"top":[{"sizes":{"a":1}}]}'
+report_case "row: missing" '{"front":[],"top":[]}'
+report_case "nested deeper than 128 levels" \
+  "{\"row\":0,\"front\":[],\"top\":[],\"x\":$(printf '[%.0s' {1..5000})$(printf ']%.0s' {1..5000})}"
+printf '{"row":0,"front":[],"top":[]}\n{"row":1,"fr' >"$work/torn.jsonl"
+if "$EINSTRUCT" report "$work/torn.jsonl" -o "$work/rep" >/dev/null 2>&1 &&
+    grep -q "^1 rows" "$work/rep/report.md"; then
+  pass=$((pass + 1))
+else
+  fail=$((fail + 1)); echo "FAIL: report with a torn last line"
+fi
+rm -rf "$work/rep"
+
 # Files that are read must be regular files: a FIFO would block forever.
 mkfifo "$work/in.fifo"
 expect "in.fifo: not a regular file (a FIFO); give a file" analyze "$work/in.fifo"

@@ -151,3 +151,25 @@ TEST_CASE("a prebuilt CUDA library lands in the cache", "[runtime][cuda]") {
   }
   fs::remove_all(dir);
 }
+
+TEST_CASE("batch sizes whose arrays would overflow are refused, not run",
+          "[runtime]") {
+  // A 16-wide layer: 2^60 rows wrapped batch × width (heap corruption), and
+  // INT64_MAX spun; both are statuses now, nothing touched.
+  einstruct_layer *l = nullptr;
+  REQUIRE(einstruct_layer_create_cpu(
+              R"J({"structure": "monarch(4)", "d_in": 16, "d_out": 16})J",
+              &l) == EINSTRUCT_OK);
+  std::vector<float> x(16, 1.0f), y(16, 7.0f), w1(64), w2(64);
+  const float *w[] = {w1.data(), w2.data()};
+  for (int64_t batch : {int64_t(1) << 60, INT64_MAX, (int64_t(1) << 36) + 1}) {
+    INFO(batch);
+    CHECK(einstruct_layer_forward(l, x.data(), batch, w, y.data()) ==
+          EINSTRUCT_ERR_ARGUMENT);
+    CHECK_THAT(einstruct_last_error(),
+               Catch::Contains("exceeds the 2^40 elements an array may hold"));
+  }
+  CHECK(y == std::vector<float>(16, 7.0f));
+  CHECK(einstruct_layer_forward(l, x.data(), 1, w, y.data()) == EINSTRUCT_OK);
+  einstruct_layer_destroy(l);
+}

@@ -198,6 +198,14 @@ TEST_CASE("safetensors rejections name the byte", "[files]") {
                                                     "be a JSON object"));
   CHECK_THAT(err(file(R"({"w": 1e99999})", "")),
              Catch::Contains("byte 8: invalid JSON header"));
+  // A shape nested 100k deep is refused where level 129 opens, before the
+  // parser (or an error message printing it) recurses through it.
+  const std::string deep = R"({"w":{"dtype":"F32","shape":)" +
+                           std::string(100000, '[') + std::string(100000, ']') +
+                           "}}";
+  CHECK_THAT(err(file(deep, "")),
+             Catch::Contains("byte 162: invalid JSON header: nested deeper "
+                             "than 128 levels"));
   CHECK_THAT(err(file(R"({"w":{"dtype":"F32","shape":[3],)"
                       R"("data_offsets":[0,8]}})",
                       data)),
@@ -227,6 +235,16 @@ TEST_CASE("safetensors rejections name the byte", "[files]") {
                       R"("data_offsets":[0,8]}})",
                       data)),
              Catch::Contains("dtype I32; einstruct reads F32, F16, BF16"));
+}
+
+TEST_CASE("JSON nested past 128 levels is refused before parsing", "[files]") {
+  const std::string ok = std::string(128, '[') + std::string(128, ']');
+  CHECK(parseJson(ok, "ok.json"));
+  CHECK(!jsonTooDeep("[\"[[[[\"]")); // brackets in strings do not count
+  auto r = parseJson("{\"a\": " + std::string(200000, '[') + "}", "d.json");
+  REQUIRE(!r);
+  CHECK(r.error() == "d.json: invalid JSON at byte 134: nested deeper than "
+                     "128 levels");
 }
 
 TEST_CASE("JSON numbers beyond double's range are errors", "[files]") {
