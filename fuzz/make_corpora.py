@@ -52,6 +52,21 @@ for s in specs:
 for f in (repo / "examples" / "sweep").glob("*.json"):
     put("fuzz_sweep_config", f.read_text())
 
+# Sweep result lines (the shapes `einstruct report` reads): a row with a
+# top candidate and a front, one with nothing feasible, and a torn line.
+row = {"row": 0, "d_in": 768, "d_out": 3072, "budget_label": "quarter",
+       "objective": "paper", "feasible": 3,
+       "top": [{"name": "btt", "params": 294912, "flops": 73728,
+                "omega": 0.0, "psi": 1.0, "nu": 0.5,
+                "sizes": {"a": 16, "b": 1, "g": 48, "d": 1, "e": 48,
+                          "f": 64, "r": 1}}],
+       "front": [{"name": "low-rank", "params": 1536, "flops": 1536,
+                  "omega": 0.0, "psi": 0.0, "nu": 0.0,
+                  "sizes": [768, 1, 1, 1, 768, 1, 1]}]}
+empty = dict(row, row=1, top=[], front=[], feasible=0)
+put("fuzz_report", json.dumps(row) + "\n" + json.dumps(empty) + "\n")
+put("fuzz_report", json.dumps(row) + "\n" + json.dumps(empty)[:40])
+
 # Dialect text: every split of the lit tests.
 for f in sorted((repo / "tests" / "lit").rglob("*.mlir")):
     for chunk in f.read_text().split("// -----"):

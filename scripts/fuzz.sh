@@ -12,7 +12,7 @@ shift || true
 targets=("$@")
 if ((${#targets[@]} == 0)); then
   targets=(fuzz_theta fuzz_einsum fuzz_named fuzz_spec_json fuzz_sweep_config
-           fuzz_model_config fuzz_npy fuzz_safetensors fuzz_mlir)
+           fuzz_model_config fuzz_report fuzz_npy fuzz_safetensors fuzz_mlir)
 fi
 [[ -x build-sanitize/bin/fuzz_theta ]] || scripts/setup-sanitized.sh
 cmake --build build-sanitize -j "$(nproc)" >/dev/null

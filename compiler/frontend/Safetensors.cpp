@@ -3,6 +3,7 @@
 #include "search/Checked.h"
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <cstring>
 #include <fmt/format.h>
@@ -232,6 +233,12 @@ Result<NpyArray> parseSafetensor(const std::string &b, const std::string &src,
     for (size_t k = 0; k < count; ++k) {
       double v;
       std::memcpy(&v, p + 8 * k, 8);
+      // float32 is what einstruct computes in: a finite value it cannot
+      // hold would silently become inf.
+      if (std::isfinite(v) && std::fabs(v) > double(FLT_MAX))
+        return Error{fmt::format("{}: tensor '{}' element {} = {:g} is "
+                                 "beyond float32's range",
+                                 src, hit->name, k, v)};
       a.data[k] = float(v);
     }
   } else {

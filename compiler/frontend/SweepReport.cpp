@@ -57,14 +57,25 @@ std::string badResultLine(const json &j) {
         return fmt::format("{}.{}: must be a number or null", where, k);
     if (c.contains("name") && !c["name"].is_string())
       return where + ".name: must be a string";
+    // Sizes a, b, g, d, e, f, r: by name (top), as 7 numbers (front), or
+    // null outside the θ-space.
     if (c.contains("sizes") && !c["sizes"].is_null()) {
-      if (!c["sizes"].is_object())
-        return where + ".sizes: must be an object or null";
-      for (const char *k : {"a", "b", "g", "d", "e", "f", "r"})
-        if (!c["sizes"].contains(k) || !(c["sizes"][k].is_number_integer() ||
-                                         c["sizes"][k].is_null()))
-          return fmt::format("{}.sizes.{}: must be a whole number or null",
-                             where, k);
+      const json &z = c["sizes"];
+      if (z.is_array()) {
+        if (z.size() != 7)
+          return where + ".sizes: must hold 7 sizes (a, b, g, d, e, f, r)";
+        for (size_t i = 0; i < 7; ++i)
+          if (!z[i].is_number_integer() && !z[i].is_null())
+            return fmt::format("{}.sizes[{}]: must be a whole number or null",
+                               where, i);
+      } else if (z.is_object()) {
+        for (const char *k : {"a", "b", "g", "d", "e", "f", "r"})
+          if (!z.contains(k) || !(z[k].is_number_integer() || z[k].is_null()))
+            return fmt::format("{}.sizes.{}: must be a whole number or null",
+                               where, k);
+      } else {
+        return where + ".sizes: must be an object, 7 numbers or null";
+      }
     }
     return std::string();
   };
@@ -83,11 +94,22 @@ std::string badResultLine(const json &j) {
 
 Result<ReportFiles> buildReport(const std::vector<std::string> &paths,
                                 const std::string &svgName) {
-  std::map<int64_t, json> rows; // by row index: shards merge in order
+  std::vector<std::pair<std::string, std::string>> files;
   for (const auto &p : paths) {
     auto text = readTextFile(p);
     if (!text)
       return Error{text.error()};
+    files.emplace_back(p, std::move(*text));
+  }
+  return buildReportFromText(files, svgName);
+}
+
+Result<ReportFiles>
+buildReportFromText(const std::vector<std::pair<std::string, std::string>> &files,
+                    const std::string &svgName) {
+  std::map<int64_t, json> rows; // by row index: shards merge in order
+  for (const auto &[p, contents] : files) {
+    const std::string *text = &contents;
     // Whole lines only: a torn last line (a killed sweep's) is left out, as
     // sweep itself cuts it before resuming.
     const size_t complete = text->rfind('\n');
@@ -133,11 +155,14 @@ Result<ReportFiles> buildReport(const std::vector<std::string> &paths,
     } else {
       const json &b = j["top"][0];
       std::string sizes;
+      const json none;
+      const json &z = b.contains("sizes") ? b["sizes"] : none;
+      int i = 0;
       for (const char *k : {"a", "b", "g", "d", "e", "f", "r"})
         sizes += (sizes.empty() ? "" : ",") +
-                 (b.contains("sizes") && b["sizes"].is_object()
-                      ? b["sizes"][k].dump()
-                      : std::string("—"));
+                 (z.is_object()  ? z[k].dump()
+                  : z.is_array() ? z[size_t(i++)].dump()
+                                 : std::string("—"));
       auto num = [](const json &v) {
         return v.is_number() ? fmt::format("{:.3g}", v.get<double>())
                              : std::string("—");

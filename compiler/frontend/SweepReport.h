@@ -5,6 +5,7 @@
 #include "search/Result.h"
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace einstruct {
@@ -16,5 +17,10 @@ struct ReportFiles {
 // Reads one or more results.jsonl files (e.g. the shards of one sweep).
 Result<ReportFiles> buildReport(const std::vector<std::string> &paths,
                                 const std::string &svgName);
+
+// The same from the files' text: (name for errors, contents) pairs.
+Result<ReportFiles>
+buildReportFromText(const std::vector<std::pair<std::string, std::string>> &files,
+                    const std::string &svgName);
 
 } // namespace einstruct

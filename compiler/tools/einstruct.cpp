@@ -36,8 +36,8 @@
 #include <fmt/ranges.h>
 #include <fstream>
 #include <iostream>
+#include <sys/resource.h>
 #include <sys/stat.h>
-#include <unistd.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -89,6 +89,20 @@ const CLI::Validator kUnitReal =
 int fail(const std::string &msg) {
   std::fprintf(stderr, "einstruct: error: %s\n", msg.c_str());
   return kUsageError;
+}
+
+// What this process may allocate: physical memory, or less under an
+// address-space limit or a cgroup's memory.max.
+uint64_t memoryLimitBytes() {
+  uint64_t limit = uint64_t(sysconf(_SC_PHYS_PAGES)) * uint64_t(sysconf(_SC_PAGE_SIZE));
+  struct rlimit r;
+  if (getrlimit(RLIMIT_AS, &r) == 0 && r.rlim_cur != RLIM_INFINITY)
+    limit = std::min<uint64_t>(limit, r.rlim_cur);
+  std::ifstream cg("/sys/fs/cgroup/memory.max");
+  uint64_t v = 0;
+  if (cg >> v && v > 0)
+    limit = std::min(limit, v);
+  return limit;
 }
 
 // Writes every file of `out` or none (compiler/frontend/OutputFiles.h).
@@ -637,6 +651,20 @@ int runRun(const RunOptions &o) {
       return fail(fmt::format("weight {} {} has more than 2^32 elements", k + 1,
                               shapeText(shapes[k])));
   }
+  // And in total against what this process may use (a 16 GiB weight under
+  // a 4 GiB limit is an error up front, not std::bad_alloc later).
+  {
+    double elems = double(batch) * double(layer->dIn + layer->dOut);
+    for (const auto &shape : shapes)
+      elems += double(elementCount(shape)) * (o.grad.empty() ? 1 : 2);
+    if (!o.grad.empty())
+      elems += double(batch) * double(layer->dIn + layer->dOut); // dx, dy
+    const double need = 4.0 * elems, limit = double(memoryLimitBytes());
+    if (need > limit)
+      return fail(fmt::format("the arrays need {:.1f} GiB, more than the "
+                              "{:.1f} GiB this process may use",
+                              need / double(1 << 30), limit / double(1 << 30)));
+  }
   // The gradient input is read before anything runs or is written, so that
   // a bad file leaves no outputs behind.
   NpyArray dy;
@@ -1002,7 +1030,9 @@ int main(int argc, char **argv) {
       ->check(kInt64);
   search->add_option("--model", so.model,
                      "model JSON: a structure per layer under a total budget");
-  search->add_option("--grid", so.grid, "θ step is 1/GRID")->capture_default_str();
+  search->add_option("--grid", so.grid, "θ step is 1/GRID")
+      ->check(kInt64)
+      ->capture_default_str();
   search->add_flag("--include-rounded", so.includeRounded,
                    "also the reference's rounded (padded) sizes");
   search->add_option("--moe", so.moe,
@@ -1084,6 +1114,7 @@ int main(int argc, char **argv) {
   run->add_option("--repeat", ru.repeat,
                   "timed forward calls, and backward with --grad (each after "
                   "one untimed warm-up call)")
+      ->check(kInt64)
       ->capture_default_str();
   run->add_option("--threads", ru.threads,
                   "threads a call may use (batch row chunks; default "
@@ -1160,14 +1191,20 @@ int main(int argc, char **argv) {
   } catch (const CLI::ParseError &e) {
     return fail(e.what());
   }
-  const int rc = analyze->parsed()   ? runAnalyze(a)
-                 : search->parsed()  ? runSearch(so)
-                 : run->parsed()     ? runRun(ru)
-                 : compile->parsed() ? runCompile(co)
-                 : project->parsed() ? runProject(po)
-                 : sweep->parsed()   ? runSweepCommand(sw)
-                 : report->parsed()  ? runReport(ro)
-                                     : fail("unknown command");
+  int rc;
+  try {
+    rc = analyze->parsed()   ? runAnalyze(a)
+         : search->parsed()  ? runSearch(so)
+         : run->parsed()     ? runRun(ru)
+         : compile->parsed() ? runCompile(co)
+         : project->parsed() ? runProject(po)
+         : sweep->parsed()   ? runSweepCommand(sw)
+         : report->parsed()  ? runReport(ro)
+                             : fail("unknown command");
+  } catch (const std::bad_alloc &) {
+    // What the up-front bounds did not foresee: a message, not an abort.
+    return fail("out of memory (a smaller batch or layer may fit)");
+  }
   // Results printed to standard output are output too: a full disk or a
   // closed pipe is an error, not a silent exit 0.
   if (std::fflush(stdout) != 0 || std::ferror(stdout))

@@ -97,6 +97,18 @@ expect "d_in = 1 is outside [2, 2^24] for search" search --d-in 1 --d-out 64
 expect "--moe: '8:9' must be EXPERTS:TOP_K" search --d-in 64 --d-out 64 --moe 8:9
 expect "cannot open the file" search --model "$work/nope.json"
 expect "unknown device 'tpu'" search --d-in 64 --d-out 64 --objective roofline --device tpu
+expect "--grid: '0x10' is not an integer" search --d-in 64 --d-out 64 --grid 0x10
+expect "--grid: ' 12' is not an integer" search --d-in 64 --d-out 64 --grid ' 12'
+expect "--repeat: '0x3' is not an integer" run --structure 'monarch(8)' --d-in 64 --d-out 64 --repeat 0x3
+# Arrays past what this process may use are refused up front: a 16 GiB
+# dense weight under a 4 GiB address-space limit (was std::bad_alloc).
+if (ulimit -v 4194304 && "$EINSTRUCT" run --structure dense --d-in 65536 \
+      --d-out 65536 --batch 1 >"$work/stdout" 2>"$work/stderr"); then rc=0; else rc=$?; fi
+if [[ $rc -eq 2 ]] && grep -q "^einstruct: error: the arrays need 16.0 GiB, more than the 4.0 GiB this process may use$" "$work/stderr"; then
+  pass=$((pass + 1))
+else
+  fail=$((fail + 1)); echo "FAIL: 16 GiB under a 4 GiB limit -> rc=$rc, stderr: $(cat "$work/stderr")"
+fi
 
 # compile: bad flags and structures the CUDA emitter does not take.
 m=(--structure 'monarch(8)' --d-in 64 --d-out 64)

@@ -171,6 +171,23 @@ TEST_CASE("safetensors: F32, F16, BF16, F64 read exactly", "[files]") {
   auto f = parseSafetensor(st, "m.safetensors", "f");
   REQUIRE(f);
   CHECK(f->data == std::vector<float>{1.5f, -7.25f});
+  // F64 beyond float32's range is refused by name, not turned into inf;
+  // an F64 infinity stays one.
+  for (double v : {1e39, -3.5e38, double(INFINITY)}) {
+    std::string big(8, '\0');
+    std::memcpy(&big[0], &v, 8);
+    auto r = parseSafetensor(
+        file(R"({"d":{"dtype":"F64","shape":[1],"data_offsets":[0,8]}})", big),
+        "b.safetensors", "d");
+    if (std::isinf(v)) {
+      REQUIRE(r);
+      CHECK(std::isinf(r->data[0]));
+    } else {
+      REQUIRE(!r);
+      CHECK_THAT(r.error(), Catch::Contains("tensor 'd' element 0 = "));
+      CHECK_THAT(r.error(), Catch::Contains("is beyond float32's range"));
+    }
+  }
   // And what einstruct writes reads back the same.
   auto again = parseSafetensor(encodeSafetensors({{"f", *f}, {"d", *d}}),
                                "again", "f");
