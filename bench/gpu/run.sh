@@ -4,6 +4,8 @@
 # uses OUTDIR/gen made earlier), builds each into a shared library with nvcc
 # and runs bench_gpu.py and bench_moe.py (need PyTorch with CUDA) at 16384
 # tokens, bf16; with EINSTRUCT also bench_modules.py (the torch modules).
+# On a lent GPU, bench/gpu/session.sh is the one prepared script (checks,
+# sanitizers, tuning of the sm_90a tiles and this benchmark side by side).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${1:-}
