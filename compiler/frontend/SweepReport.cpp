@@ -172,8 +172,9 @@ buildReportFromText(const std::vector<std::pair<std::string, std::string>> &file
           shape, budget, j.value("objective", ""), j.value("feasible", 0),
           b.value("name", ""), sizes, b.value("params", int64_t(0)),
           b.value("flops", int64_t(0)),
-          double(b.value("flops", int64_t(0))) / dense, num(b["omega"]),
-          num(b["psi"]), num(b["nu"]));
+          double(b.value("flops", int64_t(0))) / dense,
+          num(b.value("omega", json())), num(b.value("psi", json())),
+          num(b.value("nu", json())));
     }
     // One front per (shape, budget): objectives do not change it.
     if (!seenFronts.insert(shape + "|" + budget).second)
@@ -182,8 +183,9 @@ buildReportFromText(const std::vector<std::pair<std::string, std::string>> &file
     for (auto &p : j["front"]) {
       double x = double(p.value("flops", int64_t(1))) / dense;
       double y = double(p.value("params", int64_t(1))) / dense;
-      double omega = p["omega"].is_number() ? p["omega"].get<double>() : 0;
-      bool full = p["psi"].is_number() && p["psi"].get<double>() > 1 - 1e-9;
+      const json omegaV = p.value("omega", json()), psiV = p.value("psi", json());
+      double omega = omegaV.is_number() ? omegaV.get<double>() : 0;
+      bool full = psiV.is_number() && psiV.get<double>() > 1 - 1e-9;
       if (x > 0 && y > 0)
         f.push_back({x, y, omega, full});
     }
