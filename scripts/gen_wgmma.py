@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Prints the wgmma wrappers of compiler/cuda/kernels/einstruct_hopper.cuh
+"""Prints the wgmma wrappers of compiler/cuda/kernels/einstruct_sm90.cuh
 (the block between its 'generated' markers): one specialisation per N of
 wgmma.mma_async m64nNk16 with fp32 accumulators, both operands from shared
 memory descriptors, bf16 or f16 inputs, A K-major or M-major (TA), B

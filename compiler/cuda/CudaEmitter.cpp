@@ -15,8 +15,14 @@ const char *kKernelSource =
 const char *kMoeKernelSource =
 #include "einstruct_moe.cuh.inc"
     ;
+const char *kSm90Source =
+#include "einstruct_sm90.cuh.inc"
+    ;
 const char *kHopperKernelSource =
 #include "einstruct_hopper.cuh.inc"
+    ;
+const char *kHopperGradSource =
+#include "einstruct_hopper_grad.cuh.inc"
     ;
 
 // A weight gradient through the sm_90a kernel, then the split sum.
@@ -413,7 +419,10 @@ extern "C" const char *{N}_status_string(int status) {{
                                              : "") +
                               kKernelSource +
                               (moe ? kMoeKernelSource : "") +
-                              (hopper ? kHopperKernelSource : "")),
+                              (hopper ? std::string(kSm90Source) +
+                                            kHopperKernelSource
+                                      : std::string()) +
+                              (tmaGrads ? kHopperGradSource : "")),
       fmt::arg("api", moe ? moeApi(plan, N)
                           : fmt::format(fmt::runtime(kLayerApi), fmt::arg("N", N),
                                         fmt::arg("fwdCall", fwdCall),

@@ -283,12 +283,14 @@ Result<NpyArray> readArrayFile(const std::string &spec) {
   bool safetensors = path.size() >= ext.size() &&
                      path.compare(path.size() - ext.size(), ext.size(), ext) ==
                          0;
-  // The format's framing first (magic, or the header length against the
-  // file's size): a large file of something else is never read whole.
-  auto head = readFileHead(path, safetensors ? 8 : 10);
+  if (!safetensors)
+    return readNpy(path);
+  // The header length against the file's size first: a large file of
+  // something else is never read whole.
+  auto head = readFileHead(path, 8);
   if (!head)
     return Error{head.error()};
-  if (safetensors && head->bytes.size() == 8) {
+  if (head->bytes.size() == 8) {
     const uint64_t n = readLE64(head->bytes);
     if (n > kMaxHeaderBytes) // the full parse's own message
       return Error{parseSafetensorsHeader(head->bytes, path).error()};
@@ -297,14 +299,10 @@ Result<NpyArray> readArrayFile(const std::string &spec) {
                                "promised, {} present",
                                path, head->size, n, head->size - 8)};
   }
-  if (!safetensors && head->bytes.compare(0, 6, "\x93NUMPY") != 0)
-    return parseNpy(head->bytes, path);
   auto bytes = readTextFile(path, SIZE_MAX);
   if (!bytes)
     return Error{bytes.error()};
-  if (safetensors)
-    return parseSafetensor(*bytes, path, name);
-  return parseNpy(*bytes, path);
+  return parseSafetensor(*bytes, path, name);
 }
 
 } // namespace einstruct

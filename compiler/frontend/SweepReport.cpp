@@ -108,15 +108,14 @@ Result<ReportFiles>
 buildReportFromText(const std::vector<std::pair<std::string, std::string>> &files,
                     const std::string &svgName) {
   std::map<int64_t, json> rows; // by row index: shards merge in order
-  for (const auto &[p, contents] : files) {
-    const std::string *text = &contents;
+  for (const auto &[p, text] : files) {
     // Whole lines only: a torn last line (a killed sweep's) is left out, as
     // sweep itself cuts it before resuming.
-    const size_t complete = text->rfind('\n');
+    const size_t complete = text.rfind('\n');
     size_t n = 0;
     for (size_t pos = 0; complete != std::string::npos && pos <= complete;) {
-      const size_t nl = text->find('\n', pos);
-      const std::string line = text->substr(pos, nl - pos);
+      const size_t nl = text.find('\n', pos);
+      const std::string line = text.substr(pos, nl - pos);
       pos = nl + 1;
       ++n;
       if (line.empty())

@@ -5,7 +5,7 @@
 #pragma once
 #include <cstddef>
 #include <optional>
-#include <string>
+#include <string_view>
 
 namespace einstruct {
 
@@ -18,7 +18,7 @@ struct TextPosition {
 
 // Where ( [ { or < first opens level kMaxTextNesting + 1, if it does.
 // Strings and // comments are skipped; '>' of "->" closes nothing.
-inline std::optional<TextPosition> tooDeeplyNested(const std::string &text) {
+inline std::optional<TextPosition> tooDeeplyNested(std::string_view text) {
   int depth = 0;
   TextPosition at;
   bool inString = false, inComment = false;

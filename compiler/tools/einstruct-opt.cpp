@@ -33,7 +33,8 @@ int main(int argc, char **argv) {
     llvm::errs() << error << "\n";
     return 1;
   }
-  if (auto at = einstruct::tooDeeplyNested(file->getBuffer().str())) {
+  if (auto at = einstruct::tooDeeplyNested(std::string_view(
+          file->getBufferStart(), file->getBufferSize()))) {
     llvm::errs() << input << ":" << at->line << ":" << at->column
                  << ": error: nested deeper than "
                  << einstruct::kMaxTextNesting << " levels\n";
