@@ -12,6 +12,9 @@
 
 #include "EinstructOpsDialect.h.inc"
 
+#define GET_ATTRDEF_CLASSES
+#include "EinstructAttrs.h.inc"
+
 #define GET_OP_CLASSES
 #include "EinstructOps.h.inc"
 

@@ -15,6 +15,8 @@ def Einstruct_Dialect : Dialect {
   }];
   // `einstruct.budget` on any op is checked like the CLI's flags.
   let hasOperationAttrVerify = 1;
+  // #einstruct.cuda_plan (EinstructAttrs.td).
+  let useDefaultAttributePrinterParser = 1;
 }
 
 class Einstruct_Op<string mnemonic, list<Trait> traits = []>

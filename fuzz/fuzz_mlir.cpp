@@ -60,6 +60,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!module || failed(verify(*module)))
     return 0;
   runPipeline(*module, "builtin.module(einstruct-annotate-cost)");
+  // The CUDA planner on both arches: a plan it attaches must verify.
+  runPipeline(*module, "builtin.module(einstruct-plan-cuda)");
+  runPipeline(*module, "builtin.module(einstruct-plan-cuda{arch=sm_80 "
+                       "dtype=f32})");
   // Autodiff first, as the JIT runs it: a BTT-MoE function's backward is a
   // moe_layer_grad for einstruct-lower-moe to lower.
   runPipeline(*module, "builtin.module(einstruct-autodiff,einstruct-lower-moe,"

@@ -4,7 +4,9 @@
 #include <cmath>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <functional>
 #include <map>
+#include <unordered_set>
 
 namespace einstruct {
 
@@ -23,16 +25,31 @@ constexpr double kTiny = 1e-9;
 
 } // namespace
 
-Result<std::vector<Candidate>> enumerate(const SearchSpace &s) {
-  if (s.grid < 1 || s.grid > 48)
-    return Error{fmt::format("grid = {} must be in [1, 48] (θ step 1/grid)",
-                             s.grid)};
-  for (auto [name, d] : {std::pair{"d_in", s.dIn}, std::pair{"d_out", s.dOut}})
-    if (d < 2 || d > (int64_t(1) << 24))
-      return Error{fmt::format("{} = {} is outside [2, 2^24] for search", name,
-                               d)};
+namespace {
+
+// One structure the space proposes: its sizes, how they were sized, and the
+// grid point that produced them.
+struct Point {
+  Theta theta;
+  ClassSizes sizes;
+  const char *sizing;
+  int64_t experts = 0, topK = 0;
+};
+
+// Calls `visit` on every point of the space, in a fixed order; stops early
+// when `visit` returns false. Every 2^20 grid points it reports progress of
+// pass `pass` of two (enumerate counts, then builds). The space is assumed
+// checked (checkSpace).
+void walk(const SearchSpace &s, int pass,
+          const std::function<bool(const Point &)> &visit) {
   const int n = s.grid;
   auto comps = compositions(n);
+  const int64_t points = countGridPoints(s);
+  int64_t done = 0;
+  auto step = [&] {
+    if (s.progress && (++done & ((1 << 20) - 1)) == 0)
+      s.progress(pass * points + done, 2 * points);
+  };
   // Exact factorisations depend on one side's exponents only: cache them.
   std::map<std::array<int, 3>, std::array<int64_t, 3>> inCache, outCache;
   auto exact = [&](auto &cache, int64_t d, const std::array<int, 3> &c) {
@@ -44,34 +61,11 @@ Result<std::vector<Candidate>> enumerate(const SearchSpace &s) {
     cache[c] = f;
     return f;
   };
-  std::map<std::pair<ClassSizes, int64_t>, Candidate> unique; // (sizes, E)
-  std::vector<ClassSizes> order;
-  auto add = [&](const Theta &t, ClassSizes sizes, const std::string &sizing,
-                 int64_t experts, int64_t topK) {
-    auto key = std::pair{sizes, experts};
-    if (unique.count(key))
-      return;
-    Candidate c;
-    auto l = layerFromTerms({termFromClassSizes(sizes)}, s.dIn, s.dOut);
-    if (!l)
-      return; // unreachable for sizes derived here
-    c.layer = *l;
-    c.layer.sizing = sizing;
-    c.layer.experts = experts;
-    c.layer.topK = topK;
-    if (experts)
-      c.layer.name = "btt-moe";
-    c.gridTheta = t;
-    auto a = analyze(c.layer);
-    if (!a || !a->validity.empty())
-      return; // overflowing or (after integer sizing) invalid
-    c.analysis = *a;
-    unique.emplace(key, std::move(c));
-  };
   int64_t dMin = std::min(s.dIn, s.dOut);
   for (const auto &in : comps)
     for (const auto &out : comps)
       for (int r = 0; r <= n; ++r) {
+        step();
         Theta t{{double(in[0]) / n, double(in[1]) / n, double(in[2]) / n,
                  double(out[0]) / n, double(out[1]) / n, double(out[2]) / n,
                  double(r) / n}};
@@ -82,21 +76,19 @@ Result<std::vector<Candidate>> enumerate(const SearchSpace &s) {
         int64_t rank = std::max<int64_t>(
             1, int64_t(std::nearbyint(std::pow(double(dMin), t[kRho]))));
         ClassSizes sizes{fi[0], fi[1], fi[2], fo[0], fo[1], fo[2], rank};
-        add(t, sizes, "exact", 0, 0);
+        if (!visit({t, sizes, "exact"}))
+          return;
         if (s.includeRounded) {
           auto rs = sizesFromTheta(t, s.dIn, s.dOut, Sizing::Round);
-          if (rs && *rs != sizes)
-            add(t, *rs, "round", 0, 0);
+          if (rs && *rs != sizes && !visit({t, *rs, "round"}))
+            return;
         }
       }
   // BTT-MoE: BTT cores (β = δ = 0) whose rank index holds the experts.
-  for (auto [experts, topK] : s.moe) {
-    if (experts < 2 || topK < 1 || topK > experts)
-      return Error{fmt::format("moe option {}:{} must have 1 <= top_k <= "
-                               "experts and experts >= 2",
-                               experts, topK)};
+  for (auto [experts, topK] : s.moe)
     for (const auto &in : comps)
       for (const auto &out : comps) {
+        step();
         if (in[1] || out[0])
           continue;
         Theta t{{double(in[0]) / n, 0, double(in[2]) / n, 0,
@@ -105,9 +97,97 @@ Result<std::vector<Candidate>> enumerate(const SearchSpace &s) {
         auto fi = exact(inCache, s.dIn, in);
         auto fo = exact(outCache, s.dOut, out);
         ClassSizes sizes{fi[0], 1, fi[2], 1, fo[1], fo[2], experts};
-        add(t, sizes, "exact", experts, topK);
+        if (!visit({t, sizes, "exact", experts, topK}))
+          return;
       }
+}
+
+Result<bool> checkSpace(const SearchSpace &s) {
+  if (s.grid < 1 || s.grid > 48)
+    return Error{fmt::format("grid = {} must be in [1, 48] (θ step 1/grid)",
+                             s.grid)};
+  for (auto [name, d] : {std::pair{"d_in", s.dIn}, std::pair{"d_out", s.dOut}})
+    if (d < 2 || d > (int64_t(1) << 24))
+      return Error{fmt::format("{} = {} is outside [2, 2^24] for search", name,
+                               d)};
+  for (auto [experts, topK] : s.moe)
+    if (experts < 2 || topK < 1 || topK > experts)
+      return Error{fmt::format("moe option {}:{} must have 1 <= top_k <= "
+                               "experts and experts >= 2",
+                               experts, topK)};
+  return true;
+}
+
+struct SizesHash {
+  size_t operator()(const std::pair<ClassSizes, int64_t> &k) const {
+    size_t h = std::hash<int64_t>()(k.second);
+    for (int64_t v : k.first)
+      h = h * 1000003u ^ std::hash<int64_t>()(v);
+    return h;
   }
+};
+
+} // namespace
+
+int64_t countGridPoints(const SearchSpace &s) {
+  const int64_t comps = int64_t(s.grid + 1) * (s.grid + 2) / 2;
+  return comps * comps * (s.grid + 1 + int64_t(s.moe.size()));
+}
+
+Result<int64_t> countCandidates(const SearchSpace &s, int64_t stopPast) {
+  if (auto ok = checkSpace(s); !ok)
+    return Error{ok.error()};
+  std::unordered_set<std::pair<ClassSizes, int64_t>, SizesHash> seen;
+  walk(s, 0, [&](const Point &p) {
+    seen.insert({p.sizes, p.experts});
+    return int64_t(seen.size()) <= stopPast;
+  });
+  return int64_t(seen.size());
+}
+
+Result<std::vector<Candidate>> enumerate(const SearchSpace &s) {
+  struct Done { // the last progress report, however enumerate returns
+    const SearchSpace &s;
+    ~Done() {
+      if (s.progress)
+        s.progress(2 * countGridPoints(s), 2 * countGridPoints(s));
+    }
+  } done{s};
+  // Counted first (sizes only, a few dozen bytes each) so that a space too
+  // large to hold is refused before any candidate is built.
+  auto count = countCandidates(s, kMaxCandidates);
+  if (!count)
+    return Error{count.error()};
+  if (*count > kMaxCandidates)
+    return Error{fmt::format(
+        "the space holds more than {} distinct structures (grid {}{}), more "
+        "than a search keeps; use a coarser --grid{}",
+        kMaxCandidates, s.grid,
+        s.includeRounded ? " with rounded sizes" : "",
+        s.includeRounded ? " or leave out --include-rounded" : "")};
+  std::map<std::pair<ClassSizes, int64_t>, Candidate> unique; // (sizes, E)
+  walk(s, 1, [&](const Point &p) {
+    auto key = std::pair{p.sizes, p.experts};
+    if (unique.count(key))
+      return true;
+    Candidate c;
+    auto l = layerFromTerms({termFromClassSizes(p.sizes)}, s.dIn, s.dOut);
+    if (!l)
+      return true; // unreachable for sizes derived here
+    c.layer = *l;
+    c.layer.sizing = p.sizing;
+    c.layer.experts = p.experts;
+    c.layer.topK = p.topK;
+    if (p.experts)
+      c.layer.name = "btt-moe";
+    c.gridTheta = p.theta;
+    auto a = analyze(c.layer);
+    if (!a || !a->validity.empty())
+      return true; // overflowing or (after integer sizing) invalid
+    c.analysis = *a;
+    unique.emplace(key, std::move(c));
+    return true;
+  });
   std::vector<Candidate> all;
   all.reserve(unique.size());
   for (auto &[k, c] : unique)

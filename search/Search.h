@@ -4,6 +4,8 @@
 #pragma once
 #include "Layer.h"
 
+#include <functional>
+
 namespace einstruct {
 
 struct SearchSpace {
@@ -12,7 +14,23 @@ struct SearchSpace {
   bool includeRounded = false; // also the reference's rounded sizes
   // BTT-MoE options (experts, top_k): BTT structures with ρ = experts.
   std::vector<std::pair<int64_t, int64_t>> moe;
+  // Called now and then while the space is walked (counted, then built):
+  // steps done of total; last with done == total when enumerate returns.
+  std::function<void(int64_t done, int64_t total)> progress;
 };
+
+// Distinct structures a search keeps at most (each candidate holds its layer
+// and analysis, ~3 KB, so 1.5 GB at most): larger spaces are refused before
+// they are built.
+constexpr int64_t kMaxCandidates = 500000;
+
+// Grid points the space visits (θ points, and one per MoE option and
+// exponent pair).
+int64_t countGridPoints(const SearchSpace &space);
+
+// Distinct structures (sizes, experts) in the space, counting stopped as soon
+// as they pass `stopPast`; an error for a malformed space.
+Result<int64_t> countCandidates(const SearchSpace &space, int64_t stopPast);
 
 struct Candidate {
   Layer layer;
@@ -24,7 +42,8 @@ struct Candidate {
   std::string why;            // why it ranks where it does
 };
 
-// All distinct structures of the space (same sizes = same structure).
+// All distinct structures of the space (same sizes = same structure); an
+// error past kMaxCandidates.
 Result<std::vector<Candidate>> enumerate(const SearchSpace &space);
 
 struct Constraints {

@@ -15,14 +15,42 @@
 #include "llvm/Support/TargetSelect.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <mutex>
+#include <optional>
+#include <sys/mman.h>
+#include <unistd.h>
 
 namespace einstruct {
 
 JitModule::~JitModule() = default;
 
 namespace {
+// The object code `engine` compiled. Its dump writes through a stream that
+// aborts the process on an I/O error (a full cache disk did), so it is
+// dumped into memory (a memfd) and stored by the cache's checked writer.
+std::optional<std::string> compiledObject(mlir::ExecutionEngine &engine) {
+  const int fd = ::memfd_create("einstruct-object", MFD_CLOEXEC);
+  if (fd < 0)
+    return std::nullopt;
+  engine.dumpToObjectFile("/proc/self/fd/" + std::to_string(fd));
+  std::string object;
+  char chunk[1 << 16];
+  ssize_t n;
+  off_t at = 0;
+  while ((n = ::pread(fd, chunk, sizeof chunk, at)) > 0 ||
+         (n < 0 && errno == EINTR))
+    if (n > 0) {
+      object.append(chunk, size_t(n));
+      at += n;
+    }
+  ::close(fd);
+  if (n < 0 || object.empty())
+    return std::nullopt;
+  return object;
+}
+
 void initNativeTarget() {
   static std::once_flag once;
   std::call_once(once, [] {
@@ -122,9 +150,8 @@ JitModule::compile(llvm::function_ref<void(mlir::ModuleOp)> emit,
     jit->entries_.push_back(*f);
   }
   if (cacheDir)
-    objectcache::store(*cacheDir, cacheKey, [&](const std::string &path) {
-      jit->engine_->dumpToObjectFile(path);
-    });
+    if (auto object = compiledObject(*jit->engine_))
+      objectcache::store(*cacheDir, cacheKey, *object);
   return jit;
 }
 

@@ -1,4 +1,5 @@
 #include "ObjectCache.h"
+#include "compiler/frontend/OutputFiles.h"
 
 #include "llvm/Config/llvm-config.h"
 #include "llvm/Support/FileSystem.h"
@@ -7,8 +8,9 @@
 #include "llvm/Support/raw_ostream.h"
 #include "llvm/Target/TargetMachine.h"
 
-#include <atomic>
 #include <cstdlib>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace einstruct::objectcache {
@@ -61,12 +63,24 @@ std::string key(llvm::StringRef loweredModule, const llvm::TargetMachine &tm) {
 
 std::unique_ptr<llvm::MemoryBuffer> read(const std::string &dir,
                                          const std::string &key) {
-  auto file = llvm::MemoryBuffer::getFile(entryPath(dir, key));
+  // Opened without following links or waiting on a FIFO's writer, and read
+  // only when it is a regular file of a sane size.
+  const std::string path = entryPath(dir, key);
+  const int fd =
+      ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0)
+    return nullptr;
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+      size_t(st.st_size) <= kDigest || size_t(st.st_size) > kMaxEntryBytes) {
+    ::close(fd);
+    return nullptr;
+  }
+  auto file = llvm::MemoryBuffer::getOpenFile(fd, path, st.st_size);
+  ::close(fd);
   if (!file)
     return nullptr;
   llvm::StringRef bytes = (*file)->getBuffer();
-  if (bytes.size() <= kDigest)
-    return nullptr;
   llvm::StringRef object = bytes.drop_back(kDigest);
   auto sum = digest(object);
   if (bytes.take_back(kDigest) !=
@@ -76,38 +90,23 @@ std::unique_ptr<llvm::MemoryBuffer> read(const std::string &dir,
 }
 
 bool store(const std::string &dir, const std::string &key,
-           llvm::function_ref<void(const std::string &path)> writeTo) {
-  if (llvm::sys::fs::create_directories(dir))
+           llvm::StringRef object) {
+  if (object.empty() || object.size() + kDigest > kMaxEntryBytes ||
+      llvm::sys::fs::create_directories(dir))
     return false;
-  static std::atomic<unsigned> counter{0};
-  std::string stem = dir + "/" + key + ".tmp." + std::to_string(::getpid()) +
-                     "." + std::to_string(counter++);
-  std::string raw = stem + ".raw", entry = stem + ".o";
-  writeTo(raw);
-  auto object = llvm::MemoryBuffer::getFile(raw);
-  llvm::sys::fs::remove(raw);
-  if (!object || (*object)->getBufferSize() == 0)
+  // A FIFO, link or empty directory in the entry's place is removed first
+  // (the writer would write into a special file rather than replace it).
+  const std::string path = entryPath(dir, key);
+  struct stat st;
+  if (::lstat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode) &&
+      (S_ISDIR(st.st_mode) ? ::rmdir(path.c_str()) : ::unlink(path.c_str())))
     return false;
-  {
-    std::error_code ec;
-    llvm::raw_fd_ostream out(entry, ec);
-    if (ec)
-      return false;
-    auto sum = digest((*object)->getBuffer());
-    out << (*object)->getBuffer()
-        << llvm::StringRef(reinterpret_cast<const char *>(sum.data()), kDigest);
-    out.close();
-    if (out.has_error()) {
-      out.clear_error();
-      llvm::sys::fs::remove(entry);
-      return false;
-    }
-  }
-  if (llvm::sys::fs::rename(entry, entryPath(dir, key))) {
-    llvm::sys::fs::remove(entry);
-    return false;
-  }
-  return true;
+  auto sum = digest(object);
+  std::string entry = object.str();
+  entry.append(reinterpret_cast<const char *>(sum.data()), kDigest);
+  OutputFiles out;
+  out.add(path, std::move(entry));
+  return bool(out.commit());
 }
 
 } // namespace einstruct::objectcache

@@ -4,7 +4,6 @@
 // optimiser and code generator again (~1.4 of the ~1.6 s a layer takes).
 #pragma once
 #include "llvm/ADT/ArrayRef.h"
-#include "llvm/ADT/STLFunctionalExtras.h"
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/MemoryBuffer.h"
 
@@ -18,6 +17,8 @@ class TargetMachine;
 
 namespace einstruct::objectcache {
 
+constexpr size_t kMaxEntryBytes = size_t(1) << 30;
+
 // $EINSTRUCT_CACHE_DIR, else $XDG_CACHE_HOME/einstruct, else
 // $HOME/.cache/einstruct; none when EINSTRUCT_CACHE_DIR is "off" or no home
 // is known.
@@ -30,15 +31,18 @@ std::string hashParts(llvm::ArrayRef<llvm::StringRef> parts);
 // Hex SHA-256 of what the object code depends on.
 std::string key(llvm::StringRef loweredModule, const llvm::TargetMachine &tm);
 
-// The object stored under `key`, or null when it is absent or fails its
-// checksum (a torn or edited file is a miss, never a crash).
+// The object stored under `key`, or null when it is absent, not a regular
+// file of at most kMaxEntryBytes, or fails its checksum (a torn or edited
+// file, a FIFO or a link to /dev/zero is a miss, never a crash or a hang).
 std::unique_ptr<llvm::MemoryBuffer> read(const std::string &dir,
                                          const std::string &key);
 
-// Stores the object that `writeTo(path)` writes to a file: it is read back,
-// checksummed and renamed into place, so readers never see a partial entry.
-// Best effort: false (and no entry) on any failure.
+// Stores `object` under `key` through the checked all-or-none writer, so
+// readers never see a partial entry and a full disk is a failed store, not
+// a fatal stream error. An entry that is not a regular file (a FIFO, a
+// link, an empty directory) is replaced. Best effort: false (and no entry)
+// on any failure.
 bool store(const std::string &dir, const std::string &key,
-           llvm::function_ref<void(const std::string &path)> writeTo);
+           llvm::StringRef object);
 
 } // namespace einstruct::objectcache

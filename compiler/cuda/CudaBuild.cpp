@@ -144,9 +144,15 @@ Result<BuiltLibrary> buildCudaLibrary(const CudaSources &src,
   if (cache) {
     root = *cache + "/cuda";
     lib.path = root + "/" + key + ".so";
-    if (llvm::sys::fs::exists(lib.path)) {
-      lib.fromCache = true;
-      return lib;
+    // A regular file is the library; anything else there (a FIFO, a link,
+    // an empty directory) is removed and the library built anew.
+    llvm::sys::fs::file_status st;
+    if (!llvm::sys::fs::status(lib.path, st, /*follow=*/false)) {
+      if (st.type() == llvm::sys::fs::file_type::regular_file) {
+        lib.fromCache = true;
+        return lib;
+      }
+      llvm::sys::fs::remove(lib.path);
     }
     if (auto ec = llvm::sys::fs::create_directories(root))
       return Error{"cannot create the cache directory " + root + ": " +

@@ -160,8 +160,13 @@ std::optional<HopperTile> analyticTile(const TwoStageConfig &c,
   std::optional<HopperTile> best;
   double bestCost = 0;
   const double weights = double(c.F * c.R * c.G * c.A + c.F * c.E * c.R * c.G);
+  // Only FC with FC·R a wgmma width can run: at most five per NWG, however
+  // large f is (a loop over every FC in [1, f] timed out on f = 10^9).
   for (int64_t nwg : {1, 2})
-    for (int64_t fc = 1; fc <= c.F; ++fc) {
+    for (int64_t width : {8, 16, 32, 64, 128}) {
+      if (width % c.R || width / c.R > c.F)
+        continue;
+      const int64_t fc = width / c.R;
       HopperTile t{fc, nwg, 8, 1};
       while (t.STAGES > 3 && !badHopperTile(c, t, budget).empty())
         --t.STAGES;

@@ -1,8 +1,11 @@
 #include "OutputFiles.h"
 
+#include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -43,6 +46,41 @@ std::string why(const std::string &path, const char *what) {
          ")";
 }
 
+// The directory part of `path` ("." for a bare name) and the file name.
+std::pair<std::string, std::string> splitPath(const std::string &path) {
+  const size_t slash = path.rfind('/');
+  if (slash == std::string::npos)
+    return {".", path};
+  return {slash == 0 ? "/" : path.substr(0, slash), path.substr(slash + 1)};
+}
+
+// Removes NAME.tmp.PID[.N] files beside `path` whose process is gone: what a
+// SIGKILLed writer without O_TMPFILE left behind.
+void removeStaleTemps(const std::string &path) {
+  const auto [dir, name] = splitPath(path);
+  const std::string prefix = name + ".tmp.";
+  DIR *d = ::opendir(dir.c_str());
+  if (!d)
+    return;
+  while (const dirent *e = ::readdir(d)) {
+    const std::string entry = e->d_name;
+    if (entry.size() <= prefix.size() || entry.compare(0, prefix.size(), prefix))
+      continue;
+    // PID, then .N where one process writes several (threads).
+    const std::string tail = entry.substr(prefix.size());
+    const std::string pid = tail.substr(0, tail.find('.'));
+    const std::string n = tail.substr(pid.size());
+    if (pid.empty() || pid.size() > 9 ||
+        pid.find_first_not_of("0123456789") != std::string::npos ||
+        (!n.empty() && (n.size() < 2 || n.find_first_not_of(
+                                            "0123456789", 1) != std::string::npos)))
+      continue;
+    if (::kill(std::stoi(pid), 0) != 0 && errno == ESRCH)
+      ::unlink((dir + "/" + entry).c_str());
+  }
+  ::closedir(d);
+}
+
 } // namespace
 
 void OutputFiles::add(std::string path, std::string bytes) {
@@ -68,17 +106,35 @@ Result<bool> OutputFiles::commit() {
       regular.push_back(i);
     }
   }
-  std::vector<std::string> temps;
+  // Each regular target is written first to an unnamed file in its
+  // directory (O_TMPFILE: nothing is left behind if the process dies), or
+  // where the file system lacks that, to NAME.tmp.PID.
+  struct Temp {
+    std::string name;
+    int fd = -1;
+  };
+  std::vector<Temp> temps;
   auto abandon = [&](Error e) {
-    for (const auto &t : temps)
-      std::remove(t.c_str());
+    for (auto &t : temps) {
+      if (t.fd >= 0)
+        ::close(t.fd);
+      else
+        std::remove(t.name.c_str());
+    }
     return e;
   };
   for (size_t i : regular) {
-    const std::string tmp = files_[i].first + ".tmp." + std::to_string(::getpid());
-    temps.push_back(tmp);
-    if (!writeFile(tmp, files_[i].second, O_WRONLY | O_CREAT | O_TRUNC))
-      return abandon(Error{why(files_[i].first, "write")});
+    const auto &[path, bytes] = files_[i];
+    removeStaleTemps(path);
+    static std::atomic<unsigned> counter{0};
+    temps.push_back({path + ".tmp." + std::to_string(::getpid()) + "." +
+                         std::to_string(counter++),
+                     ::open(splitPath(path).first.c_str(),
+                            O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644)});
+    const Temp &t = temps.back();
+    if (t.fd >= 0 ? !writeAll(t.fd, bytes)
+                  : !writeFile(t.name, bytes, O_WRONLY | O_CREAT | O_TRUNC))
+      return abandon(Error{why(path, "write")});
   }
   for (size_t i : special) {
     const std::string &path = files_[i].first;
@@ -91,9 +147,22 @@ Result<bool> OutputFiles::commit() {
     if (!ok)
       return abandon(Error{why(path.empty() ? "-" : path, "write")});
   }
-  for (size_t k = 0; k < regular.size(); ++k)
-    if (std::rename(temps[k].c_str(), files_[regular[k]].first.c_str()) != 0)
-      return abandon(Error{why(files_[regular[k]].first, "rename into")});
+  for (size_t k = 0; k < regular.size(); ++k) {
+    const auto &[path, bytes] = files_[regular[k]];
+    Temp &t = temps[k];
+    if (t.fd >= 0) {
+      // Named only now, just before the rename; without /proc, written again.
+      const std::string self = "/proc/self/fd/" + std::to_string(t.fd);
+      bool named = ::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, t.name.c_str(),
+                            AT_SYMLINK_FOLLOW) == 0;
+      ::close(t.fd);
+      t.fd = -1;
+      if (!named && !writeFile(t.name, bytes, O_WRONLY | O_CREAT | O_TRUNC))
+        return abandon(Error{why(path, "write")});
+    }
+    if (std::rename(t.name.c_str(), path.c_str()) != 0)
+      return abandon(Error{why(path, "rename into")});
+  }
   files_.clear();
   return true;
 }

@@ -1,4 +1,5 @@
 // --einstruct-annotate-cost: the structure model's exact costs as attributes.
+#include "LayerOfOp.h"
 #include "Passes.h"
 #include "dialects/EinstructDialect.h"
 #include "search/Layer.h"
@@ -27,50 +28,12 @@ struct AnnotateCostPass : impl::AnnotateCostBase<AnnotateCostPass> {
       signalPassFailure();
   }
 
-  mlir::WalkResult annotate(LayerOp op, mlir::Builder &b) {
-    std::optional<Theta> theta;
-    if (auto th = op.getTheta()) {
-      Theta t;
-      for (int c = 0; c < kNumClasses; ++c)
-        t[c] = (*th)[c];
-      theta = t;
-    }
-    int64_t experts = op.getExperts() ? op.getExpertsAttr().getInt() : 0;
-    int64_t topK = op.getTopK() ? op.getTopKAttr().getInt() : 0;
-    return annotateTerm(op, op.getSpec(), op.getSizes(),
-                        op.getDInAttr().getInt(), op.getDOutAttr().getInt(),
-                        theta, experts, topK, b);
-  }
-
-  mlir::WalkResult annotate(MoeLayerOp op, mlir::Builder &b) {
-    return annotateTerm(op, op.getSpec(), op.getSizes(),
-                        op.getDInAttr().getInt(), op.getDOutAttr().getInt(),
-                        std::nullopt, op.getExpertsAttr().getInt(),
-                        op.getTopKAttr().getInt(), b);
-  }
-
-  // The structure model's analysis of one einsum term, as attributes.
-  mlir::WalkResult annotateTerm(mlir::Operation *op, llvm::StringRef spec,
-                                mlir::DictionaryAttr sizes, int64_t dIn,
-                                int64_t dOut, std::optional<Theta> theta,
-                                int64_t experts, int64_t topK,
-                                mlir::Builder &b) {
-    EinsumTerm term;
-    std::string error;
-    if (!termOf(spec, sizes, term, error)) {
-      op->emitOpError() << error;
-      return mlir::WalkResult::interrupt();
-    }
-    auto layer = layerFromTerms({term}, dIn, dOut);
+  // The structure model's analysis of one layer, as attributes.
+  template <class Op> mlir::WalkResult annotate(Op op, mlir::Builder &b) {
+    auto layer = layerOfOp(op);
     if (!layer) {
       op->emitOpError() << layer.error();
       return mlir::WalkResult::interrupt();
-    }
-    layer->theta = theta;
-    if (experts && layer->terms.size() == 1 && classify(layer->terms[0])) {
-      layer->experts = experts;
-      layer->topK = topK;
-      layer->name = "btt-moe";
     }
     auto a = analyze(*layer);
     if (!a) {

@@ -40,6 +40,30 @@ def SelectStructure : Pass<"einstruct-select-structure", "mlir::ModuleOp"> {
   ];
 }
 
+def PlanCuda : Pass<"einstruct-plan-cuda"> {
+  let summary = "Attach the CUDA kernel configuration the planner chooses "
+                "to every layer";
+  let description = [{
+    Each `einstruct.layer` and `einstruct.moe_layer` gets
+    `einstruct.cuda_plan`, a `#einstruct.cuda_plan` attribute: the kernel
+    kind (fused two-stage, grouped BTT-MoE or cuBLAS), the padded sizes, the
+    portable kernel's tiles and, on sm_90a with 16-bit data, the wgmma/TMA
+    kernel's tiles — what `einstruct compile --target cuda` emits for the
+    same layer and target (compiler/cuda/CudaPlan.h, GemmPlan.h). A layer
+    the kernels do not take (a three-core tensor train, a class past 64) is
+    an error at the op naming why; an unknown arch or dtype is an error at
+    the module.
+  }];
+  let options = [
+    Option<"arch", "arch", "std::string", "\"sm_90a\"", "sm_80 or sm_90a">,
+    Option<"dtype", "dtype", "std::string", "\"bf16\"", "f32, bf16 or f16">,
+    Option<"smemKb", "smem-kb", "int64_t", "0",
+           "shared-memory budget per block in KiB (0: the arch's)">,
+    Option<"wgmma", "wgmma", "bool", "true",
+           "sm_90a: the wgmma/TMA kernel where a role qualifies">,
+  ];
+}
+
 def PlanContractions : Pass<"einstruct-plan-contractions"> {
   let summary = "Turn each einstruct.layer into a chain of pairwise "
                 "einstruct.contract ops in the cheapest order";

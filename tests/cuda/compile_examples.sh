@@ -14,17 +14,7 @@ if [ ! -x "$NVCC" ]; then
 fi
 rm -rf "$work" && mkdir -p "$work/specs"
 # One file per spec, named after the example file and its index.
-/usr/bin/python3 - "$work/specs" "$root"/examples/*.json <<'PY'
-import json, os, sys
-out = sys.argv[1]
-for path in sys.argv[2:]:
-    doc = json.load(open(path))
-    if isinstance(doc, dict) and ("layers" in doc or "shapes" in doc):
-        continue  # model and sweep files, not layer specs
-    for i, spec in enumerate(doc if isinstance(doc, list) else [doc]):
-        name = f"{os.path.basename(path)[:-5]}_{i}"
-        json.dump(spec, open(os.path.join(out, name + ".json"), "w"))
-PY
+/usr/bin/python3 "$root/tests/cuda/example_specs.py" "$work/specs" "$root"/examples/*.json
 fails=0 emitted=0 refused=0
 jobs=()
 for spec in "$work"/specs/*.json; do

@@ -1,7 +1,8 @@
 // The JIT's on-disk object cache: a second compile of a layer loads the
 // object instead of generating it and computes bit-identical results; a
-// different target shape is a different entry; a damaged entry, a disabled
-// cache or an unwritable directory all fall back to compiling.
+// different target shape is a different entry; a damaged entry (or a FIFO,
+// link or directory in its place), a disabled cache or an unwritable
+// directory all fall back to compiling.
 #include "compiler/cpu/JitLayer.h"
 #include "tests/unit/CompiledLayer.h"
 #include "tests/unit/NamedLayer.h"
@@ -12,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <sys/stat.h>
 #include <unistd.h>
 
 using namespace einstruct;
@@ -92,9 +94,24 @@ TEST_CASE("JIT object cache: a damaged entry is recompiled and replaced",
   }
   SECTION("truncated") { fs::resize_file(entry, size / 3); }
   SECTION("empty") { fs::resize_file(entry, 0); }
+  // Not regular files: read, they would block (a FIFO) or fill memory
+  // (/dev/zero); each is skipped and replaced.
+  SECTION("a FIFO") {
+    fs::remove(entry);
+    REQUIRE(mkfifo(entry.c_str(), 0644) == 0);
+  }
+  SECTION("a link to /dev/zero") {
+    fs::remove(entry);
+    fs::create_symlink("/dev/zero", entry);
+  }
+  SECTION("an empty directory") {
+    fs::remove(entry);
+    fs::create_directory(entry);
+  }
   auto again = compiledLayer(layer);
   CHECK_FALSE(again->fromCache());
   CHECK(outputs(*again) == reference);
+  CHECK(fs::is_regular_file(fs::symlink_status(entry)));
   CHECK(fs::file_size(entry) == size); // the entry was written anew
   CHECK(compiledLayer(layer)->fromCache());
   fs::remove_all(dir);

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 using namespace einstruct;
@@ -110,4 +111,30 @@ TEST_CASE("outputs: a device is written into, never replaced", "[files]") {
   struct stat st;
   REQUIRE(stat("/dev/null", &st) == 0);
   CHECK(S_ISCHR(st.st_mode));
+}
+
+TEST_CASE("outputs: temp files of dead writers are cleared, live ones kept",
+          "[files]") {
+  TempDir t;
+  // A child that exits at once leaves a PID no process holds.
+  const pid_t dead = fork();
+  REQUIRE(dead >= 0);
+  if (dead == 0)
+    _exit(0);
+  REQUIRE(waitpid(dead, nullptr, 0) == dead);
+  const std::string stale = "y.npy.tmp." + std::to_string(dead);
+  const std::string live = "y.npy.tmp." + std::to_string(getppid());
+  const std::string staleThread = stale + ".3";
+  const std::string other = "x.npy.tmp." + std::to_string(dead);
+  put(t.path + "/" + stale, "left by a SIGKILLed run");
+  put(t.path + "/" + staleThread, "left by one of its threads");
+  put(t.path + "/" + live, "a running writer's");
+  put(t.path + "/" + other, "another target's");
+  OutputFiles out;
+  out.add(t.path + "/y.npy", "new y");
+  REQUIRE(out.commit());
+  CHECK(slurp(t.path + "/y.npy") == "new y");
+  std::vector<std::string> kept = {live, other, "y.npy"};
+  std::sort(kept.begin(), kept.end());
+  CHECK(entries(t.path) == kept);
 }

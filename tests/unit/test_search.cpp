@@ -159,3 +159,46 @@ TEST_CASE("search input errors", "[search][errors]") {
   CHECK_THAT(parseObjective("roofline", "tpu", 1).error(),
              Catch::Contains("unknown device 'tpu'"));
 }
+
+TEST_CASE("the space is counted before it is built, with progress",
+          "[search]") {
+  SearchSpace s{768, 3072, 12, true, {{8, 2}}};
+  // Grid points: C(14, 2)² θ splits × 13 ρ values, and C(14, 2)² per MoE
+  // option (91 compositions of 12 into three parts).
+  CHECK(countGridPoints(s) == 91 * 91 * 13 + 91 * 91);
+  std::vector<std::pair<int64_t, int64_t>> reports;
+  s.progress = [&](int64_t done, int64_t total) {
+    reports.push_back({done, total});
+  };
+  auto all = enumerate(s);
+  REQUIRE(all);
+  // Every kept candidate was counted; those dropped after sizing were too.
+  auto count = countCandidates(s, kMaxCandidates);
+  REQUIRE(count);
+  CHECK(int64_t(all->size()) <= *count);
+  // Counting stops just past the bound it is given.
+  CHECK(*countCandidates(s, 10) == 11);
+  // Progress: two passes of 2^20-point steps are fewer than one step here
+  // (215k points), so the one report is the last, done == total.
+  REQUIRE(!reports.empty());
+  for (size_t i = 1; i < reports.size(); ++i)
+    CHECK(reports[i].first >= reports[i - 1].first);
+  CHECK(reports.back().first == reports.back().second);
+  CHECK(reports.back().second == 2 * countGridPoints(s));
+}
+
+TEST_CASE("a space past the candidate bound is refused before it is built",
+          "[search][errors]") {
+  // 48² splits with rounded sizes on 4096 → 4096: well over 500k distinct
+  // structures (a search that ran for minutes and took gigabytes).
+  SearchSpace s{4096, 4096, 48, true, {}};
+  int64_t reports = 0;
+  s.progress = [&](int64_t, int64_t) { ++reports; };
+  auto all = enumerate(s);
+  REQUIRE_FALSE(all);
+  CHECK_THAT(all.error(),
+             Catch::Contains("holds more than 500000 distinct structures "
+                             "(grid 48 with rounded sizes)") &&
+                 Catch::Contains("leave out --include-rounded"));
+  CHECK(reports >= 1);
+}

@@ -184,3 +184,39 @@ func.func @nan_budget(%x: tensor<?x64xf32>, %w: tensor<64x64xf32>) -> tensor<?x6
          : (tensor<?x64xf32>, tensor<64x64xf32>) -> tensor<?x64xf32>
   return %y : tensor<?x64xf32>
 }
+
+// -----
+
+// #einstruct.cuda_plan is verified field by field.
+// expected-error @+1 {{kernel: unknown 'fused' (known: fused_two_stage, grouped_moe, cublas)}}
+func.func private @kernel() attributes {p = #einstruct.cuda_plan<kernel = "fused", arch = "sm_90a", dtype = "bf16", padded_in = 64, padded_out = 64>}
+
+// -----
+
+// expected-error @+1 {{arch: unknown 'sm_70' (known: sm_80, sm_90a)}}
+func.func private @arch() attributes {p = #einstruct.cuda_plan<kernel = "cublas", arch = "sm_70", dtype = "bf16", padded_in = 64, padded_out = 64>}
+
+// -----
+
+// expected-error @+1 {{forward: missing for kernel 'fused_two_stage'}}
+func.func private @no_tile() attributes {p = #einstruct.cuda_plan<kernel = "fused_two_stage", arch = "sm_80", dtype = "f32", padded_in = 64, padded_out = 64>}
+
+// -----
+
+// expected-error @+1 {{forward: 4 values expected, 3 given}}
+func.func private @short_tile() attributes {p = #einstruct.cuda_plan<kernel = "fused_two_stage", arch = "sm_80", dtype = "f32", padded_in = 64, padded_out = 64, forward = [64, 6, 68], backward_input = [64, 6, 68, 147456]>}
+
+// -----
+
+// expected-error @+1 {{hopper_forward: not taken by kernel 'fused_two_stage' on this arch and dtype}}
+func.func private @hopper_f32() attributes {p = #einstruct.cuda_plan<kernel = "fused_two_stage", arch = "sm_90a", dtype = "f32", padded_in = 64, padded_out = 64, forward = [64, 6, 68, 147456], backward_input = [64, 6, 68, 147456], hopper_forward = [16, 1, 7, 1, 220272]>}
+
+// -----
+
+// expected-error @+1 {{tma_grads needs both roles on the sm_90a kernel}}
+func.func private @tma() attributes {p = #einstruct.cuda_plan<kernel = "fused_two_stage", arch = "sm_90a", dtype = "bf16", padded_in = 64, padded_out = 64, forward = [64, 6, 68, 147456], backward_input = [64, 6, 68, 147456], tma_grads = true>}
+
+// -----
+
+// expected-error @+1 {{forward: not taken by kernel 'cublas'}}
+func.func private @cublas_tile() attributes {p = #einstruct.cuda_plan<kernel = "cublas", arch = "sm_80", dtype = "f32", padded_in = 64, padded_out = 64, forward = [64, 6, 68, 147456]>}

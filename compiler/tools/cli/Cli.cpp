@@ -1,0 +1,116 @@
+#include "Cli.h"
+
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+namespace einstruct::cli {
+
+namespace {
+
+// An integer flag's text in [min, 2^63).
+CLI::Validator integerFrom(int64_t min, const char *range, const char *name) {
+  return CLI::Validator(
+      [=](std::string &v) -> std::string {
+        int64_t x;
+        auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
+        if (ec != std::errc() || end != v.data() + v.size() || x < min)
+          return fmt::format("'{}' is not an integer in {}", v, range);
+        return "";
+      },
+      name);
+}
+
+// A real flag's text: finite and in [min, max], or above min when `open`.
+CLI::Validator realIn(double min, double max, bool open, const char *what,
+                      const char *name) {
+  return CLI::Validator(
+      [=](std::string &v) -> std::string {
+        char *end = nullptr;
+        double x = std::strtod(v.c_str(), &end);
+        if (v.empty() || *end || !std::isfinite(x) || x < min || x > max ||
+            (open && x == min))
+          return fmt::format("'{}' is not {}", v, what);
+        return "";
+      },
+      name);
+}
+
+} // namespace
+
+const CLI::Validator kInt64 = integerFrom(INT64_MIN, "[-2^63, 2^63)", "INT64");
+const CLI::Validator kCount = integerFrom(0, "[0, 2^63)", "COUNT");
+const CLI::Validator kPositiveReal =
+    realIn(0, HUGE_VAL, true, "a finite number above 0", "REAL>0");
+const CLI::Validator kNonNegativeReal =
+    realIn(0, HUGE_VAL, false, "a finite number >= 0", "REAL>=0");
+const CLI::Validator kUnitReal =
+    realIn(0, 1, false, "a number in [0, 1]", "[0,1]");
+
+int fail(const std::string &msg) {
+  std::fprintf(stderr, "einstruct: error: %s\n", msg.c_str());
+  return kUsageError;
+}
+
+int commit(OutputFiles &out) {
+  auto r = out.commit();
+  return r ? 0 : fail(r.error());
+}
+
+int emit(const std::string &text, const std::string &path) {
+  OutputFiles out;
+  out.add(path, text);
+  return commit(out);
+}
+
+std::vector<std::string> splitList(const std::string &s) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos <= s.size() && !s.empty()) {
+    size_t comma = s.find(',', pos);
+    out.push_back(s.substr(pos, comma == std::string::npos ? std::string::npos
+                                                           : comma - pos));
+    if (comma == std::string::npos)
+      break;
+    pos = comma + 1;
+  }
+  return out;
+}
+
+std::string shapeText(const std::vector<int64_t> &s) {
+  return fmt::format("({})", fmt::join(s, ", "));
+}
+
+Result<Layer> singleLayer(const std::string &file, const SpecArgs &args,
+                          const char *command) {
+  bool inline_ = args.theta || args.einsum || args.structure;
+  if (inline_ == !file.empty())
+    return Error{"give one spec: a JSON file or --theta/--einsum/--structure"};
+  if (inline_)
+    return layerFromArgs(args);
+  auto ls = readSpecFile(file);
+  if (!ls)
+    return Error{ls.error()};
+  if (ls->size() != 1)
+    return Error{fmt::format("{}: holds {} specs; {} takes one", file,
+                             ls->size(), command)};
+  return ls->front();
+}
+
+void addSpecOptions(CLI::App *cmd, std::string &file, SpecArgs &args) {
+  cmd->add_option("file", file, "JSON spec file holding one spec");
+  cmd->add_option("--theta", args.theta, "θ text (α|β|γ|δ|ε|φ|ρ)");
+  cmd->add_option("--einsum", args.einsum, "einsum 'x,W1,W2->y'");
+  cmd->add_option("--sizes", args.sizes, "index sizes for --einsum");
+  cmd->add_option("--structure", args.structure, "named structure");
+  cmd->add_option("--d-in", args.dIn, "input dimension")
+      ->check(kInt64);
+  cmd->add_option("--d-out", args.dOut, "output dimension")
+      ->check(kInt64);
+  cmd->add_option("--sizing", args.sizing, "θ → sizes: round or exact")
+      ->capture_default_str();
+}
+
+} // namespace einstruct::cli
