@@ -15,8 +15,10 @@ def Einstruct_Dialect : Dialect {
   }];
   // `einstruct.budget` on any op is checked like the CLI's flags.
   let hasOperationAttrVerify = 1;
-  // #einstruct.cuda_plan (EinstructAttrs.td).
+  // #einstruct.cuda_plan (EinstructAttrs.td), registered from
+  // EinstructAttrs.cpp where its storage type is complete.
   let useDefaultAttributePrinterParser = 1;
+  let extraClassDeclaration = [{ void registerAttributes(); }];
 }
 
 class Einstruct_Op<string mnemonic, list<Trait> traits = []>

@@ -1,13 +1,11 @@
-// The C ABI of runtime/einstruct.h over the CPU JIT (JitLayer), for
-// BTT-MoE the routed CPU layer (MoeLayer), and the generated CUDA kernels
-// (CudaLayer).
+// The C ABI of runtime/einstruct.h over one CompiledLayer per layer: the CPU
+// JIT, the routed CPU BTT-MoE or the generated CUDA kernels.
 #include "runtime/einstruct.h"
-#include "compiler/cpu/JitLayer.h"
 #include "compiler/cpu/ObjectCache.h"
 #include "compiler/cuda/CudaDevice.h"
 #include "compiler/cuda/CudaLayer.h"
-#include "compiler/cpu/MoeLayer.h"
 #include "compiler/frontend/SpecReader.h"
+#include "runtime/CompiledLayer.h"
 #include "search/Checked.h"
 #include "search/Init.h"
 
@@ -19,14 +17,11 @@
 struct einstruct_layer {
   einstruct::Layer layer;
   std::vector<std::vector<int64_t>> shapes; // every weight, router last
-  std::unique_ptr<einstruct::JitLayer> jit; // all but BTT-MoE
-  std::unique_ptr<einstruct::MoeLayer> moe; // BTT-MoE
-  std::unique_ptr<einstruct::CudaLayer> cuda; // a CUDA layer (no jit/moe)
-  double auxWeight = 0.01;                  // BTT-MoE backward
-  // Of the last BTT-MoE call (a layer is used by one thread at a time).
-  mutable einstruct::Routing routing;
+  std::unique_ptr<einstruct::CompiledLayer> compiled;
+  double auxWeight = 0.01; // BTT-MoE backward
 
   bool isMoe() const { return layer.experts > 0; }
+  bool onCuda() const { return compiled->device() >= 0; }
 };
 
 namespace {
@@ -71,17 +66,6 @@ int checkCall(const einstruct_layer *l, std::initializer_list<const void *> arra
   return EINSTRUCT_OK;
 }
 
-// The expert weights (all but the router) as the layer classes take them.
-std::vector<const float *> layerWeights(const einstruct_layer *l,
-                                        const float *const *weights) {
-  size_t n = l->shapes.size() - (l->moe ? 1 : 0);
-  return std::vector<const float *>(weights, weights + n);
-}
-
-const float *router(const einstruct_layer *l, const float *const *weights) {
-  return weights[l->shapes.size() - 1];
-}
-
 // The one spec of `spec` (a JSON object) with its weight shapes, router last.
 int readLayer(const char *spec, einstruct_layer **out,
               std::unique_ptr<einstruct_layer> &l) {
@@ -121,17 +105,10 @@ int einstruct_layer_create_cpu(const char *spec, einstruct_layer **out) {
   std::unique_ptr<einstruct_layer> l;
   if (int s = readLayer(spec, out, l))
     return s;
-  if (l->isMoe()) {
-    auto moe = einstruct::MoeLayer::compile(l->layer);
-    if (!moe)
-      return failWith(EINSTRUCT_ERR_COMPILE, moe.error());
-    l->moe = std::move(*moe);
-  } else {
-    auto jit = einstruct::JitLayer::compile(l->layer);
-    if (!jit)
-      return failWith(EINSTRUCT_ERR_COMPILE, jit.error());
-    l->jit = std::move(*jit);
-  }
+  auto compiled = einstruct::compileForCpu(l->layer);
+  if (!compiled)
+    return failWith(EINSTRUCT_ERR_COMPILE, compiled.error());
+  l->compiled = std::move(*compiled);
   *out = l.release();
   lastError.clear();
   return EINSTRUCT_OK;
@@ -151,10 +128,10 @@ int einstruct_layer_create_cuda(const char *spec, const char *dtype,
   auto target = einstruct::targetFor(*dev, t);
   if (!target)
     return failWith(EINSTRUCT_ERR_DEVICE, target.error());
-  auto cuda = einstruct::CudaLayer::load(l->layer, *target, device);
-  if (!cuda)
-    return failWith(EINSTRUCT_ERR_COMPILE, cuda.error());
-  l->cuda = std::move(*cuda);
+  auto compiled = einstruct::compileForCuda(l->layer, *target, device);
+  if (!compiled)
+    return failWith(EINSTRUCT_ERR_COMPILE, compiled.error());
+  l->compiled = std::move(*compiled);
   *out = l.release();
   lastError.clear();
   return EINSTRUCT_OK;
@@ -251,84 +228,39 @@ int einstruct_layer_init_weights(const einstruct_layer *l, uint64_t seed,
 
 namespace {
 
-int cpuForward(const einstruct_layer *l, const float *x, int64_t batch,
-               const float *const *weights, float *y) {
-  if (l->moe) {
-    auto r = l->moe->forwardInto(x, batch, router(l, weights),
-                                 layerWeights(l, weights), y);
-    if (!r)
-      return failWith(EINSTRUCT_ERR_ARGUMENT, r.error());
-    l->routing = std::move(*r);
-    return EINSTRUCT_OK;
-  }
-  auto ok = l->jit->forwardInto(x, batch, layerWeights(l, weights), y);
-  if (!ok)
-    return failWith(EINSTRUCT_ERR_ARGUMENT, ok.error());
-  return EINSTRUCT_OK;
-}
-
-int cpuBackward(const einstruct_layer *l, const float *x, const float *dy,
-                int64_t batch, const float *const *weights, float *dx,
-                float *const *dweights) {
-  if (l->moe) {
-    auto g = l->moe->backward(x, dy, batch, router(l, weights),
-                              layerWeights(l, weights), l->auxWeight);
-    if (!g)
-      return failWith(EINSTRUCT_ERR_ARGUMENT, g.error());
-    std::copy(g->dx.begin(), g->dx.end(), dx);
-    for (size_t k = 0; k < g->dw.size(); ++k)
-      std::copy(g->dw[k].begin(), g->dw[k].end(), dweights[k]);
-    std::copy(g->dRouter.begin(), g->dRouter.end(), dweights[g->dw.size()]);
-    l->routing = std::move(g->routing);
-    return EINSTRUCT_OK;
-  }
-  std::vector<float *> dw(dweights, dweights + l->shapes.size());
-  auto ok = l->jit->backwardInto(x, dy, batch, layerWeights(l, weights), dx, dw);
-  if (!ok)
-    return failWith(EINSTRUCT_ERR_ARGUMENT, ok.error());
-  return EINSTRUCT_OK;
-}
-
-// The CUDA layer's call; its routing statistics become the layer's.
-int cudaForward(const einstruct_layer *l, const void *x, int64_t batch,
-                const void *const *weights, void *y, void *stream) {
-  std::vector<const void *> w(weights, weights + l->shapes.size());
-  auto r = l->cuda->forward(x, batch, w, y, stream);
-  if (r && l->cuda->routingStats())
-    l->routing = l->cuda->lastRouting();
+// A call's result as a status; the error is the call's.
+int statusOf(const einstruct::Result<bool> &r) {
   return r ? EINSTRUCT_OK : failWith(EINSTRUCT_ERR_ARGUMENT, r.error());
 }
 
-int cudaBackward(const einstruct_layer *l, const void *x, const void *dy,
-                 int64_t batch, const void *const *weights, void *dx,
-                 void *const *dweights, void *stream) {
-  std::vector<const void *> w(weights, weights + l->shapes.size());
-  std::vector<void *> dw(dweights, dweights + l->shapes.size());
-  auto r = l->cuda->backward(x, dy, batch, w, dx, dw, stream, l->auxWeight);
-  if (r && l->cuda->routingStats())
-    l->routing = l->cuda->lastRouting();
-  return r ? EINSTRUCT_OK : failWith(EINSTRUCT_ERR_ARGUMENT, r.error());
+int forward(const einstruct_layer *l, const void *x, int64_t batch,
+            const void *const *weights, void *y, void *stream) {
+  return statusOf(l->compiled->forward(x, batch, weights, y, stream));
 }
 
-// einstruct_layer_forward/_backward on a CUDA layer: f32 only, waited for.
-int cudaSynchronous(const einstruct_layer *l, int status) {
-  if (status)
-    return status;
-  auto r = l->cuda->synchronize(nullptr);
-  return r ? EINSTRUCT_OK : failWith(EINSTRUCT_ERR_ARGUMENT, r.error());
+int backward(const einstruct_layer *l, const void *x, const void *dy,
+             int64_t batch, const void *const *weights, void *dx,
+             void *const *dweights, void *stream) {
+  return statusOf(l->compiled->backward(x, dy, batch, weights, dx, dweights,
+                                        stream, l->auxWeight));
+}
+
+// einstruct_layer_forward/_backward: float32 only, waited for.
+int synchronous(const einstruct_layer *l, int status) {
+  return status ? status : statusOf(l->compiled->synchronize());
 }
 
 int checkFloat(const einstruct_layer *l) {
-  if (l->cuda && l->cuda->target().dtype != einstruct::CudaDType::F32)
+  if (l->compiled->dtype() != einstruct::CudaDType::F32)
     return failWith(EINSTRUCT_ERR_ARGUMENT,
                     fmt::format("the layer stores {}: call "
                                 "einstruct_layer_forward_stream/_backward_stream",
-                                einstruct::dtypeName(l->cuda->target().dtype)));
+                                einstruct::dtypeName(l->compiled->dtype())));
   return EINSTRUCT_OK;
 }
 
 int checkStream(const einstruct_layer *l, void *stream) {
-  if (!l->cuda && stream)
+  if (!l->onCuda() && stream)
     return failWith(EINSTRUCT_ERR_ARGUMENT,
                     "a CPU layer takes stream = NULL");
   return EINSTRUCT_OK;
@@ -349,13 +281,11 @@ int einstruct_layer_forward(const einstruct_layer *l, const float *x,
                             float *y) {
   if (int s = checkCall(l, {x, y}, weights, batch))
     return s;
-  if (!l->cuda)
-    return cpuForward(l, x, batch, weights, y);
   if (int s = checkFloat(l))
     return s;
-  return cudaSynchronous(
-      l, cudaForward(l, x, batch, reinterpret_cast<const void *const *>(weights),
-                     y, nullptr));
+  return synchronous(
+      l, forward(l, x, batch, reinterpret_cast<const void *const *>(weights),
+                 y, nullptr));
 }
 
 int einstruct_layer_backward(const einstruct_layer *l, const float *x,
@@ -366,14 +296,12 @@ int einstruct_layer_backward(const einstruct_layer *l, const float *x,
     return s;
   if (int s = checkGradients(l, dweights))
     return s;
-  if (!l->cuda)
-    return cpuBackward(l, x, dy, batch, weights, dx, dweights);
   if (int s = checkFloat(l))
     return s;
-  return cudaSynchronous(
-      l, cudaBackward(l, x, dy, batch,
-                      reinterpret_cast<const void *const *>(weights), dx,
-                      reinterpret_cast<void *const *>(dweights), nullptr));
+  return synchronous(
+      l, backward(l, x, dy, batch,
+                  reinterpret_cast<const void *const *>(weights), dx,
+                  reinterpret_cast<void *const *>(dweights), nullptr));
 }
 
 int einstruct_layer_forward_stream(const einstruct_layer *l, const void *x,
@@ -383,11 +311,7 @@ int einstruct_layer_forward_stream(const einstruct_layer *l, const void *x,
     return s;
   if (int s = checkStream(l, stream))
     return s;
-  if (l->cuda)
-    return cudaForward(l, x, batch, weights, y, stream);
-  return cpuForward(l, static_cast<const float *>(x), batch,
-                    reinterpret_cast<const float *const *>(weights),
-                    static_cast<float *>(y));
+  return forward(l, x, batch, weights, y, stream);
 }
 
 int einstruct_layer_backward_stream(const einstruct_layer *l, const void *x,
@@ -400,29 +324,23 @@ int einstruct_layer_backward_stream(const einstruct_layer *l, const void *x,
     return s;
   if (int s = checkStream(l, stream))
     return s;
-  if (l->cuda)
-    return cudaBackward(l, x, dy, batch, weights, dx, dweights, stream);
-  return cpuBackward(l, static_cast<const float *>(x),
-                     static_cast<const float *>(dy), batch,
-                     reinterpret_cast<const float *const *>(weights),
-                     static_cast<float *>(dx),
-                     reinterpret_cast<float *const *>(dweights));
+  return backward(l, x, dy, batch, weights, dx, dweights, stream);
 }
 
 int einstruct_layer_device(const einstruct_layer *l) {
-  return l && l->cuda ? l->cuda->device() : -1;
+  return l ? l->compiled->device() : -1;
 }
 
 const char *einstruct_layer_dtype(const einstruct_layer *l) {
-  return l && l->cuda ? einstruct::dtypeName(l->cuda->target().dtype) : "f32";
+  return einstruct::dtypeName(l ? l->compiled->dtype()
+                                : einstruct::CudaDType::F32);
 }
 
 int einstruct_layer_set_routing_stats(einstruct_layer *l, int on) {
   if (!l || !l->isMoe())
     return failWith(EINSTRUCT_ERR_ARGUMENT,
                     "routing statistics belong to BTT-MoE layers");
-  if (l->cuda)
-    l->cuda->setRoutingStats(on != 0);
+  l->compiled->setRoutingStats(on != 0);
   return EINSTRUCT_OK;
 }
 
@@ -432,14 +350,7 @@ int einstruct_layer_set_threads(einstruct_layer *l, int threads) {
   if (threads < 1)
     return failWith(EINSTRUCT_ERR_ARGUMENT,
                     fmt::format("threads = {} must be at least 1", threads));
-  if (l->cuda)
-    return failWith(EINSTRUCT_ERR_ARGUMENT,
-                    "threads belong to CPU layers; this one runs on CUDA");
-  if (l->moe)
-    l->moe->setThreads(threads);
-  else
-    l->jit->setThreads(threads);
-  return EINSTRUCT_OK;
+  return statusOf(l->compiled->setThreads(threads));
 }
 
 int einstruct_layer_set_aux_weight(einstruct_layer *l, double weight) {
@@ -458,20 +369,20 @@ int einstruct_layer_routing(const einstruct_layer *l, int64_t *tokensPerExpert,
   if (!l || !l->isMoe())
     return failWith(EINSTRUCT_ERR_ARGUMENT,
                     "routing statistics belong to BTT-MoE layers");
-  if (l->cuda && !l->cuda->routingStats())
+  if (!l->compiled->routingStats())
     return failWith(EINSTRUCT_ERR_ARGUMENT,
                     "this CUDA layer does not gather routing statistics: "
                     "call einstruct_layer_set_routing_stats(layer, 1) first");
-  if (l->routing.counts.empty())
+  const einstruct::Routing &routing = l->compiled->lastRouting();
+  if (routing.counts.empty())
     return failWith(EINSTRUCT_ERR_ARGUMENT,
                     "no forward or backward call has run on this layer yet");
   if (tokensPerExpert)
-    std::copy(l->routing.counts.begin(), l->routing.counts.end(),
-              tokensPerExpert);
+    std::copy(routing.counts.begin(), routing.counts.end(), tokensPerExpert);
   if (auxLoss)
-    *auxLoss = l->routing.auxLoss;
+    *auxLoss = routing.auxLoss;
   if (entropy)
-    *entropy = l->routing.entropy;
+    *entropy = routing.entropy;
   return EINSTRUCT_OK;
 }
 

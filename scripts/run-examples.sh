@@ -7,6 +7,9 @@ scripts/setup.sh
 build/bin/einstruct analyze examples/worked_rows.json examples/named.json \
   examples/einsum.json
 build/bin/einstruct search --model examples/gpt2_small.json
+# The same model compiled for the GPU: each layer's chosen structure as CUDA
+# kernels (.h/.cu) and a manifest (nvcc builds them; no GPU needed here).
+build/bin/einstruct compile --model examples/gpt2_small.json -o build/examples-out/gpt2_small
 build/bin/einstruct search --d-in 768 --d-out 3072 --max-flops-ratio 0.25 --top 5
 # Run a Monarch layer and a routed BTT-MoE on the CPU (MLIR JIT), each
 # checked against naive loops.

@@ -1,6 +1,7 @@
 #include "compiler/cuda/CudaLayer.h"
 #include "compiler/cuda/CudaDevice.h"
-#include "compiler/cuda/GemmEmitter.h"
+#include "compiler/cuda/GemmPlan.h"
+#include "compiler/cuda/LayerSources.h"
 
 #include <dlfcn.h>
 #include <fmt/format.h>
@@ -94,25 +95,11 @@ CudaLayer::~CudaLayer() {
 Result<std::unique_ptr<CudaLayer>> CudaLayer::load(const Layer &layer,
                                                    const CudaTarget &target,
                                                    int device) {
-  // One-weight terms run through cuBLAS, two-factor ones through the fused
-  // kernels.
   // The label (where the spec came from) is left out of the source, so the
   // same layer from a file, flags or the C ABI is one cache entry.
   Layer unlabelled = layer;
   unlabelled.label.clear();
-  const bool gemm = isGemmLayer(layer);
-  Result<CudaSources> src = Error{""};
-  if (gemm) {
-    auto plan = planGemm(unlabelled, target);
-    if (!plan)
-      return Error{plan.error()};
-    src = emitGemmCuda(*plan, kName);
-  } else {
-    auto plan = planCuda(unlabelled, target);
-    if (!plan)
-      return Error{plan.error()};
-    src = emitCuda(*plan, kName);
-  }
+  auto src = layerSources(unlabelled, target, kName);
   if (!src)
     return Error{src.error()};
   std::unique_ptr<CudaLayer> l(new CudaLayer);
@@ -122,7 +109,7 @@ Result<std::unique_ptr<CudaLayer>> CudaLayer::load(const Layer &layer,
   // A cached entry that does not open (torn by a crash, another toolkit's
   // leftovers) is removed and built again, once.
   for (int attempt = 0;; ++attempt) {
-    auto lib = buildCudaLibrary(*src, kName, target.arch, gemm);
+    auto lib = buildCudaLibrary(src->sources, kName, target.arch, src->cublas);
     if (!lib)
       return Error{lib.error()};
     auto opened = l->open(*lib);

@@ -108,4 +108,22 @@ Result<ModelSpec> readModelFile(const std::string &path) {
   return readModelJson(*text, path);
 }
 
+Result<int64_t> modelBudget(const ModelSpec &m, const std::string &path,
+                            std::optional<int64_t> flops,
+                            std::optional<double> ratio) {
+  if (!flops && !ratio) {
+    flops = m.maxFlops;
+    ratio = m.maxFlopsRatio;
+  }
+  if (flops)
+    return *flops;
+  if (!ratio)
+    return Error{path + ": no budget: give --max-flops-ratio or --max-flops, "
+                        "or \"budget\" in the file"};
+  double dense = 0;
+  for (const auto &l : m.layers)
+    dense += double(l.dIn) * double(l.dOut) * double(l.count);
+  return int64_t(*ratio * dense);
+}
+
 } // namespace einstruct

@@ -14,6 +14,13 @@ struct ModelSpec {
 };
 
 Result<ModelSpec> readModelFile(const std::string &path);
+
+// The model's total MAC budget per token: `flops`, else `ratio` × the dense
+// model's MACs, else the file's "budget"; an error naming `path` when none
+// is given.
+Result<int64_t> modelBudget(const ModelSpec &m, const std::string &path,
+                            std::optional<int64_t> flops = std::nullopt,
+                            std::optional<double> ratio = std::nullopt);
 Result<ModelSpec> readModelJson(const std::string &text,
                                 const std::string &source);
 

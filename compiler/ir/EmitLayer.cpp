@@ -5,12 +5,33 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/Verifier.h"
 
 namespace einstruct {
 
 void loadDialects(mlir::MLIRContext &ctx) {
   ctx.loadDialect<EinstructDialect, mlir::func::FuncDialect,
                   mlir::arith::ArithDialect, mlir::tensor::TensorDialect>();
+}
+
+mlir::OwningOpRef<mlir::ModuleOp>
+layerModule(mlir::MLIRContext &ctx, const std::vector<Layer> &layers,
+            const std::vector<std::string> &names) {
+  loadDialects(ctx);
+  mlir::OwningOpRef<mlir::ModuleOp> module =
+      mlir::ModuleOp::create(mlir::UnknownLoc::get(&ctx));
+  for (size_t k = 0; k < layers.size(); ++k) {
+    std::string fn = k < names.size()     ? names[k]
+                     : layers.size() == 1 ? "layer"
+                                          : "layer" + std::to_string(k);
+    if (layers[k].experts)
+      emitMoeLayer(*module, layers[k], fn);
+    else
+      emitLayer(*module, layers[k], fn);
+  }
+  if (mlir::failed(mlir::verify(*module)))
+    return nullptr;
+  return module;
 }
 
 void emitLayer(mlir::ModuleOp module, const Layer &layer,

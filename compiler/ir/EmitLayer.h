@@ -23,6 +23,13 @@ void emitLayer(mlir::ModuleOp module, const Layer &layer,
 void emitMoeLayer(mlir::ModuleOp module, const Layer &layer,
                   const std::string &name, bool withLogits = false);
 
+// A module of `layers`, one function each, named by `names` (default:
+// @layer for one, else @layer0, @layer1, ...): a BTT-MoE as emitMoeLayer's,
+// the others as emitLayer's. Null if it does not verify (an internal error).
+mlir::OwningOpRef<mlir::ModuleOp>
+layerModule(mlir::MLIRContext &ctx, const std::vector<Layer> &layers,
+            const std::vector<std::string> &names = {});
+
 // logits[batch, experts] = x · router as an einstruct.layer "i,io->o".
 mlir::Value routerLogits(mlir::OpBuilder &b, mlir::Location loc, mlir::Value x,
                          mlir::Value router, int64_t dIn, int64_t experts);

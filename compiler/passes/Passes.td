@@ -61,6 +61,9 @@ def PlanCuda : Pass<"einstruct-plan-cuda"> {
            "shared-memory budget per block in KiB (0: the arch's)">,
     Option<"wgmma", "wgmma", "bool", "true",
            "sm_90a: the wgmma/TMA kernel where a role qualifies">,
+    Option<"hopperTile", "hopper-tile", "std::string", "\"\"",
+           "sm_90a tile FC:NWG:STAGES[:CL] forced on every qualifying role "
+           "(default: the tuning table, else analytic)">,
   ];
 }
 

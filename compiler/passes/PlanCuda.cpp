@@ -59,6 +59,12 @@ struct PlanCudaPass : impl::PlanCudaBase<PlanCudaPass> {
                    " must be in [0, 1024]"};
     t.smemBudget = smemKb * 1024;
     t.wgmma = wgmma;
+    if (!hopperTile.empty()) {
+      auto tile = parseHopperTile(hopperTile);
+      if (!tile)
+        return Error{"hopper-tile: " + tile.error()};
+      t.hopperTile = *tile;
+    }
     return t;
   }
 

@@ -36,6 +36,17 @@ for dt in f32 f16; do
     --arch sm_90a --name monarch_${dt}_sm_90a -o "$work" >/dev/null &&
     jobs+=("monarch_$dt sm_90a")
 done
+# A whole model (compile --model): every layer's library, for sm_90a.
+if "$bin" compile --model "$root/examples/gpt2_small.json" --arch sm_90a \
+     --name gpt2 -o "$work/model" >/dev/null; then
+  for cu in "$work"/model/*.cu; do
+    n=$(basename "$cu" .cu)
+    cp "$cu" "$work/${n}_sm_90a.cu" && cp "${cu%.cu}.h" "$work/"
+    jobs+=("$n sm_90a")
+  done
+else
+  echo "FAIL compile --model"; fails=$((fails + 1))
+fi
 compile_one() {
   local name=$1 arch=$2
   "$NVCC" -std=c++17 -O3 -gencode=arch=compute_${arch#sm_},code=$arch \

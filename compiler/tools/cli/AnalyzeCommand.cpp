@@ -5,8 +5,6 @@
 #include "compiler/ir/EmitLayer.h"
 #include "search/Named.h"
 
-#include "mlir/IR/Verifier.h"
-
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -54,20 +52,11 @@ int runAnalyze(const AnalyzeOptions &o) {
   std::string text;
   if (o.emitMlir) {
     mlir::MLIRContext ctx;
-    loadDialects(ctx);
-    auto module = mlir::ModuleOp::create(mlir::UnknownLoc::get(&ctx));
-    for (size_t k = 0; k < layers.size(); ++k) {
-      std::string fn = layers.size() == 1 ? "layer" : fmt::format("layer{}", k);
-      if (layers[k].experts)
-        emitMoeLayer(module, layers[k], fn);
-      else
-        emitLayer(module, layers[k], fn);
-    }
-    if (mlir::failed(mlir::verify(module)))
+    auto module = layerModule(ctx, layers);
+    if (!module)
       return fail("internal: the emitted IR does not verify");
     llvm::raw_string_ostream os(text);
-    module.print(os);
-    module.erase();
+    module->print(os);
   } else if (o.json) {
     for (size_t k = 0; k < layers.size(); ++k)
       text += analysisJson(layers[k], analyses[k]).dump() + "\n";

@@ -103,19 +103,12 @@ int runModelSearch(const SearchOptions &o, SearchSpace space, Constraints k) {
   if (!m)
     return fail(m.error());
   // The budget is a model total: per-layer flop caps do not apply.
-  auto ratio = k.maxFlopsRatio ? k.maxFlopsRatio : m->maxFlopsRatio;
-  auto flops = k.maxFlops ? k.maxFlops : m->maxFlops;
+  auto budget = modelBudget(*m, o.model, k.maxFlops, k.maxFlopsRatio);
+  if (!budget)
+    return fail(budget.error());
   k.maxFlopsRatio.reset();
   k.maxFlops.reset();
-  int64_t dense = 0;
-  for (auto &l : m->layers)
-    dense += l.dIn * l.dOut * l.count;
-  if (!ratio && !flops)
-    return fail(fmt::format("{}: no budget: give --max-flops-ratio or "
-                            "--max-flops, or \"budget\" in the file",
-                            o.model));
-  int64_t budget = flops ? *flops : int64_t(*ratio * double(dense));
-  auto r = searchModel(m->layers, budget, space, k);
+  auto r = searchModel(m->layers, *budget, space, k);
   if (!r)
     return fail(r.error());
   std::string text;
