@@ -250,8 +250,11 @@ Result<NpyArray> parseSafetensor(const std::string &b, const std::string &src,
 }
 
 std::string encodeSafetensors(
-    const std::vector<std::pair<std::string, NpyArray>> &tensors) {
+    const std::vector<std::pair<std::string, NpyArray>> &tensors,
+    const std::map<std::string, std::string> &metadata) {
   nlohmann::json h = nlohmann::json::object();
+  if (!metadata.empty())
+    h["__metadata__"] = metadata;
   size_t offset = 0;
   for (const auto &[name, a] : tensors) {
     size_t bytes = a.data.size() * 4;
@@ -272,7 +275,8 @@ std::string encodeSafetensors(
   return out;
 }
 
-Result<NpyArray> readArrayFile(const std::string &spec) {
+Result<NpyArray> readArrayFile(const std::string &spec,
+                               std::map<std::string, std::string> *metadata) {
   static const std::string ext = ".safetensors";
   std::string path = spec, name;
   size_t k = spec.rfind(ext + ":");
@@ -302,7 +306,11 @@ Result<NpyArray> readArrayFile(const std::string &spec) {
   auto bytes = readTextFile(path, SIZE_MAX);
   if (!bytes)
     return Error{bytes.error()};
-  return parseSafetensor(*bytes, path, name);
+  auto a = parseSafetensor(*bytes, path, name);
+  if (a && metadata)
+    if (auto h = parseSafetensorsHeader(*bytes, path))
+      *metadata = h->metadata;
+  return a;
 }
 
 } // namespace einstruct

@@ -32,12 +32,17 @@ Result<NpyArray> parseSafetensor(const std::string &bytes,
                                  const std::string &source,
                                  const std::string &name);
 
-// float32 tensors, in the order given, as a safetensors file.
+// float32 tensors, in the order given, as a safetensors file; `metadata`
+// (string to string) goes into its __metadata__ when not empty.
 std::string encodeSafetensors(
-    const std::vector<std::pair<std::string, NpyArray>> &tensors);
+    const std::vector<std::pair<std::string, NpyArray>> &tensors,
+    const std::map<std::string, std::string> &metadata = {});
 
 // An array named on the command line: "x.npy", "w.safetensors:TENSOR" or
-// "w.safetensors" holding one tensor.
-Result<NpyArray> readArrayFile(const std::string &spec);
+// "w.safetensors" holding one tensor. For a safetensors file, `metadata`
+// (when given) receives its __metadata__.
+Result<NpyArray> readArrayFile(const std::string &spec,
+                               std::map<std::string, std::string> *metadata =
+                                   nullptr);
 
 } // namespace einstruct

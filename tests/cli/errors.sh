@@ -150,6 +150,22 @@ expect "4000 × 4000 shapes exceed the 10000000 rows a config may hold" sweep "$
 expect "cannot open the file" project --structure 'monarch(4)' --d-in 16 --d-out 16 --weight "$work/none.npy"
 expect "sums of terms (DYAD) are not projected" project --structure 'dyad(4, DT)' --d-in 16 --d-out 16 --weight "$work/w16.npy"
 expect "the dense weight is all zeros" project --structure 'monarch(4)' --d-in 16 --d-out 16 --weight "$work/w16.npy"
+# Weights name the layer they were written for: m2's Monarch spelling (block
+# index last in y) has the same weight shapes and is refused, not run.
+/usr/bin/python3 -c "import numpy; numpy.save('$work/w64.npy', numpy.arange(4096, dtype='f4').reshape(64, 64) % 7)"
+"$EINSTRUCT" project --structure 'monarch(8)' --d-in 64 --d-out 64 --weight "$work/w64.npy" -o "$work/m.safetensors" >/dev/null
+"$EINSTRUCT" project --structure 'monarch(8)' --d-in 64 --d-out 64 --weight "$work/w64.npy" -o "$work/mdir" >/dev/null
+m2=(--einsum 'ga,fga,feg->ef' --sizes g=8,a=8,f=8,e=8)
+expect "m.safetensors: written for the layer 'ga,fga,feg->fe a=8,e=8,f=8,g=8 d_in=64 d_out=64' (its __metadata__), but this layer is 'ga,fga,feg->ef a=8,e=8,f=8,g=8 d_in=64 d_out=64'" \
+  run "${m2[@]}" --weights "$work/m.safetensors:w1,$work/m.safetensors:w2"
+expect "mdir/w1.npy: written for the layer 'ga,fga,feg->fe a=8,e=8,f=8,g=8 d_in=64 d_out=64' ($work/mdir/einstruct.json)" \
+  run "${m2[@]}" --weights "$work/mdir/w1.npy,$work/mdir/w2.npy"
+if "$EINSTRUCT" run --structure 'monarch(8)' --d-in 64 --d-out 64 --repeat 1 \
+     --weights "$work/mdir/w1.npy,$work/mdir/w2.npy" >/dev/null; then
+  pass=$((pass + 1))
+else
+  fail=$((fail + 1)); echo "FAIL: run with the weights project wrote for the layer"
+fi
 
 # A successful run writes its output file whole.
 if "$EINSTRUCT" analyze --structure dense --d-in 4 --d-out 4 --json -o "$work/ok.json" \

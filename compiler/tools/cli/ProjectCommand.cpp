@@ -3,6 +3,7 @@
 #include "Cli.h"
 #include "compiler/frontend/Npy.h"
 #include "compiler/frontend/Safetensors.h"
+#include "compiler/frontend/WeightFiles.h"
 #include "compiler/project/Projection.h"
 
 #include <cstdio>
@@ -56,18 +57,21 @@ int runProject(const ProjectOptions &o) {
     std::vector<std::pair<std::string, NpyArray>> named;
     for (size_t k = 0; k < p->weights.size(); ++k)
       named.push_back({fmt::format("w{}", k + 1), p->weights[k]});
-    out.add(o.dir, encodeSafetensors(named));
+    out.add(o.dir, encodeSafetensors(named, weightMetadata(*layer)));
     for (auto &[name, w] : named)
       written.push_back(o.dir + ":" + name);
   } else {
     struct stat st;
     if (stat(o.dir.c_str(), &st) != 0 && mkdir(o.dir.c_str(), 0777) != 0)
       return fail(fmt::format("{}: cannot create the directory", o.dir));
+    std::vector<std::string> names;
     for (size_t k = 0; k < p->weights.size(); ++k) {
-      std::string path = fmt::format("{}/w{}.npy", o.dir, k + 1);
-      out.add(path, encodeNpy(p->weights[k]));
-      written.push_back(path);
+      names.push_back(fmt::format("w{}.npy", k + 1));
+      out.add(o.dir + "/" + names.back(), encodeNpy(p->weights[k]));
+      written.push_back(o.dir + "/" + names.back());
     }
+    // Which layer they are for, so that run refuses them for another.
+    out.add(o.dir + "/" + kWeightSidecar, weightSidecar(*layer, names));
   }
   if (int rc = commit(out))
     return rc;

@@ -7,6 +7,7 @@
 #include "compiler/cpu/NaiveEinsum.h"
 #include "compiler/frontend/Npy.h"
 #include "compiler/frontend/Safetensors.h"
+#include "compiler/frontend/WeightFiles.h"
 #include "search/Checked.h"
 
 #include <algorithm>
@@ -295,7 +296,7 @@ int runRun(const RunOptions &o) {
       return fail(fmt::format("--weights: {} files for {} weight tensors",
                               files.size(), shapes.size()));
     for (size_t k = 0; k < files.size(); ++k) {
-      auto w = readArrayFile(files[k]);
+      auto w = readWeightFile(files[k], *layer);
       if (!w)
         return fail(w.error());
       if (!sameShape(w->shape, shapes[k]))
