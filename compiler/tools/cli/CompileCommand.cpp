@@ -8,11 +8,17 @@
 #include "compiler/cuda/LayerSources.h"
 #include "compiler/frontend/ModelReader.h"
 #include "compiler/frontend/Report.h"
+#include "compiler/frontend/JsonFile.h"
+#include "compiler/frontend/TextNesting.h"
+#include "compiler/frontend/WeightFiles.h"
 #include "compiler/ir/EmitLayer.h"
+#include "compiler/passes/LayerOfOp.h"
 #include "compiler/passes/Passes.h"
 #include "compiler/torch/TorchModule.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Parser/Parser.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/Pass/PassManager.h"
 
@@ -162,14 +168,72 @@ std::string printed(mlir::Operation *op) {
   return text;
 }
 
-// The layer's kernels, an error prefixed by the layer's label or family.
-Result<LayerSources> layerKernels(const Layer &layer, const CudaTarget &target,
-                                  const std::string &name) {
-  auto src = layerSources(layer, target, name);
-  if (!src)
-    return Error{fmt::format(
-        "{}: {}", layer.label.empty() ? layer.name : layer.label, src.error())};
-  return src;
+// The layer a function of einstruct IR computes, when it is a layer function
+// (what emitLayer and emitMoeLayer write, and --einstruct-select-structure
+// keeps): einstruct.layer ops summed by arith.addf, or one
+// einstruct.moe_layer, returned. None for any other function.
+std::optional<Result<Layer>> functionLayer(mlir::func::FuncOp f) {
+  std::vector<EinsumTerm> terms;
+  int64_t dIn = 0, dOut = 0;
+  std::optional<Result<Layer>> moe;
+  for (mlir::Operation &op : f.getBody().getOps()) {
+    if (auto l = mlir::dyn_cast<LayerOp>(op)) {
+      auto one = layerOfOp(l);
+      if (!one)
+        return Result<Layer>(Error{one.error()});
+      terms.insert(terms.end(), one->terms.begin(), one->terms.end());
+      dIn = one->dIn, dOut = one->dOut;
+    } else if (auto m = mlir::dyn_cast<MoeLayerOp>(op)) {
+      moe = layerOfOp(m);
+    } else if (!mlir::isa<mlir::arith::AddFOp, mlir::func::ReturnOp>(op)) {
+      return std::nullopt;
+    }
+  }
+  if (moe)
+    return terms.empty() ? moe : std::nullopt;
+  if (terms.empty())
+    return std::nullopt;
+  return layerFromTerms(terms, dIn, dOut);
+}
+
+// Each layer function of the planned `module` as DIR/NAME.h and NAME.cu
+// (NAME: the function's name): its layer read back from the IR, its kernels
+// from the planner the plan came from. `entries` gets one manifest entry per
+// library (the function, its #einstruct.cuda_plan, files, how the kernels
+// were planned), `skipped` the functions that are not layers.
+Result<bool> addLibraries(OutputFiles &out, mlir::ModuleOp module,
+                          const CudaTarget &target, const std::string &dir,
+                          std::vector<nlohmann::json> &entries,
+                          std::vector<std::string> &skipped) {
+  for (auto f : module.getOps<mlir::func::FuncOp>()) {
+    const std::string name = f.getSymName().str();
+    auto layer = functionLayer(f);
+    if (!layer) {
+      skipped.push_back(name);
+      continue;
+    }
+    if (!*layer)
+      return Error{fmt::format("@{}: {}", name, layer->error())};
+    auto src = layerSources(**layer, target, name);
+    if (!src)
+      return Error{fmt::format("@{}: {}", name, src.error())};
+    out.add(dir + "/" + name + ".h", src->sources.header);
+    out.add(dir + "/" + name + ".cu", src->sources.source);
+    nlohmann::json entry = {{"function", name},
+                            {"einsum", layerSignature(**layer)},
+                            {"files", {name + ".h", name + ".cu"}},
+                            {"kernels", src->why}};
+    f.walk([&](mlir::Operation *op) {
+      if (auto a = op->getAttr("einstruct.cuda_plan"); a && !entry.contains("cuda_plan")) {
+        std::string text;
+        llvm::raw_string_ostream os(text);
+        a.print(os);
+        entry["cuda_plan"] = text;
+      }
+    });
+    entries.push_back(entry);
+  }
+  return true;
 }
 
 // A model layer's name as a C identifier: "attn.qkv" -> "attn_qkv".
@@ -220,16 +284,6 @@ int runCompileModel(const CompileOptions &o, const CudaTarget &target) {
                 m->name.c_str());
     return 0;
   }
-  // Each function's plan attribute, in the order of the layers.
-  std::vector<std::string> plans;
-  (*module)->walk([&](mlir::Operation *op) {
-    if (auto a = op->getAttr("einstruct.cuda_plan")) {
-      std::string text;
-      llvm::raw_string_ostream os(text);
-      a.print(os);
-      plans.push_back(text);
-    }
-  });
   nlohmann::json manifest = {{"model", m->name},
                              {"arch", o.arch},
                              {"dtype", o.dtype},
@@ -239,19 +293,17 @@ int runCompileModel(const CompileOptions &o, const CudaTarget &target) {
                              {"dense_flops", r->denseFlops},
                              {"dense_params", r->denseParams},
                              {"layers", nlohmann::json::array()}};
-  for (size_t k = 0; k < layers.size(); ++k) {
-    auto kernels = layerKernels(layers[k], target, names[k]);
-    if (!kernels)
-      return fail(fmt::format("{}: layer '{}': {}", o.model,
-                              r->choices[k].layer.name, kernels.error()));
-    out.add(o.dir + "/" + names[k] + ".h", kernels->sources.header);
-    out.add(o.dir + "/" + names[k] + ".cu", kernels->sources.source);
+  std::vector<nlohmann::json> entries;
+  std::vector<std::string> skipped;
+  if (auto ok = addLibraries(out, **module, target, o.dir, entries, skipped);
+      !ok)
+    return fail(fmt::format("{}: {}", o.model, ok.error()));
+  // Each library with the search's record of its layer.
+  for (size_t k = 0; k < entries.size() && k < r->choices.size(); ++k) {
     auto entry = candidateJson(r->choices[k].pick);
+    entry.update(entries[k]);
     entry["layer"] = r->choices[k].layer.name;
     entry["count"] = r->choices[k].layer.count;
-    entry["files"] = {names[k] + ".h", names[k] + ".cu"};
-    entry["cuda_plan"] = k < plans.size() ? plans[k] : "";
-    entry["kernels"] = kernels->why;
     manifest["layers"].push_back(entry);
   }
   out.add(o.dir + "/manifest.json", manifest.dump(2) + "\n");
@@ -262,6 +314,89 @@ int runCompileModel(const CompileOptions &o, const CudaTarget &target) {
               layers.size(), m->name.c_str(), o.dir.c_str(), o.dtype.c_str(),
               o.arch.c_str(), 100.0 * double(r->totalFlops) / double(r->denseFlops),
               100.0 * double(r->totalParams) / double(r->denseParams));
+  return 0;
+}
+
+// compile FILE.mlir: einstruct IR in, as einstruct-opt reads it. Dense
+// layers are replaced by structures (--einstruct-select-structure: each op's
+// einstruct.budget, else 1/4 of the dense MACs), every layer is planned
+// (--einstruct-plan-cuda), and each layer function becomes a library named
+// after it, with DIR/manifest.json; --emit mlir|planned writes the module
+// after the first pass or both instead.
+int runCompileMlir(const CompileOptions &o, const CudaTarget &target) {
+  auto text = readTextFile(o.file);
+  if (!text)
+    return fail(text.error());
+  if (auto at = tooDeeplyNested(*text))
+    return fail(fmt::format("{}:{}:{}: nested deeper than {} levels",
+                            o.file, at->line, at->column, kMaxTextNesting));
+  mlir::MLIRContext ctx;
+  loadDialects(ctx);
+  std::string error;
+  mlir::ScopedDiagnosticHandler collect(&ctx, [&](mlir::Diagnostic &d) {
+    if (d.getSeverity() != mlir::DiagnosticSeverity::Error || !error.empty())
+      return mlir::success();
+    if (auto at = mlir::dyn_cast<mlir::FileLineColLoc>(d.getLocation()))
+      error = fmt::format("{}:{}:{}: ", at.getFilename().str(), at.getLine(),
+                          at.getColumn());
+    error += d.str();
+    return mlir::success();
+  });
+  auto module = mlir::parseSourceString<mlir::ModuleOp>(*text, &ctx, o.file);
+  if (!module)
+    return fail(error.empty() ? o.file + ": not einstruct IR" : error);
+  PlanCudaOptions plan;
+  plan.arch = o.arch;
+  plan.dtype = o.dtype;
+  plan.smemKb = o.smemKb;
+  plan.wgmma = !o.noWgmma;
+  plan.hopperTile = o.hopperTile;
+  mlir::PassManager pm(&ctx);
+  pm.addPass(createSelectStructure());
+  if (o.emit != "mlir")
+    pm.addPass(createPlanCuda(plan));
+  if (mlir::failed(pm.run(*module)))
+    return fail(error);
+  if (!makeDirectory(o.dir))
+    return fail(fmt::format("{}: cannot create the directory", o.dir));
+  std::string stem = o.file.substr(o.file.rfind('/') + 1);
+  stem = stem.substr(0, stem.size() - 5);
+  OutputFiles out;
+  if (o.emit == "mlir" || o.emit == "planned") {
+    const std::string path = o.dir + "/" + stem + ".mlir";
+    if (int rc = emit(printed(*module), path))
+      return rc;
+    std::printf("wrote %s (%s)\n", path.c_str(),
+                o.emit == "planned" ? "structures selected and planned"
+                                    : "structures selected");
+    return 0;
+  }
+  std::vector<nlohmann::json> entries;
+  std::vector<std::string> skipped;
+  if (auto ok = addLibraries(out, *module, target, o.dir, entries, skipped);
+      !ok)
+    return fail(fmt::format("{}: {}", o.file, ok.error()));
+  if (entries.empty())
+    return fail(fmt::format("{}: no layer function (einstruct.layer ops "
+                            "summed and returned, or one einstruct.moe_layer)",
+                            o.file));
+  nlohmann::json manifest = {{"source", o.file},
+                             {"arch", o.arch},
+                             {"dtype", o.dtype},
+                             {"layers", entries},
+                             {"skipped", skipped}};
+  out.add(o.dir + "/manifest.json", manifest.dump(2) + "\n");
+  if (int rc = commit(out))
+    return rc;
+  std::printf("wrote %zu layer libraries of %s to %s (%s, %s)%s; "
+              "manifest.json lists them\n",
+              entries.size(), o.file.c_str(), o.dir.c_str(), o.dtype.c_str(),
+              o.arch.c_str(),
+              skipped.empty()
+                  ? ""
+                  : fmt::format(", {} other function(s) left out",
+                                skipped.size())
+                        .c_str());
   return 0;
 }
 
@@ -284,6 +419,16 @@ int runCompile(const CompileOptions &o) {
       return fail("--prebuild takes one spec, not --model");
     return runCompileModel(o, *target);
   }
+  const std::string mlirExt = ".mlir";
+  if (o.file.size() > mlirExt.size() &&
+      o.file.compare(o.file.size() - mlirExt.size(), mlirExt.size(),
+                     mlirExt) == 0) {
+    if (o.args.theta || o.args.einsum || o.args.structure)
+      return fail("give an einstruct IR file or an inline spec, not both");
+    if (o.prebuild)
+      return fail("--prebuild takes one spec, not einstruct IR");
+    return runCompileMlir(o, *target);
+  }
   auto layer = singleLayer(o.file, o.args, "compile");
   if (!layer)
     return fail(layer.error());
@@ -305,9 +450,11 @@ int runCompile(const CompileOptions &o) {
                                     : "einstruct IR");
     return 0;
   }
-  auto kernels = layerKernels(*layer, *target, name);
+  auto kernels = layerSources(*layer, *target, name);
   if (!kernels)
-    return fail(kernels.error());
+    return fail(fmt::format("{}: {}",
+                            layer->label.empty() ? layer->name : layer->label,
+                            kernels.error()));
   // --prebuild: the runtime's library of this layer into the cache first,
   // so that a failure leaves no files behind.
   std::string prebuilt;
@@ -345,7 +492,10 @@ Command addCompileCommand(CLI::App &app) {
       "compile", "Emit fused CUDA kernels for a spec: DIR/NAME.h (C ABI) and "
                  "DIR/NAME.cu; or, with --emit torch, DIR/NAME.py: a "
                  "torch.nn.Module running the layer through the runtime (the "
-                 "CPU JIT, or the CUDA kernels for CUDA tensors)");
+                 "CPU JIT, or the CUDA kernels for CUDA tensors). A model "
+                 "file (--model) or einstruct IR (FILE.mlir: dense layers "
+                 "selected under their budgets) gives a library per layer "
+                 "and DIR/manifest.json");
   addSpecOptions(compile, o->file, o->args);
   compile->add_option("--emit", o->emit,
                       "how far to go: mlir (the layer's einstruct IR), "
