@@ -120,6 +120,17 @@ Result<CudaTarget> cudaTarget(const CompileOptions &o) {
   return target;
 }
 
+// The flags as --einstruct-plan-cuda's options.
+PlanCudaOptions planOptions(const CompileOptions &o) {
+  PlanCudaOptions plan;
+  plan.arch = o.arch;
+  plan.dtype = o.dtype;
+  plan.smemKb = o.smemKb;
+  plan.wgmma = !o.noWgmma;
+  plan.hopperTile = o.hopperTile;
+  return plan;
+}
+
 // `layers` as einstruct IR (functions named `names`), after
 // --einstruct-plan-cuda with the flags' target when `planned`; an error
 // names the layer the planner refused.
@@ -148,14 +159,8 @@ layersIr(mlir::MLIRContext &ctx, const CompileOptions &o,
     error += d.str();
     return mlir::success();
   });
-  PlanCudaOptions plan;
-  plan.arch = o.arch;
-  plan.dtype = o.dtype;
-  plan.smemKb = o.smemKb;
-  plan.wgmma = !o.noWgmma;
-  plan.hopperTile = o.hopperTile;
   mlir::PassManager pm(&ctx);
-  pm.addPass(createPlanCuda(plan));
+  pm.addPass(createPlanCuda(planOptions(o)));
   if (mlir::failed(pm.run(*module)))
     return Error{error};
   return module;
@@ -345,16 +350,10 @@ int runCompileMlir(const CompileOptions &o, const CudaTarget &target) {
   auto module = mlir::parseSourceString<mlir::ModuleOp>(*text, &ctx, o.file);
   if (!module)
     return fail(error.empty() ? o.file + ": not einstruct IR" : error);
-  PlanCudaOptions plan;
-  plan.arch = o.arch;
-  plan.dtype = o.dtype;
-  plan.smemKb = o.smemKb;
-  plan.wgmma = !o.noWgmma;
-  plan.hopperTile = o.hopperTile;
   mlir::PassManager pm(&ctx);
   pm.addPass(createSelectStructure());
   if (o.emit != "mlir")
-    pm.addPass(createPlanCuda(plan));
+    pm.addPass(createPlanCuda(planOptions(o)));
   if (mlir::failed(pm.run(*module)))
     return fail(error);
   if (!makeDirectory(o.dir))
