@@ -5,6 +5,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -54,8 +55,12 @@ std::pair<std::string, std::string> splitPath(const std::string &path) {
   return {slash == 0 ? "/" : path.substr(0, slash), path.substr(slash + 1)};
 }
 
-// Removes NAME.tmp.PID[.N] files beside `path` whose process is gone: what a
-// SIGKILLed writer without O_TMPFILE left behind.
+// A temporary file untouched this long, of a process that is gone, is stale.
+constexpr time_t kStaleTempSeconds = 600;
+
+// Removes NAME.tmp.PID[.N] files beside `path` whose process is gone and
+// that are older than kStaleTempSeconds: what a SIGKILLed writer without
+// O_TMPFILE left behind.
 void removeStaleTemps(const std::string &path) {
   const auto [dir, name] = splitPath(path);
   const std::string prefix = name + ".tmp.";
@@ -75,8 +80,14 @@ void removeStaleTemps(const std::string &path) {
         (!n.empty() && (n.size() < 2 || n.find_first_not_of(
                                             "0123456789", 1) != std::string::npos)))
       continue;
-    if (::kill(std::stoi(pid), 0) != 0 && errno == ESRCH)
-      ::unlink((dir + "/" + entry).c_str());
+    // Only old ones: on a shared file system (where O_TMPFILE is often
+    // missing) the PID may be another host's live writer.
+    const std::string file = dir + "/" + entry;
+    struct stat st;
+    if (::kill(std::stoi(pid), 0) != 0 && errno == ESRCH &&
+        ::lstat(file.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        ::time(nullptr) - st.st_mtime > kStaleTempSeconds)
+      ::unlink(file.c_str());
   }
   ::closedir(d);
 }

@@ -1,6 +1,7 @@
 // The files a command writes, all or none. Each is first written completely
 // beside its target (an unnamed O_TMPFILE, else NAME.tmp.PID.N; stale
-// NAME.tmp.PID[.N] files of dead processes are removed); only when every one
+// NAME.tmp.PID[.N] files, of dead processes and 10 minutes old, are
+// removed); only when every one
 // is written are they renamed into place, so a failure leaves the previous
 // outputs as they were and removes only the temporary files. A target that
 // exists and is not a regular file — /dev/null, a FIFO, /dev/stdout into a

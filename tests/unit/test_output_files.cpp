@@ -7,6 +7,8 @@
 #include <dirent.h>
 #include <fstream>
 #include <sstream>
+#include <ctime>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -126,15 +128,22 @@ TEST_CASE("outputs: temp files of dead writers are cleared, live ones kept",
   const std::string live = "y.npy.tmp." + std::to_string(getppid());
   const std::string staleThread = stale + ".3";
   const std::string other = "x.npy.tmp." + std::to_string(dead);
+  const std::string recent = "y.npy.tmp." + std::to_string(dead) + ".9";
   put(t.path + "/" + stale, "left by a SIGKILLed run");
   put(t.path + "/" + staleThread, "left by one of its threads");
   put(t.path + "/" + live, "a running writer's");
   put(t.path + "/" + other, "another target's");
+  put(t.path + "/" + recent, "maybe another host's live writer");
+  // All but `recent` an hour old: only old files of dead PIDs are stale.
+  const timespec hourAgo[2] = {{time(nullptr) - 3600, 0},
+                               {time(nullptr) - 3600, 0}};
+  for (const auto &f : {stale, staleThread, live, other})
+    REQUIRE(utimensat(AT_FDCWD, (t.path + "/" + f).c_str(), hourAgo, 0) == 0);
   OutputFiles out;
   out.add(t.path + "/y.npy", "new y");
   REQUIRE(out.commit());
   CHECK(slurp(t.path + "/y.npy") == "new y");
-  std::vector<std::string> kept = {live, other, "y.npy"};
+  std::vector<std::string> kept = {live, other, recent, "y.npy"};
   std::sort(kept.begin(), kept.end());
   CHECK(entries(t.path) == kept);
 }
