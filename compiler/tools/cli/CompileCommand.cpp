@@ -178,16 +178,14 @@ std::string printed(mlir::Operation *op) {
 // keeps): einstruct.layer ops summed by arith.addf, or one
 // einstruct.moe_layer, returned. None for any other function.
 std::optional<Result<Layer>> functionLayer(mlir::func::FuncOp f) {
-  std::vector<EinsumTerm> terms;
-  int64_t dIn = 0, dOut = 0;
+  std::vector<Layer> terms; // one per einstruct.layer
   std::optional<Result<Layer>> moe;
   for (mlir::Operation &op : f.getBody().getOps()) {
     if (auto l = mlir::dyn_cast<LayerOp>(op)) {
       auto one = layerOfOp(l);
       if (!one)
         return Result<Layer>(Error{one.error()});
-      terms.insert(terms.end(), one->terms.begin(), one->terms.end());
-      dIn = one->dIn, dOut = one->dOut;
+      terms.push_back(*one);
     } else if (auto m = mlir::dyn_cast<MoeLayerOp>(op)) {
       moe = layerOfOp(m);
     } else if (!mlir::isa<mlir::arith::AddFOp, mlir::func::ReturnOp>(op)) {
@@ -196,9 +194,13 @@ std::optional<Result<Layer>> functionLayer(mlir::func::FuncOp f) {
   }
   if (moe)
     return terms.empty() ? moe : std::nullopt;
-  if (terms.empty())
-    return std::nullopt;
-  return layerFromTerms(terms, dIn, dOut);
+  if (terms.size() <= 1) // one op keeps its θ and experts
+    return terms.empty() ? std::nullopt
+                         : std::optional<Result<Layer>>(terms[0]);
+  std::vector<EinsumTerm> sum;
+  for (const Layer &t : terms)
+    sum.insert(sum.end(), t.terms.begin(), t.terms.end());
+  return layerFromTerms(sum, terms[0].dIn, terms[0].dOut);
 }
 
 // Each layer function of the planned `module` as DIR/NAME.h and NAME.cu
