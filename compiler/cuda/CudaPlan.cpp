@@ -357,7 +357,7 @@ Result<CudaPlan> planCuda(const Layer &layer, const CudaTarget &target) {
     else if (target.arch == "sm_90a" || target.arch == "sm_90")
       budget = 220 * 1024; // of 227 KB opt-in on H100/H200
     else
-      return Error{"--arch: unknown '" + target.arch +
+      return Error{"arch: unknown '" + target.arch +
                    "' (known: sm_80, sm_90a)"};
   }
 
@@ -378,8 +378,11 @@ Result<CudaPlan> planCuda(const Layer &layer, const CudaTarget &target) {
     if (why.empty())
       why = badHopperTile(fw, *target.hopperTile, budget);
     if (!why.empty())
-      return Error{"--hopper-tile: the forward cannot run the sm_90a kernel: " +
-                   why};
+      return Error{"hopper tile " + std::to_string(target.hopperTile->FC) +
+                   ":" + std::to_string(target.hopperTile->NWG) + ":" +
+                   std::to_string(target.hopperTile->STAGES) + ":" +
+                   std::to_string(target.hopperTile->CL) +
+                   ": the forward cannot run the sm_90a kernel: " + why};
   }
   // The sm_90a kernel where a role qualifies (not for a BTT-MoE, whose
   // grouped expert launch is the portable kernel's); the portable kernel

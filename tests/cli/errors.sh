@@ -129,9 +129,9 @@ expect "--hopper-tile: '16:1': expected FC:NWG:STAGES[:CL] (2 number(s) given)" 
   compile "${m[@]}" --hopper-tile 16:1
 expect "--hopper-tile: 'x:1:7': expected FC:NWG:STAGES[:CL], integers below 10000 (column 1)" \
   compile "${m[@]}" --hopper-tile x:1:7
-expect "--hopper-tile: the forward cannot run the sm_90a kernel: a, r·g and e must be multiples of 64" \
+expect "monarch: hopper tile 16:1:7:1: the forward cannot run the sm_90a kernel: a, r·g and e must be multiples of 64" \
   compile "${m[@]}" --hopper-tile 16:1:7
-expect "--hopper-tile: the forward cannot run the sm_90a kernel: 304160 B of shared memory exceed the budget of 225280" \
+expect "monarch: hopper tile 32:1:2:1: the forward cannot run the sm_90a kernel: 304160 B of shared memory exceed the budget of 225280" \
   compile --structure 'monarch(64)' --d-in 4096 --d-out 4096 --hopper-tile 32:1:2
 expect "--name: '2x' is not a Python identifier" compile "${m[@]}" --emit torch --name 2x
 expect "--emit torch: --target 'cuda' does not apply" compile "${m[@]}" --emit torch --target cuda
