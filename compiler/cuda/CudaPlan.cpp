@@ -225,6 +225,31 @@ HopperConfig planHopper(const TwoStageConfig &c, const CudaTarget &target,
 
 const char *hopperTuningTable() { return kTuningTable; }
 
+Result<CudaTarget> cudaTargetFrom(const std::string &arch,
+                                  const std::string &dtype, int64_t smemKb,
+                                  bool wgmma, const std::string &hopperTile) {
+  CudaTarget t;
+  if (arch != "sm_80" && arch != "sm_90a")
+    return Error{"arch: unknown '" + arch + "' (known: sm_80, sm_90a)"};
+  t.arch = arch;
+  auto d = dtypeFromName(dtype);
+  if (!d)
+    return Error{"dtype: unknown '" + dtype + "' (known: f32, bf16, f16)"};
+  t.dtype = *d;
+  if (smemKb < 0 || smemKb > 1024)
+    return Error{"smem-kb: " + std::to_string(smemKb) +
+                 " must be in [0, 1024]"};
+  t.smemBudget = smemKb * 1024;
+  t.wgmma = wgmma;
+  if (!hopperTile.empty()) {
+    auto tile = parseHopperTile(hopperTile);
+    if (!tile)
+      return Error{"hopper-tile: " + tile.error()};
+    t.hopperTile = *tile;
+  }
+  return t;
+}
+
 Result<HopperTile> parseHopperTile(const std::string &text) {
   std::vector<int64_t> v;
   size_t pos = 0;

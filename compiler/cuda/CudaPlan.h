@@ -107,6 +107,13 @@ int64_t twoStageSmemBytes(const TwoStageConfig &c, CudaDType t);
 // it against the layer.
 Result<HopperTile> parseHopperTile(const std::string &text);
 
+// A target from its settings as text (the compile command's flags,
+// --einstruct-plan-cuda's options), checked; an error starts with the
+// setting's name ("arch: unknown 'sm_70' ...").
+Result<CudaTarget> cudaTargetFrom(const std::string &arch,
+                                  const std::string &dtype, int64_t smemKb,
+                                  bool wgmma, const std::string &hopperTile);
+
 // The tuning table the planner reads (compiler/cuda/tuning.json as built in).
 const char *hopperTuningTable();
 

@@ -1,5 +1,7 @@
 #include "LayerOfOp.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
+
 namespace einstruct {
 namespace {
 
@@ -43,6 +45,32 @@ Result<Layer> layerOfOp(MoeLayerOp op) {
   return layerOfTerm(op.getSpec(), op.getSizes(), op.getDInAttr().getInt(),
                      op.getDOutAttr().getInt(), std::nullopt,
                      op.getExpertsAttr().getInt(), op.getTopKAttr().getInt());
+}
+
+std::optional<Result<Layer>> layerOfFunction(mlir::func::FuncOp f) {
+  std::vector<Layer> terms; // one per einstruct.layer
+  std::optional<Result<Layer>> moe;
+  for (mlir::Operation &op : f.getBody().getOps()) {
+    if (auto l = mlir::dyn_cast<LayerOp>(op)) {
+      auto one = layerOfOp(l);
+      if (!one)
+        return Result<Layer>(Error{one.error()});
+      terms.push_back(*one);
+    } else if (auto m = mlir::dyn_cast<MoeLayerOp>(op)) {
+      moe = layerOfOp(m);
+    } else if (!mlir::isa<mlir::arith::AddFOp, mlir::func::ReturnOp>(op)) {
+      return std::nullopt;
+    }
+  }
+  if (moe)
+    return terms.empty() ? moe : std::nullopt;
+  if (terms.size() <= 1) // one op keeps its θ and experts
+    return terms.empty() ? std::nullopt
+                         : std::optional<Result<Layer>>(terms[0]);
+  std::vector<EinsumTerm> sum;
+  for (const Layer &t : terms)
+    sum.insert(sum.end(), t.terms.begin(), t.terms.end());
+  return layerFromTerms(sum, terms[0].dIn, terms[0].dOut);
 }
 
 } // namespace einstruct

@@ -18,7 +18,7 @@ struct PlanCudaPass : impl::PlanCudaBase<PlanCudaPass> {
   using PlanCudaBase::PlanCudaBase;
 
   void runOnOperation() override {
-    auto target = cudaTarget();
+    auto target = cudaTargetFrom(arch, dtype, smemKb, wgmma, hopperTile);
     if (!target) {
       // Reported at the first layer (a line to point at), else the root.
       mlir::Operation *at = getOperation();
@@ -41,31 +41,6 @@ struct PlanCudaPass : impl::PlanCudaBase<PlanCudaPass> {
     });
     if (walk.wasInterrupted())
       signalPassFailure();
-  }
-
-  // The pass options as the planner's target, checked as the CLI checks
-  // its flags.
-  Result<CudaTarget> cudaTarget() const {
-    CudaTarget t;
-    if (arch != "sm_80" && arch != "sm_90a")
-      return Error{"arch: unknown '" + arch + "' (known: sm_80, sm_90a)"};
-    t.arch = arch;
-    auto d = dtypeFromName(dtype);
-    if (!d)
-      return Error{"dtype: unknown '" + dtype + "' (known: f32, bf16, f16)"};
-    t.dtype = *d;
-    if (smemKb < 0 || smemKb > 1024)
-      return Error{"smem-kb: " + std::to_string(smemKb) +
-                   " must be in [0, 1024]"};
-    t.smemBudget = smemKb * 1024;
-    t.wgmma = wgmma;
-    if (!hopperTile.empty()) {
-      auto tile = parseHopperTile(hopperTile);
-      if (!tile)
-        return Error{"hopper-tile: " + tile.error()};
-      t.hopperTile = *tile;
-    }
-    return t;
   }
 
   template <class Op>

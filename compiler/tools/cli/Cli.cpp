@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <sys/stat.h>
 
 namespace einstruct::cli {
 
@@ -63,6 +64,13 @@ int emit(const std::string &text, const std::string &path) {
   OutputFiles out;
   out.add(path, text);
   return commit(out);
+}
+
+int makeOutputDirectory(const std::string &dir) {
+  struct stat st;
+  if (::stat(dir.c_str(), &st) == 0 || ::mkdir(dir.c_str(), 0777) == 0)
+    return 0;
+  return fail(fmt::format("{}: cannot create the directory", dir));
 }
 
 std::vector<std::string> splitList(const std::string &s) {

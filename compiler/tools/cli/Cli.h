@@ -35,6 +35,10 @@ int commit(OutputFiles &out);
 // renamed into place so that a failure never leaves a partial output.
 int emit(const std::string &text, const std::string &path);
 
+// Creates the output directory `dir` unless it exists: 0, or kUsageError
+// with "DIR: cannot create the directory".
+int makeOutputDirectory(const std::string &dir);
+
 // "a,b,c" -> {a, b, c}; "" -> {}.
 std::vector<std::string> splitList(const std::string &s);
 

@@ -16,7 +16,6 @@
 #include "compiler/passes/Passes.h"
 #include "compiler/torch/TorchModule.h"
 
-#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Parser/Parser.h"
 #include "mlir/IR/Diagnostics.h"
@@ -25,7 +24,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fmt/format.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 namespace einstruct::cli {
@@ -50,11 +48,6 @@ std::string layerName(const CompileOptions &o, const Layer &layer) {
   for (char c : layer.name)
     name += std::isalnum((unsigned char)c) ? c : '_';
   return name;
-}
-
-bool makeDirectory(const std::string &dir) {
-  struct stat st;
-  return stat(dir.c_str(), &st) == 0 || mkdir(dir.c_str(), 0777) == 0;
 }
 
 // The runtime library next to this binary: bin/../lib in the build tree and
@@ -86,8 +79,8 @@ int runCompileTorch(const CompileOptions &o) {
   auto text = emitTorchModule(*layer, name, runtime);
   if (!text)
     return fail(text.error());
-  if (!makeDirectory(o.dir))
-    return fail(fmt::format("{}: cannot create the directory", o.dir));
+  if (int rc = makeOutputDirectory(o.dir))
+    return rc;
   if (int rc = emit(*text, o.dir + "/" + name + ".py"))
     return rc;
   std::printf("wrote %s/%s.py (torch.nn.Module %s; runtime %s)\n",
@@ -95,28 +88,12 @@ int runCompileTorch(const CompileOptions &o) {
   return 0;
 }
 
-// The flags' CUDA target, checked.
+// The flags' CUDA target, checked ("--arch: unknown ...").
 Result<CudaTarget> cudaTarget(const CompileOptions &o) {
-  CudaTarget target;
-  if (o.arch != "sm_80" && o.arch != "sm_90a")
-    return Error{fmt::format("--arch: unknown '{}' (known: sm_80, sm_90a)",
-                             o.arch)};
-  target.arch = o.arch;
-  if (auto known = dtypeFromName(o.dtype))
-    target.dtype = *known;
-  else
-    return Error{fmt::format("--dtype: unknown '{}' (known: f32, bf16, f16)",
-                             o.dtype)};
-  if (o.smemKb < 0 || o.smemKb > 1024)
-    return Error{fmt::format("--smem-kb {} must be in [0, 1024]", o.smemKb)};
-  target.smemBudget = o.smemKb * 1024;
-  target.wgmma = !o.noWgmma;
-  if (!o.hopperTile.empty()) {
-    auto tile = parseHopperTile(o.hopperTile);
-    if (!tile)
-      return Error{"--hopper-tile: " + tile.error()};
-    target.hopperTile = *tile;
-  }
+  auto target =
+      cudaTargetFrom(o.arch, o.dtype, o.smemKb, !o.noWgmma, o.hopperTile);
+  if (!target)
+    return Error{"--" + target.error()};
   return target;
 }
 
@@ -173,36 +150,6 @@ std::string printed(mlir::Operation *op) {
   return text;
 }
 
-// The layer a function of einstruct IR computes, when it is a layer function
-// (what emitLayer and emitMoeLayer write, and --einstruct-select-structure
-// keeps): einstruct.layer ops summed by arith.addf, or one
-// einstruct.moe_layer, returned. None for any other function.
-std::optional<Result<Layer>> functionLayer(mlir::func::FuncOp f) {
-  std::vector<Layer> terms; // one per einstruct.layer
-  std::optional<Result<Layer>> moe;
-  for (mlir::Operation &op : f.getBody().getOps()) {
-    if (auto l = mlir::dyn_cast<LayerOp>(op)) {
-      auto one = layerOfOp(l);
-      if (!one)
-        return Result<Layer>(Error{one.error()});
-      terms.push_back(*one);
-    } else if (auto m = mlir::dyn_cast<MoeLayerOp>(op)) {
-      moe = layerOfOp(m);
-    } else if (!mlir::isa<mlir::arith::AddFOp, mlir::func::ReturnOp>(op)) {
-      return std::nullopt;
-    }
-  }
-  if (moe)
-    return terms.empty() ? moe : std::nullopt;
-  if (terms.size() <= 1) // one op keeps its θ and experts
-    return terms.empty() ? std::nullopt
-                         : std::optional<Result<Layer>>(terms[0]);
-  std::vector<EinsumTerm> sum;
-  for (const Layer &t : terms)
-    sum.insert(sum.end(), t.terms.begin(), t.terms.end());
-  return layerFromTerms(sum, terms[0].dIn, terms[0].dOut);
-}
-
 // Each layer function of the planned `module` as DIR/NAME.h and NAME.cu
 // (NAME: the function's name): its layer read back from the IR, its kernels
 // from the planner the plan came from. `entries` gets one manifest entry per
@@ -214,7 +161,7 @@ Result<bool> addLibraries(OutputFiles &out, mlir::ModuleOp module,
                           std::vector<std::string> &skipped) {
   for (auto f : module.getOps<mlir::func::FuncOp>()) {
     const std::string name = f.getSymName().str();
-    auto layer = functionLayer(f);
+    auto layer = layerOfFunction(f);
     if (!layer) {
       skipped.push_back(name);
       continue;
@@ -279,8 +226,8 @@ int runCompileModel(const CompileOptions &o, const CudaTarget &target) {
   auto module = layersIr(ctx, o, layers, names, o.emit != "mlir");
   if (!module)
     return fail(fmt::format("{}: {}", o.model, module.error()));
-  if (!makeDirectory(o.dir))
-    return fail(fmt::format("{}: cannot create the directory", o.dir));
+  if (int rc = makeOutputDirectory(o.dir))
+    return rc;
   OutputFiles out;
   if (o.emit == "mlir" || o.emit == "planned") {
     const std::string path = o.dir + "/" + prefix + ".mlir";
@@ -358,8 +305,8 @@ int runCompileMlir(const CompileOptions &o, const CudaTarget &target) {
     pm.addPass(createPlanCuda(planOptions(o)));
   if (mlir::failed(pm.run(*module)))
     return fail(error);
-  if (!makeDirectory(o.dir))
-    return fail(fmt::format("{}: cannot create the directory", o.dir));
+  if (int rc = makeOutputDirectory(o.dir))
+    return rc;
   std::string stem = o.file.substr(o.file.rfind('/') + 1);
   stem = stem.substr(0, stem.size() - 5);
   OutputFiles out;
@@ -441,8 +388,8 @@ int runCompile(const CompileOptions &o) {
       return fail(fmt::format(
           "{}: {}", layer->label.empty() ? layer->name : layer->label,
           module.error()));
-    if (!makeDirectory(o.dir))
-      return fail(fmt::format("{}: cannot create the directory", o.dir));
+    if (int rc = makeOutputDirectory(o.dir))
+      return rc;
     const std::string path = o.dir + "/" + name + ".mlir";
     if (int rc = emit(printed(**module), path))
       return rc;
@@ -472,8 +419,8 @@ int runCompile(const CompileOptions &o) {
     prebuilt = fmt::format("prebuilt {} ({})\n", (*lib)->libraryPath(),
                            (*lib)->fromCache() ? "found in the cache" : "nvcc");
   }
-  if (!makeDirectory(o.dir))
-    return fail(fmt::format("{}: cannot create the directory", o.dir));
+  if (int rc = makeOutputDirectory(o.dir))
+    return rc;
   OutputFiles out;
   out.add(o.dir + "/" + name + ".h", kernels->sources.header);
   out.add(o.dir + "/" + name + ".cu", kernels->sources.source);

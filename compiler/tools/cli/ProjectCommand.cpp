@@ -9,7 +9,6 @@
 #include <cstdio>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <sys/stat.h>
 
 namespace einstruct::cli {
 namespace {
@@ -61,9 +60,8 @@ int runProject(const ProjectOptions &o) {
     for (auto &[name, w] : named)
       written.push_back(o.dir + ":" + name);
   } else {
-    struct stat st;
-    if (stat(o.dir.c_str(), &st) != 0 && mkdir(o.dir.c_str(), 0777) != 0)
-      return fail(fmt::format("{}: cannot create the directory", o.dir));
+    if (int rc = makeOutputDirectory(o.dir))
+      return rc;
     std::vector<std::string> names;
     for (size_t k = 0; k < p->weights.size(); ++k) {
       names.push_back(fmt::format("w{}.npy", k + 1));

@@ -3,10 +3,8 @@
 #include "Cli.h"
 #include "compiler/frontend/SweepReport.h"
 
-#include <cerrno>
 #include <cstdio>
 #include <fmt/format.h>
-#include <sys/stat.h>
 
 namespace einstruct::cli {
 namespace {
@@ -20,8 +18,8 @@ int runReport(const ReportOptions &o) {
   auto r = buildReport(o.inputs, "pareto.svg");
   if (!r)
     return fail(r.error());
-  if (mkdir(o.dir.c_str(), 0755) != 0 && errno != EEXIST)
-    return fail(fmt::format("{}: cannot create the directory", o.dir));
+  if (int rc = makeOutputDirectory(o.dir))
+    return rc;
   OutputFiles out;
   out.add(o.dir + "/pareto.svg", r->svg);
   out.add(o.dir + "/report.md", r->markdown);
