@@ -4,13 +4,20 @@
 #include "compiler/cpu/ObjectCache.h"
 #include "compiler/cuda/CudaDevice.h"
 #include "compiler/cuda/CudaLayer.h"
+#include "compiler/frontend/ModelReader.h"
+#include "compiler/frontend/Report.h"
 #include "compiler/frontend/SpecReader.h"
+#include "compiler/frontend/Sweep.h"
+#include "compiler/interop/Checkpoint.h"
+#include "compiler/project/Projection.h"
 #include "runtime/CompiledLayer.h"
 #include "search/Checked.h"
 #include "search/Init.h"
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <random>
 #include <fmt/format.h>
 
@@ -97,9 +104,161 @@ int readDType(const char *dtype, einstruct::CudaDType &t) {
                               dtype ? dtype : "(null)"));
 }
 
+// `text` as a malloc'ed C string in *out.
+int returnText(const std::string &text, char **out) {
+  char *p = static_cast<char *>(std::malloc(text.size() + 1));
+  if (!p)
+    return failWith(EINSTRUCT_ERR_ARGUMENT, "out of memory");
+  std::memcpy(p, text.c_str(), text.size() + 1);
+  *out = p;
+  lastError.clear();
+  return EINSTRUCT_OK;
+}
+
 } // namespace
 
 extern "C" {
+
+int einstruct_analyze(const char *specJson, char **out) {
+  if (!specJson || !out)
+    return failWith(EINSTRUCT_ERR_ARGUMENT, "null spec or output pointer");
+  *out = nullptr;
+  auto layers = einstruct::readSpecJson(specJson, "spec");
+  if (!layers)
+    return failWith(EINSTRUCT_ERR_SPEC, layers.error());
+  nlohmann::json all = nlohmann::json::array();
+  for (const auto &l : *layers) {
+    auto a = einstruct::analyze(l);
+    if (!a)
+      return failWith(EINSTRUCT_ERR_SPEC, l.label + ": " + a.error());
+    all.push_back(einstruct::analysisJson(l, *a));
+  }
+  return returnText(all.dump(), out);
+}
+
+int einstruct_search(const char *sweepJson, char **out) {
+  if (!sweepJson || !out)
+    return failWith(EINSTRUCT_ERR_ARGUMENT, "null config or output pointer");
+  *out = nullptr;
+  auto c = einstruct::readSweepJson(sweepJson, "search");
+  if (!c)
+    return failWith(EINSTRUCT_ERR_SPEC, c.error());
+  std::string rows = "[";
+  size_t shape = SIZE_MAX;
+  std::vector<einstruct::Candidate> all;
+  for (const auto &r : einstruct::sweepRows(*c)) {
+    if (r.shape != shape) {
+      einstruct::SearchSpace space = c->space;
+      std::tie(space.dIn, space.dOut) = c->shapes[r.shape];
+      auto e = einstruct::enumerate(space);
+      if (!e)
+        return failWith(EINSTRUCT_ERR_SPEC, e.error());
+      all = std::move(*e);
+      shape = r.shape;
+    }
+    rows += (rows.size() > 1 ? "," : "") + einstruct::sweepRowJson(*c, r, all);
+  }
+  return returnText(rows + "]", out);
+}
+
+int einstruct_search_model(const char *modelJson, char **out) {
+  if (!modelJson || !out)
+    return failWith(EINSTRUCT_ERR_ARGUMENT, "null model or output pointer");
+  *out = nullptr;
+  auto m = einstruct::readModelJson(modelJson, "model");
+  if (!m)
+    return failWith(EINSTRUCT_ERR_SPEC, m.error());
+  auto budget = einstruct::modelBudget(*m, "model");
+  if (!budget)
+    return failWith(EINSTRUCT_ERR_SPEC, budget.error());
+  auto r = einstruct::searchModel(m->layers, *budget, einstruct::SearchSpace{},
+                                  einstruct::Constraints{});
+  if (!r)
+    return failWith(EINSTRUCT_ERR_SPEC, r.error());
+  return returnText(einstruct::modelResultJson(*r, m->name).dump(), out);
+}
+
+int einstruct_project(const char *specJson, const float *dense,
+                      float *const *weights, double *relativeError) {
+  std::unique_ptr<einstruct_layer> l;
+  einstruct_layer *unused = nullptr;
+  if (int s = readLayer(specJson, &unused, l))
+    return s;
+  if (l->isMoe())
+    return failWith(EINSTRUCT_ERR_SPEC, "a BTT-MoE layer has no projection "
+                                        "from one dense matrix");
+  if (!dense || !weightsPresent(l.get(), weights))
+    return failWith(EINSTRUCT_ERR_ARGUMENT, "null dense matrix or weight");
+  const int64_t n = l->layer.dOut * l->layer.dIn;
+  einstruct::NpyArray w{{l->layer.dOut, l->layer.dIn},
+                        std::vector<float>(dense, dense + n)};
+  auto p = einstruct::projectDense(l->layer, w);
+  if (!p)
+    return failWith(EINSTRUCT_ERR_SPEC, p.error());
+  for (size_t k = 0; k < p->weights.size(); ++k)
+    std::copy(p->weights[k].data.begin(), p->weights[k].data.end(),
+              weights[k]);
+  if (relativeError)
+    *relativeError = p->relativeError;
+  lastError.clear();
+  return EINSTRUCT_OK;
+}
+
+int einstruct_import(const char *checkpoint, const char *source,
+                     const char *optionsJson, const char *outDir,
+                     char **manifest) {
+  if (!checkpoint || !source || !outDir || !manifest)
+    return failWith(EINSTRUCT_ERR_ARGUMENT,
+                    "null checkpoint, source, directory or output pointer");
+  *manifest = nullptr;
+  auto from = einstruct::parseCheckpointSource(source);
+  if (!from)
+    return failWith(EINSTRUCT_ERR_ARGUMENT, from.error());
+  einstruct::ImportOptions o;
+  if (optionsJson) {
+    auto j = nlohmann::json::parse(optionsJson, nullptr, false);
+    if (!j.is_object())
+      return failWith(EINSTRUCT_ERR_ARGUMENT, "options: not a JSON object");
+    for (auto &[key, v] : j.items()) {
+      if ((key == "layer" || key == "theta") && v.is_string()) {
+        (key == "layer" ? o.only : o.theta) = v.get<std::string>();
+      } else if (key == "normalized" && v.is_boolean()) {
+        o.normalised = v.get<bool>();
+      } else if ((key == "d_in" || key == "d_out" || key == "top_k") &&
+                 v.is_number_integer() && v.get<int64_t>() >= 1 &&
+                 v.get<int64_t>() <= einstruct::kMaxDim) {
+        const int64_t n = v.get<int64_t>();
+        if (key == "d_in")
+          o.dIn = n;
+        else if (key == "d_out")
+          o.dOut = n;
+        else
+          o.topK = n;
+      } else {
+        return failWith(EINSTRUCT_ERR_ARGUMENT,
+                        fmt::format("options.{}: unknown or of the wrong type "
+                                    "(known: layer, theta: strings; d_in, "
+                                    "d_out, top_k: positive integers; "
+                                    "normalized: a boolean)",
+                                    key));
+      }
+    }
+  }
+  auto tensors = einstruct::readCheckpoint(checkpoint);
+  if (!tensors)
+    return failWith(EINSTRUCT_ERR_SPEC, tensors.error());
+  auto layers = einstruct::importCheckpoint(*tensors, *from, o);
+  if (!layers)
+    return failWith(EINSTRUCT_ERR_SPEC,
+                    fmt::format("{}: {}", checkpoint, layers.error()));
+  einstruct::OutputFiles out;
+  const std::string text = einstruct::addImportFiles(*layers, outDir, out);
+  if (auto ok = out.commit(); !ok)
+    return failWith(EINSTRUCT_ERR_ARGUMENT, ok.error());
+  return returnText(text, manifest);
+}
+
+void einstruct_free(char *p) { std::free(p); }
 
 int einstruct_layer_create_cpu(const char *spec, einstruct_layer **out) {
   std::unique_ptr<einstruct_layer> l;

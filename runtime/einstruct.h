@@ -147,6 +147,41 @@ EINSTRUCT_API int einstruct_layer_backward_stream(
 EINSTRUCT_API int einstruct_layer_set_routing_stats(einstruct_layer *layer,
                                                     int on);
 
+/* ---- Analysis, search and projection (JSON in, JSON out) ----
+ * *out_json receives a NUL-terminated string the caller releases with
+ * einstruct_free (NULL after a failure). */
+
+/* A spec or an array of specs (as in examples/): an array of the objects
+ * `einstruct analyze --json` prints. */
+EINSTRUCT_API int einstruct_analyze(const char *spec_json, char **out_json);
+/* A sweep config (examples/sweep/*.json: shapes, budgets, objectives, ...):
+ * an array of its rows, as `einstruct sweep` writes them (each with its
+ * ranked "top" candidates and Pareto "front"). */
+EINSTRUCT_API int einstruct_search(const char *sweep_json, char **out_json);
+/* A model (examples/gpt2_small.json: layers and a budget): one structure per
+ * layer under the total MAC budget, as `einstruct search --model --json`. */
+EINSTRUCT_API int einstruct_search_model(const char *model_json,
+                                         char **out_json);
+/* The weights of `spec_json`'s layer nearest, in the Frobenius norm, to the
+ * dense [d_out, d_in] matrix `dense` (torch.nn.Linear.weight): written to
+ * weights[k] (einstruct_layer_weight_shape's shapes); the relative error
+ * ||W - M|| / ||W|| into *relative_error when not null. Not for BTT-MoE. */
+EINSTRUCT_API int einstruct_project(const char *spec_json, const float *dense,
+                                    float *const *weights,
+                                    double *relative_error);
+/* A checkpoint of the public code's layers (`source`: "fly", "m2" or
+ * "einsum-search"; a .safetensors file) read as einstruct layers: writes
+ * into the existing directory out_dir what `einstruct import` writes (per
+ * layer STEM.json and STEM.safetensors, and manifest.json), and puts
+ * manifest.json's text in *manifest_json. options_json may be NULL or an
+ * object with "layer" (one module path), "d_in", "d_out" (fly's unpadded
+ * features), "top_k" (BTT-MoE, default 2), and for einsum-search's generic
+ * θ layers "theta" (with d_in, d_out) and "normalized". */
+EINSTRUCT_API int einstruct_import(const char *checkpoint, const char *source,
+                                   const char *options_json,
+                                   const char *out_dir, char **manifest_json);
+EINSTRUCT_API void einstruct_free(char *p);
+
 /* The message of this thread's last failed call ("" if none). */
 EINSTRUCT_API const char *einstruct_last_error(void);
 

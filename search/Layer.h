@@ -13,6 +13,10 @@ struct Layer {
   std::optional<Theta> theta; // as the user wrote it, when given as θ
   std::string sizing = "given"; // "round", "exact" or "given"
   int64_t experts = 0, topK = 0; // BTT-MoE: ρ is the expert index
+  // Whose conventions the weights follow: "einstruct" (structures.md), or
+  // the public code a named structure was built to match ("fly",
+  // "einsum-search"); their einsums spell those axis orders.
+  std::string layout = "einstruct";
 };
 
 struct Analysis {

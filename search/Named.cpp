@@ -21,9 +21,9 @@ const std::vector<Family> &families() {
       {"low-rank", {"rank"}},
       {"kronecker", {"in_factor", "out_factor"}},
       {"tt", {"rank", "in_factor", "out_factor"}},
-      {"btt", {"rank", "in_blocks", "out_blocks", "sizing"}},
-      {"monarch", {"blocks"}},
-      {"block-diagonal", {"blocks"}},
+      {"btt", {"rank", "in_blocks", "out_blocks", "sizing", "layout"}},
+      {"monarch", {"blocks", "nblocks", "layout"}},
+      {"block-diagonal", {"blocks", "layout"}},
       {"dyad", {"blocks", "variant"}},
       {"btt-moe", {"experts", "top_k", "in_blocks", "out_blocks"}},
   };
@@ -194,6 +194,87 @@ Layer withName(Layer l, const std::string &name) {
   return l;
 }
 
+// The `layout` parameter: "einstruct" unless given; one of `allowed`.
+Result<std::string> layoutParam(const NamedSpec &spec,
+                                const std::vector<std::string> &allowed) {
+  auto it = spec.params.find("layout");
+  if (it == spec.params.end())
+    return std::string("einstruct");
+  std::string v = it->second;
+  for (auto &c : v)
+    c = char(std::tolower((unsigned char)c));
+  if (v == "m2") // M2 vendors fly's layers (bert/src/mm: "Adapted from fly")
+    v = "fly";
+  if (v == "einsum_search")
+    v = "einsum-search";
+  if (std::find(allowed.begin(), allowed.end(), v) == allowed.end())
+    return Error{fmt::format("{}: layout = '{}' must be one of: {}",
+                             spec.family, it->second, fmt::join(allowed, ", "))};
+  return v;
+}
+
+int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// fly's MonarchLinear(nblocks) (HazyResearch/fly, src/models/layers/
+// monarch_linear.py and blockdiag_butterfly_multiply.py): x zero-padded to
+// nblocks·⌈d_in/nblocks⌉ and seen as (k, p); blkdiag1 (k, q, p) gives z (k, q);
+// z flattened and re-read as (r, l), l of size nblocks; blkdiag2 (l, s, r)
+// gives y (s, l), cut to d_out. The re-read is an axis permutation when
+// nblocks divides q (q = (h, l), r = (k, h)) or q divides nblocks
+// (k = (kh, kl), l = (kl, q), r = kh); the einsums below spell those with
+// the weights exactly as fly stores them (reshaped only).
+Result<Layer> flyMonarch(int64_t nb, int64_t dIn, int64_t dOut) {
+  const int64_t p = ceilDiv(dIn, nb), outBlk = ceilDiv(dOut, nb);
+  const int64_t q = p * nb < outBlk * nb ? p : outBlk, s = outBlk;
+  std::string e;
+  std::map<char, int64_t> sizes;
+  if (q % nb == 0) { // z (k, (h, l)); r = (k, h)
+    const int64_t h = q / nb;
+    e = h > 1 ? "ga,grfa,fegr->ef" : "ga,gfa,feg->ef";
+    sizes = {{'g', nb}, {'a', p}, {'f', nb}, {'e', s}};
+    if (h > 1)
+      sizes['r'] = h;
+  } else if (nb % q == 0) { // k = (kh, kl); l = (kl, q); r = kh
+    e = "gka,gkfa,kfeg->ekf";
+    sizes = {{'g', q}, {'k', nb / q}, {'a', p}, {'f', q}, {'e', s}};
+  } else {
+    return Error{fmt::format(
+        "monarch: layout=fly with nblocks = {} and d_in = {}, d_out = {}: the "
+        "middle block size {} and nblocks do not divide one another, so fly's "
+        "reshape between the factors is not an axis permutation",
+        nb, dIn, dOut, q)};
+  }
+  auto t = makeEinsum(e, sizes);
+  if (!t)
+    return Error{t.error()};
+  return layerFromTerms({*t}, dIn, dOut);
+}
+
+// fly's BlockdiagLinear(nblocks) (src/models/layers/blockdiag_linear.py):
+// nblocks blocks of ⌈d_out/nblocks⌉ × ⌈d_in/nblocks⌉, padded as MonarchLinear.
+Result<Layer> flyBlockDiagonal(int64_t nb, int64_t dIn, int64_t dOut) {
+  auto t = makeEinsum("ki,koi->ko",
+                      {{'k', nb}, {'i', ceilDiv(dIn, nb)}, {'o', ceilDiv(dOut, nb)}});
+  if (!t)
+    return Error{t.error()};
+  return layerFromTerms({*t}, dIn, dOut);
+}
+
+// einsum-search's factorize(d, 2) (nn/cola_nn.py): each prime factor, the
+// smallest first, goes to the smaller part; the parts in ascending order.
+std::pair<int64_t, int64_t> einsumSearchFactors(int64_t d) {
+  int64_t parts[2] = {1, 1};
+  for (int64_t prime = 2; d > 1; ++prime) {
+    if (prime * prime > d)
+      prime = d; // what is left is prime
+    while (d % prime == 0) {
+      parts[parts[1] < parts[0] ? 1 : 0] *= prime;
+      d /= prime;
+    }
+  }
+  return {std::min(parts[0], parts[1]), std::max(parts[0], parts[1])};
+}
+
 } // namespace
 
 Result<Layer> buildNamed(const NamedSpec &spec, int64_t dIn, int64_t dOut) {
@@ -250,6 +331,79 @@ Result<Layer> buildNamed(const NamedSpec &spec, int64_t dIn, int64_t dOut) {
     }
     // x[b,a], A[d,r,a], B[e,r,b], y[e,d]: B acts on the outer factor.
     return fromSizes({in->first, in->second, 1, out->first, out->second, 1, r});
+  }
+  if (f == "monarch" || f == "block-diagonal" || f == "btt") {
+    auto layout = layoutParam(
+        spec, f == "btt" ? std::vector<std::string>{"einstruct", "einsum-search"}
+                         : std::vector<std::string>{"einstruct", "fly"});
+    if (!layout)
+      return Error{layout.error()};
+    if (f == "monarch" && spec.params.count("nblocks") && *layout != "fly")
+      return Error{"monarch: nblocks is fly's count of square blocks; give "
+                   "layout=fly with it, or blocks= for einstruct's blocks"};
+    if (*layout == "fly") {
+      if (spec.params.count("blocks") && spec.params.count("nblocks"))
+        return Error{fmt::format("{}: give nblocks or blocks, not both", f)};
+      NamedSpec renamed = spec;
+      if (renamed.params.count("nblocks"))
+        renamed.params["blocks"] = renamed.params["nblocks"];
+      auto nb = intParam(renamed, "blocks");
+      if (!nb)
+        return Error{nb.error()};
+      const int64_t n = nb->value_or(4); // fly's default
+      if (n > std::max(dIn, dOut))
+        return Error{fmt::format("{}: nblocks = {} exceeds max(d_in, d_out) = {}",
+                                 f, n, std::max(dIn, dOut))};
+      auto l = f == "monarch" ? flyMonarch(n, dIn, dOut)
+                              : flyBlockDiagonal(n, dIn, dOut);
+      if (!l)
+        return l;
+      l->layout = "fly";
+      return withName(*l, f);
+    }
+    if (*layout == "einsum-search") {
+      if (spec.params.count("sizing"))
+        return Error{"btt: layout=einsum-search sizes the blocks as its "
+                     "factorize(d, 2) does; drop sizing"};
+      auto rank = intParam(spec, "rank");
+      auto in = intParam(spec, "in_blocks");
+      auto out = intParam(spec, "out_blocks");
+      for (auto *v : {&rank, &in, &out})
+        if (!*v)
+          return Error{v->error()};
+      // x (γ, α) with γ the larger factor, y (φ, ε) with φ the smaller.
+      auto [alpha, gamma] = einsumSearchFactors(dIn);
+      auto [phi, eps] = einsumSearchFactors(dOut);
+      if (*in) {
+        gamma = **in;
+        if (dIn % gamma)
+          return Error{fmt::format("btt: in_blocks = {} does not divide d_in = "
+                                   "{}", gamma, dIn)};
+        alpha = dIn / gamma;
+      }
+      if (*out) {
+        phi = **out;
+        if (dOut % phi)
+          return Error{fmt::format("btt: out_blocks = {} does not divide d_out "
+                                   "= {}", phi, dOut)};
+        eps = dOut / phi;
+      }
+      const int64_t r = rank->value_or(1);
+      // A (γ, α, φ·ρ) and B (φ, γ·ρ, ε) as mm/btt_mvm.py stores them.
+      std::map<char, int64_t> sizes{
+          {'g', gamma}, {'a', alpha}, {'f', phi}, {'e', eps}};
+      if (r > 1)
+        sizes['r'] = r;
+      auto t = makeEinsum(r > 1 ? "ga,gafr,fgre->fe" : "ga,gaf,fge->fe",
+                          sizes);
+      if (!t)
+        return Error{t.error()};
+      auto l = layerFromTerms({*t}, dIn, dOut);
+      if (!l)
+        return l;
+      l->layout = "einsum-search";
+      return withName(*l, f);
+    }
   }
   if (f == "btt" || f == "monarch" || f == "btt-moe") {
     int64_t r = 1;

@@ -28,6 +28,7 @@ json analysisJson(const Layer &layer, const Analysis &a) {
   }
   j["theta"] = a.theta ? json(a.theta->v) : json(nullptr);
   j["sizing"] = layer.sizing;
+  j["layout"] = layer.layout;
   j["params"] = a.params;
   j["flops"] = a.flops;
   j["flops_unit"] = "multiply-adds per input vector (x2 for floating point "
@@ -195,6 +196,10 @@ std::string analysisTable(const std::vector<Layer> &layers,
       out += fmt::format("{}: {}  [{}]{}\n", layers[k].label, t.str(),
                          t.sizesStr(),
                          a.theta ? "  θ " + a.theta->str() : std::string());
+    if (layers[k].layout != "einstruct")
+      out += fmt::format("{}: weights in {}'s layout (the einsum above spells "
+                         "its axis orders)\n",
+                         layers[k].label, layers[k].layout);
     if (!a.validity.empty())
       out += fmt::format("{}: not a valid θ structure: {}\n", layers[k].label,
                          a.validity);
@@ -205,6 +210,24 @@ std::string analysisTable(const std::vector<Layer> &layers,
                          grouped(a.flopsAllExperts), grouped(a.routerParams));
   }
   return out;
+}
+
+json modelResultJson(const ModelResult &r, const std::string &name) {
+  json j;
+  j["model"] = name;
+  j["budget_flops"] = r.budgetFlops;
+  j["total_flops"] = r.totalFlops;
+  j["total_params"] = r.totalParams;
+  j["dense_flops"] = r.denseFlops;
+  j["dense_params"] = r.denseParams;
+  j["layers"] = json::array();
+  for (auto &c : r.choices) {
+    auto cj = candidateJson(c.pick);
+    cj["layer"] = c.layer.name;
+    cj["count"] = c.layer.count;
+    j["layers"].push_back(cj);
+  }
+  return j;
 }
 
 } // namespace einstruct

@@ -16,6 +16,8 @@ std::string candidateTable(const std::vector<Candidate> &cs, size_t top);
 
 // The per-layer picks of a model search with totals against dense.
 std::string modelTable(const ModelResult &r, const std::string &name);
+// `search --model --json`: the totals and each layer's pick.
+nlohmann::json modelResultJson(const ModelResult &r, const std::string &name);
 
 // A fixed-width table, one row per layer, then the einsum of each row.
 std::string analysisTable(const std::vector<Layer> &layers,

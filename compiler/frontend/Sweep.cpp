@@ -369,6 +369,38 @@ json frontJson(const Candidate &c) {
 
 } // namespace
 
+std::string sweepRowJson(const SweepConfig &c, const SweepRow &r,
+                         const std::vector<Candidate> &all) {
+  auto [dIn, dOut] = c.shapes[r.shape];
+  auto objective =
+      parseObjective(c.objectives[r.objective], c.device, c.tokens);
+  auto ranked = rank(all, c.budgets[r.budget].constraints, *objective);
+  json j;
+  j["row"] = r.index;
+  j["key"] = r.key;
+  j["d_in"] = dIn;
+  j["d_out"] = dOut;
+  j["budget"] = json::parse(c.budgets[r.budget].json);
+  j["budget_label"] = c.budgets[r.budget].label;
+  j["objective"] = c.objectives[r.objective];
+  j["feasible"] = ranked.size();
+  j["top"] = json::array();
+  for (size_t k = 0; k < ranked.size() && k < c.top; ++k)
+    j["top"].push_back(candidateJson(ranked[k]));
+  std::vector<const Candidate *> front;
+  for (auto &cand : ranked)
+    if (cand.paretoParams)
+      front.push_back(&cand);
+  std::sort(front.begin(), front.end(), [](auto *x, auto *y) {
+    return std::pair{x->analysis.flops, -x->analysis.params} <
+           std::pair{y->analysis.flops, -y->analysis.params};
+  });
+  j["front"] = json::array();
+  for (auto *f : front)
+    j["front"].push_back(frontJson(*f));
+  return j.dump();
+}
+
 Result<SweepStats> runSweep(const SweepConfig &c, const std::string &outPath,
                             Shard shard, std::FILE *progress) {
   auto rows = sweepRows(c);
@@ -409,33 +441,7 @@ Result<SweepStats> runSweep(const SweepConfig &c, const std::string &outPath,
       all = std::move(*e);
       cachedShape = r.shape;
     }
-    auto objective =
-        parseObjective(c.objectives[r.objective], c.device, c.tokens);
-    auto ranked = rank(all, c.budgets[r.budget].constraints, *objective);
-    json j;
-    j["row"] = r.index;
-    j["key"] = r.key;
-    j["d_in"] = dIn;
-    j["d_out"] = dOut;
-    j["budget"] = json::parse(c.budgets[r.budget].json);
-    j["budget_label"] = c.budgets[r.budget].label;
-    j["objective"] = c.objectives[r.objective];
-    j["feasible"] = ranked.size();
-    j["top"] = json::array();
-    for (size_t k = 0; k < ranked.size() && k < c.top; ++k)
-      j["top"].push_back(candidateJson(ranked[k]));
-    std::vector<const Candidate *> front;
-    for (auto &cand : ranked)
-      if (cand.paretoParams)
-        front.push_back(&cand);
-    std::sort(front.begin(), front.end(), [](auto *x, auto *y) {
-      return std::pair{x->analysis.flops, -x->analysis.params} <
-             std::pair{y->analysis.flops, -y->analysis.params};
-    });
-    j["front"] = json::array();
-    for (auto *f : front)
-      j["front"].push_back(frontJson(*f));
-    std::string line = j.dump() + "\n";
+    std::string line = sweepRowJson(c, r, all) + "\n";
     if (std::fwrite(line.data(), 1, line.size(), out) != line.size() ||
         std::fflush(out) != 0) {
       std::fclose(out);

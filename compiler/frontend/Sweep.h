@@ -39,6 +39,11 @@ Result<SweepConfig> readSweepJson(const std::string &text,
                                   const std::string &source);
 std::vector<SweepRow> sweepRows(const SweepConfig &c);
 
+// Row `r` of `c` as the JSON line `sweep` writes (without its newline), from
+// the candidates enumerated for its shape.
+std::string sweepRowJson(const SweepConfig &c, const SweepRow &r,
+                         const std::vector<Candidate> &all);
+
 struct Shard {
   size_t index = 0, count = 1;
 };

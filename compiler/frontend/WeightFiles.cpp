@@ -11,15 +11,19 @@ namespace {
 
 constexpr const char *kLayerKey = "einstruct.layer";
 constexpr const char *kLayoutKey = "einstruct.layout";
-constexpr const char *kLayout = "einstruct"; // structures.md layouts
 
 // What a file recorded against `layer`; empty when they agree.
 std::string mismatch(const std::string &file, const std::string &where,
                      const std::string &layout, const std::string &written,
                      const Layer &layer) {
-  if (!layout.empty() && layout != kLayout)
-    return fmt::format("{}: weights in the '{}' layout ({}), not einstruct's",
-                       file, layout, where);
+  if (!layout.empty() && layout != layer.layout)
+    return fmt::format("{}: weights in the '{}' layout ({}), but this layer's "
+                       "layout is '{}'{}",
+                       file, layout, where, layer.layout,
+                       layer.layout == "einstruct"
+                           ? fmt::format("; give the spec with layout={}",
+                                         layout)
+                           : "");
   const std::string want = layerSignature(layer);
   if (!written.empty() && written != want)
     return fmt::format("{}: written for the layer '{}' ({}), but this layer "
@@ -41,13 +45,13 @@ std::string layerSignature(const Layer &layer) {
 }
 
 std::map<std::string, std::string> weightMetadata(const Layer &layer) {
-  return {{kLayerKey, layerSignature(layer)}, {kLayoutKey, kLayout}};
+  return {{kLayerKey, layerSignature(layer)}, {kLayoutKey, layer.layout}};
 }
 
 std::string weightSidecar(const Layer &layer,
                           const std::vector<std::string> &files) {
   nlohmann::json j = {{"layer", layerSignature(layer)},
-                      {"layout", kLayout},
+                      {"layout", layer.layout},
                       {"files", files}};
   return j.dump(2) + "\n";
 }

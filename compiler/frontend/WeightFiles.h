@@ -27,7 +27,7 @@ std::string weightSidecar(const Layer &layer,
 
 // The array `spec` names (as readArrayFile), checked against what its file
 // says it was written for, when it says: an error naming both layers, or a
-// layout that is not einstruct's.
+// layout other than the layer's.
 Result<NpyArray> readWeightFile(const std::string &spec, const Layer &layer);
 
 } // namespace einstruct

@@ -1,6 +1,6 @@
 // The einstruct command line: one subcommand per file in cli/ (analyze,
-// search, sweep, report, run, compile, project); this file parses and
-// dispatches, and turns what escapes a command into exit code 2.
+// search, sweep, report, run, compile, project, import, export); this file
+// parses and dispatches, and turns what escapes a command into exit code 2.
 #include "cli/Cli.h"
 
 #include <cerrno>
@@ -16,7 +16,7 @@ int main(int argc, char **argv) {
   const Command commands[] = {
       addAnalyzeCommand(app), addSearchCommand(app), addSweepCommand(app),
       addReportCommand(app),  addRunCommand(app),    addCompileCommand(app),
-      addProjectCommand(app)};
+      addProjectCommand(app), addImportCommand(app), addExportCommand(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp &e) {

@@ -1,6 +1,6 @@
 // `einstruct compile --emit torch`: a layer as a self-contained Python module
 // (a torch.nn.Module + autograd.Function calling the runtime's C ABI with
-// ctypes), from the template compiler/torch/einstruct_module.py.
+// ctypes): the Python package's einstruct.nn and a subclass with the spec.
 #pragma once
 #include "search/Layer.h"
 

@@ -167,6 +167,17 @@ else
   fail=$((fail + 1)); echo "FAIL: run with the weights project wrote for the layer"
 fi
 
+# A bias of another length; the layout spelled in a spec.
+/usr/bin/python3 -c "import numpy; numpy.save('$work/b15.npy', numpy.zeros(15, 'f4'))"
+expect "b15.npy: shape (15) must be (d_out = 16)" run --structure 'monarch(4)' --d-in 16 --d-out 16 --bias "$work/b15.npy"
+expect "monarch: nblocks is fly's count of square blocks" analyze --structure 'monarch(nblocks=4)' --d-in 16 --d-out 16
+expect "layout = 'flax' must be one of: einstruct, fly" analyze --structure 'monarch(4, layout=flax)' --d-in 16 --d-out 16
+# import and export: a located error, nothing written.
+expect "--from: unknown checkpoint source 'jax'" import --from jax "$work/m.safetensors"
+expect "no fly structured layer in the checkpoint (2 floating tensors: w1 (8, 8, 8), w2 (8, 8, 8))" import --from fly "$work/m.safetensors"
+/usr/bin/python3 -c "import numpy; numpy.save('$work/w444.npy', numpy.ones((4, 4, 4), 'f4'))"
+expect "einsum-search's OptBlockTT stores BTT layers" export --to einsum-search --structure 'dyad(4, DT)' --d-in 16 --d-out 16 --weights "$work/w444.npy,$work/w444.npy"
+
 # A successful run writes its output file whole.
 if "$EINSTRUCT" analyze --structure dense --d-in 4 --d-out 4 --json -o "$work/ok.json" \
    && grep -q '"params":16' "$work/ok.json"; then

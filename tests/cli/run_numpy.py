@@ -31,7 +31,7 @@ def run(args):
     return subprocess.run([EINSTRUCT] + args, capture_output=True, text=True)
 
 
-def case(name, spec_args, batch, keep_unit_axes=False):
+def case(name, spec_args, batch, keep_unit_axes=False, bias=False):
     info = json.loads(run(["analyze", "--json"] + spec_args).stdout)
     d_in, d_out = info["d_in"], info["d_out"]
     rng = np.random.default_rng(abs(hash(name)) % 2**32)
@@ -49,9 +49,12 @@ def case(name, spec_args, batch, keep_unit_axes=False):
             # Optionally store with an extra size-1 axis, which run accepts.
             np.save(path, w[None] if keep_unit_axes else w)
             files.append(path)
+    b = rng.uniform(-1, 1, d_out).astype(np.float32)
+    np.save(f"{work}/b.npy", b)
     r = run(["run"] + spec_args + ["--input", f"{work}/x.npy", "--weights",
              ",".join(files), "--output", f"{work}/y.npy", "--grad",
-             f"{work}/dy.npy", "--grad-dir", work, "--repeat", "1"])
+             f"{work}/dy.npy", "--grad-dir", work, "--repeat", "1"] +
+            (["--bias", f"{work}/b.npy"] if bias else []))
     check(r.returncode == 0, f"{name}: run failed: {r.stderr}")
     if r.returncode:
         return
@@ -91,10 +94,18 @@ def case(name, spec_args, batch, keep_unit_axes=False):
     def close(a, b):
         return np.max(np.abs(a - b)) <= 1e-5 * max(1.0, np.max(np.abs(b)))
 
+    if bias:
+        y_ref += b
+        check(close(np.load(f"{work}/db.npy"), dy.astype(np.float64).sum(0)),
+              f"{name}: db")
     check(close(np.load(f"{work}/y.npy"), y_ref), f"{name}: y")
     check(close(np.load(f"{work}/dx.npy"), dx_ref), f"{name}: dx")
     for k, ref in enumerate(dw_ref):
-        check(close(np.load(f"{work}/dw{k + 1}.npy"), ref), f"{name}: dw{k + 1}")
+        dw = np.load(f"{work}/dw{k + 1}.npy")
+        # Each dW keeps the axes its weight's file had.
+        want = (1,) + ref.shape if keep_unit_axes else ref.shape
+        check(dw.shape == want, f"{name}: dw{k + 1} shape {dw.shape}, not {want}")
+        check(close(dw.reshape(ref.shape), ref), f"{name}: dw{k + 1}")
 
 
 case("monarch", ["--structure", "monarch(8)", "--d-in", "64", "--d-out", "64"], 5)
@@ -103,6 +114,9 @@ case("btt rank 3, padded", ["--theta", "(0.5|0|0.5|0|0.5|0.5|0.25)", "--d-in",
 case("low-rank", ["--structure", "low-rank(4)", "--d-in", "30", "--d-out", "18"], 1)
 case("kronecker", ["--structure", "kronecker", "--d-in", "24", "--d-out", "36"], 4)
 case("dyad DT", ["--structure", "dyad(4, DT)", "--d-in", "32", "--d-out", "48"], 6)
+# fly's Monarch layout (4 square blocks, padded 62 -> 70) with a bias.
+case("fly monarch + bias", ["--structure", "monarch(nblocks=4, layout=fly)",
+                            "--d-in", "62", "--d-out", "70"], 3, bias=True)
 case("einsum 3 cores", ["--einsum", "abc,xap,pybq,qzc->xyz", "--sizes",
                         "a=3,b=4,c=2,x=2,y=3,z=5,p=2,q=3"], 2)
 

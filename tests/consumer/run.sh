@@ -12,6 +12,28 @@ cmake --install "$build" --prefix "$work/prefix" >/dev/null
 # The installed CLI runs from the prefix.
 "$work/prefix/bin/einstruct" analyze --structure 'monarch(4)' --d-in 16 \
   --d-out 16 --json | grep -q '"params":128'
+# The installed Python package finds the installed library (analysis needs
+# no PyTorch, so the package's torch import is what is skipped without it).
+if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+  PYTHONPATH="$work/prefix/lib/python3/dist-packages" /usr/bin/python3 -c '
+import einstruct, einstruct.nn, sys
+a = einstruct.analyze("monarch(4)", 16, 16)
+assert a["params"] == 128, a
+assert einstruct.nn._runtime_path().startswith(sys.argv[1]), einstruct.nn._runtime_path()
+' "$work/prefix"
+  # pip from the source tree, where the machine has pip (offline: the
+  # system's setuptools; a copy, so the tree stays clean).
+  if /usr/bin/python3 -m pip --version >/dev/null 2>&1; then
+    cp -r "$here/../../python" "$work/python-src"
+    /usr/bin/python3 -m pip install --quiet --no-build-isolation --no-deps \
+      --no-index --target "$work/pip" "$work/python-src" 2>"$work/pip.log" ||
+      { cat "$work/pip.log"; exit 1; }
+    EINSTRUCT_RUNTIME=$(ls "$work"/prefix/lib*/libeinstruct_runtime.so* "$work"/prefix/lib/*/libeinstruct_runtime.so* 2>/dev/null | head -1) \
+      PYTHONPATH="$work/pip" /usr/bin/python3 -c '
+import einstruct
+assert einstruct.analyze("monarch(4)", 16, 16)["params"] == 128'
+  fi
+fi
 cmake -S "$here" -B "$work/build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
 cmake --build "$work/build" >"$work/build.log" 2>&1 || { cat "$work/build.log"; exit 1; }

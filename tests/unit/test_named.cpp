@@ -66,6 +66,48 @@ TEST_CASE("BTT-MoE counts only the selected experts", "[named][moe]") {
   CHECK(moe.routerParams == 4096 * 8);
 }
 
+TEST_CASE("layouts of the public code: fly's Monarch, einsum-search's BTT",
+          "[named][layout]") {
+  auto layer = [](const char *spec, int64_t dIn, int64_t dOut) {
+    auto l = testing::namedLayer(spec, dIn, dOut);
+    return std::pair{l, l.terms[0].str() + " " + l.terms[0].sizesStr()};
+  };
+  // fly's MonarchLinear(nblocks): nblocks square blocks per factor; with
+  // nblocks = √n its reshape is the plain transpose (m2's spelling).
+  auto [sq, sqText] = layer("monarch(nblocks=8, layout=fly)", 64, 64);
+  CHECK(sq.layout == "fly");
+  CHECK(sqText == "ga,gfa,feg->ef a=8,e=8,f=8,g=8");
+  CHECK(analyze(sq)->params == 2 * 8 * 8 * 8);
+  // nblocks = 4 on 64: blocks of 16×16, the middle index split (h, l).
+  auto [four, fourText] = layer("monarch(nblocks=4, layout=m2)", 64, 64);
+  CHECK(four.layout == "fly");
+  CHECK(fourText == "ga,grfa,fegr->ef a=16,e=16,f=4,g=4,r=4");
+  CHECK(analyze(four)->params == 2 * 4 * 16 * 16);
+  // nblocks = 16 on 64: blocks of 4×4, the block index split (kh, kl).
+  CHECK(layer("monarch(nblocks=16, layout=fly)", 64, 64).second ==
+        "gka,gkfa,kfeg->ekf a=4,e=4,f=4,g=4,k=4");
+  // Padding as fly pads: 62 -> 70 computed as 64 -> 72.
+  auto [pad, padText] = layer("monarch(4, layout=fly)", 62, 70);
+  CHECK(pad.terms[0].inDim() == 64);
+  CHECK(pad.terms[0].outDim() == 72);
+  CHECK(padText == "ga,grfa,fegr->ef a=16,e=18,f=4,g=4,r=4");
+  auto [bd, bdText] = layer("block-diagonal(4, layout=fly)", 62, 90);
+  CHECK(bdText == "ki,koi->ko i=16,k=4,o=23");
+  CHECK(bd.dIn == 62);
+  // einsum-search's factorize(d, 2): primes to the smaller part, ascending;
+  // x (γ, α) with γ the larger, y (φ, ε) with φ the smaller. 512 -> 512 is
+  // (α, γ, φ, ε) = (16, 32, 16, 32) there; 360 = 2³·3²·5 gives (12, 30).
+  CHECK(layer("btt(layout=einsum-search)", 512, 512).second ==
+        "ga,gaf,fge->fe a=16,e=32,f=16,g=32");
+  CHECK(layer("btt(rank=2, layout=einsum-search)", 360, 768).second ==
+        "ga,gafr,fgre->fe a=12,e=48,f=16,g=30,r=2");
+  CHECK(layer("btt(rank=2, in_blocks=8, out_blocks=4, layout=einsum-search)",
+              64, 64)
+            .second == "ga,gafr,fgre->fe a=8,e=16,f=4,g=8,r=2");
+  // The einstruct layout stays the default.
+  CHECK(layer("btt(rank=2)", 64, 64).first.layout == "einstruct");
+}
+
 TEST_CASE("named structure errors", "[named][errors]") {
   struct Bad {
     const char *spec;
@@ -87,6 +129,18 @@ TEST_CASE("named structure errors", "[named][errors]") {
       {"btt(sizing=fancy)", 16, 16, "must be 'exact' or 'round'"},
       {"btt(rank=1", 16, 16, "missing ')'"},
       {"dense", 0, 16, "d_in = 0 is outside"},
+      {"monarch(nblocks=4)", 16, 16, "nblocks is fly's count of square blocks"},
+      {"monarch(4, layout=jax)", 16, 16,
+       "layout = 'jax' must be one of: einstruct, fly"},
+      {"btt(layout=fly)", 16, 16, "must be one of: einstruct, einsum-search"},
+      {"monarch(blocks=4, nblocks=4, layout=fly)", 16, 16,
+       "give nblocks or blocks, not both"},
+      {"monarch(nblocks=3, layout=fly)", 1000, 1024,
+       "middle block size 334 and nblocks do not divide one another"},
+      {"monarch(nblocks=64, layout=fly)", 16, 16, "exceeds max(d_in, d_out)"},
+      {"btt(sizing=round, layout=einsum-search)", 16, 16, "drop sizing"},
+      {"btt(in_blocks=5, layout=einsum-search)", 16, 16,
+       "in_blocks = 5 does not divide d_in = 16"},
   };
   for (auto &b : bad) {
     INFO(b.spec);

@@ -1,5 +1,7 @@
 #include "Cli.h"
+#include "compiler/frontend/WeightFiles.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -119,6 +121,32 @@ void addSpecOptions(CLI::App *cmd, std::string &file, SpecArgs &args) {
       ->check(kInt64);
   cmd->add_option("--sizing", args.sizing, "θ → sizes: round or exact")
       ->capture_default_str();
+}
+
+Result<std::vector<NpyArray>> readLayerWeights(const std::string &list,
+                                               const Layer &layer) {
+  const auto shapes = weightShapes(layer);
+  const auto files = splitList(list);
+  if (files.size() != shapes.size())
+    return Error{fmt::format("--weights: {} files for {} weight tensors",
+                             files.size(), shapes.size())};
+  // Shapes equal once size-1 axes are dropped from both.
+  auto squeezed = [](std::vector<int64_t> s) {
+    s.erase(std::remove(s.begin(), s.end(), 1), s.end());
+    return s;
+  };
+  std::vector<NpyArray> ws;
+  for (size_t k = 0; k < files.size(); ++k) {
+    auto w = readWeightFile(files[k], layer);
+    if (!w)
+      return Error{w.error()};
+    if (squeezed(w->shape) != squeezed(shapes[k]))
+      return Error{fmt::format("{}: shape {} but weight {} is {}", files[k],
+                               shapeText(w->shape), k + 1,
+                               shapeText(shapes[k]))};
+    ws.push_back(std::move(*w));
+  }
+  return ws;
 }
 
 } // namespace einstruct::cli

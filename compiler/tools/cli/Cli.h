@@ -3,6 +3,7 @@
 // the one-spec flags. Each subcommand lives in its own file (NameCommand.cpp)
 // and registers itself through add*Command; einstruct.cpp only dispatches.
 #pragma once
+#include "compiler/frontend/Npy.h"
 #include "compiler/frontend/OutputFiles.h"
 #include "compiler/frontend/SpecReader.h"
 #include "search/Layer.h"
@@ -50,6 +51,12 @@ std::string shapeText(const std::vector<int64_t> &s);
 Result<Layer> singleLayer(const std::string &file, const SpecArgs &args,
                           const char *command);
 
+// The weights "a.npy,b.safetensors:T,..." of `layer`, in its weight order,
+// each checked against the layer its file names (WeightFiles.h) and against
+// its shape up to size-1 axes; returned with the shapes the files have.
+Result<std::vector<NpyArray>> readLayerWeights(const std::string &list,
+                                               const Layer &layer);
+
 // The spec flags of a one-spec command.
 void addSpecOptions(CLI::App *cmd, std::string &file, SpecArgs &args);
 
@@ -66,5 +73,7 @@ Command addReportCommand(CLI::App &app);
 Command addRunCommand(CLI::App &app);
 Command addCompileCommand(CLI::App &app);
 Command addProjectCommand(CLI::App &app);
+Command addImportCommand(CLI::App &app);
+Command addExportCommand(CLI::App &app);
 
 } // namespace einstruct::cli

@@ -32,6 +32,7 @@ struct RunOptions {
   uint64_t seed = 0;
   std::string input, weights, output, grad, gradDir = ".";
   std::string router;      // BTT-MoE: Wg (d_in, E)
+  std::string bias;        // b (d_out), added to y
   double auxWeight = 0.01; // BTT-MoE: the aux loss's weight in --grad
   bool check = false;
   int repeat = 5;
@@ -50,13 +51,6 @@ uint64_t memoryLimitBytes() {
   if (cg >> v && v > 0)
     limit = std::min(limit, v);
   return limit;
-}
-
-// Shapes equal once size-1 axes are dropped from both.
-bool sameShape(std::vector<int64_t> a, std::vector<int64_t> b) {
-  a.erase(std::remove(a.begin(), a.end(), 1), a.end());
-  b.erase(std::remove(b.begin(), b.end(), 1), b.end());
-  return a == b;
 }
 
 // --seed's generated data: uniform(-1, 1) values of `shape` (sizes already
@@ -112,6 +106,21 @@ bool reportCheck(const std::vector<float> &got, const std::vector<float> &ref,
   return ok;
 }
 
+// y (rows, b.size()) += b on every row.
+void addBias(std::vector<float> &y, const std::vector<float> &b) {
+  for (size_t k = 0; k < y.size(); ++k)
+    y[k] += b[k % b.size()];
+}
+
+// d<dy, y>/db: the column sums of dy.
+NpyArray biasGradient(const NpyArray &dy) {
+  const int64_t n = dy.shape[1];
+  std::vector<double> sum(size_t(n), 0.0);
+  for (size_t k = 0; k < dy.data.size(); ++k)
+    sum[k % size_t(n)] += dy.data[k];
+  return {{n}, std::vector<float>(sum.begin(), sum.end())};
+}
+
 // What `einstruct run`'s compile time covers.
 const char *compileNote(bool fromCache) {
   return fromCache ? "MLIR CPU pipeline, object code loaded from the JIT "
@@ -124,7 +133,8 @@ const char *compileNote(bool fromCache) {
 // --grad the gradients of <dy, y> + aux_weight·aux (dWg too).
 int runMoe(const RunOptions &o, const Layer &layer, const Analysis &analysis,
            const NpyArray &x, const std::vector<NpyArray> &ws,
-           const NpyArray &dy, std::mt19937_64 &rng) {
+           const std::optional<NpyArray> &bias, const NpyArray &dy,
+           std::mt19937_64 &rng) {
   const int64_t batch = x.shape[0], E = layer.experts;
   NpyArray wg;
   if (!o.router.empty()) {
@@ -169,10 +179,14 @@ int runMoe(const RunOptions &o, const Layer &layer, const Analysis &analysis,
               (long long)batch, ms, timing->calls,
               2.0 * double(analysis.flops) * double(batch) / (ms * 1e6));
   std::printf("routing  tokens per expert [%s] (of %lld slots), router "
-              "entropy %.4f nats (uniform: %.4f), aux loss %.6g\n",
+              "entropy %.4f nats (uniform: %.4f), aux loss %s\n",
               fmt::format("{}", fmt::join(rt.counts, ", ")).c_str(),
               (long long)(batch * layer.topK), rt.entropy,
-              std::log(double(E)), rt.auxLoss);
+              std::log(double(E)),
+              // Shortest text that reads back as the same double.
+              fmt::format("{}", rt.auxLoss).c_str());
+  if (bias)
+    addBias(fwd->y, bias->data);
   // y and the gradients are written together once all are computed.
   OutputFiles out;
   std::string notes;
@@ -187,15 +201,17 @@ int runMoe(const RunOptions &o, const Layer &layer, const Analysis &analysis,
     if (!g)
       return fail(g.error());
     const double bms = msSince(s);
-    const auto shapes = weightShapes(layer);
     out.add(o.gradDir + "/dx.npy", encodeNpy({{batch, layer.dIn}, g->dx}));
+    // Each dW with the axes its weight was given with.
     for (size_t k = 0; k < 2; ++k)
       out.add(fmt::format("{}/dw{}.npy", o.gradDir, k + 1),
-              encodeNpy({shapes[k], g->dw[k]}));
+              encodeNpy({ws[k].shape, g->dw[k]}));
     out.add(o.gradDir + "/dwg.npy", encodeNpy({{layer.dIn, E}, g->dRouter}));
+    if (bias)
+      out.add(o.gradDir + "/db.npy", encodeNpy(biasGradient(dy)));
     notes += fmt::format("backward {:.3f} ms (aux weight {}): wrote {}/dx.npy, "
-                         "dw1.npy, dw2.npy and dwg.npy\n",
-                         bms, o.auxWeight, o.gradDir);
+                         "dw1.npy, dw2.npy{} and dwg.npy\n",
+                         bms, o.auxWeight, o.gradDir, bias ? ", db.npy" : "");
   }
   if (int rc = commit(out))
     return rc;
@@ -203,6 +219,8 @@ int runMoe(const RunOptions &o, const Layer &layer, const Analysis &analysis,
   if (o.check) {
     int64_t rows = std::min<int64_t>(batch, 16);
     auto ref = (*moe)->naiveReference(x.data.data(), rows, wg.data.data(), wp);
+    if (bias)
+      addBias(ref, bias->data);
     if (!reportCheck(fwd->y, ref, rows,
                      "naive loops over all experts, z gated"))
       return 1;
@@ -291,26 +309,30 @@ int runRun(const RunOptions &o) {
   }
   std::vector<NpyArray> ws;
   if (!o.weights.empty()) {
-    auto files = splitList(o.weights);
-    if (files.size() != shapes.size())
-      return fail(fmt::format("--weights: {} files for {} weight tensors",
-                              files.size(), shapes.size()));
-    for (size_t k = 0; k < files.size(); ++k) {
-      auto w = readWeightFile(files[k], *layer);
-      if (!w)
-        return fail(w.error());
-      if (!sameShape(w->shape, shapes[k]))
-        return fail(fmt::format("{}: shape {} but weight {} is {}", files[k],
-                                shapeText(w->shape), k + 1,
-                                shapeText(shapes[k])));
-      ws.push_back(*w);
-    }
+    auto read = readLayerWeights(o.weights, *layer);
+    if (!read)
+      return fail(read.error());
+    ws = std::move(*read);
   } else {
     for (auto &s : shapes)
       ws.push_back(uniformArray(s, rng));
   }
+  std::optional<NpyArray> bias;
+  if (!o.bias.empty()) {
+    auto b = readArrayFile(o.bias);
+    if (!b)
+      return fail(b.error());
+    // (d_out), size-1 axes allowed: one axis other than 1 at most.
+    if (elementCount(b->shape) != layer->dOut ||
+        std::count_if(b->shape.begin(), b->shape.end(),
+                      [](int64_t d) { return d != 1; }) > 1)
+      return fail(fmt::format("{}: shape {} must be (d_out = {})", o.bias,
+                              shapeText(b->shape), layer->dOut));
+    b->shape = {layer->dOut};
+    bias = std::move(*b);
+  }
   if (layer->experts)
-    return runMoe(o, *layer, *analysis, x, ws, dy, rng);
+    return runMoe(o, *layer, *analysis, x, ws, bias, dy, rng);
   auto t0 = Clock::now();
   auto jit = JitLayer::compile(*layer);
   if (!jit)
@@ -331,6 +353,8 @@ int runRun(const RunOptions &o) {
     return fail(timing.error());
   compileMs += timing->warmUpMs; // as for BTT-MoE above
   const double ms = timing->medianMs;
+  if (bias) // after the timed calls: the forward's time is the layer's
+    addBias(y, bias->data);
   std::printf("layer    %s %lld->%lld, %zu weight tensor(s):", analysis->name.c_str(),
               (long long)layer->dIn, (long long)layer->dOut, shapes.size());
   for (const auto &t : layer->terms)
@@ -363,13 +387,15 @@ int runRun(const RunOptions &o) {
     if (!btiming)
       return fail(btiming.error());
     out.add(o.gradDir + "/dx.npy", encodeNpy({{batch, layer->dIn}, dx}));
-    for (size_t k = 0; k < dw.size(); ++k)
+    for (size_t k = 0; k < dw.size(); ++k) // with the axes of weight k's file
       out.add(fmt::format("{}/dw{}.npy", o.gradDir, k + 1),
-              encodeNpy({shapes[k], dw[k]}));
+              encodeNpy({ws[k].shape, dw[k]}));
+    if (bias)
+      out.add(o.gradDir + "/db.npy", encodeNpy(biasGradient(dy)));
     notes += fmt::format("backward batch {}: {:.3f} ms, median of {}: wrote "
-                         "{}/dx.npy and dw1..dw{}.npy\n",
+                         "{}/dx.npy, dw1..dw{}.npy{}\n",
                          batch, btiming->medianMs, btiming->calls, o.gradDir,
-                         dw.size());
+                         dw.size(), bias ? " and db.npy" : "");
   }
   if (int rc = commit(out))
     return rc;
@@ -377,6 +403,8 @@ int runRun(const RunOptions &o) {
   if (o.check) {
     int64_t rows = std::min<int64_t>(batch, 16);
     auto ref = naiveForward(*layer, x.data.data(), rows, wp);
+    if (bias)
+      addBias(ref, bias->data);
     if (!reportCheck(y, ref, rows, "naive loops"))
       return 1;
   }
@@ -420,6 +448,9 @@ Command addRunCommand(CLI::App &app) {
   run->add_option("--router", o->router,
                   "BTT-MoE: router weight Wg.npy (d_in, experts); default "
                   "uniform(-1, 1) from --seed");
+  run->add_option("--bias", o->bias,
+                  "b.npy or FILE.safetensors:TENSOR (d_out): added to y; with "
+                  "--grad also writes db.npy");
   run->add_option("--aux-weight", o->auxWeight,
                   "BTT-MoE: weight of the aux loss in --grad")
       ->check(kNonNegativeReal)

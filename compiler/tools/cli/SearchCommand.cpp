@@ -113,21 +113,7 @@ int runModelSearch(const SearchOptions &o, SearchSpace space, Constraints k) {
     return fail(r.error());
   std::string text;
   if (o.json) {
-    nlohmann::json j;
-    j["model"] = m->name;
-    j["budget_flops"] = r->budgetFlops;
-    j["total_flops"] = r->totalFlops;
-    j["total_params"] = r->totalParams;
-    j["dense_flops"] = r->denseFlops;
-    j["dense_params"] = r->denseParams;
-    j["layers"] = nlohmann::json::array();
-    for (auto &c : r->choices) {
-      auto cj = candidateJson(c.pick);
-      cj["layer"] = c.layer.name;
-      cj["count"] = c.layer.count;
-      j["layers"].push_back(cj);
-    }
-    text = j.dump() + "\n";
+    text = modelResultJson(*r, m->name).dump() + "\n";
   } else {
     text = modelTable(*r, m->name);
   }
