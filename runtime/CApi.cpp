@@ -91,6 +91,8 @@ int readLayer(const char *spec, einstruct_layer **out,
   l->shapes = einstruct::weightShapes(l->layer);
   if (l->isMoe())
     l->shapes.push_back({l->layer.dIn, l->layer.experts});
+  if (l->layer.bias)
+    l->shapes.push_back({l->layer.dOut});
   return EINSTRUCT_OK;
 }
 
@@ -377,9 +379,9 @@ int einstruct_layer_init_weights(const einstruct_layer *l, uint64_t seed,
     for (int64_t i = 0; i < einstruct::elementCount(l->shapes[k]); ++i)
       weights[k][i] = normal(rng);
   }
-  if (l->isMoe()) // the router starts at zero (structures.md §3)
-    std::fill_n(weights[stds->size()], einstruct::elementCount(l->shapes.back()),
-                0.0f);
+  // A router starts at zero (structures.md §3), and so does a bias.
+  for (size_t k = stds->size(); k < l->shapes.size(); ++k)
+    std::fill_n(weights[k], einstruct::elementCount(l->shapes[k]), 0.0f);
   return EINSTRUCT_OK;
 }
 
@@ -392,16 +394,25 @@ int statusOf(const einstruct::Result<bool> &r) {
   return r ? EINSTRUCT_OK : failWith(EINSTRUCT_ERR_ARGUMENT, r.error());
 }
 
+// A bias is the last weight; the compiled layer reads the ones before it.
 int forward(const einstruct_layer *l, const void *x, int64_t batch,
             const void *const *weights, void *y, void *stream) {
-  return statusOf(l->compiled->forward(x, batch, weights, y, stream));
+  auto r = l->compiled->forward(x, batch, weights, y, stream);
+  if (r && l->layer.bias)
+    r = l->compiled->addBias(y, weights[l->shapes.size() - 1], batch,
+                             l->layer.dOut, stream);
+  return statusOf(r);
 }
 
 int backward(const einstruct_layer *l, const void *x, const void *dy,
              int64_t batch, const void *const *weights, void *dx,
              void *const *dweights, void *stream) {
-  return statusOf(l->compiled->backward(x, dy, batch, weights, dx, dweights,
-                                        stream, l->auxWeight));
+  auto r = l->compiled->backward(x, dy, batch, weights, dx, dweights, stream,
+                                 l->auxWeight);
+  if (r && l->layer.bias)
+    r = l->compiled->biasGradient(dy, dweights[l->shapes.size() - 1], batch,
+                                  l->layer.dOut, stream);
+  return statusOf(r);
 }
 
 // einstruct_layer_forward/_backward: float32 only, waited for.

@@ -100,6 +100,14 @@ public:
     keepRouting(r);
     return r;
   }
+  Result<bool> addBias(void *y, const void *b, int64_t rows, int64_t n,
+                       void *stream) override {
+    return cuda_->addBias(y, b, rows, n, stream);
+  }
+  Result<bool> biasGradient(const void *dy, void *db, int64_t rows, int64_t n,
+                            void *stream) override {
+    return cuda_->biasGradient(dy, db, rows, n, stream);
+  }
   Result<bool> synchronize() override { return cuda_->synchronize(nullptr); }
   int device() const override { return cuda_->device(); }
   CudaDType dtype() const override { return cuda_->target().dtype; }
@@ -119,6 +127,27 @@ private:
 };
 
 } // namespace
+
+Result<bool> CompiledLayer::addBias(void *y, const void *b, int64_t rows,
+                                   int64_t n, void *) {
+  float *out = floats(y);
+  const float *bias = floats(b);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < n; ++c)
+      out[r * n + c] += bias[c];
+  return true;
+}
+
+Result<bool> CompiledLayer::biasGradient(const void *dy, void *db,
+                                         int64_t rows, int64_t n, void *) {
+  const float *g = floats(dy);
+  std::vector<double> sum(size_t(n), 0.0);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < n; ++c)
+      sum[size_t(c)] += g[r * n + c];
+  std::copy(sum.begin(), sum.end(), floats(db));
+  return true;
+}
 
 Result<std::unique_ptr<CompiledLayer>> compileForCpu(const Layer &layer) {
   if (layer.experts) {

@@ -26,6 +26,12 @@ public:
                                 const void *const *weights, void *dx,
                                 void *const *dweights, void *stream,
                                 double auxWeight) = 0;
+  // A bias (the spec's "bias": true): y [rows][n] += b, and db = the column
+  // sums of dy [rows][n] (overwritten); arrays as above.
+  virtual Result<bool> addBias(void *y, const void *b, int64_t rows,
+                               int64_t n, void *stream);
+  virtual Result<bool> biasGradient(const void *dy, void *db, int64_t rows,
+                                    int64_t n, void *stream);
   // Waits for the work queued on the default stream (CUDA).
   virtual Result<bool> synchronize() { return true; }
 

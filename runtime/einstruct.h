@@ -9,6 +9,9 @@
  * (per thread). Nothing here aborts on bad input. Use a layer from one
  * thread at a time (concurrent calls are not tested yet).
  *
+ * A spec with "bias": true has one more weight, last: the bias [d_out]
+ * added to y (zero-initialised; its gradient is the column sums of dy).
+ *
  * BTT-MoE layers (structures.md §3) run routed: only each token's top-k
  * experts are computed. Their weights are W1, W2 and then the router Wg
  * [d_in, experts] (zero-initialised by einstruct_layer_init_weights); the

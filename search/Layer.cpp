@@ -172,6 +172,8 @@ Result<Analysis> analyze(const Layer &layer) {
     if (a.metrics)
       a.metricsFrom = "counts";
   }
+  if (layer.bias) // after the metrics: they describe the structured matrix
+    a.params += layer.dOut;
   return a;
 }
 

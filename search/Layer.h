@@ -17,6 +17,8 @@ struct Layer {
   // the public code a named structure was built to match ("fly",
   // "einsum-search"); their einsums spell those axis orders.
   std::string layout = "einstruct";
+  // A bias (d_out) added to y: the runtime's last weight, counted in params.
+  bool bias = false;
 };
 
 struct Analysis {

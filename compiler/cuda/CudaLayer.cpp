@@ -65,6 +65,8 @@ struct CudaLayer::Api {
   int (*alloc)(void **, size_t, Stream);
   int (*release)(void *, Stream);
   int (*synchronize)(Stream);
+  int (*addBias)(void *, const void *, int64_t, int64_t, int, Stream);
+  int (*biasGradient)(const void *, void *, int64_t, int64_t, int, Stream);
 };
 
 namespace {
@@ -140,7 +142,9 @@ Result<bool> CudaLayer::open(const BuiltLibrary &lib) {
             bind(handle_, a.pointer, "einstruct_glue_pointer") &&
             bind(handle_, a.alloc, "einstruct_glue_alloc") &&
             bind(handle_, a.release, "einstruct_glue_free") &&
-            bind(handle_, a.synchronize, "einstruct_glue_synchronize");
+            bind(handle_, a.synchronize, "einstruct_glue_synchronize") &&
+            bind(handle_, a.addBias, "einstruct_glue_add_bias") &&
+            bind(handle_, a.biasGradient, "einstruct_glue_bias_gradient");
   if (isGemmLayer(layer_))
     ok = ok && bind(handle_, a.gemmWorkspace, n + "_workspace") &&
          bind(handle_, a.gemmForward, n + "_forward") &&
@@ -184,6 +188,26 @@ Result<bool> CudaLayer::useDevice() const {
   if (!noDriver.empty())
     return Error{noDriver};
   return status(api_->useDevice(device_), "selecting the device");
+}
+
+Result<bool> CudaLayer::addBias(void *y, const void *b, int64_t rows,
+                                int64_t n, void *stream) const {
+  if (auto ok = checkPointers({{"y", y}, {"bias", b}}); !ok)
+    return ok;
+  if (auto ok = status(api_->useDevice(device_), "selecting the device"); !ok)
+    return ok;
+  return status(api_->addBias(y, b, rows, n, int(target_.dtype), stream),
+                "adding the bias");
+}
+
+Result<bool> CudaLayer::biasGradient(const void *dy, void *db, int64_t rows,
+                                     int64_t n, void *stream) const {
+  if (auto ok = checkPointers({{"dy", dy}, {"dbias", db}}); !ok)
+    return ok;
+  if (auto ok = status(api_->useDevice(device_), "selecting the device"); !ok)
+    return ok;
+  return status(api_->biasGradient(dy, db, rows, n, int(target_.dtype), stream),
+                "the bias gradient");
 }
 
 Result<bool> CudaLayer::synchronize(void *stream) const {

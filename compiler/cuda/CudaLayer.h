@@ -55,6 +55,13 @@ public:
   // Of the last call with statistics on (counts empty before one).
   const Routing &lastRouting() const { return routing_; }
 
+  // A bias on `stream`: y [rows][n] += b; db = the column sums of dy (float
+  // accumulation, stored in the layer's dtype).
+  Result<bool> addBias(void *y, const void *b, int64_t rows, int64_t n,
+                       void *stream) const;
+  Result<bool> biasGradient(const void *dy, void *db, int64_t rows, int64_t n,
+                            void *stream) const;
+
   // Waits for the work queued on `stream`.
   Result<bool> synchronize(void *stream) const;
 

@@ -29,6 +29,7 @@ json analysisJson(const Layer &layer, const Analysis &a) {
   j["theta"] = a.theta ? json(a.theta->v) : json(nullptr);
   j["sizing"] = layer.sizing;
   j["layout"] = layer.layout;
+  j["bias"] = layer.bias;
   j["params"] = a.params;
   j["flops"] = a.flops;
   j["flops_unit"] = "multiply-adds per input vector (x2 for floating point "

@@ -142,11 +142,13 @@ struct Reader {
       return Error{fmt::format("{}: a spec must be a JSON object", where)};
     static const std::set<std::string> known = {
         "label", "d_in",  "d_out",     "theta", "sizing",
-        "einsum", "sizes", "structure", "terms"};
+        "einsum", "sizes", "structure", "terms", "bias"};
     for (auto &[k, v] : j.items())
       if (!known.count(k))
         return fail(k, "unknown field (known: label, d_in, d_out, theta, "
-                       "sizing, einsum, sizes, structure, terms)");
+                       "sizing, einsum, sizes, structure, terms, bias)");
+    if (j.contains("bias") && !j["bias"].is_boolean())
+      return fail("bias", "must be true or false");
     SpecArgs a;
     for (const char *f : {"d_in", "d_out"})
       if (j.contains(f)) {
@@ -209,6 +211,8 @@ struct Reader {
     }
     if (out && !label.empty())
       out->label = label;
+    if (out)
+      out->bias = j.value("bias", false);
     return out;
   }
 

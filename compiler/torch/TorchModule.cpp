@@ -95,11 +95,13 @@ Result<std::string> emitTorchModule(const Layer &layer, const std::string &name,
       "class {0}(Linear):\n"
       "    \"\"\"{8}: x [..., d_in] -> y [..., d_out].\"\"\"\n\n"
       "    def __init__(self, dtype=torch.float32, aux_weight=0.01, "
-      "bias=False):\n"
+      "bias={9}):\n"
       "        super().__init__(SPEC, bias=bias, dtype=dtype, "
       "aux_weight=aux_weight)\n",
       name, spec.dump(), layer.dIn, layer.dOut, layer.experts, shapes.dump(),
-      stdText, nlohmann::json(runtime).dump(), summary);
+      stdText, nlohmann::json(runtime).dump(), summary,
+      // The spec's bias: torch adds it (the runtime's spec has none).
+      layer.bias ? "True" : "False");
   return text;
 }
 

@@ -7,9 +7,9 @@ generated CUDA kernels in the parameters' dtype with float32 accumulation,
 on torch's current stream (built by nvcc on first use and cached on disk,
 see the runtime's README). Parameters are float32, bfloat16 or float16.
 Weights follow the layouts of structures.md; a BTT-MoE's router Wg
-[d_in, experts] is the last weight, and its backward adds aux_weight times
+[d_in, experts] comes after them, and its backward adds aux_weight times
 the gradient of the load-balancing loss (the reference's 0.01 by default).
-An optional bias is added to y by torch.
+An optional bias [d_out] is the runtime's last weight (the spec's "bias").
 
 This file is also what `einstruct compile --emit torch` writes, followed by
 one subclass with its spec fixed: one implementation for both.
@@ -256,11 +256,13 @@ class Linear(torch.nn.Module):
         if dtype not in _CUDA_DTYPES:
             raise TypeError("%s: dtype must be torch.float32, torch.bfloat16 "
                             "or torch.float16, not %s" % (name, dtype))
-        self._compiled = _Compiled(runtime_spec(spec, d_in, d_out))
+        s = runtime_spec(spec, d_in, d_out)
+        s["bias"] = bool(bias)
+        self._compiled = _Compiled(s)
         self.d_in, self.d_out = self._compiled.d_in, self._compiled.d_out
+        shapes = self._compiled.shapes[:-1] if bias else self._compiled.shapes
         self.weights = torch.nn.ParameterList(
-            [torch.nn.Parameter(torch.empty(s, dtype=dtype))
-             for s in self._compiled.shapes])
+            [torch.nn.Parameter(torch.empty(s, dtype=dtype)) for s in shapes])
         self.bias = (torch.nn.Parameter(torch.empty(self.d_out, dtype=dtype))
                      if bias else None)
         self.aux_weight = float(aux_weight)  # BTT-MoE backward
@@ -279,7 +281,7 @@ class Linear(torch.nn.Module):
         seed = int(torch.randint(0, 2 ** 62, (1,), generator=generator))
         fresh = [torch.empty(s, dtype=torch.float32) for s in self._compiled.shapes]
         _check(self._compiled.lib.einstruct_layer_init_weights(
-            self._compiled.handle, seed, _pointers(fresh)))
+            self._compiled.handle, seed, _pointers(fresh)))  # zip drops a bias
         with torch.no_grad():
             for w, f in zip(self.weights, fresh):
                 w.copy_(f)
@@ -295,12 +297,15 @@ class Linear(torch.nn.Module):
         if x.device.type not in ("cpu", "cuda"):
             raise RuntimeError("%s runs on CPU or CUDA tensors; got one on %s"
                                % (name, x.device))
-        misplaced = [k for k, w in enumerate(self.weights) if w.device != x.device]
+        params = list(self.weights) + ([self.bias] if self.bias is not None else [])
+        misplaced = [k for k, w in enumerate(params) if w.device != x.device]
         if misplaced:
-            raise RuntimeError("%s: x is on %s but weight %d is on %s "
+            raise RuntimeError("%s: x is on %s but %s is on %s "
                                "(move the module with .to(device))"
-                               % (name, x.device, misplaced[0],
-                                  self.weights[misplaced[0]].device))
+                               % (name, x.device,
+                                  "weight %d" % misplaced[0]
+                                  if misplaced[0] < len(self.weights) else "the bias",
+                                  params[misplaced[0]].device))
         lead = x.shape[:-1]
         rows = x.reshape(-1, self.d_in)
         if rows.shape[0] == 0:
@@ -310,9 +315,8 @@ class Linear(torch.nn.Module):
         options = {"aux_weight": self.aux_weight, "routing_stats": self.routing_stats}
         y = _Apply.apply(self._compiled, options,
                          _aligned(rows.to(dtype).contiguous()),
-                         *[_aligned(w.to(dtype).contiguous()) for w in self.weights])
-        y = y.to(x.dtype).reshape(*lead, self.d_out)
-        return y + self.bias.to(y.dtype) if self.bias is not None else y
+                         *[_aligned(w.to(dtype).contiguous()) for w in params])
+        return y.to(x.dtype).reshape(*lead, self.d_out)
 
     def routing(self):
         """BTT-MoE: tokens per expert, aux loss and router entropy (nats) of

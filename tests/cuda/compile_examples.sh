@@ -111,5 +111,13 @@ include=$(cd "$(dirname "$bin")/.." && pwd)/include
 "$NVCC" -std=c++17 -O2 -I "$include" -c "$root/tests/gpu/runtime_check.cu" \
   -o "$work/runtime_check.o" ||
   { echo "FAIL nvcc runtime_check.cu"; fails=$((fails + 1)); }
+# The glue the runtime appends to every layer's library (device choice,
+# scratch memory, the bias kernels), on its own: no warnings.
+for arch in sm_80 sm_90a; do
+  "$NVCC" -std=c++17 -O3 -gencode=arch=compute_${arch#sm_},code=$arch \
+    -c "$root/compiler/cuda/kernels/runtime_glue.cu" -o "$work/glue_$arch.o" \
+    2>"$work/glue_$arch.log" && ! grep -q warning "$work/glue_$arch.log" ||
+    { echo "FAIL nvcc runtime_glue.cu $arch"; head -20 "$work/glue_$arch.log"; fails=$((fails + 1)); }
+done
 echo "cuda compile: ${#jobs[@]} sources compiled, $refused spec(s) refused with a reason, $fails failure(s)"
 [ "$fails" = 0 ] && [ "${#jobs[@]}" -gt 10 ]

@@ -206,7 +206,10 @@ int main() {
       // One weight per term: cuBLAS (a sum of terms for DYAD).
       R"J({"structure": "dense", "d_in": 96, "d_out": 80})J",
       R"J({"structure": "block-diagonal(4)", "d_in": 64, "d_out": 96})J",
-      R"J({"structure": "dyad(blocks=4, variant=DT)", "d_in": 64, "d_out": 96})J"};
+      R"J({"structure": "dyad(blocks=4, variant=DT)", "d_in": 64, "d_out": 96})J",
+      // A bias, the last weight: the glue's kernels against the CPU's loops.
+      R"J({"structure": "monarch(8)", "d_in": 64, "d_out": 64, "bias": true})J",
+      R"J({"structure": "btt-moe(experts=4, top_k=2)", "d_in": 64, "d_out": 64, "bias": true})J"};
   for (const char *s : specs) {
     check(s, "f32", 37, 1e-4);
     check(s, "bf16", 300, 3e-2);

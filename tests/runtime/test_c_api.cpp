@@ -80,6 +80,43 @@ TEST_CASE("a CPU layer's stream entry points equal the plain ones",
   einstruct_layer_destroy(moe);
 }
 
+TEST_CASE("a spec's bias is the last weight: y + b, db = column sums of dy",
+          "[runtime]") {
+  auto plain = CompiledLayer::cpu(kMonarch);
+  auto biased = CompiledLayer::cpu(
+      R"J({"structure": "monarch(4)", "d_in": 32, "d_out": 24, "bias": true})J");
+  REQUIRE(biased.weightShapes().size() == 3);
+  CHECK(biased.weightShapes().back() == std::vector<int64_t>{24});
+  auto w = biased.initWeights(4);
+  CHECK(w[2] == std::vector<float>(24, 0.0f)); // a bias starts at zero
+  w[2] = random(24, 9);
+  const int64_t batch = 6;
+  auto x = random(batch * 32, 5), dy = random(batch * 24, 6);
+  auto y0 = plain.forward(x, {w[0].data(), w[1].data()});
+  auto y = biased.forward(x, {w[0].data(), w[1].data(), w[2].data()});
+  REQUIRE(y.size() == y0.size());
+  for (size_t k = 0; k < y.size(); ++k)
+    CHECK(y[k] == y0[k] + w[2][k % 24]);
+  auto g0 = plain.backward(x, dy, {w[0].data(), w[1].data()});
+  auto g = biased.backward(x, dy, {w[0].data(), w[1].data(), w[2].data()});
+  CHECK(g.dx == g0.dx);
+  CHECK(g.dw[0] == g0.dw[0]);
+  CHECK(g.dw[1] == g0.dw[1]);
+  for (int64_t c = 0; c < 24; ++c) {
+    double sum = 0;
+    for (int64_t r = 0; r < batch; ++r)
+      sum += dy[size_t(r * 24 + c)];
+    CHECK(g.dw[2][size_t(c)] == Approx(sum).epsilon(1e-6));
+  }
+  // And a BTT-MoE's bias follows its router.
+  auto moe = CompiledLayer::cpu(
+      R"J({"structure": "btt-moe(experts=4, top_k=2)", "d_in": 16,
+           "d_out": 16, "bias": true})J");
+  REQUIRE(moe.weightShapes().size() == 4);
+  CHECK(moe.weightShapes()[2] == std::vector<int64_t>{16, 4});
+  CHECK(moe.weightShapes()[3] == std::vector<int64_t>{16});
+}
+
 TEST_CASE("CUDA layers: arguments, and no driver or device is "
           "EINSTRUCT_ERR_DEVICE",
           "[runtime][cuda]") {

@@ -330,6 +330,8 @@ int runRun(const RunOptions &o) {
                               shapeText(b->shape), layer->dOut));
     b->shape = {layer->dOut};
     bias = std::move(*b);
+  } else if (layer->bias) { // the spec has one: drawn like the weights
+    bias = uniformArray({layer->dOut}, rng);
   }
   if (layer->experts)
     return runMoe(o, *layer, *analysis, x, ws, bias, dy, rng);
