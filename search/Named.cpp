@@ -10,13 +10,8 @@
 namespace einstruct {
 namespace {
 
-struct Family {
-  std::string name;
-  std::vector<std::string> params; // in positional order
-};
-
-const std::vector<Family> &families() {
-  static const std::vector<Family> f = {
+const std::vector<CallForm> &families() {
+  static const std::vector<CallForm> f = {
       {"dense", {}},
       {"low-rank", {"rank"}},
       {"kronecker", {"in_factor", "out_factor"}},
@@ -37,42 +32,42 @@ std::string trim(std::string_view s) {
 
 } // namespace
 
+std::vector<std::string> formNames(const std::vector<CallForm> &forms) {
+  std::vector<std::string> n;
+  for (auto &f : forms)
+    n.push_back(f.name);
+  return n;
+}
+
 const std::vector<std::string> &namedFamilies() {
-  static const std::vector<std::string> names = [] {
-    std::vector<std::string> n;
-    for (auto &f : families())
-      n.push_back(f.name);
-    return n;
-  }();
+  static const std::vector<std::string> names = formNames(families());
   return names;
 }
 
-Result<NamedSpec> parseNamed(std::string_view text) {
+Result<NamedSpec> parseCall(std::string_view text,
+                            const std::vector<CallForm> &forms,
+                            const std::map<std::string, std::string> &aliases,
+                            const char *what) {
   std::string s = trim(text);
   size_t open = s.find('(');
   NamedSpec spec;
   spec.family = trim(s.substr(0, open));
   for (auto &c : spec.family)
     c = char(std::tolower((unsigned char)c));
-  if (spec.family == "lowrank" || spec.family == "low_rank")
-    spec.family = "low-rank";
-  if (spec.family == "blockdiag" || spec.family == "block-diag" ||
-      spec.family == "block_diagonal")
-    spec.family = "block-diagonal";
-  if (spec.family == "btt_moe")
-    spec.family = "btt-moe";
-  const Family *fam = nullptr;
-  for (auto &f : families())
+  if (auto a = aliases.find(spec.family); a != aliases.end())
+    spec.family = a->second;
+  const CallForm *fam = nullptr;
+  for (auto &f : forms)
     if (f.name == spec.family)
       fam = &f;
   if (!fam)
-    return Error{fmt::format("unknown structure '{}'; known: {}", spec.family,
-                             fmt::join(namedFamilies(), ", "))};
+    return Error{fmt::format("unknown {} '{}'; known: {}", what, spec.family,
+                             fmt::join(formNames(forms), ", "))};
   if (open == std::string::npos)
     return spec;
   if (s.back() != ')')
-    return Error{fmt::format("structure '{}': missing ')' at column {}",
-                             spec.family, s.size() + 1)};
+    return Error{fmt::format("{} '{}': missing ')' at column {}",
+                             what, spec.family, s.size() + 1)};
   std::string_view args(s.data() + open + 1, s.size() - open - 2);
   size_t pos = 0, column = open + 2;
   size_t positional = 0;
@@ -87,19 +82,19 @@ Result<NamedSpec> parseNamed(std::string_view text) {
     size_t argColumn =
         column + pos + (lead == std::string_view::npos ? 0 : lead);
     if (arg.empty())
-      return Error{fmt::format("structure '{}': empty argument at column {}",
-                               spec.family, argColumn)};
+      return Error{fmt::format("{} '{}': empty argument at column {}",
+                               what, spec.family, argColumn)};
     size_t eq = arg.find('=');
     std::string key, value;
     if (eq == std::string::npos) {
       if (sawKeyword)
-        return Error{fmt::format("structure '{}': positional argument '{}' at "
+        return Error{fmt::format("{} '{}': positional argument '{}' at "
                                  "column {} follows a keyword argument",
-                                 spec.family, arg, argColumn)};
+                                 what, spec.family, arg, argColumn)};
       if (positional >= fam->params.size())
-        return Error{fmt::format("structure '{}' takes {} parameter{}; extra "
+        return Error{fmt::format("{} '{}' takes {} parameter{}; extra "
                                  "argument '{}' at column {}",
-                                 spec.family, fam->params.size(),
+                                 what, spec.family, fam->params.size(),
                                  fam->params.size() == 1 ? "" : "s", arg,
                                  argColumn)};
       key = fam->params[positional++];
@@ -111,15 +106,15 @@ Result<NamedSpec> parseNamed(std::string_view text) {
       if (std::find(fam->params.begin(), fam->params.end(), key) ==
           fam->params.end())
         return Error{fmt::format(
-            "structure '{}': unknown parameter '{}' at column {}; it takes: {}",
-            spec.family, key, argColumn,
+            "{} '{}': unknown parameter '{}' at column {}; it takes: {}",
+            what, spec.family, key, argColumn,
             fam->params.empty() ? std::string("none")
                                 : fmt::format("{}", fmt::join(fam->params, ", ")))};
     }
     if (spec.params.count(key))
-      return Error{fmt::format("structure '{}': parameter '{}' given twice "
+      return Error{fmt::format("{} '{}': parameter '{}' given twice "
                                "(column {})",
-                               spec.family, key, argColumn)};
+                               what, spec.family, key, argColumn)};
     spec.params[key] = value;
     pos = comma + 1;
     if (comma == args.size())
@@ -128,12 +123,16 @@ Result<NamedSpec> parseNamed(std::string_view text) {
   return spec;
 }
 
-namespace {
+Result<NamedSpec> parseNamed(std::string_view text) {
+  static const std::map<std::string, std::string> aliases = {
+      {"lowrank", "low-rank"},          {"low_rank", "low-rank"},
+      {"blockdiag", "block-diagonal"},  {"block-diag", "block-diagonal"},
+      {"block_diagonal", "block-diagonal"}, {"btt_moe", "btt-moe"}};
+  return parseCall(text, families(), aliases, "structure");
+}
 
-// Reads an optional positive integer parameter.
 Result<std::optional<int64_t>> intParam(const NamedSpec &spec,
-                                        const std::string &key,
-                                        int64_t max = kMaxDim) {
+                                        const std::string &key, int64_t max) {
   auto it = spec.params.find(key);
   if (it == spec.params.end())
     return std::optional<int64_t>{};
@@ -157,7 +156,7 @@ Result<std::optional<int64_t>> intParam(const NamedSpec &spec,
 }
 
 Result<int64_t> requiredInt(const NamedSpec &spec, const std::string &key,
-                            int64_t max = kMaxDim) {
+                            int64_t max) {
   auto v = intParam(spec, key, max);
   if (!v)
     return Error{v.error()};
@@ -166,6 +165,8 @@ Result<int64_t> requiredInt(const NamedSpec &spec, const std::string &key,
                              key)};
   return **v;
 }
+
+namespace {
 
 // `d` split as (d / part, part), the part given or nearest to sqrt(d).
 Result<std::pair<int64_t, int64_t>> split(const NamedSpec &spec,

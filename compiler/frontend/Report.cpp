@@ -231,4 +231,45 @@ json modelResultJson(const ModelResult &r, const std::string &name) {
   return j;
 }
 
+json mixerJson(const std::string &label, const MixerAnalysis &a) {
+  json j = {{"label", label},
+            {"mixer", a.family},
+            {"seq_len", a.seqLen},
+            {"channels", a.channels},
+            {"macs", a.macs},
+            {"macs_unit", "multiply-adds per sequence"},
+            {"quadratic_macs", a.quadraticMacs},
+            {"params", a.params},
+            {"bytes", a.bytes},
+            {"causal", a.causal},
+            {"data_dependent", a.dataDependent},
+            {"extendable", a.extendable},
+            {"growth", a.growth}};
+  j["chunk"] = a.chunk ? json(a.chunk) : json(nullptr);
+  j["chunk_chosen"] = a.chunkChosen;
+  return j;
+}
+
+std::string mixerTable(const std::vector<std::string> &labels,
+                       const std::vector<MixerAnalysis> &analyses) {
+  std::vector<std::vector<std::string>> rows = {
+      {"mixer", "L", "channels", "chunk", "MACs/sequence", "materialised",
+       "params", "bytes", "direction", "M", "lengths", "order"}};
+  for (size_t k = 0; k < analyses.size(); ++k) {
+    const MixerAnalysis &a = analyses[k];
+    rows.push_back(
+        {labels[k], grouped(a.seqLen), grouped(a.channels),
+         a.chunk ? grouped(a.chunk) + (a.chunkChosen ? " (chosen)" : "") : "-",
+         grouped(a.macs), grouped(a.quadraticMacs), grouped(a.params),
+         grouped(a.bytes), a.causal ? "causal" : "bidirectional",
+         a.dataDependent ? "data-dependent" : "learned",
+         a.extendable ? "any" : "fixed", a.growth});
+  }
+  return alignedTable(rows, 4) +
+         "\nMACs/sequence: multiply-adds of the mixer's contractions for one "
+         "sequence (elementwise work not counted); materialised: the L×L "
+         "form's; bytes: float32 inputs, outputs and params read or written "
+         "once; chunk (chosen): the one with the fewest MACs.\n";
+}
+
 } // namespace einstruct

@@ -2,6 +2,8 @@
 #pragma once
 #include "search/ModelSearch.h"
 
+#include "search/Mixer.h"
+
 #include <nlohmann/json.hpp>
 
 namespace einstruct {
@@ -22,5 +24,10 @@ nlohmann::json modelResultJson(const ModelResult &r, const std::string &name);
 // A fixed-width table, one row per layer, then the einsum of each row.
 std::string analysisTable(const std::vector<Layer> &layers,
                           const std::vector<Analysis> &analyses);
+
+// `analyze --mixer`: one object per mixer, and the table.
+nlohmann::json mixerJson(const std::string &label, const MixerAnalysis &a);
+std::string mixerTable(const std::vector<std::string> &labels,
+                       const std::vector<MixerAnalysis> &analyses);
 
 } // namespace einstruct

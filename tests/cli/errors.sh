@@ -172,6 +172,12 @@ fi
 expect "b15.npy: shape (15) must be (d_out = 16)" run --structure 'monarch(4)' --d-in 16 --d-out 16 --bias "$work/b15.npy"
 expect "monarch: nblocks is fly's count of square blocks" analyze --structure 'monarch(nblocks=4)' --d-in 16 --d-out 16
 expect "layout = 'flax' must be one of: einstruct, fly" analyze --structure 'monarch(4, layout=flax)' --d-in 16 --d-out 16
+# Sequence mixers.
+expect "--mixer needs --seq-len L" analyze --mixer 'ssd(4, 8, 16)'
+expect "--mixer: unknown mixer 'mamba'; known: ssd, hydra, dense-seq, toeplitz, low-rank-seq" analyze --mixer mamba --seq-len 64
+expect "--mixer dense-seq: needs --d-model" analyze --mixer dense-seq --seq-len 64
+expect "--mixer ssd(4, 8, 16, 128): ssd: chunk = 128 exceeds the sequence length 64" analyze --mixer 'ssd(4, 8, 16, 128)' --seq-len 64
+expect "--mixer analyses mixers only" analyze --mixer dense-seq --seq-len 64 --d-model 8 --structure dense --d-in 4 --d-out 4
 # import and export: a located error, nothing written.
 expect "--from: unknown checkpoint source 'jax'" import --from jax "$work/m.safetensors"
 expect "no fly structured layer in the checkpoint (2 floating tensors: w1 (8, 8, 8), w2 (8, 8, 8))" import --from fly "$work/m.safetensors"

@@ -3,6 +3,7 @@
 #include "Cli.h"
 #include "compiler/frontend/Report.h"
 #include "compiler/ir/EmitLayer.h"
+#include "search/Mixer.h"
 #include "search/Named.h"
 
 #include <fmt/format.h>
@@ -16,9 +17,45 @@ struct AnalyzeOptions {
   SpecArgs args;
   std::string output;
   bool json = false, emitMlir = false;
+  std::vector<std::string> mixers;
+  int64_t seqLen = 0, dModel = 0;
 };
 
+// `analyze --mixer`: sequence mixers, costed per sequence.
+int runAnalyzeMixers(const AnalyzeOptions &o) {
+  if (!o.files.empty() || o.args.theta || o.args.einsum || o.args.structure ||
+      o.emitMlir)
+    return fail("--mixer analyses mixers only: give no layer spec or "
+                "--emit-mlir with it");
+  if (o.seqLen < 1)
+    return fail("--mixer needs --seq-len L (the sequence length)");
+  std::vector<MixerAnalysis> analyses;
+  for (const auto &text : o.mixers) {
+    auto spec = parseMixer(text);
+    if (!spec)
+      return fail("--mixer: " + spec.error());
+    const bool perChannel = spec->family != "ssd" && spec->family != "hydra";
+    if (perChannel && o.dModel < 1)
+      return fail(fmt::format("--mixer {}: needs --d-model (its channels)",
+                              spec->family));
+    auto a = analyzeMixer(*spec, o.seqLen, perChannel ? o.dModel : 1);
+    if (!a)
+      return fail(fmt::format("--mixer {}: {}", text, a.error()));
+    analyses.push_back(*a);
+  }
+  std::string text;
+  if (o.json) {
+    for (size_t k = 0; k < analyses.size(); ++k)
+      text += mixerJson(o.mixers[k], analyses[k]).dump() + "\n";
+  } else {
+    text = mixerTable(o.mixers, analyses);
+  }
+  return emit(text, o.output);
+}
+
 int runAnalyze(const AnalyzeOptions &o) {
+  if (!o.mixers.empty())
+    return runAnalyzeMixers(o);
   std::vector<Layer> layers;
   bool inline_ = o.args.theta || o.args.einsum || o.args.structure;
   if (!inline_ && o.files.empty())
@@ -94,6 +131,17 @@ Command addAnalyzeCommand(CLI::App &app) {
                    "θ → sizes: 'round' (the reference's, pads ≤ 15%) or "
                    "'exact' (integer factorisation, no padding)")
       ->capture_default_str();
+  analyze->add_option("--mixer", o->mixers,
+                      fmt::format("a sequence mixer, e.g. 'hydra(heads=12, "
+                                  "head_dim=64, state=64)' (repeatable); one "
+                                  "of: {}",
+                                  fmt::join(mixerFamilies(), ", ")));
+  analyze->add_option("--seq-len", o->seqLen, "--mixer: the sequence length L")
+      ->check(kInt64);
+  analyze->add_option("--d-model", o->dModel,
+                      "--mixer: the channels of dense-seq, toeplitz and "
+                      "low-rank-seq")
+      ->check(kInt64);
   analyze->add_flag("--json", o->json,
                     "one JSON object per spec, one per line (flops are "
                     "multiply-adds)");
