@@ -157,7 +157,7 @@ EINSTRUCT_API int einstruct_layer_set_routing_stats(einstruct_layer *layer,
 /* A spec or an array of specs (as in examples/): an array of the objects
  * `einstruct analyze --json` prints. */
 EINSTRUCT_API int einstruct_analyze(const char *spec_json, char **out_json);
-/* A sweep config (examples/sweep/*.json: shapes, budgets, objectives, ...):
+/* A sweep config (as in examples/sweep/: shapes, budgets, objectives, ...):
  * an array of its rows, as `einstruct sweep` writes them (each with its
  * ranked "top" candidates and Pareto "front"). */
 EINSTRUCT_API int einstruct_search(const char *sweep_json, char **out_json);
