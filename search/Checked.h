@@ -20,6 +20,9 @@ inline std::optional<int64_t> checkedAdd(int64_t a, int64_t b) {
   return r;
 }
 
+// ⌈a / b⌉ for a >= 0, b >= 1.
+inline int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
 // v = v·10 + digit, refused (false, v unchanged) past `max` or 64 bits.
 inline bool appendDigit(int64_t &v, char digit, int64_t max) {
   auto m = checkedMul(v, 10);

@@ -23,8 +23,6 @@ constexpr int64_t kMaxSeqLen = int64_t(1) << 24;
 constexpr int64_t kMaxSize = int64_t(1) << 20;
 constexpr long double kMaxCount = 4.6e18; // 2^62
 
-int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
 } // namespace
 
 const std::vector<std::string> &mixerFamilies() {

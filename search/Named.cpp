@@ -214,8 +214,6 @@ Result<std::string> layoutParam(const NamedSpec &spec,
   return v;
 }
 
-int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
 // fly's MonarchLinear(nblocks) (HazyResearch/fly, src/models/layers/
 // monarch_linear.py and blockdiag_butterfly_multiply.py): x zero-padded to
 // nblocks·⌈d_in/nblocks⌉ and seen as (k, p); blkdiag1 (k, q, p) gives z (k, q);

@@ -2,6 +2,7 @@
 #include "compiler/frontend/JsonFile.h"
 #include "compiler/frontend/Safetensors.h"
 #include "compiler/frontend/WeightFiles.h"
+#include "search/Named.h"
 
 #include <algorithm>
 #include <fmt/format.h>
@@ -143,6 +144,23 @@ Result<std::vector<std::pair<std::string, NpyArray>>>
 exportLayer(const ImportedLayer &l, CheckpointSource source) {
   return source == CheckpointSource::Fly ? exportFly(l)
                                          : exportEinsumSearch(l);
+}
+
+Result<ImportedLayer> namedImport(const std::string &name,
+                                  const std::string &spec, int64_t dIn,
+                                  int64_t dOut) {
+  auto named = parseNamed(spec);
+  if (!named)
+    return Error{named.error()};
+  auto layer = buildNamed(*named, dIn, dOut);
+  if (!layer)
+    return Error{fmt::format("{}: {}", name, layer.error())};
+  ImportedLayer l;
+  l.name = name;
+  l.structure = spec;
+  l.layer = *layer;
+  l.layer.label = name;
+  return l;
 }
 
 bool hasSuffix(const std::string &s, const std::string &suffix) {

@@ -77,6 +77,11 @@ Result<std::vector<std::pair<std::string, NpyArray>>>
 exportEinsumSearch(const ImportedLayer &l);
 
 // Helpers the layouts share.
+// Module `name` as the named structure `spec` on dIn -> dOut (errors say
+// the module), its weights still to fill.
+Result<ImportedLayer> namedImport(const std::string &name,
+                                  const std::string &spec, int64_t dIn,
+                                  int64_t dOut);
 bool hasSuffix(const std::string &s, const std::string &suffix);
 // A state-dict key: "MODULE.TENSOR", or "TENSOR" for the root module.
 std::string stateKey(const std::string &module, const char *tensor);

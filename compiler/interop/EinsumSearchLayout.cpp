@@ -166,16 +166,10 @@ Result<std::vector<ImportedLayer>> importEinsumSearch(const Tensors &t,
                           rank, o.topK, gamma, phi)
             : fmt::format("btt(rank={}, in_blocks={}, out_blocks={})", rank,
                           gamma, phi);
-    auto named = parseNamed(spec);
-    auto layer = named ? buildNamed(*named, gamma * alpha, phi * eps)
-                       : Result<Layer>(Error{named.error()});
-    if (!layer)
-      return Error{fmt::format("{}: {}", layerName, layer.error())};
-    ImportedLayer l;
-    l.name = layerName;
-    l.structure = spec;
-    l.layer = *layer;
-    l.layer.label = layerName;
+    auto imported = namedImport(layerName, spec, gamma * alpha, phi * eps);
+    if (!imported)
+      return Error{imported.error()};
+    ImportedLayer &l = *imported;
 
     // Normalised when it holds γ0, γ1 (btt_norm, every MoE layer).
     const bool normalised = moe || t.count(stateKey(m, "matrix_params.2"));

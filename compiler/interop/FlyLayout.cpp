@@ -6,14 +6,13 @@
 // which the checkpoint does not store: d_out is the bias's length when there
 // is one, else the padded size, and so is d_in unless the user gives it.
 #include "Checkpoint.h"
+#include "search/Checked.h"
 #include "search/Named.h"
 
 #include <fmt/format.h>
 
 namespace einstruct {
 namespace {
-
-int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // d_in and d_out of module `m` whose padded sizes are nb·inBlock, nb·outBlock.
 Result<std::pair<int64_t, int64_t>>
@@ -44,22 +43,6 @@ features(const Tensors &t, const std::string &m, int64_t nb, int64_t inBlock,
                                m.empty() ? "the layer" : m, name, d, block, nb,
                                name, nb * ceilDiv(std::max<int64_t>(d, 1), nb))};
   return std::pair{dIn, dOut};
-}
-
-Result<ImportedLayer> layerFor(const std::string &m, const std::string &spec,
-                               int64_t dIn, int64_t dOut) {
-  auto named = parseNamed(spec);
-  if (!named)
-    return Error{named.error()};
-  auto layer = buildNamed(*named, dIn, dOut);
-  if (!layer)
-    return Error{fmt::format("{}: {}", m, layer.error())};
-  ImportedLayer l;
-  l.name = m;
-  l.structure = spec;
-  l.layer = *layer;
-  l.layer.label = m;
-  return l;
 }
 
 } // namespace
@@ -103,7 +86,7 @@ Result<std::vector<ImportedLayer>> importFly(const Tensors &t,
       auto f = features(t, m, nb, p, s, o);
       if (!f)
         return Error{f.error()};
-      l = layerFor(m, fmt::format("monarch(nblocks={}, layout=fly)", nb),
+      l = namedImport(m, fmt::format("monarch(nblocks={}, layout=fly)", nb),
                    f->first, f->second);
       if (!l)
         return Error{l.error()};
@@ -113,7 +96,7 @@ Result<std::vector<ImportedLayer>> importFly(const Tensors &t,
       auto f = features(t, m, nb, a.shape[2], a.shape[1], o);
       if (!f)
         return Error{f.error()};
-      l = layerFor(m, fmt::format("block-diagonal(blocks={}, layout=fly)", nb),
+      l = namedImport(m, fmt::format("block-diagonal(blocks={}, layout=fly)", nb),
                    f->first, f->second);
       if (!l)
         return Error{l.error()};

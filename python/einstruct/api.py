@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from .nn import _P, _call_json, _check, _Compiled, _library, runtime_spec
+from .nn import _P, _call_json, _check, _library, runtime_spec
 
 
 def analyze(spec, d_in=None, d_out=None):
@@ -55,12 +55,17 @@ def project(spec, dense, d_in=None, d_out=None):
     if d_in is None and d_out is None and w.ndim == 2:
         d_out, d_in = w.shape
     s = runtime_spec(spec, d_in, d_out)
-    compiled = _Compiled(s)
-    if w.shape != (compiled.d_out, compiled.d_in):
+    info = analyze(s)  # the shapes, without compiling the layer
+    if w.shape != (info["d_out"], info["d_in"]):
         raise ValueError("einstruct.project: dense is %s, the layer needs "
                          "(d_out, d_in) = (%d, %d)"
-                         % (w.shape, compiled.d_out, compiled.d_in))
-    out = [np.empty(shape, np.float32) for shape in compiled.shapes]
+                         % (w.shape, info["d_out"], info["d_in"]))
+    # Each weight's axes as its einsum operand names them (the runtime's
+    # weight shapes, search/Layer.h weightShapes).
+    out = []
+    for term in info["terms"]:
+        for letters in term["einsum"].split("->")[0].split(",")[1:]:
+            out.append(np.empty([term["sizes"][c] for c in letters], np.float32))
     pointers = (_P * len(out))(*[a.ctypes.data for a in out])
     error = ctypes.c_double()
     _check(_library().einstruct_project(json.dumps(s).encode(), w.ctypes.data,
