@@ -6,7 +6,7 @@
 using namespace einstruct;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  auto r = buildReportFromText({{"r.jsonl", fuzzText(data, size)}}, "p.svg");
+  auto r = buildReportFromText({{"r.jsonl", fuzzText(data, size)}});
   if (!r) {
     FUZZ_CHECK(r.error().rfind("r.jsonl:", 0) == 0 ||
                r.error() == "no sweep results to report");

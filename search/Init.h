@@ -7,6 +7,14 @@
 
 namespace einstruct {
 
+struct CoreFan {
+  double in = 1, out = 1;
+};
+
+// The fan-in and fan-out of each core, in weightShapes() order (the router
+// and bias, which are not cores, excluded).
+Result<std::vector<CoreFan>> coreFans(const Layer &layer);
+
 // The std of each weight of the layer, in weightShapes() order.
 Result<std::vector<double>> initStd(const Layer &layer);
 

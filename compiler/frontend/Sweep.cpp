@@ -25,7 +25,9 @@ Result<int64_t> dimension(const json &v, const std::string &where) {
   return v.get<int64_t>();
 }
 
-Result<SweepBudget> budget(const json &b, const std::string &where) {
+} // namespace
+
+Result<SweepBudget> readSweepBudget(const json &b, const std::string &where) {
   if (!b.is_object())
     return at(where, "a budget must be an object");
   SweepBudget out;
@@ -75,8 +77,6 @@ Result<SweepBudget> budget(const json &b, const std::string &where) {
     out.label = out.json;
   return out;
 }
-
-} // namespace
 
 Result<SweepConfig> readSweepJson(const std::string &text,
                                   const std::string &source) {
@@ -142,14 +142,14 @@ Result<SweepConfig> readSweepJson(const std::string &text,
     if (!doc["budgets"].is_array() || doc["budgets"].empty())
       return at(source + ".budgets", "must be a non-empty array of objects");
     for (size_t i = 0; i < doc["budgets"].size(); ++i) {
-      auto b = budget(doc["budgets"][i],
+      auto b = readSweepBudget(doc["budgets"][i],
                       fmt::format("{}.budgets[{}]", source, i));
       if (!b)
         return Error{b.error()};
       c.budgets.push_back(*b);
     }
   } else {
-    c.budgets.push_back(*budget(json::object(), source));
+    c.budgets.push_back(*readSweepBudget(json::object(), source));
   }
   if (doc.contains("device")) {
     if (!doc["device"].is_string())
@@ -401,68 +401,147 @@ std::string sweepRowJson(const SweepConfig &c, const SweepRow &r,
   return j.dump();
 }
 
-Result<SweepStats> runSweep(const SweepConfig &c, const std::string &outPath,
-                            Shard shard, std::FILE *progress) {
-  auto rows = sweepRows(c);
-  std::set<std::string> known;
-  for (auto &r : rows)
-    known.insert(r.key);
+SweepProgress::SweepProgress(std::FILE *out, size_t rows, double totalCost)
+    : out_(out), tty_(out && isatty(fileno(out))), rows_(rows),
+      totalCost_(totalCost), start_(std::chrono::steady_clock::now()),
+      lastDraw_(start_) {}
+
+std::string SweepProgress::eta(double doneCost) const {
+  double ran = doneCost - resumedCost_;
+  double elapsed = std::chrono::duration<double>(
+                       std::chrono::steady_clock::now() - start_)
+                       .count();
+  if (ran <= 0 || elapsed < 1)
+    return "ETA --";
+  double left = elapsed / ran * std::max(0.0, totalCost_ - doneCost);
+  if (left >= 3600)
+    return fmt::format("ETA {}h{:02}m", int(left / 3600),
+                       int(left / 60) % 60);
+  return fmt::format("ETA {}m{:02}s", int(left / 60), int(left) % 60);
+}
+
+void SweepProgress::startRow(const std::string &key, double cost) {
+  key_ = key;
+  rowCost_ = cost;
+  update(0, "");
+}
+
+void SweepProgress::update(double rowFraction, const std::string &status) {
+  status_ = status;
+  if (!out_ || !tty_)
+    return;
+  auto now = std::chrono::steady_clock::now();
+  if (rowFraction > 0 && now - lastDraw_ < std::chrono::milliseconds(200))
+    return;
+  lastDraw_ = now;
+  std::fprintf(out_, "\r\033[Ksweep: %zu/%zu rows done, %zu left (%zu "
+                     "resumed), %s | %s %s",
+               done_, rows_, rows_ - done_, resumed_,
+               eta(doneCost_ + rowFraction * rowCost_).c_str(), key_.c_str(),
+               status.c_str());
+  std::fflush(out_);
+}
+
+void SweepProgress::finishRow() {
+  ++done_;
+  doneCost_ += rowCost_;
+  const std::string summary = status_;
+  if (!out_)
+    return;
+  if (tty_) {
+    update(0, summary);
+  } else if (done_ == rows_ || done_ % std::max<size_t>(1, rows_ / 20) == 0) {
+    std::fprintf(out_, "sweep: %zu/%zu rows (%zu resumed), %s: %s%s%s\n",
+                 done_, rows_, resumed_, eta(doneCost_).c_str(), key_.c_str(),
+                 summary.empty() ? "" : " ", summary.c_str());
+    std::fflush(out_);
+  }
+}
+
+void SweepProgress::skipRow(double cost) {
+  ++done_, ++resumed_;
+  doneCost_ += cost;
+  resumedCost_ += cost;
+}
+
+void SweepProgress::finish() {
+  if (out_ && tty_)
+    std::fprintf(out_, "\n");
+}
+
+Result<SweepStats> runRows(const std::vector<std::string> &keys,
+                           const std::vector<double> &cost,
+                           const std::string &outPath, Shard shard,
+                           std::FILE *progress, const RowRunner &run) {
+  std::set<std::string> known(keys.begin(), keys.end());
   auto done = finishedRows(outPath, known);
   if (!done)
     return Error{done.error()};
   std::FILE *out = std::fopen(outPath.c_str(), "ab");
   if (!out)
     return Error{fmt::format("{}: cannot open for appending", outPath)};
-  SweepStats st;
-  bool tty = progress && isatty(fileno(progress));
-  size_t cachedShape = SIZE_MAX;
-  std::vector<Candidate> all;
+  auto weight = [&](size_t i) { return cost.empty() ? 1.0 : cost[i]; };
   size_t mine = 0;
-  for (auto &r : rows)
-    mine += r.index % shard.count == shard.index;
-  for (const auto &r : rows) {
-    if (r.index % shard.count != shard.index)
+  double total = 0;
+  for (size_t i = 0; i < keys.size(); ++i)
+    if (i % shard.count == shard.index)
+      ++mine, total += weight(i);
+  SweepProgress bar(progress, mine, total);
+  SweepStats st;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (i % shard.count != shard.index)
       continue;
     ++st.rows;
-    if (done->count(r.key)) {
+    if (done->count(keys[i])) {
       ++st.skipped;
+      bar.skipRow(weight(i));
       continue;
     }
-    auto [dIn, dOut] = c.shapes[r.shape];
-    if (cachedShape != r.shape) {
-      SearchSpace s = c.space;
-      s.dIn = dIn;
-      s.dOut = dOut;
-      auto e = enumerate(s);
-      if (!e) {
-        std::fclose(out);
-        return Error{fmt::format("row '{}': {}", r.key, e.error())};
-      }
-      all = std::move(*e);
-      cachedShape = r.shape;
+    bar.startRow(keys[i], weight(i));
+    auto line = run(i, bar);
+    if (!line) {
+      bar.finish();
+      std::fclose(out);
+      return Error{fmt::format("row '{}': {}", keys[i], line.error())};
     }
-    std::string line = sweepRowJson(c, r, all) + "\n";
-    if (std::fwrite(line.data(), 1, line.size(), out) != line.size() ||
+    *line += "\n";
+    if (std::fwrite(line->data(), 1, line->size(), out) != line->size() ||
         std::fflush(out) != 0) {
+      bar.finish();
       std::fclose(out);
       return Error{fmt::format("{}: write failed", outPath)};
     }
     ++st.written;
-    if (progress) {
-      size_t n = st.rows;
-      if (tty)
-        std::fprintf(progress, "\rsweep: %zu/%zu rows (%zu resumed) %s   ", n,
-                     mine, st.skipped, r.key.c_str());
-      else if (n == mine || n % std::max<size_t>(1, mine / 10) == 0)
-        std::fprintf(progress, "sweep: %zu/%zu rows (%zu resumed)\n", n, mine,
-                     st.skipped);
-    }
+    bar.finishRow();
   }
-  if (progress && tty)
-    std::fprintf(progress, "\n");
+  bar.finish();
   if (std::fclose(out) != 0)
     return Error{fmt::format("{}: write failed", outPath)};
   return st;
+}
+
+Result<SweepStats> runSweep(const SweepConfig &c, const std::string &outPath,
+                            Shard shard, std::FILE *progress) {
+  auto rows = sweepRows(c);
+  std::vector<std::string> keys;
+  for (auto &r : rows)
+    keys.push_back(r.key);
+  size_t cachedShape = SIZE_MAX;
+  std::vector<Candidate> all;
+  return runRows(keys, {}, outPath, shard, progress,
+                 [&](size_t i, SweepProgress &) -> Result<std::string> {
+                   const SweepRow &r = rows[i];
+                   if (cachedShape != r.shape) {
+                     SearchSpace s = c.space;
+                     std::tie(s.dIn, s.dOut) = c.shapes[r.shape];
+                     auto e = enumerate(s);
+                     if (!e)
+                       return Error{e.error()};
+                     all = std::move(*e);
+                     cachedShape = r.shape;
+                   }
+                   return sweepRowJson(c, r, all);
+                 });
 }
 
 } // namespace einstruct

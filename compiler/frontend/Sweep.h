@@ -3,8 +3,11 @@
 #pragma once
 #include "search/Search.h"
 
+#include <chrono>
 #include <cstdio>
+#include <functional>
 #include <map>
+#include <nlohmann/json_fwd.hpp>
 
 namespace einstruct {
 
@@ -34,6 +37,11 @@ struct SweepRow {
   size_t shape, budget, objective;
 };
 
+// A budget object ({"max_flops_ratio": 0.25, "label": ...}); `where` names
+// it in errors.
+Result<SweepBudget> readSweepBudget(const nlohmann::json &b,
+                                   const std::string &where);
+
 Result<SweepConfig> readSweepConfig(const std::string &path);
 Result<SweepConfig> readSweepJson(const std::string &text,
                                   const std::string &source);
@@ -57,8 +65,44 @@ struct SweepStats {
   size_t rows = 0, skipped = 0, written = 0;
 };
 
-// Runs the shard's rows, appending to `outPath`; rows already in the file are
-// skipped, and a torn last line (a killed run) is cut off first.
+// A shard's progress: on a terminal one line rewritten in place (rows done
+// and remaining, the running row's status, the ETA), else a line per row.
+// The ETA weighs rows by their cost (e.g. MACs × steps).
+class SweepProgress {
+public:
+  SweepProgress(std::FILE *out, size_t rows, double totalCost);
+  void startRow(const std::string &key, double cost);
+  // Within a row: the share of it done and what to show (on a terminal,
+  // at most a few times a second); the last status also ends the row's
+  // line in a log.
+  void update(double rowFraction, const std::string &status);
+  void finishRow();
+  void skipRow(double cost);
+  void finish();
+
+private:
+  std::string eta(double doneCost) const;
+  std::FILE *out_;
+  bool tty_;
+  size_t rows_, done_ = 0, resumed_ = 0;
+  double totalCost_, doneCost_ = 0, resumedCost_ = 0, rowCost_ = 0;
+  std::string key_, status_;
+  std::chrono::steady_clock::time_point start_, lastDraw_;
+};
+
+// Row `i` of a sweep as its JSON line (without the newline).
+using RowRunner =
+    std::function<Result<std::string>(size_t row, SweepProgress &progress)>;
+
+// Runs the shard's rows (row i has keys[i] and weighs cost[i] in the ETA),
+// appending each line to `outPath`; rows already in the file are skipped,
+// and a torn last line (a killed run) is cut off first.
+Result<SweepStats> runRows(const std::vector<std::string> &keys,
+                           const std::vector<double> &cost,
+                           const std::string &outPath, Shard shard,
+                           std::FILE *progress, const RowRunner &run);
+
+// The formula sweep's rows through runRows.
 Result<SweepStats> runSweep(const SweepConfig &c, const std::string &outPath,
                             Shard shard, std::FILE *progress);
 

@@ -1,5 +1,7 @@
 #include "SweepReport.h"
 #include "JsonFile.h"
+#include "LogLogPlot.h"
+#include "ScalingReport.h"
 
 #include <algorithm>
 #include <cmath>
@@ -14,13 +16,6 @@ namespace einstruct {
 using nlohmann::json;
 
 namespace {
-
-// ω in [0, 1] -> a blue (no sharing) to orange (heavy sharing) colour.
-std::string omegaColour(double omega) {
-  double t = std::clamp(omega, 0.0, 1.0);
-  int r = int(40 + t * 215), g = int(90 + t * 60), b = int(200 - t * 180);
-  return fmt::format("#{:02x}{:02x}{:02x}", r, g, b);
-}
 
 struct Point {
   double x, y; // flops and params relative to dense
@@ -93,7 +88,7 @@ std::string badResultLine(const json &j) {
 } // namespace
 
 Result<ReportFiles> buildReport(const std::vector<std::string> &paths,
-                                const std::string &svgName) {
+                                const ScalingOptions &scaling) {
   std::vector<std::pair<std::string, std::string>> files;
   for (const auto &p : paths) {
     auto text = readTextFile(p);
@@ -101,13 +96,15 @@ Result<ReportFiles> buildReport(const std::vector<std::string> &paths,
       return Error{text.error()};
     files.emplace_back(p, std::move(*text));
   }
-  return buildReportFromText(files, svgName);
+  return buildReportFromText(files, scaling);
 }
 
 Result<ReportFiles>
 buildReportFromText(const std::vector<std::pair<std::string, std::string>> &files,
-                    const std::string &svgName) {
+                    const ScalingOptions &scaling) {
+  const std::string svgName = "pareto.svg";
   std::map<int64_t, json> rows; // by row index: shards merge in order
+  size_t training = 0, formula = 0; // lines of each kind
   for (const auto &[p, text] : files) {
     // Whole lines only: a torn last line (a killed sweep's) is left out, as
     // sweep itself cuts it before resuming.
@@ -127,13 +124,27 @@ buildReportFromText(const std::vector<std::pair<std::string, std::string>> &file
       json j = json::parse(line, nullptr, false);
       if (j.is_discarded() || !j.is_object())
         return Error{fmt::format("{}:{}: not a sweep result line", p, n)};
-      if (std::string bad = badResultLine(j); !bad.empty())
+      bool train = j.contains("kind") && j["kind"] == "train";
+      std::string bad = train ? badTrainingLine(j) : badResultLine(j);
+      if (!bad.empty())
         return Error{fmt::format("{}:{}: {}", p, n, bad)};
+      if (train ? formula > 0 : training > 0)
+        return Error{fmt::format("{}:{}: a {} sweep's line among a {} "
+                                 "sweep's; report them apart",
+                                 p, n, train ? "training" : "formula",
+                                 train ? "formula" : "training")};
+      (train ? training : formula) += 1;
       rows[j["row"].get<int64_t>()] = j;
     }
   }
   if (rows.empty())
     return Error{"no sweep results to report"};
+  if (training) {
+    std::vector<json> lines;
+    for (auto &[i, j] : rows)
+      lines.push_back(std::move(j));
+    return scalingReport(lines, scaling);
+  }
   std::string md = "# einstruct sweep report\n\n";
   md += fmt::format("{} rows. MACs are multiply-adds per input vector; "
                     "ratios are against the dense d_in×d_out layer.\n\n",
@@ -191,50 +202,21 @@ buildReportFromText(const std::vector<std::pair<std::string, std::string>> &file
     if (!f.empty())
       fronts.push_back(f);
   }
-  // Log-log axes spanning every point, padded to whole decades.
+  // Log-log axes spanning every point.
   double xlo = 1, xhi = 1, ylo = 1, yhi = 1;
   for (auto &f : fronts)
     for (auto &p : f) {
       xlo = std::min(xlo, p.x), xhi = std::max(xhi, p.x);
       ylo = std::min(ylo, p.y), yhi = std::max(yhi, p.y);
     }
-  double lx0 = std::floor(std::log10(xlo)), lx1 = std::ceil(std::log10(xhi));
-  double ly0 = std::floor(std::log10(ylo)), ly1 = std::ceil(std::log10(yhi));
-  if (lx1 == lx0)
-    lx1 += 1;
-  if (ly1 == ly0)
-    ly1 += 1;
-  const double W = 720, H = 520, L = 80, R = 190, T = 40, B = 60;
-  auto px = [&](double x) {
-    return L + (std::log10(x) - lx0) / (lx1 - lx0) * (W - L - R);
-  };
-  auto py = [&](double y) {
-    return H - B - (std::log10(y) - ly0) / (ly1 - ly0) * (H - T - B);
-  };
-  std::string svg = fmt::format(
-      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" "
-      "font-family=\"sans-serif\" font-size=\"12\">\n"
-      "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-      "<text x=\"{}\" y=\"24\" font-size=\"15\">Pareto fronts: MACs vs params "
-      "(relative to dense), {} fronts</text>\n",
-      W, H, L, fronts.size());
-  for (double d = lx0; d <= lx1; ++d)
-    svg += fmt::format("<line x1=\"{0:.1f}\" y1=\"{1}\" x2=\"{0:.1f}\" "
-                       "y2=\"{2}\" stroke=\"#ddd\"/><text x=\"{0:.1f}\" "
-                       "y=\"{3}\" text-anchor=\"middle\">1e{4:g}</text>\n",
-                       px(std::pow(10, d)), T, H - B, H - B + 18, d);
-  for (double d = ly0; d <= ly1; ++d)
-    svg += fmt::format("<line x1=\"{0}\" y1=\"{1:.1f}\" x2=\"{2}\" "
-                       "y2=\"{1:.1f}\" stroke=\"#ddd\"/><text x=\"{3}\" "
-                       "y=\"{1:.1f}\" text-anchor=\"end\" "
-                       "dominant-baseline=\"middle\">1e{4:g}</text>\n",
-                       L, py(std::pow(10, d)), W - R, L - 6, d);
-  svg += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">MACs / "
-                     "dense MACs</text>\n",
-                     (L + W - R) / 2, H - 18);
-  svg += fmt::format("<text transform=\"translate(22,{}) rotate(-90)\" "
-                     "text-anchor=\"middle\">params / dense params</text>\n",
-                     (T + H - B) / 2);
+  LogLogPlot plot(xlo, xhi, ylo, yhi);
+  auto px = [&](double x) { return plot.px(x); };
+  auto py = [&](double y) { return plot.py(y); };
+  std::string svg = plot.begin(
+      fmt::format("Pareto fronts: MACs vs params (relative to dense), {} "
+                  "fronts",
+                  fronts.size()),
+      "MACs / dense MACs", "params / dense params");
   for (auto &f : fronts) {
     std::string pts;
     for (auto &p : f)
@@ -250,7 +232,7 @@ buildReportFromText(const std::vector<std::pair<std::string, std::string>> &file
     }
   }
   // Legend: ω colours, ψ fill.
-  double lx = W - R + 20;
+  const double lx = plot.legendX(), T = plot.legendY() - 10;
   svg += fmt::format("<text x=\"{}\" y=\"{}\">ω (sharing)</text>\n", lx, T + 10);
   for (int k = 0; k <= 4; ++k) {
     double om = k / 4.0;
@@ -272,7 +254,7 @@ buildReportFromText(const std::vector<std::pair<std::string, std::string>> &file
                     "most params) front of one shape and budget; colour is ω, "
                     "a filled marker means ψ = 1.\n",
                     svgName);
-  return ReportFiles{md, svg};
+  return ReportFiles{md, svg, svgName};
 }
 
 } // namespace einstruct

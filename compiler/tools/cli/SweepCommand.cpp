@@ -1,7 +1,11 @@
-// `einstruct sweep`: many shapes × budgets × objectives, JSON lines out,
-// resumable and sharded (Slurm arrays, Kubernetes Indexed Jobs).
+// `einstruct sweep`: many shapes × budgets × objectives ranked by formula,
+// or (a config with a "train" section) structures × widths × lrs × seeds
+// trained; JSON lines out, resumable and sharded (Slurm arrays, Kubernetes
+// Indexed Jobs).
 #include "Cli.h"
+#include "compiler/frontend/JsonFile.h"
 #include "compiler/frontend/Sweep.h"
+#include "compiler/train/TrainingSweep.h"
 
 #include <cstdio>
 #include <map>
@@ -18,9 +22,22 @@ struct SweepOptions {
 };
 
 int runSweepCommand(const SweepOptions &o) {
-  auto config = readSweepConfig(o.config);
-  if (!config)
-    return fail(config.error());
+  auto text = readTextFile(o.config);
+  if (!text)
+    return fail(text.error());
+  std::optional<SweepConfig> formulas;
+  std::optional<TrainingSweep> training;
+  if (isTrainingSweep(*text)) {
+    auto t = readTrainingSweep(*text, o.config);
+    if (!t)
+      return fail(t.error());
+    training = std::move(*t);
+  } else {
+    auto c = readSweepJson(*text, o.config);
+    if (!c)
+      return fail(c.error());
+    formulas = std::move(*c);
+  }
   std::map<std::string, std::string> env;
   for (char **e = environ; *e; ++e) {
     std::string kv = *e;
@@ -31,7 +48,9 @@ int runSweepCommand(const SweepOptions &o) {
   auto shard = shardFromEnvironment(o.shard, o.shards, env);
   if (!shard)
     return fail(shard.error());
-  auto st = runSweep(*config, o.output, *shard, o.quiet ? nullptr : stderr);
+  std::FILE *progress = o.quiet ? nullptr : stderr;
+  auto st = training ? runTrainingSweep(*training, o.output, *shard, progress)
+                     : runSweep(*formulas, o.output, *shard, progress);
   if (!st)
     return fail(st.error());
   if (!o.quiet)
@@ -48,8 +67,10 @@ int runSweepCommand(const SweepOptions &o) {
 Command addSweepCommand(CLI::App &app) {
   auto o = std::make_shared<SweepOptions>();
   auto *sweep = app.add_subcommand(
-      "sweep", "Search many shapes × budgets × objectives; JSON lines out, "
-               "resumable, shardable (Slurm arrays, Kubernetes Indexed Jobs)");
+      "sweep", "Search many shapes × budgets × objectives, or train "
+               "structures × widths × learning rates (a config with a "
+               "\"train\" section); JSON lines out, resumable, shardable "
+               "(Slurm arrays, Kubernetes Indexed Jobs)");
   sweep->add_option("config", o->config, "sweep config JSON")->required();
   sweep->add_option("-o,--output", o->output, "results file (JSON lines)")
       ->required();
