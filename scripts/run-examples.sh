@@ -17,7 +17,7 @@ build/bin/einstruct run --structure 'monarch(16)' --d-in 768 --d-out 3072 \
   --batch 256 --check
 build/bin/einstruct run --structure 'btt-moe(experts=8, top_k=2)' --d-in 768 \
   --d-out 3072 --batch 256 --check
-# The training sweep's committed rows (bench/scaling_mlp, ~14 min to rerun
+# The training sweep's committed rows (bench/scaling_mlp, ~15 min to rerun
 # with examples/sweep/scaling_mlp.json): frontiers, fits and the plot.
 build/bin/einstruct report bench/scaling_mlp/results.jsonl \
   -o build/examples-out/scaling_report

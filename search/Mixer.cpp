@@ -1,8 +1,11 @@
 #include "Mixer.h"
 #include "Checked.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <set>
 
 namespace einstruct {
 namespace {
@@ -11,6 +14,8 @@ const std::vector<CallForm> &forms() {
   static const std::vector<CallForm> f = {
       {"ssd", {"heads", "head_dim", "state", "chunk"}},
       {"hydra", {"heads", "head_dim", "state", "chunk"}},
+      {"m2-conv", {"causal", "order", "pad"}},
+      {"monarch-seq", {"blocks"}},
       {"dense-seq", {}},
       {"toeplitz", {}},
       {"low-rank-seq", {"rank"}},
@@ -34,6 +39,8 @@ Result<NamedSpec> parseMixer(std::string_view text) {
   static const std::map<std::string, std::string> aliases = {
       {"dense_seq", "dense-seq"},
       {"low_rank_seq", "low-rank-seq"},
+      {"m2_conv", "m2-conv"},
+      {"monarch_seq", "monarch-seq"},
       {"quasiseparable", "hydra"}};
   return parseCall(text, forms(), aliases, "mixer");
 }
@@ -51,6 +58,50 @@ long double ssdCount(long double L, long double H, long double P,
 int64_t ssdMacs(int64_t L, int64_t H, int64_t P, int64_t N, int64_t Q) {
   return int64_t(ssdCount(L, H, P, N, Q));
 }
+
+int64_t monarchDftMacs(int64_t b) { return 4 * b * b * (2 * b + 1); }
+
+int64_t hyenaFilterParams(int64_t L, int64_t d, int64_t order) {
+  const int64_t o = order;
+  return d + o + 3 * L + 4 * o + 2 * (o * o + o) + o * d;
+}
+
+int64_t hyenaFilterMacs(int64_t L, int64_t d, int64_t order) {
+  const int64_t o = order;
+  return L * (3 * o + 2 * o * o + o * d);
+}
+
+namespace {
+
+// A yes/no parameter: true/false (or 1/0, yes/no); `fallback` when absent.
+Result<bool> boolParam(const NamedSpec &spec, const std::string &key,
+                       bool fallback) {
+  auto it = spec.params.find(key);
+  if (it == spec.params.end())
+    return fallback;
+  std::string v = it->second;
+  for (auto &c : v)
+    c = char(std::tolower((unsigned char)c));
+  if (v == "true" || v == "1" || v == "yes")
+    return true;
+  if (v == "false" || v == "0" || v == "no")
+    return false;
+  return Error{fmt::format("{}: parameter {} = '{}' must be true or false",
+                           spec.family, key, it->second)};
+}
+
+// The divisor of n nearest √n (the smaller on a tie).
+int64_t divisorNearSqrt(int64_t n) {
+  int64_t best = 1;
+  for (int64_t k = 1; k * k <= n; ++k)
+    if (n % k == 0)
+      best = k;
+  const int64_t other = n / best;
+  return std::llabs(other * other - n) < std::llabs(best * best - n) ? other
+                                                                      : best;
+}
+
+} // namespace
 
 Result<MixerAnalysis> analyzeMixer(const NamedSpec &spec, int64_t L,
                                    int64_t d) {
@@ -116,6 +167,73 @@ Result<MixerAnalysis> analyzeMixer(const NamedSpec &spec, int64_t L,
     return a;
   }
   a.channels = d;
+  if (f == "m2-conv") {
+    auto causal = boolParam(spec, "causal", true);
+    auto pad = boolParam(spec, "pad", true);
+    auto order = intParam(spec, "order", 4096);
+    if (!causal)
+      return Error{causal.error()};
+    if (!pad)
+      return Error{pad.error()};
+    if (!order)
+      return Error{order.error()};
+    const int64_t o = order->value_or(16);
+    // Causal: the linear convolution through a DFT of 2L (zero-padded);
+    // bidirectional: of L. The DFT's size n = b² (Monarch-factored).
+    const int64_t need = *causal ? 2 * L : L;
+    int64_t b = int64_t(std::sqrt(double(need)));
+    while (b * b < need)
+      ++b;
+    while (b > 1 && (b - 1) * (b - 1) >= need)
+      --b;
+    if (b * b != need && !*pad)
+      return Error{fmt::format(
+          "m2-conv: the {} DFT size {} is not a square b² and pad=false; "
+          "give a length with {} = b² or allow padding",
+          *causal ? "causal (2L)" : "bidirectional (L)", need,
+          *causal ? "2L" : "L")};
+    const long double count =
+        (long double)d * (3.0L + (*causal ? 0 : 1)) * monarchDftMacs(b) +
+        4.0L * d * b * b + 3.0L * L * d +
+        (*causal ? 1 : 2) * (long double)hyenaFilterMacs(L, d, o);
+    if (count > kMaxCount || (long double)L * L * d > kMaxCount)
+      return Error{fmt::format("m2-conv: the multiply-adds at L = {}, "
+                               "d_model = {} exceed 2^62",
+                               L, d)};
+    a.macs = int64_t(count);
+    a.quadraticMacs = L * L * d;
+    a.params = (*causal ? 1 : 2) * hyenaFilterParams(L, d, o) -
+               (*causal ? 0 : 3 * L + o + d); // one z, Sin and bias shared
+    a.fftSize = b * b;
+    a.causal = *causal;
+    a.extendable = true;
+    a.growth = "L^1.5";
+    a.bytes = 4 * (4 * L * d + a.params);
+    return a;
+  }
+  if (f == "monarch-seq") {
+    auto blocks = intParam(spec, "blocks", kMaxSeqLen);
+    if (!blocks)
+      return Error{blocks.error()};
+    const int64_t nb = blocks->value_or(divisorNearSqrt(L));
+    if (L % nb != 0)
+      return Error{fmt::format("monarch-seq: blocks = {} does not divide the "
+                               "sequence length {}",
+                               nb, L)};
+    const int64_t m = L / nb; // block size
+    if ((long double)2 * L * m * d > kMaxCount ||
+        (long double)L * L * d > kMaxCount)
+      return Error{fmt::format("monarch-seq: the multiply-adds at L = {}, "
+                               "d_model = {} exceed 2^62",
+                               L, d)};
+    a.blocks = nb;
+    a.macs = 2 * L * m * d;
+    a.quadraticMacs = L * L * d;
+    a.params = 2 * L * m;
+    a.growth = "L^2";
+    a.bytes = 4 * (2 * L * d + a.params);
+    return a;
+  }
   if ((long double)L * L * d > kMaxCount)
     return Error{fmt::format("{}: the multiply-adds at L = {}, d_model = {} "
                              "exceed 2^62",
@@ -139,6 +257,83 @@ Result<MixerAnalysis> analyzeMixer(const NamedSpec &spec, int64_t L,
   }
   a.bytes = 4 * (2 * L * d + a.params);
   return a;
+}
+
+Result<std::vector<MixerCandidate>>
+enumerateMixers(const std::vector<std::string> &families, int64_t L,
+                int64_t d) {
+  std::vector<std::string> specs;
+  for (const auto &f : families) {
+    const auto &known = mixerFamilies();
+    if (std::find(known.begin(), known.end(), f) == known.end())
+      return Error{fmt::format("unknown mixer family '{}'; known: {}", f,
+                               fmt::join(known, ", "))};
+    if (f == "ssd" || f == "hydra") {
+      for (int64_t p : {32, 64, 128})
+        if (d % p == 0)
+          for (int64_t n : {16, 32, 64, 128})
+            specs.push_back(fmt::format("{}(heads={}, head_dim={}, state={})",
+                                        f, d / p, p, n));
+    } else if (f == "m2-conv") {
+      specs.push_back("m2-conv(causal=true, order=16)");
+      specs.push_back("m2-conv(causal=false, order=16)");
+    } else if (f == "monarch-seq") {
+      std::set<int64_t> blocks = {divisorNearSqrt(L)};
+      for (int64_t b = 2; b <= L / 2; b *= 2)
+        if (L % b == 0)
+          blocks.insert(b);
+      for (int64_t b : blocks)
+        if (b > 1 && b < L)
+          specs.push_back(fmt::format("monarch-seq(blocks={})", b));
+    } else if (f == "low-rank-seq") {
+      for (int64_t r = 1; r < L; r *= 2)
+        specs.push_back(fmt::format("low-rank-seq(rank={})", r));
+    } else {
+      specs.push_back(f);
+    }
+  }
+  std::vector<MixerCandidate> out;
+  for (const auto &text : specs) {
+    auto spec = parseMixer(text);
+    if (!spec)
+      return Error{spec.error()};
+    auto a = analyzeMixer(*spec, L, d);
+    if (!a) // sizes this length cannot take (e.g. a count past 2^62)
+      continue;
+    out.push_back({text, *a});
+  }
+  return out;
+}
+
+Result<std::vector<MixerCandidate>>
+rankMixers(std::vector<MixerCandidate> all, const MixerConstraints &k,
+           const std::string &objective, int64_t L, int64_t d) {
+  if (objective != "matrix-mixer" && objective != "macs")
+    return Error{fmt::format("unknown mixer objective '{}' (known: "
+                             "matrix-mixer, macs)",
+                             objective)};
+  const long double dense = (long double)L * L * d;
+  all.erase(std::remove_if(all.begin(), all.end(),
+                           [&](const MixerCandidate &c) {
+                             const MixerAnalysis &a = c.analysis;
+                             return (k.maxMacs && a.macs > *k.maxMacs) ||
+                                    (k.maxMacsRatio &&
+                                     a.macs > *k.maxMacsRatio * dense) ||
+                                    (k.causal && !a.causal);
+                           }),
+            all.end());
+  const bool mixer = objective == "matrix-mixer";
+  std::stable_sort(all.begin(), all.end(), [&](const MixerCandidate &x,
+                                               const MixerCandidate &y) {
+    const MixerAnalysis &a = x.analysis, &b = y.analysis;
+    if (mixer && a.dataDependent != b.dataDependent)
+      return a.dataDependent;
+    if (mixer && a.extendable != b.extendable)
+      return a.extendable;
+    return std::tie(a.macs, a.params, x.spec) <
+           std::tie(b.macs, b.params, y.spec);
+  });
+  return all;
 }
 
 } // namespace einstruct

@@ -247,19 +247,25 @@ json mixerJson(const std::string &label, const MixerAnalysis &a) {
             {"growth", a.growth}};
   j["chunk"] = a.chunk ? json(a.chunk) : json(nullptr);
   j["chunk_chosen"] = a.chunkChosen;
+  j["fft_size"] = a.fftSize ? json(a.fftSize) : json(nullptr);
+  j["blocks"] = a.blocks ? json(a.blocks) : json(nullptr);
   return j;
 }
 
 std::string mixerTable(const std::vector<std::string> &labels,
                        const std::vector<MixerAnalysis> &analyses) {
   std::vector<std::vector<std::string>> rows = {
-      {"mixer", "L", "channels", "chunk", "MACs/sequence", "materialised",
+      {"mixer", "L", "channels", "chunk/n/blocks", "MACs/sequence",
+       "materialised",
        "params", "bytes", "direction", "M", "lengths", "order"}};
   for (size_t k = 0; k < analyses.size(); ++k) {
     const MixerAnalysis &a = analyses[k];
     rows.push_back(
         {labels[k], grouped(a.seqLen), grouped(a.channels),
-         a.chunk ? grouped(a.chunk) + (a.chunkChosen ? " (chosen)" : "") : "-",
+         a.chunk    ? grouped(a.chunk) + (a.chunkChosen ? " (chosen)" : "")
+         : a.fftSize ? "n = " + grouped(a.fftSize)
+         : a.blocks  ? grouped(a.blocks) + " blocks"
+                     : "-",
          grouped(a.macs), grouped(a.quadraticMacs), grouped(a.params),
          grouped(a.bytes), a.causal ? "causal" : "bidirectional",
          a.dataDependent ? "data-dependent" : "learned",
@@ -269,7 +275,8 @@ std::string mixerTable(const std::vector<std::string> &labels,
          "\nMACs/sequence: multiply-adds of the mixer's contractions for one "
          "sequence (elementwise work not counted); materialised: the L×L "
          "form's; bytes: float32 inputs, outputs and params read or written "
-         "once; chunk (chosen): the one with the fewest MACs.\n";
+         "once; chunk (chosen): the one with the fewest MACs; n: m2-conv's "
+         "Monarch DFT size; blocks: monarch-seq's per factor.\n";
 }
 
 } // namespace einstruct

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <fmt/format.h>
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 
 namespace einstruct {
@@ -72,6 +73,7 @@ struct Run {
 
 struct Structure {
   std::string label, theta;
+  std::set<double> lrs; // the grid its runs used
   std::optional<double> omega, psi, nu;
   std::map<std::pair<int64_t, double>, Run> runs; // (width, lr)
   std::vector<const Run *> chosen;                // best lr per width
@@ -147,6 +149,7 @@ Result<ReportFiles> scalingReport(const std::vector<json> &rows,
     }
     Structure &s = structures[it->second];
     Run &r = s.runs[{j["width"].get<int64_t>(), j["lr"].get<double>()}];
+    s.lrs.insert(j["lr"].get<double>());
     r.width = j["width"].get<int64_t>();
     r.lr = j["lr"].get<double>();
     r.steps = j["steps"].get<int64_t>();
@@ -216,11 +219,17 @@ Result<ReportFiles> scalingReport(const std::vector<json> &rows,
   md += "| structure | θ | ω | ψ | ν | widths (best lr) | final loss at the "
         "largest width | exponent a | 95 % interval | frontier points | r² "
         "|\n|---|---|---|---|---|---|---|---|---|---|---|\n";
+  bool edges = false;
   for (const Structure &s : structures) {
     std::string widths;
-    for (const Run *r : s.chosen)
-      widths += fmt::format("{}{} ({:g})", widths.empty() ? "" : ", ",
-                            r->width, r->lr);
+    for (const Run *r : s.chosen) {
+      // A best lr at the end of a grid of several may not be the best.
+      bool edge = s.lrs.size() > 1 &&
+                  (r->lr == *s.lrs.begin() || r->lr == *s.lrs.rbegin());
+      edges |= edge;
+      widths += fmt::format("{}{} ({:g}{})", widths.empty() ? "" : ", ",
+                            r->width, r->lr, edge ? "*" : "");
+    }
     double last = s.chosen.empty() ? NAN : s.chosen.back()->final();
     md += fmt::format(
         "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
@@ -231,6 +240,9 @@ Result<ReportFiles> scalingReport(const std::vector<json> &rows,
               : s.fitError,
         s.frontier.size(), s.fit ? fmt::format("{:.3f}", s.fit->r2) : "–");
   }
+  if (edges)
+    md += "\n\\* the best learning rate is at an end of the grid: a wider "
+          "grid may find a better one.\n";
   // Per compute budget: log-spaced over the frontiers' common range.
   double lo = 0, hi = INFINITY;
   for (const Structure &s : structures)

@@ -104,8 +104,9 @@ Result<TrainStructure> structureEntry(const json &v, const std::string &where,
   return s;
 }
 
-// "search": per budget, the enumerator's best structure of each class at the
-// smallest width's block shape, taken across widths by its θ.
+// "search": per budget, the enumerator's best structures of each class at
+// the smallest width's block shape (both of its linears within the budget),
+// taken across widths by their θ.
 Result<std::vector<TrainStructure>> searchStructures(const json &v,
                                                      const std::string &where,
                                                      int64_t width,
@@ -176,8 +177,19 @@ Result<std::vector<TrainStructure>> searchStructures(const json &v,
       if (taken[cls] >= perClass)
         continue;
       std::string theta = c.analysis.theta->str();
-      if (!seen.insert(theta).second)
+      if (seen.count(theta))
         continue;
+      // The block's second linear (expansion·w → w) takes the same θ: it
+      // must meet the budget too (its family may read differently).
+      Constraints back = budget->constraints;
+      back.families.clear();
+      auto l2 = layerFromTheta(*c.analysis.theta, space.dOut, space.dIn,
+                               Sizing::Exact);
+      auto a2 = l2 ? analyze(*l2) : Result<Analysis>(Error{l2.error()});
+      if (!a2 || !violation({*l2, *a2, {}}, back, space.dOut, space.dIn)
+                      .empty())
+        continue;
+      seen.insert(theta);
       ++taken[cls];
       TrainStructure s;
       s.text = theta;

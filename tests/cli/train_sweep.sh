@@ -111,6 +111,33 @@ assert j["curve"][-1][3] < 0.3, j["curve"]  # held-out cross-entropy
 assert "classification" in j["task"]
 PY
 
+# "search": per budget, the enumerator's best structure of each class, all
+# within the budget at the smallest width's block shape.
+cat >"$work/search.json" <<'JSON'
+{"train": {"task": {"teacher": {"input_dim": 4, "width": 16, "depth": 2}},
+  "model": {"widths": [16, 32], "depth": 1, "base_width": 16},
+  "structures": {"search": {"budgets": [{"max_flops_ratio": 0.4}],
+                            "max_classes": 3}},
+  "optimizer": {"lr": 3e-3}, "steps": 10, "batch": 16, "log_every": 10}}
+JSON
+"$EINSTRUCT" sweep "$work/search.json" -o "$work/search.jsonl" -q || bad "search sweep"
+"$PY" - "$work/search.jsonl" <<'PY' && ok || bad "searched structures"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+classes = {}
+for j in rows:
+    if j["width"] == 16 and j["structure"] != "dense":
+        classes.setdefault((round(j["omega"], 2), round(j["psi"], 2),
+                            round(j["nu"], 2)), []).append(j)
+        # Each block linear (16×64, 64×16) within 0.4 of dense MACs.
+        block = j["macs_per_token"] - 4 * 16 - 16
+        assert block <= 0.4 * 2 * 16 * 64, (j["structure"], block)
+assert 1 <= len(classes) <= 3, classes.keys()
+assert all(len(v) == 1 for v in classes.values())  # per_class 1
+assert any(j["structure"] == "dense" for j in rows)
+assert len(rows) == 2 * (len(classes) + 1)
+PY
+
 # Bad training configs: exit 2, the field named, before any row (no output).
 expect() {
   local want=$1 config=$2

@@ -8,6 +8,7 @@
 
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <complex>
 #include <random>
 
 using namespace einstruct;
@@ -244,4 +245,199 @@ TEST_CASE("mixer spec errors", "[mixer][errors]") {
     }
     CHECK_THAT(error, Catch::Contains(b.expect));
   }
+}
+
+namespace {
+
+using cd = std::complex<double>;
+
+// A DFT of n = b² points, Monarch-factored as M2 and FlashFFTConv run it:
+// x viewed as [b][b] (index j1·b + j2), b DFTs of size b over j1 (one
+// block-diagonal stage), twiddles ω_n^(j2·k1), b DFTs of size b over j2 (the
+// second stage), the output read transposed (k2·b + k1). Counts its complex
+// multiply-adds.
+std::vector<cd> monarchDft(const std::vector<cd> &x, int64_t b,
+                           int64_t &cmacs) {
+  const int64_t n = b * b;
+  const double pi = std::acos(-1.0);
+  auto w = [&](int64_t k, int64_t m) {
+    return std::polar(1.0, -2 * pi * double(k) / double(m));
+  };
+  const size_t count = static_cast<size_t>(n);
+  std::vector<cd> z(count), y(count);
+  for (int64_t j2 = 0; j2 < b; ++j2)
+    for (int64_t k1 = 0; k1 < b; ++k1) {
+      cd s = 0;
+      for (int64_t j1 = 0; j1 < b; ++j1, ++cmacs)
+        s += w(j1 * k1, b) * x[size_t(j1 * b + j2)];
+      z[size_t(k1 * b + j2)] = s * w(j2 * k1, n);
+      ++cmacs; // the twiddle
+    }
+  for (int64_t k1 = 0; k1 < b; ++k1)
+    for (int64_t k2 = 0; k2 < b; ++k2) {
+      cd s = 0;
+      for (int64_t j2 = 0; j2 < b; ++j2, ++cmacs)
+        s += w(j2 * k2, b) * z[size_t(k1 * b + j2)];
+      y[size_t(k2 * b + k1)] = s;
+    }
+  return y;
+}
+
+std::vector<cd> naiveDft(const std::vector<cd> &x, bool inverse) {
+  const size_t n = x.size();
+  const double pi = std::acos(-1.0), sign = inverse ? 1 : -1;
+  std::vector<cd> y(n);
+  for (size_t k = 0; k < n; ++k)
+    for (size_t j = 0; j < n; ++j)
+      y[k] += std::polar(1.0, sign * 2 * pi * double(j * k) / double(n)) *
+              x[j];
+  return y;
+}
+
+} // namespace
+
+TEST_CASE("the Monarch-factored DFT is the DFT, at the counted cost",
+          "[mixer]") {
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<double> u(-1, 1);
+  for (int64_t b : {1, 2, 3, 4, 8}) {
+    const int64_t n = b * b;
+    std::vector<cd> x;
+    for (int64_t i = 0; i < n; ++i)
+      x.push_back({u(rng), u(rng)});
+    int64_t cmacs = 0;
+    auto y = monarchDft(x, b, cmacs);
+    auto want = naiveDft(x, false);
+    for (int64_t k = 0; k < n; ++k)
+      CHECK(std::abs(y[size_t(k)] - want[size_t(k)]) < 1e-9);
+    CHECK(4 * cmacs == monarchDftMacs(b));
+  }
+}
+
+TEST_CASE("m2-conv: causal by zero-padding to 2L, counted as the DFTs",
+          "[mixer]") {
+  // A causal convolution of x and k (length L) through DFTs of n = b² >=
+  // 2L points (x and k zero-padded) equals the direct sum y[i] =
+  // Σ_{j<=i} k[i-j]·x[j]: nothing wraps around.
+  std::mt19937 rng(9);
+  std::uniform_real_distribution<double> u(-1, 1);
+  const int64_t L = 8, b = 4; // n = 16 = 2L
+  std::vector<cd> x(16), k(16);
+  for (int64_t i = 0; i < L; ++i)
+    x[size_t(i)] = u(rng), k[size_t(i)] = u(rng);
+  int64_t cmacs = 0;
+  auto X = monarchDft(x, b, cmacs), K = monarchDft(k, b, cmacs);
+  std::vector<cd> prod(16);
+  for (size_t i = 0; i < 16; ++i)
+    prod[i] = X[i] * K[i];
+  auto y = naiveDft(prod, true);
+  for (int64_t i = 0; i < L; ++i) {
+    double direct = 0;
+    for (int64_t j = 0; j <= i; ++j)
+      direct += k[size_t(i - j)].real() * x[size_t(j)].real();
+    CHECK(y[size_t(i)].real() / 16 == Approx(direct).margin(1e-12));
+  }
+  // The analysis: three such DFTs, the product, gates and the filter.
+  auto spec = parseMixer("m2-conv(causal=true, order=16)");
+  REQUIRE(spec);
+  auto a = analyzeMixer(*spec, 2048, 768);
+  REQUIRE(a);
+  CHECK(a->fftSize == 4096); // 2L = 4096 = 64²
+  CHECK(a->macs == 768 * (3 * monarchDftMacs(64) + 4 * 4096) +
+                       3 * 2048 * 768 + hyenaFilterMacs(2048, 768, 16));
+  CHECK(a->params == hyenaFilterParams(2048, 768, 16));
+  CHECK(hyenaFilterParams(2048, 768, 16) ==
+        768 + 16 + 3 * 2048 + 4 * 16 + 2 * (16 * 16 + 16) + 16 * 768);
+  CHECK(a->causal);
+  CHECK(!a->dataDependent);
+  CHECK(a->growth == "L^1.5");
+  // Bidirectional at L = 4096 = 64²: four DFTs (k_rev's too), two filters.
+  auto bi = analyzeMixer(*parseMixer("m2-conv(causal=false)"), 4096, 64);
+  REQUIRE(bi);
+  CHECK(bi->fftSize == 4096);
+  CHECK(!bi->causal);
+  CHECK(bi->macs == 64 * (4 * monarchDftMacs(64) + 4 * 4096) + 3 * 4096 * 64 +
+                        2 * hyenaFilterMacs(4096, 64, 16));
+  // A length whose DFT is not square: padded, or refused with pad=false.
+  auto padded = analyzeMixer(*parseMixer("m2-conv"), 4096, 64);
+  REQUIRE(padded);
+  CHECK(padded->fftSize == 91 * 91); // 8192 -> 8281
+  auto refused = analyzeMixer(*parseMixer("m2-conv(pad=false)"), 4096, 64);
+  REQUIRE(!refused);
+  CHECK_THAT(refused.error(),
+             Catch::Contains("the causal (2L) DFT size 8192 is not a square"));
+  auto bad = analyzeMixer(*parseMixer("m2-conv(causal=maybe)"), 64, 8);
+  REQUIRE(!bad);
+  CHECK_THAT(bad.error(), Catch::Contains("parameter causal = 'maybe' must be "
+                                          "true or false"));
+}
+
+TEST_CASE("monarch-seq: two block-diagonal factors along the sequence",
+          "[mixer]") {
+  auto a = analyzeMixer(*parseMixer("monarch-seq(blocks=64)"), 4096, 768);
+  REQUIRE(a);
+  CHECK(a->blocks == 64);
+  CHECK(a->macs == 2 * 4096 * 64 * 768);
+  CHECK(a->params == 2 * 4096 * 64);
+  CHECK(a->quadraticMacs == int64_t(4096) * 4096 * 768);
+  CHECK(!a->causal);
+  CHECK(!a->extendable);
+  // Blocks default to the divisor of L nearest √L.
+  auto d = analyzeMixer(*parseMixer("monarch-seq"), 1000, 8);
+  REQUIRE(d);
+  CHECK(d->blocks == 25); // 1000 = 25 · 40; √1000 ≈ 31.6: 25 is 6.6 away, 40 is 8.4
+  auto e = analyzeMixer(*parseMixer("monarch-seq(blocks=7)"), 4096, 8);
+  REQUIRE(!e);
+  CHECK_THAT(e.error(), Catch::Contains("blocks = 7 does not divide the "
+                                        "sequence length 4096"));
+}
+
+TEST_CASE("mixer search: every family's candidates, filtered and ranked",
+          "[mixer]") {
+  const int64_t L = 4096, d = 768;
+  auto all = enumerateMixers(mixerFamilies(), L, d);
+  REQUIRE(all);
+  size_t ssd = 0, m2 = 0;
+  for (const auto &c : *all) {
+    ssd += c.analysis.family == "ssd";
+    m2 += c.analysis.family == "m2-conv";
+    // Each candidate's analysis is its spec's.
+    auto again = analyzeMixer(*parseMixer(c.spec), L, d);
+    REQUIRE(again);
+    CHECK(again->macs == c.analysis.macs);
+  }
+  CHECK(ssd == 3 * 4); // head_dim 32, 64, 128 divide 768; 4 states
+  CHECK(m2 == 2);
+  MixerConstraints k;
+  k.maxMacsRatio = 0.05;
+  k.causal = true;
+  auto ranked = rankMixers(*all, k, "matrix-mixer", L, d);
+  REQUIRE(ranked);
+  REQUIRE(!ranked->empty());
+  // Exactly the candidates meeting the constraints are kept.
+  size_t meeting = 0;
+  for (const auto &c : *all)
+    meeting += c.analysis.causal &&
+               c.analysis.macs <= 0.05 * double(L) * double(L) * double(d);
+  CHECK(ranked->size() == meeting);
+  // Data-dependent first (the SSDs), then the rest; MACs rising within.
+  bool seenStatic = false;
+  for (size_t i = 0; i < ranked->size(); ++i) {
+    const auto &a = (*ranked)[i].analysis;
+    CHECK(a.causal);
+    if (!a.dataDependent)
+      seenStatic = true;
+    else
+      CHECK(!seenStatic);
+    if (i > 0 && a.dataDependent == (*ranked)[i - 1].analysis.dataDependent)
+      CHECK(a.macs >= (*ranked)[i - 1].analysis.macs);
+  }
+  CHECK((*ranked)[0].analysis.family == "ssd");
+  auto byMacs = rankMixers(*all, {}, "macs", L, d);
+  REQUIRE(byMacs);
+  CHECK(byMacs->size() == all->size());
+  for (size_t i = 1; i < byMacs->size(); ++i)
+    CHECK((*byMacs)[i].analysis.macs >= (*byMacs)[i - 1].analysis.macs);
+  CHECK(!rankMixers(*all, {}, "fast", L, d));
+  CHECK(!enumerateMixers({"mamba"}, L, d));
 }

@@ -1,8 +1,10 @@
 // `einstruct search`: enumerate structures for a layer shape (or every layer
-// of a model under one budget), filter, rank, mark Pareto fronts.
+// of a model under one budget), filter, rank, mark Pareto fronts; or rank
+// sequence mixers for a length under a MAC budget.
 #include "Cli.h"
 #include "compiler/frontend/ModelReader.h"
 #include "compiler/frontend/Report.h"
+#include "search/Mixer.h"
 #include "search/ModelSearch.h"
 #include "search/Named.h"
 #include "search/Search.h"
@@ -30,6 +32,10 @@ struct SearchOptions {
   size_t top = 10;
   bool json = false;
   std::string output;
+  // Mixers.
+  std::string mixerFamilies;
+  std::optional<int64_t> seqLen, dModel;
+  bool causal = false;
 };
 
 // "8:2,16:2" -> {(8,2),(16,2)}
@@ -120,7 +126,57 @@ int runModelSearch(const SearchOptions &o, SearchSpace space, Constraints k) {
   return emit(text, o.output);
 }
 
+// `--mixer-family`: the families' mixers for one length, budgeted, ranked.
+int runMixerSearch(const SearchOptions &o) {
+  if (o.dIn || o.dOut || !o.model.empty())
+    return fail("--mixer-family ranks sequence mixers: give --seq-len and "
+                "--d-model, not --d-in/--d-out/--model");
+  if (!o.seqLen || !o.dModel)
+    return fail("--mixer-family needs --seq-len L and --d-model D");
+  std::vector<std::string> families = splitList(o.mixerFamilies);
+  if (families.size() == 1 && families[0] == "all")
+    families = mixerFamilies();
+  auto all = enumerateMixers(families, *o.seqLen, *o.dModel);
+  if (!all)
+    return fail("--mixer-family: " + all.error());
+  const size_t total = all->size();
+  MixerConstraints k;
+  k.maxMacs = o.maxFlops;
+  k.maxMacsRatio = o.maxFlopsRatio;
+  k.causal = o.causal;
+  auto ranked = rankMixers(std::move(*all), k,
+                           o.objective == "paper" ? "matrix-mixer"
+                                                  : o.objective,
+                           *o.seqLen, *o.dModel);
+  if (!ranked)
+    return fail("--objective: " + ranked.error());
+  if (ranked->empty())
+    return fail("no mixer meets the constraints; loosen the budget");
+  std::vector<std::string> labels;
+  std::vector<MixerAnalysis> analyses;
+  for (size_t i = 0; i < ranked->size() && i < o.top; ++i) {
+    labels.push_back((*ranked)[i].spec);
+    analyses.push_back((*ranked)[i].analysis);
+  }
+  std::string text;
+  if (o.json) {
+    for (size_t i = 0; i < labels.size(); ++i)
+      text += mixerJson(labels[i], analyses[i]).dump() + "\n";
+  } else {
+    text = fmt::format("{} of {} mixers meet the budget; ranked {}\n\n",
+                       ranked->size(), total,
+                       o.objective == "macs"
+                           ? "by MACs"
+                           : "data-dependent first, then any length, then "
+                             "fewest MACs") +
+           mixerTable(labels, analyses);
+  }
+  return emit(text, o.output);
+}
+
 int runSearch(const SearchOptions &o) {
+  if (!o.mixerFamilies.empty())
+    return runMixerSearch(o);
   auto setup = searchSetup(o);
   if (!setup)
     return fail(setup.error());
@@ -201,6 +257,16 @@ Command addSearchCommand(CLI::App &app) {
       ->check(kCount)->capture_default_str();
   search->add_flag("--json", o->json, "one JSON object per candidate");
   search->add_option("-o,--output", o->output, "write here (atomically)");
+  search->add_option("--mixer-family", o->mixerFamilies,
+                     "rank sequence mixers instead: comma-separated families "
+                     "(ssd, hydra, m2-conv, monarch-seq, dense-seq, toeplitz, "
+                     "low-rank-seq) or all; --max-flops is then MACs per "
+                     "sequence and --max-flops-ratio against dense-seq's L²·d");
+  search->add_option("--seq-len", o->seqLen, "mixers: the sequence length")
+      ->check(kInt64);
+  search->add_option("--d-model", o->dModel, "mixers: channels per token")
+      ->check(kInt64);
+  search->add_flag("--causal", o->causal, "mixers: keep causal ones only");
   return {search, [o] { return runSearch(*o); }};
 }
 
