@@ -174,9 +174,14 @@ expect "monarch: nblocks is fly's count of square blocks" analyze --structure 'm
 expect "layout = 'flax' must be one of: einstruct, fly" analyze --structure 'monarch(4, layout=flax)' --d-in 16 --d-out 16
 # Sequence mixers.
 expect "--mixer needs --seq-len L" analyze --mixer 'ssd(4, 8, 16)'
-expect "--mixer: unknown mixer 'mamba'; known: ssd, hydra, dense-seq, toeplitz, low-rank-seq" analyze --mixer mamba --seq-len 64
+expect "--mixer: unknown mixer 'mamba'; known: ssd, hydra, m2-conv, monarch-seq, dense-seq, toeplitz, low-rank-seq" analyze --mixer mamba --seq-len 64
 expect "--mixer dense-seq: needs --d-model" analyze --mixer dense-seq --seq-len 64
 expect "--mixer ssd(4, 8, 16, 128): ssd: chunk = 128 exceeds the sequence length 64" analyze --mixer 'ssd(4, 8, 16, 128)' --seq-len 64
+expect "m2-conv: the causal (2L) DFT size 8192 is not a square b² and pad=false" analyze --mixer 'm2-conv(pad=false)' --seq-len 4096 --d-model 8
+expect "monarch-seq: blocks = 7 does not divide the sequence length 64" analyze --mixer 'monarch-seq(7)' --seq-len 64 --d-model 8
+expect "--mixer-family: unknown mixer family 'mamba'" search --mixer-family ssd,mamba --seq-len 64 --d-model 8
+expect "--mixer-family needs --seq-len L and --d-model D" search --mixer-family ssd --seq-len 64
+expect "no mixer meets the constraints" search --mixer-family dense-seq --seq-len 64 --d-model 8 --max-flops 10
 expect "--mixer analyses mixers only" analyze --mixer dense-seq --seq-len 64 --d-model 8 --structure dense --d-in 4 --d-out 4
 # import and export: a located error, nothing written.
 expect "--from: unknown checkpoint source 'jax'" import --from jax "$work/m.safetensors"
