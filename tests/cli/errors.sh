@@ -172,6 +172,21 @@ fi
 expect "b15.npy: shape (15) must be (d_out = 16)" run --structure 'monarch(4)' --d-in 16 --d-out 16 --bias "$work/b15.npy"
 expect "monarch: nblocks is fly's count of square blocks" analyze --structure 'monarch(nblocks=4)' --d-in 16 --d-out 16
 expect "layout = 'flax' must be one of: einstruct, fly" analyze --structure 'monarch(4, layout=flax)' --d-in 16 --d-out 16
+# An output directory that is a file is refused; a nested one is made with
+# its parents.
+printf x >"$work/plainfile"
+err=$("$EINSTRUCT" compile --structure 'monarch(4)' --d-in 16 --d-out 16 -o "$work/plainfile" 2>&1 >/dev/null)
+if [[ $? -eq 2 && "$err" == *"plainfile: exists and is not a directory"* ]]; then
+  pass=$((pass + 1))
+else
+  fail=$((fail + 1)); echo "FAIL: output directory that is a file: $err"
+fi
+if "$EINSTRUCT" compile --structure 'monarch(4)' --d-in 16 --d-out 16 -o "$work/a/b/c" >/dev/null &&
+   ls "$work/a/b/c"/*.cu >/dev/null 2>&1; then
+  pass=$((pass + 1))
+else
+  fail=$((fail + 1)); echo "FAIL: compile -o a/b/c did not make the nested directory"
+fi
 # Sequence mixers.
 expect "--mixer needs --seq-len L" analyze --mixer 'ssd(4, 8, 16)'
 expect "--mixer: unknown mixer 'mamba'; known: ssd, hydra, m2-conv, monarch-seq, dense-seq, toeplitz, low-rank-seq" analyze --mixer mamba --seq-len 64

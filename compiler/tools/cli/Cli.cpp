@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <sys/stat.h>
@@ -69,10 +70,15 @@ int emit(const std::string &text, const std::string &path) {
 }
 
 int makeOutputDirectory(const std::string &dir) {
-  struct stat st;
-  if (::stat(dir.c_str(), &st) == 0 || ::mkdir(dir.c_str(), 0777) == 0)
+  // With its missing parents, as mkdir -p.
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (std::filesystem::is_directory(dir))
     return 0;
-  return fail(fmt::format("{}: cannot create the directory", dir));
+  if (std::filesystem::exists(dir))
+    return fail(fmt::format("{}: exists and is not a directory", dir));
+  return fail(fmt::format("{}: cannot create the directory{}", dir,
+                          ec ? " (" + ec.message() + ")" : ""));
 }
 
 std::vector<std::string> splitList(const std::string &s) {

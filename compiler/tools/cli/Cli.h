@@ -36,8 +36,9 @@ int commit(OutputFiles &out);
 // renamed into place so that a failure never leaves a partial output.
 int emit(const std::string &text, const std::string &path);
 
-// Creates the output directory `dir` unless it exists: 0, or kUsageError
-// with "DIR: cannot create the directory".
+// Creates the output directory `dir` and its missing parents unless it
+// exists: 0, or kUsageError with "DIR: cannot create the directory" or "DIR:
+// exists and is not a directory".
 int makeOutputDirectory(const std::string &dir);
 
 // "a,b,c" -> {a, b, c}; "" -> {}.
