@@ -5,6 +5,7 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/DialectImplementation.h"
 #include "mlir/IR/OpImplementation.h"
+#include "mlir/IR/TypeUtilities.h"
 
 #include <cmath>
 
@@ -351,6 +352,98 @@ LogicalResult MoeLayerGradOp::verify() {
       getDrouter().getType() != getRouter().getType() ||
       getDweights().getTypes() != getWeights().getTypes())
     return emitOpError() << "each gradient must have its operand's type";
+  return success();
+}
+
+namespace {
+// The four chunk_decays result types for a[n, c, q, h]: within
+// [n, h, c, q, q], to_end and from_start [n, h, c, q], chunk [n, h, c].
+LogicalResult verifyDecayTypes(Operation *op, Value a, TypeRange results,
+                               ArrayRef<StringRef> names) {
+  auto at = cast<RankedTensorType>(a.getType());
+  if (at.getRank() != 4)
+    return op->emitOpError()
+           << "a must be [sequences, chunks, chunk steps, heads], got " << at;
+  const int64_t n = at.getDimSize(0), c = at.getDimSize(1),
+                q = at.getDimSize(2), h = at.getDimSize(3);
+  if (ShapedType::isDynamic(c) || ShapedType::isDynamic(q) ||
+      ShapedType::isDynamic(h) || c < 1 || q < 1 || h < 1)
+    return op->emitOpError() << "a's chunks, chunk steps and heads must be "
+                                "static and positive, got "
+                             << at;
+  const SmallVector<int64_t> shapes[4] = {
+      {n, h, c, q, q}, {n, h, c, q}, {n, h, c, q}, {n, h, c}};
+  for (size_t k = 0; k < 4; ++k) {
+    auto t = cast<RankedTensorType>(results[k]);
+    if (t.getElementType() != at.getElementType() ||
+        failed(verifyCompatibleShape(t.getShape(), shapes[k])))
+      return op->emitOpError()
+             << names[k] << " must be "
+             << RankedTensorType::get(shapes[k], at.getElementType())
+             << ", got " << t;
+  }
+  return success();
+}
+} // namespace
+
+LogicalResult ChunkDecaysOp::verify() {
+  return verifyDecayTypes(*this, getA(), getResultTypes(),
+                          {"within", "to_end", "from_start", "chunk"});
+}
+
+LogicalResult ChunkDecaysGradOp::verify() {
+  if (getDa().getType() != getA().getType())
+    return emitOpError() << "da must have a's type";
+  return verifyDecayTypes(
+      *this, getA(),
+      TypeRange{getDwithin().getType(), getDtoEnd().getType(),
+                getDfromStart().getType(), getDchunk().getType()},
+      {"dwithin", "dto_end", "dfrom_start", "dchunk"});
+}
+
+namespace {
+// states [n, c, h, p, k] and decay [n, h, c] of one element type, c and h
+// static and agreeing.
+LogicalResult verifyScanTypes(Operation *op, Value states, Value decay) {
+  auto st = cast<RankedTensorType>(states.getType());
+  auto dt = cast<RankedTensorType>(decay.getType());
+  if (st.getRank() != 5)
+    return op->emitOpError() << "states must be [sequences, chunks, heads, "
+                                "head_dim, state], got "
+                             << st;
+  const int64_t c = st.getDimSize(1), h = st.getDimSize(2);
+  if (ShapedType::isDynamic(c) || ShapedType::isDynamic(h) || c < 1 ||
+      h < 1)
+    return op->emitOpError() << "states' chunks and heads must be static and "
+                                "positive, got "
+                             << st;
+  const SmallVector<int64_t> want = {st.getDimSize(0), h, c};
+  if (dt.getElementType() != st.getElementType() ||
+      failed(verifyCompatibleShape(dt.getShape(), want)))
+    return op->emitOpError()
+           << "decay must be "
+           << RankedTensorType::get(want, st.getElementType()) << ", got "
+           << dt;
+  return success();
+}
+} // namespace
+
+LogicalResult ChunkScanOp::verify() {
+  if (failed(verifyScanTypes(*this, getStates(), getDecay())))
+    return failure();
+  if (getEntering().getType() != getStates().getType())
+    return emitOpError() << "entering must have the states' type";
+  return success();
+}
+
+LogicalResult ChunkScanGradOp::verify() {
+  if (failed(verifyScanTypes(*this, getStates(), getDecay())))
+    return failure();
+  if (getDentering().getType() != getStates().getType() ||
+      getDstates().getType() != getStates().getType() ||
+      getDdecay().getType() != getDecay().getType())
+    return emitOpError() << "dentering and dstates must have the states' "
+                            "type, ddecay the decay's";
   return success();
 }
 

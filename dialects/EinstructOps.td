@@ -136,4 +136,116 @@ def Einstruct_MoeLayerGradOp : Einstruct_Op<"moe_layer_grad", [Pure]> {
   let hasVerifier = 1;
 }
 
+def Einstruct_ChunkDecaysOp : Einstruct_Op<"chunk_decays", [Pure]> {
+  let summary = "The decay factors of a chunked semiseparable (SSD) scan";
+  let description = [{
+    For log decays a[n, c, q, h] (n sequences of c chunks of q steps, h
+    heads; Mamba-2's dt·A in its layout), the segment sums that chunked
+    SSD multiplies its contractions by (structures.md §7), exponentiated,
+    head-major:
+
+      within[n, h, c, l, s]  = l ≥ s ? exp(Σ_{t=s+1..l} a[n, c, t, h]) : 0
+      to_end[n, h, c, s]     = exp(Σ_{t=s+1..q-1} a[n, c, t, h])
+      from_start[n, h, c, l] = exp(Σ_{t=0..l} a[n, c, t, h])
+      chunk[n, h, c]         = exp(Σ_{t=0..q-1} a[n, c, t, h])
+
+    `within` masks C·Bᵀ inside a chunk, `to_end` decays inputs into their
+    chunk's state, `chunk` carries a state across a whole chunk (for
+    einstruct.chunk_scan) and `from_start` reads the entering state out.
+
+    ```mlir
+    %w, %e, %s, %g = einstruct.chunk_decays %a : tensor<?x4x64x12xf32> ->
+        tensor<?x12x4x64x64xf32>, tensor<?x12x4x64xf32>,
+        tensor<?x12x4x64xf32>, tensor<?x12x4xf32>
+    ```
+  }];
+  let arguments = (ins RankedTensorOf<[F32, F64]>:$a);
+  let results = (outs RankedTensorOf<[F32, F64]>:$within,
+                      RankedTensorOf<[F32, F64]>:$to_end,
+                      RankedTensorOf<[F32, F64]>:$from_start,
+                      RankedTensorOf<[F32, F64]>:$chunk);
+  let assemblyFormat = [{
+    $a attr-dict `:` type($a) `->` type($within) `,` type($to_end) `,`
+    type($from_start) `,` type($chunk)
+  }];
+  let hasVerifier = 1;
+}
+
+def Einstruct_ChunkDecaysGradOp : Einstruct_Op<"chunk_decays_grad", [Pure]> {
+  let summary = "The gradient of einstruct.chunk_decays";
+  let description = [{
+    da = Σ over the four results r of (∂r/∂a)ᵀ·dr, for the chunk_decays of
+    `a` and cotangents of the results' types. `--einstruct-autodiff` builds
+    it; the lowering recomputes the decays from a.
+
+    ```mlir
+    %da = einstruct.chunk_decays_grad %a grad (%dw, %de, %ds, %dg) :
+        tensor<?x4x64x12xf32>, ... -> tensor<?x4x64x12xf32>
+    ```
+  }];
+  let arguments = (ins RankedTensorOf<[F32, F64]>:$a,
+                   RankedTensorOf<[F32, F64]>:$dwithin,
+                   RankedTensorOf<[F32, F64]>:$dto_end,
+                   RankedTensorOf<[F32, F64]>:$dfrom_start,
+                   RankedTensorOf<[F32, F64]>:$dchunk);
+  let results = (outs RankedTensorOf<[F32, F64]>:$da);
+  let assemblyFormat = [{
+    $a `grad` ` ` `(` $dwithin `,` $dto_end `,` $dfrom_start `,` $dchunk `)`
+    attr-dict `:` type($a) `,` type($dwithin) `,` type($dto_end) `,`
+    type($dfrom_start) `,` type($dchunk) `->` type($da)
+  }];
+  let hasVerifier = 1;
+}
+
+def Einstruct_ChunkScanOp : Einstruct_Op<"chunk_scan", [Pure]> {
+  let summary = "The states entering each chunk of a chunked SSD";
+  let description = [{
+    For each chunk's own state states[n, c, h, p, k] (Σ_s to_end·x ⊗ B,
+    decayed to the chunk's end) and
+    the decay across each chunk, decay[n, h, c]: the state entering chunk z,
+
+      entering[n, 0] = 0,
+      entering[n, z] = decay[n, h, z-1] · entering[n, z-1] + states[n, z-1],
+
+    the inter-chunk recurrence of Mamba-2's state passing, c − 1 steps of
+    h·p·k multiply-adds each.
+
+    ```mlir
+    %e = einstruct.chunk_scan %states, %decay : tensor<?x4x12x64x64xf32>,
+        tensor<?x12x4xf32> -> tensor<?x4x12x64x64xf32>
+    ```
+  }];
+  let arguments = (ins RankedTensorOf<[F32, F64]>:$states,
+                   RankedTensorOf<[F32, F64]>:$decay);
+  let results = (outs RankedTensorOf<[F32, F64]>:$entering);
+  let assemblyFormat = [{
+    $states `,` $decay attr-dict `:` type($states) `,` type($decay) `->`
+    type($entering)
+  }];
+  let hasVerifier = 1;
+}
+
+def Einstruct_ChunkScanGradOp : Einstruct_Op<"chunk_scan_grad", [Pure]> {
+  let summary = "The gradient of einstruct.chunk_scan";
+  let description = [{
+    For the chunk_scan of (states, decay) and the cotangent of its result,
+    the cotangents of states and decay: the recurrence run backwards (the
+    lowering recomputes the entering states first).
+
+    ```mlir
+    %ds, %dg = einstruct.chunk_scan_grad %states, %decay grad %de : ...
+    ```
+  }];
+  let arguments = (ins RankedTensorOf<[F32, F64]>:$states,
+                   RankedTensorOf<[F32, F64]>:$decay,
+                   RankedTensorOf<[F32, F64]>:$dentering);
+  let results = (outs RankedTensorOf<[F32, F64]>:$dstates,
+                      RankedTensorOf<[F32, F64]>:$ddecay);
+  let assemblyFormat = [{
+    $states `,` $decay `grad` $dentering attr-dict `:` type($states) `,`
+    type($decay) `,` type($dentering) `->` type($dstates) `,` type($ddecay)
+  }];
+  let hasVerifier = 1;
+}
+
 #endif // EINSTRUCT_OPS

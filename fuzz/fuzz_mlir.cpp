@@ -1,6 +1,7 @@
 // What einstruct-opt does with arbitrary dialect text: parse, verify, then
 // einstruct's passes (cost annotation; autodiff, the MoE lowering,
-// contraction planning and the lowering to linalg) on what verifies. The
+// contraction planning and the lowering to linalg, the SSD decays too) on
+// what verifies. The
 // dialects are those a layer's IR uses, so that the fuzzer spends its time
 // on einstruct's own parser, verifiers and passes rather than on the rest
 // of upstream MLIR.
@@ -68,6 +69,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   // moe_layer_grad for einstruct-lower-moe to lower.
   runPipeline(*module, "builtin.module(einstruct-autodiff,einstruct-lower-moe,"
                        "einstruct-plan-contractions,"
-                       "einstruct-lower-to-linalg)");
+                       "einstruct-lower-to-linalg,"
+                       "einstruct-lower-ssd)");
   return 0;
 }

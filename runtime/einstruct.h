@@ -150,6 +150,49 @@ EINSTRUCT_API int einstruct_layer_backward_stream(
 EINSTRUCT_API int einstruct_layer_set_routing_stats(einstruct_layer *layer,
                                                     int on);
 
+/* ---- Sequence mixers (structures.md §7) ----
+ * A mixer mixes along the sequence axis, per head. `spec` names it as
+ * `einstruct analyze --mixer` does: "ssd(heads=12, head_dim=64, state=64,
+ * chunk=64)" (Mamba-2's chunked SSD) or "hydra(...)" (Hydra's
+ * quasiseparable mixer, two SSD passes), the chunk chosen by MACs when not
+ * given. It is compiled for sequences of seq_len tokens (the SSD and its
+ * backward from the dialect, through the CPU pipeline and JIT); a call
+ * takes `batch` sequences. Operands are float32, row-major [batch,
+ * shape...], in the order and per-sequence shapes einstruct_mixer_operand
+ * gives, as Mamba-2's mamba_chunk_scan_combined takes them (dt after its
+ * softplus, a = dt·A): ssd x [L, H, P], dt and a [L, H], B and C [L, N]
+ * (one group), y = SSD(x ⊙ dt, a, B, C); hydra x [L, H, P], dt and a
+ * [L, 2, H], B and C [L, 2, N] (the forward pass's, then the flipped
+ * backward pass's, as the reference's dt and BC halves) and d [L, H] (the
+ * skip's scale, fc_D(x) + D in the reference). y is [batch, L, H, P]. */
+typedef struct einstruct_mixer einstruct_mixer;
+EINSTRUCT_API int einstruct_mixer_create_cpu(const char *spec, int64_t seq_len,
+                                             einstruct_mixer **out);
+EINSTRUCT_API void einstruct_mixer_destroy(einstruct_mixer *mixer);
+EINSTRUCT_API int einstruct_mixer_num_operands(const einstruct_mixer *mixer);
+/* Operand k's name ("x", "dt", "a", "B", "C", "d"; owned by the mixer) into
+ * *name when not null, and up to max_rank of its per-sequence dims; returns
+ * its rank, or a negative status. */
+EINSTRUCT_API int einstruct_mixer_operand(const einstruct_mixer *mixer, int k,
+                                          const char **name, int64_t *dims,
+                                          int max_rank);
+/* Multiply-adds per sequence (analyze --mixer's count). */
+EINSTRUCT_API int64_t einstruct_mixer_macs(const einstruct_mixer *mixer);
+/* y = mixer(operands...); operands[k] points at operand k. */
+EINSTRUCT_API int einstruct_mixer_forward(const einstruct_mixer *mixer,
+                                          const float *const *operands,
+                                          int64_t batch, float *y);
+/* The gradients of <dy, y> with respect to every operand, grads[k] shaped
+ * like operand k. */
+EINSTRUCT_API int einstruct_mixer_backward(const einstruct_mixer *mixer,
+                                           const float *const *operands,
+                                           const float *dy, int64_t batch,
+                                           float *const *grads);
+/* Threads a call may use (>= 1; default as layers): sequences are split
+ * between them, so results do not depend on it. */
+EINSTRUCT_API int einstruct_mixer_set_threads(einstruct_mixer *mixer,
+                                              int threads);
+
 /* ---- Analysis, search and projection (JSON in, JSON out) ----
  * *out_json receives a NUL-terminated string the caller releases with
  * einstruct_free (NULL after a failure). */

@@ -167,4 +167,57 @@ private:
   std::shared_ptr<einstruct_layer> layer_;
 };
 
+// A sequence mixer compiled for the CPU (einstruct_mixer_create_cpu):
+// "ssd(heads, head_dim, state, chunk)" or "hydra(...)" on sequences of
+// seqLen tokens. Operands are [batch, shape...] in operands()' order.
+class CompiledMixer {
+public:
+  static CompiledMixer cpu(const std::string &spec, int64_t seqLen) {
+    einstruct_mixer *m = nullptr;
+    check(einstruct_mixer_create_cpu(spec.c_str(), seqLen, &m));
+    return CompiledMixer(m);
+  }
+
+  struct Operand {
+    std::string name;
+    std::vector<int64_t> shape; // per sequence
+  };
+  std::vector<Operand> operands() const {
+    std::vector<Operand> out;
+    for (int k = 0; k < einstruct_mixer_num_operands(mixer_.get()); ++k) {
+      const char *name = nullptr;
+      int64_t dims[16];
+      int rank = einstruct_mixer_operand(mixer_.get(), k, &name, dims, 16);
+      check(rank < 0 ? rank : 0);
+      out.push_back({name, std::vector<int64_t>(dims, dims + rank)});
+    }
+    return out;
+  }
+  int64_t macs() const { return einstruct_mixer_macs(mixer_.get()); }
+
+  // y [batch, L, H, P] for `batch` sequences; one pointer per operand.
+  void forward(const std::vector<const float *> &operands, int64_t batch,
+               float *y) const {
+    check(einstruct_mixer_forward(mixer_.get(), operands.data(), batch, y));
+  }
+  // The gradients of <dy, y>, one array per operand, shaped like it.
+  void backward(const std::vector<const float *> &operands, const float *dy,
+                int64_t batch, const std::vector<float *> &grads) const {
+    check(einstruct_mixer_backward(mixer_.get(), operands.data(), dy, batch,
+                                   grads.data()));
+  }
+  void setThreads(int threads) {
+    check(einstruct_mixer_set_threads(mixer_.get(), threads));
+  }
+
+private:
+  explicit CompiledMixer(einstruct_mixer *m)
+      : mixer_(m, einstruct_mixer_destroy) {}
+  static void check(int status) {
+    if (status != EINSTRUCT_OK)
+      throw Error(status, einstruct_last_error());
+  }
+  std::shared_ptr<einstruct_mixer> mixer_;
+};
+
 } // namespace einstruct

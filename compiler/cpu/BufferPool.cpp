@@ -1,9 +1,11 @@
 #include "BufferPool.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <mutex>
 #include <thread>
+#include <unistd.h>
 
 namespace einstruct::bufferpool {
 namespace {
@@ -91,13 +93,23 @@ void release(void *block) {
   Pool &p = pool();
   if (h.size) {
     std::lock_guard<std::mutex> lock(p.mutex);
-    if (p.cached + h.size <= kMaxCachedBytes) {
+    if (p.cached + h.size <= maxCachedBytes()) {
       p.free.emplace(h.size, Cached{block, std::this_thread::get_id()});
       p.cached += h.size;
       return;
     }
   }
   std::free(h.base);
+}
+
+size_t maxCachedBytes() {
+  static const size_t limit = [] {
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    const size_t eighth =
+        pages > 0 && page > 0 ? size_t(pages) * size_t(page) / 8 : 0;
+    return std::max(size_t(256) << 20, eighth);
+  }();
+  return limit;
 }
 
 void trim() {

@@ -18,9 +18,11 @@ void *allocate(size_t bytes);
 void *allocateAligned(size_t bytes, size_t align);
 void release(void *block);
 
-// Cached (free) bytes are capped at this many; beyond it blocks go back to
-// the system.
-constexpr size_t kMaxCachedBytes = size_t(256) << 20;
+// Cached (free) bytes are capped at an eighth of physical memory, and at
+// least 256 MiB; beyond it blocks go back to the system. (A long sequence
+// mixer's call frees hundreds of MB: under a lower cap they were faulted in
+// afresh on every call.)
+size_t maxCachedBytes();
 
 // A standard allocator on the pool, for transient host buffers of the same
 // sizes call after call (row gathers, expert outputs).

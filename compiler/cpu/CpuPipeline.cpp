@@ -54,6 +54,7 @@ void buildCpuPipeline(mlir::OpPassManager &pm, VectorUnits units) {
   pm.addPass(createPlanContractions());
   pm.addPass(mlir::createCSEPass()); // a backward pass repeats contractions
   pm.addPass(createLowerToLinalg());
+  pm.addPass(createLowerSsd()); // SSD mixers' segment sums
   pm.addPass(mlir::createConvertElementwiseToLinalgPass());
   pm.addPass(mlir::createCanonicalizerPass());
   pm.addNestedPass<mlir::func::FuncOp>(createFuseBatchTiles());

@@ -1,4 +1,5 @@
-// --einstruct-autodiff: backward functions as einsum contractions.
+// --einstruct-autodiff: backward functions by a reverse sweep whose rules
+// are einsum contractions (and the SSD decays' own gradient).
 #include "LayerGradient.h"
 #include "Passes.h"
 #include "dialects/EinstructDialect.h"
@@ -8,6 +9,8 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/IRMapping.h"
+#include "search/Einsum.h"
 
 namespace einstruct {
 #define GEN_PASS_DEF_AUTODIFF
@@ -17,23 +20,15 @@ namespace {
 
 using mlir::Value;
 
-// The layer ops whose results `v` sums (through arith.addf), or failure.
-mlir::LogicalResult collectTerms(Value v, llvm::SmallVector<LayerOp> &terms) {
-  if (auto layer = v.getDefiningOp<LayerOp>()) {
-    terms.push_back(layer);
-    return mlir::success();
-  }
-  if (auto add = v.getDefiningOp<mlir::arith::AddFOp>())
-    return mlir::success(mlir::succeeded(collectTerms(add.getLhs(), terms)) &&
-                         mlir::succeeded(collectTerms(add.getRhs(), terms)));
-  return mlir::failure();
-}
-
-// A zero tensor of `type` (static shape).
-Value zeros(mlir::OpBuilder &b, mlir::Location loc, mlir::Type t) {
-  auto type = mlir::cast<mlir::RankedTensorType>(t);
+// A zero tensor shaped like `like` (its dynamic extents read from it).
+Value zerosLike(mlir::OpBuilder &b, mlir::Location loc, Value like) {
+  auto type = mlir::cast<mlir::RankedTensorType>(like.getType());
+  llvm::SmallVector<Value> dynamic;
+  for (int64_t k = 0; k < type.getRank(); ++k)
+    if (type.isDynamicDim(k))
+      dynamic.push_back(mlir::tensor::DimOp::create(b, loc, like, k));
   Value empty = mlir::tensor::EmptyOp::create(b, loc, type.getShape(),
-                                              type.getElementType());
+                                              type.getElementType(), dynamic);
   Value zero = mlir::arith::ConstantOp::create(
       b, loc, b.getZeroAttr(type.getElementType()));
   return mlir::linalg::FillOp::create(b, loc, zero, empty).getResult(0);
@@ -49,7 +44,8 @@ struct AutodiffPass : impl::AutodiffBase<AutodiffPass> {
     getOperation().walk([&](mlir::func::FuncOp f) {
       bool hasLayer = false;
       f.walk([&](mlir::Operation *op) {
-        hasLayer |= mlir::isa<LayerOp, MoeLayerOp>(op);
+        hasLayer |= mlir::isa<LayerOp, MoeLayerOp, ContractOp, ChunkDecaysOp,
+                              ChunkScanOp>(op);
       });
       if (hasLayer && !f.getSymName().ends_with("_backward"))
         funcs.push_back(f);
@@ -127,7 +123,7 @@ struct AutodiffPass : impl::AutodiffBase<AutodiffPass> {
       accumulate(w, g);
     for (unsigned k = 1; k < n; ++k)
       if (!outs[k])
-        outs[k] = zeros(b, loc, f.getArgumentTypes()[k]);
+        outs[k] = zerosLike(b, loc, bwd.getArgument(k));
     mlir::func::ReturnOp::create(b, loc, outs);
     return mlir::success();
   }
@@ -135,70 +131,157 @@ struct AutodiffPass : impl::AutodiffBase<AutodiffPass> {
   mlir::LogicalResult differentiate(mlir::func::FuncOp f) {
     if (auto moe = returnedMoe(f))
       return differentiateMoe(f, moe);
-    auto fail = [&]() {
+    if (f.getNumResults() != 1 || f.getBody().getBlocks().size() != 1)
       return f.emitOpError()
-             << "autodiff needs a function that returns a sum of "
-                "einstruct.layer ops applied to its first argument, with "
-                "weights taken from its other arguments, or the (y, "
-                "aux_loss) of one einstruct.moe_layer";
-    };
-    if (f.getNumResults() != 1 || f.getNumArguments() < 2 ||
-        f.getBody().getBlocks().size() != 1)
-      return fail();
-    auto ret = mlir::cast<mlir::func::ReturnOp>(
-        f.getBody().front().getTerminator());
-    llvm::SmallVector<LayerOp> terms;
-    if (mlir::failed(collectTerms(ret.getOperand(0), terms)))
-      return fail();
-    for (LayerOp t : terms) {
-      if (t.getInput() != f.getArgument(0))
-        return fail();
-      for (Value w : t.getWeights()) {
-        auto arg = mlir::dyn_cast<mlir::BlockArgument>(w);
-        if (!arg || arg.getOwner()->getParentOp() != f || arg.getArgNumber() == 0)
-          return fail();
-      }
-    }
-    // @f_backward(x, w..., dy) -> (dx, dw...)
+             << "autodiff needs a function with one block and one result "
+                "(or one returning the (y, aux_loss) of an einstruct.moe_layer)";
+    for (mlir::Type t : llvm::concat<const mlir::Type>(f.getArgumentTypes(),
+                                                      f.getResultTypes()))
+      if (!mlir::isa<mlir::RankedTensorType>(t))
+        return f.emitOpError() << "autodiff needs ranked tensor arguments "
+                                  "and result, got "
+                               << t;
+    // @f_backward(args..., dy) -> (dargs...)
     mlir::OpBuilder b(f);
     b.setInsertionPointAfter(f);
     mlir::Location loc = f.getLoc();
     llvm::SmallVector<mlir::Type> args(f.getArgumentTypes());
-    mlir::Type yType = f.getResultTypes()[0];
-    args.push_back(yType);
-    llvm::SmallVector<mlir::Type> results(f.getArgumentTypes());
+    args.push_back(f.getResultTypes()[0]);
     auto bwd = mlir::func::FuncOp::create(
         b, loc, (f.getSymName() + "_backward").str(),
-        b.getFunctionType(args, results));
+        b.getFunctionType(args, f.getArgumentTypes()));
     if (auto c = f->getAttr("llvm.emit_c_interface"))
       bwd->setAttr("llvm.emit_c_interface", c);
-    b.setInsertionPointToStart(bwd.addEntryBlock());
-    Value x = bwd.getArgument(0);
-    Value dy = bwd.getArgument(bwd.getNumArguments() - 1);
-    Value dx;
-    llvm::SmallVector<Value> dw(f.getNumArguments());
-    for (LayerOp t : terms) {
-      llvm::SmallVector<Value> weights;
-      for (Value w : t.getWeights())
-        weights.push_back(
-            bwd.getArgument(mlir::cast<mlir::BlockArgument>(w).getArgNumber()));
-      auto grads = layerGradients(b, loc, t, x, weights, dy);
-      if (mlir::failed(grads))
-        return mlir::failure();
-      dx = addOrFirst(b, loc, dx, grads->dx);
-      for (auto [w, g] : llvm::zip(t.getWeights(), grads->dw)) {
-        unsigned argNo = mlir::cast<mlir::BlockArgument>(w).getArgNumber();
-        dw[argNo] = addOrFirst(b, loc, dw[argNo], g);
-      }
+    mlir::Block *body = bwd.addEntryBlock();
+    b.setInsertionPointToStart(body);
+    // The forward values the rules read, recomputed (unread ones are
+    // erased at the end).
+    mlir::IRMapping forward;
+    for (unsigned k = 0; k < f.getNumArguments(); ++k)
+      forward.map(f.getArgument(k), bwd.getArgument(k));
+    llvm::SmallVector<mlir::Operation *> ops;
+    for (mlir::Operation &op : f.getBody().front().without_terminator()) {
+      ops.push_back(&op);
+      b.clone(op, forward);
     }
-    llvm::SmallVector<Value> outs = {dx};
-    for (unsigned k = 1; k < f.getNumArguments(); ++k) {
-      if (!dw[k])
-        dw[k] = zeros(b, loc, f.getArgumentTypes()[k]);
-      outs.push_back(dw[k]);
+    // Reverse sweep: each op's operands receive its results' cotangents.
+    llvm::DenseMap<Value, Value> grad;
+    auto ret = mlir::cast<mlir::func::ReturnOp>(
+        f.getBody().front().getTerminator());
+    grad[ret.getOperand(0)] = bwd.getArguments().back();
+    auto accumulate = [&](Value v, Value g) {
+      grad[v] = addOrFirst(b, loc, grad.lookup(v), g);
+    };
+    for (mlir::Operation *op : llvm::reverse(ops)) {
+      bool needed = llvm::any_of(op->getResults(),
+                                 [&](Value r) { return grad.count(r); });
+      if (!needed)
+        continue;
+      if (mlir::failed(backpropagate(b, op, forward, grad, accumulate)))
+        return mlir::failure();
+    }
+    llvm::SmallVector<Value> outs;
+    for (unsigned k = 0; k < f.getNumArguments(); ++k) {
+      Value g = grad.lookup(f.getArgument(k));
+      outs.push_back(g ? g : zerosLike(b, loc, bwd.getArgument(k)));
     }
     mlir::func::ReturnOp::create(b, loc, outs);
+    for (mlir::Operation &op :
+         llvm::make_early_inc_range(llvm::reverse(body->getOperations())))
+      if (mlir::isOpTriviallyDead(&op))
+        op.erase();
     return mlir::success();
+  }
+
+  // Adds the cotangents of `op`'s operands from those of its results
+  // (`grad`, missing ones zero): the vector–Jacobian product of each op the
+  // forward functions hold.
+  static mlir::LogicalResult
+  backpropagate(mlir::OpBuilder &b, mlir::Operation *op,
+                mlir::IRMapping &forward, llvm::DenseMap<Value, Value> &grad,
+                llvm::function_ref<void(Value, Value)> accumulate) {
+    mlir::Location loc = op->getLoc();
+    auto cotangent = [&](Value r) {
+      Value g = grad.lookup(r);
+      return g ? g : zerosLike(b, loc, forward.lookup(r));
+    };
+    auto fwd = [&](Value v) { return forward.lookupOrDefault(v); };
+    if (auto t = mlir::dyn_cast<LayerOp>(op)) {
+      llvm::SmallVector<Value> weights;
+      for (Value w : t.getWeights())
+        weights.push_back(fwd(w));
+      auto g = layerGradients(b, loc, t, fwd(t.getInput()), weights,
+                              cotangent(t.getResult()));
+      if (mlir::failed(g))
+        return mlir::failure();
+      accumulate(t.getInput(), g->dx);
+      for (auto [w, dw] : llvm::zip(t.getWeights(), g->dw))
+        accumulate(w, dw);
+      return mlir::success();
+    }
+    if (auto c = mlir::dyn_cast<ContractOp>(op)) {
+      // "l,r->o": dl = "o,r->l" and dr = "l,o->r" (the verifier keeps every
+      // operand index in the result or the other operand).
+      auto spec = parseEinsumLetters(c.getSpec().str());
+      const std::string &l = spec->input, &r = spec->weights[0],
+                        &o = spec->output;
+      Value dout = cotangent(c.getResult());
+      accumulate(c.getLhs(),
+                 ContractOp::create(b, loc, c.getLhs().getType(), dout,
+                                    fwd(c.getRhs()),
+                                    b.getStringAttr(o + "," + r + "->" + l)));
+      accumulate(c.getRhs(),
+                 ContractOp::create(b, loc, c.getRhs().getType(),
+                                    fwd(c.getLhs()), dout,
+                                    b.getStringAttr(l + "," + o + "->" + r)));
+      return mlir::success();
+    }
+    if (auto d = mlir::dyn_cast<ChunkDecaysOp>(op)) {
+      // One at a time: the zeros they may create come in a fixed order
+      // (function arguments are evaluated in any).
+      Value dWithin = cotangent(d.getWithin());
+      Value dToEnd = cotangent(d.getToEnd());
+      Value dFromStart = cotangent(d.getFromStart());
+      Value dChunk = cotangent(d.getChunk());
+      accumulate(d.getA(), ChunkDecaysGradOp::create(
+                               b, loc, d.getA().getType(), fwd(d.getA()),
+                               dWithin, dToEnd, dFromStart, dChunk));
+      return mlir::success();
+    }
+    if (auto sc = mlir::dyn_cast<ChunkScanOp>(op)) {
+      auto g = ChunkScanGradOp::create(
+          b, loc, sc.getStates().getType(), sc.getDecay().getType(),
+          fwd(sc.getStates()), fwd(sc.getDecay()),
+          cotangent(sc.getEntering()));
+      accumulate(sc.getStates(), g.getDstates());
+      accumulate(sc.getDecay(), g.getDdecay());
+      return mlir::success();
+    }
+    if (auto add = mlir::dyn_cast<mlir::arith::AddFOp>(op)) {
+      accumulate(add.getLhs(), cotangent(add.getResult()));
+      accumulate(add.getRhs(), cotangent(add.getResult()));
+      return mlir::success();
+    }
+    if (auto e = mlir::dyn_cast<mlir::tensor::ExpandShapeOp>(op)) {
+      accumulate(e.getSrc(), mlir::tensor::CollapseShapeOp::create(
+                                 b, loc, e.getSrcType(), cotangent(e.getResult()),
+                                 e.getReassociationIndices()));
+      return mlir::success();
+    }
+    if (auto c = mlir::dyn_cast<mlir::tensor::CollapseShapeOp>(op)) {
+      accumulate(c.getSrc(), mlir::tensor::ExpandShapeOp::create(
+                                 b, loc, c.getSrcType(), cotangent(c.getResult()),
+                                 c.getReassociationIndices()));
+      return mlir::success();
+    }
+    if (mlir::isa<MoeLayerOp>(op))
+      return op->emitOpError()
+             << "autodiff differentiates a moe_layer only as a function "
+                "returning its (y, aux_loss) as they are";
+    return op->emitOpError()
+           << "autodiff has no gradient rule for this op (it knows "
+              "einstruct.layer, einstruct.contract, einstruct.chunk_decays, "
+              "einstruct.chunk_scan, arith.addf and tensor reshapes)";
   }
 };
 

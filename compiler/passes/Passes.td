@@ -83,17 +83,21 @@ def PlanContractions : Pass<"einstruct-plan-contractions"> {
 }
 
 def Autodiff : Pass<"einstruct-autodiff", "mlir::ModuleOp"> {
-  let summary = "Derive the backward pass of every layer function";
+  let summary = "Derive the backward pass of every layer or mixer function";
   let description = [{
-    For each `func.func @f(%x, %w...) -> y` whose result is a sum
-    (arith.addf) of einstruct.layer ops applied to %x with weights taken
-    from the arguments, adds `@f_backward(%x, %w..., %dy) -> (dx, dw...)`.
-    Since y is linear in x and in each weight, every gradient is an einsum:
-    dx = einsum(dy, W1, ..., Wk -> x) (an einstruct.layer with the roles of
-    x and y swapped, so padding maps back exactly), and
-    dWi = Σ_batch einsum(x, dy, Wj (j ≠ i) -> Wi), emitted as a chain of
-    einstruct.contract ops in the cheapest order. Contributions of several
-    terms (DYAD) are summed; an unused weight gets a zero gradient.
+    For each `func.func @f(%args...) -> y` holding einstruct ops, adds
+    `@f_backward(%args..., %dy) -> (dargs...)` by one reverse sweep over f's
+    ops (recomputing the forward values the rules read). The rules:
+    an einstruct.layer's dx is the einsum read backwards (an einstruct.layer
+    with the roles of x and y swapped, so padding maps back exactly) and
+    dWi = Σ_batch einsum(x, dy, Wj (j ≠ i) -> Wi), a chain of
+    einstruct.contract ops in the cheapest order; an einstruct.contract
+    "l,r->o" gives "o,r->l" and "l,o->r"; einstruct.chunk_decays and
+    einstruct.chunk_scan give one chunk_decays_grad and chunk_scan_grad;
+    arith.addf passes the cotangent to both
+    operands and tensor reshapes reshape it back. Contributions are summed;
+    an argument nothing reads gets a zero gradient. Any other op on the
+    path to the result is a located error.
     A function that returns the (y, aux_loss) of one einstruct.moe_layer
     gets `@f_backward(%x, %router, %w..., %dy, %daux) -> (dx, drouter,
     dw...)`, one einstruct.moe_layer_grad.
@@ -145,6 +149,24 @@ def LowerToLinalg : Pass<"einstruct-lower-to-linalg"> {
   let dependentDialects = ["mlir::linalg::LinalgDialect",
                            "mlir::tensor::TensorDialect",
                            "mlir::arith::ArithDialect"];
+}
+
+def LowerSsd : Pass<"einstruct-lower-ssd"> {
+  let summary = "Lower the chunked SSD's ops (chunk_decays, chunk_scan) and "
+                "their gradients";
+  let description = [{
+    einstruct.chunk_decays: the in-chunk prefix sums become masked
+    reductions over the chunk (no scan loops), the decays exponentials of
+    their differences (local to a chunk, so no long prefix sums cancel).
+    einstruct.chunk_scan: an scf.for over the chunks carrying the last
+    entering state, one linalg.generic per step. Their gradients recompute
+    the forward values and walk the same sums and the recurrence backwards.
+  }];
+  let dependentDialects = ["mlir::linalg::LinalgDialect",
+                           "mlir::tensor::TensorDialect",
+                           "mlir::arith::ArithDialect",
+                           "mlir::math::MathDialect",
+                           "mlir::scf::SCFDialect"];
 }
 
 def FuseBatchTiles : Pass<"einstruct-fuse-batch-tiles", "mlir::func::FuncOp"> {

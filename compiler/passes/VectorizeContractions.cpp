@@ -43,10 +43,10 @@ constexpr int64_t kBlockedBatchTile = 96;
 // The body is exactly `yield(out + a * b)`.
 bool isMulAdd(mlir::linalg::GenericOp g) {
   mlir::Block &body = g.getRegion().front();
-  if (body.getOperations().size() != 3)
+  if (body.getNumArguments() != 3 || body.getOperations().size() != 3)
     return false;
   auto mul = mlir::dyn_cast<mlir::arith::MulFOp>(&body.front());
-  auto add = mlir::dyn_cast<mlir::arith::AddFOp>(mul ? mul->getNextNode()
+  auto add = mlir::dyn_cast_or_null<mlir::arith::AddFOp>(mul ? mul->getNextNode()
                                                      : nullptr);
   return mul && add && add.getLhs() == body.getArgument(2) &&
          add.getRhs() == mul.getResult() &&

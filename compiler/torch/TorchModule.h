@@ -1,6 +1,7 @@
-// `einstruct compile --emit torch`: a layer as a self-contained Python module
-// (a torch.nn.Module + autograd.Function calling the runtime's C ABI with
-// ctypes): the Python package's einstruct.nn and a subclass with the spec.
+// `einstruct compile --emit torch`: a layer or a sequence mixer as a
+// self-contained Python module (a torch.nn.Module + autograd.Function calling
+// the runtime's C ABI with ctypes): the Python package's einstruct.nn and a
+// subclass with the spec.
 #pragma once
 #include "search/Layer.h"
 
@@ -13,5 +14,13 @@ namespace einstruct {
 // says otherwise.
 Result<std::string> emitTorchModule(const Layer &layer, const std::string &name,
                                     const std::string &runtime);
+
+// A sequence mixer the CPU runs ("ssd(...)" or "hydra(...)") on sequences of
+// `seqLen` tokens, as a module: einstruct.nn and a subclass of its Mixer
+// with the spec and length fixed.
+Result<std::string> emitTorchMixerModule(const std::string &spec,
+                                         int64_t seqLen,
+                                         const std::string &name,
+                                         const std::string &runtime);
 
 } // namespace einstruct

@@ -77,11 +77,20 @@ def _library():
         "einstruct_import": [c_char_p, c_char_p, c_char_p, c_char_p,
                              ctypes.POINTER(_P)],
         "einstruct_free": [_P],
+        "einstruct_mixer_create_cpu": [c_char_p, c_i64, ctypes.POINTER(_P)],
+        "einstruct_mixer_destroy": [_P],
+        "einstruct_mixer_num_operands": [_P],
+        "einstruct_mixer_operand": [_P, c_int, ctypes.POINTER(c_char_p), _P,
+                                    c_int],
+        "einstruct_mixer_macs": [_P],
+        "einstruct_mixer_forward": [_P, _P, c_i64, _P],
+        "einstruct_mixer_backward": [_P, _P, _P, c_i64, _P],
+        "einstruct_mixer_set_threads": [_P, c_int],
     }
     for name, args in signatures.items():
         getattr(lib, name).argtypes = args
     for name in ("einstruct_layer_d_in", "einstruct_layer_d_out",
-                 "einstruct_layer_experts"):
+                 "einstruct_layer_experts", "einstruct_mixer_macs"):
         getattr(lib, name).restype = c_i64
     lib.einstruct_last_error.restype = c_char_p
     _LIBRARY = lib
@@ -338,6 +347,110 @@ class Linear(torch.nn.Module):
     def extra_repr(self):
         return "d_in=%d, d_out=%d, bias=%s, spec=%s" % (
             self.d_in, self.d_out, self.bias is not None, json.dumps(self.spec))
+
+
+class _CompiledMixer:
+    """A mixer compiled by the runtime for the CPU; copies share it."""
+
+    def __init__(self, spec, seq_len):
+        self.spec, self.seq_len = spec, int(seq_len)
+        self.lib = _library()
+        self.handle = _P()
+        _check(self.lib.einstruct_mixer_create_cpu(
+            spec.encode(), self.seq_len, ctypes.byref(self.handle)))
+        self.operands = []
+        for k in range(self.lib.einstruct_mixer_num_operands(self.handle)):
+            name, dims = ctypes.c_char_p(), (ctypes.c_int64 * 8)()
+            rank = self.lib.einstruct_mixer_operand(
+                self.handle, k, ctypes.byref(name), dims, 8)
+            if rank < 0:
+                _check(rank)
+            self.operands.append((name.value.decode(), tuple(dims[:rank])))
+        self.macs = self.lib.einstruct_mixer_macs(self.handle)
+
+    def __del__(self):
+        if getattr(self, "handle", None):
+            self.lib.einstruct_mixer_destroy(self.handle)
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __reduce__(self):
+        return (_CompiledMixer, (self.spec, self.seq_len))
+
+
+class _MixerApply(torch.autograd.Function):
+    """y = mixer(operands...): float32 contiguous CPU tensors."""
+
+    @staticmethod
+    def forward(ctx, compiled, *operands):
+        batch = operands[0].shape[0]
+        x_shape = compiled.operands[0][1]
+        y = operands[0].new_empty((batch,) + x_shape)
+        _check(compiled.lib.einstruct_mixer_set_threads(
+            compiled.handle, torch.get_num_threads()))
+        _check(compiled.lib.einstruct_mixer_forward(
+            compiled.handle, _pointers(operands), batch, y.data_ptr()))
+        ctx.compiled = compiled
+        ctx.save_for_backward(*operands)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        operands = ctx.saved_tensors
+        dy = dy.to(torch.float32).contiguous()
+        grads = [torch.empty_like(t) for t in operands]
+        compiled = ctx.compiled
+        _check(compiled.lib.einstruct_mixer_set_threads(
+            compiled.handle, torch.get_num_threads()))
+        _check(compiled.lib.einstruct_mixer_backward(
+            compiled.handle, _pointers(operands), dy.data_ptr(),
+            operands[0].shape[0], _pointers(grads)))
+        return (None, *grads)
+
+
+class Mixer(torch.nn.Module):
+    """A sequence mixer (structures.md §7) compiled for sequences of
+    seq_len tokens: "ssd(heads, head_dim, state, chunk)" (Mamba-2's chunked
+    SSD) or "hydra(...)" (two SSD passes, shifted and flipped, plus a
+    skip). forward(*operands) takes [batch, ...] tensors in the order and
+    per-sequence shapes of `operands`, as mamba_chunk_scan_combined takes
+    them (dt after its softplus, a = dt·A): ssd x [L, H, P], dt and a
+    [L, H], B and C [L, N]; hydra x, dt and a [L, 2, H], B and C [L, 2, N],
+    d [L, H]. It returns y [batch, L, H, P], differentiable in every
+    operand. CPU tensors, float32 arithmetic. It has no parameters: a
+    block's projections make its operands."""
+
+    def __init__(self, spec, seq_len):
+        super().__init__()
+        self._compiled = _CompiledMixer(spec, seq_len)
+        self.spec, self.seq_len = spec, int(seq_len)
+        self.operands = list(self._compiled.operands)
+        self.macs = self._compiled.macs  # per sequence
+
+    def forward(self, *operands):
+        name = type(self).__name__
+        if len(operands) != len(self.operands):
+            raise ValueError("%s: %d operands given, %s takes %d (%s)" % (
+                name, len(operands), self.spec, len(self.operands),
+                ", ".join(n for n, _ in self.operands)))
+        batch = operands[0].shape[0] if operands[0].dim() else -1
+        for t, (n, shape) in zip(operands, self.operands):
+            if t.device.type != "cpu":
+                raise RuntimeError("%s runs on CPU tensors; %s is on %s"
+                                   % (name, n, t.device))
+            if tuple(t.shape) != (batch,) + shape:
+                raise ValueError("%s: %s must be [batch, %s] = %s, got %s" % (
+                    name, n, ", ".join(map(str, shape)),
+                    (batch,) + shape, tuple(t.shape)))
+        if batch == 0:
+            return operands[0].new_zeros((0,) + self.operands[0][1])
+        y = _MixerApply.apply(self._compiled, *[
+            t.to(torch.float32).contiguous() for t in operands])
+        return y.to(operands[0].dtype)
+
+    def extra_repr(self):
+        return "%s, seq_len=%d" % (self.spec, self.seq_len)
 
 
 class BTTMoE(Linear):

@@ -197,6 +197,16 @@ expect "monarch-seq: blocks = 7 does not divide the sequence length 64" analyze 
 expect "--mixer-family: unknown mixer family 'mamba'" search --mixer-family ssd,mamba --seq-len 64 --d-model 8
 expect "--mixer-family needs --seq-len L and --d-model D" search --mixer-family ssd --seq-len 64
 expect "no mixer meets the constraints" search --mixer-family dense-seq --seq-len 64 --d-model 8 --max-flops 10
+expect "--mixer needs --seq-len L (or --input with the operands)" run --mixer 'ssd(2, 4, 8)'
+expect "--mixer: toeplitz is costed by analyze and search; run compiles ssd and hydra" run --mixer toeplitz --seq-len 16
+expect "--mixer runs a sequence mixer; --theta/--einsum/--structure/--sizes/--d-in/--d-out belongs to a layer" run --mixer 'ssd(2, 4, 8)' --seq-len 16 --structure 'monarch(4)'
+expect "--mixer runs a sequence mixer; --check belongs to a layer" run --mixer 'ssd(2, 4, 8)' --seq-len 16 --check
+expect "ssd: chunk = 32 exceeds the sequence length 16" run --mixer 'ssd(2, 4, 8, 32)' --seq-len 16
+expect "ssd: parameter state = '-1' must be a positive integer" run --mixer 'ssd(2, 4, -1)' --seq-len 16
+expect "--seq-len: Value 0 not in range" run --mixer 'ssd(2, 4, 8)' --seq-len 0
+expect "--mixer needs --seq-len L" compile --mixer 'ssd(2, 4, 8)' --emit torch
+expect "give --mixer or a layer spec, not both" compile --mixer 'ssd(2, 4, 8)' --seq-len 16 --structure 'monarch(4)' --emit torch
+expect "--mixer: ssd: chunk = 32 exceeds the sequence length 16" compile --mixer 'ssd(2, 4, 8, 32)' --seq-len 16 --emit torch
 expect "--mixer analyses mixers only" analyze --mixer dense-seq --seq-len 64 --d-model 8 --structure dense --d-in 4 --d-out 4
 # import and export: a located error, nothing written.
 expect "--from: unknown checkpoint source 'jax'" import --from jax "$work/m.safetensors"

@@ -3,7 +3,8 @@
 weights written as .npy (weights in structures.md layouts, some with their
 size-1 axes kept), y and the gradients read back and compared with np.einsum.
 Also safetensors inputs (F32, BF16, F16 converted exactly), and that bad .npy
-and safetensors inputs are refused with a byte offset and leave no output."""
+and safetensors inputs are refused with a byte offset and leave no output.
+And `run --mixer` (SSD, Hydra) against the materialised matrix in float64."""
 import json
 import os
 import struct
@@ -356,6 +357,111 @@ r = run(["project"] + lr + ["--weight", f"{work}/Wr_in_out.npy", "-o",
          f"{work}/never"])
 check(r.returncode == 2 and "for a (d_in, d_out) file give --in-out" in r.stderr
       and not os.path.exists(f"{work}/never"), f"transposed file: {r.stderr}")
+
+
+# Sequence mixers: `run --mixer` on a safetensors file of named operands,
+# against the materialised semiseparable matrix in float64
+# (M[l, s] = C_l·B_s exp(Σ_{t=s+1..l} a_t), structures.md §7) applied to
+# x ⊙ dt and, for Hydra, the reference's two flipped passes
+# (goombalab/hydra: each half of dt scaling its pass's x, y rolled by one,
+# y[0] = 0, the backward half flipped back, plus x ⊙ d). Every gradient is
+# checked by central differences of <dy, y> in float64 along a random
+# direction.
+def ssd_matrix(a, B, C):
+    """a [L, H], B, C [L, N] -> M [H, L, L] in float64."""
+    cum = np.cumsum(a.astype(np.float64), axis=0)          # [L, H]
+    L = a.shape[0]
+    seg = cum[:, None, :] - cum[None, :, :]                  # [l, s, H]
+    mask = np.tril(np.ones((L, L), bool))[:, :, None]
+    decay = np.where(mask, np.exp(np.where(mask, seg, 0)), 0)
+    cb = C.astype(np.float64) @ B.astype(np.float64).T       # [l, s]
+    return np.transpose(cb[:, :, None] * decay, (2, 0, 1))
+
+
+def ssd_ref(x, dt, a, B, C):
+    xs = x.astype(np.float64) * dt[..., None]
+    return np.stack([np.einsum("hls,shp->lhp", ssd_matrix(a[b], B[b], C[b]),
+                               xs[b]) for b in range(len(x))])
+
+
+def hydra_ref(x, dt, a, B, C, d):
+    flip = lambda t: t[:, ::-1]
+    fw = ssd_ref(x, dt[:, :, 0], a[:, :, 0], B[:, :, 0], C[:, :, 0])
+    bw = ssd_ref(flip(x), flip(dt[:, :, 1]), flip(a[:, :, 1]),
+                 flip(B[:, :, 1]), flip(C[:, :, 1]))
+    roll = lambda y: np.concatenate([np.zeros_like(y[:, :1]), y[:, :-1]], 1)
+    return roll(fw) + flip(roll(bw)) + x * d[..., None]
+
+
+def mixer_case(spec, L, batch, shapes, ref):
+    rng = np.random.default_rng(L * 7 + batch)
+    ops = {}
+    for name, shape in shapes.items():
+        v = rng.uniform(-1, 1, (batch,) + shape)
+        if name == "a":
+            v = -rng.uniform(0.05, 0.5, (batch,) + shape)
+        if name == "dt":
+            v = rng.uniform(0.1, 1, (batch,) + shape)
+        ops[name] = v.astype(np.float32)
+    st = f"{work}/mixer.safetensors"
+    safetensors(st, [(n, "F32", v) for n, v in ops.items()])
+    y_ref = ref(*ops.values())
+    dy = rng.uniform(-1, 1, y_ref.shape).astype(np.float32)
+    np.save(f"{work}/mixer_dy.npy", dy)
+    os.makedirs(f"{work}/mg", exist_ok=True)
+    r = run(["run", "--mixer", spec, "--input", st, "-o", f"{work}/my.npy",
+             "--grad", f"{work}/mixer_dy.npy", "--grad-dir", f"{work}/mg",
+             "--repeat", "1"])
+    if r.returncode != 0:
+        check(False, f"run --mixer {spec}: {r.stderr}")
+        return
+    y = np.load(f"{work}/my.npy")
+    err = np.abs(y - y_ref).max() / np.abs(y_ref).max()
+    check(y.shape == y_ref.shape and err < 1e-5,
+          f"{spec} L={L}: y relative error {err}")
+    f = lambda o: float((dy.astype(np.float64) * ref(*o.values())).sum())
+    for name, v in ops.items():
+        g = np.load(f"{work}/mg/d{name}.npy")
+        direction = rng.standard_normal(v.shape)
+        h = 1e-4
+        plus = {k: (w + h * direction if k == name else w).astype(np.float64)
+                for k, w in ops.items()}
+        minus = {k: (w - h * direction if k == name else w).astype(np.float64)
+                 for k, w in ops.items()}
+        fd = (f(plus) - f(minus)) / (2 * h)
+        got = float((g.astype(np.float64) * direction).sum())
+        check(g.shape == v.shape and abs(got - fd) <= 1e-4 * max(1, abs(fd)),
+              f"{spec} L={L}: d{name}·v = {got}, finite differences {fd}")
+
+
+mixer_case("ssd(heads=2, head_dim=3, state=4, chunk=4)", 10, 2,
+           {"x": (10, 2, 3), "dt": (10, 2), "a": (10, 2), "B": (10, 4),
+            "C": (10, 4)}, ssd_ref)
+mixer_case("hydra(heads=2, head_dim=2, state=3, chunk=3)", 7, 1,
+           {"x": (7, 2, 2), "dt": (7, 2, 2), "a": (7, 2, 2), "B": (7, 2, 3),
+            "C": (7, 2, 3), "d": (7, 2)}, hydra_ref)
+# A wrong operand shape or a missing operand: located, exit 2, no output.
+st = f"{work}/bad_mixer.safetensors"
+safetensors(st, [("x", "F32", np.zeros((1, 8, 2, 3), np.float32)),
+                 ("dt", "F32", np.zeros((1, 8, 2), np.float32)),
+                 ("a", "F32", np.zeros((1, 8, 3), np.float32)),
+                 ("B", "F32", np.zeros((1, 8, 4), np.float32))])
+r = run(["run", "--mixer", "ssd(heads=2, head_dim=3, state=4)", "--input", st,
+         "-o", f"{work}/never.npy"])
+check(r.returncode == 2 and "a has shape (1, 8, 3)" in r.stderr and
+      not os.path.exists(f"{work}/never.npy"), f"mixer operand shape: {r.stderr}")
+safetensors(st, [("x", "F32", np.zeros((1, 8, 2, 3), np.float32)),
+                 ("dt", "F32", np.zeros((1, 8, 2), np.float32)),
+                 ("a", "F32", np.zeros((1, 8, 2), np.float32)),
+                 ("B", "F32", np.zeros((1, 8, 4), np.float32))])
+r = run(["run", "--mixer", "ssd(heads=2, head_dim=3, state=4)", "--input", st,
+         "-o", f"{work}/never.npy"])
+check(r.returncode == 2 and "'C'" in r.stderr and
+      not os.path.exists(f"{work}/never.npy"), f"mixer operand missing: {r.stderr}")
+r = run(["run", "--mixer", "ssd(heads=2, head_dim=3, state=4)", "--input", st,
+         "--seq-len", "9"])
+check(r.returncode == 2 and "--seq-len 9 but" in r.stderr,
+      f"mixer seq-len conflict: {r.stderr}")
 
 print(f"run_numpy: {passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

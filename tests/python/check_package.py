@@ -4,7 +4,9 @@ against torch.einsum + autograd in float64; state_dict round trip; BTTMoE;
 project() on matrices of known structure; convert() on a linear model (the
 output error equals the reported projection error) and on a trained MLP
 (fine-tuning recovers); load_checkpoint of fly and einsum-search state dicts
-and .pt files against our transcriptions of their forwards. Exits 77 (CTest's skip) without PyTorch.
+and .pt files against our transcriptions of their forwards; Mixer (Hydra)
+against a float64 transcription with autograd, and blocks.Hydra against a
+transcription of hydra.py's forward. Exits 77 (CTest's skip) without PyTorch.
     usage: check_package.py EINSTRUCT"""
 import json
 import os
@@ -233,5 +235,140 @@ try:
     check(False, "a checkpoint without layers is refused")
 except RuntimeError as e:
     check("no fly structured layer" in str(e), f"no layers: {e}")
+
+
+# einstruct.Mixer: Hydra's mixer against a float64 transcription of the
+# reference (two SSD passes on x ⊙ dt and flip(x) ⊙ dt as materialised
+# semiseparable matrices, rolled by one, the second flipped back, plus
+# x ⊙ d); every operand's gradient against autograd through that
+# transcription.
+def ssd64(x, dt, a, B, C):
+    L = a.shape[1]
+    cum = torch.cumsum(a, 1)                                  # b l h
+    seg = cum[:, :, None] - cum[:, None]                      # b l s h
+    mask = torch.tril(torch.ones(L, L, dtype=torch.bool))[None, :, :, None]
+    decay = torch.exp(seg.masked_fill(~mask, float("-inf")))
+    M = torch.einsum("bln,bsn->bls", C, B)[..., None] * decay
+    return torch.einsum("blsh,bshp->blhp", M, x * dt[..., None])
+
+
+def hydra64(x, dt, a, B, C, d):
+    flip = lambda t: torch.flip(t, (1,))
+    fw = ssd64(x, dt[:, :, 0], a[:, :, 0], B[:, :, 0], C[:, :, 0])
+    bw = ssd64(flip(x), flip(dt[:, :, 1]), flip(a[:, :, 1]), flip(B[:, :, 1]),
+               flip(C[:, :, 1]))
+    roll = lambda y: torch.cat([torch.zeros_like(y[:, :1]), y[:, :-1]], 1)
+    return roll(fw) + flip(roll(bw)) + x * d[..., None]
+
+
+mixer = einstruct.Mixer("hydra(heads=3, head_dim=2, state=4, chunk=4)", 11)
+check([n for n, _ in mixer.operands] == ["x", "dt", "a", "B", "C", "d"] and
+      mixer.operands[2][1] == (11, 2, 3),
+      f"Mixer operands: {mixer.operands}")
+gen = torch.Generator().manual_seed(5)
+ops = [torch.rand((2,) + shape, generator=gen) * 2 - 1
+       for _, shape in mixer.operands]
+ops[1] = 0.1 + 0.9 * torch.rand(ops[1].shape, generator=gen)   # dt
+ops[2] = -0.05 - 0.45 * torch.rand(ops[2].shape, generator=gen)  # dt·A
+ops = [t.requires_grad_() for t in ops]
+ops64 = [t.detach().double().requires_grad_() for t in ops]
+y, y64 = mixer(*ops), hydra64(*ops64)
+dy = torch.rand(y.shape, generator=gen) * 2 - 1
+check(rel(y.detach(), y64.detach()) < 1e-5,
+      f"Mixer(hydra) forward equals the float64 transcription "
+      f"({rel(y.detach(), y64.detach()):.1e})")
+g = torch.autograd.grad(y, ops, dy)
+g64 = torch.autograd.grad(y64, ops64, dy.double())
+for (n, _), a, b in zip(mixer.operands, g, g64):
+    check(rel(a, b) < 1e-4, f"Mixer(hydra) d{n} equals autograd through the "
+          f"transcription ({rel(a, b):.1e})")
+try:
+    mixer(*ops[:5])
+    check(False, "Mixer with an operand missing is refused")
+except ValueError as e:
+    check("5 operands given" in str(e) and "x, dt, a, B, C, d" in str(e),
+          f"Mixer operand count: {e}")
+try:
+    einstruct.Mixer("hydra(heads=3, head_dim=2, state=4, chunk=12)", 11)
+    check(False, "a chunk longer than the sequence is refused")
+except RuntimeError as e:
+    check("chunk = 12 exceeds" in str(e), f"Mixer chunk: {e}")
+
+
+# einstruct.blocks.Hydra: the block against a float64 transcription of
+# goombalab/hydra's forward (in_proj split into z, xBC, dt; dt's halves,
+# the second flipped, softplus(dt + dt_bias); depthwise conv (padding
+# d_conv // 2) and SiLU; x and flip(x) through the SSD with A = −exp(A_log);
+# roll by one, flip back, + x ⊙ (fc_D(x) + D); RMSNormGated with
+# norm_before_gate; out_proj), sharing the block's parameters; the
+# gradients of the input and of every parameter against autograd through
+# it. Then einstruct.convert() structures its three projections.
+from einstruct.blocks import Hydra  # noqa: E402
+
+
+def hydra_block64(prm, u, d_inner, H, P, N):
+    flip = lambda t: torch.flip(t, (1,))
+    b, L, _ = u.shape
+    zxbcdt = u @ prm["in_proj.weight"].T
+    z, xBC, dt = torch.split(zxbcdt, [d_inner, d_inner + 4 * N, 2 * H], -1)
+    dt = torch.cat([dt[:, :, :H], flip(dt[:, :, H:])], 0)
+    dt = F.softplus(dt + prm["dt_bias"])
+    xBC = F.conv1d(xBC.transpose(1, 2), prm["conv1d.weight"],
+                   prm["conv1d.bias"], padding=prm["conv1d.weight"].shape[-1] // 2,
+                   groups=xBC.shape[-1]).transpose(1, 2)
+    xBC = F.silu(xBC)
+    x, BC = torch.split(xBC, [d_inner, 4 * N], -1)
+    x_og = x
+    x = torch.cat([x, flip(x)], 0)
+    BC = torch.cat([BC[:, :, :2 * N], flip(BC[:, :, 2 * N:])], 0)
+    B, C = torch.split(BC, [N, N], -1)
+    A = -torch.exp(prm["A_log"])
+    xs = x.reshape(2 * b, L, H, P) * dt[..., None]
+    cum = torch.cumsum(dt * A, 1)
+    seg = cum[:, :, None] - cum[:, None]
+    mask = torch.tril(torch.ones(L, L, dtype=torch.bool))[None, :, :, None]
+    M = torch.einsum("bln,bsn->bls", C, B)[..., None] * torch.exp(
+        seg.masked_fill(~mask, float("-inf")))
+    y = torch.einsum("blsh,bshp->blhp", M, xs).reshape(2 * b, L, d_inner)
+    y = torch.roll(y, shifts=1, dims=1)
+    y = torch.cat([torch.zeros_like(y[:, :1]), y[:, 1:]], 1)
+    y = y[:b] + flip(y[b:]) + x_og * torch.repeat_interleave(
+        x_og @ prm["fc_D.weight"].T + prm["D"], P, dim=-1)
+    y = y * torch.rsqrt(y.pow(2).mean(-1, keepdim=True) + 1e-5)
+    y = y * prm["norm_weight"] * F.silu(z)
+    return y @ prm["out_proj.weight"].T
+
+
+F = torch.nn.functional
+torch.manual_seed(3)
+block = Hydra(d_model=8, d_state=4, d_conv=3, expand=2, headdim=4,
+              chunk_size=4)
+u = torch.randn(2, 10, 8, requires_grad=True)
+out = block(u)
+prm64 = {k: v.detach().double().requires_grad_()
+         for k, v in block.named_parameters()}
+u64 = u.detach().double().requires_grad_()
+ref = hydra_block64(prm64, u64, block.d_inner, block.nheads, block.headdim,
+                    block.d_state)
+check(out.shape == (2, 10, 8) and rel(out.detach(), ref.detach()) < 1e-5,
+      f"blocks.Hydra forward equals the transcription of hydra.py "
+      f"({rel(out.detach(), ref.detach()):.1e})")
+dout = torch.randn(out.shape)
+names = [k for k, _ in block.named_parameters()]
+got = torch.autograd.grad(out, [u] + list(block.parameters()), dout)
+want = torch.autograd.grad(ref, [u64] + [prm64[k] for k in names],
+                           dout.double())
+worst = max(zip(["u"] + names, got, want), key=lambda t: rel(t[1], t[2]))
+check(rel(worst[1], worst[2]) < 1e-4,
+      f"blocks.Hydra gradients (input and {len(names)} parameters) equal "
+      f"autograd through the transcription (worst {worst[0]}: "
+      f"{rel(worst[1], worst[2]):.1e})")
+report = einstruct.convert(block, budget=0.75)
+out2 = block(u)
+out2.sum().backward()
+check(all(isinstance(m, einstruct.Linear) for m in
+          (block.in_proj, block.out_proj, block.fc_D)) and
+      u.grad is not None and torch.isfinite(out2).all(),
+      f"convert() structures the Hydra block's projections: {report}")
 
 checks.finish()

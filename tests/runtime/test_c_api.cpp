@@ -210,3 +210,105 @@ TEST_CASE("batch sizes whose arrays would overflow are refused, not run",
   CHECK(einstruct_layer_forward(l, x.data(), 1, w, y.data()) == EINSTRUCT_OK);
   einstruct_layer_destroy(l);
 }
+
+TEST_CASE("mixers through the C ABI: operands, forward against the "
+          "materialised SSD, gradients' shapes, bad arguments",
+          "[runtime][mixer]") {
+  einstruct_mixer *m = nullptr;
+  REQUIRE(einstruct_mixer_create_cpu("ssd(heads=2, head_dim=3, state=2, "
+                                     "chunk=4)",
+                                     9, &m) == EINSTRUCT_OK);
+  REQUIRE(einstruct_mixer_num_operands(m) == 5);
+  const char *names[5];
+  int64_t dims[5][4];
+  int ranks[5];
+  for (int k = 0; k < 5; ++k)
+    ranks[k] = einstruct_mixer_operand(m, k, &names[k], dims[k], 4);
+  CHECK(std::string(names[0]) + "," + names[1] + "," + names[2] + "," +
+            names[3] + "," + names[4] ==
+        "x,dt,a,B,C");
+  CHECK(ranks[0] == 3);
+  CHECK(dims[0][0] == 9);
+  CHECK(dims[0][1] == 2);
+  CHECK(dims[0][2] == 3);
+  CHECK(ranks[1] == 2);
+  CHECK(dims[3][1] == 2);
+  // y[l, h, p] = Σ_{s ≤ l} (C_l·B_s) exp(Σ_{t=s+1..l} a[t, h]) dt[s, h]
+  // x[s, h, p].
+  const int L = 9, H = 2, P = 3, N = 2;
+  auto x = random(L * H * P, 1), B = random(L * N, 2), C = random(L * N, 3);
+  auto a = random(L * H, 4), dt = random(L * H, 5);
+  for (float &v : a)
+    v = -0.1f - 0.1f * std::abs(v);
+  for (float &v : dt)
+    v = 0.5f + 0.2f * std::abs(v);
+  const float *in[5] = {x.data(), dt.data(), a.data(), B.data(), C.data()};
+  std::vector<float> y(L * H * P);
+  REQUIRE(einstruct_mixer_forward(m, in, 1, y.data()) == EINSTRUCT_OK);
+  double err = 0;
+  for (int l = 0; l < L; ++l)
+    for (int h = 0; h < H; ++h)
+      for (int p = 0; p < P; ++p) {
+        double want = 0;
+        for (int s = 0; s <= l; ++s) {
+          double decay = 0, cb = 0;
+          for (int t = s + 1; t <= l; ++t)
+            decay += a[t * H + h];
+          for (int n = 0; n < N; ++n)
+            cb += double(C[l * N + n]) * B[s * N + n];
+          want += cb * std::exp(decay) * dt[s * H + h] * x[(s * H + h) * P + p];
+        }
+        err = std::max(err, std::abs(want - y[(l * H + h) * P + p]));
+      }
+  CHECK(err < 1e-5);
+  std::vector<float> dx(x.size()), ddt(dt.size()), da(a.size()), dB(B.size()),
+      dC(C.size());
+  float *grads[5] = {dx.data(), ddt.data(), da.data(), dB.data(), dC.data()};
+  REQUIRE(einstruct_mixer_backward(m, in, y.data(), 1, grads) == EINSTRUCT_OK);
+  // <y, y> is positive, so is its gradient's inner product with x: 2<y, y>.
+  double dot = 0, yy = 0;
+  for (size_t k = 0; k < x.size(); ++k)
+    dot += double(dx[k]) * x[k], yy += double(y[k]) * y[k];
+  CHECK(std::abs(dot - yy) < 1e-4 * yy); // y is linear in x: <M^T y, x> = <y, y>
+  CHECK(einstruct_mixer_forward(m, in, 0, y.data()) == EINSTRUCT_ERR_ARGUMENT);
+  CHECK(std::string(einstruct_last_error()) == "batch = 0 must be positive");
+  const float *missing[5] = {x.data(), dt.data(), nullptr, B.data(), C.data()};
+  CHECK(einstruct_mixer_forward(m, missing, 1, y.data()) ==
+        EINSTRUCT_ERR_ARGUMENT);
+  CHECK(einstruct_mixer_operand(m, 5, nullptr, nullptr, 0) ==
+        EINSTRUCT_ERR_ARGUMENT);
+  CHECK(einstruct_mixer_set_threads(m, 0) == EINSTRUCT_ERR_ARGUMENT);
+  einstruct_mixer_destroy(m);
+  einstruct_mixer *bad = nullptr;
+  CHECK(einstruct_mixer_create_cpu("ssd(heads=2)", 8, &bad) ==
+        EINSTRUCT_ERR_SPEC);
+  CHECK(std::string(einstruct_last_error()).find("head_dim") !=
+        std::string::npos);
+  CHECK(bad == nullptr);
+  CHECK(einstruct_mixer_create_cpu("monarch-seq(blocks=4)", 16, &bad) ==
+        EINSTRUCT_ERR_SPEC);
+}
+
+TEST_CASE("the C++ wrapper's CompiledMixer runs Hydra and throws on bad "
+          "specs",
+          "[runtime][mixer]") {
+  auto m = einstruct::CompiledMixer::cpu("hydra(heads=1, head_dim=2, state=1, "
+                                         "chunk=2)",
+                                         3);
+  auto ops = m.operands();
+  REQUIRE(ops.size() == 6);
+  CHECK(ops[5].name == "d");
+  CHECK(ops[5].shape == std::vector<int64_t>{3, 1});
+  // With B = C = 0 both SSD passes vanish: y = d ⊙ x exactly.
+  std::vector<float> x = {1, 2, 3, 4, 5, 6}, dt(6, 0.3f), a(6, -0.5f),
+                     B(6, 0.f), C(6, 0.f), d = {2, -1, 0.5f}, y(6);
+  m.forward({x.data(), dt.data(), a.data(), B.data(), C.data(), d.data()}, 1,
+            y.data());
+  CHECK(y == std::vector<float>{2, 4, -3, -4, 2.5f, 3});
+  try {
+    einstruct::CompiledMixer::cpu("hydra(heads=1)", 3);
+    FAIL("no error");
+  } catch (const einstruct::Error &e) {
+    CHECK(e.status == EINSTRUCT_ERR_SPEC);
+  }
+}

@@ -183,5 +183,45 @@ bad = subprocess.run([einstruct, "compile", *cases[0][1], "--emit", "torch",
 check(bad.returncode == 2 and "--target" in bad.stderr,
       "--emit torch --target cuda is refused: " + bad.stderr.strip())
 
+# A mixer module: `compile --mixer ... --emit torch` writes einstruct.nn and
+# a Mixer subclass with the spec fixed; it equals the package's Mixer on the
+# same operands (the same compiled code), its gradients too, and it knows
+# its operands.
+mixer_spec = "ssd(heads=2, head_dim=3, state=4, chunk=4)"
+m = emit(["--mixer", mixer_spec, "--seq-len", "10"], "ssd_mod")
+mod = m.ssd_mod()
+check([n for n, _ in mod.operands] == ["x", "dt", "a", "B", "C"] and
+      mod.seq_len == 10 and m.MIXER == mixer_spec,
+      f"mixer module: {mod.operands}")
+gen = torch.Generator().manual_seed(4)
+ops = [torch.rand((3,) + shape, generator=gen) for _, shape in mod.operands]
+ops[1] = ops[1] + 0.1          # dt > 0
+ops[2] = -0.5 * ops[2]         # a = dt·A < 0
+ops = [t.requires_grad_() for t in ops]
+y = mod(*ops)
+# The same y from the materialised matrix: y_l = Σ_{s≤l} C_l·B_s
+# exp(Σ_{t=s+1..l} a_t) dt_s x_s, per head, in float64.
+x, dt, a, B, C = [t.detach().double() for t in ops]
+cum = torch.cumsum(a, 1)
+L = 10
+mask = torch.tril(torch.ones(L, L, dtype=torch.bool))[None, :, :, None]
+M = torch.einsum("bln,bsn->bls", C, B)[..., None] * torch.exp(
+    (cum[:, :, None] - cum[:, None]).masked_fill(~mask, float("-inf")))
+want = torch.einsum("blsh,bshp->blhp", M, x * dt[..., None])
+err = float((y.detach().double() - want).abs().max() / want.abs().max())
+check(err < 1e-5, f"mixer module forward equals the materialised SSD ({err:.1e})")
+g = torch.autograd.grad(y.sum(), ops)
+check(all(t.shape == o.shape and torch.isfinite(t).all() for t, o in zip(g, ops)),
+      "mixer module gradients reach every operand")
+bad = subprocess.run([einstruct, "compile", "--mixer", "toeplitz", "--seq-len",
+                      "8", "--emit", "torch", "-o", work], capture_output=True,
+                     text=True)
+check(bad.returncode == 2 and "the CPU runs ssd and hydra" in bad.stderr,
+      "--mixer toeplitz is refused: " + bad.stderr.strip())
+bad = subprocess.run([einstruct, "compile", "--mixer", mixer_spec, "-o", work],
+                     capture_output=True, text=True)
+check(bad.returncode == 2 and "--emit kernels does not apply" in bad.stderr,
+      "--mixer without --emit torch is refused: " + bad.stderr.strip())
+
 shutil.rmtree(work)
 checks.finish()

@@ -38,6 +38,8 @@ struct CompileOptions {
   bool prebuild = false, noWgmma = false;
   std::string hopperTile;
   std::string model; // a model file: every layer searched and compiled
+  std::string mixer;  // a sequence mixer (--emit torch)
+  int64_t seqLen = 0; // its sequence length
 };
 
 // The name the layer's files and symbols get: --name, or einstruct_ + family.
@@ -64,6 +66,38 @@ std::string runtimeLibrary() {
   return dir + "/libeinstruct_runtime.so";
 }
 
+// --mixer: a module of einstruct.nn.Mixer with the spec fixed.
+int runCompileMixerTorch(const CompileOptions &o) {
+  if (!o.file.empty() || o.args.theta || o.args.einsum || o.args.structure)
+    return fail("give --mixer or a layer spec, not both");
+  if (o.emit != "torch")
+    return fail(fmt::format("--mixer: --emit {} does not apply: mixers "
+                            "compile for the CPU, --emit torch (CUDA mixers "
+                            "are not built yet)",
+                            o.emit));
+  if (o.seqLen < 1)
+    return fail("--mixer needs --seq-len L");
+  std::string name = o.name;
+  if (name.empty()) {
+    name = "einstruct_";
+    for (char c : o.mixer.substr(0, o.mixer.find('(')))
+      name += std::isalnum((unsigned char)c) ? c : '_';
+  }
+  std::string runtime = runtimeLibrary();
+  auto text = emitTorchMixerModule(o.mixer, o.seqLen, name, runtime);
+  if (!text)
+    return fail("--mixer: " + text.error());
+  if (int rc = makeOutputDirectory(o.dir))
+    return rc;
+  if (int rc = emit(*text, o.dir + "/" + name + ".py"))
+    return rc;
+  std::printf("wrote %s/%s.py (torch.nn.Module %s: %s on %lld tokens; "
+              "runtime %s)\n",
+              o.dir.c_str(), name.c_str(), name.c_str(), o.mixer.c_str(),
+              (long long)o.seqLen, runtime.c_str());
+  return 0;
+}
+
 int runCompileTorch(const CompileOptions &o) {
   if (!o.target.empty() && o.target != "cpu")
     return fail(fmt::format("--emit torch: --target '{}' does not apply: the "
@@ -71,6 +105,8 @@ int runCompileTorch(const CompileOptions &o) {
                             "JIT; CUDA: the generated kernels, built on "
                             "first use)",
                             o.target));
+  if (!o.mixer.empty())
+    return runCompileMixerTorch(o);
   auto layer = singleLayer(o.file, o.args, "compile");
   if (!layer)
     return fail(layer.error());
@@ -351,6 +387,8 @@ int runCompileMlir(const CompileOptions &o, const CudaTarget &target) {
 int runCompile(const CompileOptions &o) {
   if (o.emit == "torch")
     return runCompileTorch(o);
+  if (!o.mixer.empty())
+    return runCompileMixerTorch(o);
   if (o.emit != "kernels" && o.emit != "mlir" && o.emit != "planned")
     return fail(fmt::format("--emit: unknown '{}' (known: mlir, planned, "
                             "kernels, torch)",
@@ -478,6 +516,12 @@ Command addCompileCommand(CLI::App &app) {
                       "model JSON: every layer gets the structure `search "
                       "--model` picks under the file's budget, then its "
                       "kernels; writes DIR/manifest.json too");
+  compile->add_option("--mixer", o->mixer,
+                      "with --emit torch: a sequence mixer instead, "
+                      "ssd(heads, head_dim, state, chunk) or hydra(...), as "
+                      "DIR/NAME.py (einstruct.nn.Mixer with the spec fixed)");
+  compile->add_option("--seq-len", o->seqLen, "--mixer: tokens per sequence")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
   compile->add_option("-o,--output", o->dir, "output directory")->required();
   return {compile, [o] { return runCompile(*o); }};
 }

@@ -1,7 +1,9 @@
 // `einstruct run`: compile a spec for the CPU (MLIR pipeline and JIT), run
 // it forward (and backward with --grad) on files or generated data, time it,
-// check it against naive loops.
+// check it against naive loops. With --mixer, a sequence mixer instead
+// (RunMixer.cpp).
 #include "Cli.h"
+#include "RunMixer.h"
 #include "compiler/cpu/JitLayer.h"
 #include "compiler/cpu/MoeLayer.h"
 #include "compiler/cpu/NaiveEinsum.h"
@@ -37,7 +39,40 @@ struct RunOptions {
   bool check = false;
   int repeat = 5;
   int threads = 0; // 0: EINSTRUCT_NUM_THREADS, else the hardware's
+  std::string mixer;  // a sequence mixer instead of a layer
+  int64_t seqLen = 0; // its sequence length
 };
+
+// `run --mixer`: the layer-only flags refused by name, the rest passed on.
+int runMixerCommand(const RunOptions &o, bool batchGiven) {
+  const std::pair<bool, const char *> layerOnly[] = {
+      {!o.file.empty(), "a spec file"},
+      {o.args.theta || o.args.einsum ||
+           o.args.structure || o.args.sizes ||
+           o.args.dIn.has_value() || o.args.dOut.has_value(),
+       "--theta/--einsum/--structure/--sizes/--d-in/--d-out"},
+      {!o.weights.empty(), "--weights"},
+      {!o.router.empty(), "--router"},
+      {!o.bias.empty(), "--bias"},
+      {o.check, "--check"}};
+  for (auto [given, what] : layerOnly)
+    if (given)
+      return fail(fmt::format("--mixer runs a sequence mixer; {} belongs to "
+                              "a layer",
+                              what));
+  MixerRunOptions m;
+  m.spec = o.mixer;
+  m.seqLen = o.seqLen;
+  m.batch = batchGiven ? o.batch : 1;
+  m.seed = o.seed;
+  m.input = o.input;
+  m.output = o.output;
+  m.grad = o.grad;
+  m.gradDir = o.gradDir;
+  m.repeat = o.repeat;
+  m.threads = o.threads;
+  return runMixer(m);
+}
 
 // What this process may allocate: physical memory, or less under an
 // address-space limit or a cgroup's memory.max.
@@ -420,20 +455,25 @@ Command addRunCommand(CLI::App &app) {
   auto *run = app.add_subcommand(
       "run", "Compile a spec for the CPU (MLIR pipeline + JIT) and run it");
   addSpecOptions(run, o->file, o->args);
-  run->add_option("--batch", o->batch, "rows of generated input")
-      ->check(kInt64)
-      ->capture_default_str();
+  auto *batch = run->add_option("--batch", o->batch,
+                                "rows of generated input (--mixer: "
+                                "sequences, default 1)")
+                    ->check(kInt64)
+                    ->capture_default_str();
   run->add_option("--seed", o->seed, "seed of the generated data")
       ->check(kCount)
       ->capture_default_str();
-  run->add_option("--input", o->input, "x.npy: float32 (N, d_in), C order");
+  run->add_option("--input", o->input,
+                  "x.npy: float32 (N, d_in), C order (--mixer: a safetensors "
+                  "file of the named operands, each (batch, ...))");
   run->add_option("--weights", o->weights,
                   "a.npy,b.npy,...: weights in structures.md layouts (size-1 "
                   "axes optional)");
   run->add_option("-o,--output", o->output, "y.npy: write the output here");
   run->add_option("--grad", o->grad,
                   "dy.npy (N, d_out): also run the backward pass and write "
-                  "dx.npy, dw1.npy, ... (weight order of --weights)");
+                  "dx.npy, dw1.npy, ... (weight order of --weights; --mixer: "
+                  "dy like y, writes d<operand>.npy)");
   run->add_option("--grad-dir", o->gradDir, "where --grad writes")
       ->capture_default_str();
   run->add_flag("--check", o->check,
@@ -457,7 +497,16 @@ Command addRunCommand(CLI::App &app) {
                   "BTT-MoE: weight of the aux loss in --grad")
       ->check(kNonNegativeReal)
       ->capture_default_str();
-  return {run, [o] { return runRun(*o); }};
+  run->add_option("--mixer", o->mixer,
+                  "run a sequence mixer instead: ssd(heads, head_dim, state, "
+                  "chunk) or hydra(...)");
+  run->add_option("--seq-len", o->seqLen,
+                  "--mixer: tokens per sequence (default: --input's)")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
+  return {run, [o, batch] {
+            return o->mixer.empty() ? runRun(*o)
+                                    : runMixerCommand(*o, batch->count() > 0);
+          }};
 }
 
 } // namespace einstruct::cli

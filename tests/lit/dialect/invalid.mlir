@@ -220,3 +220,75 @@ func.func private @tma() attributes {p = #einstruct.cuda_plan<kernel = "fused_tw
 
 // expected-error @+1 {{forward: not taken by kernel 'cublas'}}
 func.func private @cublas_tile() attributes {p = #einstruct.cuda_plan<kernel = "cublas", arch = "sm_80", dtype = "f32", padded_in = 64, padded_out = 64, forward = [64, 6, 68, 147456]>}
+
+// -----
+
+func.func @decays_rank(%a: tensor<?x8xf32>) {
+  // expected-error @+1 {{a must be [sequences, chunks, chunk steps, heads], got 'tensor<?x8xf32>'}}
+  %w, %e, %s, %x = einstruct.chunk_decays %a : tensor<?x8xf32> -> tensor<?x1x2x4x4xf32>, tensor<?x1x2x4xf32>, tensor<?x1x2x4xf32>, tensor<?x1x2xf32>
+  return
+}
+
+// -----
+
+func.func @decays_dynamic_chunk(%a: tensor<?x?x4x1xf32>) {
+  // expected-error @+1 {{a's chunks, chunk steps and heads must be static and positive}}
+  %w, %e, %s, %x = einstruct.chunk_decays %a : tensor<?x?x4x1xf32> -> tensor<?x1x2x4x4xf32>, tensor<?x1x2x4xf32>, tensor<?x1x2x4xf32>, tensor<?x1x2xf32>
+  return
+}
+
+// -----
+
+func.func @decays_chunk_shape(%a: tensor<?x2x4x1xf32>) {
+  // expected-error @+1 {{chunk must be 'tensor<?x1x2xf32>', got 'tensor<?x1x4xf32>'}}
+  %w, %e, %s, %x = einstruct.chunk_decays %a : tensor<?x2x4x1xf32> -> tensor<?x1x2x4x4xf32>, tensor<?x1x2x4xf32>, tensor<?x1x2x4xf32>, tensor<?x1x4xf32>
+  return
+}
+
+// -----
+
+func.func @decays_grad_type(%a: tensor<?x2x4x1xf32>, %w: tensor<?x1x2x4x4xf32>, %e: tensor<?x1x2x4xf32>, %x: tensor<?x1x2xf32>) {
+  // expected-error @+1 {{dfrom_start must be 'tensor<?x1x2x4xf32>', got 'tensor<?x1x2xf32>'}}
+  %da = einstruct.chunk_decays_grad %a grad (%w, %e, %x, %x) : tensor<?x2x4x1xf32>, tensor<?x1x2x4x4xf32>, tensor<?x1x2x4xf32>, tensor<?x1x2xf32>, tensor<?x1x2xf32> -> tensor<?x2x4x1xf32>
+  return
+}
+
+// -----
+
+func.func @scan_rank(%s: tensor<?x2x3x4xf32>, %g: tensor<?x3x2xf32>) {
+  // expected-error @+1 {{states must be [sequences, chunks, heads, head_dim, state]}}
+  %e = einstruct.chunk_scan %s, %g : tensor<?x2x3x4xf32>, tensor<?x3x2xf32> -> tensor<?x2x3x4xf32>
+  return
+}
+
+// -----
+
+func.func @scan_decay(%s: tensor<?x2x3x4x5xf32>, %g: tensor<?x2x3xf32>) {
+  // expected-error @+1 {{decay must be 'tensor<?x3x2xf32>', got 'tensor<?x2x3xf32>'}}
+  %e = einstruct.chunk_scan %s, %g : tensor<?x2x3x4x5xf32>, tensor<?x2x3xf32> -> tensor<?x2x3x4x5xf32>
+  return
+}
+
+// -----
+
+func.func @scan_grad_types(%s: tensor<?x2x3x4x5xf32>, %g: tensor<?x3x2xf32>, %d: tensor<?x2x3x4x4xf32>) {
+  // expected-error @+1 {{dentering and dstates must have the states' type, ddecay the decay's}}
+  %ds, %dg = einstruct.chunk_scan_grad %s, %g grad %d : tensor<?x2x3x4x5xf32>, tensor<?x3x2xf32>, tensor<?x2x3x4x4xf32> -> tensor<?x2x3x4x5xf32>, tensor<?x3x2xf32>
+  return
+}
+
+// -----
+
+func.func @scan_no_chunks(%s: tensor<?x0x3x4x5xf32>, %g: tensor<?x3x0xf32>) {
+  // expected-error @+1 {{states' chunks and heads must be static and positive}}
+  %e = einstruct.chunk_scan %s, %g : tensor<?x0x3x4x5xf32>, tensor<?x3x0xf32> -> tensor<?x0x3x4x5xf32>
+  return
+}
+
+// -----
+
+func.func @decays_empty_chunk(%a: tensor<?x2x0x1xf32>) {
+  // expected-error @+1 {{a's chunks, chunk steps and heads must be static and positive}}
+  %w, %e, %s, %x = einstruct.chunk_decays %a : tensor<?x2x0x1xf32> -> tensor<?x1x2x0x0xf32>, tensor<?x1x2x0xf32>, tensor<?x1x2x0xf32>, tensor<?x1x2xf32>
+  return
+}

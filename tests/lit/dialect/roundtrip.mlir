@@ -44,3 +44,20 @@ func.func @routed_grad(%x: tensor<?x16xf32>, %wg: tensor<16x4xf32>, %a: tensor<3
       (%x, %wg, %a, %b) grad (%dy, %daux) : (tensor<?x16xf32>, tensor<16x4xf32>, tensor<3x4x4x4xf32>, tensor<3x4x4x4xf32>, tensor<?x12xf32>, tensor<f32>) -> (tensor<?x16xf32>, tensor<16x4xf32>, tensor<3x4x4x4xf32>, tensor<3x4x4x4xf32>)
   return %dx : tensor<?x16xf32>
 }
+
+// Chunked SSD's decays: a[n, c, q, h] (2 chunks of 4 steps, 3 heads), and
+// the inter-chunk scan of states [n, c, h, p, k].
+// CHECK-LABEL: func.func @chunk_decays
+// CHECK: %within, %to_end, %from_start, %chunk = einstruct.chunk_decays %arg0 : tensor<?x2x4x3xf32> -> tensor<?x3x2x4x4xf32>, tensor<?x3x2x4xf32>, tensor<?x3x2x4xf32>, tensor<?x3x2xf32>
+// CHECK: einstruct.chunk_decays_grad %arg0 grad (%within, %to_end, %from_start, %chunk) : tensor<?x2x4x3xf32>, tensor<?x3x2x4x4xf32>, tensor<?x3x2x4xf32>, tensor<?x3x2x4xf32>, tensor<?x3x2xf32> -> tensor<?x2x4x3xf32>
+// CHECK: %[[E:.*]] = einstruct.chunk_scan %arg1, %chunk : tensor<?x2x3x5x6xf32>, tensor<?x3x2xf32> -> tensor<?x2x3x5x6xf32>
+// CHECK: einstruct.chunk_scan_grad %arg1, %chunk grad %[[E]] : tensor<?x2x3x5x6xf32>, tensor<?x3x2xf32>, tensor<?x2x3x5x6xf32> -> tensor<?x2x3x5x6xf32>, tensor<?x3x2xf32>
+func.func @chunk_decays(%a: tensor<?x2x4x3xf32>, %states: tensor<?x2x3x5x6xf32>) -> (tensor<?x2x4x3xf32>, tensor<?x2x3x5x6xf32>, tensor<?x3x2xf32>) {
+  %w, %e, %s, %g = einstruct.chunk_decays %a : tensor<?x2x4x3xf32> ->
+      tensor<?x3x2x4x4xf32>, tensor<?x3x2x4xf32>, tensor<?x3x2x4xf32>, tensor<?x3x2xf32>
+  %da = einstruct.chunk_decays_grad %a grad (%w, %e, %s, %g) : tensor<?x2x4x3xf32>,
+      tensor<?x3x2x4x4xf32>, tensor<?x3x2x4xf32>, tensor<?x3x2x4xf32>, tensor<?x3x2xf32> -> tensor<?x2x4x3xf32>
+  %in = einstruct.chunk_scan %states, %g : tensor<?x2x3x5x6xf32>, tensor<?x3x2xf32> -> tensor<?x2x3x5x6xf32>
+  %ds, %dg = einstruct.chunk_scan_grad %states, %g grad %in : tensor<?x2x3x5x6xf32>, tensor<?x3x2xf32>, tensor<?x2x3x5x6xf32> -> tensor<?x2x3x5x6xf32>, tensor<?x3x2xf32>
+  return %da, %ds, %dg : tensor<?x2x4x3xf32>, tensor<?x2x3x5x6xf32>, tensor<?x3x2xf32>
+}

@@ -19,11 +19,12 @@ func.func @layer(%x: tensor<?x32xf32>, %a: tensor<4x8x4xf32>, %b: tensor<4x6x8xf
   return %y : tensor<?x24xf32>
 }
 
-// A sum of two terms sharing the input: both dx contributions are added.
+// A sum of two terms sharing the input: both dx contributions are added
+// (the reverse sweep meets the second term first).
 // CHECK-LABEL: func.func @dyad_backward
-// CHECK: %[[A:.*]] = einstruct.layer "ko,koi->ki"
 // CHECK: %[[B:.*]] = einstruct.layer "ok,koi->ik"
-// CHECK: arith.addf %[[A]], %[[B]]
+// CHECK: %[[A:.*]] = einstruct.layer "ko,koi->ki"
+// CHECK: arith.addf %[[B]], %[[A]]
 func.func @dyad(%x: tensor<?x8xf32>, %l: tensor<2x6x4xf32>, %u: tensor<2x6x4xf32>) -> tensor<?x12xf32> {
   %0 = einstruct.layer "ki,koi->ko" sizes {i = 4, k = 2, o = 6} d_in 8 d_out 12 (%x, %l) : (tensor<?x8xf32>, tensor<2x6x4xf32>) -> tensor<?x12xf32>
   %1 = einstruct.layer "ik,koi->ok" sizes {i = 4, k = 2, o = 6} d_in 8 d_out 12 (%x, %u) : (tensor<?x8xf32>, tensor<2x6x4xf32>) -> tensor<?x12xf32>
@@ -42,4 +43,29 @@ func.func @moe(%x: tensor<?x16xf32>, %wg: tensor<16x4xf32>, %a: tensor<3x4x4x4xf
   %y, %aux = einstruct.moe_layer "ga,frga,ferg->fe" sizes {g = 4, a = 4, f = 3, e = 4, r = 4} d_in 16 d_out 12 experts 4 top_k 2 (%x, %wg, %a, %b)
       : (tensor<?x16xf32>, tensor<16x4xf32>, tensor<3x4x4x4xf32>, tensor<3x4x4x4xf32>) -> (tensor<?x12xf32>, tensor<f32>)
   return %y, %aux : tensor<?x12xf32>, tensor<f32>
+}
+
+// A mixer function: the reverse sweep gives each contraction "l,r->o" its
+// two einsums ("o,r->l", "l,o->r"), the decays one chunk_decays_grad fed
+// the cotangents of the results used (zeros for the others), and the
+// chunking reshapes reshape back.
+// CHECK-LABEL: func.func @mixer_backward(%arg0: tensor<?x8x2xf32>, %arg1: tensor<?x8x2xf32>, %arg2: tensor<?x8x2xf32>) -> (tensor<?x8x2xf32>, tensor<?x8x2xf32>)
+// CHECK: %[[W:.*]], %{{.*}}, %{{.*}}, %{{.*}} = einstruct.chunk_decays %{{.*}} : tensor<?x2x4x2xf32>
+// CHECK: %[[DW:.*]] = einstruct.contract "nclh,ncsh->nhcls" %[[DY:.*]], %[[X:.*]] :
+// CHECK: %[[DX:.*]] = einstruct.contract "nhcls,nclh->ncsh" %[[W]], %[[DY]] :
+// CHECK: %[[Z:.*]] = linalg.fill
+// CHECK: %[[DA:.*]] = einstruct.chunk_decays_grad %{{.*}} grad (%[[DW]], %[[Z]], %{{.*}}, %{{.*}})
+// CHECK: %[[DAF:.*]] = tensor.collapse_shape %[[DA]]
+// CHECK: %[[DXF:.*]] = tensor.collapse_shape %[[DX]]
+// CHECK: return %[[DXF]], %[[DAF]]
+func.func @mixer(%x: tensor<?x8x2xf32>, %a: tensor<?x8x2xf32>) -> tensor<?x8x2xf32> {
+  %c0 = arith.constant 0 : index
+  %n = tensor.dim %x, %c0 : tensor<?x8x2xf32>
+  %xc = tensor.expand_shape %x [[0], [1, 2], [3]] output_shape [%n, 2, 4, 2] : tensor<?x8x2xf32> into tensor<?x2x4x2xf32>
+  %ac = tensor.expand_shape %a [[0], [1, 2], [3]] output_shape [%n, 2, 4, 2] : tensor<?x8x2xf32> into tensor<?x2x4x2xf32>
+  %w, %e, %s, %t = einstruct.chunk_decays %ac : tensor<?x2x4x2xf32> ->
+      tensor<?x2x2x4x4xf32>, tensor<?x2x2x4xf32>, tensor<?x2x2x4xf32>, tensor<?x2x2xf32>
+  %y = einstruct.contract "nhcls,ncsh->nclh" %w, %xc : tensor<?x2x2x4x4xf32>, tensor<?x2x4x2xf32> -> tensor<?x2x4x2xf32>
+  %yf = tensor.collapse_shape %y [[0], [1, 2], [3]] : tensor<?x2x4x2xf32> into tensor<?x8x2xf32>
+  return %yf : tensor<?x8x2xf32>
 }

@@ -1,0 +1,322 @@
+// The compiled SSD and Hydra mixers against references written from the
+// published semantics: SSD as the materialised semiseparable matrix
+// M[l, s] = C_l·B_s exp(Σ_{t=s+1..l} a_t) (structures.md §7) applied in
+// double to x ⊙ dt (Mamba-2's discretisation), Hydra as goombalab/hydra's
+// forward reads (the SSD on x and on flip(x), each scaled by its half of
+// dt, y rolled by one with y[0] = 0, the second flipped back, plus x ⊙ d);
+// gradients against central differences of <dy, reference(...)>.
+#include "compiler/cpu/JitMixer.h"
+#include "search/Mixer.h"
+
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <random>
+
+using namespace einstruct;
+
+namespace {
+
+using Tensors = std::vector<std::vector<double>>;
+
+// The semiseparable matrix applied by brute force: x [b, L, H, P],
+// a [b, L, H], B, C [b, L, N] (their strides per token given, so that the
+// Hydra reference can read one direction's half).
+std::vector<double> ssdReference(const double *x, const double *a,
+                                 int64_t aStride, const double *B,
+                                 const double *C, int64_t bcStride, int64_t L,
+                                 int64_t H, int64_t P, int64_t N) {
+  std::vector<double> y(size_t(L * H * P), 0.0);
+  for (int64_t h = 0; h < H; ++h)
+    for (int64_t l = 0; l < L; ++l)
+      for (int64_t s = 0; s <= l; ++s) {
+        double cb = 0, decay = 0;
+        for (int64_t n = 0; n < N; ++n)
+          cb += C[l * bcStride + n] * B[s * bcStride + n];
+        for (int64_t t = s + 1; t <= l; ++t)
+          decay += a[t * aStride + h];
+        const double m = cb * std::exp(decay);
+        for (int64_t p = 0; p < P; ++p)
+          y[size_t((l * H + h) * P + p)] += m * x[(s * H + h) * P + p];
+      }
+  return y;
+}
+
+// Flips the token axis of a [L, width] array.
+std::vector<double> flipped(const double *v, int64_t L, int64_t width) {
+  std::vector<double> out(size_t(L * width));
+  for (int64_t l = 0; l < L; ++l)
+    for (int64_t k = 0; k < width; ++k)
+      out[size_t(l * width + k)] = v[(L - 1 - l) * width + k];
+  return out;
+}
+
+// x ⊙ dt for one sequence: x [L, H, P], dt read at dt[l * stride + h].
+std::vector<double> scaled(const double *x, const double *dt, int64_t stride,
+                           int64_t L, int64_t H, int64_t P) {
+  std::vector<double> out(size_t(L * H * P));
+  for (int64_t l = 0; l < L; ++l)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t p = 0; p < P; ++p)
+        out[size_t((l * H + h) * P + p)] =
+            x[(l * H + h) * P + p] * dt[l * stride + h];
+  return out;
+}
+
+// The mixer in double, one sequence at a time (operands x, dt, a, B, C[, d]).
+std::vector<double> reference(const JitMixer &m, const Tensors &in,
+                              int64_t batch) {
+  const int64_t L = m.outputShape()[0], H = m.ssd().heads,
+                P = m.ssd().headDim, N = m.ssd().state, HP = H * P;
+  std::vector<double> y(size_t(batch * L * HP));
+  for (int64_t b = 0; b < batch; ++b) {
+    const double *x = in[0].data() + b * L * HP;
+    std::vector<double> yb;
+    if (m.family() == "ssd") {
+      auto xs = scaled(x, in[1].data() + b * L * H, H, L, H, P);
+      yb = ssdReference(xs.data(), in[2].data() + b * L * H, H,
+                        in[3].data() + b * L * N, in[4].data() + b * L * N, N,
+                        L, H, P, N);
+    } else {
+      const double *dt = in[1].data() + b * L * 2 * H,
+                   *a = in[2].data() + b * L * 2 * H,
+                   *B = in[3].data() + b * L * 2 * N,
+                   *C = in[4].data() + b * L * 2 * N,
+                   *d = in[5].data() + b * L * H;
+      auto xf = scaled(x, dt, 2 * H, L, H, P);
+      auto fw = ssdReference(xf.data(), a, 2 * H, B, C, 2 * N, L, H, P, N);
+      // The backward pass runs on the flipped sequence with the second
+      // halves of dt, a (dt·A) and BC.
+      std::vector<double> dtb(size_t(L * H)), ab(size_t(L * H)),
+          Bb(size_t(L * N)), Cb(size_t(L * N));
+      for (int64_t l = 0; l < L; ++l) {
+        for (int64_t h = 0; h < H; ++h) {
+          dtb[size_t(l * H + h)] = dt[(L - 1 - l) * 2 * H + H + h];
+          ab[size_t(l * H + h)] = a[(L - 1 - l) * 2 * H + H + h];
+        }
+        for (int64_t n = 0; n < N; ++n) {
+          Bb[size_t(l * N + n)] = B[(L - 1 - l) * 2 * N + N + n];
+          Cb[size_t(l * N + n)] = C[(L - 1 - l) * 2 * N + N + n];
+        }
+      }
+      auto xb = flipped(x, L, HP);
+      auto xbs = scaled(xb.data(), dtb.data(), H, L, H, P);
+      auto bw = ssdReference(xbs.data(), ab.data(), H, Bb.data(), Cb.data(), N,
+                             L, H, P, N);
+      // torch.roll(y, 1, dims=1); y[:, 0] = 0, then the backward one flipped.
+      auto roll = [&](const std::vector<double> &v) {
+        std::vector<double> r(v.size(), 0.0);
+        for (int64_t l = 1; l < L; ++l)
+          for (int64_t k = 0; k < HP; ++k)
+            r[size_t(l * HP + k)] = v[size_t((l - 1) * HP + k)];
+        return r;
+      };
+      auto yf = roll(fw);
+      auto rb = roll(bw);
+      auto yb2 = flipped(rb.data(), L, HP);
+      yb.resize(size_t(L * HP));
+      for (int64_t l = 0; l < L; ++l)
+        for (int64_t k = 0; k < HP; ++k)
+          yb[size_t(l * HP + k)] = yf[size_t(l * HP + k)] +
+                                   yb2[size_t(l * HP + k)] +
+                                   x[l * HP + k] * d[l * H + k / P];
+    }
+    std::copy(yb.begin(), yb.end(), y.begin() + b * L * HP);
+  }
+  return y;
+}
+
+struct Case {
+  std::unique_ptr<JitMixer> mixer;
+  Tensors in;
+  int64_t batch;
+};
+
+// Random operands: x, B, C, d ~ N(0, 1); dt in (0.1, 1); a = dt·A with
+// A < 0, as Mamba-2's log decays: here uniform in (−0.5, −0.05).
+Case makeCase(const std::string &spec, int64_t L, int64_t batch, unsigned seed) {
+  auto named = parseMixer(spec);
+  REQUIRE(named);
+  auto m = JitMixer::compile(*named, L);
+  INFO(spec);
+  REQUIRE(m);
+  Case c{std::move(*m), {}, batch};
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> normal;
+  std::uniform_real_distribution<double> decay(0.05, 0.5), step(0.1, 1.0);
+  for (const auto &op : c.mixer->operands()) {
+    int64_t n = batch;
+    for (int64_t d : op.shape)
+      n *= d;
+    std::vector<double> v(static_cast<size_t>(n));
+    for (auto &e : v)
+      e = op.name == "a" ? -decay(rng) : op.name == "dt" ? step(rng) : normal(rng);
+    c.in.push_back(std::move(v));
+  }
+  return c;
+}
+
+std::vector<float> toFloat(const std::vector<double> &v) {
+  return std::vector<float>(v.begin(), v.end());
+}
+
+// Rounds the operands to float, so that the reference sees what the JIT
+// sees.
+void roundToFloat(Case &c) {
+  for (auto &v : c.in)
+    for (auto &e : v)
+      e = double(float(e));
+}
+
+std::vector<float> run(const Case &c) {
+  std::vector<std::vector<float>> f;
+  std::vector<const float *> ptrs;
+  for (auto &v : c.in)
+    f.push_back(toFloat(v));
+  for (auto &v : f)
+    ptrs.push_back(v.data());
+  int64_t n = c.batch;
+  for (int64_t d : c.mixer->outputShape())
+    n *= d;
+  std::vector<float> y(static_cast<size_t>(n));
+  auto ok = c.mixer->forward(ptrs, c.batch, y.data());
+  REQUIRE(ok);
+  return y;
+}
+
+double maxRelative(const std::vector<float> &got, const std::vector<double> &want) {
+  double scale = 0, err = 0;
+  for (size_t k = 0; k < want.size(); ++k) {
+    scale = std::max(scale, std::abs(want[k]));
+    err = std::max(err, std::abs(double(got[k]) - want[k]));
+  }
+  return err / std::max(scale, 1e-30);
+}
+
+void checkForward(const std::string &spec, int64_t L, int64_t batch) {
+  Case c = makeCase(spec, L, batch, 7);
+  roundToFloat(c);
+  auto y = run(c);
+  auto want = reference(*c.mixer, c.in, batch);
+  INFO(spec << " L = " << L << " batch = " << batch);
+  REQUIRE(y.size() == want.size());
+  CHECK(maxRelative(y, want) < 2e-5);
+}
+
+// Every gradient against central differences of <dy, reference> in double.
+void checkBackward(const std::string &spec, int64_t L, int64_t batch) {
+  Case c = makeCase(spec, L, batch, 11);
+  roundToFloat(c);
+  const JitMixer &m = *c.mixer;
+  std::mt19937 rng(3);
+  std::normal_distribution<double> normal;
+  std::vector<double> dy(reference(m, c.in, batch).size());
+  for (auto &e : dy)
+    e = double(float(normal(rng)));
+  std::vector<std::vector<float>> f, g;
+  std::vector<const float *> ptrs;
+  std::vector<float *> grads;
+  for (auto &v : c.in) {
+    f.push_back(toFloat(v));
+    g.emplace_back(v.size());
+  }
+  for (size_t k = 0; k < f.size(); ++k) {
+    ptrs.push_back(f[k].data());
+    grads.push_back(g[k].data());
+  }
+  auto dyf = toFloat(dy);
+  auto ok = m.backward(ptrs, dyf.data(), batch, grads);
+  REQUIRE(ok);
+  auto objective = [&](const Tensors &in) {
+    auto y = reference(m, in, batch);
+    double s = 0;
+    for (size_t k = 0; k < y.size(); ++k)
+      s += dy[k] * y[k];
+    return s;
+  };
+  for (size_t op = 0; op < c.in.size(); ++op) {
+    std::vector<double> fd(c.in[op].size());
+    double scale = 0, err = 0;
+    for (size_t k = 0; k < fd.size(); ++k) {
+      Tensors plus = c.in, minus = c.in;
+      const double h = 1e-5;
+      plus[op][k] += h;
+      minus[op][k] -= h;
+      fd[k] = (objective(plus) - objective(minus)) / (2 * h);
+      scale = std::max(scale, std::abs(fd[k]));
+      err = std::max(err, std::abs(fd[k] - double(g[op][k])));
+    }
+    INFO(spec << " L = " << L << " d" << m.operands()[op].name
+              << ": max error " << err << " of max " << scale);
+    CHECK(err <= 1e-4 * std::max(scale, 1.0));
+  }
+}
+
+} // namespace
+
+TEST_CASE("compiled SSD equals the materialised semiseparable matrix",
+          "[mixer][jit]") {
+  checkForward("ssd(heads=2, head_dim=3, state=4, chunk=4)", 16, 2);
+  // A chunk that does not divide L (padded), one chunk, chunk 1.
+  checkForward("ssd(heads=2, head_dim=3, state=2, chunk=3)", 7, 1);
+  checkForward("ssd(heads=1, head_dim=2, state=1, chunk=5)", 5, 3);
+  checkForward("ssd(heads=3, head_dim=1, state=2, chunk=1)", 6, 1);
+  checkForward("ssd(heads=1, head_dim=1, state=1, chunk=1)", 1, 1);
+  // The chunk chosen by the cost model.
+  checkForward("ssd(heads=2, head_dim=4, state=3)", 37, 2);
+}
+
+TEST_CASE("compiled Hydra equals the reference's two flipped SSD passes",
+          "[mixer][jit]") {
+  checkForward("hydra(heads=2, head_dim=3, state=2, chunk=4)", 16, 2);
+  checkForward("hydra(heads=1, head_dim=2, state=3, chunk=3)", 7, 1);
+  checkForward("hydra(heads=2, head_dim=1, state=1, chunk=1)", 1, 2);
+  checkForward("hydra(heads=1, head_dim=1, state=1, chunk=2)", 2, 1);
+}
+
+TEST_CASE("SSD and Hydra gradients match finite differences",
+          "[mixer][jit][autodiff]") {
+  checkBackward("ssd(heads=2, head_dim=2, state=2, chunk=3)", 8, 2);
+  checkBackward("ssd(heads=1, head_dim=1, state=1, chunk=1)", 1, 1);
+  checkBackward("ssd(heads=1, head_dim=2, state=3, chunk=4)", 4, 1);
+  checkBackward("hydra(heads=2, head_dim=2, state=2, chunk=3)", 7, 2);
+  checkBackward("hydra(heads=1, head_dim=1, state=1, chunk=1)", 1, 1);
+}
+
+TEST_CASE("the compiled SSD does not leak the future", "[mixer][jit]") {
+  Case c = makeCase("ssd(heads=2, head_dim=2, state=3, chunk=4)", 13, 1, 5);
+  auto before = run(c);
+  const int64_t t = 6, HP = 4;
+  for (int64_t k = 0; k < HP; ++k)
+    c.in[0][size_t(t * HP + k)] += 1.5;
+  c.in[1][size_t(t * 2)] += 0.2;                 // dt at t
+  c.in[2][size_t(t * 2)] -= 0.3;                 // a at t
+  c.in[3][size_t(t * 3)] += 0.7;                 // B at t
+  auto after = run(c);
+  for (int64_t k = 0; k < t * HP; ++k)
+    REQUIRE(after[size_t(k)] == before[size_t(k)]);
+  bool changed = false;
+  for (int64_t k = t * HP; k < int64_t(after.size()); ++k)
+    changed |= after[size_t(k)] != before[size_t(k)];
+  CHECK(changed);
+}
+
+TEST_CASE("results do not depend on the thread count", "[mixer][jit]") {
+  Case c = makeCase("hydra(heads=2, head_dim=2, state=2, chunk=4)", 9, 5, 9);
+  c.mixer->setThreads(1);
+  auto one = run(c);
+  c.mixer->setThreads(3);
+  auto three = run(c);
+  CHECK(one == three);
+}
+
+TEST_CASE("mixers the CPU does not run are named", "[mixer][jit]") {
+  auto named = parseMixer("toeplitz");
+  REQUIRE(named);
+  auto m = JitMixer::compile(*named, 16);
+  REQUIRE_FALSE(m);
+  CHECK_THAT(m.error(), Catch::Contains("'toeplitz'"));
+  auto big = parseMixer("ssd(heads=1, head_dim=1, state=1, chunk=9)");
+  auto m2 = JitMixer::compile(*big, 8);
+  REQUIRE_FALSE(m2);
+  CHECK_THAT(m2.error(), Catch::Contains("chunk = 9 exceeds"));
+}
