@@ -35,8 +35,6 @@ struct einstruct_layer {
 
 struct einstruct_mixer {
   std::unique_ptr<einstruct::JitMixer> jit;
-  int64_t macs = 0;
-  int64_t sequenceElements = 0; // the largest operand's, per sequence
 };
 
 namespace {
@@ -585,12 +583,16 @@ int checkMixerCall(const einstruct_mixer *m,
   if (batch < 1)
     return failWith(EINSTRUCT_ERR_ARGUMENT,
                     fmt::format("batch = {} must be positive", batch));
-  auto elements = einstruct::checkedMul(batch, m->sequenceElements);
+  // The largest operand's elements per sequence.
+  int64_t perSequence = 0;
+  for (const auto &op : m->jit->operands())
+    perSequence = std::max(perSequence, einstruct::elementCount(op.shape));
+  auto elements = einstruct::checkedMul(batch, perSequence);
   if (!elements || *elements > einstruct::kMaxDim)
     return failWith(EINSTRUCT_ERR_ARGUMENT,
                     fmt::format("batch = {} sequences of {} elements exceeds "
                                 "the 2^40 elements an array may hold",
-                                batch, m->sequenceElements));
+                                batch, perSequence));
   return EINSTRUCT_OK;
 }
 
@@ -613,18 +615,7 @@ int einstruct_mixer_create_cpu(const char *spec, int64_t seqLen,
                         ? EINSTRUCT_ERR_COMPILE
                         : EINSTRUCT_ERR_SPEC,
                     jit.error());
-  auto m = std::make_unique<einstruct_mixer>();
-  m->jit = std::move(*jit);
-  m->macs = einstruct::analyzeMixer(*named, seqLen,
-                                    m->jit->ssd().heads * m->jit->ssd().headDim)
-                ->macs;
-  for (const auto &op : m->jit->operands()) {
-    int64_t n = 1;
-    for (int64_t d : op.shape)
-      n *= d;
-    m->sequenceElements = std::max(m->sequenceElements, n);
-  }
-  *out = m.release();
+  *out = new einstruct_mixer{std::move(*jit)};
   lastError.clear();
   return EINSTRUCT_OK;
 }
@@ -655,7 +646,8 @@ int einstruct_mixer_operand(const einstruct_mixer *m, int k, const char **name,
 }
 
 int64_t einstruct_mixer_macs(const einstruct_mixer *m) {
-  return m ? m->macs : failWith(EINSTRUCT_ERR_ARGUMENT, "null mixer");
+  return m ? m->jit->analysis().macs
+           : failWith(EINSTRUCT_ERR_ARGUMENT, "null mixer");
 }
 
 int einstruct_mixer_forward(const einstruct_mixer *m,

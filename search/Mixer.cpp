@@ -103,6 +103,27 @@ int64_t divisorNearSqrt(int64_t n) {
 
 } // namespace
 
+Result<SsdMixer> ssdMixer(const NamedSpec &spec, int64_t L) {
+  if (spec.family != "ssd" && spec.family != "hydra")
+    return Error{fmt::format("{} is costed by analyze and search; the CPU "
+                             "runs ssd and hydra",
+                             spec.family)};
+  SsdMixer m;
+  for (auto [key, into] : {std::pair{"heads", &m.heads},
+                           {"head_dim", &m.headDim}, {"state", &m.state}}) {
+    auto v = requiredInt(spec, key, kMaxSize);
+    if (!v)
+      return Error{v.error()};
+    *into = *v;
+  }
+  auto a = analyzeMixer(spec, L, m.heads * m.headDim);
+  if (!a)
+    return Error{a.error()};
+  m.chunk = a->chunk;
+  m.analysis = std::move(*a);
+  return m;
+}
+
 Result<MixerAnalysis> analyzeMixer(const NamedSpec &spec, int64_t L,
                                    int64_t d) {
   if (L < 1 || L > kMaxSeqLen)

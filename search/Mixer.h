@@ -74,6 +74,15 @@ Result<NamedSpec> parseMixer(std::string_view text);
 Result<MixerAnalysis> analyzeMixer(const NamedSpec &spec, int64_t seqLen,
                                    int64_t dModel);
 
+// An ssd or hydra mixer on L tokens as the CPU compiles it: its sizes (the
+// chunk chosen as analyzeMixer does) and analysis (d_model = heads ·
+// head_dim). Other families, and bad sizes, are errors naming them.
+struct SsdMixer {
+  int64_t heads = 0, headDim = 0, state = 0, chunk = 0;
+  MixerAnalysis analysis;
+};
+Result<SsdMixer> ssdMixer(const NamedSpec &spec, int64_t L);
+
 // Chunked SSD's multiply-adds (see above) for heads H, head_dim P, state N,
 // chunk Q on L tokens.
 int64_t ssdMacs(int64_t L, int64_t H, int64_t P, int64_t N, int64_t Q);

@@ -19,24 +19,12 @@ JitLayer::~JitLayer() = default;
 
 bool JitLayer::fromCache() const { return module_->fromCache(); }
 
-namespace {
-
-
-int defaultThreads() {
-  if (const char *env = std::getenv("EINSTRUCT_NUM_THREADS"))
-    if (int n = std::atoi(env); n > 0)
-      return n;
-  return std::max(1u, std::thread::hardware_concurrency());
-}
-
-} // namespace
-
 Result<std::unique_ptr<JitLayer>> JitLayer::compile(const Layer &layer,
                                                     VectorUnits units) {
   std::unique_ptr<JitLayer> jit(new JitLayer());
   jit->layer_ = layer;
   jit->weightShapes_ = einstruct::weightShapes(layer);
-  jit->threads_ = defaultThreads();
+  jit->threads_ = workers::defaultThreads();
   if (auto a = analyze(layer))
     jit->autoMinRows_ = workers::minRowsPerChunk(a->flops);
   jit->minRowsPerThread_ = jit->autoMinRows_;

@@ -10,9 +10,7 @@
 
 #include <algorithm>
 #include <cstring>
-#include <cstdlib>
 #include <fmt/format.h>
-#include <thread>
 
 namespace einstruct {
 
@@ -54,40 +52,27 @@ Error outOfMemory() { return Error{"out of memory for the mixer's buffers"}; }
 
 Result<std::unique_ptr<JitMixer>>
 JitMixer::compile(const NamedSpec &spec, int64_t length, VectorUnits units) {
-  if (spec.family != "ssd" && spec.family != "hydra")
-    return Error{fmt::format("the CPU runs the ssd and hydra mixers; '{}' is "
-                             "costed by analyze and search only",
-                             spec.family)};
-  auto H = requiredInt(spec, "heads", int64_t(1) << 20);
-  auto P = requiredInt(spec, "head_dim", int64_t(1) << 20);
-  if (!H)
-    return Error{H.error()};
-  if (!P)
-    return Error{P.error()};
-  auto a = analyzeMixer(spec, length, *H * *P);
-  if (!a)
-    return Error{a.error()};
+  auto m = ssdMixer(spec, length);
+  if (!m)
+    return Error{m.error()};
   std::unique_ptr<JitMixer> jit(new JitMixer());
   jit->family_ = spec.family;
   jit->length_ = length;
+  jit->analysis_ = m->analysis;
   SsdShape &s = jit->ssd_;
-  s.heads = *H;
-  s.headDim = *P;
-  s.state = *requiredInt(spec, "state", int64_t(1) << 20);
-  s.chunk = a->chunk;
+  s.heads = m->heads;
+  s.headDim = m->headDim;
+  s.state = m->state;
+  s.chunk = m->chunk;
   s.length = (length + s.chunk - 1) / s.chunk * s.chunk;
-  const int64_t L = length, N = s.state;
+  const int64_t L = length, H = s.heads, P = s.headDim, N = s.state;
   if (spec.family == "ssd")
-    jit->operands_ = {{"x", {L, *H, *P}}, {"dt", {L, *H}}, {"a", {L, *H}},
-                      {"B", {L, N}},      {"C", {L, N}}};
+    jit->operands_ = {{"x", {L, H, P}}, {"dt", {L, H}}, {"a", {L, H}},
+                      {"B", {L, N}},    {"C", {L, N}}};
   else
-    jit->operands_ = {{"x", {L, *H, *P}}, {"dt", {L, 2, *H}},
-                      {"a", {L, 2, *H}},  {"B", {L, 2, N}},
-                      {"C", {L, 2, N}},   {"d", {L, *H}}};
-  if (const char *env = std::getenv("EINSTRUCT_NUM_THREADS"); env && std::atoi(env) > 0)
-    jit->threads_ = std::atoi(env);
-  else
-    jit->threads_ = int(std::max(1u, std::thread::hardware_concurrency()));
+    jit->operands_ = {{"x", {L, H, P}},  {"dt", {L, 2, H}}, {"a", {L, 2, H}},
+                      {"B", {L, 2, N}},  {"C", {L, 2, N}},  {"d", {L, H}}};
+  jit->threads_ = workers::defaultThreads();
   auto module = JitModule::compile(
       [&](mlir::ModuleOp m) { emitSsd(m, s, "ssd"); },
       [](mlir::OpPassManager &pm) { pm.addPass(createAutodiff()); },

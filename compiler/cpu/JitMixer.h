@@ -5,7 +5,7 @@
 #pragma once
 #include "VectorUnits.h"
 #include "compiler/ir/EmitMixer.h"
-#include "search/Named.h"
+#include "search/Mixer.h"
 #include "search/Result.h"
 
 #include <memory>
@@ -49,6 +49,8 @@ public:
   }
   const std::string &family() const { return family_; }
   const SsdShape &ssd() const { return ssd_; } // length: the padded one
+  // analyze --mixer's figures for it (MACs per sequence, the chunk chosen).
+  const MixerAnalysis &analysis() const { return analysis_; }
 
   // Threads a call may use (sequences are split between them).
   void setThreads(int threads);
@@ -79,6 +81,7 @@ private:
   std::string family_;
   int64_t length_ = 0;
   SsdShape ssd_;
+  MixerAnalysis analysis_;
   std::vector<Operand> operands_;
   std::unique_ptr<JitModule> module_; // entries: ssd, ssd_backward
   int threads_ = 1;

@@ -1,5 +1,7 @@
 #include "WorkerPool.h"
 
+#include <cstdlib>
+
 #include <algorithm>
 
 #include <condition_variable>
@@ -66,6 +68,13 @@ void run(size_t count, const std::function<void(size_t)> &task) {
   task(0);
   std::unique_lock<std::mutex> lock(doneMutex);
   doneCv.wait(lock, [&] { return remaining == 0; });
+}
+
+int defaultThreads() {
+  if (const char *env = std::getenv("EINSTRUCT_NUM_THREADS"))
+    if (int n = std::atoi(env); n > 0)
+      return n;
+  return int(std::max(1u, std::thread::hardware_concurrency()));
 }
 
 int64_t minRowsPerChunk(int64_t macsPerRow) {

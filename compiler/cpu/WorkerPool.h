@@ -25,6 +25,9 @@ struct Chunk {
 // Rows a chunk takes at least: one fused batch tile (24 rows), and enough
 // multiply-adds (~32M, ~0.2 ms) that starting a thread (tens of µs) is noise.
 int64_t minRowsPerChunk(int64_t macsPerRow);
+// Threads a compiled layer or mixer uses unless told: EINSTRUCT_NUM_THREADS,
+// else the hardware's.
+int defaultThreads();
 // `batch` rows in up to `threads` equal chunks of at least `minRows` rows.
 std::vector<Chunk> chunks(int64_t batch, int threads, int64_t minRows);
 

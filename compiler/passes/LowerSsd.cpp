@@ -218,46 +218,43 @@ Value zeros(Generics &g, llvm::ArrayRef<int64_t> shape) {
       .getResult(0);
 }
 
+// The offsets, sizes and strides of the chunk-`z` slice of `v` along `dim`.
+struct SliceAt {
+  llvm::SmallVector<mlir::OpFoldResult> offsets, sizes, strides;
+  SliceAt(mlir::OpBuilder &b, mlir::Location loc, Value v, int64_t dim,
+          Value z) {
+    auto t = mlir::cast<mlir::RankedTensorType>(v.getType());
+    for (int64_t k = 0; k < t.getRank(); ++k) {
+      offsets.push_back(k == dim ? mlir::OpFoldResult(z) : b.getIndexAttr(0));
+      sizes.push_back(k == dim ? b.getIndexAttr(1)
+                      : t.isDynamicDim(k)
+                          ? mlir::OpFoldResult(
+                                mlir::tensor::DimOp::create(b, loc, v, k)
+                                    .getResult())
+                          : b.getIndexAttr(t.getDimSize(k)));
+      strides.push_back(b.getIndexAttr(1));
+    }
+  }
+};
+
 // The chunk-`z` slice of v along dimension `dim` (rank-reduced away).
 Value slice(mlir::OpBuilder &b, mlir::Location loc, Value v, int64_t dim,
             Value z) {
   auto t = mlir::cast<mlir::RankedTensorType>(v.getType());
-  llvm::SmallVector<mlir::OpFoldResult> offsets, sizes, strides;
-  llvm::SmallVector<int64_t> shape;
-  for (int64_t k = 0; k < t.getRank(); ++k) {
-    offsets.push_back(k == dim ? mlir::OpFoldResult(z) : b.getIndexAttr(0));
-    sizes.push_back(k == dim ? b.getIndexAttr(1)
-                    : t.isDynamicDim(k)
-                        ? mlir::OpFoldResult(
-                              mlir::tensor::DimOp::create(b, loc, v, k)
-                                  .getResult())
-                        : b.getIndexAttr(t.getDimSize(k)));
-    strides.push_back(b.getIndexAttr(1));
-    if (k != dim)
-      shape.push_back(t.getDimSize(k));
-  }
-  auto type = mlir::RankedTensorType::get(shape, t.getElementType());
-  return mlir::tensor::ExtractSliceOp::create(b, loc, type, v, offsets, sizes,
-                                              strides);
+  llvm::SmallVector<int64_t> shape(t.getShape());
+  shape.erase(shape.begin() + dim);
+  SliceAt at(b, loc, v, dim, z);
+  return mlir::tensor::ExtractSliceOp::create(
+      b, loc, mlir::RankedTensorType::get(shape, t.getElementType()), v,
+      at.offsets, at.sizes, at.strides);
 }
 
 // `part` written into `into` as its chunk-`z` slice along `dim`.
 Value insert(mlir::OpBuilder &b, mlir::Location loc, Value part, Value into,
              int64_t dim, Value z) {
-  auto t = mlir::cast<mlir::RankedTensorType>(into.getType());
-  llvm::SmallVector<mlir::OpFoldResult> offsets, sizes, strides;
-  for (int64_t k = 0; k < t.getRank(); ++k) {
-    offsets.push_back(k == dim ? mlir::OpFoldResult(z) : b.getIndexAttr(0));
-    sizes.push_back(k == dim ? b.getIndexAttr(1)
-                    : t.isDynamicDim(k)
-                        ? mlir::OpFoldResult(
-                              mlir::tensor::DimOp::create(b, loc, into, k)
-                                  .getResult())
-                        : b.getIndexAttr(t.getDimSize(k)));
-    strides.push_back(b.getIndexAttr(1));
-  }
-  return mlir::tensor::InsertSliceOp::create(b, loc, part, into, offsets,
-                                             sizes, strides);
+  SliceAt at(b, loc, into, dim, z);
+  return mlir::tensor::InsertSliceOp::create(b, loc, part, into, at.offsets,
+                                             at.sizes, at.strides);
 }
 
 Generics scanGenerics(mlir::OpBuilder &b, mlir::Location loc, Value states) {

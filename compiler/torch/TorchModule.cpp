@@ -122,16 +122,8 @@ Result<std::string> emitTorchMixerModule(const std::string &spec,
   auto named = parseMixer(spec);
   if (!named)
     return Error{named.error()};
-  if (named->family != "ssd" && named->family != "hydra")
-    return Error{fmt::format("{} is costed by analyze and search; the CPU "
-                             "runs ssd and hydra",
-                             named->family)};
-  auto heads = requiredInt(*named, "heads", int64_t(1) << 20);
-  auto headDim = requiredInt(*named, "head_dim", int64_t(1) << 20);
-  if (!heads || !headDim)
-    return Error{heads ? headDim.error() : heads.error()};
-  if (auto a = analyzeMixer(*named, seqLen, *heads * *headDim); !a)
-    return Error{a.error()};
+  if (auto m = ssdMixer(*named, seqLen); !m)
+    return Error{m.error()};
   std::string text = fmt::format(
       "\"\"\"{0}: the einstruct mixer {1} on sequences of {2} tokens as a "
       "torch.nn.Module.\n\n"

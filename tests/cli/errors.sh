@@ -198,7 +198,7 @@ expect "--mixer-family: unknown mixer family 'mamba'" search --mixer-family ssd,
 expect "--mixer-family needs --seq-len L and --d-model D" search --mixer-family ssd --seq-len 64
 expect "no mixer meets the constraints" search --mixer-family dense-seq --seq-len 64 --d-model 8 --max-flops 10
 expect "--mixer needs --seq-len L (or --input with the operands)" run --mixer 'ssd(2, 4, 8)'
-expect "--mixer: toeplitz is costed by analyze and search; run compiles ssd and hydra" run --mixer toeplitz --seq-len 16
+expect "--mixer: toeplitz is costed by analyze and search; the CPU runs ssd and hydra" run --mixer toeplitz --seq-len 16
 expect "--mixer runs a sequence mixer; --theta/--einsum/--structure/--sizes/--d-in/--d-out belongs to a layer" run --mixer 'ssd(2, 4, 8)' --seq-len 16 --structure 'monarch(4)'
 expect "--mixer runs a sequence mixer; --check belongs to a layer" run --mixer 'ssd(2, 4, 8)' --seq-len 16 --check
 expect "ssd: chunk = 32 exceeds the sequence length 16" run --mixer 'ssd(2, 4, 8, 32)' --seq-len 16

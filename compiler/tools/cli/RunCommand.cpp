@@ -4,6 +4,7 @@
 // (RunMixer.cpp).
 #include "Cli.h"
 #include "RunMixer.h"
+#include "Timing.h"
 #include "compiler/cpu/JitLayer.h"
 #include "compiler/cpu/MoeLayer.h"
 #include "compiler/cpu/NaiveEinsum.h"
@@ -97,32 +98,6 @@ NpyArray uniformArray(std::vector<int64_t> shape, std::mt19937_64 &rng) {
   for (auto &v : a.data)
     v = uniform(rng);
   return a;
-}
-
-using Clock = std::chrono::steady_clock;
-double msSince(Clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
-
-// One untimed call (the pool's first allocations, cold caches), then
-// `repeat` timed ones: the untimed call's ms and the timed calls' median.
-struct Timing {
-  double warmUpMs = 0, medianMs = 0;
-  size_t calls = 0;
-};
-template <class Call> Result<Timing> timedCalls(int repeat, Call &&call) {
-  Timing t;
-  std::vector<double> times;
-  for (int r = -1; r < repeat; ++r) {
-    auto s = Clock::now();
-    if (auto ok = call(); !ok)
-      return Error{ok.error()};
-    (r < 0 ? t.warmUpMs : times.emplace_back()) = msSince(s);
-  }
-  std::sort(times.begin(), times.end());
-  t.medianMs = times[times.size() / 2];
-  t.calls = times.size();
-  return t;
 }
 
 // Relative max error of `got` against `ref`, printed as run's check line.

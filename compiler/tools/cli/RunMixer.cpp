@@ -2,49 +2,23 @@
 // the dialect, its backward from --einstruct-autodiff) and run it on a
 // safetensors file of its operands or on generated ones, timed.
 #include "RunMixer.h"
+#include "Timing.h"
 #include "compiler/cpu/JitMixer.h"
 #include "compiler/frontend/Safetensors.h"
 #include "search/Checked.h"
 #include "search/Mixer.h"
 
-#include <chrono>
 #include <cstdio>
 #include <fmt/format.h>
 #include <random>
 #include <sys/stat.h>
 
 namespace einstruct::cli {
-namespace {
-
-using Clock = std::chrono::steady_clock;
-double msSince(Clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
-
-// Median ms of `repeat` calls after one untimed one.
-template <class Call> Result<double> medianMs(int repeat, Call &&call) {
-  std::vector<double> times;
-  for (int r = -1; r < repeat; ++r) {
-    auto t0 = Clock::now();
-    if (auto ok = call(); !ok)
-      return Error{ok.error()};
-    if (r >= 0)
-      times.push_back(msSince(t0));
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
-
-} // namespace
 
 int runMixer(const MixerRunOptions &o) {
   auto named = parseMixer(o.spec);
   if (!named)
     return fail("--mixer: " + named.error());
-  if (named->family != "ssd" && named->family != "hydra")
-    return fail(fmt::format("--mixer: {} is costed by analyze and search; "
-                            "run compiles ssd and hydra",
-                            named->family));
   if (o.repeat < 1 || o.repeat > 1000)
     return fail(fmt::format("--repeat {} must be in [1, 1000]", o.repeat));
   // The sequence length: from x in the file, else --seq-len.
@@ -72,7 +46,7 @@ int runMixer(const MixerRunOptions &o) {
   auto t0 = Clock::now();
   auto jit = JitMixer::compile(*named, L);
   if (!jit)
-    return fail(jit.error());
+    return fail("--mixer: " + jit.error());
   if (o.threads)
     (*jit)->setThreads(o.threads);
   double compileMs = msSince(t0);
@@ -133,25 +107,25 @@ int runMixer(const MixerRunOptions &o) {
   for (auto &a : in)
     ptrs.push_back(a.data.data());
   std::vector<float> y(size_t(elementCount(yShape)));
-  auto warm = Clock::now();
-  if (auto ok = m.forward(ptrs, batch, y.data()); !ok)
-    return fail(ok.error());
-  compileMs += msSince(warm); // the untimed call counts as compile time
-  auto fwd = medianMs(o.repeat, [&] { return m.forward(ptrs, batch, y.data()); });
+  auto fwd = timedCalls(o.repeat, [&] {
+    return m.forward(ptrs, batch, y.data());
+  });
   if (!fwd)
     return fail(fwd.error());
-  auto analysis = analyzeMixer(*named, L, m.ssd().heads * m.ssd().headDim);
+  compileMs += fwd->warmUpMs; // the untimed call counts as compile time
+  const MixerAnalysis &analysis = m.analysis();
   std::printf("mixer    %s on %lld tokens: chunk %lld%s, %lld multiply-adds "
               "per sequence\n",
               o.spec.c_str(), (long long)L, (long long)m.ssd().chunk,
-              analysis->chunkChosen ? " (chosen)" : "",
-              (long long)analysis->macs);
+              analysis.chunkChosen ? " (chosen)" : "",
+              (long long)analysis.macs);
   std::printf("compile  %.0f ms (SSD and its backward from the dialect: MLIR "
               "CPU pipeline and JIT, one untimed call)\n",
               compileMs);
-  std::printf("forward  batch %lld: %.3f ms, median of %d (%.2f GFLOP/s)\n",
-              (long long)batch, *fwd, o.repeat,
-              2.0 * double(analysis->macs) * double(batch) / (*fwd * 1e6));
+  std::printf("forward  batch %lld: %.3f ms, median of %zu (%.2f GFLOP/s)\n",
+              (long long)batch, fwd->medianMs, fwd->calls,
+              2.0 * double(analysis.macs) * double(batch) /
+                  (fwd->medianMs * 1e6));
   OutputFiles out;
   std::string notes;
   if (!o.output.empty()) {
@@ -163,7 +137,7 @@ int runMixer(const MixerRunOptions &o) {
     std::vector<float *> gp;
     for (auto &a : in)
       gp.push_back(grads.emplace_back(a.data.size()).data());
-    auto bwd = medianMs(o.repeat, [&] {
+    auto bwd = timedCalls(o.repeat, [&] {
       return m.backward(ptrs, dy.data.data(), batch, gp);
     });
     if (!bwd)
@@ -177,7 +151,7 @@ int runMixer(const MixerRunOptions &o) {
     }
     notes += fmt::format("backward batch {}: {:.3f} ms, median of {}: wrote "
                          "{}/{}\n",
-                         batch, *bwd, o.repeat, o.gradDir, names);
+                         batch, bwd->medianMs, bwd->calls, o.gradDir, names);
   }
   if (int rc = commit(out))
     return rc;
