@@ -19,6 +19,11 @@
 #include "EinstructOps.h.inc"
 
 namespace einstruct {
+// A function argument attribute (unit) for --einstruct-autodiff: the
+// argument is a constant (a DFT matrix, say), given no gradient and left
+// out of the backward function's results.
+inline constexpr llvm::StringLiteral kConstantArg = "einstruct.constant";
+
 struct EinsumTerm;
 // The einsum term a layer op describes (its spec and sizes attributes).
 // Returns false with `error` set when the attributes are inconsistent.

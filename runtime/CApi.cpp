@@ -596,11 +596,25 @@ int checkMixerCall(const einstruct_mixer *m,
   return EINSTRUCT_OK;
 }
 
+// Operand k of mixer m into `op`, or the error's status.
+int mixerOperand(const einstruct_mixer *m, int k,
+                 const einstruct::JitMixer::Operand *&op) {
+  if (!m)
+    return failWith(EINSTRUCT_ERR_ARGUMENT, "null mixer");
+  const auto &ops = m->jit->operands();
+  if (k < 0 || size_t(k) >= ops.size())
+    return failWith(
+        EINSTRUCT_ERR_ARGUMENT,
+        fmt::format("operand {} is outside [0, {})", k, ops.size()));
+  op = &ops[size_t(k)];
+  return EINSTRUCT_OK;
+}
+
 } // namespace
 
 extern "C" {
 
-int einstruct_mixer_create_cpu(const char *spec, int64_t seqLen,
+int einstruct_mixer_create_cpu(const char *spec, int64_t seqLen, int64_t dModel,
                                einstruct_mixer **out) {
   if (!spec || !out)
     return failWith(EINSTRUCT_ERR_ARGUMENT, "null spec or output pointer");
@@ -608,7 +622,7 @@ int einstruct_mixer_create_cpu(const char *spec, int64_t seqLen,
   auto named = einstruct::parseMixer(spec);
   if (!named)
     return failWith(EINSTRUCT_ERR_SPEC, named.error());
-  auto jit = einstruct::JitMixer::compile(*named, seqLen);
+  auto jit = einstruct::JitMixer::compile(*named, seqLen, dModel);
   if (!jit)
     return failWith(jit.error().rfind("CPU lowering", 0) == 0 ||
                             jit.error().rfind("JIT", 0) == 0
@@ -630,19 +644,23 @@ int einstruct_mixer_num_operands(const einstruct_mixer *m) {
 
 int einstruct_mixer_operand(const einstruct_mixer *m, int k, const char **name,
                             int64_t *dims, int maxRank) {
-  if (!m)
-    return failWith(EINSTRUCT_ERR_ARGUMENT, "null mixer");
-  const auto &ops = m->jit->operands();
-  if (k < 0 || size_t(k) >= ops.size())
-    return failWith(EINSTRUCT_ERR_ARGUMENT,
-                    fmt::format("operand {} is outside [0, {})", k, ops.size()));
+  const einstruct::JitMixer::Operand *op = nullptr;
+  if (int s = mixerOperand(m, k, op))
+    return s;
   if (name)
-    *name = ops[size_t(k)].name.c_str();
-  const auto &shape = ops[size_t(k)].shape;
+    *name = op->name.c_str();
+  const auto &shape = op->shape;
   if (dims)
     for (int r = 0; r < std::min<int>(maxRank, int(shape.size())); ++r)
       dims[r] = shape[size_t(r)];
   return int(shape.size());
+}
+
+int einstruct_mixer_operand_per_sequence(const einstruct_mixer *m, int k) {
+  const einstruct::JitMixer::Operand *op = nullptr;
+  if (int s = mixerOperand(m, k, op))
+    return s;
+  return op->perSequence ? 1 : 0;
 }
 
 int64_t einstruct_mixer_macs(const einstruct_mixer *m) {

@@ -151,31 +151,48 @@ EINSTRUCT_API int einstruct_layer_set_routing_stats(einstruct_layer *layer,
                                                     int on);
 
 /* ---- Sequence mixers (structures.md §7) ----
- * A mixer mixes along the sequence axis, per head. `spec` names it as
- * `einstruct analyze --mixer` does: "ssd(heads=12, head_dim=64, state=64,
- * chunk=64)" (Mamba-2's chunked SSD) or "hydra(...)" (Hydra's
+ * A mixer mixes along the sequence axis, per head or channel. `spec` names
+ * it as `einstruct analyze --mixer` does: "ssd(heads=12, head_dim=64,
+ * state=64, chunk=64)" (Mamba-2's chunked SSD), "hydra(...)" (Hydra's
  * quasiseparable mixer, two SSD passes), the chunk chosen by MACs when not
- * given. It is compiled for sequences of seq_len tokens (the SSD and its
- * backward from the dialect, through the CPU pipeline and JIT); a call
- * takes `batch` sequences. Operands are float32, row-major [batch,
- * shape...], in the order and per-sequence shapes einstruct_mixer_operand
- * gives, as Mamba-2's mamba_chunk_scan_combined takes them (dt after its
- * softplus, a = dt·A): ssd x [L, H, P], dt and a [L, H], B and C [L, N]
- * (one group), y = SSD(x ⊙ dt, a, B, C); hydra x [L, H, P], dt and a
- * [L, 2, H], B and C [L, 2, N] (the forward pass's, then the flipped
- * backward pass's, as the reference's dt and BC halves) and d [L, H] (the
- * skip's scale, fc_D(x) + D in the reference). y is [batch, L, H, P]. */
+ * given; "m2-conv(causal=true)" (M2's long convolution, Monarch-factored
+ * DFTs) or "monarch-seq(blocks=64)" (fly's Monarch matrix along the
+ * sequence). It is compiled for sequences of seq_len tokens of d_model
+ * channels (0 for ssd and hydra: heads · head_dim) from the dialect, its
+ * backward from --einstruct-autodiff, through the CPU pipeline and JIT; a
+ * call takes `batch` sequences. Operands are float32, row-major, in the
+ * order and shapes einstruct_mixer_operand gives: [batch, shape...] for a
+ * per-sequence operand, shape alone for a parameter shared by the batch
+ * (einstruct_mixer_operand_per_sequence). As Mamba-2's
+ * mamba_chunk_scan_combined takes them (dt after its softplus, a = dt·A):
+ * ssd x [L, H, P], dt and a [L, H], B and C [L, N] (one group), y = SSD(x ⊙
+ * dt, a, B, C); hydra x [L, H, P], dt and a [L, 2, H], B and C [L, 2, N]
+ * (the forward pass's, then the flipped backward pass's, as the
+ * reference's dt and BC halves) and d [L, H] (the skip's scale, fc_D(x) + D
+ * in the reference); y is [batch, L, H, P]. m2-conv x [L, C] and, shared, k
+ * [L, C] (k_rev [L, C] too when causal=false) and D [C]: y_i = Σ_{j<=i}
+ * k_{i-j} x_j (+ Σ_{j>i} k_rev_{j-i-1} x_j) + D x_i per channel, M2's
+ * fftconv_ref. monarch-seq x [L, C] and, shared, w1 and w2 [blocks, L /
+ * blocks, L / blocks] (fly's w1_bfly, w2_bfly): each channel's column
+ * times fly's Monarch matrix. Their y is [batch, L, C]. */
 typedef struct einstruct_mixer einstruct_mixer;
 EINSTRUCT_API int einstruct_mixer_create_cpu(const char *spec, int64_t seq_len,
+                                             int64_t d_model,
                                              einstruct_mixer **out);
 EINSTRUCT_API void einstruct_mixer_destroy(einstruct_mixer *mixer);
 EINSTRUCT_API int einstruct_mixer_num_operands(const einstruct_mixer *mixer);
-/* Operand k's name ("x", "dt", "a", "B", "C", "d"; owned by the mixer) into
- * *name when not null, and up to max_rank of its per-sequence dims; returns
- * its rank, or a negative status. */
+/* Operand k's name ("x", "dt", "a", "B", "C", "d", "k", "k_rev", "D",
+ * "w1", "w2"; owned by the mixer) into *name when not null, and up to
+ * max_rank of its dims (per sequence, or the parameter's); returns its
+ * rank, or a negative status. */
 EINSTRUCT_API int einstruct_mixer_operand(const einstruct_mixer *mixer, int k,
                                           const char **name, int64_t *dims,
                                           int max_rank);
+/* 1 when operand k holds one array per sequence ([batch, dims...]), 0 when
+ * it is a parameter shared by the batch (its gradient summed over it), or
+ * a negative status. */
+EINSTRUCT_API int
+einstruct_mixer_operand_per_sequence(const einstruct_mixer *mixer, int k);
 /* Multiply-adds per sequence (analyze --mixer's count). */
 EINSTRUCT_API int64_t einstruct_mixer_macs(const einstruct_mixer *mixer);
 /* y = mixer(operands...); operands[k] points at operand k. */
@@ -188,8 +205,8 @@ EINSTRUCT_API int einstruct_mixer_backward(const einstruct_mixer *mixer,
                                            const float *const *operands,
                                            const float *dy, int64_t batch,
                                            float *const *grads);
-/* Threads a call may use (>= 1; default as layers): sequences are split
- * between them, so results do not depend on it. */
+/* Threads a call may use (>= 1; default as layers): sequences (or blocks
+ * of channels) are split between them, so results do not depend on it. */
 EINSTRUCT_API int einstruct_mixer_set_threads(einstruct_mixer *mixer,
                                               int threads);
 

@@ -168,19 +168,23 @@ private:
 };
 
 // A sequence mixer compiled for the CPU (einstruct_mixer_create_cpu):
-// "ssd(heads, head_dim, state, chunk)" or "hydra(...)" on sequences of
-// seqLen tokens. Operands are [batch, shape...] in operands()' order.
+// "ssd(heads, head_dim, state, chunk)", "hydra(...)", "m2-conv(causal)" or
+// "monarch-seq(blocks)" on sequences of seqLen tokens of dModel channels (0
+// for ssd and hydra). Operands are in operands()' order, [batch, shape...]
+// when per sequence, else the shared parameter's shape.
 class CompiledMixer {
 public:
-  static CompiledMixer cpu(const std::string &spec, int64_t seqLen) {
+  static CompiledMixer cpu(const std::string &spec, int64_t seqLen,
+                           int64_t dModel = 0) {
     einstruct_mixer *m = nullptr;
-    check(einstruct_mixer_create_cpu(spec.c_str(), seqLen, &m));
+    check(einstruct_mixer_create_cpu(spec.c_str(), seqLen, dModel, &m));
     return CompiledMixer(m);
   }
 
   struct Operand {
     std::string name;
-    std::vector<int64_t> shape; // per sequence
+    std::vector<int64_t> shape; // per sequence, or the parameter's
+    bool perSequence = true;
   };
   std::vector<Operand> operands() const {
     std::vector<Operand> out;
@@ -189,13 +193,16 @@ public:
       int64_t dims[16];
       int rank = einstruct_mixer_operand(mixer_.get(), k, &name, dims, 16);
       check(rank < 0 ? rank : 0);
-      out.push_back({name, std::vector<int64_t>(dims, dims + rank)});
+      int each = einstruct_mixer_operand_per_sequence(mixer_.get(), k);
+      check(each < 0 ? each : 0);
+      out.push_back({name, std::vector<int64_t>(dims, dims + rank), each == 1});
     }
     return out;
   }
   int64_t macs() const { return einstruct_mixer_macs(mixer_.get()); }
 
-  // y [batch, L, H, P] for `batch` sequences; one pointer per operand.
+  // y [batch, L, H, P] (ssd, hydra) or [batch, L, C] for `batch`
+  // sequences; one pointer per operand.
   void forward(const std::vector<const float *> &operands, int64_t batch,
                float *y) const {
     check(einstruct_mixer_forward(mixer_.get(), operands.data(), batch, y));

@@ -103,11 +103,110 @@ int64_t divisorNearSqrt(int64_t n) {
 
 } // namespace
 
+Result<bool> runsOnCpu(const NamedSpec &spec) {
+  const std::string &f = spec.family;
+  if (f == "ssd" || f == "hydra" || f == "m2-conv" || f == "monarch-seq")
+    return true;
+  return Error{fmt::format("{} is costed by analyze and search; the CPU "
+                           "runs ssd, hydra, m2-conv and monarch-seq",
+                           f)};
+}
+
+Result<MixerAnalysis> runnableMixer(const NamedSpec &spec, int64_t L,
+                                    int64_t channels) {
+  if (auto ok = runsOnCpu(spec); !ok)
+    return Error{ok.error()};
+  if (spec.family == "ssd" || spec.family == "hydra") {
+    auto m = ssdMixer(spec, L);
+    if (!m)
+      return Error{m.error()};
+    if (channels != 0 && channels != m->heads * m->headDim)
+      return Error{fmt::format("d_model = {} but {} has heads · head_dim = {}",
+                               channels, spec.family, m->heads * m->headDim)};
+    return m->analysis;
+  }
+  if (channels < 1 || channels > kMaxSize)
+    return Error{fmt::format("{} mixes each of d_model channels: d_model = {} "
+                             "must be in [1, 2^20]",
+                             spec.family, channels)};
+  if (spec.family == "m2-conv") {
+    if (auto s = m2ConvShape(spec, L); !s)
+      return Error{s.error()};
+  } else if (auto t = monarchSeqTerm(spec, L); !t) {
+    return Error{t.error()};
+  }
+  return analyzeMixer(spec, L, channels);
+}
+
+Result<M2ConvShape> m2ConvShape(const NamedSpec &spec, int64_t L) {
+  auto causal = boolParam(spec, "causal", true);
+  auto pad = boolParam(spec, "pad", true);
+  if (!causal)
+    return Error{causal.error()};
+  if (!pad)
+    return Error{pad.error()};
+  if (L < 1 || L > kMaxSeqLen)
+    return Error{fmt::format("sequence length = {} is outside [1, 2^24]", L)};
+  // Both directions as the reference's fftconv_ref: a DFT of 2L points at
+  // least, so that nothing wraps around; n = b² (Monarch-factored).
+  const int64_t need = 2 * L;
+  int64_t b = int64_t(std::sqrt(double(need)));
+  while (b * b < need)
+    ++b;
+  while (b > 1 && (b - 1) * (b - 1) >= need)
+    --b;
+  if (b * b != need && !*pad)
+    return Error{fmt::format(
+        "m2-conv: the DFT size 2L = {} is not a square b² and pad=false; "
+        "give a length with 2L = b² or allow padding",
+        need)};
+  M2ConvShape s;
+  s.causal = *causal;
+  s.length = L;
+  s.b = b;
+  s.rows = ceilDiv(L, b);
+  s.kernelRows = s.causal ? s.rows : b;
+  return s;
+}
+
+long double m2ConvCount(const M2ConvShape &s, int64_t d, int64_t sequences) {
+  const long double b = s.b, J = s.rows, Jk = s.kernelRows;
+  // Per sequence: x's DFT (real rows J, twiddles, the second stage), the
+  // product, the inverse (stage, twiddles, the real rows J it keeps), the
+  // skip. Per call: the kernel's DFT and its 2×2 real form.
+  const long double perSequence = 2 * b * b * J + 4 * b * b + 4 * b * b * b +
+                                  4 * b * b + 4 * b * b * b + 4 * b * b +
+                                  2 * b * b * J + J * b;
+  const long double kernel =
+      2 * b * b * Jk + 4 * b * b + 4 * b * b * b + 8 * b * b;
+  return (long double)d * ((long double)sequences * perSequence + kernel);
+}
+
+Result<EinsumTerm> monarchSeqTerm(const NamedSpec &spec, int64_t L) {
+  auto blocks = intParam(spec, "blocks", kMaxSeqLen);
+  if (!blocks)
+    return Error{blocks.error()};
+  if (L < 1 || L > kMaxSeqLen)
+    return Error{fmt::format("sequence length = {} is outside [1, 2^24]", L)};
+  const int64_t nb = blocks->value_or(divisorNearSqrt(L));
+  if (L % nb != 0)
+    return Error{fmt::format("monarch-seq: blocks = {} does not divide the "
+                             "sequence length {}",
+                             nb, L)};
+  NamedSpec fly{"monarch",
+                {{"nblocks", std::to_string(nb)}, {"layout", "fly"}}};
+  auto layer = buildNamed(fly, L, L);
+  if (!layer)
+    return Error{"monarch-seq: " + layer.error()};
+  return layer->terms.at(0);
+}
+
 Result<SsdMixer> ssdMixer(const NamedSpec &spec, int64_t L) {
-  if (spec.family != "ssd" && spec.family != "hydra")
-    return Error{fmt::format("{} is costed by analyze and search; the CPU "
-                             "runs ssd and hydra",
-                             spec.family)};
+  if (spec.family != "ssd" && spec.family != "hydra") {
+    if (auto ok = runsOnCpu(spec); !ok)
+      return Error{ok.error()};
+    return Error{fmt::format("{} is not an SSD mixer", spec.family)};
+  }
   SsdMixer m;
   for (auto [key, into] : {std::pair{"heads", &m.heads},
                            {"head_dim", &m.headDim}, {"state", &m.state}}) {
@@ -189,44 +288,27 @@ Result<MixerAnalysis> analyzeMixer(const NamedSpec &spec, int64_t L,
   }
   a.channels = d;
   if (f == "m2-conv") {
-    auto causal = boolParam(spec, "causal", true);
-    auto pad = boolParam(spec, "pad", true);
+    auto shape = m2ConvShape(spec, L);
     auto order = intParam(spec, "order", 4096);
-    if (!causal)
-      return Error{causal.error()};
-    if (!pad)
-      return Error{pad.error()};
+    if (!shape)
+      return Error{shape.error()};
     if (!order)
       return Error{order.error()};
     const int64_t o = order->value_or(16);
-    // Causal: the linear convolution through a DFT of 2L (zero-padded);
-    // bidirectional: of L. The DFT's size n = b² (Monarch-factored).
-    const int64_t need = *causal ? 2 * L : L;
-    int64_t b = int64_t(std::sqrt(double(need)));
-    while (b * b < need)
-      ++b;
-    while (b > 1 && (b - 1) * (b - 1) >= need)
-      --b;
-    if (b * b != need && !*pad)
-      return Error{fmt::format(
-          "m2-conv: the {} DFT size {} is not a square b² and pad=false; "
-          "give a length with {} = b² or allow padding",
-          *causal ? "causal (2L)" : "bidirectional (L)", need,
-          *causal ? "2L" : "L")};
+    const bool causal = shape->causal;
     const long double count =
-        (long double)d * (3.0L + (*causal ? 0 : 1)) * monarchDftMacs(b) +
-        4.0L * d * b * b + 3.0L * L * d +
-        (*causal ? 1 : 2) * (long double)hyenaFilterMacs(L, d, o);
+        m2ConvCount(*shape, d, 1) + 2.0L * L * d +
+        (causal ? 1 : 2) * (long double)hyenaFilterMacs(L, d, o);
     if (count > kMaxCount || (long double)L * L * d > kMaxCount)
       return Error{fmt::format("m2-conv: the multiply-adds at L = {}, "
                                "d_model = {} exceed 2^62",
                                L, d)};
     a.macs = int64_t(count);
     a.quadraticMacs = L * L * d;
-    a.params = (*causal ? 1 : 2) * hyenaFilterParams(L, d, o) -
-               (*causal ? 0 : 3 * L + o + d); // one z, Sin and bias shared
-    a.fftSize = b * b;
-    a.causal = *causal;
+    a.params = (causal ? 1 : 2) * hyenaFilterParams(L, d, o) -
+               (causal ? 0 : 3 * L + o + d); // one z, Sin and bias shared
+    a.fftSize = shape->b * shape->b;
+    a.causal = causal;
     a.extendable = true;
     a.growth = "L^1.5";
     a.bytes = 4 * (4 * L * d + a.params);

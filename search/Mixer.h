@@ -22,28 +22,31 @@
 //   toeplitz     a learned kernel per channel, M[i, j] = k[i − j]
 //                (2L − 1 taps), applied directly: L²·d MACs.
 //   low-rank-seq a learned U·Vᵀ of rank r shared by the channels: 2·L·r·d.
-//   m2-conv      M2's gated long convolution y = u ⊙ (k ∗ (v ⊙ x)) + D ⊙ x
-//                per channel (HazyResearch/m2, bert/src/mm/
+//   m2-conv      M2's gated long convolution y = u ⊙ (k ∗ (v ⊙ x) + D ⊙
+//                (v ⊙ x)) per channel (HazyResearch/m2, bert/src/mm/
 //                monarch_mixer_sequence_mixer.py, hyena_utils.py fftconv_ref):
-//                the DFTs of x and k and the inverse, each Monarch-factored
-//                over n = b² points (n ≥ 2L causal, ≥ L bidirectional;
-//                padded to a square unless pad=false): two stages of b
-//                blocks b×b plus n twiddles, n·(2b + 1) complex multiply-adds
-//                of 4 real ones; the pointwise product 4n; the gates and skip
-//                3·L·d; the implicit filter (Hyena: an MLP of width `order`
-//                over a 3-wide positional embedding, sine activations)
-//                L·(3o + 2o² + o·d). Bidirectional adds k_rev's DFT and
-//                filter. Params: the filter MLP (3o + o, 2·(o² + o), o·d),
-//                its frequencies o, bias d and positional embedding 3L (the
-//                last three shared by k_rev's MLP). The reference's
-//                fftconv_ref pads to 2L in both directions; M2's paper and
-//                FlashFFTConv run the bidirectional one at L, as here.
+//                as the CPU runs it (m2ConvCount), the DFTs of x and k and
+//                the inverse over n = b² ≥ 2L points (padded to a square
+//                unless pad=false), each Monarch-factored on the b×b grid:
+//                a real first stage over the J = ⌈L/b⌉ rows x fills (2b²J),
+//                twiddles (4b²), a complex second stage (4b³); the product
+//                4b²; the inverse likewise, keeping the J rows of y; the skip;
+//                the kernel's DFT once per call with its 2×2 real form (8b²);
+//                the gates 2·L·d; the implicit filter (Hyena: an MLP of width
+//                `order` over a 3-wide positional embedding, sine
+//                activations) L·(3o + 2o² + o·d). Bidirectional, as the
+//                reference: k_rev enters the same 2L-point kernel, flipped
+//                into its end (all b rows of the kernel's DFT), and adds
+//                k_rev's filter. Params: the filter MLP (3o + o, 2·(o² + o),
+//                o·d), its frequencies o, bias d and positional embedding 3L
+//                (the last three shared by k_rev's MLP).
 //   monarch-seq  a learned Monarch matrix along the sequence shared by the
 //                channels: two block-diagonal factors of `blocks` blocks of
 //                (L/blocks)² each, 2·L·(L/blocks)·d; params 2·L·(L/blocks).
 // Elementwise work (exp, the decay masks, gates) is not counted, except
 // m2-conv's gates and skip above.
 #pragma once
+#include "Einsum.h"
 #include "Named.h"
 
 namespace einstruct {
@@ -74,6 +77,10 @@ Result<NamedSpec> parseMixer(std::string_view text);
 Result<MixerAnalysis> analyzeMixer(const NamedSpec &spec, int64_t seqLen,
                                    int64_t dModel);
 
+// Whether the CPU runs `spec`'s family (ssd, hydra, m2-conv, monarch-seq);
+// the error names the others.
+Result<bool> runsOnCpu(const NamedSpec &spec);
+
 // An ssd or hydra mixer on L tokens as the CPU compiles it: its sizes (the
 // chunk chosen as analyzeMixer does) and analysis (d_model = heads ·
 // head_dim). Other families, and bad sizes, are errors naming them.
@@ -82,6 +89,31 @@ struct SsdMixer {
   MixerAnalysis analysis;
 };
 Result<SsdMixer> ssdMixer(const NamedSpec &spec, int64_t L);
+
+// What compiling `spec` for the CPU on L tokens of `channels` checks
+// before it compiles: a family the CPU runs, its sizes, and d_model (0 for
+// ssd and hydra: heads · head_dim, which a nonzero value must equal; m2-conv
+// and monarch-seq need it). Its analysis.
+Result<MixerAnalysis> runnableMixer(const NamedSpec &spec, int64_t L,
+                                    int64_t channels);
+
+// An m2-conv on L tokens as the CPU runs it: the DFT of n = b² >= 2L
+// points laid out as a b×b grid (token t at row t / b, column t % b); x
+// and y fill its first `rows` = ⌈L/b⌉ rows, the kernel `kernelRows` (the
+// bidirectional one's k_rev sits at the end: all b).
+struct M2ConvShape {
+  bool causal = true;
+  int64_t length = 0, b = 0, rows = 0, kernelRows = 0;
+};
+Result<M2ConvShape> m2ConvShape(const NamedSpec &spec, int64_t L);
+// The multiply-adds of its compiled contractions for d channels and
+// `sequences` sharing one kernel DFT (see m2-conv above).
+long double m2ConvCount(const M2ConvShape &s, int64_t d, int64_t sequences);
+
+// monarch-seq(blocks) on L tokens: fly's MonarchLinear(nblocks = blocks)
+// from L to L (search/Named.cpp, flyMonarch) applied along the sequence;
+// its einsum with weights as fly stores them, (k, q, p) and (l, s, r).
+Result<EinsumTerm> monarchSeqTerm(const NamedSpec &spec, int64_t L);
 
 // Chunked SSD's multiply-adds (see above) for heads H, head_dim P, state N,
 // chunk Q on L tokens.

@@ -50,33 +50,44 @@ Error outOfMemory() { return Error{"out of memory for the mixer's buffers"}; }
 
 } // namespace
 
-Result<std::unique_ptr<JitMixer>>
-JitMixer::compile(const NamedSpec &spec, int64_t length, VectorUnits units) {
-  auto m = ssdMixer(spec, length);
-  if (!m)
-    return Error{m.error()};
+Result<std::unique_ptr<JitMixer>> JitMixer::compile(const NamedSpec &spec,
+                                                    int64_t length,
+                                                    int64_t channels,
+                                                    VectorUnits units) {
+  auto plan = planMixer(spec, length, channels);
+  if (!plan)
+    return Error{plan.error()};
   std::unique_ptr<JitMixer> jit(new JitMixer());
-  jit->family_ = spec.family;
-  jit->length_ = length;
-  jit->analysis_ = m->analysis;
-  SsdShape &s = jit->ssd_;
-  s.heads = m->heads;
-  s.headDim = m->headDim;
-  s.state = m->state;
-  s.chunk = m->chunk;
-  s.length = (length + s.chunk - 1) / s.chunk * s.chunk;
-  const int64_t L = length, H = s.heads, P = s.headDim, N = s.state;
-  if (spec.family == "ssd")
-    jit->operands_ = {{"x", {L, H, P}}, {"dt", {L, H}}, {"a", {L, H}},
-                      {"B", {L, N}},    {"C", {L, N}}};
-  else
-    jit->operands_ = {{"x", {L, H, P}},  {"dt", {L, 2, H}}, {"a", {L, 2, H}},
-                      {"B", {L, 2, N}},  {"C", {L, 2, N}},  {"d", {L, H}}};
+  jit->plan_ = std::move(*plan);
   jit->threads_ = workers::defaultThreads();
+  const MixerPlan &p = jit->plan_;
+  const int64_t L = length, C = p.channels;
+  if (p.family == "ssd" || p.family == "hydra") {
+    const int64_t H = p.ssd.heads, P = p.ssd.headDim, N = p.ssd.state;
+    if (p.family == "ssd")
+      jit->operands_ = {{"x", {L, H, P}},
+                        {"dt", {L, H}},
+                        {"a", {L, H}},
+                        {"B", {L, N}},
+                        {"C", {L, N}}};
+    else
+      jit->operands_ = {{"x", {L, H, P}}, {"dt", {L, 2, H}}, {"a", {L, 2, H}},
+                        {"B", {L, 2, N}}, {"C", {L, 2, N}},  {"d", {L, H}}};
+  } else if (p.family == "m2-conv") {
+    jit->constants_ = m2ConvConstants(p.conv);
+    jit->operands_ = {{"x", {L, C}}, {"k", {L, C}, false}};
+    if (!p.conv.causal)
+      jit->operands_.push_back({"k_rev", {L, C}, false});
+    jit->operands_.push_back({"D", {C}, false});
+  } else {
+    const int64_t nb = p.analysis.blocks, m = L / nb;
+    jit->operands_ = {
+        {"x", {L, C}}, {"w1", {nb, m, m}, false}, {"w2", {nb, m, m}, false}};
+  }
   auto module = JitModule::compile(
-      [&](mlir::ModuleOp m) { emitSsd(m, s, "ssd"); },
+      [&](mlir::ModuleOp m) { emitMixer(m, p, "mixer"); },
       [](mlir::OpPassManager &pm) { pm.addPass(createAutodiff()); },
-      {"ssd", "ssd_backward"}, units);
+      {"mixer", "mixer_backward"}, units);
   if (!module)
     return Error{module.error()};
   jit->module_ = std::move(*module);
@@ -91,15 +102,15 @@ Result<bool> JitMixer::check(const std::vector<const float *> &in,
     return Error{fmt::format("batch = {} must be positive", batch)};
   if (in.size() != operands_.size())
     return Error{fmt::format("{} operands given, {} takes {}", in.size(),
-                             family_, operands_.size())};
+                             plan_.family, operands_.size())};
   return true;
 }
 
 Result<bool> JitMixer::ssdRows(const float *const in[4], const float *dy,
                                int64_t batch, float *y,
                                float *const grads[4]) const {
-  const int64_t Lp = ssd_.length, H = ssd_.heads, P = ssd_.headDim,
-                N = ssd_.state;
+  const int64_t Lp = plan_.ssd.length, H = plan_.ssd.heads,
+                P = plan_.ssd.headDim, N = plan_.ssd.state;
   const std::vector<int64_t> shapes[5] = {{batch, Lp, H, P}, {batch, Lp, H},
                                           {batch, Lp, N}, {batch, Lp, N},
                                           {batch, Lp, H, P}};
@@ -129,10 +140,11 @@ Result<bool> JitMixer::ssdRows(const float *const in[4], const float *dy,
 
 Result<bool> JitMixer::ssdRun(const float *const in[4], const float *dy,
                               int64_t batch, float *const outs[4]) const {
-  const int64_t L = length_, Lp = ssd_.length;
+  const int64_t L = plan_.length, Lp = plan_.ssd.length;
   // Per token: x and dy H·P floats, a H, B and C N.
-  const int64_t width[5] = {ssd_.heads * ssd_.headDim, ssd_.heads, ssd_.state,
-                            ssd_.state, ssd_.heads * ssd_.headDim};
+  const int64_t width[5] = {plan_.ssd.heads * plan_.ssd.headDim,
+                            plan_.ssd.heads, plan_.ssd.state, plan_.ssd.state,
+                            plan_.ssd.heads * plan_.ssd.headDim};
   // One sequence per compiled call: its intermediates (the masked C·Bᵀ
   // per head and chunk, 12.6 MB at L = 4096, H = 12, Q = 64) stay few and
   // are reused from the buffer pool call after call.
@@ -195,8 +207,8 @@ Result<bool> JitMixer::gather(const std::vector<const float *> &in,
                               int64_t batch, Core &core) const {
   if (!core.ok())
     return outOfMemory();
-  const int64_t L = length_, H = ssd_.heads, P = ssd_.headDim,
-                N = ssd_.state, HP = H * P, D = core.dirs;
+  const int64_t L = plan_.length, H = plan_.ssd.heads, P = plan_.ssd.headDim,
+                N = plan_.ssd.state, HP = H * P, D = core.dirs;
   for (int64_t b = 0; b < batch; ++b)
     for (int dir = 0; dir < D; ++dir) {
       const int64_t row = dir * batch + b;
@@ -227,9 +239,11 @@ Result<bool> JitMixer::forward(const std::vector<const float *> &in,
                                int64_t batch, float *y) const {
   if (auto ok = check(in, batch); !ok)
     return ok;
-  const int64_t L = length_, H = ssd_.heads, P = ssd_.headDim,
-                N = ssd_.state, HP = H * P;
-  const bool hydra = family_ == "hydra";
+  if (plan_.family != "ssd" && plan_.family != "hydra")
+    return linearRun(in, nullptr, batch, y, {});
+  const int64_t L = plan_.length, H = plan_.ssd.heads, P = plan_.ssd.headDim,
+                N = plan_.ssd.state, HP = H * P;
+  const bool hydra = plan_.family == "hydra";
   Core core(hydra ? 2 : 1, batch, L, H, P, N);
   if (auto ok = gather(in, batch, core); !ok)
     return ok;
@@ -270,10 +284,12 @@ Result<bool> JitMixer::backward(const std::vector<const float *> &in,
     return ok;
   if (grads.size() != operands_.size())
     return Error{fmt::format("{} gradients given, {} has {} operands",
-                             grads.size(), family_, operands_.size())};
-  const int64_t L = length_, H = ssd_.heads, P = ssd_.headDim,
-                N = ssd_.state, HP = H * P;
-  const bool hydra = family_ == "hydra";
+                             grads.size(), plan_.family, operands_.size())};
+  if (plan_.family != "ssd" && plan_.family != "hydra")
+    return linearRun(in, dy, batch, nullptr, grads);
+  const int64_t L = plan_.length, H = plan_.ssd.heads, P = plan_.ssd.headDim,
+                N = plan_.ssd.state, HP = H * P;
+  const bool hydra = plan_.family == "hydra";
   const int D = hydra ? 2 : 1;
   Core core(D, batch, L, H, P, N);
   if (auto ok = gather(in, batch, core); !ok)

@@ -1,7 +1,10 @@
-// A sequence mixer compiled for the CPU: chunked SSD (Mamba-2) and Hydra's
-// quasiseparable mixer built from two SSD passes (structures.md §7). The
-// SSD's forward and backward come from the dialect (emitSsd, then
-// --einstruct-autodiff) through the CPU pipeline and JIT, as layers do.
+// A sequence mixer compiled for the CPU (structures.md §7): chunked SSD
+// (Mamba-2), Hydra's quasiseparable mixer built from two SSD passes, M2's
+// long convolution through Monarch-factored DFTs, and a Monarch matrix
+// along the sequence. Their forward and backward come from the dialect
+// (EmitMixer, then --einstruct-autodiff) through the CPU pipeline and JIT,
+// as layers do; the glue around them (JitMixer.cpp for SSD and Hydra,
+// JitLinearMixer.cpp for the two learned linear maps) is elementwise.
 #pragma once
 #include "VectorUnits.h"
 #include "compiler/ir/EmitMixer.h"
@@ -18,11 +21,13 @@ class JitMixer {
 public:
   ~JitMixer();
   // `spec` is ssd(...) or hydra(...) with heads, head_dim and state (the
-  // chunk chosen as analyzeMixer does when not given), on sequences of
-  // `length` tokens; a length the chunk does not divide is zero-padded
-  // (causal, so padding after the end changes nothing before it).
+  // chunk chosen as analyzeMixer does when not given; a length the chunk
+  // does not divide is zero-padded, causal, so padding after the end
+  // changes nothing before it), m2-conv(...) or monarch-seq(...), on
+  // sequences of `length` tokens of `channels` (d_model; 0 for ssd and
+  // hydra takes heads · head_dim, which a nonzero value must equal).
   static Result<std::unique_ptr<JitMixer>>
-  compile(const NamedSpec &spec, int64_t length,
+  compile(const NamedSpec &spec, int64_t length, int64_t channels = 0,
           VectorUnits units = hostVectorUnits());
 
   // The operands, per sequence (a call takes `batch` sequences, each
@@ -34,32 +39,46 @@ public:
   //          forward pass's, then the backward pass's on the flipped
   //          sequence, as the reference's dt and BC halves), d [L, H] (the
   //          skip's scale per token and head, fc_D(x) + D).
-  // y is [L, H, P]; with SSD(u, a, B, C)_l = Σ_{s ≤ l} (C_l·B_s)
-  // exp(Σ_{t=s+1..l} a_t) u_s (ssd_minimal_discrete's X·dt and A·dt):
+  //   m2-conv x [L, C]; shared by the sequences: k [L, C] (the filter,
+  //          channels last), for causal=false k_rev [L, C] too, and D [C];
+  //   monarch-seq x [L, C]; shared: w1 [k, q, p] and w2 [l, s, r] (fly's
+  //          blockdiag_butterfly_multiply weights, blocks × m × m).
+  // y is [L, H, P] (ssd, hydra) or [L, C]; with SSD(u, a, B, C)_l =
+  // Σ_{s ≤ l} (C_l·B_s) exp(Σ_{t=s+1..l} a_t) u_s (ssd_minimal_discrete's
+  // X·dt and A·dt):
   //   ssd    y = SSD(x ⊙ dt, a, B, C)
   //   hydra  y = shift(SSD_fwd(x ⊙ dt_fwd)) + flip(shift(SSD_bwd(flip(x ⊙
-  //          dt_bwd)))) + d ⊙ x, shift moving each token one later.
+  //          dt_bwd)))) + d ⊙ x, shift moving each token one later;
+  //   m2-conv y_i = Σ_{j ≤ i} k_{i−j} x_j (+ Σ_{j > i} k_rev_{j−i−1} x_j
+  //          bidirectional) + D ⊙ x_i per channel: M2's fftconv_ref (its
+  //          gates u, v are the block's);
+  //   monarch-seq y[:, c] = fly's Monarch(w1, w2) applied to x[:, c].
   struct Operand {
     std::string name;
     std::vector<int64_t> shape;
+    bool perSequence = true; // else one for the batch (a parameter)
   };
   const std::vector<Operand> &operands() const { return operands_; }
   std::vector<int64_t> outputShape() const {
-    return {length_, ssd_.heads, ssd_.headDim};
+    if (plan_.family == "ssd" || plan_.family == "hydra")
+      return {plan_.length, plan_.ssd.heads, plan_.ssd.headDim};
+    return {plan_.length, plan_.channels};
   }
-  const std::string &family() const { return family_; }
-  const SsdShape &ssd() const { return ssd_; } // length: the padded one
+  const std::string &family() const { return plan_.family; }
+  const SsdShape &ssd() const { return plan_.ssd; } // length: the padded one
   // analyze --mixer's figures for it (MACs per sequence, the chunk chosen).
-  const MixerAnalysis &analysis() const { return analysis_; }
+  const MixerAnalysis &analysis() const { return plan_.analysis; }
 
-  // Threads a call may use (sequences are split between them).
+  // Threads a call may use (sequences, or blocks of channels, are split
+  // between them).
   void setThreads(int threads);
 
   // y for `batch` sequences; one pointer per operand.
   Result<bool> forward(const std::vector<const float *> &in, int64_t batch,
                        float *y) const;
   // The gradients of <dy, y> with respect to every operand, into `grads`
-  // (one pointer per operand, shaped like it).
+  // (one pointer per operand, shaped like it: a shared operand's summed
+  // over the batch).
   Result<bool> backward(const std::vector<const float *> &in, const float *dy,
                         int64_t batch, const std::vector<float *> &grads) const;
 
@@ -70,7 +89,7 @@ private:
   // The compiled SSD's operands for `in` (JitMixer.cpp).
   Result<bool> gather(const std::vector<const float *> &in, int64_t batch,
                       Core &core) const;
-  // The compiled SSD on `batch` sequences of length_ tokens (padded here
+  // The compiled SSD on `batch` sequences of L tokens (padded here
   // to the chunk), one per call: with dy null the forward, y into outs[0];
   // else the gradients of x, a, B and C into outs[0..3].
   Result<bool> ssdRun(const float *const in[4], const float *dy, int64_t batch,
@@ -78,12 +97,16 @@ private:
   // One compiled call on `batch` sequences of the padded length.
   Result<bool> ssdRows(const float *const in[4], const float *dy,
                        int64_t batch, float *y, float *const grads[4]) const;
-  std::string family_;
-  int64_t length_ = 0;
-  SsdShape ssd_;
-  MixerAnalysis analysis_;
+  // m2-conv and monarch-seq (JitLinearMixer.cpp): blocks of channels, one
+  // compiled call per block and group of sequences; with dy null the
+  // forward into y, else the gradients into grads.
+  Result<bool> linearRun(const std::vector<const float *> &in, const float *dy,
+                         int64_t batch, float *y,
+                         const std::vector<float *> &grads) const;
+  MixerPlan plan_;
+  std::vector<std::vector<float>> constants_; // m2-conv's DFT matrices
   std::vector<Operand> operands_;
-  std::unique_ptr<JitModule> module_; // entries: ssd, ssd_backward
+  std::unique_ptr<JitModule> module_; // entries: mixer, mixer_backward
   int threads_ = 1;
 };
 

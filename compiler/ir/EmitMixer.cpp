@@ -7,6 +7,8 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
 
+#include <algorithm>
+#include <cmath>
 #include <map>
 
 namespace einstruct {
@@ -97,6 +99,247 @@ void emitSsd(mlir::ModuleOp module, const SsdShape &s, const std::string &name) 
       b, loc, xType, y,
       llvm::ArrayRef<mlir::ReassociationIndices>{{0}, {1, 2}, {3}, {4}});
   mlir::func::ReturnOp::create(b, loc, y);
+}
+
+namespace {
+
+// A function of `args`, each marked einstruct.constant from `firstConstant`
+// on, returning `result`; the builder placed at its start.
+mlir::func::FuncOp startFunction(mlir::OpBuilder &b, mlir::ModuleOp module,
+                                 const std::string &name,
+                                 llvm::ArrayRef<mlir::Type> args,
+                                 mlir::Type result, unsigned firstConstant) {
+  b.setInsertionPointToEnd(module.getBody());
+  auto fn = mlir::func::FuncOp::create(b, b.getUnknownLoc(), name,
+                                       b.getFunctionType(args, {result}));
+  for (unsigned k = firstConstant; k < args.size(); ++k)
+    fn.setArgAttr(k, kConstantArg, b.getUnitAttr());
+  b.setInsertionPointToStart(fn.addEntryBlock());
+  return fn;
+}
+
+// e^{sign·2πi·num/den} as (cos, sin), the angle reduced exactly first.
+std::pair<double, double> rootOfUnity(int64_t num, int64_t den, int sign) {
+  constexpr double kPi = 3.14159265358979323846;
+  const double angle = sign * 2.0 * kPi * double(num % den) / double(den);
+  return {std::cos(angle), std::sin(angle)};
+}
+
+// Multiplying by w = (re, im) as a 2×2 real matrix M[c, e], y[e] =
+// Σ_c x[c]·M[c, e]: y = (x_re·re − x_im·im, x_re·im + x_im·re).
+void putComplex(float *m, std::pair<double, double> w) {
+  m[0] = float(w.first);   // [re][re]
+  m[1] = float(w.second);  // [re][im]
+  m[2] = float(-w.second); // [im][re]
+  m[3] = float(w.first);   // [im][im]
+}
+
+} // namespace
+
+void emitM2Conv(mlir::ModuleOp module, const M2ConvShape &s, int64_t channels,
+                const std::string &name) {
+  mlir::OpBuilder b(module.getContext());
+  mlir::Location loc = b.getUnknownLoc();
+  const int64_t n = s.b, J = s.rows, Jk = s.kernelRows, C = channels;
+  auto yType = tensor(b, {kDyn, J, n, C});
+  auto fn = startFunction(b, module, name,
+                          {yType, tensor(b, {Jk, n, C}), tensor(b, {C}),
+                           tensor(b, {J, n, 2}), tensor(b, {Jk, n, 2}),
+                           tensor(b, {n, n, 2, 2}), tensor(b, {n, 2, n, 2}),
+                           tensor(b, {2, 2, 2}), tensor(b, {n, 2, n, 2}),
+                           tensor(b, {n, n, 2, 2}), tensor(b, {n, 2, J})},
+                          yType, 3);
+  auto arg = [&](unsigned k) -> Value { return fn.getArgument(k); };
+  Value x = arg(0), k = arg(1), D = arg(2), Fx = arg(3), Fk = arg(4),
+        Tw = arg(5), W = arg(6), Sg = arg(7), Wi = arg(8), Twi = arg(9),
+        R = arg(10);
+  // Letters: s sequence, d channel; j, a the grid's row and column of a
+  // token (t = j·b + a); k, m those of a frequency (f = k + m·b); u, v
+  // those of an output token (t = v·b + u); c, e, g real and imaginary
+  // parts.
+  // The channel d is every tensor's innermost index: the contractions
+  // vectorize along it (the complex parts, 2 wide, would not).
+  // The kernel's DFT, once for the S sequences, as 2×2 real matrices.
+  Value kRows = contract(b, loc, "jad,jkc->kacd", k, Fk);
+  Value kTwiddled = contract(b, loc, "kacd,kace->kaed", kRows, Tw);
+  Value kFreq = contract(b, loc, "kacd,acme->kmed", kTwiddled, W);
+  Value kMatrix = contract(b, loc, "kmgd,gce->kmced", kFreq, Sg);
+  // x's DFT, its product with the kernel's, and the inverse.
+  Value xRows = contract(b, loc, "sjad,jkc->skacd", x, Fx);
+  Value xTwiddled = contract(b, loc, "skacd,kace->skaed", xRows, Tw);
+  Value xFreq = contract(b, loc, "skacd,acme->skmed", xTwiddled, W);
+  Value product = contract(b, loc, "skmcd,kmced->skmed", xFreq, kMatrix);
+  Value columns = contract(b, loc, "skmcd,mcue->skued", product, Wi);
+  Value untwiddled = contract(b, loc, "skucd,kuce->skued", columns, Twi);
+  Value conv = contract(b, loc, "skucd,kcv->svud", untwiddled, R);
+  Value skip = contract(b, loc, "sjad,d->sjad", x, D);
+  Value y = mlir::arith::AddFOp::create(b, loc, conv, skip);
+  mlir::func::ReturnOp::create(b, loc, y);
+}
+
+std::vector<std::vector<float>> m2ConvConstants(const M2ConvShape &s) {
+  const int64_t n = s.b, N = n * n, J = s.rows;
+  auto rowDft = [&](int64_t rows) {
+    std::vector<float> f(size_t(rows * n * 2));
+    for (int64_t j = 0; j < rows; ++j)
+      for (int64_t k = 0; k < n; ++k) {
+        auto w = rootOfUnity(j * k, n, -1);
+        f[size_t((j * n + k) * 2)] = float(w.first);
+        f[size_t((j * n + k) * 2 + 1)] = float(w.second);
+      }
+    return f;
+  };
+  // [p, q, 2, 2] with the 2×2 block of w(p, q).
+  auto blocks = [&](auto w) {
+    std::vector<float> m(size_t(n * n * 4));
+    for (int64_t p = 0; p < n; ++p)
+      for (int64_t q = 0; q < n; ++q)
+        putComplex(m.data() + (p * n + q) * 4, w(p, q));
+    return m;
+  };
+  // [p, 2, q, 2]: the column DFT, w(p, q) between part c and part e.
+  auto columnDft = [&](int sign) {
+    std::vector<float> m(size_t(n * 2 * n * 2));
+    for (int64_t p = 0; p < n; ++p)
+      for (int64_t q = 0; q < n; ++q) {
+        float block[4];
+        putComplex(block, rootOfUnity(p * q, n, sign));
+        for (int c = 0; c < 2; ++c)
+          for (int e = 0; e < 2; ++e)
+            m[size_t(((p * 2 + c) * n + q) * 2 + e)] = block[c * 2 + e];
+      }
+    return m;
+  };
+  std::vector<float> Sg(8, 0.f); // Sg[g, c, e]: K's part g into its matrix
+  Sg[0 * 4 + 0 * 2 + 0] = 1;     // re at [re][re]
+  Sg[0 * 4 + 1 * 2 + 1] = 1;     // re at [im][im]
+  Sg[1 * 4 + 0 * 2 + 1] = 1;     // im at [re][im]
+  Sg[1 * 4 + 1 * 2 + 0] = -1;    // −im at [im][re]
+  std::vector<float> R(size_t(n * 2 * J));
+  for (int64_t k = 0; k < n; ++k)
+    for (int64_t v = 0; v < J; ++v) {
+      auto w = rootOfUnity(k * v, n, 1);
+      R[size_t((k * 2 + 0) * J + v)] = float(w.first);
+      R[size_t((k * 2 + 1) * J + v)] = float(-w.second);
+    }
+  return {
+      rowDft(J),
+      rowDft(s.kernelRows),
+      blocks([&](int64_t k, int64_t a) { return rootOfUnity(k * a, N, -1); }),
+      columnDft(-1),
+      Sg,
+      columnDft(1),
+      blocks([&](int64_t k, int64_t u) {
+        auto w = rootOfUnity(k * u, N, 1);
+        return std::pair{w.first / double(N), w.second / double(N)};
+      }),
+      R};
+}
+
+void emitSequenceEinsum(mlir::ModuleOp module, const EinsumTerm &t,
+                        int64_t channels, const std::string &name) {
+  mlir::OpBuilder b(module.getContext());
+  mlir::Location loc = b.getUnknownLoc();
+  const int64_t L = t.inDim();
+  auto shapeOf = [&](const std::string &letters) {
+    auto v = t.shape(letters);
+    return llvm::SmallVector<int64_t>(v.begin(), v.end());
+  };
+  const std::string &w1 = t.weights.at(0), &w2 = t.weights.at(1);
+  auto xType = tensor(b, {kDyn, L, channels});
+  auto fn = startFunction(
+      b, module, name, {xType, tensor(b, shapeOf(w1)), tensor(b, shapeOf(w2))},
+      xType, 3);
+  // Two letters the term leaves free: the sequence and the channel.
+  std::string free;
+  for (char c = 'a'; c <= 'z' && free.size() < 2; ++c)
+    if (!t.sizes.count(c))
+      free += c;
+  const std::string seq(1, free[0]), chan(1, free[1]);
+  // x[S, L, C] seen as [S, input letters..., C], and y back.
+  auto spread = [&](const std::string &letters) {
+    llvm::SmallVector<int64_t> shape = {kDyn};
+    auto inner = shapeOf(letters);
+    shape.append(inner.begin(), inner.end());
+    shape.push_back(channels);
+    llvm::SmallVector<mlir::ReassociationIndices> groups = {{0}, {}, {}};
+    for (size_t k = 0; k < letters.size(); ++k)
+      groups[1].push_back(int64_t(k + 1));
+    groups[2].push_back(int64_t(letters.size() + 1));
+    return std::pair{tensor(b, shape), groups};
+  };
+  auto [inType, inGroups] = spread(t.input);
+  Value batch = mlir::tensor::DimOp::create(b, loc, fn.getArgument(0), 0);
+  llvm::SmallVector<mlir::OpFoldResult> sizes = {batch};
+  for (int64_t e : shapeOf(t.input))
+    sizes.push_back(b.getIndexAttr(e));
+  sizes.push_back(b.getIndexAttr(channels));
+  Value x = mlir::tensor::ExpandShapeOp::create(
+      b, loc, inType, fn.getArgument(0), inGroups, sizes);
+  // The middle operand keeps what the second weight or y still needs.
+  std::string middle;
+  for (char c : t.input + w1)
+    if (middle.find(c) == std::string::npos &&
+        (w2.find(c) != std::string::npos ||
+         t.output.find(c) != std::string::npos))
+      middle += c;
+  Value z = contract(
+      b, loc, seq + t.input + chan + "," + w1 + "->" + seq + middle + chan, x,
+      fn.getArgument(1));
+  Value y = contract(
+      b, loc, seq + middle + chan + "," + w2 + "->" + seq + t.output + chan, z,
+      fn.getArgument(2));
+  auto [outType, outGroups] = spread(t.output);
+  (void)outType;
+  y = mlir::tensor::CollapseShapeOp::create(b, loc, xType, y, outGroups);
+  mlir::func::ReturnOp::create(b, loc, y);
+}
+
+Result<MixerPlan> planMixer(const NamedSpec &spec, int64_t L,
+                            int64_t channels) {
+  auto analysis = runnableMixer(spec, L, channels);
+  if (!analysis)
+    return Error{analysis.error()};
+  MixerPlan p;
+  p.family = spec.family;
+  p.length = L;
+  p.analysis = *analysis;
+  if (p.family == "ssd" || p.family == "hydra") {
+    auto m = ssdMixer(spec, L);
+    if (!m)
+      return Error{m.error()};
+    p.channels = m->heads * m->headDim;
+    p.ssd = {m->heads, m->headDim, m->state, m->chunk,
+             (L + m->chunk - 1) / m->chunk * m->chunk};
+    return p;
+  }
+  p.channels = channels;
+  // Blocks of 32 channels (fewer, rounded up to 8, the vector width the
+  // micro-kernel needs; the padding channels are zeros): the calls' unit
+  // of work between threads, and every contraction's innermost index.
+  p.channelBlock = std::min<int64_t>((channels + 7) / 8 * 8, 32);
+  if (p.family == "m2-conv") {
+    auto shape = m2ConvShape(spec, L);
+    if (!shape)
+      return Error{shape.error()};
+    p.conv = *shape;
+  } else {
+    auto term = monarchSeqTerm(spec, L);
+    if (!term)
+      return Error{term.error()};
+    p.monarch = *term;
+  }
+  return p;
+}
+
+void emitMixer(mlir::ModuleOp module, const MixerPlan &plan,
+               const std::string &name) {
+  if (plan.family == "ssd" || plan.family == "hydra")
+    emitSsd(module, plan.ssd, name);
+  else if (plan.family == "m2-conv")
+    emitM2Conv(module, plan.conv, plan.channelBlock, name);
+  else
+    emitSequenceEinsum(module, plan.monarch, plan.channelBlock, name);
 }
 
 } // namespace einstruct

@@ -1,12 +1,17 @@
-// Builds the einstruct IR of a sequence mixer's core: chunked SSD (Mamba-2's
-// state-space duality, structures.md §7) as einstruct.contract ops around one
-// einstruct.chunk_decays, so that --einstruct-autodiff derives its backward
-// and the CPU pipeline compiles both.
+// Builds the einstruct IR of a sequence mixer's core (structures.md §7) as
+// einstruct.contract ops, so that --einstruct-autodiff derives its backward
+// and the CPU pipeline compiles both: chunked SSD (Mamba-2's state-space
+// duality) around einstruct.chunk_decays and chunk_scan, M2's long
+// convolution through Monarch-factored DFTs, and a Monarch matrix along the
+// sequence.
 #pragma once
+#include "search/Mixer.h"
+
 #include "mlir/IR/BuiltinOps.h"
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace einstruct {
 
@@ -15,6 +20,25 @@ struct SsdShape {
   int64_t heads = 0, headDim = 0, state = 0, chunk = 0;
   int64_t length = 0; // tokens per sequence, a multiple of chunk
 };
+
+// A mixer as the CPU compiles it: its family's sizes, the channels one
+// compiled call takes, and runnableMixer's analysis.
+struct MixerPlan {
+  std::string family;
+  int64_t length = 0, channels = 0; // tokens per sequence, d_model
+  SsdShape ssd;                     // ssd, hydra (length padded to chunk)
+  M2ConvShape conv;                 // m2-conv
+  EinsumTerm monarch;               // monarch-seq
+  int64_t channelBlock = 0;         // m2-conv, monarch-seq: per call
+  MixerAnalysis analysis;
+};
+// What JitMixer compiles for `spec` on L tokens of `channels` (0 for ssd
+// and hydra); errors as runnableMixer's.
+Result<MixerPlan> planMixer(const NamedSpec &spec, int64_t L, int64_t channels);
+// Appends func.func @name of the plan (emitSsd, emitM2Conv or
+// emitSequenceEinsum below).
+void emitMixer(mlir::ModuleOp module, const MixerPlan &plan,
+               const std::string &name);
 
 // Appends func.func @name(x[b, L, H, P], a[b, L, H], B[b, L, N],
 // C[b, L, N]) -> y[b, L, H, P] (Mamba-2's layouts), b dynamic:
@@ -26,5 +50,33 @@ struct SsdShape {
 // multiply-adds ssdMacs counts.
 void emitSsd(mlir::ModuleOp module, const SsdShape &shape,
              const std::string &name);
+
+// Appends func.func @name(x[S, J, b, C], k[Jk, b, C], D[C], constants...)
+// -> y[S, J, b, C] for the m2-conv `s` on C channels (S sequences, dynamic;
+// J = s.rows, Jk = s.kernelRows; token t at [t / b, t % b], zero past L):
+//   y = k ∗ x + D ⊙ x per channel, the convolution circular over n = b²
+// points, through DFTs Monarch-factored on the b×b grid: a DFT over the
+// rows (real x, J rows), twiddles, a DFT over the columns, the product
+// with the kernel's DFT (computed once for the S sequences), and the
+// inverse in the opposite order keeping the J rows y fills. The DFT
+// matrices and twiddles are arguments marked einstruct.constant, in the
+// order m2ConvConstants gives them.
+void emitM2Conv(mlir::ModuleOp module, const M2ConvShape &s, int64_t channels,
+                const std::string &name);
+
+// The constant arguments of emitM2Conv's function, row-major float32:
+// Fx[J, b, 2] and Fk[Jk, b, 2] (the row DFT, real to complex; 2 = real,
+// imaginary), Tw[b, b, 2, 2] (twiddles as 2×2 real matrices), W[b, 2, b, 2]
+// (the column DFT), Sg[2, 2, 2] (a complex number to its 2×2 real
+// matrix), Wi[b, 2, b, 2] (the inverse column DFT), Twi[b, b, 2, 2] (the
+// inverse twiddles with 1/n) and R[b, 2, J] (the inverse row DFT's real
+// part).
+std::vector<std::vector<float>> m2ConvConstants(const M2ConvShape &s);
+
+// Appends func.func @name(x[S, L, C], w1, w2) -> y[S, L, C]: the one-term
+// einsum `t` (x, w1, w2 -> y) of a feature map from L to L applied along
+// the sequence to each of the C channels, as two einstruct.contract ops.
+void emitSequenceEinsum(mlir::ModuleOp module, const EinsumTerm &t,
+                        int64_t channels, const std::string &name);
 
 } // namespace einstruct

@@ -12,6 +12,8 @@
 #include "mlir/IR/IRMapping.h"
 #include "search/Einsum.h"
 
+#include "llvm/ADT/DenseSet.h"
+
 namespace einstruct {
 #define GEN_PASS_DEF_AUTODIFF
 #include "Passes.h.inc"
@@ -141,15 +143,22 @@ struct AutodiffPass : impl::AutodiffBase<AutodiffPass> {
         return f.emitOpError() << "autodiff needs ranked tensor arguments "
                                   "and result, got "
                                << t;
-    // @f_backward(args..., dy) -> (dargs...)
+    // @f_backward(args..., dy) -> (dargs...), constant arguments left out.
+    llvm::SmallVector<unsigned> wrt;
+    llvm::SmallVector<mlir::Type> gradTypes;
+    for (unsigned k = 0; k < f.getNumArguments(); ++k)
+      if (!f.getArgAttr(k, kConstantArg)) {
+        wrt.push_back(k);
+        gradTypes.push_back(f.getArgument(k).getType());
+      }
     mlir::OpBuilder b(f);
     b.setInsertionPointAfter(f);
     mlir::Location loc = f.getLoc();
     llvm::SmallVector<mlir::Type> args(f.getArgumentTypes());
     args.push_back(f.getResultTypes()[0]);
-    auto bwd = mlir::func::FuncOp::create(
-        b, loc, (f.getSymName() + "_backward").str(),
-        b.getFunctionType(args, f.getArgumentTypes()));
+    auto bwd =
+        mlir::func::FuncOp::create(b, loc, (f.getSymName() + "_backward").str(),
+                                   b.getFunctionType(args, gradTypes));
     if (auto c = f->getAttr("llvm.emit_c_interface"))
       bwd->setAttr("llvm.emit_c_interface", c);
     mlir::Block *body = bwd.addEntryBlock();
@@ -164,24 +173,34 @@ struct AutodiffPass : impl::AutodiffBase<AutodiffPass> {
       ops.push_back(&op);
       b.clone(op, forward);
     }
+    // Values that depend on a non-constant argument: only they receive
+    // cotangents (the DFT matrices of a convolution need none).
+    llvm::DenseSet<Value> active;
+    for (unsigned k : wrt)
+      active.insert(f.getArgument(k));
+    for (mlir::Operation *op : ops)
+      if (llvm::any_of(op->getOperands(),
+                       [&](Value v) { return active.contains(v); }))
+        active.insert(op->getResults().begin(), op->getResults().end());
     // Reverse sweep: each op's operands receive its results' cotangents.
     llvm::DenseMap<Value, Value> grad;
     auto ret = mlir::cast<mlir::func::ReturnOp>(
         f.getBody().front().getTerminator());
     grad[ret.getOperand(0)] = bwd.getArguments().back();
     auto accumulate = [&](Value v, Value g) {
-      grad[v] = addOrFirst(b, loc, grad.lookup(v), g);
+      if (active.contains(v))
+        grad[v] = addOrFirst(b, loc, grad.lookup(v), g);
     };
     for (mlir::Operation *op : llvm::reverse(ops)) {
       bool needed = llvm::any_of(op->getResults(),
                                  [&](Value r) { return grad.count(r); });
       if (!needed)
         continue;
-      if (mlir::failed(backpropagate(b, op, forward, grad, accumulate)))
+      if (mlir::failed(backpropagate(b, op, forward, grad, active, accumulate)))
         return mlir::failure();
     }
     llvm::SmallVector<Value> outs;
-    for (unsigned k = 0; k < f.getNumArguments(); ++k) {
+    for (unsigned k : wrt) {
       Value g = grad.lookup(f.getArgument(k));
       outs.push_back(g ? g : zerosLike(b, loc, bwd.getArgument(k)));
     }
@@ -199,6 +218,7 @@ struct AutodiffPass : impl::AutodiffBase<AutodiffPass> {
   static mlir::LogicalResult
   backpropagate(mlir::OpBuilder &b, mlir::Operation *op,
                 mlir::IRMapping &forward, llvm::DenseMap<Value, Value> &grad,
+                const llvm::DenseSet<Value> &active,
                 llvm::function_ref<void(Value, Value)> accumulate) {
     mlir::Location loc = op->getLoc();
     auto cotangent = [&](Value r) {
@@ -226,14 +246,16 @@ struct AutodiffPass : impl::AutodiffBase<AutodiffPass> {
       const std::string &l = spec->input, &r = spec->weights[0],
                         &o = spec->output;
       Value dout = cotangent(c.getResult());
-      accumulate(c.getLhs(),
-                 ContractOp::create(b, loc, c.getLhs().getType(), dout,
-                                    fwd(c.getRhs()),
-                                    b.getStringAttr(o + "," + r + "->" + l)));
-      accumulate(c.getRhs(),
-                 ContractOp::create(b, loc, c.getRhs().getType(),
-                                    fwd(c.getLhs()), dout,
-                                    b.getStringAttr(l + "," + o + "->" + r)));
+      if (active.contains(c.getLhs()))
+        accumulate(c.getLhs(),
+                   ContractOp::create(b, loc, c.getLhs().getType(), dout,
+                                      fwd(c.getRhs()),
+                                      b.getStringAttr(o + "," + r + "->" + l)));
+      if (active.contains(c.getRhs()))
+        accumulate(c.getRhs(),
+                   ContractOp::create(b, loc, c.getRhs().getType(),
+                                      fwd(c.getLhs()), dout,
+                                      b.getStringAttr(l + "," + o + "->" + r)));
       return mlir::success();
     }
     if (auto d = mlir::dyn_cast<ChunkDecaysOp>(op)) {

@@ -96,8 +96,10 @@ def Autodiff : Pass<"einstruct-autodiff", "mlir::ModuleOp"> {
     einstruct.chunk_scan give one chunk_decays_grad and chunk_scan_grad;
     arith.addf passes the cotangent to both
     operands and tensor reshapes reshape it back. Contributions are summed;
-    an argument nothing reads gets a zero gradient. Any other op on the
-    path to the result is a located error.
+    an argument nothing reads gets a zero gradient. An argument marked
+    `einstruct.constant` gets none: it is left out of the results, and
+    nothing is computed for it or for values only it reaches. Any other op
+    on the path to the result is a located error.
     A function that returns the (y, aux_loss) of one einstruct.moe_layer
     gets `@f_backward(%x, %router, %w..., %dy, %daux) -> (dx, drouter,
     dw...)`, one einstruct.moe_layer_grad.

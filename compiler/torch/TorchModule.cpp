@@ -113,7 +113,7 @@ Result<std::string> emitTorchModule(const Layer &layer, const std::string &name,
 }
 
 Result<std::string> emitTorchMixerModule(const std::string &spec,
-                                         int64_t seqLen,
+                                         int64_t seqLen, int64_t dModel,
                                          const std::string &name,
                                          const std::string &runtime) {
   if (auto ok = checkIdentifier(name); !ok)
@@ -122,7 +122,7 @@ Result<std::string> emitTorchMixerModule(const std::string &spec,
   auto named = parseMixer(spec);
   if (!named)
     return Error{named.error()};
-  if (auto m = ssdMixer(*named, seqLen); !m)
+  if (auto m = runnableMixer(*named, seqLen, dModel); !m)
     return Error{m.error()};
   std::string text = fmt::format(
       "\"\"\"{0}: the einstruct mixer {1} on sequences of {2} tokens as a "
@@ -133,15 +133,15 @@ Result<std::string> emitTorchMixerModule(const std::string &spec,
       name, spec, seqLen);
   text += kModuleBody;
   text += fmt::format("\n\n# ---- {0} ----\n"
-                      "MIXER, SEQ_LEN = {1}, {2}\n"
+                      "MIXER, SEQ_LEN, D_MODEL = {1}, {2}, {5}\n"
                       "_RUNTIME_PATH = {3}\n\n\n"
                       "class {0}(Mixer):\n"
                       "    \"\"\"{4} on {2} tokens: forward(*operands) as "
                       "`operands` lists them.\"\"\"\n\n"
                       "    def __init__(self):\n"
-                      "        super().__init__(MIXER, SEQ_LEN)\n",
+                      "        super().__init__(MIXER, SEQ_LEN, D_MODEL)\n",
                       name, nlohmann::json(spec).dump(), seqLen,
-                      nlohmann::json(runtime).dump(), spec);
+                      nlohmann::json(runtime).dump(), spec, dModel);
   return text;
 }
 

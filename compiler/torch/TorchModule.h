@@ -15,11 +15,12 @@ namespace einstruct {
 Result<std::string> emitTorchModule(const Layer &layer, const std::string &name,
                                     const std::string &runtime);
 
-// A sequence mixer the CPU runs ("ssd(...)" or "hydra(...)") on sequences of
-// `seqLen` tokens, as a module: einstruct.nn and a subclass of its Mixer
-// with the spec and length fixed.
+// A sequence mixer the CPU runs ("ssd(...)", "hydra(...)", "m2-conv(...)",
+// "monarch-seq(...)") on sequences of `seqLen` tokens of `dModel` channels
+// (0 for ssd and hydra), as a module: einstruct.nn and a subclass of its
+// Mixer with the spec and sizes fixed.
 Result<std::string> emitTorchMixerModule(const std::string &spec,
-                                         int64_t seqLen,
+                                         int64_t seqLen, int64_t dModel,
                                          const std::string &name,
                                          const std::string &runtime);
 

@@ -77,7 +77,9 @@ def _library():
         "einstruct_import": [c_char_p, c_char_p, c_char_p, c_char_p,
                              ctypes.POINTER(_P)],
         "einstruct_free": [_P],
-        "einstruct_mixer_create_cpu": [c_char_p, c_i64, ctypes.POINTER(_P)],
+        "einstruct_mixer_create_cpu": [c_char_p, c_i64, c_i64,
+                                       ctypes.POINTER(_P)],
+        "einstruct_mixer_operand_per_sequence": [_P, c_int],
         "einstruct_mixer_destroy": [_P],
         "einstruct_mixer_num_operands": [_P],
         "einstruct_mixer_operand": [_P, c_int, ctypes.POINTER(c_char_p), _P,
@@ -352,20 +354,25 @@ class Linear(torch.nn.Module):
 class _CompiledMixer:
     """A mixer compiled by the runtime for the CPU; copies share it."""
 
-    def __init__(self, spec, seq_len):
-        self.spec, self.seq_len = spec, int(seq_len)
+    def __init__(self, spec, seq_len, d_model=0):
+        self.spec, self.seq_len, self.d_model = spec, int(seq_len), int(d_model)
         self.lib = _library()
         self.handle = _P()
         _check(self.lib.einstruct_mixer_create_cpu(
-            spec.encode(), self.seq_len, ctypes.byref(self.handle)))
-        self.operands = []
+            spec.encode(), self.seq_len, self.d_model,
+            ctypes.byref(self.handle)))
+        self.operands, self.per_sequence = [], []
         for k in range(self.lib.einstruct_mixer_num_operands(self.handle)):
             name, dims = ctypes.c_char_p(), (ctypes.c_int64 * 8)()
             rank = self.lib.einstruct_mixer_operand(
                 self.handle, k, ctypes.byref(name), dims, 8)
             if rank < 0:
                 _check(rank)
+            each = self.lib.einstruct_mixer_operand_per_sequence(self.handle, k)
+            if each < 0:
+                _check(each)
             self.operands.append((name.value.decode(), tuple(dims[:rank])))
+            self.per_sequence.append(each == 1)
         self.macs = self.lib.einstruct_mixer_macs(self.handle)
 
     def __del__(self):
@@ -376,7 +383,7 @@ class _CompiledMixer:
         return self
 
     def __reduce__(self):
-        return (_CompiledMixer, (self.spec, self.seq_len))
+        return (_CompiledMixer, (self.spec, self.seq_len, self.d_model))
 
 
 class _MixerApply(torch.autograd.Function):
@@ -412,20 +419,29 @@ class _MixerApply(torch.autograd.Function):
 class Mixer(torch.nn.Module):
     """A sequence mixer (structures.md §7) compiled for sequences of
     seq_len tokens: "ssd(heads, head_dim, state, chunk)" (Mamba-2's chunked
-    SSD) or "hydra(...)" (two SSD passes, shifted and flipped, plus a
-    skip). forward(*operands) takes [batch, ...] tensors in the order and
-    per-sequence shapes of `operands`, as mamba_chunk_scan_combined takes
-    them (dt after its softplus, a = dt·A): ssd x [L, H, P], dt and a
-    [L, H], B and C [L, N]; hydra x, dt and a [L, 2, H], B and C [L, 2, N],
-    d [L, H]. It returns y [batch, L, H, P], differentiable in every
-    operand. CPU tensors, float32 arithmetic. It has no parameters: a
-    block's projections make its operands."""
+    SSD), "hydra(...)" (two SSD passes, shifted and flipped, plus a skip),
+    "m2-conv(causal)" (M2's long convolution through Monarch-factored
+    DFTs) or "monarch-seq(blocks)" (fly's Monarch matrix along the
+    sequence), the last two on d_model channels. forward(*operands) takes
+    tensors in the order and shapes of `operands`, [batch, shape...] where
+    `per_sequence` says so, else the shape alone (a parameter shared by the
+    batch). As mamba_chunk_scan_combined takes them (dt after its softplus,
+    a = dt·A): ssd x [L, H, P], dt and a [L, H], B and C [L, N]; hydra x,
+    dt and a [L, 2, H], B and C [L, 2, N], d [L, H]. m2-conv x [L, C] and
+    shared k [L, C] (k_rev too when bidirectional), D [C]: M2's fftconv_ref,
+    y_i = sum_{j<=i} k_{i-j} x_j (+ sum_{j>i} k_rev_{j-i-1} x_j) + D x_i.
+    monarch-seq x [L, C], shared w1 and w2 [blocks, L/blocks, L/blocks]
+    (fly's). It returns y shaped like x, differentiable in every operand.
+    CPU tensors, float32 arithmetic. It has no parameters: a block's
+    projections and filters make its operands."""
 
-    def __init__(self, spec, seq_len):
+    def __init__(self, spec, seq_len, d_model=0):
         super().__init__()
-        self._compiled = _CompiledMixer(spec, seq_len)
+        self._compiled = _CompiledMixer(spec, seq_len, d_model)
         self.spec, self.seq_len = spec, int(seq_len)
+        self.d_model = int(d_model)
         self.operands = list(self._compiled.operands)
+        self.per_sequence = list(self._compiled.per_sequence)
         self.macs = self._compiled.macs  # per sequence
 
     def forward(self, *operands):
@@ -435,14 +451,18 @@ class Mixer(torch.nn.Module):
                 name, len(operands), self.spec, len(self.operands),
                 ", ".join(n for n, _ in self.operands)))
         batch = operands[0].shape[0] if operands[0].dim() else -1
-        for t, (n, shape) in zip(operands, self.operands):
+        for t, (n, shape), each in zip(operands, self.operands,
+                                       self.per_sequence):
             if t.device.type != "cpu":
                 raise RuntimeError("%s runs on CPU tensors; %s is on %s"
                                    % (name, n, t.device))
-            if tuple(t.shape) != (batch,) + shape:
+            if each and tuple(t.shape) != (batch,) + shape:
                 raise ValueError("%s: %s must be [batch, %s] = %s, got %s" % (
                     name, n, ", ".join(map(str, shape)),
                     (batch,) + shape, tuple(t.shape)))
+            if not each and tuple(t.shape) != shape:
+                raise ValueError("%s: %s (shared by the batch) must be %s, "
+                                 "got %s" % (name, n, shape, tuple(t.shape)))
         if batch == 0:
             return operands[0].new_zeros((0,) + self.operands[0][1])
         y = _MixerApply.apply(self._compiled, *[
@@ -450,7 +470,9 @@ class Mixer(torch.nn.Module):
         return y.to(operands[0].dtype)
 
     def extra_repr(self):
-        return "%s, seq_len=%d" % (self.spec, self.seq_len)
+        return "%s, seq_len=%d%s" % (
+            self.spec, self.seq_len,
+            ", d_model=%d" % self.d_model if self.d_model else "")
 
 
 class BTTMoE(Linear):

@@ -192,13 +192,17 @@ expect "--mixer needs --seq-len L" analyze --mixer 'ssd(4, 8, 16)'
 expect "--mixer: unknown mixer 'mamba'; known: ssd, hydra, m2-conv, monarch-seq, dense-seq, toeplitz, low-rank-seq" analyze --mixer mamba --seq-len 64
 expect "--mixer dense-seq: needs --d-model" analyze --mixer dense-seq --seq-len 64
 expect "--mixer ssd(4, 8, 16, 128): ssd: chunk = 128 exceeds the sequence length 64" analyze --mixer 'ssd(4, 8, 16, 128)' --seq-len 64
-expect "m2-conv: the causal (2L) DFT size 8192 is not a square b² and pad=false" analyze --mixer 'm2-conv(pad=false)' --seq-len 4096 --d-model 8
+expect "m2-conv: the DFT size 2L = 8192 is not a square b² and pad=false" analyze --mixer 'm2-conv(pad=false)' --seq-len 4096 --d-model 8
 expect "monarch-seq: blocks = 7 does not divide the sequence length 64" analyze --mixer 'monarch-seq(7)' --seq-len 64 --d-model 8
 expect "--mixer-family: unknown mixer family 'mamba'" search --mixer-family ssd,mamba --seq-len 64 --d-model 8
 expect "--mixer-family needs --seq-len L and --d-model D" search --mixer-family ssd --seq-len 64
 expect "no mixer meets the constraints" search --mixer-family dense-seq --seq-len 64 --d-model 8 --max-flops 10
 expect "--mixer needs --seq-len L (or --input with the operands)" run --mixer 'ssd(2, 4, 8)'
-expect "--mixer: toeplitz is costed by analyze and search; the CPU runs ssd and hydra" run --mixer toeplitz --seq-len 16
+expect "--mixer: toeplitz is costed by analyze and search; the CPU runs ssd, hydra, m2-conv and monarch-seq" run --mixer toeplitz --seq-len 16
+expect "--mixer: m2-conv mixes each of d_model channels: d_model = 0 must be in [1, 2^20]" run --mixer m2-conv --seq-len 16
+expect "--mixer: d_model = 7 but ssd has heads · head_dim = 8" run --mixer 'ssd(2, 4, 8)' --seq-len 16 --d-model 7
+expect "--mixer: monarch-seq: monarch: layout=fly with nblocks = 4 and d_in = 24" run --mixer 'monarch-seq(4)' --seq-len 24 --d-model 2
+expect "--mixer: m2-conv mixes each of d_model channels: d_model = 0" compile --mixer 'm2-conv' --seq-len 16 --emit torch
 expect "--mixer runs a sequence mixer; --theta/--einsum/--structure/--sizes/--d-in/--d-out belongs to a layer" run --mixer 'ssd(2, 4, 8)' --seq-len 16 --structure 'monarch(4)'
 expect "--mixer runs a sequence mixer; --check belongs to a layer" run --mixer 'ssd(2, 4, 8)' --seq-len 16 --check
 expect "ssd: chunk = 32 exceeds the sequence length 16" run --mixer 'ssd(2, 4, 8, 32)' --seq-len 16

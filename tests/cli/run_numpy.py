@@ -4,7 +4,9 @@ weights written as .npy (weights in structures.md layouts, some with their
 size-1 axes kept), y and the gradients read back and compared with np.einsum.
 Also safetensors inputs (F32, BF16, F16 converted exactly), and that bad .npy
 and safetensors inputs are refused with a byte offset and leave no output.
-And `run --mixer` (SSD, Hydra) against the materialised matrix in float64."""
+And `run --mixer` (SSD, Hydra) against the materialised matrix in float64,
+m2-conv against numpy's FFT convolution, monarch-seq against fly's
+reference."""
 import json
 import os
 import struct
@@ -393,11 +395,36 @@ def hydra_ref(x, dt, a, B, C, d):
     return roll(fw) + flip(roll(bw)) + x * d[..., None]
 
 
-def mixer_case(spec, L, batch, shapes, ref):
+def m2_conv_ref(x, k, D, k_rev=None):
+    """M2's fftconv_ref with numpy's FFT: x [b, L, C], k [L, C] zero-padded
+    to 2L (k_rev flipped into the second half), + x·D."""
+    L = x.shape[1]
+    kk = np.zeros((2 * L,) + k.shape[1:])
+    kk[:L] = k
+    if k_rev is not None:
+        kk[L:] += k_rev[::-1]
+    y = np.fft.irfft(np.fft.rfft(x.astype(np.float64), n=2 * L, axis=1) *
+                     np.fft.rfft(kk, axis=0)[None], n=2 * L, axis=1)[:, :L]
+    return y + x * D
+
+
+def monarch_seq_ref(x, w1, w2):
+    """fly's blockdiag_butterfly_multiply_reference (version 2) on each
+    channel: x [b, L, C], w1 (k, q, p), w2 (l, s, r)."""
+    b, L, C = x.shape
+    k, q, p = w1.shape
+    l, s, r = w2.shape
+    cols = x.astype(np.float64).transpose(0, 2, 1).reshape(b * C, k, p)
+    out1 = np.einsum("kqp,bkp->bkq", w1, cols).reshape(b * C, r, l)
+    y = np.einsum("lsr,blr->bsl", w2, out1.transpose(0, 2, 1))
+    return y.reshape(b, C, s * l).transpose(0, 2, 1)
+
+
+def mixer_case(spec, L, batch, shapes, ref, shared=(), d_model=None):
     rng = np.random.default_rng(L * 7 + batch)
     ops = {}
     for name, shape in shapes.items():
-        v = rng.uniform(-1, 1, (batch,) + shape)
+        v = rng.uniform(-1, 1, (() if name in shared else (batch,)) + shape)
         if name == "a":
             v = -rng.uniform(0.05, 0.5, (batch,) + shape)
         if name == "dt":
@@ -411,7 +438,8 @@ def mixer_case(spec, L, batch, shapes, ref):
     os.makedirs(f"{work}/mg", exist_ok=True)
     r = run(["run", "--mixer", spec, "--input", st, "-o", f"{work}/my.npy",
              "--grad", f"{work}/mixer_dy.npy", "--grad-dir", f"{work}/mg",
-             "--repeat", "1"])
+             "--repeat", "1"] +
+            (["--d-model", str(d_model)] if d_model else []))
     if r.returncode != 0:
         check(False, f"run --mixer {spec}: {r.stderr}")
         return
@@ -440,6 +468,17 @@ mixer_case("ssd(heads=2, head_dim=3, state=4, chunk=4)", 10, 2,
 mixer_case("hydra(heads=2, head_dim=2, state=3, chunk=3)", 7, 1,
            {"x": (7, 2, 2), "dt": (7, 2, 2), "a": (7, 2, 2), "B": (7, 2, 3),
             "C": (7, 2, 3), "d": (7, 2)}, hydra_ref)
+# m2-conv and monarch-seq: parameters shared by the batch are stored
+# without its axis (their gradients summed over it); d_model from x.
+mixer_case("m2-conv(causal=true)", 9, 2, {"x": (9, 3), "k": (9, 3), "D": (3,)},
+           m2_conv_ref, shared=("k", "D"))
+mixer_case("m2-conv(causal=false)", 6, 2,
+           {"x": (6, 2), "k": (6, 2), "D": (2,), "k_rev": (6, 2)},
+           lambda x, k, D, k_rev: m2_conv_ref(x, k, D, k_rev),
+           shared=("k", "D", "k_rev"), d_model=2)
+mixer_case("monarch-seq(blocks=2)", 8, 2,
+           {"x": (8, 3), "w1": (2, 4, 4), "w2": (2, 4, 4)}, monarch_seq_ref,
+           shared=("w1", "w2"))
 # A wrong operand shape or a missing operand: located, exit 2, no output.
 st = f"{work}/bad_mixer.safetensors"
 safetensors(st, [("x", "F32", np.zeros((1, 8, 2, 3), np.float32)),

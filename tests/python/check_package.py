@@ -10,6 +10,8 @@ transcription of hydra.py's forward. Exits 77 (CTest's skip) without PyTorch.
     usage: check_package.py EINSTRUCT"""
 import json
 import os
+
+import numpy as np
 import subprocess
 import sys
 
@@ -295,6 +297,126 @@ except RuntimeError as e:
     check("chunk = 12 exceeds" in str(e), f"Mixer chunk: {e}")
 
 
+
+# einstruct.Mixer("m2-conv"): M2's fftconv_ref (hyena_utils.py) in float64
+# with numpy's FFT, channels last: k zero-padded to 2L (bidirectional: k_rev
+# flipped into the second half), y = irfft(rfft(x)·rfft(k))[:L] + x·D; the
+# gradients against autograd through the same transcription in torch.
+def fftconv_np(x, k, k_rev, D):
+    L = x.shape[1]
+    kk = np.zeros((2 * L,) + k.shape[1:])
+    kk[:L] = k
+    if k_rev is not None:
+        kk[L:] += k_rev[::-1]
+    y = np.fft.irfft(np.fft.rfft(x, n=2 * L, axis=1) *
+                     np.fft.rfft(kk, axis=0)[None], n=2 * L, axis=1)[:, :L]
+    return y + x * D
+
+
+def fftconv64(x, k, *rest):
+    k_rev, D = (rest[0], rest[1]) if len(rest) == 2 else (None, rest[0])
+    L = x.shape[1]
+    kk = torch.cat([k, torch.zeros_like(k)], 0)
+    if k_rev is not None:
+        kk = kk + torch.cat([torch.zeros_like(k_rev), torch.flip(k_rev, (0,))])
+    y = torch.fft.irfft(torch.fft.rfft(x, n=2 * L, dim=1) *
+                        torch.fft.rfft(kk, dim=0)[None], n=2 * L, dim=1)
+    return y[:, :L] + x * D
+
+
+for causal, L in (("true", 37), ("false", 20)):
+    conv = einstruct.Mixer("m2-conv(causal=%s)" % causal, L, d_model=5)
+    names = [n for n, _ in conv.operands]
+    check(names == (["x", "k", "D"] if causal == "true" else
+                    ["x", "k", "k_rev", "D"]) and
+          conv.per_sequence == [True] + [False] * (len(names) - 1),
+          f"m2-conv operands: {conv.operands} {conv.per_sequence}")
+    ops = [torch.rand(((3,) if each else ()) + shape, generator=gen) * 2 - 1
+           for (_, shape), each in zip(conv.operands, conv.per_sequence)]
+    y = conv(*ops)
+    want = fftconv_np(*[t.double().numpy() for t in ops[:1]],
+                      ops[1].double().numpy(),
+                      ops[2].double().numpy() if causal == "false" else None,
+                      ops[-1].double().numpy())
+    err = float(np.abs(y.numpy() - want).max() / np.abs(want).max())
+    check(err < 1e-5, f"Mixer(m2-conv causal={causal}, L={L}) equals numpy's "
+          f"FFT convolution ({err:.1e})")
+    ops = [t.requires_grad_() for t in ops]
+    ops64 = [t.detach().double().requires_grad_() for t in ops]
+    y, y64 = conv(*ops), fftconv64(*ops64)
+    dy = torch.rand(y.shape, generator=gen) * 2 - 1
+    g = torch.autograd.grad(y, ops, dy)
+    g64 = torch.autograd.grad(y64, ops64, dy.double())
+    for n, a, b in zip(names, g, g64):
+        check(rel(a, b) < 1e-4, f"Mixer(m2-conv causal={causal}) d{n} "
+              f"equals autograd through fftconv_ref ({rel(a, b):.1e})")
+
+
+# einstruct.Mixer("monarch-seq"): fly's blockdiag_butterfly_multiply_reference
+# (version 2) on each channel's column, in float64.
+def monarch64(x, w1, w2):
+    b, L, C = x.shape
+    k, q, p = w1.shape
+    l, s, r = w2.shape
+    xs = x.permute(0, 2, 1).reshape(b * C, k, p)
+    out1 = torch.einsum("kqp,bkp->bkq", w1, xs).reshape(b * C, r, l)
+    out1 = out1.transpose(1, 2)
+    y = torch.einsum("lsr,blr->bsl", w2, out1).reshape(b, C, s * l)
+    return y.permute(0, 2, 1)
+
+
+mon = einstruct.Mixer("monarch-seq(blocks=4)", 32, d_model=3)
+check(mon.operands == [("x", (32, 3)), ("w1", (4, 8, 8)), ("w2", (4, 8, 8))],
+      f"monarch-seq operands: {mon.operands}")
+ops = [(torch.rand(((2,) if each else ()) + shape, generator=gen) * 2 - 1)
+       .requires_grad_() for (_, shape), each in
+       zip(mon.operands, mon.per_sequence)]
+ops64 = [t.detach().double().requires_grad_() for t in ops]
+y, y64 = mon(*ops), monarch64(*ops64)
+x_cols = ops[0].detach().numpy().transpose(0, 2, 1).reshape(6, 32)
+want = fly_monarch(x_cols, ops[1].detach().numpy().astype(np.float64),
+                   ops[2].detach().numpy().astype(np.float64), None, 32)
+want = torch.from_numpy(want.reshape(2, 3, 32).transpose(0, 2, 1).copy())
+check(rel(y.detach(), want) < 1e-5 and rel(y64.detach(), want) < 1e-12,
+      f"Mixer(monarch-seq) equals fly's Monarch per channel "
+      f"({rel(y.detach(), want):.1e})")
+dy = torch.rand(y.shape, generator=gen) * 2 - 1
+g = torch.autograd.grad(y, ops, dy)
+g64 = torch.autograd.grad(y64, ops64, dy.double())
+for (n, _), a, b in zip(mon.operands, g, g64):
+    check(rel(a, b) < 1e-4, f"Mixer(monarch-seq) d{n} equals autograd "
+          f"({rel(a, b):.1e})")
+try:
+    mon(ops[0], ops[1][None], ops[2])
+    check(False, "a batched shared weight is refused")
+except ValueError as e:
+    check("w1 (shared by the batch) must be (4, 8, 8)" in str(e),
+          f"Mixer shared operand shape: {e}")
+
+def check_block(what, block, u, ref_fn):
+    """The block's forward against ref_fn(float64 parameters by name, u in
+    float64), and the gradients of u and of every parameter against
+    autograd through ref_fn."""
+    out = block(u)
+    prm64 = {k: v.detach().double().requires_grad_()
+             for k, v in block.named_parameters()}
+    u64 = u.detach().double().requires_grad_()
+    ref = ref_fn(prm64, u64)
+    check(out.shape == u.shape and rel(out.detach(), ref.detach()) < 1e-5,
+          f"{what} forward equals the transcription "
+          f"({rel(out.detach(), ref.detach()):.1e})")
+    dout = torch.randn(out.shape)
+    names = [k for k, _ in block.named_parameters()]
+    got = torch.autograd.grad(out, [u] + list(block.parameters()), dout)
+    want = torch.autograd.grad(ref, [u64] + [prm64[k] for k in names],
+                               dout.double())
+    worst = max(zip(["u"] + names, got, want), key=lambda t: rel(t[1], t[2]))
+    check(rel(worst[1], worst[2]) < 1e-4,
+          f"{what} gradients (input and {len(names)} parameters) equal "
+          f"autograd through the transcription (worst {worst[0]}: "
+          f"{rel(worst[1], worst[2]):.1e})")
+
+
 # einstruct.blocks.Hydra: the block against a float64 transcription of
 # goombalab/hydra's forward (in_proj split into z, xBC, dt; dt's halves,
 # the second flipped, softplus(dt + dt_bias); depthwise conv (padding
@@ -344,25 +466,10 @@ torch.manual_seed(3)
 block = Hydra(d_model=8, d_state=4, d_conv=3, expand=2, headdim=4,
               chunk_size=4)
 u = torch.randn(2, 10, 8, requires_grad=True)
-out = block(u)
-prm64 = {k: v.detach().double().requires_grad_()
-         for k, v in block.named_parameters()}
-u64 = u.detach().double().requires_grad_()
-ref = hydra_block64(prm64, u64, block.d_inner, block.nheads, block.headdim,
-                    block.d_state)
-check(out.shape == (2, 10, 8) and rel(out.detach(), ref.detach()) < 1e-5,
-      f"blocks.Hydra forward equals the transcription of hydra.py "
-      f"({rel(out.detach(), ref.detach()):.1e})")
-dout = torch.randn(out.shape)
-names = [k for k, _ in block.named_parameters()]
-got = torch.autograd.grad(out, [u] + list(block.parameters()), dout)
-want = torch.autograd.grad(ref, [u64] + [prm64[k] for k in names],
-                           dout.double())
-worst = max(zip(["u"] + names, got, want), key=lambda t: rel(t[1], t[2]))
-check(rel(worst[1], worst[2]) < 1e-4,
-      f"blocks.Hydra gradients (input and {len(names)} parameters) equal "
-      f"autograd through the transcription (worst {worst[0]}: "
-      f"{rel(worst[1], worst[2]):.1e})")
+check_block("blocks.Hydra (hydra.py)", block, u,
+            lambda prm, u64: hydra_block64(prm, u64, block.d_inner,
+                                           block.nheads, block.headdim,
+                                           block.d_state))
 report = einstruct.convert(block, budget=0.75)
 out2 = block(u)
 out2.sum().backward()
@@ -370,5 +477,68 @@ check(all(isinstance(m, einstruct.Linear) for m in
           (block.in_proj, block.out_proj, block.fc_D)) and
       u.grad is not None and torch.isfinite(out2).all(),
       f"convert() structures the Hydra block's projections: {report}")
+
+
+# einstruct.blocks.M2: the block against a float64 transcription of
+# HazyResearch/m2's MonarchMixerSequenceMixing.forward (in_linear, the
+# depthwise short conv cut to L, x1, x2, v; v·x1; HyenaFilter.filter: the
+# sine MLP over z, the exponential modulation; k = pad(k_fwd) +
+# pad(flip(k_rev)) when bidirectional; fftconv_ref at 2L with the bias;
+# ·x2; out_linear), sharing the block's parameters, layout [b, d, l] as
+# the reference; gradients of the input and every parameter against
+# autograd through it. Then convert() structures its projections.
+from einstruct.blocks import M2  # noqa: E402
+
+
+def hyena_filter64(prm, pre, L, w_mod, deltas, t):
+    h = prm["filter_fn.z"][:, :L]
+    freq = prm["filter_fn.freq"]  # one Sin, shared by both MLPs
+    for i in range(3):
+        h = h @ prm[pre + ".layers.%d.weight" % i].T + \
+            prm[pre + ".layers.%d.bias" % i]
+        h = torch.sin(w_mod * freq * h)
+    h = h @ prm[pre + ".layers.3.weight"].T
+    return (h * torch.exp(-t[:, :L] * deltas.abs()))[0].T  # [d, L]
+
+
+def m2_block64(prm, u, bidirectional, w_mod, deltas, t):
+    b, L, d = u.shape
+    x = (u @ prm["in_linear.weight"].T + prm["in_linear.bias"]).transpose(1, 2)
+    uc = F.conv1d(x, prm["short_filter.weight"], prm["short_filter.bias"],
+                  padding=2, groups=3 * d)[..., :L]
+    x1, x2, v = uc.split(d, dim=1)
+    v = v * x1
+    k = hyena_filter64(prm, "filter_fn", L, w_mod, deltas, t)
+    if bidirectional:
+        k_rev = hyena_filter64(prm, "filter_rev", L, w_mod, deltas, t)
+        k = F.pad(k, (0, L)) + F.pad(k_rev.flip(-1), (L, 0))
+    k_f = torch.fft.rfft(k, n=2 * L) / (2 * L)
+    u_f = torch.fft.rfft(v, n=2 * L)
+    y = torch.fft.irfft(u_f * k_f, n=2 * L, norm="forward")[..., :L]
+    y = (y + v * prm["bias"][None, :, None]) * x2
+    return y.transpose(1, 2) @ prm["out_linear.weight"].T + \
+        prm["out_linear.bias"]
+
+
+for bidirectional in (False, True):
+    torch.manual_seed(4)
+    block = M2(d_model=6, l_max=16, bidirectional=bidirectional)
+    u = torch.randn(2, 13, 6, requires_grad=True)
+    fn = block.filter_fn
+    check_block(f"blocks.M2(bidirectional={bidirectional}) (m2's sequence "
+                f"mixer)", block, u,
+                lambda prm, u64: m2_block64(prm, u64, bidirectional,
+                                            fn.w_mod, fn.deltas.double(),
+                                            fn.t.double()))
+report = einstruct.convert(block, budget=0.75,
+                           layers=["in_linear", "out_linear"])
+out2 = block(u)
+out2.sum().backward()
+check(all(isinstance(m, einstruct.Linear) for m in
+          (block.in_linear, block.out_linear)) and
+      isinstance(block.filter_fn.layers[1], torch.nn.Linear) and
+      u.grad is not None and torch.isfinite(out2).all(),
+      f"convert(layers=...) structures the M2 block's projections and "
+      f"leaves its filter MLP: {report}")
 
 checks.finish()

@@ -217,7 +217,7 @@ TEST_CASE("mixers through the C ABI: operands, forward against the "
   einstruct_mixer *m = nullptr;
   REQUIRE(einstruct_mixer_create_cpu("ssd(heads=2, head_dim=3, state=2, "
                                      "chunk=4)",
-                                     9, &m) == EINSTRUCT_OK);
+                                     9, 0, &m) == EINSTRUCT_OK);
   REQUIRE(einstruct_mixer_num_operands(m) == 5);
   const char *names[5];
   int64_t dims[5][4];
@@ -280,13 +280,58 @@ TEST_CASE("mixers through the C ABI: operands, forward against the "
   CHECK(einstruct_mixer_set_threads(m, 0) == EINSTRUCT_ERR_ARGUMENT);
   einstruct_mixer_destroy(m);
   einstruct_mixer *bad = nullptr;
-  CHECK(einstruct_mixer_create_cpu("ssd(heads=2)", 8, &bad) ==
+  CHECK(einstruct_mixer_create_cpu("ssd(heads=2)", 8, 0, &bad) ==
         EINSTRUCT_ERR_SPEC);
   CHECK(std::string(einstruct_last_error()).find("head_dim") !=
         std::string::npos);
   CHECK(bad == nullptr);
-  CHECK(einstruct_mixer_create_cpu("monarch-seq(blocks=4)", 16, &bad) ==
+  CHECK(einstruct_mixer_create_cpu("ssd(heads=2, head_dim=3, state=2)", 8, 5,
+                                   &bad) == EINSTRUCT_ERR_SPEC);
+  CHECK(std::string(einstruct_last_error()) ==
+        "d_model = 5 but ssd has heads · head_dim = 6");
+  CHECK(einstruct_mixer_create_cpu("monarch-seq(blocks=4)", 16, 0, &bad) ==
         EINSTRUCT_ERR_SPEC);
+  CHECK(std::string(einstruct_last_error()) ==
+        "monarch-seq mixes each of d_model channels: d_model = 0 must be in "
+        "[1, 2^20]");
+  CHECK(einstruct_mixer_create_cpu("dense-seq", 16, 4, &bad) ==
+        EINSTRUCT_ERR_SPEC);
+  CHECK(std::string(einstruct_last_error()) ==
+        "dense-seq is costed by analyze and search; the CPU runs ssd, hydra, "
+        "m2-conv and monarch-seq");
+}
+
+TEST_CASE("an m2-conv through the C ABI: shared operands, the causal "
+          "convolution by direct sums",
+          "[runtime][mixer]") {
+  einstruct_mixer *m = nullptr;
+  const int L = 7, C = 3, batch = 2;
+  REQUIRE(einstruct_mixer_create_cpu("m2-conv(causal=true)", L, C, &m) ==
+          EINSTRUCT_OK);
+  REQUIRE(einstruct_mixer_num_operands(m) == 3);
+  const char *name = nullptr;
+  int64_t dims[4];
+  CHECK(einstruct_mixer_operand(m, 1, &name, dims, 4) == 2);
+  CHECK(std::string(name) == "k");
+  CHECK(einstruct_mixer_operand_per_sequence(m, 0) == 1);
+  CHECK(einstruct_mixer_operand_per_sequence(m, 1) == 0);
+  CHECK(einstruct_mixer_operand_per_sequence(m, 2) == 0);
+  CHECK(einstruct_mixer_operand_per_sequence(m, 3) == EINSTRUCT_ERR_ARGUMENT);
+  auto x = random(batch * L * C, 6), k = random(L * C, 7), D = random(C, 8);
+  const float *in[3] = {x.data(), k.data(), D.data()};
+  std::vector<float> y(x.size());
+  REQUIRE(einstruct_mixer_forward(m, in, batch, y.data()) == EINSTRUCT_OK);
+  double err = 0;
+  for (int b = 0; b < batch; ++b)
+    for (int i = 0; i < L; ++i)
+      for (int c = 0; c < C; ++c) {
+        double want = double(D[c]) * x[(b * L + i) * C + c];
+        for (int j = 0; j <= i; ++j)
+          want += double(k[(i - j) * C + c]) * x[(b * L + j) * C + c];
+        err = std::max(err, std::abs(want - y[(b * L + i) * C + c]));
+      }
+  CHECK(err < 1e-5);
+  einstruct_mixer_destroy(m);
 }
 
 TEST_CASE("the C++ wrapper's CompiledMixer runs Hydra and throws on bad "

@@ -216,8 +216,26 @@ check(all(t.shape == o.shape and torch.isfinite(t).all() for t, o in zip(g, ops)
 bad = subprocess.run([einstruct, "compile", "--mixer", "toeplitz", "--seq-len",
                       "8", "--emit", "torch", "-o", work], capture_output=True,
                      text=True)
-check(bad.returncode == 2 and "the CPU runs ssd and hydra" in bad.stderr,
+check(bad.returncode == 2 and
+      "the CPU runs ssd, hydra, m2-conv and monarch-seq" in bad.stderr,
       "--mixer toeplitz is refused: " + bad.stderr.strip())
+# An m2-conv module: d_model fixed with the spec; its y is the causal
+# convolution y_i = sum_{j<=i} k_{i-j} x_j + D x_i (direct sums, float64).
+m = emit(["--mixer", "m2-conv(causal=true)", "--seq-len", "12",
+          "--d-model", "4"], "conv_mod")
+mod = m.conv_mod()
+check(m.D_MODEL == 4 and mod.per_sequence == [True, False, False],
+      f"m2-conv module: {mod.operands} {mod.per_sequence}")
+x = torch.rand(2, 12, 4, generator=gen)
+k = torch.rand(12, 4, generator=gen) - 0.5
+D = torch.rand(4, generator=gen)
+y = mod(x, k, D).double()
+want = x.double() * D.double()
+for i in range(12):
+    for j in range(i + 1):
+        want[:, i] += k[i - j].double() * x[:, j].double()
+err = float((y - want).abs().max() / want.abs().max())
+check(err < 1e-5, f"m2-conv module forward equals direct sums ({err:.1e})")
 bad = subprocess.run([einstruct, "compile", "--mixer", mixer_spec, "-o", work],
                      capture_output=True, text=True)
 check(bad.returncode == 2 and "--emit kernels does not apply" in bad.stderr,

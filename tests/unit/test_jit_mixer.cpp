@@ -1,6 +1,8 @@
-// The compiled SSD and Hydra mixers against references written from the
-// published semantics: SSD as the materialised semiseparable matrix
-// M[l, s] = C_l·B_s exp(Σ_{t=s+1..l} a_t) (structures.md §7) applied in
+// The compiled mixers against references written from the published
+// semantics: m2-conv as M2's fftconv_ref by direct sums (the convolution
+// it computes through DFTs), monarch-seq as fly's
+// blockdiag_butterfly_multiply_reference; SSD as the materialised semiseparable
+// matrix M[l, s] = C_l·B_s exp(Σ_{t=s+1..l} a_t) (structures.md §7) applied in
 // double to x ⊙ dt (Mamba-2's discretisation), Hydra as goombalab/hydra's
 // forward reads (the SSD on x and on flip(x), each scaled by its half of
 // dt, y rolled by one with y[0] = 0, the second flipped back, plus x ⊙ d);
@@ -62,9 +64,70 @@ std::vector<double> scaled(const double *x, const double *dt, int64_t stride,
   return out;
 }
 
+// M2's fftconv_ref by direct sums per channel: y_i = Σ_{j ≤ i} k_{i−j} x_j
+// (+ Σ_{j > i} k_rev_{j−i−1} x_j) + D x_i; x, y [batch, L, C], k and k_rev
+// [L, C] (null when causal), D [C].
+std::vector<double> convReference(const double *x, const double *k,
+                                  const double *kRev, const double *D,
+                                  int64_t batch, int64_t L, int64_t C) {
+  std::vector<double> y(size_t(batch * L * C), 0.0);
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t i = 0; i < L; ++i)
+      for (int64_t c = 0; c < C; ++c) {
+        const double *xs = x + b * L * C;
+        double v = D[c] * xs[i * C + c];
+        for (int64_t j = 0; j < L; ++j)
+          if (j <= i)
+            v += k[(i - j) * C + c] * xs[j * C + c];
+          else if (kRev)
+            v += kRev[(j - i - 1) * C + c] * xs[j * C + c];
+        y[size_t((b * L + i) * C + c)] = v;
+      }
+  return y;
+}
+
+// fly's blockdiag_butterfly_multiply_reference (version 2) on each
+// channel's column: x (k, p) times w1 (k, q, p) gives (k, q); flattened and
+// read as (r, l); times w2 (l, s, r) gives (l, s); y at s·l_count + l.
+std::vector<double> monarchReference(const double *x, const double *w1,
+                                     const double *w2, int64_t batch, int64_t L,
+                                     int64_t C, int64_t nb) {
+  const int64_t m = L / nb;
+  std::vector<double> y(size_t(batch * L * C), 0.0), z(static_cast<size_t>(L));
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t c = 0; c < C; ++c) {
+      auto xs = [&](int64_t t) { return x[(b * L + t) * C + c]; };
+      for (int64_t k = 0; k < nb; ++k)
+        for (int64_t q = 0; q < m; ++q) {
+          double v = 0;
+          for (int64_t p = 0; p < m; ++p)
+            v += w1[(k * m + q) * m + p] * xs(k * m + p);
+          z[size_t(k * m + q)] = v;
+        }
+      for (int64_t l = 0; l < nb; ++l)
+        for (int64_t s = 0; s < m; ++s) {
+          double v = 0;
+          for (int64_t r = 0; r < m; ++r)
+            v += w2[(l * m + s) * m + r] * z[size_t(r * nb + l)];
+          y[size_t((b * L + s * nb + l) * C + c)] = v;
+        }
+    }
+  return y;
+}
+
 // The mixer in double, one sequence at a time (operands x, dt, a, B, C[, d]).
 std::vector<double> reference(const JitMixer &m, const Tensors &in,
                               int64_t batch) {
+  if (m.family() == "m2-conv") {
+    const bool causal = in.size() == 3;
+    return convReference(in[0].data(), in[1].data(),
+                         causal ? nullptr : in[2].data(), in.back().data(),
+                         batch, m.outputShape()[0], m.outputShape()[1]);
+  }
+  if (m.family() == "monarch-seq")
+    return monarchReference(in[0].data(), in[1].data(), in[2].data(), batch,
+                            m.outputShape()[0], m.outputShape()[1],
+                            m.operands()[1].shape[0]);
   const int64_t L = m.outputShape()[0], H = m.ssd().heads,
                 P = m.ssd().headDim, N = m.ssd().state, HP = H * P;
   std::vector<double> y(size_t(batch * L * HP));
@@ -133,10 +196,11 @@ struct Case {
 
 // Random operands: x, B, C, d ~ N(0, 1); dt in (0.1, 1); a = dt·A with
 // A < 0, as Mamba-2's log decays: here uniform in (−0.5, −0.05).
-Case makeCase(const std::string &spec, int64_t L, int64_t batch, unsigned seed) {
+Case makeCase(const std::string &spec, int64_t L, int64_t batch, unsigned seed,
+              int64_t channels = 0) {
   auto named = parseMixer(spec);
   REQUIRE(named);
-  auto m = JitMixer::compile(*named, L);
+  auto m = JitMixer::compile(*named, L, channels);
   INFO(spec);
   REQUIRE(m);
   Case c{std::move(*m), {}, batch};
@@ -144,7 +208,7 @@ Case makeCase(const std::string &spec, int64_t L, int64_t batch, unsigned seed) 
   std::normal_distribution<double> normal;
   std::uniform_real_distribution<double> decay(0.05, 0.5), step(0.1, 1.0);
   for (const auto &op : c.mixer->operands()) {
-    int64_t n = batch;
+    int64_t n = op.perSequence ? batch : 1;
     for (int64_t d : op.shape)
       n *= d;
     std::vector<double> v(static_cast<size_t>(n));
@@ -192,8 +256,9 @@ double maxRelative(const std::vector<float> &got, const std::vector<double> &wan
   return err / std::max(scale, 1e-30);
 }
 
-void checkForward(const std::string &spec, int64_t L, int64_t batch) {
-  Case c = makeCase(spec, L, batch, 7);
+void checkForward(const std::string &spec, int64_t L, int64_t batch,
+                  int64_t channels = 0) {
+  Case c = makeCase(spec, L, batch, 7, channels);
   roundToFloat(c);
   auto y = run(c);
   auto want = reference(*c.mixer, c.in, batch);
@@ -203,8 +268,9 @@ void checkForward(const std::string &spec, int64_t L, int64_t batch) {
 }
 
 // Every gradient against central differences of <dy, reference> in double.
-void checkBackward(const std::string &spec, int64_t L, int64_t batch) {
-  Case c = makeCase(spec, L, batch, 11);
+void checkBackward(const std::string &spec, int64_t L, int64_t batch,
+                   int64_t channels = 0) {
+  Case c = makeCase(spec, L, batch, 11, channels);
   roundToFloat(c);
   const JitMixer &m = *c.mixer;
   std::mt19937 rng(3);
@@ -309,13 +375,86 @@ TEST_CASE("results do not depend on the thread count", "[mixer][jit]") {
   CHECK(one == three);
 }
 
+TEST_CASE("compiled m2-conv equals M2's fftconv_ref by direct sums",
+          "[mixer][jit]") {
+  // 2L = 16 = 4² exactly; padded grids (2L = 14 -> 16, 2 -> 4, 26 -> 36);
+  // channels past one block of 32 (the last block partly padded).
+  checkForward("m2-conv(causal=true)", 8, 2, 3);
+  checkForward("m2-conv(causal=true)", 7, 1, 2);
+  checkForward("m2-conv(causal=true)", 1, 2, 1);
+  checkForward("m2-conv(causal=false)", 13, 2, 3);
+  checkForward("m2-conv(causal=false)", 8, 1, 2);
+  checkForward("m2-conv(causal=true)", 5, 3, 37);
+  // L = 128: 2L = 256 = 16², a grid of 8 rows filled of 16.
+  checkForward("m2-conv(causal=false)", 128, 1, 4);
+}
+
+TEST_CASE("compiled monarch-seq equals fly's Monarch on each channel",
+          "[mixer][jit]") {
+  checkForward("monarch-seq(blocks=4)", 16, 2, 3);  // nb = m
+  checkForward("monarch-seq(blocks=2)", 8, 1, 2);   // nb divides m
+  checkForward("monarch-seq(blocks=8)", 16, 2, 33); // m divides nb
+  checkForward("monarch-seq", 36, 1, 2);            // the divisor near √L
+  checkForward("monarch-seq(blocks=1)", 3, 1, 1);
+}
+
+TEST_CASE("m2-conv and monarch-seq gradients match finite differences",
+          "[mixer][jit][autodiff]") {
+  checkBackward("m2-conv(causal=true)", 6, 2, 3);
+  checkBackward("m2-conv(causal=false)", 5, 2, 2);
+  checkBackward("m2-conv(causal=true)", 1, 1, 1);
+  checkBackward("monarch-seq(blocks=2)", 8, 2, 3);
+  checkBackward("monarch-seq(blocks=4)", 8, 1, 2);
+}
+
+TEST_CASE("the causal m2-conv does not leak the future", "[mixer][jit]") {
+  Case c = makeCase("m2-conv(causal=true)", 11, 1, 5, 3);
+  auto before = run(c);
+  const int64_t t = 6, C = 3;
+  for (int64_t k = 0; k < C; ++k)
+    c.in[0][size_t(t * C + k)] += 1.5;
+  auto after = run(c);
+  // Not bit-identical before t: the DFT mixes every token's terms into
+  // each output, so the perturbation reaches earlier outputs as rounding.
+  double early = 0, late = 0;
+  for (int64_t k = 0; k < int64_t(after.size()); ++k)
+    (k < t * C ? early : late) =
+        std::max(k < t * C ? early : late,
+                 double(std::abs(after[size_t(k)] - before[size_t(k)])));
+  CHECK(early < 1e-5);
+  CHECK(late > 0.1);
+}
+
+TEST_CASE("m2-conv and monarch-seq results do not depend on the thread "
+          "count",
+          "[mixer][jit]") {
+  for (auto [spec, L] :
+       {std::pair{"m2-conv(causal=false)", 9}, {"monarch-seq(blocks=3)", 9}}) {
+    Case c = makeCase(spec, L, 3, 9, 70);
+    c.mixer->setThreads(1);
+    auto one = run(c);
+    c.mixer->setThreads(3);
+    auto three = run(c);
+    CHECK(one == three);
+  }
+}
+
 TEST_CASE("mixers the CPU does not run are named", "[mixer][jit]") {
   auto named = parseMixer("toeplitz");
   REQUIRE(named);
-  auto m = JitMixer::compile(*named, 16);
+  auto m = JitMixer::compile(*named, 16, 4);
   REQUIRE_FALSE(m);
   CHECK_THAT(m.error(), Catch::Contains("toeplitz is costed by analyze and "
-                                        "search; the CPU runs ssd and hydra"));
+                                        "search; the CPU runs ssd, hydra, "
+                                        "m2-conv and monarch-seq"));
+  auto conv = JitMixer::compile(*parseMixer("m2-conv"), 16);
+  REQUIRE_FALSE(conv);
+  CHECK_THAT(conv.error(), Catch::Contains("m2-conv mixes each of d_model "
+                                           "channels: d_model = 0"));
+  auto fly = JitMixer::compile(*parseMixer("monarch-seq(blocks=4)"), 24, 2);
+  REQUIRE_FALSE(fly);
+  CHECK_THAT(fly.error(), Catch::Contains("monarch-seq: monarch: layout=fly "
+                                          "with nblocks = 4"));
   auto big = parseMixer("ssd(heads=1, head_dim=1, state=1, chunk=9)");
   auto m2 = JitMixer::compile(*big, 8);
   REQUIRE_FALSE(m2);

@@ -337,27 +337,43 @@ TEST_CASE("m2-conv: causal by zero-padding to 2L, counted as the DFTs",
       direct += k[size_t(i - j)].real() * x[size_t(j)].real();
     CHECK(y[size_t(i)].real() / 16 == Approx(direct).margin(1e-12));
   }
-  // The analysis: three such DFTs, the product, gates and the filter.
+  // The analysis counts the compiled contractions (compiler/ir/
+  // EmitMixer.cpp, emitM2Conv), each the product of its extents: b = 64,
+  // J = 32 rows of x, y (and the causal kernel) on the grid, complex parts 2.
   auto spec = parseMixer("m2-conv(causal=true, order=16)");
   REQUIRE(spec);
   auto a = analyzeMixer(*spec, 2048, 768);
   REQUIRE(a);
   CHECK(a->fftSize == 4096); // 2L = 4096 = 64²
-  CHECK(a->macs == 768 * (3 * monarchDftMacs(64) + 4 * 4096) +
-                       3 * 2048 * 768 + hyenaFilterMacs(2048, 768, 16));
+  const int64_t B = 64, J = 32;
+  const int64_t xSide = B * B * J * 2       // "sjad,jkc->skacd"
+                        + B * B * 2 * 2     // "skacd,kace->skaed"
+                        + B * B * B * 2 * 2 // "skacd,acme->skmed"
+                        + B * B * 2 * 2     // "skmcd,kmced->skmed"
+                        + B * B * B * 2 * 2 // "skmcd,mcue->skued"
+                        + B * B * 2 * 2     // "skucd,kuce->skued"
+                        + J * B * B * 2     // "skucd,kcv->svud"
+                        + J * B;            // "sjad,d->sjad"
+  auto kSide = [&](int64_t rows) {
+    return B * B * rows * 2 + B * B * 2 * 2 + B * B * B * 2 * 2 +
+           B * B * 2 * 2 * 2; // ... "kmgd,gce->kmced"
+  };
+  CHECK(a->macs == 768 * (xSide + kSide(J)) + 2 * 2048 * 768 +
+                       hyenaFilterMacs(2048, 768, 16));
   CHECK(a->params == hyenaFilterParams(2048, 768, 16));
   CHECK(hyenaFilterParams(2048, 768, 16) ==
         768 + 16 + 3 * 2048 + 4 * 16 + 2 * (16 * 16 + 16) + 16 * 768);
   CHECK(a->causal);
   CHECK(!a->dataDependent);
   CHECK(a->growth == "L^1.5");
-  // Bidirectional at L = 4096 = 64²: four DFTs (k_rev's too), two filters.
-  auto bi = analyzeMixer(*parseMixer("m2-conv(causal=false)"), 4096, 64);
+  // Bidirectional, as the reference's fftconv_ref: also at 2L, k_rev in the
+  // kernel's end (all 64 rows of its DFT), two filters.
+  auto bi = analyzeMixer(*parseMixer("m2-conv(causal=false)"), 2048, 64);
   REQUIRE(bi);
   CHECK(bi->fftSize == 4096);
   CHECK(!bi->causal);
-  CHECK(bi->macs == 64 * (4 * monarchDftMacs(64) + 4 * 4096) + 3 * 4096 * 64 +
-                        2 * hyenaFilterMacs(4096, 64, 16));
+  CHECK(bi->macs == 64 * (xSide + kSide(B)) + 2 * 2048 * 64 +
+                        2 * hyenaFilterMacs(2048, 64, 16));
   // A length whose DFT is not square: padded, or refused with pad=false.
   auto padded = analyzeMixer(*parseMixer("m2-conv"), 4096, 64);
   REQUIRE(padded);
@@ -365,7 +381,7 @@ TEST_CASE("m2-conv: causal by zero-padding to 2L, counted as the DFTs",
   auto refused = analyzeMixer(*parseMixer("m2-conv(pad=false)"), 4096, 64);
   REQUIRE(!refused);
   CHECK_THAT(refused.error(),
-             Catch::Contains("the causal (2L) DFT size 8192 is not a square"));
+             Catch::Contains("the DFT size 2L = 8192 is not a square"));
   auto bad = analyzeMixer(*parseMixer("m2-conv(causal=maybe)"), 64, 8);
   REQUIRE(!bad);
   CHECK_THAT(bad.error(), Catch::Contains("parameter causal = 'maybe' must be "

@@ -6,12 +6,13 @@
 #include "compiler/cpu/ObjectCache.h"
 #include "compiler/cuda/CudaLayer.h"
 #include "compiler/cuda/LayerSources.h"
+#include "compiler/frontend/JsonFile.h"
 #include "compiler/frontend/ModelReader.h"
 #include "compiler/frontend/Report.h"
-#include "compiler/frontend/JsonFile.h"
 #include "compiler/frontend/TextNesting.h"
 #include "compiler/frontend/WeightFiles.h"
 #include "compiler/ir/EmitLayer.h"
+#include "compiler/ir/EmitMixer.h"
 #include "compiler/passes/LayerOfOp.h"
 #include "compiler/passes/Passes.h"
 #include "compiler/torch/TorchModule.h"
@@ -40,6 +41,7 @@ struct CompileOptions {
   std::string model; // a model file: every layer searched and compiled
   std::string mixer;  // a sequence mixer (--emit torch)
   int64_t seqLen = 0; // its sequence length
+  int64_t dModel = 0; // its channels (m2-conv, monarch-seq)
 };
 
 // The name the layer's files and symbols get: --name, or einstruct_ + family.
@@ -66,14 +68,23 @@ std::string runtimeLibrary() {
   return dir + "/libeinstruct_runtime.so";
 }
 
-// --mixer: a module of einstruct.nn.Mixer with the spec fixed.
-int runCompileMixerTorch(const CompileOptions &o) {
+std::string printed(mlir::Operation *op) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  op->print(os);
+  return text;
+}
+
+// --mixer: a module of einstruct.nn.Mixer with the spec fixed (torch), or
+// the mixer's einstruct IR with the backward --einstruct-autodiff derives
+// (mlir).
+int runCompileMixer(const CompileOptions &o) {
   if (!o.file.empty() || o.args.theta || o.args.einsum || o.args.structure)
     return fail("give --mixer or a layer spec, not both");
-  if (o.emit != "torch")
+  if (o.emit != "torch" && o.emit != "mlir")
     return fail(fmt::format("--mixer: --emit {} does not apply: mixers "
-                            "compile for the CPU, --emit torch (CUDA mixers "
-                            "are not built yet)",
+                            "compile for the CPU, --emit torch or mlir (CUDA "
+                            "mixers are not built yet)",
                             o.emit));
   if (o.seqLen < 1)
     return fail("--mixer needs --seq-len L");
@@ -83,8 +94,33 @@ int runCompileMixerTorch(const CompileOptions &o) {
     for (char c : o.mixer.substr(0, o.mixer.find('(')))
       name += std::isalnum((unsigned char)c) ? c : '_';
   }
+  if (o.emit == "mlir") {
+    auto named = parseMixer(o.mixer);
+    if (!named)
+      return fail("--mixer: " + named.error());
+    auto plan = planMixer(*named, o.seqLen, o.dModel);
+    if (!plan)
+      return fail("--mixer: " + plan.error());
+    mlir::MLIRContext ctx;
+    loadDialects(ctx);
+    auto module = mlir::OwningOpRef<mlir::ModuleOp>(
+        mlir::ModuleOp::create(mlir::UnknownLoc::get(&ctx)));
+    emitMixer(*module, *plan, name);
+    mlir::PassManager pm(&ctx);
+    pm.addPass(createAutodiff());
+    if (mlir::failed(pm.run(*module)))
+      return fail("--mixer: internal: the mixer's backward did not derive");
+    if (int rc = makeOutputDirectory(o.dir))
+      return rc;
+    const std::string path = o.dir + "/" + name + ".mlir";
+    if (int rc = emit(printed(module->getOperation()), path))
+      return rc;
+    std::printf("wrote %s (einstruct IR: @%s and @%s_backward)\n", path.c_str(),
+                name.c_str(), name.c_str());
+    return 0;
+  }
   std::string runtime = runtimeLibrary();
-  auto text = emitTorchMixerModule(o.mixer, o.seqLen, name, runtime);
+  auto text = emitTorchMixerModule(o.mixer, o.seqLen, o.dModel, name, runtime);
   if (!text)
     return fail("--mixer: " + text.error());
   if (int rc = makeOutputDirectory(o.dir))
@@ -106,7 +142,7 @@ int runCompileTorch(const CompileOptions &o) {
                             "first use)",
                             o.target));
   if (!o.mixer.empty())
-    return runCompileMixerTorch(o);
+    return runCompileMixer(o);
   auto layer = singleLayer(o.file, o.args, "compile");
   if (!layer)
     return fail(layer.error());
@@ -177,13 +213,6 @@ layersIr(mlir::MLIRContext &ctx, const CompileOptions &o,
   if (mlir::failed(pm.run(*module)))
     return Error{error};
   return module;
-}
-
-std::string printed(mlir::Operation *op) {
-  std::string text;
-  llvm::raw_string_ostream os(text);
-  op->print(os);
-  return text;
 }
 
 // Each layer function of the planned `module` as DIR/NAME.h and NAME.cu
@@ -388,7 +417,7 @@ int runCompile(const CompileOptions &o) {
   if (o.emit == "torch")
     return runCompileTorch(o);
   if (!o.mixer.empty())
-    return runCompileMixerTorch(o);
+    return runCompileMixer(o);
   if (o.emit != "kernels" && o.emit != "mlir" && o.emit != "planned")
     return fail(fmt::format("--emit: unknown '{}' (known: mlir, planned, "
                             "kernels, torch)",
@@ -517,11 +546,17 @@ Command addCompileCommand(CLI::App &app) {
                       "--model` picks under the file's budget, then its "
                       "kernels; writes DIR/manifest.json too");
   compile->add_option("--mixer", o->mixer,
-                      "with --emit torch: a sequence mixer instead, "
-                      "ssd(heads, head_dim, state, chunk) or hydra(...), as "
-                      "DIR/NAME.py (einstruct.nn.Mixer with the spec fixed)");
+                      "with --emit torch or mlir: a sequence mixer instead, "
+                      "ssd(heads, head_dim, state, chunk), hydra(...), "
+                      "m2-conv(causal) or monarch-seq(blocks), as "
+                      "DIR/NAME.py (einstruct.nn.Mixer with the spec fixed) "
+                      "or DIR/NAME.mlir (its IR and derived backward)");
   compile->add_option("--seq-len", o->seqLen, "--mixer: tokens per sequence")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
+  compile
+      ->add_option("--d-model", o->dModel,
+                   "--mixer m2-conv or monarch-seq: channels per token")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
   compile->add_option("-o,--output", o->dir, "output directory")->required();
   return {compile, [o] { return runCompile(*o); }};
 }

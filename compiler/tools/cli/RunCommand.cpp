@@ -42,6 +42,7 @@ struct RunOptions {
   int threads = 0; // 0: EINSTRUCT_NUM_THREADS, else the hardware's
   std::string mixer;  // a sequence mixer instead of a layer
   int64_t seqLen = 0; // its sequence length
+  int64_t dModel = 0; // its channels (m2-conv, monarch-seq)
 };
 
 // `run --mixer`: the layer-only flags refused by name, the rest passed on.
@@ -64,6 +65,7 @@ int runMixerCommand(const RunOptions &o, bool batchGiven) {
   MixerRunOptions m;
   m.spec = o.mixer;
   m.seqLen = o.seqLen;
+  m.dModel = o.dModel;
   m.batch = batchGiven ? o.batch : 1;
   m.seed = o.seed;
   m.input = o.input;
@@ -474,10 +476,14 @@ Command addRunCommand(CLI::App &app) {
       ->capture_default_str();
   run->add_option("--mixer", o->mixer,
                   "run a sequence mixer instead: ssd(heads, head_dim, state, "
-                  "chunk) or hydra(...)");
+                  "chunk), hydra(...), m2-conv(causal) or monarch-seq(blocks)");
   run->add_option("--seq-len", o->seqLen,
                   "--mixer: tokens per sequence (default: --input's)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
+  run->add_option("--d-model", o->dModel,
+                  "--mixer m2-conv or monarch-seq: channels per token "
+                  "(default: --input's)")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
   return {run, [o, batch] {
             return o->mixer.empty() ? runRun(*o)
                                     : runMixerCommand(*o, batch->count() > 0);

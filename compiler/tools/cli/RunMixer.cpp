@@ -1,5 +1,5 @@
-// `einstruct run --mixer`: compile a sequence mixer for the CPU (the SSD from
-// the dialect, its backward from --einstruct-autodiff) and run it on a
+// `einstruct run --mixer`: compile a sequence mixer for the CPU (from the
+// dialect, its backward from --einstruct-autodiff) and run it on a
 // safetensors file of its operands or on generated ones, timed.
 #include "RunMixer.h"
 #include "Timing.h"
@@ -22,7 +22,7 @@ int runMixer(const MixerRunOptions &o) {
   if (o.repeat < 1 || o.repeat > 1000)
     return fail(fmt::format("--repeat {} must be in [1, 1000]", o.repeat));
   // The sequence length: from x in the file, else --seq-len.
-  int64_t L = o.seqLen, batch = o.batch;
+  int64_t L = o.seqLen, batch = o.batch, dModel = o.dModel;
   std::optional<NpyArray> x;
   if (!o.input.empty()) {
     auto read = readArrayFile(o.input + ":x");
@@ -30,13 +30,17 @@ int runMixer(const MixerRunOptions &o) {
       return fail(read.error());
     if (read->shape.size() < 2 || read->shape[0] < 1)
       return fail(fmt::format("{}: x has shape {}; it must be (batch, "
-                              "seq_len, heads, head_dim)",
+                              "seq_len, ...)",
                               o.input, shapeText(read->shape)));
     if (o.seqLen && o.seqLen != read->shape[1])
       return fail(fmt::format("--seq-len {} but {}: x holds sequences of {}",
                               o.seqLen, o.input, read->shape[1]));
     batch = read->shape[0];
     L = read->shape[1];
+    const bool channelsLast =
+        named->family == "m2-conv" || named->family == "monarch-seq";
+    if (channelsLast && read->shape.size() == 3 && !dModel)
+      dModel = read->shape[2];
     x = std::move(*read);
   } else if (L < 1) {
     return fail("--mixer needs --seq-len L (or --input with the operands)");
@@ -44,7 +48,7 @@ int runMixer(const MixerRunOptions &o) {
   if (batch < 1 || batch > (int64_t(1) << 24))
     return fail(fmt::format("--batch {} must be in [1, 2^24]", batch));
   auto t0 = Clock::now();
-  auto jit = JitMixer::compile(*named, L);
+  auto jit = JitMixer::compile(*named, L, dModel);
   if (!jit)
     return fail("--mixer: " + jit.error());
   if (o.threads)
@@ -58,7 +62,9 @@ int runMixer(const MixerRunOptions &o) {
   std::vector<NpyArray> in;
   std::mt19937_64 rng(o.seed);
   for (const auto &op : m.operands()) {
-    std::vector<int64_t> shape = {batch};
+    std::vector<int64_t> shape;
+    if (op.perSequence)
+      shape.push_back(batch);
     shape.insert(shape.end(), op.shape.begin(), op.shape.end());
     std::optional<int64_t> n = 1;
     for (int64_t d : shape)
@@ -114,13 +120,17 @@ int runMixer(const MixerRunOptions &o) {
     return fail(fwd.error());
   compileMs += fwd->warmUpMs; // the untimed call counts as compile time
   const MixerAnalysis &analysis = m.analysis();
-  std::printf("mixer    %s on %lld tokens: chunk %lld%s, %lld multiply-adds "
-              "per sequence\n",
-              o.spec.c_str(), (long long)L, (long long)m.ssd().chunk,
-              analysis.chunkChosen ? " (chosen)" : "",
+  std::string sizes =
+      analysis.chunk     ? fmt::format("chunk {}{}", analysis.chunk,
+                                   analysis.chunkChosen ? " (chosen)" : "")
+      : analysis.fftSize ? fmt::format("DFT of {} points", analysis.fftSize)
+                         : fmt::format("{} blocks", analysis.blocks);
+  std::printf("mixer    %s on %lld tokens: %s, %lld multiply-adds per "
+              "sequence\n",
+              o.spec.c_str(), (long long)L, sizes.c_str(),
               (long long)analysis.macs);
-  std::printf("compile  %.0f ms (SSD and its backward from the dialect: MLIR "
-              "CPU pipeline and JIT, one untimed call)\n",
+  std::printf("compile  %.0f ms (the mixer and its backward from the dialect: "
+              "MLIR CPU pipeline and JIT, one untimed call)\n",
               compileMs);
   std::printf("forward  batch %lld: %.3f ms, median of %zu (%.2f GFLOP/s)\n",
               (long long)batch, fwd->medianMs, fwd->calls,

@@ -5,8 +5,9 @@
 namespace einstruct::cli {
 
 struct MixerRunOptions {
-  std::string spec;     // "ssd(heads=..., ...)" or "hydra(...)"
+  std::string spec;     // "ssd(heads=..., ...)", "m2-conv(...)", ...
   int64_t seqLen = 0;   // 0: from --input's x
+  int64_t dModel = 0;   // m2-conv, monarch-seq: 0 from --input's x
   int64_t batch = 1;    // generated sequences
   uint64_t seed = 0;
   std::string input;    // a safetensors file of the named operands

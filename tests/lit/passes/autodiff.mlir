@@ -69,3 +69,24 @@ func.func @mixer(%x: tensor<?x8x2xf32>, %a: tensor<?x8x2xf32>) -> tensor<?x8x2xf
   %yf = tensor.collapse_shape %y [[0], [1, 2], [3]] : tensor<?x2x4x2xf32> into tensor<?x8x2xf32>
   return %yf : tensor<?x8x2xf32>
 }
+
+// A constant argument (a DFT matrix): no gradient is returned for it, and
+// none is computed for it or for what only it reaches (the product of the
+// two constants, %0, is recomputed but never differentiated).
+// CHECK-LABEL: func.func @dft_backward(%arg0: tensor<?x4x3xf32>, %arg1: tensor<4x4x2xf32>, %arg2: tensor<2x2xf32>, %arg3: tensor<3xf32>, %arg4: tensor<?x4x3x2xf32>) -> (tensor<?x4x3xf32>, tensor<3xf32>)
+// CHECK: %[[FS:.*]] = einstruct.contract "tfc,cx->tfx" %arg1, %arg2
+// CHECK-NOT: ->tfx"
+// CHECK-NOT: ->cx"
+// CHECK: %[[DD:.*]] = einstruct.contract "std,std->d" %arg0
+// CHECK: %[[DXY:.*]] = einstruct.contract "sfdx,tfx->std" %{{.*}}, %[[FS]]
+// CHECK-NOT: ->tfx"
+// CHECK: %[[DX:.*]] = arith.addf %{{.*}}, %[[DXY]]
+// CHECK: return %[[DX]], %[[DD]] : tensor<?x4x3xf32>, tensor<3xf32>
+func.func @dft(%x: tensor<?x4x3xf32>, %f: tensor<4x4x2xf32> {einstruct.constant},
+               %s: tensor<2x2xf32> {einstruct.constant}, %d: tensor<3xf32>) -> tensor<?x4x3x2xf32> {
+  %fs = einstruct.contract "tfc,cx->tfx" %f, %s : tensor<4x4x2xf32>, tensor<2x2xf32> -> tensor<4x4x2xf32>
+  %y = einstruct.contract "std,tfx->sfdx" %x, %fs : tensor<?x4x3xf32>, tensor<4x4x2xf32> -> tensor<?x4x3x2xf32>
+  %skip = einstruct.contract "std,d->std" %x, %d : tensor<?x4x3xf32>, tensor<3xf32> -> tensor<?x4x3xf32>
+  %z = einstruct.contract "sfd,sfdx->sfdx" %skip, %y : tensor<?x4x3xf32>, tensor<?x4x3x2xf32> -> tensor<?x4x3x2xf32>
+  return %z : tensor<?x4x3x2xf32>
+}
