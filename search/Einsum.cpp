@@ -18,6 +18,14 @@ static std::string joinOperands(const EinsumTerm &t) {
 
 std::string EinsumTerm::str() const { return joinOperands(*this); }
 
+EinsumTerm transposedTerm(const EinsumTerm &t) {
+  EinsumTerm out = t;
+  out.input = t.output;
+  out.output = t.input;
+  out.weights.assign(t.weights.rbegin(), t.weights.rend());
+  return out;
+}
+
 std::string EinsumTerm::sizesStr() const {
   std::string s;
   for (auto [c, n] : sizes)

@@ -41,6 +41,12 @@ Result<EinsumTerm> makeEinsum(std::string_view spec,
                               const std::map<char, int64_t> &sizes);
 Result<std::map<char, int64_t>> parseSizes(std::string_view text);
 
+// The term whose product is the gradient of x: dy in x's place, the
+// weights in reverse order (the one next to y first), x's letters out —
+// the einsum read backwards. Autodiff's dx and the CUDA kernels' backward
+// role both come from it.
+EinsumTerm transposedTerm(const EinsumTerm &t);
+
 // The letter held by every weight and by neither x nor y — BTT's rank ρ,
 // which BTT-MoE uses as its expert index — or 0 when there is none.
 char rankLetter(const EinsumTerm &t);

@@ -23,15 +23,14 @@ enum Cls { a, b, g, d, e, f, r };
 
 using Classes = std::array<int64_t, 7>;
 
-// The twoStage configuration whose role k (a,b,g,d,e,f,r order) is played by
-// class role[k]: sizes and strides are read through the map; `in`, `w1`,
-// `w2`, `out` are the class strides of the operands in those roles. z is laid
-// out [t][f][d][r][g][b] in the role names.
-TwoStageConfig roleConfig(const std::array<int, 7> &role, const Classes &S,
-                          const Classes &in, const Classes &w1,
-                          const Classes &w2, const Classes &out, int64_t inDim,
-                          int64_t outDim, int64_t structureOut) {
-  auto of = [&](const Classes &v, int k) { return v[size_t(role[k])]; };
+// The twoStage configuration of a term with class sizes S and the class
+// strides of its x, W1, W2 and y (`in`, `w1`, `w2`, `out`); a backward role
+// passes the transposed term's. z is laid out [t][f][d][r][g][b].
+TwoStageConfig roleConfig(const Classes &S, const Classes &in,
+                          const Classes &w1, const Classes &w2,
+                          const Classes &out, int64_t inDim, int64_t outDim,
+                          int64_t structureOut) {
+  auto of = [](const Classes &v, int k) { return v[size_t(k)]; };
   TwoStageConfig c;
   c.G = of(S, g), c.B = of(S, b), c.A = of(S, a), c.F = of(S, f);
   c.D = of(S, d), c.E = of(S, e), c.R = of(S, r);
@@ -386,13 +385,19 @@ Result<CudaPlan> planCuda(const Layer &layer, const CudaTarget &target) {
                    "' (known: sm_80, sm_90a)"};
   }
 
-  // Forward: the roles are the classes themselves. Backward w.r.t. the
-  // input: dy plays x, W2 plays W1 and dx plays y, with the classes swapped
-  // g↔f, b↔d, a↔e.
-  p.forward = roleConfig({a, b, g, d, e, f, r}, S, X, W1, W2, Y, layer.dIn,
-                         layer.dOut, p.paddedOut);
-  p.backwardInput = roleConfig({e, d, f, b, a, g, r}, S, Y, W2, W1, X,
-                               layer.dOut, layer.dIn, p.paddedIn);
+  // Forward: the term's classes. Backward w.r.t. the input: the forward
+  // of the transposed term (autodiff's dx: dy in x's place, W2 first), whose
+  // classes are the forward's with g↔f, b↔d, a↔e.
+  auto back = classStrides(transposedTerm(t));
+  if (!back)
+    return Error{back.error()};
+  Classes SB = back->size;
+  if (layer.experts > 0)
+    SB[r] = 1;
+  p.forward = roleConfig(S, X, W1, W2, Y, layer.dIn, layer.dOut, p.paddedOut);
+  p.backwardInput =
+      roleConfig(SB, back->stride[0], back->stride[1], back->stride[2],
+                 back->stride[3], layer.dOut, layer.dIn, p.paddedIn);
   TwoStageConfig &fw = p.forward, &bw = p.backwardInput;
   p.zSize = fw.ZT;
 

@@ -13,14 +13,13 @@ layerGradients(mlir::OpBuilder &b, mlir::Location loc, LayerOp t, mlir::Value x,
     return mlir::failure();
   }
   LayerGradients out;
-  // dx: the same einsum read backwards, x and y swapped.
-  std::string spec = term.output;
-  for (auto &w : term.weights)
-    spec += "," + w;
-  spec += "->" + term.input;
-  out.dx = LayerOp::create(b, loc, x.getType(), dy, weights,
-                           b.getStringAttr(spec), t.getSizes(), t.getDOutAttr(),
-                           t.getDInAttr(), nullptr, nullptr, nullptr);
+  // dx: the same einsum read backwards (x and y swapped, the weights in
+  // reverse order), as the CUDA planner's backward role reads it too.
+  llvm::SmallVector<mlir::Value> reversed(llvm::reverse(weights));
+  out.dx = LayerOp::create(b, loc, x.getType(), dy, reversed,
+                           b.getStringAttr(transposedTerm(term).str()),
+                           t.getSizes(), t.getDOutAttr(), t.getDInAttr(),
+                           nullptr, nullptr, nullptr);
   // dWi: contract x and dy over the batch with every other weight.
   char n = batchLetter(term);
   mlir::Value xs = collapseBatch(b, loc, x);

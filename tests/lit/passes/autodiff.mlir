@@ -1,12 +1,14 @@
 // RUN: einstruct-opt %s --einstruct-autodiff | FileCheck %s
 // RUN: einstruct-opt %s --einstruct-autodiff --einstruct-lower-to-llvm | FileCheck %s --check-prefix=LLVM
 
-// dx is the einsum read backwards (x and y swapped, d_in/d_out swapped);
+// dx is the einsum read backwards (x and y swapped, the weights in reverse
+// order, d_in/d_out swapped: search's transposedTerm, which the CUDA
+// planner's backward role reads too);
 // each dW contracts x and dy over the batch with the other weight, starting
 // from whichever of x and dy gives the cheaper chain: for dA, dy·B first
 // (n·f·e·g) then x (n·g·a·f) beats x·dy (n·g·a·f·e).
 // CHECK-LABEL: func.func @layer_backward(%arg0: tensor<?x32xf32>, %arg1: tensor<4x8x4xf32>, %arg2: tensor<4x6x8xf32>, %arg3: tensor<?x24xf32>) -> (tensor<?x32xf32>, tensor<4x8x4xf32>, tensor<4x6x8xf32>)
-// CHECK: einstruct.layer "fe,fga,feg->ga" {{.*}} d_in 24 d_out 32 (%arg3, %arg1, %arg2)
+// CHECK: einstruct.layer "fe,feg,fga->ga" {{.*}} d_in 24 d_out 32 (%arg3, %arg2, %arg1)
 // CHECK: einstruct.contract "nfe,feg->nfg"
 // CHECK: einstruct.contract "nfg,nga->fga"
 // CHECK: einstruct.contract "nga,fga->ngf"

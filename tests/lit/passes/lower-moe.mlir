@@ -69,7 +69,7 @@ func.func @route(%l: tensor<?x8xf32>) -> (tensor<?x3xf32>, tensor<?x3xi32>, tens
 // CHECK: tensor.extract_slice %arg4[{{.*}}, 0] [1, 64] [1, 1]
 // CHECK: arith.mulf
 // CHECK: einstruct.layer "ga,frga,ferg->fe" {{.*}} r = 1 : i64}
-// CHECK: einstruct.layer "fe,frga,ferg->ga" {{.*}} r = 1 : i64}
+// CHECK: einstruct.layer "fe,ferg,frga->ga" {{.*}} r = 1 : i64}
 // CHECK-DAG: einstruct.contract {{.*}} -> tensor<8x1x8x8xf32>
 // CHECK-DAG: einstruct.contract {{.*}} -> tensor<8x8x1x8xf32>
 // CHECK: arith.extf {{.*}} to f64
