@@ -97,17 +97,24 @@ CudaLayer::~CudaLayer() {
 Result<std::unique_ptr<CudaLayer>> CudaLayer::load(const Layer &layer,
                                                    const CudaTarget &target,
                                                    int device) {
+  auto plan = planLayer(layer, target);
+  if (!plan)
+    return Error{plan.error()};
+  return load(std::move(*plan), device);
+}
+
+Result<std::unique_ptr<CudaLayer>> CudaLayer::load(LayerPlan plan, int device) {
+  std::unique_ptr<CudaLayer> l(new CudaLayer);
+  l->layer_ = plan.layer();
+  l->target_ = plan.target();
+  l->device_ = device;
   // The label (where the spec came from) is left out of the source, so the
   // same layer from a file, flags or the C ABI is one cache entry.
-  Layer unlabelled = layer;
-  unlabelled.label.clear();
-  auto src = layerSources(unlabelled, target, kName);
+  plan.layer().label.clear();
+  auto src = layerSources(plan, kName);
   if (!src)
     return Error{src.error()};
-  std::unique_ptr<CudaLayer> l(new CudaLayer);
-  l->layer_ = layer;
-  l->target_ = target;
-  l->device_ = device;
+  const CudaTarget &target = l->target_;
   // A cached entry that does not open (torn by a crash, another toolkit's
   // leftovers) is removed and built again, once.
   for (int attempt = 0;; ++attempt) {

@@ -4,6 +4,7 @@
 // device, load() still builds and opens the library.
 #pragma once
 #include "compiler/cuda/CudaBuild.h"
+#include "compiler/cuda/LayerSources.h"
 #include "search/Routing.h"
 
 #include <memory>
@@ -22,6 +23,9 @@ public:
   // tests load without one.
   static Result<std::unique_ptr<CudaLayer>>
   load(const Layer &layer, const CudaTarget &target, int device = 0);
+  // The same from a plan made already (planLayer), for its target.
+  static Result<std::unique_ptr<CudaLayer>> load(LayerPlan plan,
+                                                 int device = 0);
 
   const Layer &layer() const { return layer_; }
   const CudaTarget &target() const { return target_; }

@@ -3,28 +3,54 @@
 
 namespace einstruct {
 
-Result<LayerSources> layerSources(const Layer &layer, const CudaTarget &target,
-                                  const std::string &name) {
-  LayerSources out;
-  Result<CudaSources> src = Error{""};
+const Layer &LayerPlan::layer() const {
+  return cublas() ? std::get<GemmPlan>(plan).layer
+                  : std::get<CudaPlan>(plan).layer;
+}
+
+Layer &LayerPlan::layer() {
+  return cublas() ? std::get<GemmPlan>(plan).layer
+                  : std::get<CudaPlan>(plan).layer;
+}
+
+const CudaTarget &LayerPlan::target() const {
+  return cublas() ? std::get<GemmPlan>(plan).target
+                  : std::get<CudaPlan>(plan).target;
+}
+
+std::string LayerPlan::why() const {
+  return cublas() ? "cuBLAS: " + std::get<GemmPlan>(plan).why
+                  : std::get<CudaPlan>(plan).tileWhy;
+}
+
+Result<LayerPlan> planLayer(const Layer &layer, const CudaTarget &target) {
   if (isGemmLayer(layer)) {
     auto plan = planGemm(layer, target);
     if (!plan)
       return Error{plan.error()};
-    src = emitGemmCuda(*plan, name);
-    out.cublas = true;
-    out.why = "cuBLAS: " + plan->why;
-  } else {
-    auto plan = planCuda(layer, target);
-    if (!plan)
-      return Error{plan.error()};
-    src = emitCuda(*plan, name);
-    out.why = plan->tileWhy;
+    return LayerPlan{std::move(*plan)};
   }
+  auto plan = planCuda(layer, target);
+  if (!plan)
+    return Error{plan.error()};
+  return LayerPlan{std::move(*plan)};
+}
+
+Result<LayerSources> layerSources(const LayerPlan &plan,
+                                  const std::string &name) {
+  auto src = plan.cublas() ? emitGemmCuda(std::get<GemmPlan>(plan.plan), name)
+                           : emitCuda(std::get<CudaPlan>(plan.plan), name);
   if (!src)
     return Error{src.error()};
-  out.sources = std::move(*src);
-  return out;
+  return LayerSources{std::move(*src), plan.cublas(), plan.why()};
+}
+
+Result<LayerSources> layerSources(const Layer &layer, const CudaTarget &target,
+                                  const std::string &name) {
+  auto plan = planLayer(layer, target);
+  if (!plan)
+    return Error{plan.error()};
+  return layerSources(*plan, name);
 }
 
 } // namespace einstruct

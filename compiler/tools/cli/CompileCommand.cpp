@@ -465,7 +465,14 @@ int runCompile(const CompileOptions &o) {
                                     : "einstruct IR");
     return 0;
   }
-  auto kernels = layerSources(*layer, *target, name);
+  // One plan for the files written and, with --prebuild, the runtime's
+  // library (the two differ only in their symbols' names).
+  auto plan = planLayer(*layer, *target);
+  if (!plan)
+    return fail(fmt::format("{}: {}",
+                            layer->label.empty() ? layer->name : layer->label,
+                            plan.error()));
+  auto kernels = layerSources(*plan, name);
   if (!kernels)
     return fail(fmt::format("{}: {}",
                             layer->label.empty() ? layer->name : layer->label,
@@ -480,7 +487,7 @@ int runCompile(const CompileOptions &o) {
     if (!objectcache::directory())
       return fail("--prebuild: the cache is off (EINSTRUCT_CACHE_DIR=off): "
                   "there is nowhere to keep the library");
-    auto lib = CudaLayer::load(*layer, *target);
+    auto lib = CudaLayer::load(*plan);
     if (!lib)
       return fail(fmt::format("--prebuild: {}", lib.error()));
     prebuilt = fmt::format("prebuilt {} ({})\n", (*lib)->libraryPath(),
