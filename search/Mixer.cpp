@@ -101,6 +101,20 @@ int64_t divisorNearSqrt(int64_t n) {
                                                                       : best;
 }
 
+// monarch-seq's blocks per factor on L tokens: given, or the divisor of L
+// nearest √L; one that does not divide L is an error.
+Result<int64_t> monarchSeqBlocks(const NamedSpec &spec, int64_t L) {
+  auto blocks = intParam(spec, "blocks", kMaxSeqLen);
+  if (!blocks)
+    return Error{blocks.error()};
+  const int64_t nb = blocks->value_or(divisorNearSqrt(L));
+  if (L % nb != 0)
+    return Error{fmt::format("monarch-seq: blocks = {} does not divide the "
+                             "sequence length {}",
+                             nb, L)};
+  return nb;
+}
+
 } // namespace
 
 Result<bool> runsOnCpu(const NamedSpec &spec) {
@@ -110,32 +124,6 @@ Result<bool> runsOnCpu(const NamedSpec &spec) {
   return Error{fmt::format("{} is costed by analyze and search; the CPU "
                            "runs ssd, hydra, m2-conv and monarch-seq",
                            f)};
-}
-
-Result<MixerAnalysis> runnableMixer(const NamedSpec &spec, int64_t L,
-                                    int64_t channels) {
-  if (auto ok = runsOnCpu(spec); !ok)
-    return Error{ok.error()};
-  if (spec.family == "ssd" || spec.family == "hydra") {
-    auto m = ssdMixer(spec, L);
-    if (!m)
-      return Error{m.error()};
-    if (channels != 0 && channels != m->heads * m->headDim)
-      return Error{fmt::format("d_model = {} but {} has heads · head_dim = {}",
-                               channels, spec.family, m->heads * m->headDim)};
-    return m->analysis;
-  }
-  if (channels < 1 || channels > kMaxSize)
-    return Error{fmt::format("{} mixes each of d_model channels: d_model = {} "
-                             "must be in [1, 2^20]",
-                             spec.family, channels)};
-  if (spec.family == "m2-conv") {
-    if (auto s = m2ConvShape(spec, L); !s)
-      return Error{s.error()};
-  } else if (auto t = monarchSeqTerm(spec, L); !t) {
-    return Error{t.error()};
-  }
-  return analyzeMixer(spec, L, channels);
 }
 
 Result<M2ConvShape> m2ConvShape(const NamedSpec &spec, int64_t L) {
@@ -183,44 +171,73 @@ long double m2ConvCount(const M2ConvShape &s, int64_t d, int64_t sequences) {
 }
 
 Result<EinsumTerm> monarchSeqTerm(const NamedSpec &spec, int64_t L) {
-  auto blocks = intParam(spec, "blocks", kMaxSeqLen);
-  if (!blocks)
-    return Error{blocks.error()};
   if (L < 1 || L > kMaxSeqLen)
     return Error{fmt::format("sequence length = {} is outside [1, 2^24]", L)};
-  const int64_t nb = blocks->value_or(divisorNearSqrt(L));
-  if (L % nb != 0)
-    return Error{fmt::format("monarch-seq: blocks = {} does not divide the "
-                             "sequence length {}",
-                             nb, L)};
+  auto nb = monarchSeqBlocks(spec, L);
+  if (!nb)
+    return Error{nb.error()};
   NamedSpec fly{"monarch",
-                {{"nblocks", std::to_string(nb)}, {"layout", "fly"}}};
+                {{"nblocks", std::to_string(*nb)}, {"layout", "fly"}}};
   auto layer = buildNamed(fly, L, L);
   if (!layer)
     return Error{"monarch-seq: " + layer.error()};
   return layer->terms.at(0);
 }
 
-Result<SsdMixer> ssdMixer(const NamedSpec &spec, int64_t L) {
-  if (spec.family != "ssd" && spec.family != "hydra") {
-    if (auto ok = runsOnCpu(spec); !ok)
-      return Error{ok.error()};
-    return Error{fmt::format("{} is not an SSD mixer", spec.family)};
+Result<MixerPlan> planMixer(const NamedSpec &spec, int64_t L,
+                            int64_t channels) {
+  if (auto ok = runsOnCpu(spec); !ok)
+    return Error{ok.error()};
+  MixerPlan p;
+  p.family = spec.family;
+  p.length = L;
+  if (p.chunkedSsd()) {
+    SsdShape &s = p.ssd;
+    for (auto [key, into] : {std::pair{"heads", &s.heads},
+                             {"head_dim", &s.headDim},
+                             {"state", &s.state}}) {
+      auto v = requiredInt(spec, key, kMaxSize);
+      if (!v)
+        return Error{v.error()};
+      *into = *v;
+    }
+    auto a = analyzeMixer(spec, L, s.heads * s.headDim);
+    if (!a)
+      return Error{a.error()};
+    if (channels != 0 && channels != s.heads * s.headDim)
+      return Error{fmt::format("d_model = {} but {} has heads · head_dim = {}",
+                               channels, spec.family, s.heads * s.headDim)};
+    s.chunk = a->chunk;
+    s.length = ceilDiv(L, s.chunk) * s.chunk;
+    p.channels = s.heads * s.headDim;
+    p.analysis = std::move(*a);
+    return p;
   }
-  SsdMixer m;
-  for (auto [key, into] : {std::pair{"heads", &m.heads},
-                           {"head_dim", &m.headDim}, {"state", &m.state}}) {
-    auto v = requiredInt(spec, key, kMaxSize);
-    if (!v)
-      return Error{v.error()};
-    *into = *v;
+  if (channels < 1 || channels > kMaxSize)
+    return Error{fmt::format("{} mixes each of d_model channels: d_model = {} "
+                             "must be in [1, 2^20]",
+                             spec.family, channels)};
+  p.channels = channels;
+  // Blocks of 32 channels (fewer, rounded up to 8, the vector width the
+  // micro-kernel needs; the padding channels are zeros): the calls' unit
+  // of work between threads, and every contraction's innermost index.
+  p.channelBlock = std::min<int64_t>((channels + 7) / 8 * 8, 32);
+  if (p.family == "m2-conv") {
+    auto shape = m2ConvShape(spec, L);
+    if (!shape)
+      return Error{shape.error()};
+    p.conv = *shape;
+  } else {
+    auto term = monarchSeqTerm(spec, L);
+    if (!term)
+      return Error{term.error()};
+    p.monarch = *term;
   }
-  auto a = analyzeMixer(spec, L, m.heads * m.headDim);
+  auto a = analyzeMixer(spec, L, channels);
   if (!a)
     return Error{a.error()};
-  m.chunk = a->chunk;
-  m.analysis = std::move(*a);
-  return m;
+  p.analysis = std::move(*a);
+  return p;
 }
 
 Result<MixerAnalysis> analyzeMixer(const NamedSpec &spec, int64_t L,
@@ -315,15 +332,10 @@ Result<MixerAnalysis> analyzeMixer(const NamedSpec &spec, int64_t L,
     return a;
   }
   if (f == "monarch-seq") {
-    auto blocks = intParam(spec, "blocks", kMaxSeqLen);
+    auto blocks = monarchSeqBlocks(spec, L);
     if (!blocks)
       return Error{blocks.error()};
-    const int64_t nb = blocks->value_or(divisorNearSqrt(L));
-    if (L % nb != 0)
-      return Error{fmt::format("monarch-seq: blocks = {} does not divide the "
-                               "sequence length {}",
-                               nb, L)};
-    const int64_t m = L / nb; // block size
+    const int64_t nb = *blocks, m = L / nb; // m: block size
     if ((long double)2 * L * m * d > kMaxCount ||
         (long double)L * L * d > kMaxCount)
       return Error{fmt::format("monarch-seq: the multiply-adds at L = {}, "

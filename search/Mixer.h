@@ -81,21 +81,12 @@ Result<MixerAnalysis> analyzeMixer(const NamedSpec &spec, int64_t seqLen,
 // the error names the others.
 Result<bool> runsOnCpu(const NamedSpec &spec);
 
-// An ssd or hydra mixer on L tokens as the CPU compiles it: its sizes (the
-// chunk chosen as analyzeMixer does) and analysis (d_model = heads ·
-// head_dim). Other families, and bad sizes, are errors naming them.
-struct SsdMixer {
+// Chunked SSD's sizes as the CPU compiles it: one group of B and C shared
+// by the heads (Mamba-2's and Hydra's default).
+struct SsdShape {
   int64_t heads = 0, headDim = 0, state = 0, chunk = 0;
-  MixerAnalysis analysis;
+  int64_t length = 0; // tokens per sequence, padded to a multiple of chunk
 };
-Result<SsdMixer> ssdMixer(const NamedSpec &spec, int64_t L);
-
-// What compiling `spec` for the CPU on L tokens of `channels` checks
-// before it compiles: a family the CPU runs, its sizes, and d_model (0 for
-// ssd and hydra: heads · head_dim, which a nonzero value must equal; m2-conv
-// and monarch-seq need it). Its analysis.
-Result<MixerAnalysis> runnableMixer(const NamedSpec &spec, int64_t L,
-                                    int64_t channels);
 
 // An m2-conv on L tokens as the CPU runs it: the DFT of n = b² >= 2L
 // points laid out as a b×b grid (token t at row t / b, column t % b); x
@@ -114,6 +105,25 @@ long double m2ConvCount(const M2ConvShape &s, int64_t d, int64_t sequences);
 // from L to L (search/Named.cpp, flyMonarch) applied along the sequence;
 // its einsum with weights as fly stores them, (k, q, p) and (l, s, r).
 Result<EinsumTerm> monarchSeqTerm(const NamedSpec &spec, int64_t L);
+
+// A mixer as the CPU compiles it (compiler/ir/EmitMixer.h emits it): its
+// family's sizes, the channels one compiled call takes, and its analysis.
+struct MixerPlan {
+  std::string family;
+  int64_t length = 0, channels = 0; // tokens per sequence, d_model
+  SsdShape ssd;                     // ssd, hydra (the chunk as analyzeMixer
+                                    // chooses it when not given)
+  M2ConvShape conv;                 // m2-conv
+  EinsumTerm monarch;               // monarch-seq
+  int64_t channelBlock = 0;         // m2-conv, monarch-seq: per call
+  MixerAnalysis analysis;
+  bool chunkedSsd() const { return family == "ssd" || family == "hydra"; }
+};
+// `spec` on L tokens of `channels` (d_model; 0 for ssd and hydra takes
+// heads · head_dim, which a nonzero value must equal; m2-conv and
+// monarch-seq need it). A family the CPU does not run, and bad sizes, are
+// errors naming them.
+Result<MixerPlan> planMixer(const NamedSpec &spec, int64_t L, int64_t channels);
 
 // Chunked SSD's multiply-adds (see above) for heads H, head_dim P, state N,
 // chunk Q on L tokens.

@@ -46,9 +46,10 @@ Result<bool> JitMixer::linearRun(const std::vector<const float *> &in,
   const int64_t blocks = (D + C - 1) / C;
   // Rows of the compiled x and y: the DFT grid's J·b (m2-conv) or L.
   const int64_t rows = conv ? plan_.conv.rows * plan_.conv.b : L;
-  // Shared operands, and their gradients per block where blocks overlap
-  // (monarch-seq's weights; m2-conv's are per channel).
-  std::vector<PooledFloats> weightGrads(conv || !dy ? 0 : size_t(blocks));
+  // The shared weights' gradients of each block, summed after (monarch-seq;
+  // m2-conv's parameters are per channel, so its blocks own theirs).
+  std::vector<std::vector<PooledFloats>> weightGrads(
+      conv || !dy ? 0 : size_t(blocks));
   auto cs = workers::chunks(blocks, threads_, 1);
   auto ok = workers::runAll(cs.size(), [&](size_t c) -> Result<bool> {
     for (int64_t blk = cs[c].start; blk < cs[c].start + cs[c].rows; ++blk) {
@@ -115,20 +116,9 @@ Result<bool> JitMixer::linearRun(const std::vector<const float *> &in,
           operands.emplace_back(params[p], paramShapes[p]);
           inputs.push_back(params[p]);
         }
-        if (conv) {
-          const std::vector<std::vector<int64_t>> constantShapes = {
-              {plan_.conv.rows, plan_.conv.b, 2},
-              {plan_.conv.kernelRows, plan_.conv.b, 2},
-              {plan_.conv.b, plan_.conv.b, 2, 2},
-              {plan_.conv.b, 2, plan_.conv.b, 2},
-              {2, 2, 2},
-              {plan_.conv.b, 2, plan_.conv.b, 2},
-              {plan_.conv.b, plan_.conv.b, 2, 2},
-              {plan_.conv.b, 2, plan_.conv.rows}};
-          for (size_t k = 0; k < constants_.size(); ++k) {
-            operands.emplace_back(constants_[k].data(), constantShapes[k]);
-            inputs.push_back(constants_[k].data());
-          }
+        for (const M2ConvConstant &k : constants_) {
+          operands.emplace_back(k.values.data(), k.shape);
+          inputs.push_back(k.values.data());
         }
         PooledFloats out(x.size());
         if (!dy) {
@@ -156,10 +146,7 @@ Result<bool> JitMixer::linearRun(const std::vector<const float *> &in,
       if (!dy)
         continue;
       if (!conv) {
-        weightGrads[size_t(blk)] = std::move(paramGrads[0]);
-        weightGrads[size_t(blk)].insert(weightGrads[size_t(blk)].end(),
-                                        paramGrads[1].begin(),
-                                        paramGrads[1].end());
+        weightGrads[size_t(blk)] = std::move(paramGrads);
         continue;
       }
       // Back from the block's kernel to k (and k_rev), and D.
@@ -180,15 +167,13 @@ Result<bool> JitMixer::linearRun(const std::vector<const float *> &in,
   if (!ok || conv || !dy)
     return ok;
   // monarch-seq: the weights' gradients summed over the blocks.
-  const int64_t n1 =
-                    elementCount(plan_.monarch.shape(plan_.monarch.weights[0])),
-                n2 =
-                    elementCount(plan_.monarch.shape(plan_.monarch.weights[1]));
-  std::fill_n(grads[1], n1, 0.f);
-  std::fill_n(grads[2], n2, 0.f);
-  for (const auto &w : weightGrads)
-    for (int64_t i = 0; i < n1 + n2; ++i)
-      (i < n1 ? grads[1][i] : grads[2][i - n1]) += w[size_t(i)];
+  for (size_t w = 0; w < 2; ++w) {
+    float *g = grads[w + 1];
+    std::fill_n(g, weightGrads[0][w].size(), 0.f);
+    for (const auto &block : weightGrads)
+      for (size_t i = 0; i < block[w].size(); ++i)
+        g[i] += block[w][i];
+  }
   return true;
 }
 

@@ -62,7 +62,7 @@ Result<std::unique_ptr<JitMixer>> JitMixer::compile(const NamedSpec &spec,
   jit->threads_ = workers::defaultThreads();
   const MixerPlan &p = jit->plan_;
   const int64_t L = length, C = p.channels;
-  if (p.family == "ssd" || p.family == "hydra") {
+  if (p.chunkedSsd()) {
     const int64_t H = p.ssd.heads, P = p.ssd.headDim, N = p.ssd.state;
     if (p.family == "ssd")
       jit->operands_ = {{"x", {L, H, P}},
@@ -239,7 +239,7 @@ Result<bool> JitMixer::forward(const std::vector<const float *> &in,
                                int64_t batch, float *y) const {
   if (auto ok = check(in, batch); !ok)
     return ok;
-  if (plan_.family != "ssd" && plan_.family != "hydra")
+  if (!plan_.chunkedSsd())
     return linearRun(in, nullptr, batch, y, {});
   const int64_t L = plan_.length, H = plan_.ssd.heads, P = plan_.ssd.headDim,
                 N = plan_.ssd.state, HP = H * P;
@@ -285,7 +285,7 @@ Result<bool> JitMixer::backward(const std::vector<const float *> &in,
   if (grads.size() != operands_.size())
     return Error{fmt::format("{} gradients given, {} has {} operands",
                              grads.size(), plan_.family, operands_.size())};
-  if (plan_.family != "ssd" && plan_.family != "hydra")
+  if (!plan_.chunkedSsd())
     return linearRun(in, dy, batch, nullptr, grads);
   const int64_t L = plan_.length, H = plan_.ssd.heads, P = plan_.ssd.headDim,
                 N = plan_.ssd.state, HP = H * P;

@@ -60,7 +60,7 @@ public:
   };
   const std::vector<Operand> &operands() const { return operands_; }
   std::vector<int64_t> outputShape() const {
-    if (plan_.family == "ssd" || plan_.family == "hydra")
+    if (plan_.chunkedSsd())
       return {plan_.length, plan_.ssd.heads, plan_.ssd.headDim};
     return {plan_.length, plan_.channels};
   }
@@ -104,7 +104,7 @@ private:
                          int64_t batch, float *y,
                          const std::vector<float *> &grads) const;
   MixerPlan plan_;
-  std::vector<std::vector<float>> constants_; // m2-conv's DFT matrices
+  std::vector<M2ConvConstant> constants_; // m2-conv's DFT matrices
   std::vector<Operand> operands_;
   std::unique_ptr<JitModule> module_; // entries: mixer, mixer_backward
   int threads_ = 1;

@@ -7,7 +7,6 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
 
-#include <algorithm>
 #include <cmath>
 #include <map>
 
@@ -142,13 +141,11 @@ void emitM2Conv(mlir::ModuleOp module, const M2ConvShape &s, int64_t channels,
   mlir::Location loc = b.getUnknownLoc();
   const int64_t n = s.b, J = s.rows, Jk = s.kernelRows, C = channels;
   auto yType = tensor(b, {kDyn, J, n, C});
-  auto fn = startFunction(b, module, name,
-                          {yType, tensor(b, {Jk, n, C}), tensor(b, {C}),
-                           tensor(b, {J, n, 2}), tensor(b, {Jk, n, 2}),
-                           tensor(b, {n, n, 2, 2}), tensor(b, {n, 2, n, 2}),
-                           tensor(b, {2, 2, 2}), tensor(b, {n, 2, n, 2}),
-                           tensor(b, {n, n, 2, 2}), tensor(b, {n, 2, J})},
-                          yType, 3);
+  llvm::SmallVector<mlir::Type> args = {yType, tensor(b, {Jk, n, C}),
+                                        tensor(b, {C})};
+  for (const auto &shape : m2ConvConstantShapes(s))
+    args.push_back(tensor(b, shape));
+  auto fn = startFunction(b, module, name, args, yType, 3);
   auto arg = [&](unsigned k) -> Value { return fn.getArgument(k); };
   Value x = arg(0), k = arg(1), D = arg(2), Fx = arg(3), Fk = arg(4),
         Tw = arg(5), W = arg(6), Sg = arg(7), Wi = arg(8), Twi = arg(9),
@@ -159,15 +156,19 @@ void emitM2Conv(mlir::ModuleOp module, const M2ConvShape &s, int64_t channels,
   // parts.
   // The channel d is every tensor's innermost index: the contractions
   // vectorize along it (the complex parts, 2 wide, would not).
+  // The DFT of a real signal on the grid (`seq`: "s" for x's sequences,
+  // "" for the kernel): over the rows (`rowDft` reads as many as the signal
+  // fills), the twiddles, over the columns.
+  auto dft = [&](const std::string &seq, Value v, Value rowDft) {
+    Value rows = contract(b, loc, seq + "jad,jkc->" + seq + "kacd", v, rowDft);
+    Value twiddled =
+        contract(b, loc, seq + "kacd,kace->" + seq + "kaed", rows, Tw);
+    return contract(b, loc, seq + "kacd,acme->" + seq + "kmed", twiddled, W);
+  };
   // The kernel's DFT, once for the S sequences, as 2×2 real matrices.
-  Value kRows = contract(b, loc, "jad,jkc->kacd", k, Fk);
-  Value kTwiddled = contract(b, loc, "kacd,kace->kaed", kRows, Tw);
-  Value kFreq = contract(b, loc, "kacd,acme->kmed", kTwiddled, W);
-  Value kMatrix = contract(b, loc, "kmgd,gce->kmced", kFreq, Sg);
+  Value kMatrix = contract(b, loc, "kmgd,gce->kmced", dft("", k, Fk), Sg);
   // x's DFT, its product with the kernel's, and the inverse.
-  Value xRows = contract(b, loc, "sjad,jkc->skacd", x, Fx);
-  Value xTwiddled = contract(b, loc, "skacd,kace->skaed", xRows, Tw);
-  Value xFreq = contract(b, loc, "skacd,acme->skmed", xTwiddled, W);
+  Value xFreq = dft("s", x, Fx);
   Value product = contract(b, loc, "skmcd,kmced->skmed", xFreq, kMatrix);
   Value columns = contract(b, loc, "skmcd,mcue->skued", product, Wi);
   Value untwiddled = contract(b, loc, "skucd,kuce->skued", columns, Twi);
@@ -177,7 +178,13 @@ void emitM2Conv(mlir::ModuleOp module, const M2ConvShape &s, int64_t channels,
   mlir::func::ReturnOp::create(b, loc, y);
 }
 
-std::vector<std::vector<float>> m2ConvConstants(const M2ConvShape &s) {
+std::vector<std::vector<int64_t>> m2ConvConstantShapes(const M2ConvShape &s) {
+  const int64_t n = s.b, J = s.rows;
+  return {{J, n, 2}, {s.kernelRows, n, 2}, {n, n, 2, 2}, {n, 2, n, 2},
+          {2, 2, 2}, {n, 2, n, 2},         {n, n, 2, 2}, {n, 2, J}};
+}
+
+std::vector<M2ConvConstant> m2ConvConstants(const M2ConvShape &s) {
   const int64_t n = s.b, N = n * n, J = s.rows;
   auto rowDft = [&](int64_t rows) {
     std::vector<float> f(size_t(rows * n * 2));
@@ -222,7 +229,7 @@ std::vector<std::vector<float>> m2ConvConstants(const M2ConvShape &s) {
       R[size_t((k * 2 + 0) * J + v)] = float(w.first);
       R[size_t((k * 2 + 1) * J + v)] = float(-w.second);
     }
-  return {
+  std::vector<std::vector<float>> values = {
       rowDft(J),
       rowDft(s.kernelRows),
       blocks([&](int64_t k, int64_t a) { return rootOfUnity(k * a, N, -1); }),
@@ -234,6 +241,11 @@ std::vector<std::vector<float>> m2ConvConstants(const M2ConvShape &s) {
         return std::pair{w.first / double(N), w.second / double(N)};
       }),
       R};
+  std::vector<M2ConvConstant> out;
+  auto shapes = m2ConvConstantShapes(s);
+  for (size_t k = 0; k < values.size(); ++k)
+    out.push_back({shapes[k], std::move(values[k])});
+  return out;
 }
 
 void emitSequenceEinsum(mlir::ModuleOp module, const EinsumTerm &t,
@@ -295,46 +307,9 @@ void emitSequenceEinsum(mlir::ModuleOp module, const EinsumTerm &t,
   mlir::func::ReturnOp::create(b, loc, y);
 }
 
-Result<MixerPlan> planMixer(const NamedSpec &spec, int64_t L,
-                            int64_t channels) {
-  auto analysis = runnableMixer(spec, L, channels);
-  if (!analysis)
-    return Error{analysis.error()};
-  MixerPlan p;
-  p.family = spec.family;
-  p.length = L;
-  p.analysis = *analysis;
-  if (p.family == "ssd" || p.family == "hydra") {
-    auto m = ssdMixer(spec, L);
-    if (!m)
-      return Error{m.error()};
-    p.channels = m->heads * m->headDim;
-    p.ssd = {m->heads, m->headDim, m->state, m->chunk,
-             (L + m->chunk - 1) / m->chunk * m->chunk};
-    return p;
-  }
-  p.channels = channels;
-  // Blocks of 32 channels (fewer, rounded up to 8, the vector width the
-  // micro-kernel needs; the padding channels are zeros): the calls' unit
-  // of work between threads, and every contraction's innermost index.
-  p.channelBlock = std::min<int64_t>((channels + 7) / 8 * 8, 32);
-  if (p.family == "m2-conv") {
-    auto shape = m2ConvShape(spec, L);
-    if (!shape)
-      return Error{shape.error()};
-    p.conv = *shape;
-  } else {
-    auto term = monarchSeqTerm(spec, L);
-    if (!term)
-      return Error{term.error()};
-    p.monarch = *term;
-  }
-  return p;
-}
-
 void emitMixer(mlir::ModuleOp module, const MixerPlan &plan,
                const std::string &name) {
-  if (plan.family == "ssd" || plan.family == "hydra")
+  if (plan.chunkedSsd())
     emitSsd(module, plan.ssd, name);
   else if (plan.family == "m2-conv")
     emitM2Conv(module, plan.conv, plan.channelBlock, name);

@@ -15,26 +15,6 @@
 
 namespace einstruct {
 
-// One group of B and C shared by the heads (Mamba-2's and Hydra's default).
-struct SsdShape {
-  int64_t heads = 0, headDim = 0, state = 0, chunk = 0;
-  int64_t length = 0; // tokens per sequence, a multiple of chunk
-};
-
-// A mixer as the CPU compiles it: its family's sizes, the channels one
-// compiled call takes, and runnableMixer's analysis.
-struct MixerPlan {
-  std::string family;
-  int64_t length = 0, channels = 0; // tokens per sequence, d_model
-  SsdShape ssd;                     // ssd, hydra (length padded to chunk)
-  M2ConvShape conv;                 // m2-conv
-  EinsumTerm monarch;               // monarch-seq
-  int64_t channelBlock = 0;         // m2-conv, monarch-seq: per call
-  MixerAnalysis analysis;
-};
-// What JitMixer compiles for `spec` on L tokens of `channels` (0 for ssd
-// and hydra); errors as runnableMixer's.
-Result<MixerPlan> planMixer(const NamedSpec &spec, int64_t L, int64_t channels);
 // Appends func.func @name of the plan (emitSsd, emitM2Conv or
 // emitSequenceEinsum below).
 void emitMixer(mlir::ModuleOp module, const MixerPlan &plan,
@@ -70,8 +50,13 @@ void emitM2Conv(mlir::ModuleOp module, const M2ConvShape &s, int64_t channels,
 // (the column DFT), Sg[2, 2, 2] (a complex number to its 2×2 real
 // matrix), Wi[b, 2, b, 2] (the inverse column DFT), Twi[b, b, 2, 2] (the
 // inverse twiddles with 1/n) and R[b, 2, J] (the inverse row DFT's real
-// part).
-std::vector<std::vector<float>> m2ConvConstants(const M2ConvShape &s);
+// part): their shapes, and with their values.
+std::vector<std::vector<int64_t>> m2ConvConstantShapes(const M2ConvShape &s);
+struct M2ConvConstant {
+  std::vector<int64_t> shape;
+  std::vector<float> values;
+};
+std::vector<M2ConvConstant> m2ConvConstants(const M2ConvShape &s);
 
 // Appends func.func @name(x[S, L, C], w1, w2) -> y[S, L, C]: the one-term
 // einsum `t` (x, w1, w2 -> y) of a feature map from L to L applied along

@@ -122,7 +122,7 @@ Result<std::string> emitTorchMixerModule(const std::string &spec,
   auto named = parseMixer(spec);
   if (!named)
     return Error{named.error()};
-  if (auto m = runnableMixer(*named, seqLen, dModel); !m)
+  if (auto m = planMixer(*named, seqLen, dModel); !m)
     return Error{m.error()};
   std::string text = fmt::format(
       "\"\"\"{0}: the einstruct mixer {1} on sequences of {2} tokens as a "

@@ -263,6 +263,17 @@ def hydra64(x, dt, a, B, C, d):
     return roll(fw) + flip(roll(bw)) + x * d[..., None]
 
 
+def check_mixer_grads(what, mixer, y, ops, y64, ops64):
+    """Every operand's gradient of <dy, y> (dy drawn here) against autograd
+    through the float64 transcription that gave y64."""
+    dy = torch.rand(y.shape, generator=gen) * 2 - 1
+    g = torch.autograd.grad(y, ops, dy)
+    g64 = torch.autograd.grad(y64, ops64, dy.double())
+    for (n, _), a, b in zip(mixer.operands, g, g64):
+        check(rel(a, b) < 1e-4, f"{what} d{n} equals autograd through the "
+              f"transcription ({rel(a, b):.1e})")
+
+
 mixer = einstruct.Mixer("hydra(heads=3, head_dim=2, state=4, chunk=4)", 11)
 check([n for n, _ in mixer.operands] == ["x", "dt", "a", "B", "C", "d"] and
       mixer.operands[2][1] == (11, 2, 3),
@@ -275,15 +286,10 @@ ops[2] = -0.05 - 0.45 * torch.rand(ops[2].shape, generator=gen)  # dt·A
 ops = [t.requires_grad_() for t in ops]
 ops64 = [t.detach().double().requires_grad_() for t in ops]
 y, y64 = mixer(*ops), hydra64(*ops64)
-dy = torch.rand(y.shape, generator=gen) * 2 - 1
 check(rel(y.detach(), y64.detach()) < 1e-5,
       f"Mixer(hydra) forward equals the float64 transcription "
       f"({rel(y.detach(), y64.detach()):.1e})")
-g = torch.autograd.grad(y, ops, dy)
-g64 = torch.autograd.grad(y64, ops64, dy.double())
-for (n, _), a, b in zip(mixer.operands, g, g64):
-    check(rel(a, b) < 1e-4, f"Mixer(hydra) d{n} equals autograd through the "
-          f"transcription ({rel(a, b):.1e})")
+check_mixer_grads("Mixer(hydra)", mixer, y, ops, y64, ops64)
 try:
     mixer(*ops[:5])
     check(False, "Mixer with an operand missing is refused")
@@ -344,12 +350,8 @@ for causal, L in (("true", 37), ("false", 20)):
     ops = [t.requires_grad_() for t in ops]
     ops64 = [t.detach().double().requires_grad_() for t in ops]
     y, y64 = conv(*ops), fftconv64(*ops64)
-    dy = torch.rand(y.shape, generator=gen) * 2 - 1
-    g = torch.autograd.grad(y, ops, dy)
-    g64 = torch.autograd.grad(y64, ops64, dy.double())
-    for n, a, b in zip(names, g, g64):
-        check(rel(a, b) < 1e-4, f"Mixer(m2-conv causal={causal}) d{n} "
-              f"equals autograd through fftconv_ref ({rel(a, b):.1e})")
+    check_mixer_grads(f"Mixer(m2-conv causal={causal})", conv, y, ops, y64,
+                      ops64)
 
 
 # einstruct.Mixer("monarch-seq"): fly's blockdiag_butterfly_multiply_reference
@@ -380,12 +382,7 @@ want = torch.from_numpy(want.reshape(2, 3, 32).transpose(0, 2, 1).copy())
 check(rel(y.detach(), want) < 1e-5 and rel(y64.detach(), want) < 1e-12,
       f"Mixer(monarch-seq) equals fly's Monarch per channel "
       f"({rel(y.detach(), want):.1e})")
-dy = torch.rand(y.shape, generator=gen) * 2 - 1
-g = torch.autograd.grad(y, ops, dy)
-g64 = torch.autograd.grad(y64, ops64, dy.double())
-for (n, _), a, b in zip(mon.operands, g, g64):
-    check(rel(a, b) < 1e-4, f"Mixer(monarch-seq) d{n} equals autograd "
-          f"({rel(a, b):.1e})")
+check_mixer_grads("Mixer(monarch-seq)", mon, y, ops, y64, ops64)
 try:
     mon(ops[0], ops[1][None], ops[2])
     check(False, "a batched shared weight is refused")
