@@ -23,6 +23,9 @@ namespace einstruct {
 // argument is a constant (a DFT matrix, say), given no gradient and left
 // out of the backward function's results.
 inline constexpr llvm::StringLiteral kConstantArg = "einstruct.constant";
+// The op attribute holding a layer's #einstruct.cuda_plan
+// (--einstruct-plan-cuda), which the CUDA kernels are emitted from.
+inline constexpr llvm::StringLiteral kCudaPlanAttr = "einstruct.cuda_plan";
 
 struct EinsumTerm;
 // The einsum term a layer op describes (its spec and sizes attributes).

@@ -1,5 +1,6 @@
 // What einstruct-opt does with arbitrary dialect text: parse, verify, then
-// einstruct's passes (cost annotation; autodiff, the MoE lowering,
+// einstruct's passes (cost annotation; the CUDA planner and the libraries
+// einstruct-translate emits from its plans; autodiff, the MoE lowering,
 // contraction planning and the lowering to linalg, the SSD decays too) on
 // what verifies. The
 // dialects are those a layer's IR uses, so that the fuzzer spends its time
@@ -7,6 +8,7 @@
 // of upstream MLIR.
 #include "FuzzCheck.h"
 #include "compiler/frontend/TextNesting.h"
+#include "compiler/passes/CudaPipeline.h"
 #include "compiler/passes/Passes.h"
 #include "dialects/EinstructDialect.h"
 
@@ -22,13 +24,28 @@ using namespace mlir;
 
 namespace {
 
-void runPipeline(ModuleOp module, const char *pipeline) {
+// Runs `pipeline` on a copy of `module`; the copy when it succeeds (and
+// then verifies), else null.
+OwningOpRef<ModuleOp> runPipeline(ModuleOp module, const char *pipeline) {
   OwningOpRef<ModuleOp> copy = module.clone();
   PassManager pm(copy->getContext());
   if (failed(parsePassPipeline(pipeline, pm)))
     std::abort(); // a typo here, not a finding
-  if (succeeded(pm.run(*copy)))
-    FUZZ_CHECK(succeeded(verify(*copy)));
+  if (failed(pm.run(*copy)))
+    return nullptr;
+  FUZZ_CHECK(succeeded(verify(*copy)));
+  return copy;
+}
+
+// A planned module's CUDA libraries, as einstruct-translate emits them from
+// the plans it holds (kept or edited ones included): an error or text,
+// never a crash.
+void emitLibraries(ModuleOp planned) {
+  std::vector<std::string> skipped;
+  auto libraries = einstruct::layerLibraries(planned, nullptr, skipped);
+  if (libraries)
+    for (const auto &lib : *libraries)
+      FUZZ_CHECK(!lib.sources.sources.source.empty());
 }
 
 } // namespace
@@ -62,9 +79,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     return 0;
   runPipeline(*module, "builtin.module(einstruct-annotate-cost)");
   // The CUDA planner on both arches: a plan it attaches must verify.
-  runPipeline(*module, "builtin.module(einstruct-plan-cuda)");
-  runPipeline(*module, "builtin.module(einstruct-plan-cuda{arch=sm_80 "
-                       "dtype=f32})");
+  if (auto planned =
+          runPipeline(*module, "builtin.module(einstruct-plan-cuda)"))
+    emitLibraries(*planned);
+  if (auto planned = runPipeline(*module, "builtin.module(einstruct-plan-cuda{"
+                                          "arch=sm_80 dtype=f32})"))
+    emitLibraries(*planned);
   // Autodiff first, as the JIT runs it: a BTT-MoE function's backward is a
   // moe_layer_grad for einstruct-lower-moe to lower.
   runPipeline(*module, "builtin.module(einstruct-autodiff,einstruct-lower-moe,"

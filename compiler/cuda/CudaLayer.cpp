@@ -2,6 +2,7 @@
 #include "compiler/cuda/CudaDevice.h"
 #include "compiler/cuda/GemmPlan.h"
 #include "compiler/cuda/LayerSources.h"
+#include "compiler/passes/CudaPipeline.h"
 
 #include <dlfcn.h>
 #include <fmt/format.h>
@@ -71,7 +72,8 @@ struct CudaLayer::Api {
 
 namespace {
 
-template <class F> bool bind(void *handle, F &slot, const std::string &symbol) {
+template <class F>
+bool bindSymbol(void *handle, F &slot, const std::string &symbol) {
   slot = reinterpret_cast<F>(dlsym(handle, symbol.c_str()));
   return slot != nullptr;
 }
@@ -97,7 +99,9 @@ CudaLayer::~CudaLayer() {
 Result<std::unique_ptr<CudaLayer>> CudaLayer::load(const Layer &layer,
                                                    const CudaTarget &target,
                                                    int device) {
-  auto plan = planLayer(layer, target);
+  // The compiler's path (IR, --einstruct-plan-cuda, the plan read back), so
+  // the runtime builds what `einstruct compile --prebuild` puts in the cache.
+  auto plan = planLayerThroughIr(layer, target);
   if (!plan)
     return Error{plan.error()};
   return load(std::move(*plan), device);
@@ -143,29 +147,30 @@ Result<bool> CudaLayer::open(const BuiltLibrary &lib) {
   api_ = std::make_unique<Api>();
   Api &a = *api_;
   const std::string n = kName;
-  bool ok = bind(handle_, a.info, n + "_info") &&
-            bind(handle_, a.statusString, n + "_status_string") &&
-            bind(handle_, a.useDevice, "einstruct_glue_use_device") &&
-            bind(handle_, a.pointer, "einstruct_glue_pointer") &&
-            bind(handle_, a.alloc, "einstruct_glue_alloc") &&
-            bind(handle_, a.release, "einstruct_glue_free") &&
-            bind(handle_, a.synchronize, "einstruct_glue_synchronize") &&
-            bind(handle_, a.addBias, "einstruct_glue_add_bias") &&
-            bind(handle_, a.biasGradient, "einstruct_glue_bias_gradient");
+  bool ok = bindSymbol(handle_, a.info, n + "_info") &&
+            bindSymbol(handle_, a.statusString, n + "_status_string") &&
+            bindSymbol(handle_, a.useDevice, "einstruct_glue_use_device") &&
+            bindSymbol(handle_, a.pointer, "einstruct_glue_pointer") &&
+            bindSymbol(handle_, a.alloc, "einstruct_glue_alloc") &&
+            bindSymbol(handle_, a.release, "einstruct_glue_free") &&
+            bindSymbol(handle_, a.synchronize, "einstruct_glue_synchronize") &&
+            bindSymbol(handle_, a.addBias, "einstruct_glue_add_bias") &&
+            bindSymbol(handle_, a.biasGradient, "einstruct_glue_bias_gradient");
   if (isGemmLayer(layer_))
-    ok = ok && bind(handle_, a.gemmWorkspace, n + "_workspace") &&
-         bind(handle_, a.gemmForward, n + "_forward") &&
-         bind(handle_, a.gemmBackwardInput, n + "_backward_input") &&
-         bind(handle_, a.gemmBackwardWeights, n + "_backward_weights");
+    ok = ok && bindSymbol(handle_, a.gemmWorkspace, n + "_workspace") &&
+         bindSymbol(handle_, a.gemmForward, n + "_forward") &&
+         bindSymbol(handle_, a.gemmBackwardInput, n + "_backward_input") &&
+         bindSymbol(handle_, a.gemmBackwardWeights, n + "_backward_weights");
   else if (layer_.experts)
-    ok = ok && bind(handle_, a.moeWorkspace, n + "_moe_workspace") &&
-         bind(handle_, a.moeForward, n + "_moe_forward") &&
-         bind(handle_, a.moeBackward, n + "_moe_backward");
+    ok = ok && bindSymbol(handle_, a.moeWorkspace, n + "_moe_workspace") &&
+         bindSymbol(handle_, a.moeForward, n + "_moe_forward") &&
+         bindSymbol(handle_, a.moeBackward, n + "_moe_backward");
   else
-    ok = ok && bind(handle_, a.forward, n + "_forward") &&
-         bind(handle_, a.backwardInput, n + "_backward_input") &&
-         bind(handle_, a.weightsWorkspace, n + "_backward_weights_workspace") &&
-         bind(handle_, a.backwardWeights, n + "_backward_weights");
+    ok = ok && bindSymbol(handle_, a.forward, n + "_forward") &&
+         bindSymbol(handle_, a.backwardInput, n + "_backward_input") &&
+         bindSymbol(handle_, a.weightsWorkspace,
+                    n + "_backward_weights_workspace") &&
+         bindSymbol(handle_, a.backwardWeights, n + "_backward_weights");
   if (!ok)
     return Error{lib.path + " lacks einstruct's entry points"};
   const LayerInfo *info = a.info();

@@ -23,7 +23,7 @@ public:
   // tests load without one.
   static Result<std::unique_ptr<CudaLayer>>
   load(const Layer &layer, const CudaTarget &target, int device = 0);
-  // The same from a plan made already (planLayer), for its target.
+  // The same from a plan made already (planLayerThroughIr), for its target.
   static Result<std::unique_ptr<CudaLayer>> load(LayerPlan plan,
                                                  int device = 0);
 

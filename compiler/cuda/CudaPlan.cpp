@@ -51,11 +51,22 @@ TwoStageConfig roleConfig(const Classes &S, const Classes &in,
   return c;
 }
 
+// The portable kernel's tile of role c, for the header and messages.
+std::string tileDescription(const TwoStageConfig &c, int64_t budget) {
+  if (c.FC < 1)
+    return "no tile fits";
+  return "TT=" + std::to_string(c.TT) + " tokens, FC=" + std::to_string(c.FC) +
+         " of " + std::to_string(c.F) + " f-blocks (" +
+         std::to_string((c.F + c.FC - 1) / c.FC) + " chunk(s)), " +
+         std::to_string(c.smemBytes) + " B shared memory of a " +
+         std::to_string(budget) + " B budget";
+}
+
 // The tile: tokens per block TT (rows of both products ≤ kMT) and f-chunk FC
 // (z tile fits the budget). Among the feasible (TT, FC), the one moving the
 // fewest elements per token: x is re-read once per f-chunk, the weights once
 // per token tile; padded product rows count as wasted work.
-std::string chooseTile(TwoStageConfig &c, CudaDType dt, int64_t budget) {
+void chooseTile(TwoStageConfig &c, CudaDType dt, int64_t budget) {
   const int64_t bytes = dtypeBytes(dt);
   const int64_t k2 = c.R * c.G * c.B;
   // z rows: a reduction shorter than one k-chunk is read in 16-column steps
@@ -67,7 +78,7 @@ std::string chooseTile(TwoStageConfig &c, CudaDType dt, int64_t budget) {
   const int64_t fcMax = std::min(c.F, (budget - fixed) / perF);
   if (fcMax < 1) {
     c.FC = 0;
-    return "no tile fits";
+    return;
   }
   const int64_t weights = c.F * c.D * c.R * c.G * c.A + c.F * c.E * c.R * c.G * c.B;
   double best = -1;
@@ -84,11 +95,6 @@ std::string chooseTile(TwoStageConfig &c, CudaDType dt, int64_t budget) {
     }
   }
   c.smemBytes = twoStageSmemBytes(c, dt);
-  return "TT=" + std::to_string(c.TT) + " tokens, FC=" + std::to_string(c.FC) +
-         " of " + std::to_string(c.F) + " f-blocks (" +
-         std::to_string((c.F + c.FC - 1) / c.FC) + " chunk(s)), " +
-         std::to_string(c.smemBytes) + " B shared memory of a " +
-         std::to_string(budget) + " B budget";
 }
 
 // The measured tiles (compiler/cuda/tuning.json, embedded at build time).
@@ -182,6 +188,31 @@ std::optional<HopperTile> analyticTile(const TwoStageConfig &c,
   return best;
 }
 
+// The sm_90a kernel's configuration of role c with tile t (checked by
+// badHopperTile); `source` says where the tile came from.
+HopperConfig hopperConfig(const TwoStageConfig &c, const HopperTile &t,
+                          const std::string &source) {
+  HopperConfig h;
+  h.tile = t;
+  h.smemBytes = hopperSmemBytes(c, t);
+  // (a stride of a size-1 class is never used)
+  auto is = [](int64_t size, int64_t stride, int64_t want) {
+    return size == 1 || stride == want;
+  };
+  h.permuteWeights =
+      !(is(c.A, c.W1A, 1) && is(c.G, c.W1G, c.A) && is(c.R, c.W1R, c.G * c.A) &&
+        is(c.F, c.W1F, c.R * c.G * c.A) && is(c.G, c.W2G, 1) &&
+        is(c.R, c.W2R, c.G) && is(c.E, c.W2E, c.R * c.G) &&
+        is(c.F, c.W2F, c.E * c.R * c.G));
+  h.why = "wgmma/TMA, FC=" + std::to_string(t.FC) +
+          " NWG=" + std::to_string(t.NWG) +
+          " STAGES=" + std::to_string(t.STAGES) +
+          " CL=" + std::to_string(t.CL) + " (" + source + "), " +
+          std::to_string(h.smemBytes) + " B shared memory" +
+          (h.permuteWeights ? ", weights copied to the kernel's layout" : "");
+  return h;
+}
+
 HopperConfig planHopper(const TwoStageConfig &c, const CudaTarget &target,
                         int64_t budget) {
   HopperConfig h;
@@ -200,24 +231,49 @@ HopperConfig planHopper(const TwoStageConfig &c, const CudaTarget &target,
   }
   if (!t || !badHopperTile(c, *t, budget).empty())
     return h;
-  h.tile = *t;
-  h.smemBytes = hopperSmemBytes(c, *t);
-  // (a stride of a size-1 class is never used)
-  auto is = [](int64_t size, int64_t stride, int64_t want) {
-    return size == 1 || stride == want;
-  };
-  h.permuteWeights =
-      !(is(c.A, c.W1A, 1) && is(c.G, c.W1G, c.A) && is(c.R, c.W1R, c.G * c.A) &&
-        is(c.F, c.W1F, c.R * c.G * c.A) && is(c.G, c.W2G, 1) &&
-        is(c.R, c.W2R, c.G) && is(c.E, c.W2E, c.R * c.G) &&
-        is(c.F, c.W2F, c.E * c.R * c.G));
-  h.why = "wgmma/TMA, FC=" + std::to_string(t->FC) + " NWG=" +
-          std::to_string(t->NWG) + " STAGES=" + std::to_string(t->STAGES) +
-          " CL=" + std::to_string(t->CL) +
-          " (" + h.why + "), " + std::to_string(h.smemBytes) +
-          " B shared memory" +
-          (h.permuteWeights ? ", weights copied to the kernel's layout" : "");
-  return h;
+  return hopperConfig(c, *t, h.why);
+}
+
+// The shared-memory bytes per block a target allows: its own budget, else
+// its arch's; 0 for an unknown arch.
+int64_t smemBudget(const CudaTarget &target) {
+  if (target.smemBudget)
+    return target.smemBudget;
+  if (target.arch == "sm_80")
+    return 160 * 1024; // of 163 KB opt-in on A100
+  if (target.arch == "sm_90a" || target.arch == "sm_90")
+    return 220 * 1024; // of 227 KB opt-in on H100/H200
+  return 0;
+}
+
+// With both roles on the sm_90a kernel, the weight gradients read zT and dzT
+// (its stage 1, tokens contiguous) and x, dy through TMA.
+void planTmaGrads(CudaPlan &p) {
+  p.tmaGrads = p.hopperForward.enabled() && p.hopperBackwardInput.enabled();
+  if (!p.tmaGrads)
+    return;
+  // dW1[g][(f,r)][a] from dzT [g][r][f][t] and x [t][g][a]; dW2[f][e][(r,g)]
+  // from dy [t][f][e] and zT [f][r][g][t].
+  const TwoStageConfig &c = p.forward;
+  p.tmaGradW1 = {c.G, c.R * c.F, c.A, c.R * c.F, c.A, c.F, c.R, 0, 1};
+  p.tmaGradW2 = {c.F, c.E, c.R * c.G, c.E, c.R * c.G, c.E, 1, 1, 0};
+}
+
+// How the plan's tiles run, for the header and messages.
+std::string tilesWhy(const CudaPlan &p, int64_t budget) {
+  const std::string fwWhy = tileDescription(p.forward, budget);
+  const std::string bwWhy = tileDescription(p.backwardInput, budget);
+  return "forward: " +
+         (p.hopperForward.enabled() ? p.hopperForward.why : fwWhy) +
+         "; backward-input: " +
+         (p.hopperBackwardInput.enabled() ? p.hopperBackwardInput.why : bwWhy) +
+         (p.tmaGrads
+              ? "; weight gradients: wgmma over tokens, z and dz from the "
+                "sm_90a stage 1"
+          : p.hopperForward.enabled() || p.hopperBackwardInput.enabled()
+              ? "; z and dz for the weight gradients: portable kernel (" +
+                    fwWhy + "; " + bwWhy + ")"
+              : std::string());
 }
 
 } // namespace
@@ -374,16 +430,9 @@ Result<CudaPlan> planCuda(const Layer &layer, const CudaTarget &target) {
   p.paddedOut = t.outDim();
   p.w1Size = t.extent(t.weights[0]);
   p.w2Size = t.extent(t.weights[1]);
-  int64_t budget = target.smemBudget;
-  if (budget == 0) {
-    if (target.arch == "sm_80")
-      budget = 160 * 1024; // of 163 KB opt-in on A100
-    else if (target.arch == "sm_90a" || target.arch == "sm_90")
-      budget = 220 * 1024; // of 227 KB opt-in on H100/H200
-    else
-      return Error{"arch: unknown '" + target.arch +
-                   "' (known: sm_80, sm_90a)"};
-  }
+  const int64_t budget = smemBudget(target);
+  if (budget == 0)
+    return Error{"arch: unknown '" + target.arch + "' (known: sm_80, sm_90a)"};
 
   // Forward: the term's classes. Backward w.r.t. the input: the forward
   // of the transposed term (autodiff's dx: dy in x's place, W2 first), whose
@@ -401,8 +450,8 @@ Result<CudaPlan> planCuda(const Layer &layer, const CudaTarget &target) {
   TwoStageConfig &fw = p.forward, &bw = p.backwardInput;
   p.zSize = fw.ZT;
 
-  const std::string fwWhy = chooseTile(fw, target.dtype, budget);
-  const std::string bwWhy = chooseTile(bw, target.dtype, budget);
+  chooseTile(fw, target.dtype, budget);
+  chooseTile(bw, target.dtype, budget);
   if (target.hopperTile) {
     std::string why = hopperRefusal(fw, target);
     if (why.empty())
@@ -421,29 +470,13 @@ Result<CudaPlan> planCuda(const Layer &layer, const CudaTarget &target) {
     p.hopperForward = planHopper(fw, target, budget);
     p.hopperBackwardInput = planHopper(bw, target, budget);
   }
-  if (p.hopperForward.enabled() && p.hopperBackwardInput.enabled()) {
-    // dW1[g][(f,r)][a] from dzT [g][r][f][t] and x [t][g][a]; dW2[f][e][(r,g)]
-    // from dy [t][f][e] and zT [f][r][g][t].
-    const TwoStageConfig &c = p.forward;
-    p.tmaGrads = true;
-    p.tmaGradW1 = {c.G, c.R * c.F, c.A, c.R * c.F, c.A, c.F, c.R, 0, 1};
-    p.tmaGradW2 = {c.F, c.E, c.R * c.G, c.E, c.R * c.G, c.E, 1, 1, 0};
-  }
-  p.tileWhy =
-      "forward: " + (p.hopperForward.enabled() ? p.hopperForward.why : fwWhy) +
-      "; backward-input: " +
-      (p.hopperBackwardInput.enabled() ? p.hopperBackwardInput.why : bwWhy) +
-      (p.tmaGrads ? "; weight gradients: wgmma over tokens, z and dz from the "
-                    "sm_90a stage 1"
-       : p.hopperForward.enabled() || p.hopperBackwardInput.enabled()
-           ? "; z and dz for the weight gradients: portable kernel (" + fwWhy +
-                 "; " + bwWhy + ")"
-           : std::string());
+  planTmaGrads(p);
   if (fw.FC < 1 || bw.FC < 1 || fw.smemBytes > budget || bw.smemBytes > budget)
     return Error{"the z tile of one f-block (" +
                  std::to_string(dtypeBytes(target.dtype) * kMT * fw.K2P) +
                  " B) does not fit the shared-memory budget of " +
                  std::to_string(budget) + " B"};
+  p.tileWhy = tilesWhy(p, budget);
 
   // dW1[f,d,r,g,a] = Σ_{t,b} dz[t,f,d,r,g,b]·x[t,g,b,a]; dz is the
   // backward-input stage 1, laid out [t][g][b][r][f][d].
@@ -467,6 +500,86 @@ Result<CudaPlan> planCuda(const Layer &layer, const CudaTarget &target) {
   w2.RN1 = fw.ZG, w2.RN2 = 1, w2.R_LIMIT = fw.ZT;
   w2.OP = W2[f], w2.OM2 = W2[e], w2.ON0 = W2[r], w2.ON1 = W2[g];
   w2.ON2 = W2[b];
+  return p;
+}
+
+PlanTiles planTiles(const CudaPlan &plan) {
+  auto role = [](const TwoStageConfig &c, const HopperConfig &h) {
+    RoleTiles t{c.TT, c.FC, c.K2P, c.smemBytes, std::nullopt, 0};
+    if (h.enabled()) {
+      t.hopper = h.tile;
+      t.hopperSmemBytes = h.smemBytes;
+    }
+    return t;
+  };
+  return {role(plan.forward, plan.hopperForward),
+          role(plan.backwardInput, plan.hopperBackwardInput), plan.tmaGrads};
+}
+
+Result<CudaPlan> withTiles(CudaPlan p, const PlanTiles &tiles) {
+  if (planTiles(p) == tiles)
+    return p;
+  const int64_t budget = smemBudget(p.target);
+  auto role = [&](const char *name, const char *hopperName, TwoStageConfig &c,
+                  HopperConfig &h, const RoleTiles &t) -> std::string {
+    const std::string at = std::string(name) + ": ";
+    if (t.K2P != c.K2P)
+      return at + "K2P = " + std::to_string(t.K2P) +
+             ", but the layer's stage-2 reduction pads to " +
+             std::to_string(c.K2P);
+    const int64_t rows = std::max(c.B, c.D);
+    if (t.TT < 1 || t.TT > kMT / rows)
+      return at + "TT = " + std::to_string(t.TT) + " is not in [1, " +
+             std::to_string(kMT / rows) + "]: a tile holds " +
+             std::to_string(kMT) + " product rows, " + std::to_string(rows) +
+             " per token";
+    if (t.FC < 1 || t.FC > c.F)
+      return at + "FC = " + std::to_string(t.FC) +
+             " is not in [1, f = " + std::to_string(c.F) + "]";
+    c.TT = t.TT;
+    c.FC = t.FC;
+    c.smemBytes = twoStageSmemBytes(c, p.target.dtype);
+    if (c.smemBytes > budget)
+      return at + "the tile needs " + std::to_string(c.smemBytes) +
+             " B of shared memory, past the budget of " +
+             std::to_string(budget) + " B";
+    if (t.smemBytes != c.smemBytes)
+      return at + "shared memory " + std::to_string(t.smemBytes) +
+             " B recorded, but the tile needs " + std::to_string(c.smemBytes) +
+             " B";
+    h = HopperConfig{};
+    if (!t.hopper)
+      return "";
+    const std::string hat = std::string(hopperName) + ": ";
+    if (p.experts > 0)
+      return hat + "a BTT-MoE runs the grouped portable kernel only";
+    if (auto why = hopperRefusal(c, p.target); !why.empty())
+      return hat + "the role cannot run the sm_90a kernel: " + why;
+    if (auto why = badHopperTile(c, *t.hopper, budget); !why.empty())
+      return hat + why;
+    h = hopperConfig(c, *t.hopper, "tile from #einstruct.cuda_plan");
+    if (t.hopperSmemBytes != h.smemBytes)
+      return hat + "shared memory " + std::to_string(t.hopperSmemBytes) +
+             " B recorded, but the tile needs " + std::to_string(h.smemBytes) +
+             " B";
+    return "";
+  };
+  if (auto why = role("forward", "hopper_forward", p.forward, p.hopperForward,
+                      tiles.forward);
+      !why.empty())
+    return Error{why};
+  if (auto why =
+          role("backward_input", "hopper_backward_input", p.backwardInput,
+               p.hopperBackwardInput, tiles.backwardInput);
+      !why.empty())
+    return Error{why};
+  planTmaGrads(p);
+  if (tiles.tmaGrads != p.tmaGrads)
+    return Error{std::string("tma_grads = ") +
+                 (tiles.tmaGrads ? "true" : "false") + ", but " +
+                 (p.tmaGrads ? "both roles run" : "not both roles run") +
+                 " the sm_90a kernel"};
+  p.tileWhy = tilesWhy(p, budget) + " (tiles from #einstruct.cuda_plan)";
   return p;
 }
 

@@ -128,4 +128,37 @@ std::string hopperRefusal(const TwoStageConfig &c, const CudaTarget &target);
 // Plans a single-term θ-space layer (every class at most one letter).
 Result<CudaPlan> planCuda(const Layer &layer, const CudaTarget &target);
 
+// The choices of one role as #einstruct.cuda_plan records them: the portable
+// kernel's tile (K2P and the shared memory follow from it and the layer),
+// and the sm_90a kernel's tile when the role runs that kernel.
+struct RoleTiles {
+  int64_t TT = 1, FC = 1, K2P = 0, smemBytes = 0;
+  std::optional<HopperTile> hopper;
+  int64_t hopperSmemBytes = 0;
+  bool operator==(const RoleTiles &o) const {
+    return TT == o.TT && FC == o.FC && K2P == o.K2P &&
+           smemBytes == o.smemBytes && hopper == o.hopper &&
+           (!hopper || hopperSmemBytes == o.hopperSmemBytes);
+  }
+};
+
+struct PlanTiles {
+  RoleTiles forward, backwardInput;
+  bool tmaGrads = false;
+  bool operator==(const PlanTiles &o) const {
+    return forward == o.forward && backwardInput == o.backwardInput &&
+           tmaGrads == o.tmaGrads;
+  }
+};
+
+// The tiles `plan` chose.
+PlanTiles planTiles(const CudaPlan &plan);
+
+// `plan` with `tiles` in its place (an edited #einstruct.cuda_plan), each
+// checked against the layer and target: a tile the kernels cannot run, or a
+// derived value (K2P, shared memory, tma_grads) that does not follow, is an
+// error naming the role and value. `plan` itself, unchanged, when the tiles
+// are its own.
+Result<CudaPlan> withTiles(CudaPlan plan, const PlanTiles &tiles);
+
 } // namespace einstruct

@@ -45,12 +45,4 @@ Result<LayerSources> layerSources(const LayerPlan &plan,
   return LayerSources{std::move(*src), plan.cublas(), plan.why()};
 }
 
-Result<LayerSources> layerSources(const Layer &layer, const CudaTarget &target,
-                                  const std::string &name) {
-  auto plan = planLayer(layer, target);
-  if (!plan)
-    return Error{plan.error()};
-  return layerSources(*plan, name);
-}
-
 } // namespace einstruct

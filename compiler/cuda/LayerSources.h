@@ -1,7 +1,8 @@
 // The one place that decides how a layer runs on the GPU and writes its
 // sources: one-weight terms (dense, block-diagonal, DYAD) as cuBLAS calls
-// (GemmPlan), two-factor layers as the fused kernels (CudaPlan). Used by
-// `einstruct compile` and by the runtime's CudaLayer alike.
+// (GemmPlan), two-factor layers as the fused kernels (CudaPlan). The plan
+// reaches the IR as #einstruct.cuda_plan and comes back from it
+// (compiler/passes/CudaPipeline.h) before its sources are emitted.
 #pragma once
 #include "compiler/cuda/CudaEmitter.h"
 #include "compiler/cuda/GemmPlan.h"
@@ -33,9 +34,6 @@ Result<LayerPlan> planLayer(const Layer &layer, const CudaTarget &target);
 // The plan's sources with their symbols named `name`; errors are the
 // emitter's, unprefixed.
 Result<LayerSources> layerSources(const LayerPlan &plan,
-                                  const std::string &name);
-// planLayer, then layerSources.
-Result<LayerSources> layerSources(const Layer &layer, const CudaTarget &target,
                                   const std::string &name);
 
 } // namespace einstruct

@@ -49,10 +49,13 @@ def PlanCuda : Pass<"einstruct-plan-cuda"> {
     kind (fused two-stage, grouped BTT-MoE or cuBLAS), the padded sizes, the
     portable kernel's tiles and, on sm_90a with 16-bit data, the wgmma/TMA
     kernel's tiles — what `einstruct compile --target cuda` emits for the
-    same layer and target (compiler/cuda/CudaPlan.h, GemmPlan.h). A layer
-    the kernels do not take (a three-core tensor train, a class past 64) is
-    an error at the op naming why; an unknown arch or dtype is an error at
-    the module.
+    same layer and target (compiler/cuda/CudaPlan.h, GemmPlan.h). The
+    kernels are emitted from this attribute: a layer that has one already
+    (an edited plan) keeps it, checked against the layer and the target (a
+    tile the kernels cannot run, a derived value that does not follow, or
+    another arch or dtype is an error at the op). A layer the kernels do not
+    take (a three-core tensor train, a class past 64) is an error at the op
+    naming why; an unknown arch or dtype is an error at the module.
   }];
   let options = [
     Option<"arch", "arch", "std::string", "\"sm_90a\"", "sm_80 or sm_90a">,

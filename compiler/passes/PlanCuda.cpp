@@ -1,12 +1,9 @@
 // --einstruct-plan-cuda: the CUDA planner's choice for every layer, as a
-// typed attribute (#einstruct.cuda_plan) that lit tests check and later
-// lowering reads.
+// typed attribute (#einstruct.cuda_plan) that lit tests check and the CUDA
+// emission reads (CudaPlanOfOp.h).
+#include "CudaPlanOfOp.h"
 #include "LayerOfOp.h"
 #include "Passes.h"
-#include "compiler/cuda/CudaPlan.h"
-#include "compiler/cuda/GemmPlan.h"
-
-#include "mlir/IR/Builders.h"
 
 namespace einstruct {
 #define GEN_PASS_DEF_PLANCUDA
@@ -43,6 +40,8 @@ struct PlanCudaPass : impl::PlanCudaBase<PlanCudaPass> {
       signalPassFailure();
   }
 
+  // A layer already planned keeps its plan (edited or not) once it is
+  // checked against the layer and target; others get the planner's.
   template <class Op>
   mlir::WalkResult plan(Op op, const CudaTarget &target) {
     auto layer = layerOfOp(op);
@@ -50,48 +49,24 @@ struct PlanCudaPass : impl::PlanCudaBase<PlanCudaPass> {
       op->emitOpError() << layer.error();
       return mlir::WalkResult::interrupt();
     }
-    auto attr = planAttr(*layer, target);
+    if (auto kept = op->template getAttrOfType<CudaPlanAttr>(kCudaPlanAttr)) {
+      if (auto checked = layerPlanOf(*layer, kept, target); !checked) {
+        op->emitError() << kCudaPlanAttr << ": " << checked.error();
+        return mlir::WalkResult::interrupt();
+      }
+      return mlir::WalkResult::advance();
+    }
+    auto planned = planLayer(*layer, target);
+    auto attr = planned ? cudaPlanAttr(&getContext(), *planned)
+                        : Result<CudaPlanAttr>(Error{planned.error()});
     if (!attr) {
-      op->emitOpError() << "no CUDA plan: " << attr.error();
+      // The planner's words alone: the compile command prints them after
+      // the layer's name.
+      op->emitError() << attr.error();
       return mlir::WalkResult::interrupt();
     }
-    op->setAttr("einstruct.cuda_plan", *attr);
+    op->setAttr(kCudaPlanAttr, *attr);
     return mlir::WalkResult::advance();
-  }
-
-  Result<CudaPlanAttr> planAttr(const Layer &layer,
-                                const CudaTarget &target) {
-    auto *ctx = &getContext();
-    mlir::Builder b(ctx);
-    if (isGemmLayer(layer)) {
-      auto gemm = planGemm(layer, target);
-      if (!gemm)
-        return Error{gemm.error()};
-      auto a = analyze(layer);
-      if (!a)
-        return Error{a.error()};
-      return CudaPlanAttr::get(ctx, "cublas", target.arch,
-                               dtypeName(target.dtype), a->paddedIn,
-                               a->paddedOut, {}, {}, {}, {}, false);
-    }
-    auto p = planCuda(layer, target);
-    if (!p)
-      return Error{p.error()};
-    auto tile = [&](const TwoStageConfig &c) {
-      return b.getDenseI64ArrayAttr({c.TT, c.FC, c.K2P, c.smemBytes});
-    };
-    auto hopper = [&](const HopperConfig &h) {
-      return h.enabled()
-                 ? b.getDenseI64ArrayAttr({h.tile.FC, h.tile.NWG,
-                                           h.tile.STAGES, h.tile.CL,
-                                           h.smemBytes})
-                 : mlir::DenseI64ArrayAttr();
-    };
-    return CudaPlanAttr::get(
-        ctx, p->experts ? "grouped_moe" : "fused_two_stage", target.arch,
-        dtypeName(target.dtype), p->paddedIn, p->paddedOut, tile(p->forward),
-        tile(p->backwardInput), hopper(p->hopperForward),
-        hopper(p->hopperBackwardInput), p->tmaGrads);
   }
 };
 

@@ -1,8 +1,8 @@
 // einstruct-opt: mlir-opt with the einstruct dialect and passes.
 #include "compiler/cpu/CpuPipeline.h"
-#include "compiler/frontend/TextNesting.h"
 #include "compiler/ir/EmitLayer.h"
 #include "compiler/passes/Passes.h"
+#include "compiler/tools/IrInput.h"
 #include "dialects/EinstructDialect.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -10,9 +10,6 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/DialectRegistry.h"
-#include "mlir/Support/FileUtilities.h"
-#include "llvm/Support/MemoryBuffer.h"
-#include "llvm/Support/ToolOutputFile.h"
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
 #include "mlir/Transforms/Passes.h"
 
@@ -27,24 +24,12 @@ int main(int argc, char **argv) {
       argc, argv, "einstruct optimizer driver\n", registry);
   // Nesting deep enough to overflow the parser's stack is refused first,
   // with its place; the same buffer then goes to MlirOptMain.
-  std::string error;
-  auto file = mlir::openInputFile(input, &error);
-  if (!file) {
-    llvm::errs() << error << "\n";
+  auto file = einstruct::readIrInput(input);
+  if (!file)
     return 1;
-  }
-  if (auto at = einstruct::tooDeeplyNested(std::string_view(
-          file->getBufferStart(), file->getBufferSize()))) {
-    llvm::errs() << input << ":" << at->line << ":" << at->column
-                 << ": error: nested deeper than "
-                 << einstruct::kMaxTextNesting << " levels\n";
+  auto out = einstruct::openToolOutput(output);
+  if (!out)
     return 1;
-  }
-  auto out = mlir::openOutputFile(output, &error);
-  if (!out) {
-    llvm::errs() << error << "\n";
-    return 1;
-  }
   if (mlir::failed(mlir::MlirOptMain(
           out->os(), std::move(file), registry,
           mlir::MlirOptMainConfig::createFromCLOptions())))

@@ -36,16 +36,29 @@ for dt in f32 f16; do
     --arch sm_90a --name monarch_${dt}_sm_90a -o "$work" >/dev/null &&
     jobs+=("monarch_$dt sm_90a")
 done
-# A whole model (compile --model): every layer's library, for sm_90a.
-if "$bin" compile --model "$root/examples/gpt2_small.json" --arch sm_90a \
-     --name gpt2 -o "$work/model" >/dev/null; then
-  for cu in "$work"/model/*.cu; do
+# Every library `compile` wrote into DIR, queued for sm_90a.
+queue_dir() {
+  local cu n
+  for cu in "$1"/*.cu; do
     n=$(basename "$cu" .cu)
     cp "$cu" "$work/${n}_sm_90a.cu" && cp "${cu%.cu}.h" "$work/"
     jobs+=("$n sm_90a")
   done
+}
+# A whole model (compile --model): every layer's library, for sm_90a.
+if "$bin" compile --model "$root/examples/gpt2_small.json" --arch sm_90a \
+     --name gpt2 -o "$work/model" >/dev/null; then
+  queue_dir "$work/model"
 else
   echo "FAIL compile --model"; fails=$((fails + 1))
+fi
+# Kernels from a plan edited in the IR (the forward on the portable kernel
+# with its own tile, the backward-input on the sm_90a kernel), for sm_90a.
+if "$bin" compile "$root/tests/lit/cli/compile-edited-plan.mlir" \
+     -o "$work/edited" >/dev/null; then
+  queue_dir "$work/edited"
+else
+  echo "FAIL compile of an edited #einstruct.cuda_plan"; fails=$((fails + 1))
 fi
 compile_one() {
   local name=$1 arch=$2

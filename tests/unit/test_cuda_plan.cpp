@@ -110,21 +110,16 @@ void emulateWeightGrad(const WeightGradConfig &w, const std::vector<float> &L,
       }
 }
 
-void checkPlan(const SpecArgs &args, int64_t n, CudaDType dt) {
-  auto layer = layerFromArgs(args);
-  REQUIRE(layer);
-  CudaTarget target;
-  target.dtype = dt;
-  auto plan = planCuda(*layer, target);
-  REQUIRE(plan);
-  INFO(layer->terms[0].str() << " " << layer->terms[0].sizesStr() << " "
-                             << plan->tileWhy);
+// The plan's kernels, emulated on n tokens, against the JIT.
+void checkRuns(const Layer &layer, const CudaPlan *plan, int64_t n) {
+  INFO(layer.terms[0].str()
+       << " " << layer.terms[0].sizesStr() << " " << plan->tileWhy);
   std::mt19937 rng(7);
   auto randomVec = [&](int64_t count) { return randomValues(count, rng); };
-  auto x = randomVec(n * layer->dIn), dy = randomVec(n * layer->dOut);
+  auto x = randomVec(n * layer.dIn), dy = randomVec(n * layer.dOut);
   auto w1 = randomVec(plan->w1Size), w2 = randomVec(plan->w2Size);
 
-  auto jit = JitLayer::compile(*layer);
+  auto jit = JitLayer::compile(layer);
   REQUIRE(jit);
   auto yRef = (*jit)->forward(x.data(), n, {w1.data(), w2.data()});
   REQUIRE(yRef);
@@ -142,6 +137,16 @@ void checkPlan(const SpecArgs &args, int64_t n, CudaDType dt) {
   emulateWeightGrad(plan->gradW2, dy, z, dw2, n);
   CHECK(relErr(dw1, gRef->dw[0]) < 1e-5);
   CHECK(relErr(dw2, gRef->dw[1]) < 1e-5);
+}
+
+void checkPlan(const SpecArgs &args, int64_t n, CudaDType dt) {
+  auto layer = layerFromArgs(args);
+  REQUIRE(layer);
+  CudaTarget target;
+  target.dtype = dt;
+  auto plan = planCuda(*layer, target);
+  REQUIRE(plan);
+  checkRuns(*layer, &*plan, n);
 }
 
 } // namespace
@@ -239,4 +244,69 @@ TEST_CASE("CUDA plan: a BTT-MoE plans one expert's rank-1 layer", "[cuda][moe]")
     INFO("expert " << ex);
     CHECK(err < 1e-4);
   }
+}
+
+TEST_CASE("CUDA plan: tiles from an edited #einstruct.cuda_plan", "[cuda]") {
+  auto layer = layerFromArgs(namedArgs("monarch(8)", 64, 64));
+  REQUIRE(layer);
+  CudaTarget target; // sm_90a, bf16: b = d = 1 but a = 8, so no wgmma
+  auto plan = planCuda(*layer, target);
+  REQUIRE(plan);
+  const PlanTiles own = planTiles(*plan);
+  CHECK(own.forward.TT == plan->forward.TT);
+  CHECK(own.forward.K2P == plan->forward.K2P);
+  CHECK_FALSE(own.forward.hopper);
+
+  // Its own tiles give the plan back unchanged, header text included.
+  auto same = withTiles(*plan, own);
+  REQUIRE(same);
+  CHECK(same->tileWhy == plan->tileWhy);
+
+  // Other tiles run: fewer tokens per block and one f-block per chunk (so
+  // eight chunks), emulated against the JIT on a ragged token count.
+  PlanTiles edited = own;
+  edited.forward.TT = 3;
+  edited.forward.FC = 1;
+  TwoStageConfig c = plan->forward;
+  c.FC = 1;
+  edited.forward.smemBytes = twoStageSmemBytes(c, target.dtype);
+  edited.backwardInput.FC = 5;
+  c = plan->backwardInput;
+  c.FC = 5;
+  edited.backwardInput.smemBytes = twoStageSmemBytes(c, target.dtype);
+  auto run = withTiles(*plan, edited);
+  REQUIRE(run);
+  CHECK(run->forward.TT == 3);
+  CHECK(run->forward.FC == 1);
+  CHECK(run->backwardInput.FC == 5);
+  CHECK(run->tileWhy.find("from #einstruct.cuda_plan") != std::string::npos);
+  checkRuns(*layer, &*run, 23);
+
+  // What the kernels cannot take, or a derived value that does not follow,
+  // names the role and the value.
+  auto refused = [&](PlanTiles t, const std::string &want) {
+    auto r = withTiles(*plan, t);
+    REQUIRE_FALSE(r);
+    INFO(r.error());
+    CHECK(r.error().find(want) != std::string::npos);
+  };
+  PlanTiles t = own;
+  t.forward.K2P += 8;
+  refused(t, "forward: K2P = ");
+  t = own;
+  t.forward.TT = 65;
+  refused(t, "forward: TT = 65 is not in [1, 64]");
+  t = own;
+  t.backwardInput.FC = 9;
+  refused(t, "backward_input: FC = 9 is not in [1, f = 8]");
+  t = own;
+  t.forward.smemBytes += 1;
+  refused(t, "forward: shared memory");
+  t = own;
+  t.forward.hopper = HopperTile{8, 1, 4, 1};
+  refused(t, "hopper_forward: the role cannot run the sm_90a kernel: a, r·g "
+             "and e must be multiples of 64");
+  t = own;
+  t.tmaGrads = true;
+  refused(t, "tma_grads = true");
 }

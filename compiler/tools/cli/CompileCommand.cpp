@@ -13,6 +13,7 @@
 #include "compiler/frontend/WeightFiles.h"
 #include "compiler/ir/EmitLayer.h"
 #include "compiler/ir/EmitMixer.h"
+#include "compiler/passes/CudaPipeline.h"
 #include "compiler/passes/LayerOfOp.h"
 #include "compiler/passes/Passes.h"
 #include "compiler/torch/TorchModule.h"
@@ -169,88 +170,41 @@ Result<CudaTarget> cudaTarget(const CompileOptions &o) {
   return target;
 }
 
-// The flags as --einstruct-plan-cuda's options.
-PlanCudaOptions planOptions(const CompileOptions &o) {
-  PlanCudaOptions plan;
-  plan.arch = o.arch;
-  plan.dtype = o.dtype;
-  plan.smemKb = o.smemKb;
-  plan.wgmma = !o.noWgmma;
-  plan.hopperTile = o.hopperTile;
-  return plan;
-}
-
-// `layers` as einstruct IR (functions named `names`), after
-// --einstruct-plan-cuda with the flags' target when `planned`; an error
-// names the layer the planner refused.
+// `layers` as einstruct IR (functions named `names`), planned for the
+// flags' target when `planned`.
 Result<mlir::OwningOpRef<mlir::ModuleOp>>
-layersIr(mlir::MLIRContext &ctx, const CompileOptions &o,
-         const std::vector<Layer> &layers,
-         const std::vector<std::string> &names, bool planned) {
+layersIr(mlir::MLIRContext &ctx, const std::vector<Layer> &layers,
+         const std::vector<std::string> &names, const CudaTarget &target,
+         bool planned) {
+  if (planned)
+    return plannedLayers(ctx, layers, names, target);
   auto module = layerModule(ctx, layers, names);
   if (!module)
     return Error{"internal: the emitted IR does not verify"};
-  if (!planned)
-    return module;
-  // Each op is located at its function's name, so that an error names the
-  // layer (of several, for a model).
-  module->walk([&](mlir::func::FuncOp f) {
-    auto at = mlir::NameLoc::get(f.getSymNameAttr());
-    f.walk([&](mlir::Operation *op) { op->setLoc(at); });
-  });
-  std::string error;
-  mlir::ScopedDiagnosticHandler collect(&ctx, [&](mlir::Diagnostic &d) {
-    if (d.getSeverity() != mlir::DiagnosticSeverity::Error || !error.empty())
-      return mlir::success();
-    if (auto at = mlir::dyn_cast<mlir::NameLoc>(d.getLocation());
-        at && layers.size() > 1)
-      error = "@" + at.getName().str() + ": ";
-    error += d.str();
-    return mlir::success();
-  });
-  mlir::PassManager pm(&ctx);
-  pm.addPass(createPlanCuda(planOptions(o)));
-  if (mlir::failed(pm.run(*module)))
-    return Error{error};
   return module;
 }
 
 // Each layer function of the planned `module` as DIR/NAME.h and NAME.cu
-// (NAME: the function's name): its layer read back from the IR, its kernels
-// from the planner the plan came from. `entries` gets one manifest entry per
+// (NAME: the function's name), emitted from the plan its IR records, so an
+// edited plan is the one emitted. `entries` gets one manifest entry per
 // library (the function, its #einstruct.cuda_plan, files, how the kernels
 // were planned), `skipped` the functions that are not layers.
 Result<bool> addLibraries(OutputFiles &out, mlir::ModuleOp module,
                           const CudaTarget &target, const std::string &dir,
                           std::vector<nlohmann::json> &entries,
                           std::vector<std::string> &skipped) {
-  for (auto f : module.getOps<mlir::func::FuncOp>()) {
-    const std::string name = f.getSymName().str();
-    auto layer = layerOfFunction(f);
-    if (!layer) {
-      skipped.push_back(name);
-      continue;
-    }
-    if (!*layer)
-      return Error{fmt::format("@{}: {}", name, layer->error())};
-    auto src = layerSources(**layer, target, name);
-    if (!src)
-      return Error{fmt::format("@{}: {}", name, src.error())};
-    out.add(dir + "/" + name + ".h", src->sources.header);
-    out.add(dir + "/" + name + ".cu", src->sources.source);
-    nlohmann::json entry = {{"function", name},
-                            {"einsum", layerSignature(**layer)},
-                            {"files", {name + ".h", name + ".cu"}},
-                            {"kernels", src->why}};
-    f.walk([&](mlir::Operation *op) {
-      if (auto a = op->getAttr("einstruct.cuda_plan"); a && !entry.contains("cuda_plan")) {
-        std::string text;
-        llvm::raw_string_ostream os(text);
-        a.print(os);
-        entry["cuda_plan"] = text;
-      }
-    });
-    entries.push_back(entry);
+  auto libraries = layerLibraries(module, &target, skipped);
+  if (!libraries)
+    return Error{libraries.error()};
+  for (const auto &lib : *libraries) {
+    const std::string &name = lib.function;
+    out.add(dir + "/" + name + ".h", lib.sources.sources.header);
+    out.add(dir + "/" + name + ".cu", lib.sources.sources.source);
+    entries.push_back({{"function", name},
+                       {"einsum", layerSignature(lib.plan.layer())},
+                       {"files", {name + ".h", name + ".cu"}},
+                       {"kernels", lib.sources.why},
+                       {"cuda_plan", lib.cudaPlan}});
   }
   return true;
 }
@@ -288,7 +242,7 @@ int runCompileModel(const CompileOptions &o, const CudaTarget &target) {
     names.push_back(prefix + "_" + identifier(c.layer.name));
   }
   mlir::MLIRContext ctx;
-  auto module = layersIr(ctx, o, layers, names, o.emit != "mlir");
+  auto module = layersIr(ctx, layers, names, target, o.emit != "mlir");
   if (!module)
     return fail(fmt::format("{}: {}", o.model, module.error()));
   if (int rc = makeOutputDirectory(o.dir))
@@ -367,7 +321,7 @@ int runCompileMlir(const CompileOptions &o, const CudaTarget &target) {
   mlir::PassManager pm(&ctx);
   pm.addPass(createSelectStructure());
   if (o.emit != "mlir")
-    pm.addPass(createPlanCuda(planOptions(o)));
+    pm.addPass(createPlanCuda(planCudaOptions(target)));
   if (mlir::failed(pm.run(*module)))
     return fail(error);
   if (int rc = makeOutputDirectory(o.dir))
@@ -450,7 +404,7 @@ int runCompile(const CompileOptions &o) {
   const std::string name = layerName(o, *layer);
   if (o.emit == "mlir" || o.emit == "planned") {
     mlir::MLIRContext ctx;
-    auto module = layersIr(ctx, o, {*layer}, {}, o.emit == "planned");
+    auto module = layersIr(ctx, {*layer}, {}, *target, o.emit == "planned");
     if (!module)
       return fail(fmt::format(
           "{}: {}", layer->label.empty() ? layer->name : layer->label,
@@ -465,18 +419,16 @@ int runCompile(const CompileOptions &o) {
                                     : "einstruct IR");
     return 0;
   }
-  // One plan for the files written and, with --prebuild, the runtime's
-  // library (the two differ only in their symbols' names).
-  auto plan = planLayer(*layer, *target);
+  // The layer's plan as its planned IR records it (the path of a model or
+  // an IR file): one plan for the files written and, with --prebuild, the
+  // runtime's library (the two differ only in their symbols' names).
+  const std::string label = layer->label.empty() ? layer->name : layer->label;
+  auto plan = planLayerThroughIr(*layer, *target);
   if (!plan)
-    return fail(fmt::format("{}: {}",
-                            layer->label.empty() ? layer->name : layer->label,
-                            plan.error()));
+    return fail(fmt::format("{}: {}", label, plan.error()));
   auto kernels = layerSources(*plan, name);
   if (!kernels)
-    return fail(fmt::format("{}: {}",
-                            layer->label.empty() ? layer->name : layer->label,
-                            kernels.error()));
+    return fail(fmt::format("{}: {}", label, kernels.error()));
   // --prebuild: the runtime's library of this layer into the cache first,
   // so that a failure leaves no files behind.
   std::string prebuilt;

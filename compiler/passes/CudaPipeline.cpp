@@ -1,0 +1,100 @@
+#include "CudaPipeline.h"
+#include "CudaPlanOfOp.h"
+#include "LayerOfOp.h"
+#include "compiler/ir/EmitLayer.h"
+
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/Pass/PassManager.h"
+
+namespace einstruct {
+
+PlanCudaOptions planCudaOptions(const CudaTarget &target) {
+  PlanCudaOptions o;
+  o.arch = target.arch;
+  o.dtype = dtypeName(target.dtype);
+  o.smemKb = target.smemBudget / 1024;
+  o.wgmma = target.wgmma;
+  if (const auto &t = target.hopperTile)
+    o.hopperTile = std::to_string(t->FC) + ":" + std::to_string(t->NWG) + ":" +
+                   std::to_string(t->STAGES) + ":" + std::to_string(t->CL);
+  return o;
+}
+
+Result<mlir::OwningOpRef<mlir::ModuleOp>>
+plannedLayers(mlir::MLIRContext &ctx, const std::vector<Layer> &layers,
+              const std::vector<std::string> &names, const CudaTarget &target) {
+  auto module = layerModule(ctx, layers, names);
+  if (!module)
+    return Error{"internal: the emitted IR does not verify"};
+  // Each op is located at its function's name, so that an error names the
+  // layer (of several, for a model).
+  module->walk([&](mlir::func::FuncOp f) {
+    auto at = mlir::NameLoc::get(f.getSymNameAttr());
+    f.walk([&](mlir::Operation *op) { op->setLoc(at); });
+  });
+  std::string error;
+  mlir::ScopedDiagnosticHandler collect(&ctx, [&](mlir::Diagnostic &d) {
+    if (d.getSeverity() != mlir::DiagnosticSeverity::Error || !error.empty())
+      return mlir::success();
+    if (auto at = mlir::dyn_cast<mlir::NameLoc>(d.getLocation());
+        at && layers.size() > 1)
+      error = "@" + at.getName().str() + ": ";
+    error += d.str();
+    return mlir::success();
+  });
+  mlir::PassManager pm(&ctx);
+  pm.addPass(createPlanCuda(planCudaOptions(target)));
+  if (mlir::failed(pm.run(*module)))
+    return Error{error};
+  return module;
+}
+
+Result<LayerPlan> planLayerThroughIr(const Layer &layer,
+                                     const CudaTarget &target) {
+  mlir::MLIRContext ctx(mlir::MLIRContext::Threading::DISABLED);
+  auto module = plannedLayers(ctx, {layer}, {}, target);
+  if (!module)
+    return Error{module.error()};
+  auto f = *(**module).getOps<mlir::func::FuncOp>().begin();
+  return functionPlan(f, layer, target);
+}
+
+Result<std::vector<LayerLibrary>>
+layerLibraries(mlir::ModuleOp module, const CudaTarget *target,
+               std::vector<std::string> &skipped) {
+  std::vector<LayerLibrary> libraries;
+  for (auto f : module.getOps<mlir::func::FuncOp>()) {
+    const std::string name = f.getSymName().str();
+    auto layer = layerOfFunction(f);
+    if (!layer) {
+      skipped.push_back(name);
+      continue;
+    }
+    if (!*layer)
+      return Error{"@" + name + ": " + layer->error()};
+    CudaPlanAttr first;
+    f.walk([&](mlir::Operation *op) {
+      if (auto a = op->getAttrOfType<CudaPlanAttr>(kCudaPlanAttr); a && !first)
+        first = a;
+    });
+    CudaTarget own;
+    if (!target && first) {
+      own.arch = first.getArch().str();
+      own.dtype = dtypeFromName(first.getDtype().str()).value_or(own.dtype);
+    }
+    auto plan = functionPlan(f, **layer, target ? *target : own);
+    if (!plan)
+      return Error{"@" + name + ": " + plan.error()};
+    auto sources = layerSources(*plan, name);
+    if (!sources)
+      return Error{"@" + name + ": " + sources.error()};
+    std::string text;
+    llvm::raw_string_ostream os(text);
+    if (first)
+      mlir::Attribute(first).print(os);
+    libraries.push_back({name, std::move(*plan), std::move(*sources), text});
+  }
+  return libraries;
+}
+
+} // namespace einstruct
