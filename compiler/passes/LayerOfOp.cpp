@@ -47,6 +47,12 @@ Result<Layer> layerOfOp(MoeLayerOp op) {
                      op.getExpertsAttr().getInt(), op.getTopKAttr().getInt());
 }
 
+Result<Layer> layerOfOp(MoeLayerGradOp op) {
+  return layerOfTerm(op.getSpec(), op.getSizes(), op.getDInAttr().getInt(),
+                     op.getDOutAttr().getInt(), std::nullopt,
+                     op.getExpertsAttr().getInt(), op.getTopKAttr().getInt());
+}
+
 std::optional<Result<Layer>> layerOfFunction(mlir::func::FuncOp f) {
   std::vector<Layer> terms; // one per einstruct.layer
   std::optional<Result<Layer>> moe;

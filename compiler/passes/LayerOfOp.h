@@ -13,6 +13,8 @@ namespace einstruct {
 // naming what in its attributes is wrong.
 Result<Layer> layerOfOp(LayerOp op);
 Result<Layer> layerOfOp(MoeLayerOp op);
+// The layer whose gradients the op computes (the same attributes).
+Result<Layer> layerOfOp(MoeLayerGradOp op);
 
 // The layer a function computes, when it is a layer function (what
 // emitLayer and emitMoeLayer write, and --einstruct-select-structure keeps):

@@ -44,8 +44,10 @@ def PlanCuda : Pass<"einstruct-plan-cuda"> {
   let summary = "Attach the CUDA kernel configuration the planner chooses "
                 "to every layer";
   let description = [{
-    Each `einstruct.layer` and `einstruct.moe_layer` gets
-    `einstruct.cuda_plan`, a `#einstruct.cuda_plan` attribute: the kernel
+    Each `einstruct.layer`, `einstruct.moe_layer` and
+    `einstruct.moe_layer_grad` (the forward's plan: one grouped library
+    runs both) gets `einstruct.cuda_plan`, a `#einstruct.cuda_plan`
+    attribute: the kernel
     kind (fused two-stage, grouped BTT-MoE or cuBLAS), the padded sizes, the
     portable kernel's tiles and, on sm_90a with 16-bit data, the wgmma/TMA
     kernel's tiles — what `einstruct compile --target cuda` emits for the

@@ -20,7 +20,7 @@ struct PlanCudaPass : impl::PlanCudaBase<PlanCudaPass> {
       // Reported at the first layer (a line to point at), else the root.
       mlir::Operation *at = getOperation();
       getOperation()->walk([&](mlir::Operation *op) {
-        if (mlir::isa<LayerOp, MoeLayerOp>(op)) {
+        if (mlir::isa<LayerOp, MoeLayerOp, MoeLayerGradOp>(op)) {
           at = op;
           return mlir::WalkResult::interrupt();
         }
@@ -34,6 +34,10 @@ struct PlanCudaPass : impl::PlanCudaBase<PlanCudaPass> {
         return plan(layer, *target);
       if (auto moe = mlir::dyn_cast<MoeLayerOp>(op))
         return plan(moe, *target);
+      // A BTT-MoE's backward (--einstruct-autodiff's moe_layer_grad) runs
+      // in the same grouped library as its forward: the same plan.
+      if (auto grad = mlir::dyn_cast<MoeLayerGradOp>(op))
+        return plan(grad, *target);
       return mlir::WalkResult::advance();
     });
     if (walk.wasInterrupted())
