@@ -30,6 +30,16 @@ RoleTiles roleTiles(mlir::DenseI64ArrayAttr portable,
   return t;
 }
 
+// Why `attr` is not a plan for `target` (another arch or dtype), or empty.
+std::string otherTarget(CudaPlanAttr attr, const CudaTarget &target) {
+  if (attr.getArch() == target.arch &&
+      attr.getDtype() == dtypeName(target.dtype))
+    return "";
+  return "planned for " + attr.getArch().str() + " " + attr.getDtype().str() +
+         ", not for " + target.arch + " " + dtypeName(target.dtype) +
+         " (remove the attribute to plan again)";
+}
+
 } // namespace
 
 Result<CudaPlanAttr> cudaPlanAttr(mlir::MLIRContext *ctx,
@@ -62,12 +72,8 @@ Result<CudaPlanAttr> cudaPlanAttr(mlir::MLIRContext *ctx,
 
 Result<LayerPlan> layerPlanOf(const Layer &layer, CudaPlanAttr attr,
                               const CudaTarget &target) {
-  if (attr.getArch() != target.arch ||
-      attr.getDtype() != dtypeName(target.dtype))
-    return Error{"planned for " + attr.getArch().str() + " " +
-                 attr.getDtype().str() + ", not for " + target.arch + " " +
-                 dtypeName(target.dtype) +
-                 " (remove the attribute to plan again)"};
+  if (auto why = otherTarget(attr, target); !why.empty())
+    return Error{why};
   auto plan = planLayer(layer, target);
   if (!plan)
     return Error{plan.error()};
@@ -110,11 +116,8 @@ Result<LayerPlan> functionPlan(mlir::func::FuncOp f, const Layer &layer,
     return layerPlanOf(layer, attrs[0], target);
   // A sum of terms runs as one cuBLAS plan over all of them.
   for (auto a : attrs) {
-    if (a.getArch() != target.arch || a.getDtype() != dtypeName(target.dtype))
-      return Error{"planned for " + a.getArch().str() + " " +
-                   a.getDtype().str() + ", not for " + target.arch + " " +
-                   dtypeName(target.dtype) +
-                   " (remove the attribute to plan again)"};
+    if (auto why = otherTarget(a, target); !why.empty())
+      return Error{why};
     if (a.getKernel() != "cublas")
       return Error{"kernel: '" + a.getKernel().str() +
                    "' in a sum of terms, which runs on cuBLAS only"};
