@@ -270,10 +270,10 @@ Result<MixerAnalysis> analyzeMixer(const NamedSpec &spec, int64_t L,
                                  "{}",
                                  f, **Q, L)};
       a.chunk = **Q;
-    } else { // the chunk with the fewest multiply-adds; the larger on a tie
+    } else { // the fewest multiply-adds of the chunks the CPU runs well
       a.chunkChosen = true;
       long double best = 0;
-      for (int64_t q = 1; q <= L; ++q) {
+      for (int64_t q = std::min(kMinChosenChunk, L); q <= L; ++q) {
         const long double c = ssdCount(L, *H, *P, *N, q);
         if (!a.chunk || c <= best)
           a.chunk = q, best = c;

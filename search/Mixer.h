@@ -55,7 +55,7 @@ struct MixerAnalysis {
   std::string family;
   int64_t seqLen = 0, channels = 0;
   int64_t chunk = 0;          // ssd/hydra: the chunk used
-  bool chunkChosen = false;   // chosen to minimise MACs (not given)
+  bool chunkChosen = false;   // not given: chosen (kMinChosenChunk)
   int64_t fftSize = 0;        // m2-conv: the Monarch DFT's n = b²
   int64_t blocks = 0;         // monarch-seq: blocks per factor
   int64_t macs = 0;           // per sequence
@@ -73,7 +73,17 @@ const std::vector<std::string> &mixerFamilies();
 
 Result<NamedSpec> parseMixer(std::string_view text);
 
-// `spec` on sequences of `seqLen` tokens of `dModel` channels.
+// The smallest chunk an ssd or hydra without `chunk` gets (L when shorter):
+// below it the fewest multiply-adds (the minimum is near √state) do not make
+// the fastest run, as the in-chunk contractions get too small for the
+// micro-kernel. At 12 heads of 64 and state 64, forward on 2 CPU cores:
+// chunk 64 ran fastest at L = 256, 1024 and 4096, chunk 8 (the fewest
+// multiply-adds) about 3× slower (bench/README.md).
+inline constexpr int64_t kMinChosenChunk = 64;
+
+// `spec` on sequences of `seqLen` tokens of `dModel` channels; ssd and hydra
+// without `chunk` get the one of at least kMinChosenChunk (or L) with the
+// fewest multiply-adds, the larger on a tie.
 Result<MixerAnalysis> analyzeMixer(const NamedSpec &spec, int64_t seqLen,
                                    int64_t dModel);
 

@@ -275,7 +275,9 @@ std::string mixerTable(const std::vector<std::string> &labels,
          "\nMACs/sequence: multiply-adds of the mixer's contractions for one "
          "sequence (elementwise work not counted); materialised: the L×L "
          "form's; bytes: float32 inputs, outputs and params read or written "
-         "once; chunk (chosen): the one with the fewest MACs; n: m2-conv's "
+         "once; chunk (chosen): of those of at least " +
+         std::to_string(kMinChosenChunk) +
+         " tokens (or L), the one with the fewest MACs; n: m2-conv's "
          "Monarch DFT size; blocks: monarch-seq's per factor.\n";
 }
 

@@ -3,7 +3,8 @@
 // materialised semiseparable matrix M[i, j] = C_iᵀB_j·exp(Σ_{t=j+1..i} a_t)
 // (float64, brute force) and does not leak the future; its count equals
 // ssdMacs for chunks that do and do not divide L; the chosen chunk is the
-// brute-force argmin; specs are parsed with located errors.
+// brute-force argmin over chunks of at least kMinChosenChunk; specs are
+// parsed with located errors.
 #include "search/Mixer.h"
 
 #include <catch2/catch.hpp>
@@ -166,21 +167,33 @@ TEST_CASE("mixer analysis: counts, the chosen chunk, properties", "[mixer]") {
     REQUIRE(a);
     return *a;
   };
-  // The chunk with the fewest multiply-adds: the brute-force argmin of the
-  // counting implementation above (the larger chunk on a tie).
-  auto s = randomSsd(37, 3, 4, 5, 1);
-  int64_t best = 0, bestMacs = 0;
-  for (int64_t q = 1; q <= 37; ++q) {
-    int64_t macs = 0;
-    chunked(s, q, macs);
-    if (!best || macs <= bestMacs)
-      best = q, bestMacs = macs;
-  }
-  auto ssd = analysis("ssd(heads=3, head_dim=4, state=5)", 37, 1);
+  // Without a chunk: the brute-force argmin of the counting implementation
+  // above over the chunks of at least kMinChosenChunk tokens (the larger on
+  // a tie), though smaller chunks count fewer multiply-adds; a sequence
+  // shorter than that is one chunk.
+  auto argmin = [&](int64_t L, int64_t from, int64_t &bestMacs) {
+    auto s = randomSsd(L, 3, 4, 5, 1);
+    int64_t best = 0;
+    for (int64_t q = from; q <= L; ++q) {
+      int64_t macs = 0;
+      chunked(s, q, macs);
+      if (!best || macs <= bestMacs)
+        best = q, bestMacs = macs;
+    }
+    return best;
+  };
+  int64_t bestMacs = 0, anyMacs = 0;
+  const int64_t best = argmin(150, kMinChosenChunk, bestMacs);
+  CHECK(argmin(150, 1, anyMacs) < kMinChosenChunk);
+  CHECK(anyMacs < bestMacs);
+  auto ssd = analysis("ssd(heads=3, head_dim=4, state=5)", 150, 1);
   CHECK(ssd.chunk == best);
   CHECK(ssd.chunkChosen);
   CHECK(ssd.macs == bestMacs);
-  CHECK(ssd.quadraticMacs == 37 * 37 * 5 + 3 * 37 * 37 * 4);
+  CHECK(ssd.quadraticMacs == 150 * 150 * 5 + 3 * 150 * 150 * 4);
+  auto shorter = analysis("ssd(heads=3, head_dim=4, state=5)", 37, 1);
+  CHECK(shorter.chunk == 37);
+  CHECK(shorter.chunkChosen);
   CHECK(ssd.params == 9); // A_log, dt_bias, D per head
   CHECK(ssd.causal);
   CHECK(ssd.dataDependent);
