@@ -61,19 +61,9 @@ int checkCall(const einstruct_layer *l, std::initializer_list<const void *> arra
       return failWith(EINSTRUCT_ERR_ARGUMENT, "null layer, array or weight");
   if (!l || !weightsPresent(l, weights))
     return failWith(EINSTRUCT_ERR_ARGUMENT, "null layer, array or weight");
-  if (batch < 1)
-    return failWith(EINSTRUCT_ERR_ARGUMENT,
-                    fmt::format("batch = {} must be positive", batch));
-  // Every array is batch rows of at most this many elements: the product is
-  // checked before anything is touched (2^60 rows would wrap the sizes).
-  const int64_t width = std::max(l->layer.dIn, l->layer.dOut);
-  auto elements = einstruct::checkedMul(batch, width);
-  if (!elements || *elements > einstruct::kMaxDim)
-    return failWith(EINSTRUCT_ERR_ARGUMENT,
-                    fmt::format("batch = {} rows of {} elements exceeds the "
-                                "2^40 elements an array may hold",
-                                batch, width));
-  return EINSTRUCT_OK;
+  // Every array is batch rows of at most this many elements.
+  return einstruct::capi::checkBatch(
+      batch, std::max(l->layer.dIn, l->layer.dOut), "rows");
 }
 
 // The one spec of `spec` (a JSON object) with its weight shapes, router last.

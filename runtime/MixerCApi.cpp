@@ -30,20 +30,11 @@ int checkMixerCall(const einstruct_mixer *m,
       present = present && list[k];
   if (!present)
     return failWith(EINSTRUCT_ERR_ARGUMENT, "null mixer, operand or array");
-  if (batch < 1)
-    return failWith(EINSTRUCT_ERR_ARGUMENT,
-                    fmt::format("batch = {} must be positive", batch));
   // The largest operand's elements per sequence.
   int64_t perSequence = 0;
   for (const auto &op : m->jit->operands())
     perSequence = std::max(perSequence, einstruct::elementCount(op.shape));
-  auto elements = einstruct::checkedMul(batch, perSequence);
-  if (!elements || *elements > einstruct::kMaxDim)
-    return failWith(EINSTRUCT_ERR_ARGUMENT,
-                    fmt::format("batch = {} sequences of {} elements exceeds "
-                                "the 2^40 elements an array may hold",
-                                batch, perSequence));
-  return EINSTRUCT_OK;
+  return einstruct::capi::checkBatch(batch, perSequence, "sequences");
 }
 
 // Operand k of mixer m into `op`, or the error's status.
