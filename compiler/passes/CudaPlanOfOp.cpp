@@ -40,19 +40,31 @@ std::string otherTarget(CudaPlanAttr attr, const CudaTarget &target) {
          " (remove the attribute to plan again)";
 }
 
+// The plan's padded feature sizes (in, out), as the attribute records them:
+// the fused kernels' own, the layer's analysis for cuBLAS.
+Result<std::pair<int64_t, int64_t>> paddedSizes(const LayerPlan &plan) {
+  if (!plan.cublas()) {
+    const CudaPlan &p = std::get<CudaPlan>(plan.plan);
+    return std::pair{p.paddedIn, p.paddedOut};
+  }
+  auto a = analyze(plan.layer());
+  if (!a)
+    return Error{a.error()};
+  return std::pair{a->paddedIn, a->paddedOut};
+}
+
 } // namespace
 
 Result<CudaPlanAttr> cudaPlanAttr(mlir::MLIRContext *ctx,
                                   const LayerPlan &plan) {
   const CudaTarget &target = plan.target();
-  if (plan.cublas()) {
-    auto a = analyze(plan.layer());
-    if (!a)
-      return Error{a.error()};
+  auto padded = paddedSizes(plan);
+  if (!padded)
+    return Error{padded.error()};
+  if (plan.cublas())
     return CudaPlanAttr::get(ctx, "cublas", target.arch,
-                             dtypeName(target.dtype), a->paddedIn, a->paddedOut,
-                             {}, {}, {}, {}, false);
-  }
+                             dtypeName(target.dtype), padded->first,
+                             padded->second, {}, {}, {}, {}, false);
   const CudaPlan &p = std::get<CudaPlan>(plan.plan);
   mlir::Builder b(ctx);
   auto tile = [&](const TwoStageConfig &c) {
@@ -81,16 +93,15 @@ Result<LayerPlan> layerPlanOf(const Layer &layer, CudaPlanAttr attr,
   if (attr.getKernel() != kind)
     return Error{"kernel: '" + attr.getKernel().str() +
                  "', but the layer runs '" + kind + "'"};
-  auto recorded = cudaPlanAttr(attr.getContext(), *plan);
-  if (!recorded)
-    return Error{recorded.error()};
-  if (attr.getPaddedIn() != recorded->getPaddedIn() ||
-      attr.getPaddedOut() != recorded->getPaddedOut())
+  auto padded = paddedSizes(*plan);
+  if (!padded)
+    return Error{padded.error()};
+  if (attr.getPaddedIn() != padded->first ||
+      attr.getPaddedOut() != padded->second)
     return Error{
         "padded_in, padded_out: " + std::to_string(attr.getPaddedIn()) + ", " +
         std::to_string(attr.getPaddedOut()) + ", but the layer pads to " +
-        std::to_string(recorded->getPaddedIn()) + ", " +
-        std::to_string(recorded->getPaddedOut())};
+        std::to_string(padded->first) + ", " + std::to_string(padded->second)};
   if (plan->cublas())
     return plan;
   PlanTiles tiles{
