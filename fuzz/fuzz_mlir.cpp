@@ -1,11 +1,10 @@
 // What einstruct-opt does with arbitrary dialect text: parse, verify, then
 // einstruct's passes (cost annotation; the CUDA planner and the libraries
-// einstruct-translate emits from its plans; autodiff, the MoE lowering,
-// contraction planning and the lowering to linalg, the SSD decays too) on
-// what verifies. The
-// dialects are those a layer's IR uses, so that the fuzzer spends its time
-// on einstruct's own parser, verifiers and passes rather than on the rest
-// of upstream MLIR.
+// einstruct-translate emits from its plans, layers' and contraction chains';
+// autodiff, the MoE lowering, contraction planning and the lowering to linalg,
+// the SSD decays too) on what verifies. The dialects are those a layer's IR
+// uses, so that the fuzzer spends its time on einstruct's own parser, verifiers
+// and passes rather than on the rest of upstream MLIR.
 #include "FuzzCheck.h"
 #include "compiler/frontend/TextNesting.h"
 #include "compiler/passes/CudaPipeline.h"
@@ -46,6 +45,16 @@ void emitLibraries(ModuleOp planned) {
   if (libraries)
     for (const auto &lib : *libraries)
       FUZZ_CHECK(!lib.sources.sources.source.empty());
+  // Contraction chains (mixers): every step's buffers exist.
+  auto chains = einstruct::chainLibraries(planned);
+  if (chains)
+    for (const auto &lib : *chains) {
+      FUZZ_CHECK(!lib.sources.source.empty());
+      for (const auto &step : lib.plan.steps)
+        for (const auto *list : {&step.in, &step.out})
+          for (int b : *list)
+            FUZZ_CHECK(b >= 0 && b < int(lib.plan.buffers.size()));
+    }
 }
 
 } // namespace

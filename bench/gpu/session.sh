@@ -3,7 +3,8 @@
 #   session.sh prepare EINSTRUCT DIR   here (no GPU): emit every source into DIR
 #   session.sh run DIR OUT             on the GPU machine (no MLIR needed there)
 # run: builds everything with nvcc (all cores), runs the GPU layer checks
-# (tests/gpu/check_layers.sh) with compute-sanitizer memcheck, racecheck and
+# (tests/gpu/check_layers.sh; check_mixers.sh for the mixers) with
+# compute-sanitizer memcheck, racecheck and
 # synccheck on the sm_90a kernel, tunes the wgmma tile of the benchmarked
 # layers (tune.py), then benchmarks side by side (bench_gpu.py: einstruct vs
 # bmm chain, torch.compile, dense; latency at 1-512 tokens). Everything it
@@ -38,6 +39,12 @@ prepare() {
   local bin=$1 dir=$2
   rm -rf "$dir" && mkdir -p "$dir/layers" "$dir/bench" "$dir/tune"
   bash "$root/tests/gpu/check_layers.sh" gen "$bin" "$dir/layers"
+  bash "$root/tests/gpu/check_mixers.sh" gen "$bin" "$dir/mixers"
+  # The issue's mixer shapes for bench_mixers.py (float32).
+  "$bin" compile --mixer 'ssd(heads=12, head_dim=64, state=64, chunk=64)' \
+    --seq-len 4096 --name ssdb -o "$dir/mixbench" >/dev/null
+  "$bin" compile --mixer 'm2-conv(causal=true)' --seq-len 4096 --d-model 768 \
+    --name m2b -o "$dir/mixbench" >/dev/null
   for entry in "${bench_layers[@]}"; do
     emit "$bin" "${entry%%;*}" "${entry#*;}" "$dir/bench"
   done
@@ -81,6 +88,8 @@ run() {
   SECONDS=0
   bash "$root/tests/gpu/check_layers.sh" run "$dir/layers" 2>&1 | tee "$out/layers.txt"
   echo "layer checks took ${SECONDS}s"
+  echo "== GPU mixer checks (contraction chains, float32)"
+  bash "$root/tests/gpu/check_mixers.sh" run "$dir/mixers" 2>&1 | tee "$out/mixers.txt"
   if command -v compute-sanitizer >/dev/null; then
     # The cluster kernel under every tool; memcheck of the TMA weight
     # gradients of a rank-2 BTT. All logs in one file.
@@ -106,6 +115,13 @@ run() {
   local libs=()
   for entry in "${bench_layers[@]}"; do libs+=("$dir/bench/lib${entry%%;*}.so"); done
   timeout 300 python3 "$here/bench_gpu.py" "${libs[@]}" --tokens 16384 --out "$out" --latency 1,8,64,512
+  echo "== mixer benchmark (float32): chunked SSD vs PyTorch and torch.compile, m2-conv vs torch.fft"
+  for cu in "$dir"/mixbench/*.cu; do
+    "$NVCC" -std=c++17 -O3 -shared -Xcompiler -fPIC -gencode=arch=compute_90a,code=sm_90a \
+      "$cu" -lcublas -o "$dir/mixbench/lib$(basename "$cu" .cu).so" || echo "BUILD FAILED $cu"
+  done
+  timeout 300 python3 "$here/bench_mixers.py" --ssd "$dir/mixbench:ssdb:12:64:64:64:4096" \
+    --m2 "$dir/mixbench:m2b:4096:768" --batch 4 --out "$out"
   if [ "${SESSION_NCU:-1}" = 1 ] && command -v ncu >/dev/null; then
     echo "== ncu: one forward of the tuned Monarch kernel (clocks left alone)"
     timeout 120 ncu --clock-control none -k regex:twoStageHopper -c 1 \

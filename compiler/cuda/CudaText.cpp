@@ -30,8 +30,6 @@ std::string shapeText(const std::vector<int64_t> &shape) {
   return s + "]";
 }
 
-namespace {
-
 const char *statusDecls() {
   return R"C(#ifndef EINSTRUCT_STATUS_DEFINED
 #define EINSTRUCT_STATUS_DEFINED
@@ -57,8 +55,6 @@ typedef struct einstruct_layer_info {
 #endif
 )C";
 }
-
-} // namespace
 
 std::string headerBody(const std::string &name, const std::string &decls) {
   return std::string("#pragma once\n#include <cuda_runtime.h>\n#include <stddef.h>\n"

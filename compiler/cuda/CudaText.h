@@ -13,6 +13,8 @@ bool isCIdentifier(const std::string &s);
 // Text safe inside a C comment and a C string literal.
 std::string cText(const std::string &s);
 std::string shapeText(const std::vector<int64_t> &shape);
+// The status codes and einstruct_layer_info, once per translation unit.
+const char *statusDecls();
 // A generated header from `#pragma once` on: includes, the status codes and
 // einstruct_layer_info, then NAME_info, NAME_status_string and `decls`
 // inside extern "C".

@@ -2,6 +2,7 @@
 #include "dialects/EinstructDialect.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 
 #include <algorithm>
@@ -93,6 +94,23 @@ Value mergeFeatures(mlir::OpBuilder &b, mlir::Location loc, Value v) {
     return v;
   return mlir::tensor::CollapseShapeOp::create(
       b, loc, v, splitMap(size_t(type.getRank() - 1)));
+}
+
+Value permuted(mlir::OpBuilder &b, mlir::Location loc, Value v,
+               const std::string &letters, const std::string &to) {
+  auto type = mlir::cast<mlir::RankedTensorType>(v.getType());
+  llvm::SmallVector<int64_t> perm, shape;
+  llvm::SmallVector<Value> dynSizes;
+  for (char c : to) {
+    int64_t k = int64_t(letters.find(c));
+    perm.push_back(k);
+    shape.push_back(type.getDimSize(k));
+    if (type.isDynamicDim(k))
+      dynSizes.push_back(mlir::tensor::DimOp::create(b, loc, v, k));
+  }
+  Value init = mlir::tensor::EmptyOp::create(b, loc, shape,
+                                             type.getElementType(), dynSizes);
+  return mlir::linalg::TransposeOp::create(b, loc, v, init, perm)->getResult(0);
 }
 
 Value contractChain(mlir::OpBuilder &b, mlir::Location loc, ChainOperand first,

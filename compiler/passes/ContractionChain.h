@@ -24,6 +24,10 @@ mlir::Value splitFeatures(mlir::OpBuilder &b, mlir::Location loc, mlir::Value v,
                           const std::map<char, int64_t> &sizes);
 mlir::Value mergeFeatures(mlir::OpBuilder &b, mlir::Location loc, mlir::Value v);
 
+// `v` (indexed by `letters`) as a linalg.transpose indexed by `to`.
+mlir::Value permuted(mlir::OpBuilder &b, mlir::Location loc, mlir::Value v,
+                     const std::string &letters, const std::string &to);
+
 struct ChainOperand {
   mlir::Value value;
   std::string letters; // one per dimension of value

@@ -1,10 +1,14 @@
 #include "CudaPipeline.h"
+#include "ChainOfFunction.h"
 #include "CudaPlanOfOp.h"
 #include "LayerOfOp.h"
+#include "compiler/cuda/ChainEmitter.h"
 #include "compiler/ir/EmitLayer.h"
+#include "compiler/ir/EmitMixer.h"
 
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/Pass/PassManager.h"
+#include "mlir/Transforms/Passes.h"
 
 namespace einstruct {
 
@@ -95,6 +99,64 @@ layerLibraries(mlir::ModuleOp module, const CudaTarget *target,
     libraries.push_back({name, std::move(*plan), std::move(*sources), text});
   }
   return libraries;
+}
+
+namespace {
+
+// The first error diagnostic's text while in scope.
+struct FirstError {
+  std::string text;
+  mlir::ScopedDiagnosticHandler handler;
+  explicit FirstError(mlir::MLIRContext *ctx)
+      : handler(ctx, [this](mlir::Diagnostic &d) {
+          if (d.getSeverity() == mlir::DiagnosticSeverity::Error &&
+              text.empty())
+            text = d.str();
+          return mlir::success();
+        }) {}
+};
+
+} // namespace
+
+Result<std::vector<ChainLibrary>> chainLibraries(mlir::ModuleOp module) {
+  FirstError first(module.getContext());
+  std::vector<ChainLibrary> libraries;
+  for (auto f : module.getOps<mlir::func::FuncOp>()) {
+    if (!isChainFunction(f))
+      continue;
+    const std::string name = f.getSymName().str();
+    auto plan = chainOfFunction(f);
+    if (!plan)
+      return Error{first.text.empty() ? plan.error()
+                                      : "@" + name + ": " + first.text};
+    auto sources = emitChain(*plan, name);
+    if (!sources)
+      return Error{"@" + name + ": " + sources.error()};
+    libraries.push_back({name, std::move(*plan), std::move(*sources)});
+  }
+  return libraries;
+}
+
+Result<mlir::OwningOpRef<mlir::ModuleOp>>
+plannedMixer(mlir::MLIRContext &ctx, const MixerPlan &plan,
+             const std::string &name) {
+  auto module = mlir::OwningOpRef<mlir::ModuleOp>(
+      mlir::ModuleOp::create(mlir::UnknownLoc::get(&ctx)));
+  // One call takes every channel: the GPU wants whole launches, where the
+  // CPU splits channels into blocks for its threads.
+  MixerPlan whole = plan;
+  if (!whole.chunkedSsd())
+    whole.channelBlock = whole.channels;
+  emitMixer(*module, whole, name);
+  FirstError first(&ctx);
+  mlir::PassManager pm(&ctx);
+  pm.addPass(createAutodiff());
+  pm.addPass(createPlanCuda());
+  // The backward transposes one cotangent the same way more than once.
+  pm.addPass(mlir::createCSEPass());
+  if (mlir::failed(pm.run(*module)))
+    return Error{"internal: " + first.text};
+  return module;
 }
 
 } // namespace einstruct

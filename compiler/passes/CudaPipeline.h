@@ -4,8 +4,10 @@
 // each layer function's plan read back from its #einstruct.cuda_plan
 // (CudaPlanOfOp.h), whose sources compiler/cuda emits.
 #pragma once
+#include "compiler/cuda/ChainPlan.h"
 #include "compiler/cuda/LayerSources.h"
 #include "compiler/passes/Passes.h"
+#include "search/Mixer.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/OwningOpRef.h"
@@ -41,5 +43,24 @@ struct LayerLibrary {
 Result<std::vector<LayerLibrary>>
 layerLibraries(mlir::ModuleOp module, const CudaTarget *target,
                std::vector<std::string> &skipped);
+
+// The library of one contraction-chain function (a mixer's forward or
+// backward; ChainOfFunction.h) of a planned module.
+struct ChainLibrary {
+  std::string function;
+  ChainPlan plan;
+  CudaSources sources;
+};
+
+// The libraries of `module`'s chain functions, in order. An error is the
+// first diagnostic, after "@FUNCTION: ".
+Result<std::vector<ChainLibrary>> chainLibraries(mlir::ModuleOp module);
+
+// Mixer `plan` as @name and @name_backward (--einstruct-autodiff), planned
+// for the GPU (--einstruct-plan-cuda); m2-conv and monarch-seq take all
+// d_model channels in one call.
+Result<mlir::OwningOpRef<mlir::ModuleOp>> plannedMixer(mlir::MLIRContext &ctx,
+                                                       const MixerPlan &plan,
+                                                       const std::string &name);
 
 } // namespace einstruct

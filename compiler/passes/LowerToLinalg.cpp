@@ -1,5 +1,6 @@
 // --einstruct-lower-to-linalg: each pairwise contraction becomes one
 // linalg.generic over a zero-filled accumulator.
+#include "ContractionChain.h"
 #include "Passes.h"
 #include "dialects/EinstructDialect.h"
 #include "search/Einsum.h"
@@ -33,26 +34,6 @@ struct LowerToLinalgPass : impl::LowerToLinalgBase<LowerToLinalgPass> {
       return signalPassFailure();
     for (ContractOp op : contracts)
       lower(op);
-  }
-
-  // `v` (indexed by `letters`) as a linalg.transpose indexed by `to`.
-  static mlir::Value permuted(mlir::OpBuilder &b, mlir::Location loc,
-                              mlir::Value v, const std::string &letters,
-                              const std::string &to) {
-    auto type = mlir::cast<mlir::RankedTensorType>(v.getType());
-    llvm::SmallVector<int64_t> perm, shape;
-    llvm::SmallVector<mlir::Value> dynSizes;
-    for (char c : to) {
-      int64_t k = int64_t(letters.find(c));
-      perm.push_back(k);
-      shape.push_back(type.getDimSize(k));
-      if (type.isDynamicDim(k))
-        dynSizes.push_back(mlir::tensor::DimOp::create(b, loc, v, k));
-    }
-    mlir::Value init = mlir::tensor::EmptyOp::create(
-        b, loc, shape, type.getElementType(), dynSizes);
-    return mlir::linalg::TransposeOp::create(b, loc, v, init, perm)
-        ->getResult(0);
   }
 
   // Moves `letter` to the last dimension of `v` with a linalg.transpose;

@@ -42,7 +42,7 @@ def SelectStructure : Pass<"einstruct-select-structure", "mlir::ModuleOp"> {
 
 def PlanCuda : Pass<"einstruct-plan-cuda"> {
   let summary = "Attach the CUDA kernel configuration the planner chooses "
-                "to every layer";
+                "to every layer and contraction";
   let description = [{
     Each `einstruct.layer`, `einstruct.moe_layer` and
     `einstruct.moe_layer_grad` (the forward's plan: one grouped library
@@ -58,7 +58,13 @@ def PlanCuda : Pass<"einstruct-plan-cuda"> {
     another arch or dtype is an error at the op). A layer the kernels do not
     take (a three-core tensor train, a class past 64) is an error at the op
     naming why; an unknown arch or dtype is an error at the module.
+    Each `einstruct.contract` (a contraction chain's: a sequence mixer and
+    its backward) gets `cuda_kernel`: "cublas" (one strided batched GEMM,
+    its operands transposed into that layout where needed) or "direct"
+    (compiler/passes/CudaContract.h); float32 whatever `dtype` says.
   }];
+  let dependentDialects = ["mlir::linalg::LinalgDialect",
+                           "mlir::tensor::TensorDialect"];
   let options = [
     Option<"arch", "arch", "std::string", "\"sm_90a\"", "sm_80 or sm_90a">,
     Option<"dtype", "dtype", "std::string", "\"bf16\"", "f32, bf16 or f16">,

@@ -1,6 +1,8 @@
 // --einstruct-plan-cuda: the CUDA planner's choice for every layer, as a
 // typed attribute (#einstruct.cuda_plan) that lit tests check and the CUDA
-// emission reads (CudaPlanOfOp.h).
+// emission reads (CudaPlanOfOp.h); and for every contraction of a chain,
+// its kernel (CudaContract.h).
+#include "CudaContract.h"
 #include "CudaPlanOfOp.h"
 #include "LayerOfOp.h"
 #include "Passes.h"
@@ -38,6 +40,11 @@ struct PlanCudaPass : impl::PlanCudaBase<PlanCudaPass> {
       // in the same grouped library as its forward: the same plan.
       if (auto grad = mlir::dyn_cast<MoeLayerGradOp>(op))
         return plan(grad, *target);
+      // A contraction chain's (a mixer's): cuBLAS or the direct kernel.
+      if (auto contract = mlir::dyn_cast<ContractOp>(op))
+        return mlir::failed(planCudaContract(contract))
+                   ? mlir::WalkResult::interrupt()
+                   : mlir::WalkResult::advance();
       return mlir::WalkResult::advance();
     });
     if (walk.wasInterrupted())

@@ -18,7 +18,8 @@
 
 namespace {
 
-// Every layer function's header or source, in order.
+// Every layer function's header or source, in order, then every
+// contraction chain's (a mixer's functions).
 mlir::LogicalResult cudaLibraries(mlir::Operation *op, llvm::raw_ostream &os,
                                   bool header) {
   auto module = mlir::dyn_cast<mlir::ModuleOp>(op);
@@ -28,11 +29,17 @@ mlir::LogicalResult cudaLibraries(mlir::Operation *op, llvm::raw_ostream &os,
   auto libraries = einstruct::layerLibraries(module, nullptr, skipped);
   if (!libraries)
     return op->emitError() << libraries.error();
-  if (libraries->empty())
+  auto chains = einstruct::chainLibraries(module);
+  if (!chains)
+    return op->emitError() << chains.error();
+  if (libraries->empty() && chains->empty())
     return op->emitError() << "no layer function (einstruct.layer ops summed "
-                              "and returned, or one einstruct.moe_layer)";
+                              "and returned, or one einstruct.moe_layer) "
+                              "and no contraction chain";
   for (const auto &lib : *libraries)
     os << (header ? lib.sources.sources.header : lib.sources.sources.source);
+  for (const auto &lib : *chains)
+    os << (header ? lib.sources.header : lib.sources.source);
   return mlir::success();
 }
 

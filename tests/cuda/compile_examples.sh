@@ -36,13 +36,13 @@ for dt in f32 f16; do
     --arch sm_90a --name monarch_${dt}_sm_90a -o "$work" >/dev/null &&
     jobs+=("monarch_$dt sm_90a")
 done
-# Every library `compile` wrote into DIR, queued for sm_90a.
+# Every library `compile` wrote into DIR, queued for ARCH (sm_90a).
 queue_dir() {
-  local cu n
+  local cu n arch=${2:-sm_90a}
   for cu in "$1"/*.cu; do
     n=$(basename "$cu" .cu)
-    cp "$cu" "$work/${n}_sm_90a.cu" && cp "${cu%.cu}.h" "$work/"
-    jobs+=("$n sm_90a")
+    cp "$cu" "$work/${n}_$arch.cu" && cp "${cu%.cu}.h" "$work/"
+    jobs+=("$n $arch")
   done
 }
 # A whole model (compile --model): every layer's library, for sm_90a.
@@ -60,6 +60,21 @@ if "$bin" compile "$root/tests/lit/cli/compile-edited-plan.mlir" \
 else
   echo "FAIL compile of an edited #einstruct.cuda_plan"; fails=$((fails + 1))
 fi
+# Sequence mixers' contraction chains (forward and backward), both arches.
+mixers=0
+for mixer in 'ssd(heads=2, head_dim=64, state=64, chunk=64)' \
+    'hydra(heads=4, head_dim=32, state=16, chunk=32)' \
+    'm2-conv(causal=true)' 'm2-conv(causal=false)' 'monarch-seq(blocks=16)'; do
+  id=mixer$((++mixers))
+  dir="$work/$id"
+  if "$bin" compile --mixer "$mixer" --seq-len 256 --d-model 128 --name "$id" \
+       -o "$dir" >/dev/null; then
+    queue_dir "$dir" sm_80
+    queue_dir "$dir" sm_90a
+  else
+    echo "FAIL compile --mixer $mixer"; fails=$((fails + 1))
+  fi
+done
 compile_one() {
   local name=$1 arch=$2
   "$NVCC" -std=c++17 -O3 -gencode=arch=compute_${arch#sm_},code=$arch \
@@ -119,6 +134,11 @@ if [ -n "$moe" ]; then
 else
   echo "FAIL the BTT-MoE example (named_8) was not emitted"; fails=$((fails + 1))
 fi
+# The mixer harness, against the first mixer's forward and backward (an SSD).
+"$NVCC" -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -I"$root" \
+  -include "$work/mixer1.h" -include "$work/mixer1_backward.h" -DMIXER=mixer1 \
+  -c "$root/tests/gpu/mixer_check.cu" -o "$work/mixer_check.o" ||
+  { echo "FAIL nvcc mixer_check.cu"; fails=$((fails + 1)); }
 # The runtime's GPU check, against the runtime's installed-style headers.
 include=$(cd "$(dirname "$bin")/.." && pwd)/include
 "$NVCC" -std=c++17 -O2 -I "$include" -c "$root/tests/gpu/runtime_check.cu" \

@@ -7,7 +7,6 @@
 # Exits 77 (a CTest skip) when there is no nvcc or no CUDA device.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-mode=$1
 # shellcheck source=common.sh
 . "$here/common.sh"
 
@@ -62,11 +61,4 @@ run() {
   [ "$fails" = 0 ]
 }
 
-case $mode in
-gen) gen "$2" "$3" ;;
-run) run "$2" ;;
-all) command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1 ||
-       { echo "SKIP: no CUDA device (the GPU checks run where one is present)"; exit 77; }
-     gen "$2" "$3" && run "$3" ;;
-*) echo "usage: $0 gen|run|all ..." >&2; exit 2 ;;
-esac
+dispatch "$@"

@@ -7,7 +7,6 @@
 # Exits 77 (a CTest skip) when there is no nvcc or no CUDA device.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-mode=$1
 # shellcheck source=common.sh
 . "$here/common.sh"
 
@@ -91,9 +90,4 @@ run() {
   [ "$fails" = 0 ]
 }
 
-case $mode in
-gen) gen "$2" "$3" ;;
-run) run "$2" ;;
-all) gen "$2" "$3" && run "$3" ;;
-*) echo "usage: check_moe.sh gen|run|all ..." >&2; exit 2 ;;
-esac
+dispatch "$@"

@@ -32,3 +32,17 @@ memcheck() {
     echo "ok   memcheck $name: $(grep -m1 'ERROR SUMMARY' "$log")" ||
     { echo "FAIL memcheck $name"; tail -20 "$log"; return 1; }
 }
+
+# dispatch MODE ARGS...: the scripts' gen|run|all, over their gen and run;
+# `all` (what `ctest -L gpu` runs) skips with 77 before generating anything
+# when there is no device.
+dispatch() {
+  case $1 in
+  gen) gen "$2" "$3" ;;
+  run) run "$2" ;;
+  all) command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1 ||
+         { echo "SKIP: no CUDA device (the GPU checks run where one is present)"; exit 77; }
+       gen "$2" "$3" && run "$3" ;;
+  *) echo "usage: $0 gen|run|all ..." >&2; exit 2 ;;
+  esac
+}

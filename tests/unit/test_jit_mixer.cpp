@@ -9,39 +9,18 @@
 // gradients against central differences of <dy, reference(...)>.
 #include "compiler/cpu/JitMixer.h"
 #include "search/Mixer.h"
+#include "tests/unit/MixerReferences.h"
 
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <random>
 
 using namespace einstruct;
+using namespace einstruct::testing;
 
 namespace {
 
 using Tensors = std::vector<std::vector<double>>;
-
-// The semiseparable matrix applied by brute force: x [b, L, H, P],
-// a [b, L, H], B, C [b, L, N] (their strides per token given, so that the
-// Hydra reference can read one direction's half).
-std::vector<double> ssdReference(const double *x, const double *a,
-                                 int64_t aStride, const double *B,
-                                 const double *C, int64_t bcStride, int64_t L,
-                                 int64_t H, int64_t P, int64_t N) {
-  std::vector<double> y(size_t(L * H * P), 0.0);
-  for (int64_t h = 0; h < H; ++h)
-    for (int64_t l = 0; l < L; ++l)
-      for (int64_t s = 0; s <= l; ++s) {
-        double cb = 0, decay = 0;
-        for (int64_t n = 0; n < N; ++n)
-          cb += C[l * bcStride + n] * B[s * bcStride + n];
-        for (int64_t t = s + 1; t <= l; ++t)
-          decay += a[t * aStride + h];
-        const double m = cb * std::exp(decay);
-        for (int64_t p = 0; p < P; ++p)
-          y[size_t((l * H + h) * P + p)] += m * x[(s * H + h) * P + p];
-      }
-  return y;
-}
 
 // Flips the token axis of a [L, width] array.
 std::vector<double> flipped(const double *v, int64_t L, int64_t width) {
@@ -62,57 +41,6 @@ std::vector<double> scaled(const double *x, const double *dt, int64_t stride,
         out[size_t((l * H + h) * P + p)] =
             x[(l * H + h) * P + p] * dt[l * stride + h];
   return out;
-}
-
-// M2's fftconv_ref by direct sums per channel: y_i = Σ_{j ≤ i} k_{i−j} x_j
-// (+ Σ_{j > i} k_rev_{j−i−1} x_j) + D x_i; x, y [batch, L, C], k and k_rev
-// [L, C] (null when causal), D [C].
-std::vector<double> convReference(const double *x, const double *k,
-                                  const double *kRev, const double *D,
-                                  int64_t batch, int64_t L, int64_t C) {
-  std::vector<double> y(size_t(batch * L * C), 0.0);
-  for (int64_t b = 0; b < batch; ++b)
-    for (int64_t i = 0; i < L; ++i)
-      for (int64_t c = 0; c < C; ++c) {
-        const double *xs = x + b * L * C;
-        double v = D[c] * xs[i * C + c];
-        for (int64_t j = 0; j < L; ++j)
-          if (j <= i)
-            v += k[(i - j) * C + c] * xs[j * C + c];
-          else if (kRev)
-            v += kRev[(j - i - 1) * C + c] * xs[j * C + c];
-        y[size_t((b * L + i) * C + c)] = v;
-      }
-  return y;
-}
-
-// fly's blockdiag_butterfly_multiply_reference (version 2) on each
-// channel's column: x (k, p) times w1 (k, q, p) gives (k, q); flattened and
-// read as (r, l); times w2 (l, s, r) gives (l, s); y at s·l_count + l.
-std::vector<double> monarchReference(const double *x, const double *w1,
-                                     const double *w2, int64_t batch, int64_t L,
-                                     int64_t C, int64_t nb) {
-  const int64_t m = L / nb;
-  std::vector<double> y(size_t(batch * L * C), 0.0), z(static_cast<size_t>(L));
-  for (int64_t b = 0; b < batch; ++b)
-    for (int64_t c = 0; c < C; ++c) {
-      auto xs = [&](int64_t t) { return x[(b * L + t) * C + c]; };
-      for (int64_t k = 0; k < nb; ++k)
-        for (int64_t q = 0; q < m; ++q) {
-          double v = 0;
-          for (int64_t p = 0; p < m; ++p)
-            v += w1[(k * m + q) * m + p] * xs(k * m + p);
-          z[size_t(k * m + q)] = v;
-        }
-      for (int64_t l = 0; l < nb; ++l)
-        for (int64_t s = 0; s < m; ++s) {
-          double v = 0;
-          for (int64_t r = 0; r < m; ++r)
-            v += w2[(l * m + s) * m + r] * z[size_t(r * nb + l)];
-          y[size_t((b * L + s * nb + l) * C + c)] = v;
-        }
-    }
-  return y;
 }
 
 // The mixer in double, one sequence at a time (operands x, dt, a, B, C[, d]).

@@ -9,6 +9,7 @@
 #include "compiler/frontend/JsonFile.h"
 #include "compiler/frontend/ModelReader.h"
 #include "compiler/frontend/Report.h"
+#include "compiler/frontend/Safetensors.h"
 #include "compiler/frontend/TextNesting.h"
 #include "compiler/frontend/WeightFiles.h"
 #include "compiler/ir/EmitLayer.h"
@@ -76,17 +77,80 @@ std::string printed(mlir::Operation *op) {
   return text;
 }
 
-// --mixer: a module of einstruct.nn.Mixer with the spec fixed (torch), or
-// the mixer's einstruct IR with the backward --einstruct-autodiff derives
-// (mlir).
+// The CUDA libraries of a planned mixer module's functions (into `out`,
+// under DIR), with manifest.json: operands, constants (M2's DFT matrices,
+// written as NAME_constants.safetensors) and what the caller does.
+Result<size_t> addMixerLibraries(OutputFiles &out, mlir::ModuleOp module,
+                                 const MixerPlan &plan, const std::string &spec,
+                                 const std::string &name,
+                                 const std::string &dir) {
+  auto libraries = chainLibraries(module);
+  if (!libraries)
+    return Error{"--mixer: " + libraries.error()};
+  nlohmann::json manifest = {{"mixer", spec},
+                             {"seq_len", plan.length},
+                             {"d_model", plan.channels},
+                             {"dtype", "f32"},
+                             {"libraries", nlohmann::json::array()}};
+  for (const auto &lib : *libraries) {
+    out.add(dir + "/" + lib.function + ".h", lib.sources.header);
+    out.add(dir + "/" + lib.function + ".cu", lib.sources.source);
+    nlohmann::json entry = {
+        {"function", lib.function},
+        {"files", {lib.function + ".h", lib.function + ".cu"}},
+        {"inputs", nlohmann::json::array()},
+        {"outputs", nlohmann::json::array()}};
+    for (const auto &b : lib.plan.buffers)
+      if (b.kind != ChainBuffer::Scratch)
+        entry[b.kind == ChainBuffer::Input ? "inputs" : "outputs"].push_back(
+            {{"index", b.index},
+             {"shape", b.shape},
+             {"constant", b.kind == ChainBuffer::Input &&
+                              lib.plan.constantInput[size_t(b.index)]}});
+    manifest["libraries"].push_back(entry);
+  }
+  // M2's DFT matrices and twiddles: the constant inputs' values, by input
+  // index (the forward's and the backward's are the same).
+  if (plan.family == "m2-conv" && !libraries->empty()) {
+    std::vector<std::pair<std::string, NpyArray>> tensors;
+    const auto &first = libraries->front().plan.constantInput;
+    size_t at =
+        size_t(std::find(first.begin(), first.end(), true) - first.begin());
+    for (auto &k : m2ConvConstants(plan.conv))
+      tensors.push_back({"input" + std::to_string(at++),
+                         NpyArray{k.shape, std::move(k.values)}});
+    const std::string file = name + "_constants.safetensors";
+    out.add(dir + "/" + file, encodeSafetensors(tensors));
+    manifest["constants"] = file;
+  }
+  manifest["caller"] =
+      plan.chunkedSsd()
+          ? "x is Mamba-2's x·dt and a its dt·A, L padded to the chunk; "
+            "Hydra runs this SSD on each sequence and its flip, then "
+            "shifts, flips back and adds D·x"
+      : plan.family == "m2-conv"
+          ? "x and y on the DFT grid [S, rows, b, C] (token t at t / b, "
+            "t % b; zero past L), k on [kernel_rows, b, C] with k_rev "
+            "at the end; the block's gates are the caller's"
+          : "x and y [S, L, C]; w1 and w2 as fly stores them";
+  out.add(dir + "/manifest.json", manifest.dump(2) + "\n");
+  return libraries->size();
+}
+
+// --mixer: a module of einstruct.nn.Mixer with the spec fixed (torch); the
+// mixer's einstruct IR with the backward --einstruct-autodiff derives
+// (mlir), after --einstruct-plan-cuda too (planned); or the CUDA libraries
+// of both functions with DIR/manifest.json (kernels, the default).
 int runCompileMixer(const CompileOptions &o) {
   if (!o.file.empty() || o.args.theta || o.args.einsum || o.args.structure)
     return fail("give --mixer or a layer spec, not both");
-  if (o.emit != "torch" && o.emit != "mlir")
-    return fail(fmt::format("--mixer: --emit {} does not apply: mixers "
-                            "compile for the CPU, --emit torch or mlir (CUDA "
-                            "mixers are not built yet)",
+  if (o.emit != "torch" && o.emit != "mlir" && o.emit != "planned" &&
+      o.emit != "kernels")
+    return fail(fmt::format("--mixer: --emit: unknown '{}' (known: mlir, "
+                            "planned, kernels, torch)",
                             o.emit));
+  if (!o.target.empty() && o.target != "cuda")
+    return fail(fmt::format("--target: unknown '{}' (known: cuda)", o.target));
   if (o.seqLen < 1)
     return fail("--mixer needs --seq-len L");
   std::string name = o.name;
@@ -95,7 +159,7 @@ int runCompileMixer(const CompileOptions &o) {
     for (char c : o.mixer.substr(0, o.mixer.find('(')))
       name += std::isalnum((unsigned char)c) ? c : '_';
   }
-  if (o.emit == "mlir") {
+  if (o.emit != "torch") {
     auto named = parseMixer(o.mixer);
     if (!named)
       return fail("--mixer: " + named.error());
@@ -104,20 +168,39 @@ int runCompileMixer(const CompileOptions &o) {
       return fail("--mixer: " + plan.error());
     mlir::MLIRContext ctx;
     loadDialects(ctx);
-    auto module = mlir::OwningOpRef<mlir::ModuleOp>(
-        mlir::ModuleOp::create(mlir::UnknownLoc::get(&ctx)));
-    emitMixer(*module, *plan, name);
-    mlir::PassManager pm(&ctx);
-    pm.addPass(createAutodiff());
-    if (mlir::failed(pm.run(*module)))
-      return fail("--mixer: internal: the mixer's backward did not derive");
-    if (int rc = makeOutputDirectory(o.dir))
+    mlir::OwningOpRef<mlir::ModuleOp> module;
+    if (o.emit == "mlir") {
+      module = mlir::ModuleOp::create(mlir::UnknownLoc::get(&ctx));
+      emitMixer(*module, *plan, name);
+      mlir::PassManager pm(&ctx);
+      pm.addPass(createAutodiff());
+      if (mlir::failed(pm.run(*module)))
+        return fail("--mixer: internal: the mixer's backward did not derive");
+    } else {
+      auto planned = plannedMixer(ctx, *plan, name);
+      if (!planned)
+        return fail("--mixer: " + planned.error());
+      module = std::move(*planned);
+    }
+    OutputFiles out;
+    if (o.emit != "kernels") {
+      const std::string path = o.dir + "/" + name + ".mlir";
+      out.add(path, printed(module->getOperation()));
+      if (int rc = makeOutputDirectory(o.dir); rc || (rc = commit(out)))
+        return rc;
+      std::printf("wrote %s (einstruct IR: @%s and @%s_backward%s)\n",
+                  path.c_str(), name.c_str(), name.c_str(),
+                  o.emit == "planned" ? ", planned for CUDA" : "");
+      return 0;
+    }
+    auto count = addMixerLibraries(out, *module, *plan, o.mixer, name, o.dir);
+    if (!count)
+      return fail(count.error());
+    if (int rc = makeOutputDirectory(o.dir); rc || (rc = commit(out)))
       return rc;
-    const std::string path = o.dir + "/" + name + ".mlir";
-    if (int rc = emit(printed(module->getOperation()), path))
-      return rc;
-    std::printf("wrote %s (einstruct IR: @%s and @%s_backward)\n", path.c_str(),
-                name.c_str(), name.c_str());
+    std::printf("wrote %zu CUDA libraries of %s on %lld tokens to %s "
+                "(float32; manifest.json lists their operands)\n",
+                *count, o.mixer.c_str(), (long long)o.seqLen, o.dir.c_str());
     return 0;
   }
   std::string runtime = runtimeLibrary();

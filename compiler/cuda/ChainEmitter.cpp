@@ -1,0 +1,210 @@
+#include "compiler/cuda/ChainEmitter.h"
+#include "compiler/cuda/CudaText.h"
+
+#include <fmt/format.h>
+
+namespace einstruct {
+
+namespace {
+
+const char *kGemmCuh =
+#include "einstruct_gemm.cuh.inc"
+    ;
+const char *kChainCuh =
+#include "einstruct_chain.cuh.inc"
+    ;
+
+std::string sizeText(const ChainSize &s) {
+  return s.power ? fmt::format("{}LL * S", s.value)
+                 : fmt::format("{}LL", s.value);
+}
+
+std::string listText(const std::vector<ChainSize> &v) {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i)
+    s += (i ? ", " : "") + sizeText(v[i]);
+  return "{" + (s.empty() ? std::string("0") : s) + "}";
+}
+
+std::string stridedText(const ChainStep::Dims &d) {
+  return fmt::format("{{{}, {}, {}, {}}}", d.dims.size(), listText(d.dims),
+                     listText(d.a), listText(d.b));
+}
+
+std::string buf(int b) { return fmt::format("b{}", b); }
+
+// One step's call; `rc` receives its status.
+std::string stepText(const ChainStep &s) {
+  std::string grid;
+  auto launch = [](const std::string &count) {
+    return fmt::format("<<<blocksFor({}), kThreads, 0, stream>>>", count);
+  };
+  auto checked = [](const std::string &call) {
+    return fmt::format("  {};\n  if ((rc = launched())) return rc;\n", call);
+  };
+  std::string N = sizeText(s.seqs);
+  switch (s.kind) {
+  case ChainStep::Gemm:
+    return fmt::format(
+        "  if ((rc = einstruct_gemm::gemm<float>(stream, {}, {}, {}, {}, {}, "
+        "{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, false))) return rc;\n",
+        s.transA, s.transB, sizeText(s.m), sizeText(s.n), sizeText(s.k),
+        buf(s.in[0]), sizeText(s.lda), sizeText(s.strideA), buf(s.in[1]),
+        sizeText(s.ldb), sizeText(s.strideB), buf(s.out[0]), sizeText(s.ldc),
+        sizeText(s.strideC), sizeText(s.batch));
+  case ChainStep::Direct:
+    return fmt::format("  {{\n    const DirectContract c = {{{}, {}}};\n"
+                       "    directKernel{}(c, {}, {}, {});\n"
+                       "    if ((rc = launched())) return rc;\n  }}\n",
+                       stridedText(s.outDims), stridedText(s.sumDims),
+                       launch("stridedCount(c.out)"), buf(s.in[0]),
+                       buf(s.in[1]), buf(s.out[0]));
+  case ChainStep::Permute:
+    return fmt::format("  {{\n    const Strided p = {};\n"
+                       "    permuteKernel{}(p, {}, {});\n"
+                       "    if ((rc = launched())) return rc;\n  }}\n",
+                       stridedText(s.outDims), launch("stridedCount(p)"),
+                       buf(s.in[0]), buf(s.out[0]));
+  case ChainStep::Add:
+    return checked(fmt::format("addKernel{}({}, {}, {}, {})",
+                               launch(sizeText(s.count)), buf(s.in[0]),
+                               buf(s.in[1]), buf(s.out[0]), sizeText(s.count)));
+  case ChainStep::Zero:
+    return fmt::format("  if ((rc = (int)cudaMemsetAsync({}, 0, sizeof(float) "
+                       "* {}, stream))) return rc;\n",
+                       buf(s.out[0]), sizeText(s.count));
+  case ChainStep::Copy:
+    return fmt::format(
+        "  if ((rc = (int)cudaMemcpyAsync({}, {}, sizeof(float) * {}, "
+        "cudaMemcpyDeviceToDevice, stream))) return rc;\n",
+        buf(s.out[0]), buf(s.in[0]), sizeText(s.count));
+  case ChainStep::Decays:
+    return checked(fmt::format(
+        "chunkDecaysKernel{}({}, {}, {}, {}, {}, {}, {}LL, {}LL, {}LL)",
+        launch(fmt::format("{} * {}", N, s.heads * s.chunks * s.steps)),
+        buf(s.in[0]), buf(s.out[0]), buf(s.out[1]), buf(s.out[2]),
+        buf(s.out[3]), N, s.chunks, s.steps, s.heads));
+  case ChainStep::DecaysGrad:
+    return checked(fmt::format(
+        "chunkDecaysGradKernel{}({}, {}, {}, {}, {}, {}, {}, {}, {}LL, {}LL, "
+        "{}LL)",
+        launch(fmt::format("{} * {}", N, s.heads * s.chunks)), buf(s.in[0]),
+        buf(s.in[1]), buf(s.in[2]), buf(s.in[3]), buf(s.in[4]), buf(s.out[0]),
+        buf(s.out[1]), N, s.chunks, s.steps, s.heads));
+  case ChainStep::Scan:
+    return checked(fmt::format(
+        "chunkScanKernel{}({}, {}, {}, {}, {}LL, {}LL, {}LL)",
+        launch(fmt::format("{} * {}", N, s.heads * s.pk)), buf(s.in[0]),
+        buf(s.in[1]), buf(s.out[0]), N, s.chunks, s.heads, s.pk));
+  case ChainStep::ScanGrad:
+    return checked(fmt::format(
+        "chunkScanGradKernel{}({}, {}, {}, {}, {}LL, {}LL, {}LL)",
+        launch(fmt::format("{} * {}", N, s.heads * s.pk)), buf(s.in[0]),
+        buf(s.in[1]), buf(s.out[0]), N, s.chunks, s.heads, s.pk));
+  case ChainStep::ScanDecayGrad:
+    return checked(fmt::format(
+        "chunkScanDecayGradKernel{}({}, {}, {}, {}, {}LL, {}LL, {}LL)",
+        launch(fmt::format("{} * {}", N, s.heads * s.chunks)), buf(s.in[0]),
+        buf(s.in[1]), buf(s.out[0]), N, s.chunks, s.heads, s.pk));
+  }
+  return "";
+}
+
+std::string signature(const std::string &name) {
+  return fmt::format("int {}(const float *const *inputs, float *const "
+                     "*outputs, long long S, void *workspace, size_t "
+                     "workspace_bytes, cudaStream_t stream)",
+                     name);
+}
+
+} // namespace
+
+Result<CudaSources> emitChain(const ChainPlan &plan, const std::string &name) {
+  if (!isCIdentifier(name))
+    return Error{"library name '" + cText(name) + "' is not a C identifier"};
+  // The arguments and results, for the header's comment.
+  std::string operands;
+  for (int kind : {ChainBuffer::Input, ChainBuffer::Output})
+    for (const auto &b : plan.buffers)
+      if (b.kind == kind)
+        operands += fmt::format(
+            " *   {}[{}]: {}{}\n",
+            kind == ChainBuffer::Input ? "inputs" : "outputs", b.index,
+            cText(b.shape),
+            kind == ChainBuffer::Input && plan.constantInput[size_t(b.index)]
+                ? " (constant: `einstruct compile --mixer` writes its "
+                  "values; manifest.json names the file)"
+                : "");
+  CudaSources out;
+  out.header = fmt::format(
+      "#pragma once\n#include <cuda_runtime.h>\n#include <stddef.h>\n\n{}\n"
+      "/* @{} of einstruct IR on the GPU, float32, device pointers; S is "
+      "every\n * tensor's dynamic extent (the sequences of the call):\n{} */\n"
+      "#ifdef __cplusplus\nextern \"C\" {{\n#endif\n\n"
+      "size_t {}_workspace_bytes(long long S);\n{};\n"
+      "const char *{}_status_string(int status);\n\n"
+      "#ifdef __cplusplus\n}}\n#endif\n",
+      statusDecls(), cText(plan.name), operands, name, signature(name), name);
+
+  std::string scratch, pointers, body;
+  int scratchCount = 0;
+  for (size_t b = 0; b < plan.buffers.size(); ++b) {
+    const ChainBuffer &x = plan.buffers[b];
+    if (x.kind == ChainBuffer::Input)
+      pointers += fmt::format("  const float *{} = inputs[{}];\n", buf(int(b)),
+                              x.index);
+    else if (x.kind == ChainBuffer::Output)
+      pointers +=
+          fmt::format("  float *{} = outputs[{}];\n", buf(int(b)), x.index);
+    else {
+      scratch += fmt::format("    {{{}LL, {}}}, /* {} */\n", x.elems.value,
+                             x.elems.power, cText(x.shape));
+      pointers += fmt::format("  float *{} = ws + scratchOffset({}, S);\n",
+                              buf(int(b)), scratchCount++);
+    }
+  }
+  for (const ChainStep &s : plan.steps)
+    body += "  /* " + cText(s.what) + " */\n" + stepText(s);
+  out.source = fmt::format(
+      "// Generated by einstruct: @{} (a contraction chain) on the GPU.\n"
+      "#include \"{}.h\"\n{}\n{}\n"
+      "using namespace einstruct_chain;\n\nnamespace {{\n\n"
+      "// Scratch buffers: elements, times S or not.\n"
+      "const long long kScratch[][2] = {{\n{}    {{0, 0}}}};\n"
+      "constexpr int kScratchCount = {};\n\n"
+      "// Floats before scratch buffer i, each 64-float (256-byte) aligned.\n"
+      "long long scratchOffset(int i, long long S) {{\n"
+      "  long long at = 0;\n"
+      "  for (int k = 0; k < i; ++k)\n"
+      "    at += ((kScratch[k][1] ? kScratch[k][0] * S : kScratch[k][0]) + 63) "
+      "/ 64 * 64;\n"
+      "  return at;\n}}\n\n}} // namespace\n\n"
+      "extern \"C\" size_t {}_workspace_bytes(long long S) {{\n"
+      "  return S < 1 ? 0 : sizeof(float) * "
+      "(size_t)scratchOffset(kScratchCount, S);\n}}\n\n"
+      "extern \"C\" {} {{\n"
+      "  if (S < 1 || !inputs || !outputs)\n"
+      "    return EINSTRUCT_ERR_INVALID_ARGUMENT;\n"
+      "  for (int k = 0; k < {}; ++k)\n"
+      "    if (!inputs[k]) return EINSTRUCT_ERR_INVALID_ARGUMENT;\n"
+      "  for (int k = 0; k < {}; ++k)\n"
+      "    if (!outputs[k]) return EINSTRUCT_ERR_INVALID_ARGUMENT;\n"
+      "  if (workspace_bytes < {}_workspace_bytes(S) || (kScratchCount && "
+      "!workspace))\n"
+      "    return EINSTRUCT_ERR_WORKSPACE_TOO_SMALL;\n"
+      "  float *ws = (float *)workspace;\n  (void)ws;\n{}  int rc = 0;\n{}"
+      "  return rc;\n}}\n\n"
+      "extern \"C\" const char *{}_status_string(int status) {{\n"
+      "  switch (status) {{\n"
+      "  case EINSTRUCT_OK:\n    return \"ok\";\n"
+      "  case EINSTRUCT_ERR_INVALID_ARGUMENT:\n"
+      "    return \"a null pointer or S < 1\";\n"
+      "  case EINSTRUCT_ERR_WORKSPACE_TOO_SMALL:\n"
+      "    return \"workspace smaller than {}_workspace_bytes(S)\";\n{}\n}}\n",
+      cText(plan.name), name, kGemmCuh, kChainCuh, scratch, scratchCount, name,
+      signature(name), plan.inputs, plan.outputs, name, pointers, body, name,
+      name, statusFallback());
+  return out;
+}
+
+} // namespace einstruct

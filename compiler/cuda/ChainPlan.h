@@ -1,0 +1,74 @@
+// A contraction chain on the GPU — a sequence mixer's function or its
+// backward, after --einstruct-plan-cuda (compiler/passes/ChainOfFunction.h
+// reads it from the IR) — as a list of steps over buffers, data only: the
+// emitter (ChainEmitter.h) prints each as one launch or cuBLAS call, and
+// tests/unit/test_cuda_chain.cpp executes the same steps on the CPU
+// (cuBLAS's column-major semantics, and einstruct_chain.cuh's element
+// functions) against independent references. float32.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace einstruct {
+
+// value · S^power: S is the call's one runtime extent (the sequences of a
+// mixer call, every tensor's dynamic dimension); power is 0 or 1.
+struct ChainSize {
+  int64_t value = 1;
+  int power = 0;
+  int64_t at(int64_t S) const { return power ? value * S : value; }
+  ChainSize operator*(const ChainSize &o) const {
+    return {value * o.value, power + o.power};
+  }
+};
+
+struct ChainBuffer {
+  enum Kind { Input, Output, Scratch } kind = Scratch;
+  int index = 0; // argument or result number
+  ChainSize elems;
+  std::string shape; // "[S, 4, 64]", for comments and manifests
+};
+
+struct ChainStep {
+  enum Kind {
+    Gemm,    // cublasGemmStridedBatchedEx: C = op(A)·op(B), column-major
+    Direct,  // einstruct_chain::directElement over `out`
+    Permute, // einstruct_chain::permuteElement over `out` (a: strides)
+    Add,     // out = in0 + in1 over `count`
+    Zero,    // out = 0 over `count`
+    Copy,    // out = in0 over `count`
+    Decays,  // einstruct.chunk_decays: a → within, to_end, from_start, chunk
+    DecaysGrad,   // a, dW, dE, dS, dG → da (scratch: Q per segment)
+    Scan,         // states, decay → entering
+    ScanGrad,     // decay, dentering → dstates (entering recomputed first)
+    ScanDecayGrad // dstates, entering → ddecay
+  } kind;
+  // Buffers read, then written; ScanGrad's and DecaysGrad's scratch last.
+  std::vector<int> in, out;
+  // Gemm (A = in[0], B = in[1], C = out[0]).
+  bool transA = false, transB = false;
+  ChainSize m, n, k, lda, ldb, ldc, strideA, strideB, strideC, batch;
+  // Direct (lhs = in[0], rhs = in[1]) and Permute (src = in[0]): result
+  // dimensions with each operand's strides, and Direct's summed ones.
+  struct Dims {
+    std::vector<ChainSize> dims, a, b;
+  } outDims, sumDims;
+  ChainSize count; // Add, Zero, Copy: elements
+  // SSD ops: sequences (S), chunks, steps per chunk, heads, p·k per head.
+  ChainSize seqs;
+  int64_t chunks = 0, steps = 0, heads = 0, pk = 0;
+  std::string what; // the IR op it comes from, for the source's comments
+};
+
+struct ChainPlan {
+  std::string name;
+  std::vector<ChainBuffer> buffers;
+  std::vector<ChainStep> steps;
+  int inputs = 0, outputs = 0;
+  // The buffers of arguments marked einstruct.constant (M2's DFT
+  // matrices), which the caller fills with the values the IR documents.
+  std::vector<bool> constantInput;
+};
+
+} // namespace einstruct

@@ -1,0 +1,372 @@
+#include "ChainOfFunction.h"
+#include "CudaContract.h"
+#include "dialects/EinstructDialect.h"
+#include "search/Einsum.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Matchers.h"
+#include "llvm/ADT/DenseMap.h"
+
+namespace einstruct {
+
+namespace {
+
+using mlir::Value;
+
+ChainSize extentOf(mlir::RankedTensorType t, int64_t d) {
+  return t.isDynamicDim(d) ? ChainSize{1, 1} : ChainSize{t.getDimSize(d), 0};
+}
+
+// "[S, 64, 2]": S for the dynamic extent.
+std::string shapeOf(mlir::RankedTensorType t) {
+  std::string s = "[";
+  for (int64_t d = 0; d < t.getRank(); ++d)
+    s +=
+        (d ? ", " : "") + (t.isDynamicDim(d) ? std::string("S")
+                                             : std::to_string(t.getDimSize(d)));
+  return s + "]";
+}
+
+// Row-major strides of `t`'s dimensions.
+std::vector<ChainSize> stridesOf(mlir::RankedTensorType t) {
+  std::vector<ChainSize> s(size_t(t.getRank()));
+  ChainSize run;
+  for (int64_t d = t.getRank(); d-- > 0;) {
+    s[size_t(d)] = run;
+    run = run * extentOf(t, d);
+  }
+  return s;
+}
+
+struct Reader {
+  mlir::func::FuncOp f;
+  ChainPlan plan;
+  llvm::DenseMap<Value, int> bufferOf;
+
+  static mlir::RankedTensorType type(Value v) {
+    return mlir::cast<mlir::RankedTensorType>(v.getType());
+  }
+
+  // A new buffer of `v`'s type, not bound to v (scratch).
+  int buffer(Value v, ChainBuffer::Kind kind = ChainBuffer::Scratch,
+             int index = 0) {
+    ChainBuffer b;
+    b.kind = kind;
+    b.index = index;
+    auto t = type(v);
+    for (int64_t d = 0; d < t.getRank(); ++d)
+      b.elems = b.elems * extentOf(t, d);
+    b.shape = shapeOf(t);
+    plan.buffers.push_back(b);
+    return int(plan.buffers.size()) - 1;
+  }
+  // A new buffer holding `v`.
+  int add(Value v, ChainBuffer::Kind kind = ChainBuffer::Scratch,
+          int index = 0) {
+    int b = buffer(v, kind, index);
+    bufferOf[v] = b;
+    return b;
+  }
+
+  mlir::LogicalResult checkType(mlir::Operation *op, Value v) {
+    auto t = mlir::dyn_cast<mlir::RankedTensorType>(v.getType());
+    if (!t || !t.getElementType().isF32())
+      return op->emitOpError() << "the CUDA chain kernels take f32 tensors, "
+                                  "not "
+                               << v.getType();
+    if (t.getNumDynamicDims() > 1)
+      return op->emitOpError()
+             << "has " << t.getNumDynamicDims() << " dynamic dimensions in "
+             << t << ": a CUDA chain has one runtime extent (the sequences)";
+    if (t.getRank() > 8)
+      return op->emitOpError()
+             << "rank " << t.getRank() << " is past the CUDA chain kernels' 8";
+    return mlir::success();
+  }
+
+  // Set when an op reads a value no buffer holds (a bare tensor.empty).
+  mlir::Operation *unheld = nullptr;
+
+  ChainStep step(ChainStep::Kind kind, mlir::Operation *op,
+                 std::vector<Value> in, std::vector<int> out) {
+    ChainStep s;
+    s.kind = kind;
+    for (Value v : in) {
+      auto at = bufferOf.find(v);
+      if (at == bufferOf.end() || at->second < 0) {
+        unheld = op;
+        s.in.push_back(0);
+      } else {
+        s.in.push_back(at->second);
+      }
+    }
+    s.out = std::move(out);
+    std::string text;
+    llvm::raw_string_ostream os(text);
+    op->getName().print(os);
+    if (auto c = mlir::dyn_cast<ContractOp>(op))
+      os << " " << c.getSpec();
+    s.what = text;
+    return s;
+  }
+
+  mlir::LogicalResult contract(ContractOp op) {
+    auto kernel = op->getAttrOfType<mlir::StringAttr>(kCudaKernelAttr);
+    if (!kernel)
+      return op.emitOpError()
+             << "has no " << kCudaKernelAttr << " (run --einstruct-plan-cuda)";
+    auto t = parseEinsumLetters(op.getSpec().str());
+    if (!t)
+      return op.emitOpError() << t.error();
+    const std::string &lhs = t->input, &rhs = t->weights[0], &out = t->output;
+    auto lt = type(op.getLhs()), rt = type(op.getRhs());
+    auto size = [&](const std::string &letters) {
+      ChainSize n;
+      for (char c : letters) {
+        size_t at = lhs.find(c);
+        n = n * (at != std::string::npos ? extentOf(lt, int64_t(at))
+                                         : extentOf(rt, int64_t(rhs.find(c))));
+      }
+      return n;
+    };
+    ChainStep s = step(ChainStep::Direct, op, {op.getLhs(), op.getRhs()},
+                       {add(op.getResult())});
+    if (kernel.getValue() == kCublasKernel) {
+      auto form = gemmForm(lhs, rhs, out);
+      if (!form)
+        return op.emitOpError() << "'" << op.getSpec()
+                                << "' is not laid out for one strided batched "
+                                   "GEMM (run --einstruct-plan-cuda)";
+      // Row-major out[b][x][y] = Σ_k P[b][x][k]·Q[b][k][y] is column-major
+      // outᵀ (y × x) = Qᵀ·Pᵀ: A is Q, B is P.
+      const ChainSize X = size(form->x), Y = size(form->y), K = size(form->k);
+      s.kind = ChainStep::Gemm;
+      if (form->xFromLhs)
+        std::swap(s.in[0], s.in[1]);
+      s.m = Y;
+      s.n = X;
+      s.k = K;
+      s.transA = form->qYFirst;
+      s.lda = form->qYFirst ? K : Y;
+      s.transB = form->pKFirst;
+      s.ldb = form->pKFirst ? X : K;
+      s.ldc = Y;
+      s.strideA = Y * K;
+      s.strideB = X * K;
+      s.strideC = X * Y;
+      s.batch = size(form->batch);
+    } else if (kernel.getValue() == kDirectKernel) {
+      auto ls = stridesOf(lt), rs = stridesOf(rt);
+      auto fill = [&](ChainStep::Dims &d, const std::string &letters) {
+        for (char c : letters) {
+          size_t l = lhs.find(c), r = rhs.find(c);
+          d.dims.push_back(size(std::string(1, c)));
+          d.a.push_back(l == std::string::npos ? ChainSize{0, 0} : ls[l]);
+          d.b.push_back(r == std::string::npos ? ChainSize{0, 0} : rs[r]);
+        }
+      };
+      std::string summed;
+      for (char c : lhs)
+        if (out.find(c) == std::string::npos)
+          summed += c;
+      if (summed.size() > 8)
+        return op.emitOpError() << "sums over " << summed.size()
+                                << " letters, past the direct kernel's 8";
+      fill(s.outDims, out);
+      fill(s.sumDims, summed);
+    } else {
+      return op.emitOpError() << kCudaKernelAttr << " is '" << kernel.getValue()
+                              << "': expected '" << kCublasKernel << "' or '"
+                              << kDirectKernel << "'";
+    }
+    plan.steps.push_back(s);
+    return mlir::success();
+  }
+
+  mlir::LogicalResult operation(mlir::Operation *op) {
+    for (Value v : op->getResults())
+      if (mlir::isa<mlir::TensorType>(v.getType()) &&
+          mlir::failed(checkType(op, v)))
+        return mlir::failure();
+    if (mlir::isa<mlir::tensor::DimOp>(op) ||
+        (mlir::isa<mlir::arith::ConstantOp>(op) &&
+         !mlir::isa<mlir::TensorType>(op->getResult(0).getType())))
+      return mlir::success();
+    if (mlir::isa<mlir::tensor::ExpandShapeOp, mlir::tensor::CollapseShapeOp>(
+            op)) {
+      auto at = bufferOf.find(op->getOperand(0));
+      bufferOf[op->getResult(0)] = at == bufferOf.end() ? -1 : at->second;
+      return mlir::success();
+    }
+    // Only a destination: the op writing it gets a buffer of its own (two
+    // writers may share one tensor.empty after CSE).
+    if (auto e = mlir::dyn_cast<mlir::tensor::EmptyOp>(op)) {
+      bufferOf[e.getResult()] = -1;
+      return mlir::success();
+    }
+    if (auto fill = mlir::dyn_cast<mlir::linalg::FillOp>(op)) {
+      if (!mlir::matchPattern(fill.getInputs()[0], mlir::m_AnyZeroFloat()))
+        return op->emitOpError() << "the CUDA chain fills with zero only";
+      int b = add(fill.getResult(0));
+      ChainStep s = step(ChainStep::Zero, op, {}, {b});
+      s.count = plan.buffers[size_t(b)].elems;
+      plan.steps.push_back(s);
+      return mlir::success();
+    }
+    if (auto t = mlir::dyn_cast<mlir::linalg::TransposeOp>(op)) {
+      ChainStep s =
+          step(ChainStep::Permute, op, {t.getInput()}, {add(t.getResult()[0])});
+      auto src = stridesOf(type(t.getInput()));
+      auto dst = type(t.getInit());
+      auto perm = t.getPermutation();
+      for (int64_t d = 0; d < dst.getRank(); ++d) {
+        s.outDims.dims.push_back(extentOf(dst, d));
+        s.outDims.a.push_back(src[size_t(perm[size_t(d)])]);
+        s.outDims.b.push_back(ChainSize{0, 0});
+      }
+      plan.steps.push_back(s);
+      return mlir::success();
+    }
+    if (auto a = mlir::dyn_cast<mlir::arith::AddFOp>(op)) {
+      ChainStep s = step(ChainStep::Add, op, {a.getLhs(), a.getRhs()},
+                         {add(a.getResult())});
+      s.count = plan.buffers[size_t(s.out[0])].elems;
+      plan.steps.push_back(s);
+      return mlir::success();
+    }
+    if (auto c = mlir::dyn_cast<ContractOp>(op))
+      return contract(c);
+    // a[n, c, q, h]
+    auto ssdSizes = [&](ChainStep &s, Value a) {
+      auto t = type(a);
+      s.seqs = extentOf(t, 0);
+      s.chunks = t.getDimSize(1);
+      s.steps = t.getDimSize(2);
+      s.heads = t.getDimSize(3);
+    };
+    // states[n, c, h, p, k]
+    auto scanSizes = [&](ChainStep &s, Value states) {
+      auto t = type(states);
+      s.seqs = extentOf(t, 0);
+      s.chunks = t.getDimSize(1);
+      s.heads = t.getDimSize(2);
+      s.pk = t.getDimSize(3) * t.getDimSize(4);
+    };
+    if (auto d = mlir::dyn_cast<ChunkDecaysOp>(op)) {
+      ChainStep s = step(ChainStep::Decays, op, {d.getA()}, {});
+      for (Value r : d->getResults())
+        s.out.push_back(add(r));
+      ssdSizes(s, d.getA());
+      plan.steps.push_back(s);
+      return mlir::success();
+    }
+    if (auto d = mlir::dyn_cast<ChunkDecaysGradOp>(op)) {
+      ChainStep s = step(ChainStep::DecaysGrad, op,
+                         {d.getA(), d.getDwithin(), d.getDtoEnd(),
+                          d.getDfromStart(), d.getDchunk()},
+                         {add(d.getDa())});
+      // Q floats of scratch per segment, as large as da.
+      s.out.push_back(buffer(d.getDa()));
+      ssdSizes(s, d.getA());
+      plan.steps.push_back(s);
+      return mlir::success();
+    }
+    if (auto sc = mlir::dyn_cast<ChunkScanOp>(op)) {
+      ChainStep s = step(ChainStep::Scan, op, {sc.getStates(), sc.getDecay()},
+                         {add(sc.getEntering())});
+      scanSizes(s, sc.getStates());
+      plan.steps.push_back(s);
+      return mlir::success();
+    }
+    if (auto g = mlir::dyn_cast<ChunkScanGradOp>(op)) {
+      // The entering states again, then the recurrence backwards, then the
+      // decays' cotangents from both.
+      int entering = buffer(g.getStates());
+      ChainStep fwd =
+          step(ChainStep::Scan, op, {g.getStates(), g.getDecay()}, {entering});
+      scanSizes(fwd, g.getStates());
+      ChainStep back =
+          step(ChainStep::ScanGrad, op, {g.getDecay(), g.getDentering()},
+               {add(g.getDstates())});
+      scanSizes(back, g.getStates());
+      ChainStep decay = back;
+      decay.kind = ChainStep::ScanDecayGrad;
+      decay.in = {back.out[0], entering};
+      decay.out = {add(g.getDdecay())};
+      plan.steps.insert(plan.steps.end(), {fwd, back, decay});
+      return mlir::success();
+    }
+    return op->emitOpError() << "is not an op the CUDA chain kernels run";
+  }
+};
+
+} // namespace
+
+bool isChainFunction(mlir::func::FuncOp f) {
+  bool layer = false, chain = false;
+  f.walk([&](mlir::Operation *op) {
+    layer |= mlir::isa<LayerOp, MoeLayerOp, MoeLayerGradOp, RouteOp>(op);
+    chain |= mlir::isa<ContractOp, ChunkDecaysOp, ChunkScanOp,
+                       ChunkDecaysGradOp, ChunkScanGradOp>(op);
+  });
+  return chain && !layer;
+}
+
+Result<ChainPlan> chainOfFunction(mlir::func::FuncOp f) {
+  auto fail = [&](mlir::Operation *at, const std::string &why) {
+    at->emitError() << why;
+    return Result<ChainPlan>(Error{"@" + f.getSymName().str() + ": " + why});
+  };
+  if (f.isExternal())
+    return fail(f, "has no body");
+  if (!f.getBody().hasOneBlock())
+    return fail(f, "has more than one block");
+  Reader r;
+  r.f = f;
+  r.plan.name = f.getSymName().str();
+  for (auto [k, arg] : llvm::enumerate(f.getArguments())) {
+    if (mlir::failed(r.checkType(f, arg)))
+      return Error{"@" + r.plan.name + ": an argument's type"};
+    r.add(arg, ChainBuffer::Input, int(k));
+    r.plan.constantInput.push_back(
+        bool(f.getArgAttr(unsigned(k), kConstantArg)));
+  }
+  r.plan.inputs = int(f.getNumArguments());
+  // Diagnostics go to the context's handler; the failure's text is the
+  // op's name, as the handler shows where.
+  for (mlir::Operation &op : f.getBody().front()) {
+    if (auto ret = mlir::dyn_cast<mlir::func::ReturnOp>(op)) {
+      for (auto [k, v] : llvm::enumerate(ret.getOperands())) {
+        auto at = r.bufferOf.find(v);
+        if (at == r.bufferOf.end() || at->second < 0)
+          return fail(&op, "returns a tensor nothing wrote");
+        int b = at->second;
+        ChainBuffer &held = r.plan.buffers[size_t(b)];
+        if (held.kind == ChainBuffer::Scratch) {
+          held.kind = ChainBuffer::Output;
+          held.index = int(k);
+          held.shape = shapeOf(Reader::type(v));
+          continue;
+        }
+        // An argument returned, or one value returned twice: a copy.
+        ChainStep s = r.step(ChainStep::Copy, &op, {v}, {});
+        s.out.push_back(r.buffer(v, ChainBuffer::Output, int(k)));
+        s.count = r.plan.buffers[size_t(b)].elems;
+        r.plan.steps.push_back(s);
+      }
+      r.plan.outputs = int(ret.getNumOperands());
+      continue;
+    }
+    if (mlir::failed(r.operation(&op)))
+      return Error{"@" + r.plan.name + ": '" +
+                   op.getName().getStringRef().str() +
+                   "' cannot run as a CUDA chain step"};
+    if (r.unheld)
+      return fail(&op, "reads a tensor nothing wrote (a bare tensor.empty)");
+  }
+  return r.plan;
+}
+
+} // namespace einstruct

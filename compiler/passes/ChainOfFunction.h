@@ -1,0 +1,22 @@
+// A contraction chain's function, planned by --einstruct-plan-cuda, as the
+// steps its CUDA library runs (compiler/cuda/ChainPlan.h): each
+// einstruct.contract as its `cuda_kernel` says, linalg.transpose as a
+// permute, the chunked SSD's ops as their kernels, arith.addf and zero
+// fills; reshapes alias their source. Every tensor is f32 with at most one
+// dynamic dimension, which is the call's S.
+#pragma once
+#include "compiler/cuda/ChainPlan.h"
+#include "search/Result.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+
+namespace einstruct {
+
+// An error names the op (and is emitted at it) that the kernels cannot run.
+Result<ChainPlan> chainOfFunction(mlir::func::FuncOp f);
+
+// Whether `f` is a contraction chain (no layer ops; contractions or the
+// SSD's ops), for which chainOfFunction is meant.
+bool isChainFunction(mlir::func::FuncOp f);
+
+} // namespace einstruct

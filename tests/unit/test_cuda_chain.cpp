@@ -1,0 +1,516 @@
+// The CUDA libraries of contraction chains (sequence mixers), executed on
+// the CPU step by step as the emitted code runs them: cuBLAS's strided
+// batched GEMM with its column-major semantics, and einstruct_chain.cuh's
+// element functions (the kernels' arithmetic, compiled here without nvcc),
+// with every index checked against its buffer. Results against references
+// in double: hand-written contractions in many layouts, the SSD's
+// semiseparable matrix, the circular convolution M2's DFTs compute, fly's
+// Monarch; gradients against central differences of <dy, reference>.
+#include "compiler/cuda/ChainEmitter.h"
+#include "compiler/cuda/kernels/einstruct_chain.cuh"
+#include "compiler/ir/EmitLayer.h"
+#include "compiler/ir/EmitMixer.h"
+#include "compiler/passes/ChainOfFunction.h"
+#include "compiler/passes/CudaPipeline.h"
+#include "search/Einsum.h"
+#include "tests/unit/MixerReferences.h"
+
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+#include <functional>
+#include <random>
+
+using namespace einstruct;
+using namespace einstruct::testing;
+
+namespace {
+
+using Arrays = std::vector<std::vector<float>>;
+using Doubles = std::vector<std::vector<double>>;
+
+// The largest offset a strided walk reaches, plus one.
+int64_t reach(const einstruct_chain::Strided &s, bool b) {
+  int64_t far = 0;
+  for (int d = 0; d < s.rank; ++d)
+    far += (s.dims[d] - 1) * (b ? s.b[d] : s.a[d]);
+  return far + 1;
+}
+
+einstruct_chain::Strided strided(const ChainStep::Dims &d, int64_t S) {
+  einstruct_chain::Strided s{};
+  s.rank = int(d.dims.size());
+  REQUIRE(s.rank <= einstruct_chain::kMaxRank);
+  for (int k = 0; k < s.rank; ++k) {
+    s.dims[k] = d.dims[size_t(k)].at(S);
+    s.a[k] = d.a[size_t(k)].at(S);
+    s.b[k] = d.b[size_t(k)].at(S);
+  }
+  return s;
+}
+
+// Runs `plan` on S sequences; returns its outputs.
+Arrays execute(const ChainPlan &plan, const Arrays &inputs, int64_t S) {
+  REQUIRE(int(inputs.size()) == plan.inputs);
+  Arrays buf(plan.buffers.size());
+  for (size_t b = 0; b < buf.size(); ++b) {
+    const ChainBuffer &x = plan.buffers[b];
+    if (x.kind == ChainBuffer::Input) {
+      REQUIRE(int64_t(inputs[size_t(x.index)].size()) == x.elems.at(S));
+      buf[b] = inputs[size_t(x.index)];
+    } else {
+      // NaN: a read of what no step wrote shows in the results.
+      buf[b].assign(size_t(x.elems.at(S)), std::nanf(""));
+    }
+  }
+  auto sized = [&](int b, int64_t n) -> std::vector<float> & {
+    REQUIRE(int64_t(buf[size_t(b)].size()) >= n);
+    return buf[size_t(b)];
+  };
+  for (const ChainStep &s : plan.steps) {
+    INFO(s.what);
+    const int64_t N = s.seqs.at(S), C = s.chunks, Q = s.steps, H = s.heads,
+                  PK = s.pk;
+    switch (s.kind) {
+    case ChainStep::Gemm: {
+      const int64_t m = s.m.at(S), n = s.n.at(S), k = s.k.at(S),
+                    lda = s.lda.at(S), ldb = s.ldb.at(S), ldc = s.ldc.at(S),
+                    sA = s.strideA.at(S), sB = s.strideB.at(S),
+                    sC = s.strideC.at(S), batch = s.batch.at(S);
+      REQUIRE(lda >= (s.transA ? k : m));
+      REQUIRE(ldb >= (s.transB ? n : k));
+      REQUIRE(ldc >= m);
+      auto &A = sized(s.in[0], (batch - 1) * sA + 1);
+      auto &B = sized(s.in[1], (batch - 1) * sB + 1);
+      auto &Cm = sized(s.out[0], (batch - 1) * sC + (n - 1) * ldc + m);
+      for (int64_t b = 0; b < batch; ++b)
+        for (int64_t i = 0; i < m; ++i)
+          for (int64_t j = 0; j < n; ++j) {
+            double acc = 0;
+            for (int64_t l = 0; l < k; ++l) {
+              int64_t ai = b * sA + (s.transA ? l + i * lda : i + l * lda);
+              int64_t bi = b * sB + (s.transB ? j + l * ldb : l + j * ldb);
+              REQUIRE(ai < int64_t(A.size()));
+              REQUIRE(bi < int64_t(B.size()));
+              acc += double(A[size_t(ai)]) * double(B[size_t(bi)]);
+            }
+            Cm[size_t(b * sC + i + j * ldc)] = float(acc);
+          }
+      break;
+    }
+    case ChainStep::Direct: {
+      einstruct_chain::DirectContract c{strided(s.outDims, S),
+                                        strided(s.sumDims, S)};
+      const int64_t n = einstruct_chain::stridedCount(c.out);
+      auto &l = sized(s.in[0], reach(c.out, false) + reach(c.sum, false) - 1);
+      auto &r = sized(s.in[1], reach(c.out, true) + reach(c.sum, true) - 1);
+      auto &o = sized(s.out[0], n);
+      for (int64_t i = 0; i < n; ++i)
+        o[size_t(i)] = einstruct_chain::directElement(c, l.data(), r.data(), i);
+      break;
+    }
+    case ChainStep::Permute: {
+      auto p = strided(s.outDims, S);
+      const int64_t n = einstruct_chain::stridedCount(p);
+      auto &src = sized(s.in[0], reach(p, false));
+      auto &dst = sized(s.out[0], n);
+      for (int64_t i = 0; i < n; ++i)
+        dst[size_t(i)] = einstruct_chain::permuteElement(p, src.data(), i);
+      break;
+    }
+    case ChainStep::Add:
+    case ChainStep::Zero:
+    case ChainStep::Copy: {
+      const int64_t n = s.count.at(S);
+      auto &o = sized(s.out[0], n);
+      for (int64_t i = 0; i < n; ++i)
+        o[size_t(i)] =
+            s.kind == ChainStep::Zero ? 0.0f
+            : s.kind == ChainStep::Copy
+                ? sized(s.in[0], n)[size_t(i)]
+                : sized(s.in[0], n)[size_t(i)] + sized(s.in[1], n)[size_t(i)];
+      break;
+    }
+    case ChainStep::Decays: {
+      const float *a = sized(s.in[0], N * C * Q * H).data();
+      float *w = sized(s.out[0], N * H * C * Q * Q).data(),
+            *e = sized(s.out[1], N * H * C * Q).data(),
+            *f = sized(s.out[2], N * H * C * Q).data(),
+            *g = sized(s.out[3], N * H * C).data();
+      for (int64_t i = 0; i < N * H * C * Q; ++i)
+        einstruct_chain::chunkDecaysElement(a, w, e, f, g, C, Q, H, i);
+      break;
+    }
+    case ChainStep::DecaysGrad: {
+      const float *a = sized(s.in[0], N * C * Q * H).data(),
+                  *dW = sized(s.in[1], N * H * C * Q * Q).data(),
+                  *dE = sized(s.in[2], N * H * C * Q).data(),
+                  *dS = sized(s.in[3], N * H * C * Q).data(),
+                  *dG = sized(s.in[4], N * H * C).data();
+      float *da = sized(s.out[0], N * C * Q * H).data(),
+            *scratch = sized(s.out[1], N * H * C * Q).data();
+      for (int64_t seg = 0; seg < N * H * C; ++seg)
+        einstruct_chain::chunkDecaysGradSegment(
+            a, dW, dE, dS, dG, da, scratch + seg * Q, C, Q, H, seg);
+      break;
+    }
+    case ChainStep::Scan:
+      for (int64_t i = 0; i < N * H * PK; ++i)
+        einstruct_chain::chunkScanElement(
+            sized(s.in[0], N * C * H * PK).data(),
+            sized(s.in[1], N * H * C).data(),
+            sized(s.out[0], N * C * H * PK).data(), C, H, PK, i);
+      break;
+    case ChainStep::ScanGrad:
+      for (int64_t i = 0; i < N * H * PK; ++i)
+        einstruct_chain::chunkScanGradElement(
+            sized(s.in[0], N * H * C).data(),
+            sized(s.in[1], N * C * H * PK).data(),
+            sized(s.out[0], N * C * H * PK).data(), C, H, PK, i);
+      break;
+    case ChainStep::ScanDecayGrad:
+      for (int64_t i = 0; i < N * H * C; ++i)
+        sized(s.out[0], N * H * C)[size_t(i)] =
+            einstruct_chain::chunkScanDecayGrad(
+                sized(s.in[0], N * C * H * PK).data(),
+                sized(s.in[1], N * C * H * PK).data(), C, H, PK, i);
+      break;
+    }
+  }
+  Arrays out(size_t(plan.outputs));
+  for (size_t b = 0; b < buf.size(); ++b)
+    if (plan.buffers[b].kind == ChainBuffer::Output)
+      out[size_t(plan.buffers[b].index)] = buf[b];
+  return out;
+}
+
+int countSteps(const ChainPlan &plan, ChainStep::Kind kind) {
+  int n = 0;
+  for (const auto &s : plan.steps)
+    n += s.kind == kind;
+  return n;
+}
+
+double maxRelative(const std::vector<float> &got,
+                   const std::vector<double> &want) {
+  REQUIRE(got.size() == want.size());
+  double scale = 0, err = 0;
+  for (size_t k = 0; k < want.size(); ++k) {
+    scale = std::max(scale, std::abs(want[k]));
+    err = std::max(err, std::abs(double(got[k]) - want[k]));
+  }
+  return err / std::max(scale, 1e-30);
+}
+
+std::vector<float> toFloat(const std::vector<double> &v) {
+  return std::vector<float>(v.begin(), v.end());
+}
+
+// The chain plans of a planned module, by function name.
+std::map<std::string, ChainPlan> chains(mlir::ModuleOp module) {
+  auto libs = chainLibraries(module);
+  INFO((libs ? "" : libs.error()));
+  REQUIRE(libs);
+  std::map<std::string, ChainPlan> out;
+  for (auto &lib : *libs) {
+    // The emitter takes every plan the tests run.
+    REQUIRE(emitChain(lib.plan, lib.function));
+    out[lib.function] = lib.plan;
+  }
+  return out;
+}
+
+// One einstruct.contract `spec` in a function (letter 'n' dynamic), planned
+// for CUDA; its result against the sum in double.
+struct ContractCase {
+  std::string spec;
+  std::map<char, int64_t> sizes;
+};
+
+void checkContract(const ContractCase &c, int expectPermutes,
+                   ChainStep::Kind expectKind) {
+  auto t = parseEinsumLetters(c.spec);
+  REQUIRE(t);
+  auto typeOf = [&](const std::string &letters) {
+    std::string s = "tensor<";
+    for (char l : letters)
+      s += (l == 'n' ? std::string("?") : std::to_string(c.sizes.at(l))) + "x";
+    return s + "f32>";
+  };
+  const std::string lt = typeOf(t->input), rt = typeOf(t->weights[0]),
+                    ot = typeOf(t->output);
+  const std::string text =
+      fmt::format("func.func @f(%a: {0}, %b: {1}) -> {2} {{\n"
+                  "  %0 = einstruct.contract \"{3}\" %a, %b : {0}, {1} -> {2}\n"
+                  "  return %0 : {2}\n}}\n",
+                  lt, rt, ot, c.spec);
+  mlir::MLIRContext ctx;
+  loadDialects(ctx);
+  auto module = mlir::parseSourceString<mlir::ModuleOp>(text, &ctx);
+  REQUIRE(module);
+  mlir::PassManager pm(&ctx);
+  pm.addPass(createPlanCuda());
+  REQUIRE(mlir::succeeded(pm.run(*module)));
+  ChainPlan plan = chains(*module).at("f");
+  INFO(c.spec);
+  CHECK(countSteps(plan, ChainStep::Permute) == expectPermutes);
+  CHECK(countSteps(plan, expectKind) == 1);
+  const int64_t S = 3;
+  std::map<char, int64_t> size = c.sizes;
+  size['n'] = S;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal;
+  auto random = [&](const std::string &letters) {
+    int64_t n = 1;
+    for (char l : letters)
+      n *= size.at(l);
+    std::vector<float> v(static_cast<size_t>(n));
+    for (auto &e : v)
+      e = normal(rng);
+    return v;
+  };
+  Arrays in = {random(t->input), random(t->weights[0])};
+  auto y = execute(plan, in, S);
+  // The sum by brute force over every letter.
+  std::string all = t->output;
+  for (char l : t->input + t->weights[0])
+    if (all.find(l) == std::string::npos)
+      all += l;
+  auto offset = [&](const std::string &letters,
+                    const std::map<char, int64_t> &at) {
+    int64_t o = 0;
+    for (char l : letters)
+      o = o * size.at(l) + at.at(l);
+    return o;
+  };
+  int64_t outN = 1, total = 1;
+  for (char l : t->output)
+    outN *= size.at(l);
+  for (char l : all)
+    total *= size.at(l);
+  std::vector<double> want(size_t(outN), 0.0);
+  for (int64_t i = 0; i < total; ++i) {
+    std::map<char, int64_t> at;
+    int64_t r = i;
+    for (size_t k = all.size(); k-- > 0;) {
+      at[all[k]] = r % size.at(all[k]);
+      r /= size.at(all[k]);
+    }
+    want[size_t(offset(t->output, at))] +=
+        double(in[0][size_t(offset(t->input, at))]) *
+        double(in[1][size_t(offset(t->weights[0], at))]);
+  }
+  CHECK(maxRelative(y[0], want) < 1e-5);
+}
+
+// A mixer's planned module.
+mlir::OwningOpRef<mlir::ModuleOp> mixerModule(mlir::MLIRContext &ctx,
+                                              const std::string &spec,
+                                              int64_t L, int64_t channels) {
+  loadDialects(ctx);
+  auto named = parseMixer(spec);
+  REQUIRE(named);
+  auto plan = planMixer(*named, L, channels);
+  REQUIRE(plan);
+  auto module = plannedMixer(ctx, *plan, "m");
+  INFO((module ? "" : module.error()));
+  REQUIRE(module);
+  return std::move(*module);
+}
+
+// The forward's output against `reference` (inputs in double), and the
+// backward's gradients of the non-constant inputs against central
+// differences of <dy, reference>.
+void checkMixer(
+    const std::map<std::string, ChainPlan> &plans, const Doubles &in, int64_t S,
+    const std::function<std::vector<double>(const Doubles &)> &reference) {
+  const ChainPlan &fwd = plans.at("m"), &bwd = plans.at("m_backward");
+  Arrays f;
+  for (const auto &v : in)
+    f.push_back(toFloat(v));
+  auto want = reference(in);
+  auto y = execute(fwd, f, S);
+  CHECK(maxRelative(y[0], want) < 2e-5);
+  std::mt19937 rng(3);
+  std::normal_distribution<double> normal;
+  std::vector<double> dy(want.size());
+  for (auto &e : dy)
+    e = double(float(normal(rng)));
+  Arrays bin = f;
+  bin.push_back(toFloat(dy));
+  auto grads = execute(bwd, bin, S);
+  size_t g = 0;
+  for (size_t op = 0; op < in.size(); ++op) {
+    if (fwd.constantInput[op])
+      continue;
+    REQUIRE(g < grads.size());
+    const auto &got = grads[g++];
+    REQUIRE(got.size() == in[op].size());
+    double scale = 0, err = 0;
+    for (size_t k = 0; k < got.size(); ++k) {
+      const double fd = centralDifference(reference, in, op, k, dy);
+      scale = std::max(scale, std::abs(fd));
+      err = std::max(err, std::abs(fd - double(got[k])));
+    }
+    INFO("input " << op << ": max error " << err << " of max " << scale);
+    CHECK(err <= 1e-4 * std::max(scale, 1.0));
+  }
+  CHECK(g == grads.size());
+}
+
+std::vector<double> randomDoubles(std::mt19937 &rng, int64_t n, double lo,
+                                  double hi) {
+  std::uniform_real_distribution<double> u(lo, hi);
+  std::vector<double> v(static_cast<size_t>(n));
+  for (auto &e : v)
+    e = double(float(u(rng)));
+  return v;
+}
+
+} // namespace
+
+TEST_CASE("CUDA contractions: one GEMM per contraction in any layout",
+          "[cuda][chain]") {
+  std::map<char, int64_t> s = {{'i', 20}, {'j', 18}, {'k', 17}, {'h', 3}};
+  // Laid out for one GEMM already: no transpose, in all four op(A)/op(B)
+  // combinations and with the result's roles swapped.
+  checkContract({"nik,nkj->nij", s}, 0, ChainStep::Gemm);
+  checkContract({"nki,nkj->nij", s}, 0, ChainStep::Gemm);
+  checkContract({"nik,njk->nij", s}, 0, ChainStep::Gemm);
+  checkContract({"nki,njk->nji", s}, 0, ChainStep::Gemm);
+  checkContract({"nhik,nhkj->nhji", s}, 0, ChainStep::Gemm);
+  // A summed letter shared with no batch order, and the batch inside:
+  // transposes, the fewest elements.
+  checkContract({"ikn,nkj->nij", s}, 1, ChainStep::Gemm);
+  checkContract({"nik,nkj->inj", s}, 1, ChainStep::Gemm);
+  checkContract({"nhik,nkhj->nijh", s}, 2, ChainStep::Gemm);
+  // A weight without the dynamic letter: n is a row of the GEMM.
+  checkContract({"nik,kj->nij", s}, 0, ChainStep::Gemm);
+  checkContract({"kj,nik->nij", s}, 0, ChainStep::Gemm);
+  checkContract({"kj,nik->nji", s}, 1, ChainStep::Gemm);
+  // Little to sum, or a small matrix: the direct kernel, no transposes.
+  checkContract({"nih,nhj->nji", s}, 0, ChainStep::Direct);
+  checkContract({"nij,nhj->nhij", s}, 0, ChainStep::Direct);
+  checkContract({"nhk,nk->nh", s}, 0, ChainStep::Direct);
+}
+
+TEST_CASE("CUDA SSD: the chain equals the semiseparable matrix, gradients "
+          "finite differences",
+          "[cuda][chain][mixer]") {
+  // Sizes at which the in-chunk contractions go to cuBLAS (16-wide).
+  for (auto [H, P, N, Q, L, S] :
+       {std::tuple{2, 16, 16, 16, 32, 2}, std::tuple{1, 2, 3, 4, 12, 3},
+        std::tuple{1, 1, 1, 1, 1, 1}}) {
+    mlir::MLIRContext ctx;
+    const std::string spec = fmt::format(
+        "ssd(heads={}, head_dim={}, state={}, chunk={})", H, P, N, Q);
+    INFO(spec << " L = " << L << " S = " << S);
+    auto module = mixerModule(ctx, spec, L, 0);
+    auto plans = chains(*module);
+    if (H == 2)
+      CHECK(countSteps(plans.at("m"), ChainStep::Gemm) >= 4);
+    std::mt19937 rng(11);
+    Doubles in = {randomDoubles(rng, S * L * H * P, -1, 1),
+                  randomDoubles(rng, S * L * H, -0.5, -0.05),
+                  randomDoubles(rng, S * L * N, -1, 1),
+                  randomDoubles(rng, S * L * N, -1, 1)};
+    checkMixer(plans, in, S, [&](const Doubles &v) {
+      return ssdSequences(v[0], v[1], v[2], v[3], S, L, H, P, N);
+    });
+  }
+}
+
+TEST_CASE("CUDA m2-conv: the chain's DFTs compute the circular convolution",
+          "[cuda][chain][mixer]") {
+  for (bool causal : {true, false}) {
+    mlir::MLIRContext ctx;
+    const int64_t L = 20, C = 3, S = 2;
+    const std::string spec =
+        fmt::format("m2-conv(causal={})", causal ? "true" : "false");
+    INFO(spec);
+    auto module = mixerModule(ctx, spec, L, C);
+    auto plans = chains(*module);
+    auto named = parseMixer(spec);
+    auto shape = m2ConvShape(*named, L);
+    REQUIRE(shape);
+    const int64_t b = shape->b, J = shape->rows,
+                  Jk = shape->kernelRows;
+    std::mt19937 rng(13);
+    Doubles in = {randomDoubles(rng, S * J * b * C, -1, 1),
+                  randomDoubles(rng, Jk * b * C, -1, 1),
+                  randomDoubles(rng, C, -1, 1)};
+    for (const auto &k : m2ConvConstants(*shape))
+      in.emplace_back(k.values.begin(), k.values.end());
+    checkMixer(plans, in, S, [&](const Doubles &v) {
+      return circularConvReference(v[0].data(), v[1].data(), v[2].data(), S,
+                                   J, b, Jk, C);
+    });
+  }
+}
+
+TEST_CASE("CUDA monarch-seq: the chain equals fly's Monarch reference",
+          "[cuda][chain][mixer]") {
+  mlir::MLIRContext ctx;
+  const int64_t L = 64, C = 2, S = 2, nb = 4, m = L / nb;
+  auto module = mixerModule(ctx, "monarch-seq(blocks=4)", L, C);
+  auto plans = chains(*module);
+  std::mt19937 rng(17);
+  Doubles in = {randomDoubles(rng, S * L * C, -1, 1),
+                randomDoubles(rng, nb * m * m, -1, 1),
+                randomDoubles(rng, nb * m * m, -1, 1)};
+  checkMixer(plans, in, S, [&](const Doubles &v) {
+    return monarchReference(v[0].data(), v[1].data(), v[2].data(), S, L, C, nb);
+  });
+}
+
+TEST_CASE("CUDA chains: located errors for what the kernels cannot run",
+          "[cuda][chain]") {
+  mlir::MLIRContext ctx;
+  loadDialects(ctx);
+  std::string error;
+  mlir::ScopedDiagnosticHandler collect(&ctx, [&](mlir::Diagnostic &d) {
+    error = d.str();
+    return mlir::success();
+  });
+  // An unplanned contraction.
+  auto unplanned = mlir::parseSourceString<mlir::ModuleOp>(
+      "func.func @f(%a: tensor<?x4xf32>, %b: tensor<4x5xf32>) -> "
+      "tensor<?x5xf32> {\n"
+      "  %0 = einstruct.contract \"nk,kj->nj\" %a, %b : tensor<?x4xf32>, "
+      "tensor<4x5xf32> -> tensor<?x5xf32>\n"
+      "  return %0 : tensor<?x5xf32>\n}\n",
+      &ctx);
+  REQUIRE(unplanned);
+  auto r = chainLibraries(*unplanned);
+  REQUIRE_FALSE(r);
+  CHECK_THAT(r.error(), Catch::Contains("run --einstruct-plan-cuda"));
+  // Two dynamic extents in one tensor.
+  auto twoDynamic = mlir::parseSourceString<mlir::ModuleOp>(
+      "func.func @f(%a: tensor<?x?xf32>, %b: tensor<?x5xf32>) -> "
+      "tensor<?x5xf32> {\n"
+      "  %0 = einstruct.contract \"nk,kj->nj\" %a, %b {cuda_kernel = "
+      "\"direct\"} : tensor<?x?xf32>, tensor<?x5xf32> -> tensor<?x5xf32>\n"
+      "  return %0 : tensor<?x5xf32>\n}\n",
+      &ctx);
+  REQUIRE(twoDynamic);
+  r = chainLibraries(*twoDynamic);
+  REQUIRE_FALSE(r);
+  CHECK_THAT(r.error(), Catch::Contains("one runtime extent"));
+  // cuBLAS named on a layout that is not one GEMM's.
+  auto badLayout = mlir::parseSourceString<mlir::ModuleOp>(
+      "func.func @f(%a: tensor<?x32x32xf32>, %b: tensor<32x?x32xf32>) -> "
+      "tensor<?x32x32xf32> {\n"
+      "  %0 = einstruct.contract \"nik,knj->inj\" %a, %b {cuda_kernel = "
+      "\"cublas\"} : tensor<?x32x32xf32>, tensor<32x?x32xf32> -> "
+      "tensor<?x32x32xf32>\n"
+      "  return %0 : tensor<?x32x32xf32>\n}\n",
+      &ctx);
+  REQUIRE(badLayout);
+  mlir::PassManager pm(&ctx);
+  pm.addPass(createPlanCuda());
+  CHECK(mlir::failed(pm.run(*badLayout)));
+  CHECK_THAT(error, Catch::Contains("not laid out for one strided batched"));
+}
