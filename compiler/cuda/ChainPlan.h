@@ -26,6 +26,7 @@ struct ChainSize {
 struct ChainBuffer {
   enum Kind { Input, Output, Scratch } kind = Scratch;
   int index = 0; // argument or result number
+  int slot = -1; // Scratch: its workspace slot (slots[slot])
   ChainSize elems;
   std::string shape; // "[S, 4, 64]", for comments and manifests
 };
@@ -69,6 +70,9 @@ struct ChainPlan {
   // The buffers of arguments marked einstruct.constant (M2's DFT
   // matrices), which the caller fills with the values the IR documents.
   std::vector<bool> constantInput;
+  // The workspace: one slot per group of same-sized scratch buffers whose
+  // lives (first write to last read) do not overlap.
+  std::vector<ChainSize> slots;
 };
 
 } // namespace einstruct

@@ -40,6 +40,43 @@ std::vector<ChainSize> stridesOf(mlir::RankedTensorType t) {
   return s;
 }
 
+// Scratch buffers share workspace slots (ChainPlan::slots): in order of
+// their first write, each takes a slot of its size whose last reader came
+// before that write (strictly, so no step reads and writes one slot), else
+// a new one. The SSD's backward at L = 4096 needs about half the memory.
+void assignSlots(ChainPlan &plan) {
+  const size_t n = plan.buffers.size();
+  std::vector<int> first(n, -1), last(n, -1);
+  for (int t = 0; t < int(plan.steps.size()); ++t)
+    for (const auto *list :
+         {&plan.steps[size_t(t)].in, &plan.steps[size_t(t)].out})
+      for (int b : *list) {
+        if (first[size_t(b)] < 0)
+          first[size_t(b)] = t;
+        last[size_t(b)] = t;
+      }
+  std::vector<size_t> order;
+  for (size_t b = 0; b < n; ++b)
+    if (plan.buffers[b].kind == ChainBuffer::Scratch)
+      order.push_back(b);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t x, size_t y) { return first[x] < first[y]; });
+  std::vector<int> busyUntil;
+  for (size_t b : order) {
+    ChainBuffer &buffer = plan.buffers[b];
+    for (size_t k = 0; k < plan.slots.size() && buffer.slot < 0; ++k)
+      if (plan.slots[k].value == buffer.elems.value &&
+          plan.slots[k].power == buffer.elems.power && busyUntil[k] < first[b])
+        buffer.slot = int(k);
+    if (buffer.slot < 0) {
+      buffer.slot = int(plan.slots.size());
+      plan.slots.push_back(buffer.elems);
+      busyUntil.push_back(-1);
+    }
+    busyUntil[size_t(buffer.slot)] = last[b];
+  }
+}
+
 struct Reader {
   mlir::func::FuncOp f;
   ChainPlan plan;
@@ -366,6 +403,7 @@ Result<ChainPlan> chainOfFunction(mlir::func::FuncOp f) {
     if (r.unheld)
       return fail(&op, "reads a tensor nothing wrote (a bare tensor.empty)");
   }
+  assignSlots(r.plan);
   return r.plan;
 }
 

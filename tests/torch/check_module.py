@@ -238,8 +238,8 @@ err = float((y - want).abs().max() / want.abs().max())
 check(err < 1e-5, f"m2-conv module forward equals direct sums ({err:.1e})")
 bad = subprocess.run([einstruct, "compile", "--mixer", mixer_spec, "-o", work],
                      capture_output=True, text=True)
-check(bad.returncode == 2 and "--emit kernels does not apply" in bad.stderr,
-      "--mixer without --emit torch is refused: " + bad.stderr.strip())
+check(bad.returncode == 2 and "--mixer needs --seq-len L" in bad.stderr,
+      "--mixer without --seq-len is refused: " + bad.stderr.strip())
 
 shutil.rmtree(work)
 checks.finish()

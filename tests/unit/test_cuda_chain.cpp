@@ -55,20 +55,31 @@ einstruct_chain::Strided strided(const ChainStep::Dims &d, int64_t S) {
 // Runs `plan` on S sequences; returns its outputs.
 Arrays execute(const ChainPlan &plan, const Arrays &inputs, int64_t S) {
   REQUIRE(int(inputs.size()) == plan.inputs);
-  Arrays buf(plan.buffers.size());
-  for (size_t b = 0; b < buf.size(); ++b) {
+  // Scratch buffers live in their workspace slots, shared as the emitted
+  // code shares them: a slot reused too early corrupts what is read later.
+  const size_t nb = plan.buffers.size();
+  Arrays storage(nb + plan.slots.size());
+  std::vector<size_t> at(nb);
+  for (size_t k = 0; k < plan.slots.size(); ++k)
+    // NaN: a read of what no step wrote shows in the results.
+    storage[nb + k].assign(size_t(plan.slots[k].at(S)), std::nanf(""));
+  for (size_t b = 0; b < nb; ++b) {
     const ChainBuffer &x = plan.buffers[b];
-    if (x.kind == ChainBuffer::Input) {
+    at[b] = x.kind == ChainBuffer::Scratch ? nb + size_t(x.slot) : b;
+    if (x.kind == ChainBuffer::Scratch) {
+      REQUIRE(x.slot >= 0);
+      REQUIRE(plan.slots[size_t(x.slot)].at(S) == x.elems.at(S));
+    } else if (x.kind == ChainBuffer::Input) {
       REQUIRE(int64_t(inputs[size_t(x.index)].size()) == x.elems.at(S));
-      buf[b] = inputs[size_t(x.index)];
+      storage[b] = inputs[size_t(x.index)];
     } else {
-      // NaN: a read of what no step wrote shows in the results.
-      buf[b].assign(size_t(x.elems.at(S)), std::nanf(""));
+      storage[b].assign(size_t(x.elems.at(S)), std::nanf(""));
     }
   }
   auto sized = [&](int b, int64_t n) -> std::vector<float> & {
-    REQUIRE(int64_t(buf[size_t(b)].size()) >= n);
-    return buf[size_t(b)];
+    std::vector<float> &v = storage[at[size_t(b)]];
+    REQUIRE(int64_t(v.size()) >= n);
+    return v;
   };
   for (const ChainStep &s : plan.steps) {
     INFO(s.what);
@@ -181,9 +192,9 @@ Arrays execute(const ChainPlan &plan, const Arrays &inputs, int64_t S) {
     }
   }
   Arrays out(size_t(plan.outputs));
-  for (size_t b = 0; b < buf.size(); ++b)
+  for (size_t b = 0; b < nb; ++b)
     if (plan.buffers[b].kind == ChainBuffer::Output)
-      out[size_t(plan.buffers[b].index)] = buf[b];
+      out[size_t(plan.buffers[b].index)] = storage[b];
   return out;
 }
 
@@ -410,8 +421,15 @@ TEST_CASE("CUDA SSD: the chain equals the semiseparable matrix, gradients "
     INFO(spec << " L = " << L << " S = " << S);
     auto module = mixerModule(ctx, spec, L, 0);
     auto plans = chains(*module);
-    if (H == 2)
+    if (H == 2) {
       CHECK(countSteps(plans.at("m"), ChainStep::Gemm) >= 4);
+      // Scratch buffers share slots: fewer slots than buffers.
+      const ChainPlan &bwd = plans.at("m_backward");
+      size_t scratch = 0;
+      for (const auto &b : bwd.buffers)
+        scratch += b.kind == ChainBuffer::Scratch;
+      CHECK(bwd.slots.size() < scratch);
+    }
     std::mt19937 rng(11);
     Doubles in = {randomDoubles(rng, S * L * H * P, -1, 1),
                   randomDoubles(rng, S * L * H, -0.5, -0.05),
