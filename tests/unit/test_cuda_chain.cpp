@@ -435,8 +435,10 @@ TEST_CASE("CUDA SSD: the chain equals the semiseparable matrix, gradients "
                   randomDoubles(rng, S * L * H, -0.5, -0.05),
                   randomDoubles(rng, S * L * N, -1, 1),
                   randomDoubles(rng, S * L * N, -1, 1)};
+    // Copies: a lambda captures no structured bindings before C++20.
+    const int64_t s = S, l = L, h = H, p = P, n = N;
     checkMixer(plans, in, S, [&](const Doubles &v) {
-      return ssdSequences(v[0], v[1], v[2], v[3], S, L, H, P, N);
+      return ssdSequences(v[0], v[1], v[2], v[3], s, l, h, p, n);
     });
   }
 }
