@@ -35,7 +35,6 @@ std::string buf(int b) { return fmt::format("b{}", b); }
 
 // One step's call; `rc` receives its status.
 std::string stepText(const ChainStep &s) {
-  std::string grid;
   auto launch = [](const std::string &count) {
     return fmt::format("<<<blocksFor({}), kThreads, 0, stream>>>", count);
   };
@@ -92,20 +91,21 @@ std::string stepText(const ChainStep &s) {
         buf(s.in[1]), buf(s.in[2]), buf(s.in[3]), buf(s.in[4]), buf(s.out[0]),
         buf(s.out[1]), N, s.chunks, s.steps, s.heads));
   case ChainStep::Scan:
-    return checked(fmt::format(
-        "chunkScanKernel{}({}, {}, {}, {}, {}LL, {}LL, {}LL)",
-        launch(fmt::format("{} * {}", N, s.heads * s.pk)), buf(s.in[0]),
-        buf(s.in[1]), buf(s.out[0]), N, s.chunks, s.heads, s.pk));
   case ChainStep::ScanGrad:
+  case ChainStep::ScanDecayGrad: {
+    // (in0, in1, out0, N, C, H, PK), one thread per (n, h, pk) or, for the
+    // decays' gradient, per (n, h, chunk).
+    const bool perChunk = s.kind == ChainStep::ScanDecayGrad;
+    const char *kernel = s.kind == ChainStep::Scan ? "chunkScanKernel"
+                         : s.kind == ChainStep::ScanGrad
+                             ? "chunkScanGradKernel"
+                             : "chunkScanDecayGradKernel";
     return checked(fmt::format(
-        "chunkScanGradKernel{}({}, {}, {}, {}, {}LL, {}LL, {}LL)",
-        launch(fmt::format("{} * {}", N, s.heads * s.pk)), buf(s.in[0]),
-        buf(s.in[1]), buf(s.out[0]), N, s.chunks, s.heads, s.pk));
-  case ChainStep::ScanDecayGrad:
-    return checked(fmt::format(
-        "chunkScanDecayGradKernel{}({}, {}, {}, {}, {}LL, {}LL, {}LL)",
-        launch(fmt::format("{} * {}", N, s.heads * s.chunks)), buf(s.in[0]),
-        buf(s.in[1]), buf(s.out[0]), N, s.chunks, s.heads, s.pk));
+        "{}{}({}, {}, {}, {}, {}LL, {}LL, {}LL)", kernel,
+        launch(
+            fmt::format("{} * {}", N, s.heads * (perChunk ? s.chunks : s.pk))),
+        buf(s.in[0]), buf(s.in[1]), buf(s.out[0]), N, s.chunks, s.heads, s.pk));
+  }
   }
   return "";
 }

@@ -1,7 +1,6 @@
 #include "ChainOfFunction.h"
 #include "CudaContract.h"
 #include "dialects/EinstructDialect.h"
-#include "search/Einsum.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -154,10 +153,12 @@ struct Reader {
     if (!kernel)
       return op.emitOpError()
              << "has no " << kCudaKernelAttr << " (run --einstruct-plan-cuda)";
-    auto t = parseEinsumLetters(op.getSpec().str());
-    if (!t)
-      return op.emitOpError() << t.error();
-    const std::string &lhs = t->input, &rhs = t->weights[0], &out = t->output;
+    if (mlir::failed(checkCudaKernel(op, kernel.getValue())))
+      return mlir::failure();
+    auto roles = contractRoles(op);
+    if (mlir::failed(roles))
+      return mlir::failure();
+    const std::string &lhs = roles->lhs, &rhs = roles->rhs, &out = roles->out;
     auto lt = type(op.getLhs()), rt = type(op.getRhs());
     auto size = [&](const std::string &letters) {
       ChainSize n;
@@ -171,11 +172,7 @@ struct Reader {
     ChainStep s = step(ChainStep::Direct, op, {op.getLhs(), op.getRhs()},
                        {add(op.getResult())});
     if (kernel.getValue() == kCublasKernel) {
-      auto form = gemmForm(lhs, rhs, out);
-      if (!form)
-        return op.emitOpError() << "'" << op.getSpec()
-                                << "' is not laid out for one strided batched "
-                                   "GEMM (run --einstruct-plan-cuda)";
+      auto form = gemmForm(lhs, rhs, out); // checked above
       // Row-major out[b][x][y] = Σ_k P[b][x][k]·Q[b][k][y] is column-major
       // outᵀ (y × x) = Qᵀ·Pᵀ: A is Q, B is P.
       const ChainSize X = size(form->x), Y = size(form->y), K = size(form->k);
@@ -194,7 +191,7 @@ struct Reader {
       s.strideB = X * K;
       s.strideC = X * Y;
       s.batch = size(form->batch);
-    } else if (kernel.getValue() == kDirectKernel) {
+    } else {
       auto ls = stridesOf(lt), rs = stridesOf(rt);
       auto fill = [&](ChainStep::Dims &d, const std::string &letters) {
         for (char c : letters) {
@@ -204,19 +201,11 @@ struct Reader {
           d.b.push_back(r == std::string::npos ? ChainSize{0, 0} : rs[r]);
         }
       };
-      std::string summed;
-      for (char c : lhs)
-        if (out.find(c) == std::string::npos)
-          summed += c;
-      if (summed.size() > 8)
-        return op.emitOpError() << "sums over " << summed.size()
+      if (roles->k.size() > 8)
+        return op.emitOpError() << "sums over " << roles->k.size()
                                 << " letters, past the direct kernel's 8";
       fill(s.outDims, out);
-      fill(s.sumDims, summed);
-    } else {
-      return op.emitOpError() << kCudaKernelAttr << " is '" << kernel.getValue()
-                              << "': expected '" << kCublasKernel << "' or '"
-                              << kDirectKernel << "'";
+      fill(s.sumDims, roles->k);
     }
     plan.steps.push_back(s);
     return mlir::success();

@@ -101,7 +101,7 @@ Layouts cheapestLayouts(const ContractRoles &r, const std::string &lhs,
 Result<ContractRoles> contractRoles(const std::string &lhs,
                                     const std::string &rhs,
                                     const std::string &out) {
-  ContractRoles r;
+  ContractRoles r{lhs, rhs, out, "", "", "", ""};
   for (const std::string *s : {&out, &lhs, &rhs})
     for (char c : *s) {
       const bool l = has(lhs, c), w = has(rhs, c), o = has(out, c);
@@ -122,6 +122,16 @@ Result<ContractRoles> contractRoles(const std::string &lhs,
         role += c;
     }
   return r;
+}
+
+mlir::FailureOr<ContractRoles> contractRoles(ContractOp op) {
+  auto t = parseEinsumLetters(op.getSpec().str());
+  if (!t)
+    return op.emitOpError() << t.error();
+  auto roles = contractRoles(t->input, t->weights[0], t->output);
+  if (!roles)
+    return op.emitOpError() << roles.error();
+  return *roles;
 }
 
 std::optional<GemmForm> gemmForm(const std::string &lhs, const std::string &rhs,
@@ -153,14 +163,30 @@ std::optional<GemmForm> gemmForm(const std::string &lhs, const std::string &rhs,
   return std::nullopt;
 }
 
+mlir::LogicalResult checkCudaKernel(ContractOp op, llvm::StringRef kernel) {
+  if (kernel == kDirectKernel)
+    return mlir::success();
+  if (kernel != kCublasKernel)
+    return op.emitOpError()
+           << kCudaKernelAttr << " is '" << kernel << "': expected '"
+           << kCublasKernel << "' or '" << kDirectKernel << "'";
+  auto roles = contractRoles(op);
+  if (mlir::failed(roles))
+    return mlir::failure();
+  if (roles->k.empty())
+    return op.emitOpError() << "cuBLAS needs a summed letter";
+  if (!gemmForm(roles->lhs, roles->rhs, roles->out))
+    return op.emitOpError()
+           << "'" << op.getSpec() << "' is not laid out for one strided "
+           << "batched GEMM (remove " << kCudaKernelAttr << " to plan again)";
+  return mlir::success();
+}
+
 mlir::LogicalResult planCudaContract(ContractOp op) {
-  auto t = parseEinsumLetters(op.getSpec().str());
-  if (!t)
-    return op.emitOpError() << t.error();
-  const std::string &lhs = t->input, &rhs = t->weights[0], &out = t->output;
-  auto roles = contractRoles(lhs, rhs, out);
-  if (!roles)
-    return op.emitOpError() << roles.error();
+  auto roles = contractRoles(op);
+  if (mlir::failed(roles))
+    return mlir::failure();
+  const std::string &lhs = roles->lhs, &rhs = roles->rhs, &out = roles->out;
   auto type = [](mlir::Value v) {
     return mlir::cast<mlir::RankedTensorType>(v.getType());
   };
@@ -168,21 +194,8 @@ mlir::LogicalResult planCudaContract(ContractOp op) {
     return op.emitOpError() << "the CUDA contraction kernels take f32 only";
   mlir::OpBuilder b(op);
   // A plan already there (edited or not) is kept when it can run.
-  if (auto kept = op->getAttrOfType<mlir::StringAttr>(kCudaKernelAttr)) {
-    if (kept.getValue() == kDirectKernel)
-      return mlir::success();
-    if (kept.getValue() != kCublasKernel)
-      return op.emitOpError()
-             << kCudaKernelAttr << " is '" << kept.getValue() << "': expected '"
-             << kCublasKernel << "' or '" << kDirectKernel << "'";
-    if (roles->k.empty())
-      return op.emitOpError() << "cuBLAS needs a summed letter";
-    if (!gemmForm(lhs, rhs, out))
-      return op.emitOpError()
-             << "'" << op.getSpec() << "' is not laid out for one strided "
-             << "batched GEMM (remove " << kCudaKernelAttr << " to plan again)";
-    return mlir::success();
-  }
+  if (auto kept = op->getAttrOfType<mlir::StringAttr>(kCudaKernelAttr))
+    return checkCudaKernel(op, kept.getValue());
   const auto lt = type(op.getLhs()), rt = type(op.getRhs());
   const int64_t sum = staticExtent(lt, lhs, roles->k);
   const int64_t entries =

@@ -23,6 +23,7 @@ inline constexpr llvm::StringLiteral kDirectKernel = "direct";
 // tensor among out, lhs, rhs: batch (in all three), m (lhs and out), n (rhs
 // and out), k (lhs and rhs: summed).
 struct ContractRoles {
+  std::string lhs, rhs, out; // the spec's three parts
   std::string batch, m, n, k;
 };
 // An error names a letter one input alone has and the result lacks (a sum
@@ -30,6 +31,8 @@ struct ContractRoles {
 Result<ContractRoles> contractRoles(const std::string &lhs,
                                     const std::string &rhs,
                                     const std::string &out);
+// The same for `op`'s spec; an error is emitted at the op.
+mlir::FailureOr<ContractRoles> contractRoles(ContractOp op);
 
 // A layout that runs as one strided batched GEMM with no copy: out is
 // B·X·Y, the operand P holding X is B·X·K or B·K·X and the other, Q, is
@@ -46,5 +49,10 @@ std::optional<GemmForm> gemmForm(const std::string &lhs, const std::string &rhs,
 
 // Plans `op` for the GPU (see above); an error is at the op.
 mlir::LogicalResult planCudaContract(ContractOp op);
+
+// Whether the `cuda_kernel` `op` has can run: "direct", or "cublas" with a
+// summed letter on one GEMM's layout. An error is emitted at the op. The
+// planner checks a kept plan with it, the CUDA emission what it reads.
+mlir::LogicalResult checkCudaKernel(ContractOp op, llvm::StringRef kernel);
 
 } // namespace einstruct

@@ -1,6 +1,7 @@
 #include "CudaPipeline.h"
 #include "ChainOfFunction.h"
 #include "CudaPlanOfOp.h"
+#include "FirstError.h"
 #include "LayerOfOp.h"
 #include "compiler/cuda/ChainEmitter.h"
 #include "compiler/ir/EmitLayer.h"
@@ -36,21 +37,16 @@ plannedLayers(mlir::MLIRContext &ctx, const std::vector<Layer> &layers,
     auto at = mlir::NameLoc::get(f.getSymNameAttr());
     f.walk([&](mlir::Operation *op) { op->setLoc(at); });
   });
-  std::string error;
-  mlir::ScopedDiagnosticHandler collect(&ctx, [&](mlir::Diagnostic &d) {
-    if (d.getSeverity() != mlir::DiagnosticSeverity::Error || !error.empty())
-      return mlir::success();
-    if (auto at = mlir::dyn_cast<mlir::NameLoc>(d.getLocation());
-        at && layers.size() > 1)
-      error = "@" + at.getName().str() + ": ";
-    error += d.str();
-    return mlir::success();
-  });
+  FirstError first(&ctx);
   mlir::PassManager pm(&ctx);
   pm.addPass(createPlanCuda(planCudaOptions(target)));
-  if (mlir::failed(pm.run(*module)))
-    return Error{error};
-  return module;
+  if (mlir::succeeded(pm.run(*module)))
+    return module;
+  std::string at;
+  if (first.where && layers.size() > 1)
+    if (auto name = mlir::dyn_cast<mlir::NameLoc>(*first.where))
+      at = "@" + name.getName().str() + ": ";
+  return Error{at + first.text};
 }
 
 Result<LayerPlan> planLayerThroughIr(const Layer &layer,
@@ -100,23 +96,6 @@ layerLibraries(mlir::ModuleOp module, const CudaTarget *target,
   }
   return libraries;
 }
-
-namespace {
-
-// The first error diagnostic's text while in scope.
-struct FirstError {
-  std::string text;
-  mlir::ScopedDiagnosticHandler handler;
-  explicit FirstError(mlir::MLIRContext *ctx)
-      : handler(ctx, [this](mlir::Diagnostic &d) {
-          if (d.getSeverity() == mlir::DiagnosticSeverity::Error &&
-              text.empty())
-            text = d.str();
-          return mlir::success();
-        }) {}
-};
-
-} // namespace
 
 Result<std::vector<ChainLibrary>> chainLibraries(mlir::ModuleOp module) {
   FirstError first(module.getContext());

@@ -15,6 +15,7 @@
 #include "compiler/ir/EmitLayer.h"
 #include "compiler/ir/EmitMixer.h"
 #include "compiler/passes/CudaPipeline.h"
+#include "compiler/passes/FirstError.h"
 #include "compiler/passes/LayerOfOp.h"
 #include "compiler/passes/Passes.h"
 #include "compiler/torch/TorchModule.h"
@@ -388,25 +389,26 @@ int runCompileMlir(const CompileOptions &o, const CudaTarget &target) {
                             o.file, at->line, at->column, kMaxTextNesting));
   mlir::MLIRContext ctx;
   loadDialects(ctx);
-  std::string error;
-  mlir::ScopedDiagnosticHandler collect(&ctx, [&](mlir::Diagnostic &d) {
-    if (d.getSeverity() != mlir::DiagnosticSeverity::Error || !error.empty())
-      return mlir::success();
-    if (auto at = mlir::dyn_cast<mlir::FileLineColLoc>(d.getLocation()))
-      error = fmt::format("{}:{}:{}: ", at.getFilename().str(), at.getLine(),
-                          at.getColumn());
-    error += d.str();
-    return mlir::success();
-  });
+  FirstError first(&ctx);
+  // The first error, after its file:line:column when it has one.
+  auto error = [&]() -> std::string {
+    if (!first.where)
+      return "";
+    auto at = mlir::dyn_cast<mlir::FileLineColLoc>(*first.where);
+    return (at ? fmt::format("{}:{}:{}: ", at.getFilename().str(), at.getLine(),
+                             at.getColumn())
+               : "") +
+           first.text;
+  };
   auto module = mlir::parseSourceString<mlir::ModuleOp>(*text, &ctx, o.file);
   if (!module)
-    return fail(error.empty() ? o.file + ": not einstruct IR" : error);
+    return fail(first.where ? error() : o.file + ": not einstruct IR");
   mlir::PassManager pm(&ctx);
   pm.addPass(createSelectStructure());
   if (o.emit != "mlir")
     pm.addPass(createPlanCuda(planCudaOptions(target)));
   if (mlir::failed(pm.run(*module)))
-    return fail(error);
+    return fail(error());
   if (int rc = makeOutputDirectory(o.dir))
     return rc;
   std::string stem = o.file.substr(o.file.rfind('/') + 1);
