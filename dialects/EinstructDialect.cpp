@@ -238,6 +238,18 @@ LogicalResult ContractOp::verify() {
   return success();
 }
 
+LogicalResult ReverseOp::verify() {
+  auto type = cast<RankedTensorType>(getInput().getType());
+  const int64_t dim = getDim();
+  if (dim < 0 || dim >= type.getRank())
+    return emitOpError() << "dim " << dim << " is outside the input's rank "
+                         << type.getRank();
+  if (type.isDynamicDim(dim))
+    return emitOpError() << "dim " << dim << " of " << type
+                         << " is dynamic: the reversal needs its extent";
+  return success();
+}
+
 LogicalResult RouteOp::verify() {
   auto logits = cast<RankedTensorType>(getLogits().getType());
   if (logits.getRank() != 2 || logits.isDynamicDim(1))

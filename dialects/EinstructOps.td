@@ -53,6 +53,31 @@ def Einstruct_ContractOp : Einstruct_Op<"contract", [Pure]> {
   let hasVerifier = 1;
 }
 
+def Einstruct_ReverseOp : Einstruct_Op<"reverse",
+    [Pure, AllTypesMatch<["input", "result"]>]> {
+  let summary = "The input in reverse order along one static dimension";
+  let description = [{
+    result[..., i, ...] = input[..., n − 1 − i, ...] along `dim` (extent n,
+    static): Hydra's flip of the sequence. Its own gradient.
+
+    ```mlir
+    %r = einstruct.reverse %x dim 1 : tensor<?x4096x12x64xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$input, I64Attr:$dim);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $input `dim` $dim attr-dict `:` type($input)
+  }];
+  let hasVerifier = 1;
+  let builders = [
+    OpBuilder<(ins "::mlir::Value":$input, "int64_t":$dim), [{
+      build($_builder, $_state, input.getType(), input,
+            $_builder.getI64IntegerAttr(dim));
+    }]>
+  ];
+}
+
 def Einstruct_RouteOp : Einstruct_Op<"route", [Pure]> {
   let summary = "BTT-MoE routing: top-k experts per token, gates, aux loss";
   let description = [{

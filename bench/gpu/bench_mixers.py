@@ -1,10 +1,15 @@
 """einstruct's CUDA mixer libraries against PyTorch, in one process.
 
   ssd  the chunked SSD (`compile --mixer ssd(...)`: NAME and NAME_backward)
-       against a PyTorch chunked SSD written from Mamba-2's algorithm
-       (segment sums, four einsums, the inter-chunk recurrence as one more
-       einsum) in eager mode and under torch.compile: forward, and
-       forward+backward (dx, da, dB, dC);
+       against a PyTorch chunked SSD of x·dt written from Mamba-2's
+       algorithm (segment sums, four einsums, the inter-chunk recurrence as
+       one more einsum) in eager mode and under torch.compile: forward, and
+       forward+backward (every operand);
+  hydra the Hydra library (the whole quasiseparable mixer) against
+       goombalab/hydra's forward around that PyTorch chunked SSD (x and
+       flip(x) as one doubled batch, each scaled by its half of dt, the
+       output rolled by one token, the second half flipped back, + d·x),
+       eager and compiled, forward and forward+backward (every operand);
   m2   the m2-conv library (forward) against M2's torch.fft convolution
        (fftconv_ref: rfft at 2L, product, irfft, + D·u).
 float32 throughout (the libraries' type); times are medians of CUDA-event
@@ -12,9 +17,11 @@ timings after warm-up. Outputs are compared first; a mismatch is reported
 and the timing still printed.
 
 Usage:
-  bench_mixers.py --ssd LIBDIR:NAME:H:P:N:Q:L --m2 LIBDIR:NAME:L:C --batch 4 --out OUT
-  bench_mixers.py --self-test     (CPU: the PyTorch chunked SSD against the
-                                   quadratic form, so the baseline is right)
+  bench_mixers.py --ssd LIBDIR:NAME:H:P:N:Q:L --hydra LIBDIR:NAME:H:P:N:Q:L \
+      --m2 LIBDIR:NAME:L:C --batch 4 --out OUT
+  bench_mixers.py --self-test     (CPU: the PyTorch chunked SSD and Hydra
+                                   against the quadratic form, so the
+                                   baselines are right)
 where LIBDIR holds libNAME.so and libNAME_backward.so (nvcc -shared of the
 generated .cu, -lcublas) and, for m2, NAME_constants.safetensors.
 """
@@ -70,6 +77,23 @@ def ssd_quadratic(X, A, B, C):
     return torch.einsum("bhls,bshp->blhp", M, X)
 
 
+def hydra_torch(X, dt, A, B, C, d, Q, core=None):
+    """goombalab/hydra's forward: X (b, l, h, p); dt and A = dt·A (b, l, 2,
+    h), B and C (b, l, 2, n), index 2 the direction; d (b, l, h). `core`:
+    the SSD (ssd_chunked with chunk Q when None)."""
+    def ssd(*a):
+        return core(*a) if core else ssd_chunked(*a, Q)
+    flip = lambda t: t.flip(1)  # noqa: E731
+    y = ssd(torch.cat([X * dt[:, :, 0, :, None], flip(X * dt[:, :, 1, :, None])]),
+            torch.cat([A[:, :, 0], flip(A[:, :, 1])]),
+            torch.cat([B[:, :, 0], flip(B[:, :, 1])]),
+            torch.cat([C[:, :, 0], flip(C[:, :, 1])]))
+    # torch.roll(y, 1, dims=1) with y[:, 0] = 0.
+    y = torch.nn.functional.pad(y[:, :-1], (0, 0, 0, 0, 1, 0))
+    fw, bw = y.chunk(2)
+    return fw + flip(bw) + X * d[..., None]
+
+
 def fftconv_ref(u, k, D):
     """M2's fftconv_ref, causal: u (B, H, L), k (H, L), D (H)."""
     L = u.shape[-1]
@@ -109,45 +133,60 @@ def rel_err(a, b):
     return ((a - b).abs().max() / b.abs().max().clamp_min(1e-30)).item()
 
 
-def bench_ssd(spec, S, results):
-    libdir, name, H, P, N, Q, L = spec.split(":")
-    H, P, N, Q, L = int(H), int(P), int(N), int(Q), int(L)
-    fwd, bwd = Chain(libdir, name), Chain(libdir, name + "_backward")
-    g = torch.Generator(device="cuda").manual_seed(0)
-    dev = dict(device="cuda", dtype=torch.float32)
-    X = torch.randn(S, L, H, P, generator=g, **dev)
-    A = -torch.rand(S, L, H, generator=g, **dev) * 0.45 - 0.05
-    B = torch.randn(S, L, N, generator=g, **dev)
-    C = torch.randn(S, L, N, generator=g, **dev)
-    dy = torch.randn(S, L, H, P, generator=g, **dev)
-    y = torch.empty_like(X)
-    grads = [torch.empty_like(t) for t in (X, A, B, C)]
-    fwd([X, A, B, C], [y], S)
-    want = ssd_chunked(X, A, B, C, Q)
-    row = {"mixer": f"ssd(heads={H}, head_dim={P}, state={N}, chunk={Q})", "L": L,
-           "batch": S, "forward_rel_err": rel_err(y, want)}
-    leaves = [t.clone().requires_grad_() for t in (X, A, B, C)]
-    ssd_chunked(*leaves, Q).backward(dy)
-    bwd([X, A, B, C, dy], grads, S)
+def bench_pair(row, fwd, bwd, inputs, dy, torch_fn, results):
+    """A library's forward and backward against `torch_fn` on `inputs`:
+    errors first, then eager and torch.compile timings."""
+    S = inputs[0].shape[0]
+    y = torch.empty_like(dy)
+    grads = [torch.empty_like(t) for t in inputs]
+    fwd(inputs, [y], S)
+    row["forward_rel_err"] = rel_err(y, torch_fn(*inputs))
+    leaves = [t.clone().requires_grad_() for t in inputs]
+    torch_fn(*leaves).backward(dy)
+    bwd(inputs + [dy], grads, S)
     row["grad_rel_err"] = max(rel_err(g_, l.grad) for g_, l in zip(grads, leaves))
-    compiled = torch.compile(ssd_chunked)
+    compiled = torch.compile(torch_fn)
 
     def torch_fb(fn):
         def run():
             for l in leaves:
                 l.grad = None
-            fn(*leaves, Q).backward(dy)
+            fn(*leaves).backward(dy)
         return run
 
-    row["einstruct_fwd_ms"] = time_ms(lambda: fwd([X, A, B, C], [y], S))
+    row["einstruct_fwd_ms"] = time_ms(lambda: fwd(inputs, [y], S))
     row["einstruct_fwdbwd_ms"] = time_ms(
-        lambda: (fwd([X, A, B, C], [y], S), bwd([X, A, B, C, dy], grads, S)))
+        lambda: (fwd(inputs, [y], S), bwd(inputs + [dy], grads, S)))
     with torch.no_grad():
-        row["torch_fwd_ms"] = time_ms(lambda: ssd_chunked(X, A, B, C, Q))
-        row["compile_fwd_ms"] = time_ms(lambda: compiled(X, A, B, C, Q))
-    row["torch_fwdbwd_ms"] = time_ms(torch_fb(ssd_chunked))
+        row["torch_fwd_ms"] = time_ms(lambda: torch_fn(*inputs))
+        row["compile_fwd_ms"] = time_ms(lambda: compiled(*inputs))
+    row["torch_fwdbwd_ms"] = time_ms(torch_fb(torch_fn))
     row["compile_fwdbwd_ms"] = time_ms(torch_fb(compiled))
     results.append(row)
+
+
+def bench_ssd(spec, S, results, hydra=False):
+    """ssd: x, dt, a, B, C; hydra: the same with two directions, and d."""
+    libdir, name, H, P, N, Q, L = spec.split(":")
+    H, P, N, Q, L = int(H), int(P), int(N), int(Q), int(L)
+    g = torch.Generator(device="cuda").manual_seed(0)
+    dev = dict(device="cuda", dtype=torch.float32)
+    dirs = (2,) if hydra else ()
+    inputs = [torch.randn(S, L, H, P, generator=g, **dev),
+              torch.rand(S, L, *dirs, H, generator=g, **dev) * 0.9 + 0.1,
+              -torch.rand(S, L, *dirs, H, generator=g, **dev) * 0.45 - 0.05,
+              torch.randn(S, L, *dirs, N, generator=g, **dev),
+              torch.randn(S, L, *dirs, N, generator=g, **dev)]
+    if hydra:
+        inputs.append(torch.randn(S, L, H, generator=g, **dev))
+    dy = torch.randn(S, L, H, P, generator=g, **dev)
+    family = "hydra" if hydra else "ssd"
+    row = {"mixer": f"{family}(heads={H}, head_dim={P}, state={N}, chunk={Q})",
+           "L": L, "batch": S}
+    fn = ((lambda *a: hydra_torch(*a, Q)) if hydra
+          else (lambda x, dt, *a: ssd_chunked(x * dt[..., None], *a, Q)))
+    bench_pair(row, Chain(libdir, name), Chain(libdir, name + "_backward"),
+               inputs, dy, fn, results)
 
 
 def safetensors(path):
@@ -209,6 +248,20 @@ def self_test():
         print(f"ssd_chunked vs quadratic b={b} l={l} h={h} q={q}: rel err {err:.2e}")
         if err > 1e-10:
             return 1
+    # Hydra around the chunked SSD against it around the quadratic form, on
+    # a length the chunk divides.
+    b, l, h, p, n, q = 2, 12, 2, 3, 2, 4
+    X = torch.randn(b, l, h, p, dtype=torch.float64)
+    dt = torch.rand(b, l, 2, h, dtype=torch.float64) + 0.1
+    A = -torch.rand(b, l, 2, h, dtype=torch.float64) * 0.45 - 0.05
+    B = torch.randn(b, l, 2, n, dtype=torch.float64)
+    C = torch.randn(b, l, 2, n, dtype=torch.float64)
+    d = torch.randn(b, l, h, dtype=torch.float64)
+    err = rel_err(hydra_torch(X, dt, A, B, C, d, q),
+                  hydra_torch(X, dt, A, B, C, d, q, core=ssd_quadratic))
+    print(f"hydra_torch chunked vs quadratic: rel err {err:.2e}")
+    if err > 1e-10:
+        return 1
     # fftconv_ref against the direct causal sum.
     u, k, D = torch.randn(2, 3, 10, dtype=torch.float64), torch.randn(3, 10, dtype=torch.float64), torch.randn(3, dtype=torch.float64)
     direct = torch.zeros_like(u)
@@ -223,6 +276,7 @@ def self_test():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ssd", action="append", default=[])
+    ap.add_argument("--hydra", action="append", default=[])
     ap.add_argument("--m2", action="append", default=[])
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--out")
@@ -234,6 +288,8 @@ def main():
     results = []
     for spec in a.ssd:
         bench_ssd(spec, a.batch, results)
+    for spec in a.hydra:
+        bench_ssd(spec, a.batch, results, hydra=True)
     for spec in a.m2:
         bench_m2(spec, a.batch, results)
     for r in results:

@@ -43,6 +43,8 @@ prepare() {
   # The issue's mixer shapes for bench_mixers.py (float32).
   "$bin" compile --mixer 'ssd(heads=12, head_dim=64, state=64, chunk=64)' \
     --seq-len 4096 --name ssdb -o "$dir/mixbench" >/dev/null
+  "$bin" compile --mixer 'hydra(heads=12, head_dim=64, state=64, chunk=64)' \
+    --seq-len 4096 --name hydrab -o "$dir/mixbench" >/dev/null
   "$bin" compile --mixer 'm2-conv(causal=true)' --seq-len 4096 --d-model 768 \
     --name m2b -o "$dir/mixbench" >/dev/null
   for entry in "${bench_layers[@]}"; do
@@ -115,12 +117,13 @@ run() {
   local libs=()
   for entry in "${bench_layers[@]}"; do libs+=("$dir/bench/lib${entry%%;*}.so"); done
   timeout 300 python3 "$here/bench_gpu.py" "${libs[@]}" --tokens 16384 --out "$out" --latency 1,8,64,512
-  echo "== mixer benchmark (float32): chunked SSD vs PyTorch and torch.compile, m2-conv vs torch.fft"
+  echo "== mixer benchmark (float32): chunked SSD and Hydra vs PyTorch and torch.compile, m2-conv vs torch.fft"
   for cu in "$dir"/mixbench/*.cu; do
     "$NVCC" -std=c++17 -O3 -shared -Xcompiler -fPIC -gencode=arch=compute_90a,code=sm_90a \
       "$cu" -lcublas -o "$dir/mixbench/lib$(basename "$cu" .cu).so" || echo "BUILD FAILED $cu"
   done
   timeout 300 python3 "$here/bench_mixers.py" --ssd "$dir/mixbench:ssdb:12:64:64:64:4096" \
+    --hydra "$dir/mixbench:hydrab:12:64:64:64:4096" \
     --m2 "$dir/mixbench:m2b:4096:768" --batch 4 --out "$out"
   if [ "${SESSION_NCU:-1}" = 1 ] && command -v ncu >/dev/null; then
     echo "== ncu: one forward of the tuned Monarch kernel (clocks left alone)"

@@ -19,23 +19,6 @@ namespace {
 // intermediates (a few S·n·C complex arrays) stay within a few MB.
 constexpr int64_t kSequencesPerCall = 8;
 
-// Calls `function` on `operands` and copies its `results` (their shapes)
-// into `outs`.
-void callInto(JitModule::Packed function, std::vector<Descriptor> &operands,
-              const std::vector<const void *> &inputs,
-              const std::vector<std::vector<int64_t>> &results,
-              const std::vector<float *> &outs) {
-  std::vector<int64_t> words;
-  for (const auto &r : results)
-    words.resize(words.size() + descriptorWords(r.size()));
-  callPacked(function, words.data(), operands);
-  const int64_t *d = words.data();
-  for (size_t k = 0; k < results.size(); ++k) {
-    takeResult(d, results[k].size(), inputs, outs[k]);
-    d += descriptorWords(results[k].size());
-  }
-}
-
 } // namespace
 
 Result<bool> JitMixer::linearRun(const std::vector<const float *> &in,

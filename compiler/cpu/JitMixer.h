@@ -3,8 +3,10 @@
 // long convolution through Monarch-factored DFTs, and a Monarch matrix
 // along the sequence. Their forward and backward come from the dialect
 // (EmitMixer, then --einstruct-autodiff) through the CPU pipeline and JIT,
-// as layers do; the glue around them (JitMixer.cpp for SSD and Hydra,
-// JitLinearMixer.cpp for the two learned linear maps) is elementwise.
+// as layers do. SSD and Hydra are whole in the IR (x ⊙ dt, the chunk's
+// zero padding, Hydra's flips and shifts: the functions their CUDA
+// libraries run too); the glue around the two learned linear maps
+// (JitLinearMixer.cpp) is elementwise.
 #pragma once
 #include "VectorUnits.h"
 #include "compiler/ir/EmitMixer.h"
@@ -85,18 +87,11 @@ public:
 private:
   JitMixer() = default;
   Result<bool> check(const std::vector<const float *> &in, int64_t batch) const;
-  struct Core;
-  // The compiled SSD's operands for `in` (JitMixer.cpp).
-  Result<bool> gather(const std::vector<const float *> &in, int64_t batch,
-                      Core &core) const;
-  // The compiled SSD on `batch` sequences of L tokens (padded here
-  // to the chunk), one per call: with dy null the forward, y into outs[0];
-  // else the gradients of x, a, B and C into outs[0..3].
-  Result<bool> ssdRun(const float *const in[4], const float *dy, int64_t batch,
-                      float *const outs[4]) const;
-  // One compiled call on `batch` sequences of the padded length.
-  Result<bool> ssdRows(const float *const in[4], const float *dy,
-                       int64_t batch, float *y, float *const grads[4]) const;
+  // ssd and hydra, compiled whole (JitMixer.cpp): with dy null the
+  // forward into y, else the gradients into grads.
+  Result<bool> ssdRun(const std::vector<const float *> &in, const float *dy,
+                      int64_t batch, float *y,
+                      const std::vector<float *> &grads) const;
   // m2-conv and monarch-seq (JitLinearMixer.cpp): blocks of channels, one
   // compiled call per block and group of sequences; with dy null the
   // forward into y, else the gradients into grads.

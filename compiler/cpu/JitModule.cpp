@@ -212,4 +212,19 @@ void takeResult(const int64_t *d, size_t rank,
     bufferpool::release(allocated);
 }
 
+void callInto(JitModule::Packed function, std::vector<Descriptor> &operands,
+              const std::vector<const void *> &inputs,
+              const std::vector<std::vector<int64_t>> &results,
+              const std::vector<float *> &outs) {
+  std::vector<int64_t> words;
+  for (const auto &r : results)
+    words.resize(words.size() + descriptorWords(r.size()));
+  callPacked(function, words.data(), operands);
+  const int64_t *d = words.data();
+  for (size_t k = 0; k < results.size(); ++k) {
+    takeResult(d, results[k].size(), inputs, outs[k]);
+    d += descriptorWords(results[k].size());
+  }
+}
+
 } // namespace einstruct

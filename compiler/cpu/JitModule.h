@@ -69,4 +69,11 @@ void callPacked(JitModule::Packed function, void *results,
 void takeResult(const int64_t *d, size_t rank,
                 const std::vector<const void *> &inputs, float *dest);
 
+// Calls `function` on `operands` and copies its `results` (their shapes)
+// into `outs` (takeResult; `inputs` are the operands' data).
+void callInto(JitModule::Packed function, std::vector<Descriptor> &operands,
+              const std::vector<const void *> &inputs,
+              const std::vector<std::vector<int64_t>> &results,
+              const std::vector<float *> &outs);
+
 } // namespace einstruct

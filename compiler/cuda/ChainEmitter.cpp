@@ -58,11 +58,12 @@ std::string stepText(const ChainStep &s) {
                        stridedText(s.outDims), stridedText(s.sumDims),
                        launch("stridedCount(c.out)"), buf(s.in[0]),
                        buf(s.in[1]), buf(s.out[0]));
-  case ChainStep::Permute:
-    return fmt::format("  {{\n    const Strided p = {};\n"
-                       "    permuteKernel{}(p, {}, {});\n"
+  case ChainStep::Remap:
+    return fmt::format("  {{\n    const Remap r = {{{}, {}LL, {}, {}}};\n"
+                       "    remapKernel{}(r, {}, {});\n"
                        "    if ((rc = launched())) return rc;\n  }}\n",
-                       stridedText(s.outDims), launch("stridedCount(p)"),
+                       stridedText(s.outDims), s.base, listText(s.lo),
+                       listText(s.hi), launch("stridedCount(r.p)"),
                        buf(s.in[0]), buf(s.out[0]));
   case ChainStep::Add:
     return checked(fmt::format("addKernel{}({}, {}, {}, {})",

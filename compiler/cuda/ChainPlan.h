@@ -33,13 +33,14 @@ struct ChainBuffer {
 
 struct ChainStep {
   enum Kind {
-    Gemm,    // cublasGemmStridedBatchedEx: C = op(A)·op(B), column-major
-    Direct,  // einstruct_chain::directElement over `out`
-    Permute, // einstruct_chain::permuteElement over `out` (a: strides)
-    Add,     // out = in0 + in1 over `count`
-    Zero,    // out = 0 over `count`
-    Copy,    // out = in0 over `count`
-    Decays,  // einstruct.chunk_decays: a → within, to_end, from_start, chunk
+    Gemm,   // cublasGemmStridedBatchedEx: C = op(A)·op(B), column-major
+    Direct, // einstruct_chain::directElement over `out`
+    Remap,  // einstruct_chain::remapElement over `out`: transposes,
+            // reversals, slices and zero pads
+    Add,    // out = in0 + in1 over `count`
+    Zero,   // out = 0 over `count`
+    Copy,   // out = in0 over `count`
+    Decays, // einstruct.chunk_decays: a → within, to_end, from_start, chunk
     DecaysGrad,   // a, dW, dE, dS, dG → da (scratch: Q per segment)
     Scan,         // states, decay → entering
     ScanGrad,     // decay, dentering → dstates (entering recomputed first)
@@ -50,11 +51,15 @@ struct ChainStep {
   // Gemm (A = in[0], B = in[1], C = out[0]).
   bool transA = false, transB = false;
   ChainSize m, n, k, lda, ldb, ldc, strideA, strideB, strideC, batch;
-  // Direct (lhs = in[0], rhs = in[1]) and Permute (src = in[0]): result
+  // Direct (lhs = in[0], rhs = in[1]) and Remap (src = in[0]): result
   // dimensions with each operand's strides, and Direct's summed ones.
   struct Dims {
     std::vector<ChainSize> dims, a, b;
   } outDims, sumDims;
+  // Remap: src's offset of out index 0, and per out dimension the indices
+  // [lo, hi) read from src (zero outside).
+  int64_t base = 0;
+  std::vector<ChainSize> lo, hi;
   ChainSize count; // Add, Zero, Copy: elements
   // SSD ops: sequences (S), chunks, steps per chunk, heads, p·k per head.
   ChainSize seqs;

@@ -1,4 +1,5 @@
 #include "EmitMixer.h"
+#include "SlicePad.h"
 #include "dialects/EinstructDialect.h"
 #include "search/Einsum.h"
 
@@ -39,22 +40,13 @@ mlir::RankedTensorType tensor(mlir::OpBuilder &b,
   return mlir::RankedTensorType::get(shape, b.getF32Type());
 }
 
-} // namespace
-
-void emitSsd(mlir::ModuleOp module, const SsdShape &s, const std::string &name) {
-  mlir::OpBuilder b(module.getContext());
-  mlir::Location loc = b.getUnknownLoc();
+// The chunked SSD of x[b, L, H, P], a[b, L, H], B and C [b, L, N] (L =
+// s.length) as emitSsd documents it: y[b, L, H, P].
+Value ssdCore(mlir::OpBuilder &b, mlir::Location loc, const SsdShape &s,
+              Value xSeq, Value aSeq, Value BSeq, Value CSeq) {
   const int64_t H = s.heads, P = s.headDim, N = s.state, Q = s.chunk,
                 L = s.length, T = s.length / s.chunk;
-  b.setInsertionPointToEnd(module.getBody());
-  auto xType = tensor(b, {kDyn, L, H, P});
-  auto fn = mlir::func::FuncOp::create(
-      b, loc, name,
-      b.getFunctionType({xType, tensor(b, {kDyn, L, H}),
-                         tensor(b, {kDyn, L, N}), tensor(b, {kDyn, L, N})},
-                        {xType}));
-  b.setInsertionPointToStart(fn.addEntryBlock());
-  Value batch = mlir::tensor::DimOp::create(b, loc, fn.getArgument(0), 0);
+  Value batch = mlir::tensor::DimOp::create(b, loc, xSeq, 0);
   // Sequences cut into chunks: x [b, T, Q, H, P], a [b, T, Q, H],
   // B and C [b, T, Q, N].
   auto chunked = [&](Value v, llvm::ArrayRef<int64_t> shape) {
@@ -69,10 +61,10 @@ void emitSsd(mlir::ModuleOp module, const SsdShape &s, const std::string &name) 
                                                groups, sizes)
         .getResult();
   };
-  Value x = chunked(fn.getArgument(0), {kDyn, T, Q, H, P});
-  Value a = chunked(fn.getArgument(1), {kDyn, T, Q, H});
-  Value B = chunked(fn.getArgument(2), {kDyn, T, Q, N});
-  Value C = chunked(fn.getArgument(3), {kDyn, T, Q, N});
+  Value x = chunked(xSeq, {kDyn, T, Q, H, P});
+  Value a = chunked(aSeq, {kDyn, T, Q, H});
+  Value B = chunked(BSeq, {kDyn, T, Q, N});
+  Value C = chunked(CSeq, {kDyn, T, Q, N});
   auto decays = ChunkDecaysOp::create(
       b, loc, tensor(b, {kDyn, H, T, Q, Q}), tensor(b, {kDyn, H, T, Q}),
       tensor(b, {kDyn, H, T, Q}), tensor(b, {kDyn, H, T}), a);
@@ -94,13 +86,28 @@ void emitSsd(mlir::ModuleOp module, const SsdShape &s, const std::string &name) 
       contract(b, loc, "nhcl,nclk->nclhk", decays.getFromStart(), C);
   Value yOut = contract(b, loc, "nclhk,nchpk->nclhp", cDecayed, entering);
   Value y = mlir::arith::AddFOp::create(b, loc, yIn, yOut);
-  y = mlir::tensor::CollapseShapeOp::create(
-      b, loc, xType, y,
+  return mlir::tensor::CollapseShapeOp::create(
+      b, loc, tensor(b, {kDyn, L, H, P}), y,
       llvm::ArrayRef<mlir::ReassociationIndices>{{0}, {1, 2}, {3}, {4}});
-  mlir::func::ReturnOp::create(b, loc, y);
 }
 
-namespace {
+// ssdCore on L tokens of u = x ⊙ dt, a, B and C [b, L, ...], zero-padded
+// after the end to the chunk's multiple s.length (causal: the padding
+// changes nothing before it) and cut back: y[b, L, H, P].
+Value paddedSsd(mlir::OpBuilder &b, mlir::Location loc, const SsdShape &s,
+                int64_t L, Value u, Value a, Value B, Value C) {
+  if (s.length == L)
+    return ssdCore(b, loc, s, u, a, B, C);
+  auto padded = [&](Value v) {
+    const size_t rank =
+        size_t(mlir::cast<mlir::RankedTensorType>(v.getType()).getRank());
+    llvm::SmallVector<int64_t> low(rank, 0), high(rank, 0);
+    high[1] = s.length - L;
+    return zeroPad(b, loc, v, low, high);
+  };
+  Value y = ssdCore(b, loc, s, padded(u), padded(a), padded(B), padded(C));
+  return staticSlice(b, loc, y, {0, 0, 0, 0}, {kDyn, L, s.heads, s.headDim});
+}
 
 // A function of `args`, each marked einstruct.constant from `firstConstant`
 // on, returning `result`; the builder placed at its start.
@@ -116,6 +123,71 @@ mlir::func::FuncOp startFunction(mlir::OpBuilder &b, mlir::ModuleOp module,
   b.setInsertionPointToStart(fn.addEntryBlock());
   return fn;
 }
+
+} // namespace
+
+void emitSsd(mlir::ModuleOp module, const SsdShape &s, int64_t length,
+             const std::string &name) {
+  mlir::OpBuilder b(module.getContext());
+  mlir::Location loc = b.getUnknownLoc();
+  const int64_t H = s.heads, P = s.headDim, N = s.state, L = length;
+  auto yType = tensor(b, {kDyn, L, H, P});
+  auto fn =
+      startFunction(b, module, name,
+                    {yType, tensor(b, {kDyn, L, H}), tensor(b, {kDyn, L, H}),
+                     tensor(b, {kDyn, L, N}), tensor(b, {kDyn, L, N})},
+                    yType, 5);
+  Value u =
+      contract(b, loc, "nlhp,nlh->nlhp", fn.getArgument(0), fn.getArgument(1));
+  mlir::func::ReturnOp::create(b, loc,
+                               paddedSsd(b, loc, s, L, u, fn.getArgument(2),
+                                         fn.getArgument(3), fn.getArgument(4)));
+}
+
+void emitHydra(mlir::ModuleOp module, const SsdShape &s, int64_t length,
+               const std::string &name) {
+  mlir::OpBuilder b(module.getContext());
+  mlir::Location loc = b.getUnknownLoc();
+  const int64_t H = s.heads, P = s.headDim, N = s.state, L = length;
+  auto yType = tensor(b, {kDyn, L, H, P});
+  auto fn =
+      startFunction(b, module, name,
+                    {yType, tensor(b, {kDyn, L, 2, H}),
+                     tensor(b, {kDyn, L, 2, H}), tensor(b, {kDyn, L, 2, N}),
+                     tensor(b, {kDyn, L, 2, N}), tensor(b, {kDyn, L, H})},
+                    yType, 6);
+  Value x = fn.getArgument(0), d = fn.getArgument(5);
+  // d ⊙ x, the diagonal.
+  Value y = contract(b, loc, "nlhp,nlh->nlhp", x, d);
+  // The passes' shifted outputs are all zero on one token.
+  for (int dir = 0; dir < 2 && L > 1; ++dir) {
+    // Direction dir's half of [b, L, 2, E] as [b, L, E], flipped for the
+    // backward pass.
+    auto half = [&](Value v, int64_t E) -> Value {
+      return mlir::tensor::CollapseShapeOp::create(
+          b, loc, tensor(b, {kDyn, L, E}),
+          staticSlice(b, loc, v, {0, 0, dir, 0}, {kDyn, L, 1, E}),
+          llvm::ArrayRef<mlir::ReassociationIndices>{{0}, {1}, {2, 3}});
+    };
+    auto flipped = [&](Value v) -> Value {
+      return dir == 1 ? ReverseOp::create(b, loc, v, 1).getResult() : v;
+    };
+    Value u = contract(b, loc, "nlhp,nlh->nlhp", x, half(fn.getArgument(1), H));
+    Value pass =
+        paddedSsd(b, loc, s, L, flipped(u), flipped(half(fn.getArgument(2), H)),
+                  flipped(half(fn.getArgument(3), N)),
+                  flipped(half(fn.getArgument(4), N)));
+    // shift: token l takes the pass's token l − 1 (zero at 0); the
+    // backward pass flipped back.
+    Value shifted = zeroPad(
+        b, loc, staticSlice(b, loc, pass, {0, 0, 0, 0}, {kDyn, L - 1, H, P}),
+        {0, 1, 0, 0}, {0, 0, 0, 0});
+    y = mlir::arith::AddFOp::create(b, loc, y, flipped(shifted));
+  }
+  mlir::func::ReturnOp::create(b, loc, y);
+}
+
+namespace {
 
 // e^{sign·2πi·num/den} as (cos, sin), the angle reduced exactly first.
 std::pair<double, double> rootOfUnity(int64_t num, int64_t den, int sign) {
@@ -309,8 +381,10 @@ void emitSequenceEinsum(mlir::ModuleOp module, const EinsumTerm &t,
 
 void emitMixer(mlir::ModuleOp module, const MixerPlan &plan,
                const std::string &name) {
-  if (plan.chunkedSsd())
-    emitSsd(module, plan.ssd, name);
+  if (plan.family == "hydra")
+    emitHydra(module, plan.ssd, plan.length, name);
+  else if (plan.chunkedSsd())
+    emitSsd(module, plan.ssd, plan.length, name);
   else if (plan.family == "m2-conv")
     emitM2Conv(module, plan.conv, plan.channelBlock, name);
   else

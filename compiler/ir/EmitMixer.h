@@ -15,21 +15,34 @@
 
 namespace einstruct {
 
-// Appends func.func @name of the plan (emitSsd, emitM2Conv or
+// Appends func.func @name of the plan (emitSsd, emitHydra, emitM2Conv or
 // emitSequenceEinsum below).
 void emitMixer(mlir::ModuleOp module, const MixerPlan &plan,
                const std::string &name);
 
-// Appends func.func @name(x[b, L, H, P], a[b, L, H], B[b, L, N],
-// C[b, L, N]) -> y[b, L, H, P] (Mamba-2's layouts), b dynamic:
-//   y[l] = Σ_{s ≤ l} (C_l · B_s) · exp(Σ_{t=s+1..l} a_t) · x_s
-// per head, computed chunk by chunk (T = L / Q chunks): C·Bᵀ masked by the
-// in-chunk decays times x; each chunk's state Σ_s decay(s → end)·x_s ⊗ B_s;
-// the states passed from chunk to chunk (einstruct.chunk_scan); and read
-// out through C times the decay from the chunk's start. These are the
-// multiply-adds ssdMacs counts.
-void emitSsd(mlir::ModuleOp module, const SsdShape &shape,
+// Appends func.func @name(x[b, L, H, P], dt[b, L, H], a[b, L, H],
+// B[b, L, N], C[b, L, N]) -> y[b, L, H, P] (Mamba-2's layouts, dt after its
+// softplus and a = dt·A; JitMixer.h's operands) on L = `length` tokens, b
+// dynamic: with u = x ⊙ dt,
+//   y[l] = Σ_{s ≤ l} (C_l · B_s) · exp(Σ_{t=s+1..l} a_t) · u_s
+// per head, computed chunk by chunk (T = shape.length / Q chunks, the
+// sequence zero-padded after its end to shape.length, which changes
+// nothing before it): C·Bᵀ masked by the in-chunk decays times u; each
+// chunk's state Σ_s decay(s → end)·u_s ⊗ B_s; the states passed from chunk
+// to chunk (einstruct.chunk_scan); and read out through C times the decay
+// from the chunk's start. These are the multiply-adds ssdMacs counts.
+void emitSsd(mlir::ModuleOp module, const SsdShape &shape, int64_t length,
              const std::string &name);
+
+// Appends func.func @name(x[b, L, H, P], dt[b, L, 2, H], a[b, L, 2, H],
+// B[b, L, 2, N], C[b, L, 2, N], d[b, L, H]) -> y[b, L, H, P], Hydra's
+// quasiseparable mixer on L = `length` tokens (JitMixer.h's operands; index
+// 2 is the direction, the backward pass's on the flipped sequence):
+//   y = shift(SSD(x, dt₀, a₀, B₀, C₀)) + flip(shift(SSD(flip(x, dt₁, a₁,
+//       B₁, C₁)))) + d ⊙ x,
+// shift moving each token one later (zero first), each SSD emitSsd's.
+void emitHydra(mlir::ModuleOp module, const SsdShape &shape, int64_t length,
+               const std::string &name);
 
 // Appends func.func @name(x[S, J, b, C], k[Jk, b, C], D[C], constants...)
 // -> y[S, J, b, C] for the m2-conv `s` on C channels (S sequences, dynamic;

@@ -2,6 +2,7 @@
 // are einsum contractions (and the SSD decays' own gradient).
 #include "LayerGradient.h"
 #include "Passes.h"
+#include "compiler/ir/SlicePad.h"
 #include "dialects/EinstructDialect.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -47,7 +48,7 @@ struct AutodiffPass : impl::AutodiffBase<AutodiffPass> {
       bool hasLayer = false;
       f.walk([&](mlir::Operation *op) {
         hasLayer |= mlir::isa<LayerOp, MoeLayerOp, ContractOp, ChunkDecaysOp,
-                              ChunkScanOp>(op);
+                              ChunkScanOp, ReverseOp>(op);
       });
       if (hasLayer && !f.getSymName().ends_with("_backward"))
         funcs.push_back(f);
@@ -296,6 +297,38 @@ struct AutodiffPass : impl::AutodiffBase<AutodiffPass> {
                                  c.getReassociationIndices()));
       return mlir::success();
     }
+    if (auto r = mlir::dyn_cast<ReverseOp>(op)) {
+      accumulate(
+          r.getInput(),
+          ReverseOp::create(b, loc, cotangent(r.getResult()), r.getDim()));
+      return mlir::success();
+    }
+    // A static window and a zero pad: each the other's adjoint.
+    if (auto e = mlir::dyn_cast<mlir::tensor::ExtractSliceOp>(op)) {
+      if (mlir::failed(checkStaticSlice(e)))
+        return mlir::failure();
+      auto src = e.getSourceType();
+      llvm::SmallVector<int64_t> low, high;
+      for (int64_t k = 0; k < src.getRank(); ++k) {
+        const int64_t at = e.getStaticOffsets()[size_t(k)];
+        low.push_back(at);
+        high.push_back(src.isDynamicDim(k)
+                           ? 0
+                           : src.getDimSize(k) - at -
+                                 e.getResultType().getDimSize(k));
+      }
+      accumulate(e.getSource(),
+                 zeroPad(b, loc, cotangent(e.getResult()), low, high));
+      return mlir::success();
+    }
+    if (auto p = mlir::dyn_cast<mlir::tensor::PadOp>(op)) {
+      if (mlir::failed(checkZeroPad(p)))
+        return mlir::failure();
+      llvm::SmallVector<int64_t> sizes(p.getSourceType().getShape());
+      accumulate(p.getSource(), staticSlice(b, loc, cotangent(p.getResult()),
+                                            p.getStaticLow(), sizes));
+      return mlir::success();
+    }
     if (mlir::isa<MoeLayerOp>(op))
       return op->emitOpError()
              << "autodiff differentiates a moe_layer only as a function "
@@ -303,7 +336,8 @@ struct AutodiffPass : impl::AutodiffBase<AutodiffPass> {
     return op->emitOpError()
            << "autodiff has no gradient rule for this op (it knows "
               "einstruct.layer, einstruct.contract, einstruct.chunk_decays, "
-              "einstruct.chunk_scan, arith.addf and tensor reshapes)";
+              "einstruct.chunk_scan, einstruct.reverse, arith.addf, tensor "
+              "reshapes, static slices and pads)";
   }
 };
 

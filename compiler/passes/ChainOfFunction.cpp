@@ -1,5 +1,6 @@
 #include "ChainOfFunction.h"
 #include "CudaContract.h"
+#include "compiler/ir/SlicePad.h"
 #include "dialects/EinstructDialect.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -148,6 +149,40 @@ struct Reader {
     return s;
   }
 
+  // A result dimension of a Remap: source dimension `from`, read at
+  // start + step·k for result index k in [lo, hi) (zero elsewhere; hi 0:
+  // the whole result extent).
+  struct Axis {
+    int64_t from;
+    int64_t start = 0;
+    int step = 1;
+    int64_t lo = 0;
+    ChainSize hi{0, 0};
+  };
+  mlir::LogicalResult remap(mlir::Operation *op, Value src, Value result,
+                            const std::vector<Axis> &axes) {
+    ChainStep s = step(ChainStep::Remap, op, {src}, {add(result)});
+    auto strides = stridesOf(type(src));
+    auto out = type(result);
+    for (size_t d = 0; d < axes.size(); ++d) {
+      const Axis &x = axes[d];
+      const ChainSize stride = strides[size_t(x.from)];
+      if (x.start != 0 && stride.power)
+        return op->emitOpError()
+               << "offsets dimension " << x.from
+               << ", whose stride is dynamic: the CUDA chain's offsets are "
+                  "static";
+      s.base += x.start * stride.value;
+      s.outDims.dims.push_back(extentOf(out, int64_t(d)));
+      s.outDims.a.push_back({x.step * stride.value, stride.power});
+      s.outDims.b.push_back({0, 0});
+      s.lo.push_back({x.lo, 0});
+      s.hi.push_back(x.hi.value ? x.hi : extentOf(out, int64_t(d)));
+    }
+    plan.steps.push_back(s);
+    return mlir::success();
+  }
+
   mlir::LogicalResult contract(ContractOp op) {
     auto kernel = op->getAttrOfType<mlir::StringAttr>(kCudaKernelAttr);
     if (!kernel)
@@ -242,18 +277,41 @@ struct Reader {
       return mlir::success();
     }
     if (auto t = mlir::dyn_cast<mlir::linalg::TransposeOp>(op)) {
-      ChainStep s =
-          step(ChainStep::Permute, op, {t.getInput()}, {add(t.getResult()[0])});
-      auto src = stridesOf(type(t.getInput()));
-      auto dst = type(t.getInit());
-      auto perm = t.getPermutation();
-      for (int64_t d = 0; d < dst.getRank(); ++d) {
-        s.outDims.dims.push_back(extentOf(dst, d));
-        s.outDims.a.push_back(src[size_t(perm[size_t(d)])]);
-        s.outDims.b.push_back(ChainSize{0, 0});
+      std::vector<Axis> axes;
+      for (int64_t d : t.getPermutation())
+        axes.push_back({d});
+      return remap(op, t.getInput(), t.getResult()[0], axes);
+    }
+    if (auto r = mlir::dyn_cast<ReverseOp>(op)) {
+      std::vector<Axis> axes;
+      for (int64_t d = 0; d < type(r.getInput()).getRank(); ++d)
+        axes.push_back({d});
+      Axis &flip = axes[size_t(r.getDim())];
+      flip.start = type(r.getInput()).getDimSize(r.getDim()) - 1;
+      flip.step = -1;
+      return remap(op, r.getInput(), r.getResult(), axes);
+    }
+    if (auto e = mlir::dyn_cast<mlir::tensor::ExtractSliceOp>(op)) {
+      if (mlir::failed(checkStaticSlice(e)))
+        return mlir::failure();
+      std::vector<Axis> axes;
+      for (int64_t d = 0; d < e.getSourceType().getRank(); ++d)
+        axes.push_back({d, e.getStaticOffsets()[size_t(d)]});
+      return remap(op, e.getSource(), e.getResult(), axes);
+    }
+    if (auto p = mlir::dyn_cast<mlir::tensor::PadOp>(op)) {
+      if (mlir::failed(checkZeroPad(p)))
+        return mlir::failure();
+      std::vector<Axis> axes;
+      auto src = p.getSourceType();
+      for (int64_t d = 0; d < src.getRank(); ++d) {
+        const int64_t low = p.getStaticLow()[size_t(d)];
+        axes.push_back(
+            src.isDynamicDim(d)
+                ? Axis{d}
+                : Axis{d, -low, 1, low, {src.getDimSize(d) + low, 0}});
       }
-      plan.steps.push_back(s);
-      return mlir::success();
+      return remap(op, p.getSource(), p.getResult(), axes);
     }
     if (auto a = mlir::dyn_cast<mlir::arith::AddFOp>(op)) {
       ChainStep s = step(ChainStep::Add, op, {a.getLhs(), a.getRhs()},

@@ -14,10 +14,17 @@ namespace einstruct {
 
 namespace {
 
+// Whether the op's tiles are slices of its operands: not so for a map like
+// einstruct.reverse's n − 1 − i, whose tile MLIR would size wrongly.
+bool tileable(mlir::Operation *op) {
+  auto linalgOp = mlir::dyn_cast<mlir::linalg::LinalgOp>(op);
+  return !linalgOp || linalgOp.hasOnlyProjectedPermutations();
+}
+
 // The loop of `op` that runs over its result's leading index, when that
 // index is dynamic (the batch) and the loop parallel.
 std::optional<unsigned> batchLoop(mlir::linalg::LinalgOp op) {
-  if (op->getNumResults() != 1 || op.getNumDpsInits() != 1)
+  if (op->getNumResults() != 1 || op.getNumDpsInits() != 1 || !tileable(op))
     return std::nullopt;
   auto type = mlir::dyn_cast<mlir::RankedTensorType>(op->getResult(0).getType());
   if (!type || type.getRank() == 0 || !type.isDynamicDim(0))
@@ -33,7 +40,7 @@ std::optional<unsigned> batchLoop(mlir::linalg::LinalgOp op) {
 // A weight gradient's loop over the batch: a reduction loop indexing a
 // dynamic dim of an input, when the result itself is static.
 std::optional<unsigned> batchReduction(mlir::linalg::LinalgOp op) {
-  if (op->getNumResults() != 1 || op.getNumDpsInits() != 1)
+  if (op->getNumResults() != 1 || op.getNumDpsInits() != 1 || !tileable(op))
     return std::nullopt;
   auto type = mlir::dyn_cast<mlir::RankedTensorType>(op->getResult(0).getType());
   if (!type || !type.hasStaticShape())
@@ -110,7 +117,8 @@ struct FuseBatchTilesPass : impl::FuseBatchTilesBase<FuseBatchTilesPass> {
             bool destination) -> std::optional<
                       mlir::scf::SCFTileAndFuseOptions::ControlFnResult> {
           auto type = mlir::dyn_cast<mlir::RankedTensorType>(producer.getType());
-          if (!type || type.hasStaticShape() || (summed && destination))
+          if (!type || type.hasStaticShape() || (summed && destination) ||
+              !tileable(producer.getOwner()))
             return std::nullopt;
           // Size queries are answered from the producer's init below; a
           // destination is also the loop's initial value.

@@ -1,5 +1,6 @@
 // --einstruct-lower-to-linalg: each pairwise contraction becomes one
-// linalg.generic over a zero-filled accumulator.
+// linalg.generic over a zero-filled accumulator, and each einstruct.reverse
+// a copying linalg.generic that reads its input at n − 1 − i.
 #include "ContractionChain.h"
 #include "Passes.h"
 #include "dialects/EinstructDialect.h"
@@ -21,10 +22,13 @@ namespace {
 struct LowerToLinalgPass : impl::LowerToLinalgBase<LowerToLinalgPass> {
   void runOnOperation() override {
     llvm::SmallVector<ContractOp> contracts;
+    llvm::SmallVector<ReverseOp> reversals;
     bool layersLeft = false;
     getOperation()->walk([&](mlir::Operation *op) {
       if (auto c = mlir::dyn_cast<ContractOp>(op))
         contracts.push_back(c);
+      else if (auto r = mlir::dyn_cast<ReverseOp>(op))
+        reversals.push_back(r);
       else if (auto l = mlir::dyn_cast<LayerOp>(op)) {
         l.emitOpError() << "run --einstruct-plan-contractions before lowering";
         layersLeft = true;
@@ -34,6 +38,41 @@ struct LowerToLinalgPass : impl::LowerToLinalgBase<LowerToLinalgPass> {
       return signalPassFailure();
     for (ContractOp op : contracts)
       lower(op);
+    for (ReverseOp op : reversals)
+      lower(op);
+  }
+
+  void lower(ReverseOp op) {
+    mlir::OpBuilder b(op);
+    mlir::Location loc = op.getLoc();
+    auto type = mlir::cast<mlir::RankedTensorType>(op.getType());
+    const int64_t rank = type.getRank(), dim = op.getDim();
+    llvm::SmallVector<mlir::Value> dynamic;
+    for (int64_t k = 0; k < rank; ++k)
+      if (type.isDynamicDim(k))
+        dynamic.push_back(
+            mlir::tensor::DimOp::create(b, loc, op.getInput(), k));
+    mlir::Value init = mlir::tensor::EmptyOp::create(
+        b, loc, type.getShape(), type.getElementType(), dynamic);
+    llvm::SmallVector<mlir::AffineExpr> read;
+    for (int64_t k = 0; k < rank; ++k)
+      read.push_back(k == dim
+                         ? b.getAffineConstantExpr(type.getDimSize(k) - 1) -
+                               b.getAffineDimExpr(unsigned(k))
+                         : b.getAffineDimExpr(unsigned(k)));
+    auto identity = b.getMultiDimIdentityMap(unsigned(rank));
+    auto copy = mlir::linalg::GenericOp::create(
+        b, loc, type, mlir::ValueRange{op.getInput()}, mlir::ValueRange{init},
+        llvm::ArrayRef<mlir::AffineMap>{
+            mlir::AffineMap::get(unsigned(rank), 0, read, b.getContext()),
+            identity},
+        llvm::SmallVector<mlir::utils::IteratorType>(
+            size_t(rank), mlir::utils::IteratorType::parallel),
+        [](mlir::OpBuilder &nb, mlir::Location l, mlir::ValueRange args) {
+          mlir::linalg::YieldOp::create(nb, l, args[0]);
+        });
+    op.replaceAllUsesWith(copy.getResult(0));
+    op.erase();
   }
 
   // Moves `letter` to the last dimension of `v` with a linalg.transpose;

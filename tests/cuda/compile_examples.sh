@@ -62,12 +62,16 @@ else
 fi
 # Sequence mixers' contraction chains (forward and backward), both arches.
 mixers=0
-for mixer in 'ssd(heads=2, head_dim=64, state=64, chunk=64)' \
-    'hydra(heads=4, head_dim=32, state=16, chunk=32)' \
-    'm2-conv(causal=true)' 'm2-conv(causal=false)' 'monarch-seq(blocks=16)'; do
+# Hydra on 250 tokens: the chunk's zero padding is in its library.
+for entry in 'ssd(heads=2, head_dim=64, state=64, chunk=64)@256' \
+    'hydra(heads=4, head_dim=32, state=16, chunk=32)@250' \
+    'm2-conv(causal=true)@256' 'm2-conv(causal=false)@256' \
+    'monarch-seq(blocks=16)@256'; do
+  mixer=${entry%@*}
   id=mixer$((++mixers))
   dir="$work/$id"
-  if "$bin" compile --mixer "$mixer" --seq-len 256 --d-model 128 --name "$id" \
+  if "$bin" compile --mixer "$mixer" --seq-len "${entry##*@}" --d-model 128 \
+       --name "$id" \
        -o "$dir" >/dev/null; then
     queue_dir "$dir" sm_80
     queue_dir "$dir" sm_90a

@@ -3,7 +3,8 @@
 // references in double (tests/unit/MixerReferences.h): the forward on S
 // sequences, and the backward's gradients against central differences of
 // <dy, reference> at sampled entries of every non-constant input.
-//   NAME.check ssd H P N L S | m2 J b Jk C S CONSTANTS | monarch L C nb S
+//   NAME.check ssd H P N L S | hydra H P N L S | m2 J b Jk C S CONSTANTS |
+//              monarch L C nb S
 #include "cuda_ok.h"
 #include "tests/unit/MixerReferences.h"
 
@@ -121,12 +122,23 @@ int main(int argc, char **argv) {
   if (family == "ssd") {
     const int64_t H = arg(2), P = arg(3), N = arg(4), L = arg(5);
     S = arg(6);
-    in = {random(rng, S * L * H * P, -1, 1),
+    in = {random(rng, S * L * H * P, -1, 1), random(rng, S * L * H, 0.1, 1),
           random(rng, S * L * H, -0.5, -0.05), random(rng, S * L * N, -1, 1),
           random(rng, S * L * N, -1, 1)};
     reference = [=](const Doubles &v) {
-      return einstruct::testing::ssdSequences(v[0], v[1], v[2], v[3], S, L, H,
-                                              P, N);
+      return einstruct::testing::ssdSequences(v, S, L, H, P, N);
+    };
+  } else if (family == "hydra") {
+    const int64_t H = arg(2), P = arg(3), N = arg(4), L = arg(5);
+    S = arg(6);
+    in = {random(rng, S * L * H * P, -1, 1),
+          random(rng, S * L * 2 * H, 0.1, 1),
+          random(rng, S * L * 2 * H, -0.5, -0.05),
+          random(rng, S * L * 2 * N, -1, 1),
+          random(rng, S * L * 2 * N, -1, 1),
+          random(rng, S * L * H, -1, 1)};
+    reference = [=](const Doubles &v) {
+      return einstruct::testing::hydraSequences(v, S, L, H, P, N);
     };
   } else if (family == "m2") {
     const int64_t J = arg(2), b = arg(3), Jk = arg(4), C = arg(5);

@@ -1,6 +1,7 @@
 // Mixers in double by brute force, from their published semantics (see
 // test_jit_mixer.cpp and test_cuda_chain.cpp): the semiseparable matrix
-// (SSD), M2's fftconv_ref as direct sums, fly's Monarch reference.
+// (SSD), Hydra's two flipped SSD passes, M2's fftconv_ref as direct sums,
+// fly's Monarch reference.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -30,6 +31,93 @@ inline std::vector<double> ssdReference(const double *x, const double *a,
         for (int64_t p = 0; p < P; ++p)
           y[size_t((l * H + h) * P + p)] += m * x[(s * H + h) * P + p];
       }
+  return y;
+}
+
+// Flips the token axis of a [L, width] array.
+inline std::vector<double> flipped(const double *v, int64_t L, int64_t width) {
+  std::vector<double> out(size_t(L * width));
+  for (int64_t l = 0; l < L; ++l)
+    for (int64_t k = 0; k < width; ++k)
+      out[size_t(l * width + k)] = v[(L - 1 - l) * width + k];
+  return out;
+}
+
+// x ⊙ dt for one sequence: x [L, H, P], dt read at dt[l * stride + h].
+inline std::vector<double> scaled(const double *x, const double *dt,
+                                  int64_t stride, int64_t L, int64_t H,
+                                  int64_t P) {
+  std::vector<double> out(size_t(L * H * P));
+  for (int64_t l = 0; l < L; ++l)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t p = 0; p < P; ++p)
+        out[size_t((l * H + h) * P + p)] =
+            x[(l * H + h) * P + p] * dt[l * stride + h];
+  return out;
+}
+
+// Hydra's quasiseparable mixer as goombalab/hydra's forward reads, one
+// sequence: x [L, H, P], dt, a [L, 2, H], B, C [L, 2, N] (the forward
+// pass's half, then the backward pass's on the flipped sequence), d [L, H].
+inline std::vector<double> hydraReference(const double *x, const double *dt,
+                                          const double *a, const double *B,
+                                          const double *C, const double *d,
+                                          int64_t L, int64_t H, int64_t P,
+                                          int64_t N) {
+  const int64_t HP = H * P;
+  std::vector<double> yb;
+  auto xf = scaled(x, dt, 2 * H, L, H, P);
+  auto fw = ssdReference(xf.data(), a, 2 * H, B, C, 2 * N, L, H, P, N);
+  // The backward pass runs on the flipped sequence with the second
+  // halves of dt, a (dt·A) and BC.
+  std::vector<double> dtb(size_t(L * H)), ab(size_t(L * H)), Bb(size_t(L * N)),
+      Cb(size_t(L * N));
+  for (int64_t l = 0; l < L; ++l) {
+    for (int64_t h = 0; h < H; ++h) {
+      dtb[size_t(l * H + h)] = dt[(L - 1 - l) * 2 * H + H + h];
+      ab[size_t(l * H + h)] = a[(L - 1 - l) * 2 * H + H + h];
+    }
+    for (int64_t n = 0; n < N; ++n) {
+      Bb[size_t(l * N + n)] = B[(L - 1 - l) * 2 * N + N + n];
+      Cb[size_t(l * N + n)] = C[(L - 1 - l) * 2 * N + N + n];
+    }
+  }
+  auto xb = flipped(x, L, HP);
+  auto xbs = scaled(xb.data(), dtb.data(), H, L, H, P);
+  auto bw = ssdReference(xbs.data(), ab.data(), H, Bb.data(), Cb.data(), N, L,
+                         H, P, N);
+  // torch.roll(y, 1, dims=1); y[:, 0] = 0, then the backward one flipped.
+  auto roll = [&](const std::vector<double> &v) {
+    std::vector<double> r(v.size(), 0.0);
+    for (int64_t l = 1; l < L; ++l)
+      for (int64_t k = 0; k < HP; ++k)
+        r[size_t(l * HP + k)] = v[size_t((l - 1) * HP + k)];
+    return r;
+  };
+  auto yf = roll(fw);
+  auto rb = roll(bw);
+  auto yb2 = flipped(rb.data(), L, HP);
+  yb.resize(size_t(L * HP));
+  for (int64_t l = 0; l < L; ++l)
+    for (int64_t k = 0; k < HP; ++k)
+      yb[size_t(l * HP + k)] = yf[size_t(l * HP + k)] +
+                               yb2[size_t(l * HP + k)] +
+                               x[l * HP + k] * d[l * H + k / P];
+  return yb;
+}
+
+// hydraReference on S sequences one after another (the operands stacked).
+inline std::vector<double>
+hydraSequences(const std::vector<std::vector<double>> &v, int64_t S, int64_t L,
+               int64_t H, int64_t P, int64_t N) {
+  std::vector<double> y;
+  for (int64_t b = 0; b < S; ++b) {
+    auto yb = hydraReference(
+        v[0].data() + b * L * H * P, v[1].data() + b * L * 2 * H,
+        v[2].data() + b * L * 2 * H, v[3].data() + b * L * 2 * N,
+        v[4].data() + b * L * 2 * N, v[5].data() + b * L * H, L, H, P, N);
+    y.insert(y.end(), yb.begin(), yb.end());
+  }
   return y;
 }
 
@@ -84,19 +172,18 @@ inline std::vector<double> monarchReference(const double *x, const double *w1,
   return y;
 }
 
-// The SSD core on S sequences one after another: x [S, L, H, P], a [S, L,
-// H], B and C [S, L, N].
-inline std::vector<double> ssdSequences(const std::vector<double> &x,
-                                        const std::vector<double> &a,
-                                        const std::vector<double> &B,
-                                        const std::vector<double> &C, int64_t S,
-                                        int64_t L, int64_t H, int64_t P,
-                                        int64_t N) {
+// The SSD mixer on S sequences one after another: x [S, L, H, P], dt and
+// a [S, L, H], B and C [S, L, N]; the SSD of x ⊙ dt.
+inline std::vector<double>
+ssdSequences(const std::vector<std::vector<double>> &v, int64_t S, int64_t L,
+             int64_t H, int64_t P, int64_t N) {
   std::vector<double> y;
   for (int64_t b = 0; b < S; ++b) {
-    auto yb = ssdReference(x.data() + b * L * H * P, a.data() + b * L * H, H,
-                           B.data() + b * L * N, C.data() + b * L * N, N, L, H,
-                           P, N);
+    auto u = scaled(v[0].data() + b * L * H * P, v[1].data() + b * L * H, H, L,
+                    H, P);
+    auto yb = ssdReference(u.data(), v[2].data() + b * L * H, H,
+                           v[3].data() + b * L * N, v[4].data() + b * L * N, N,
+                           L, H, P, N);
     y.insert(y.end(), yb.begin(), yb.end());
   }
   return y;

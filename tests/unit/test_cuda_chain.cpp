@@ -123,13 +123,21 @@ Arrays execute(const ChainPlan &plan, const Arrays &inputs, int64_t S) {
         o[size_t(i)] = einstruct_chain::directElement(c, l.data(), r.data(), i);
       break;
     }
-    case ChainStep::Permute: {
-      auto p = strided(s.outDims, S);
-      const int64_t n = einstruct_chain::stridedCount(p);
-      auto &src = sized(s.in[0], reach(p, false));
+    case ChainStep::Remap: {
+      einstruct_chain::Remap r{strided(s.outDims, S), s.base, {}, {}};
+      for (int d = 0; d < r.p.rank; ++d) {
+        r.lo[d] = s.lo[size_t(d)].at(S);
+        r.hi[d] = s.hi[size_t(d)].at(S);
+      }
+      const int64_t n = einstruct_chain::stridedCount(r.p);
+      auto &src = storage[at[size_t(s.in[0])]];
       auto &dst = sized(s.out[0], n);
-      for (int64_t i = 0; i < n; ++i)
-        dst[size_t(i)] = einstruct_chain::permuteElement(p, src.data(), i);
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t from = einstruct_chain::remapSource(r, i);
+        REQUIRE(from >= -1);
+        REQUIRE(from < int64_t(src.size()));
+        dst[size_t(i)] = einstruct_chain::remapElement(r, src.data(), i);
+      }
       break;
     }
     case ChainStep::Add:
@@ -267,7 +275,7 @@ void checkContract(const ContractCase &c, int expectPermutes,
   REQUIRE(mlir::succeeded(pm.run(*module)));
   ChainPlan plan = chains(*module).at("f");
   INFO(c.spec);
-  CHECK(countSteps(plan, ChainStep::Permute) == expectPermutes);
+  CHECK(countSteps(plan, ChainStep::Remap) == expectPermutes);
   CHECK(countSteps(plan, expectKind) == 1);
   const int64_t S = 3;
   std::map<char, int64_t> size = c.sizes;
@@ -411,17 +419,18 @@ TEST_CASE("CUDA contractions: one GEMM per contraction in any layout",
 TEST_CASE("CUDA SSD: the chain equals the semiseparable matrix, gradients "
           "finite differences",
           "[cuda][chain][mixer]") {
-  // Sizes at which the in-chunk contractions go to cuBLAS (16-wide).
+  // Sizes at which the in-chunk contractions go to cuBLAS (16-wide); a
+  // chunk that does not divide L (the zero padding in the IR); one token.
   for (auto [H, P, N, Q, L, S] :
        {std::tuple{2, 16, 16, 16, 32, 2}, std::tuple{1, 2, 3, 4, 12, 3},
-        std::tuple{1, 1, 1, 1, 1, 1}}) {
+        std::tuple{2, 2, 3, 4, 7, 2}, std::tuple{1, 1, 1, 1, 1, 1}}) {
     mlir::MLIRContext ctx;
     const std::string spec = fmt::format(
         "ssd(heads={}, head_dim={}, state={}, chunk={})", H, P, N, Q);
     INFO(spec << " L = " << L << " S = " << S);
     auto module = mixerModule(ctx, spec, L, 0);
     auto plans = chains(*module);
-    if (H == 2) {
+    if (P == 16) {
       CHECK(countSteps(plans.at("m"), ChainStep::Gemm) >= 4);
       // Scratch buffers share slots: fewer slots than buffers.
       const ChainPlan &bwd = plans.at("m_backward");
@@ -432,13 +441,45 @@ TEST_CASE("CUDA SSD: the chain equals the semiseparable matrix, gradients "
     }
     std::mt19937 rng(11);
     Doubles in = {randomDoubles(rng, S * L * H * P, -1, 1),
+                  randomDoubles(rng, S * L * H, 0.1, 1),
                   randomDoubles(rng, S * L * H, -0.5, -0.05),
                   randomDoubles(rng, S * L * N, -1, 1),
                   randomDoubles(rng, S * L * N, -1, 1)};
     // Copies: a lambda captures no structured bindings before C++20.
     const int64_t s = S, l = L, h = H, p = P, n = N;
     checkMixer(plans, in, S, [&](const Doubles &v) {
-      return ssdSequences(v[0], v[1], v[2], v[3], s, l, h, p, n);
+      return ssdSequences(v, s, l, h, p, n);
+    });
+  }
+}
+
+TEST_CASE("CUDA Hydra: the chain equals the two flipped SSD passes, "
+          "gradients finite differences",
+          "[cuda][chain][mixer]") {
+  // A chunk dividing L (with cuBLAS's 16-wide contractions), one that does
+  // not (the zero padding in the IR), one token (no SSD pass reaches y).
+  for (auto [H, P, N, Q, L, S] :
+       {std::tuple{2, 16, 16, 16, 32, 2}, std::tuple{2, 2, 3, 4, 7, 2},
+        std::tuple{1, 1, 1, 1, 1, 1}}) {
+    mlir::MLIRContext ctx;
+    const std::string spec = fmt::format(
+        "hydra(heads={}, head_dim={}, state={}, chunk={})", H, P, N, Q);
+    INFO(spec << " L = " << L << " S = " << S);
+    auto module = mixerModule(ctx, spec, L, 0);
+    auto plans = chains(*module);
+    // Flips, direction halves, shifts and the chunk's padding as Remaps.
+    if (L > 1)
+      CHECK(countSteps(plans.at("m"), ChainStep::Remap) >= 10);
+    std::mt19937 rng(19);
+    Doubles in = {randomDoubles(rng, S * L * H * P, -1, 1),
+                  randomDoubles(rng, S * L * 2 * H, 0.1, 1),
+                  randomDoubles(rng, S * L * 2 * H, -0.5, -0.05),
+                  randomDoubles(rng, S * L * 2 * N, -1, 1),
+                  randomDoubles(rng, S * L * 2 * N, -1, 1),
+                  randomDoubles(rng, S * L * H, -1, 1)};
+    const int64_t l = L, h = H, p = P, n = N, s = S;
+    checkMixer(plans, in, S, [&](const Doubles &v) {
+      return hydraSequences(v, s, l, h, p, n);
     });
   }
 }
@@ -533,4 +574,22 @@ TEST_CASE("CUDA chains: located errors for what the kernels cannot run",
   pm.addPass(createPlanCuda());
   CHECK(mlir::failed(pm.run(*badLayout)));
   CHECK_THAT(error, Catch::Contains("not laid out for one strided batched"));
+  // Padding the sequences' dimension: its extent is the call's.
+  auto padded = mlir::parseSourceString<mlir::ModuleOp>(
+      "func.func @f(%a: tensor<?x4xf32>, %b: tensor<4x5xf32>) -> "
+      "tensor<?x5xf32> {\n"
+      "  %z = arith.constant 0.0 : f32\n"
+      "  %p = tensor.pad %a low[1, 0] high[0, 0] {\n"
+      "  ^bb0(%i: index, %j: index):\n"
+      "    tensor.yield %z : f32\n"
+      "  } : tensor<?x4xf32> to tensor<?x4xf32>\n"
+      "  %0 = einstruct.contract \"nk,kj->nj\" %p, %b {cuda_kernel = "
+      "\"direct\"} : tensor<?x4xf32>, tensor<4x5xf32> -> tensor<?x5xf32>\n"
+      "  return %0 : tensor<?x5xf32>\n}\n",
+      &ctx);
+  REQUIRE(padded);
+  r = chainLibraries(*padded);
+  REQUIRE_FALSE(r);
+  CHECK_THAT(r.error(), Catch::Contains("pads dynamic dimension 0, which is "
+                                        "kept whole here"));
 }

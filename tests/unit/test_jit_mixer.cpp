@@ -22,27 +22,6 @@ namespace {
 
 using Tensors = std::vector<std::vector<double>>;
 
-// Flips the token axis of a [L, width] array.
-std::vector<double> flipped(const double *v, int64_t L, int64_t width) {
-  std::vector<double> out(size_t(L * width));
-  for (int64_t l = 0; l < L; ++l)
-    for (int64_t k = 0; k < width; ++k)
-      out[size_t(l * width + k)] = v[(L - 1 - l) * width + k];
-  return out;
-}
-
-// x ⊙ dt for one sequence: x [L, H, P], dt read at dt[l * stride + h].
-std::vector<double> scaled(const double *x, const double *dt, int64_t stride,
-                           int64_t L, int64_t H, int64_t P) {
-  std::vector<double> out(size_t(L * H * P));
-  for (int64_t l = 0; l < L; ++l)
-    for (int64_t h = 0; h < H; ++h)
-      for (int64_t p = 0; p < P; ++p)
-        out[size_t((l * H + h) * P + p)] =
-            x[(l * H + h) * P + p] * dt[l * stride + h];
-  return out;
-}
-
 // The mixer in double, one sequence at a time (operands x, dt, a, B, C[, d]).
 std::vector<double> reference(const JitMixer &m, const Tensors &in,
                               int64_t batch) {
@@ -68,48 +47,10 @@ std::vector<double> reference(const JitMixer &m, const Tensors &in,
                         in[3].data() + b * L * N, in[4].data() + b * L * N, N,
                         L, H, P, N);
     } else {
-      const double *dt = in[1].data() + b * L * 2 * H,
-                   *a = in[2].data() + b * L * 2 * H,
-                   *B = in[3].data() + b * L * 2 * N,
-                   *C = in[4].data() + b * L * 2 * N,
-                   *d = in[5].data() + b * L * H;
-      auto xf = scaled(x, dt, 2 * H, L, H, P);
-      auto fw = ssdReference(xf.data(), a, 2 * H, B, C, 2 * N, L, H, P, N);
-      // The backward pass runs on the flipped sequence with the second
-      // halves of dt, a (dt·A) and BC.
-      std::vector<double> dtb(size_t(L * H)), ab(size_t(L * H)),
-          Bb(size_t(L * N)), Cb(size_t(L * N));
-      for (int64_t l = 0; l < L; ++l) {
-        for (int64_t h = 0; h < H; ++h) {
-          dtb[size_t(l * H + h)] = dt[(L - 1 - l) * 2 * H + H + h];
-          ab[size_t(l * H + h)] = a[(L - 1 - l) * 2 * H + H + h];
-        }
-        for (int64_t n = 0; n < N; ++n) {
-          Bb[size_t(l * N + n)] = B[(L - 1 - l) * 2 * N + N + n];
-          Cb[size_t(l * N + n)] = C[(L - 1 - l) * 2 * N + N + n];
-        }
-      }
-      auto xb = flipped(x, L, HP);
-      auto xbs = scaled(xb.data(), dtb.data(), H, L, H, P);
-      auto bw = ssdReference(xbs.data(), ab.data(), H, Bb.data(), Cb.data(), N,
-                             L, H, P, N);
-      // torch.roll(y, 1, dims=1); y[:, 0] = 0, then the backward one flipped.
-      auto roll = [&](const std::vector<double> &v) {
-        std::vector<double> r(v.size(), 0.0);
-        for (int64_t l = 1; l < L; ++l)
-          for (int64_t k = 0; k < HP; ++k)
-            r[size_t(l * HP + k)] = v[size_t((l - 1) * HP + k)];
-        return r;
-      };
-      auto yf = roll(fw);
-      auto rb = roll(bw);
-      auto yb2 = flipped(rb.data(), L, HP);
-      yb.resize(size_t(L * HP));
-      for (int64_t l = 0; l < L; ++l)
-        for (int64_t k = 0; k < HP; ++k)
-          yb[size_t(l * HP + k)] = yf[size_t(l * HP + k)] +
-                                   yb2[size_t(l * HP + k)] +
-                                   x[l * HP + k] * d[l * H + k / P];
+      yb = hydraReference(
+          x, in[1].data() + b * L * 2 * H, in[2].data() + b * L * 2 * H,
+          in[3].data() + b * L * 2 * N, in[4].data() + b * L * 2 * N,
+          in[5].data() + b * L * H, L, H, P, N);
     }
     std::copy(yb.begin(), yb.end(), y.begin() + b * L * HP);
   }

@@ -68,12 +68,32 @@ EINSTRUCT_HD float directElement(const DirectContract &c, const float *lhs,
   return acc;
 }
 
-// dst packed over p.dims, read from src at p.a strides (b unused).
-EINSTRUCT_HD float permuteElement(const Strided &p, const float *src,
-                                  long long i) {
-  long long so, unused;
-  stridedOffsets(p, i, &so, &unused);
-  return src[so];
+// dst packed over p.dims, each element read from src or zero: a
+// transpose, Hydra's flip (a negative stride), a slice or a zero pad.
+struct Remap {
+  Strided p;      // a: src strides per dst dimension (b unused)
+  long long base; // src offset of dst index 0 (negative under a pad)
+  // Per dst dimension, the indices [lo, hi) that have a source element.
+  long long lo[kMaxRank];
+  long long hi[kMaxRank];
+};
+
+// src's offset of dst element i, or -1 where it is a zero.
+EINSTRUCT_HD long long remapSource(const Remap &r, long long i) {
+  long long at = r.base;
+  for (int d = r.p.rank - 1; d >= 0; --d) {
+    const long long k = i % r.p.dims[d];
+    i /= r.p.dims[d];
+    if (k < r.lo[d] || k >= r.hi[d])
+      return -1;
+    at += k * r.p.a[d];
+  }
+  return at;
+}
+
+EINSTRUCT_HD float remapElement(const Remap &r, const float *src, long long i) {
+  const long long at = remapSource(r, i);
+  return at < 0 ? 0.0f : src[at];
 }
 
 // einstruct.chunk_decays for a[n, c, q, h], one (n, h, c, l) per call: row
@@ -207,9 +227,8 @@ __global__ void directKernel(DirectContract c, const T *lhs, const T *rhs,
   EINSTRUCT_FOR_EACH(i, stridedCount(c.out))
   out[i] = directElement(c, lhs, rhs, i);
 }
-template <class T>
-__global__ void permuteKernel(Strided p, const T *src, T *dst) {
-  EINSTRUCT_FOR_EACH(i, stridedCount(p)) dst[i] = permuteElement(p, src, i);
+template <class T> __global__ void remapKernel(Remap r, const T *src, T *dst) {
+  EINSTRUCT_FOR_EACH(i, stridedCount(r.p)) dst[i] = remapElement(r, src, i);
 }
 template <class T>
 __global__ void addKernel(const T *x, const T *y, T *out, long long n) {

@@ -125,10 +125,17 @@ Result<size_t> addMixerLibraries(OutputFiles &out, mlir::ModuleOp module,
     manifest["constants"] = file;
   }
   manifest["caller"] =
-      plan.chunkedSsd()
-          ? "x is Mamba-2's x·dt and a its dt·A, L padded to the chunk; "
-            "Hydra runs this SSD on each sequence and its flip, then "
-            "shifts, flips back and adds D·x"
+      plan.family == "hydra"
+          ? "x [S, L, H, P]; dt (after its softplus), a = dt·A [S, L, 2, H] "
+            "and B, C [S, L, 2, N], index 0 the forward pass's and 1 the "
+            "backward pass's on the flipped sequence, as Hydra's reference "
+            "concatenates them; d [S, L, H] (fc_D(x) + D); the chunk's "
+            "padding is the library's"
+      : plan.chunkedSsd()
+          ? "x [S, L, H, P], dt (after its softplus) and a = dt·A [S, L, H], "
+            "B and C [S, L, N] (one group), as Mamba-2's "
+            "mamba_chunk_scan_combined takes them; the chunk's padding is "
+            "the library's"
       : plan.family == "m2-conv"
           ? "x and y on the DFT grid [S, rows, b, C] (token t at t / b, "
             "t % b; zero past L), k on [kernel_rows, b, C] with k_rev "

@@ -292,3 +292,19 @@ func.func @decays_empty_chunk(%a: tensor<?x2x0x1xf32>) {
   %w, %e, %s, %x = einstruct.chunk_decays %a : tensor<?x2x0x1xf32> -> tensor<?x1x2x0x0xf32>, tensor<?x1x2x0xf32>, tensor<?x1x2x0xf32>, tensor<?x1x2xf32>
   return
 }
+
+// -----
+
+func.func @reverse_dim(%x: tensor<?x5x3xf32>) {
+  // expected-error @+1 {{dim 3 is outside the input's rank 3}}
+  %r = einstruct.reverse %x dim 3 : tensor<?x5x3xf32>
+  return
+}
+
+// -----
+
+func.func @reverse_dynamic(%x: tensor<?x5x3xf32>) {
+  // expected-error @+1 {{dim 0 of 'tensor<?x5x3xf32>' is dynamic: the reversal needs its extent}}
+  %r = einstruct.reverse %x dim 0 : tensor<?x5x3xf32>
+  return
+}

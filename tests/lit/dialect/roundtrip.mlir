@@ -61,3 +61,11 @@ func.func @chunk_decays(%a: tensor<?x2x4x3xf32>, %states: tensor<?x2x3x5x6xf32>)
   %ds, %dg = einstruct.chunk_scan_grad %states, %g grad %in : tensor<?x2x3x5x6xf32>, tensor<?x3x2xf32>, tensor<?x2x3x5x6xf32> -> tensor<?x2x3x5x6xf32>, tensor<?x3x2xf32>
   return %da, %ds, %dg : tensor<?x2x4x3xf32>, tensor<?x2x3x5x6xf32>, tensor<?x3x2xf32>
 }
+
+// Hydra's flip of the sequence, along a static dimension.
+// CHECK-LABEL: func.func @reverse
+// CHECK: einstruct.reverse %arg0 dim 1 : tensor<?x5x3xf32>
+func.func @reverse(%x: tensor<?x5x3xf32>) -> tensor<?x5x3xf32> {
+  %r = einstruct.reverse %x dim 1 : tensor<?x5x3xf32>
+  return %r : tensor<?x5x3xf32>
+}

@@ -35,3 +35,15 @@ func.func @scalar_arg(%x: tensor<?x4xf32>, %w: tensor<4x4xf32>, %s: f32) -> tens
   %0 = einstruct.contract "ni,io->no" %x, %w : tensor<?x4xf32>, tensor<4x4xf32> -> tensor<?x4xf32>
   return %0 : tensor<?x4xf32>
 }
+
+// -----
+
+// A strided slice's gradient is no zero pad.
+func.func @strided_slice(%x: tensor<?x8xf32>, %w: tensor<4x4xf32>) -> tensor<?x4xf32> {
+  %c0 = arith.constant 0 : index
+  %n = tensor.dim %x, %c0 : tensor<?x8xf32>
+  // expected-error @+1 {{takes only unit-stride slices at static offsets that keep the rank here}}
+  %s = tensor.extract_slice %x[0, 0] [%n, 4] [1, 2] : tensor<?x8xf32> to tensor<?x4xf32>
+  %y = einstruct.contract "ni,io->no" %s, %w : tensor<?x4xf32>, tensor<4x4xf32> -> tensor<?x4xf32>
+  return %y : tensor<?x4xf32>
+}

@@ -92,3 +92,25 @@ func.func @dft(%x: tensor<?x4x3xf32>, %f: tensor<4x4x2xf32> {einstruct.constant}
   %z = einstruct.contract "sfd,sfdx->sfdx" %skip, %y : tensor<?x4x3xf32>, tensor<?x4x3x2xf32> -> tensor<?x4x3x2xf32>
   return %z : tensor<?x4x3x2xf32>
 }
+
+// Hydra's sequence ops: a flip is its own gradient; a static slice's
+// gradient is its cotangent zero-padded back to the source, a zero pad's is
+// the slice it added around (shift by one token: slice then pad).
+// CHECK-LABEL: func.func @shift_flip_backward(%arg0: tensor<?x5x2xf32>, %arg1: tensor<?x5x2xf32>) -> tensor<?x5x2xf32>
+// CHECK: %[[R:.*]] = einstruct.reverse %arg1 dim 1 : tensor<?x5x2xf32>
+// CHECK: %[[S:.*]] = tensor.extract_slice %[[R]][0, 1, 0] [%{{.*}}, 4, 2] [1, 1, 1] : tensor<?x5x2xf32> to tensor<?x4x2xf32>
+// CHECK: %[[P:.*]] = tensor.pad %[[S]] low[0, 0, 0] high[0, 1, 0]
+// CHECK: return %[[P]]
+// LLVM: llvm.func @shift_flip_backward
+func.func @shift_flip(%x: tensor<?x5x2xf32>) -> tensor<?x5x2xf32> {
+  %c0 = arith.constant 0 : index
+  %zero = arith.constant 0.0 : f32
+  %n = tensor.dim %x, %c0 : tensor<?x5x2xf32>
+  %s = tensor.extract_slice %x[0, 0, 0] [%n, 4, 2] [1, 1, 1] : tensor<?x5x2xf32> to tensor<?x4x2xf32>
+  %p = tensor.pad %s low[0, 1, 0] high[0, 0, 0] {
+  ^bb0(%i: index, %j: index, %k: index):
+    tensor.yield %zero : f32
+  } : tensor<?x4x2xf32> to tensor<?x5x2xf32>
+  %r = einstruct.reverse %p dim 1 : tensor<?x5x2xf32>
+  return %r : tensor<?x5x2xf32>
+}

@@ -66,3 +66,16 @@ func.func @weight_gradient(%x: tensor<?x8xf32>, %a: tensor<8x8xf32>, %dy: tensor
   %dw = einstruct.contract "nb,nc->bc" %z, %dy : tensor<?x8xf32>, tensor<?x8xf32> -> tensor<8x8xf32>
   return %dw : tensor<8x8xf32>
 }
+
+// A flip reads n − 1 − i, no slice of its input: it runs whole, neither
+// tiled nor fused into the contraction's loop, which reads its result.
+// CHECK-LABEL: func.func @flipped
+// CHECK: %[[F:.*]] = linalg.generic {indexing_maps = [#{{.*}}, #{{.*}}], iterator_types = ["parallel", "parallel", "parallel"]} ins(%arg0 : tensor<?x5x4xf32>)
+// CHECK: scf.for
+// CHECK: tensor.extract_slice %[[F]]
+// CHECK: return
+func.func @flipped(%x: tensor<?x5x4xf32>, %w: tensor<4x4xf32>) -> tensor<?x5x4xf32> {
+  %r = einstruct.reverse %x dim 1 : tensor<?x5x4xf32>
+  %y = einstruct.contract "nli,io->nlo" %r, %w : tensor<?x5x4xf32>, tensor<4x4xf32> -> tensor<?x5x4xf32>
+  return %y : tensor<?x5x4xf32>
+}

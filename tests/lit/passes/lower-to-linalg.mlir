@@ -1,4 +1,6 @@
 // RUN: einstruct-opt %s --einstruct-lower-to-linalg | FileCheck %s
+// RUN: einstruct-opt %s --einstruct-lower-to-linalg | FileCheck %s --check-prefix=REVERSED
+// REVERSED: affine_map<(d0, d1, d2) -> (d0, -d1 + 4, d2)>
 
 // Monarch's second stage: z[n, g, f] is read one scalar per summed g, and
 // the weight also has f, so those scalars would be a cache line apart: z is
@@ -57,4 +59,15 @@ func.func @grad_w1(%dz: tensor<?x8x4xf32>, %x: tensor<?x8x16xf32>) -> tensor<4x8
 func.func @dyad_transposed(%x: tensor<?x5x3xf32>, %w: tensor<3x4x5xf32>) -> tensor<?x4x3xf32> {
   %y = einstruct.contract "nik,koi->nok" %x, %w : tensor<?x5x3xf32>, tensor<3x4x5xf32> -> tensor<?x4x3xf32>
   return %y : tensor<?x4x3xf32>
+}
+
+// einstruct.reverse: a copy that reads token 4 − l into token l.
+// CHECK-LABEL: func.func @reverse
+// CHECK: %[[E:.*]] = tensor.empty(%{{.*}}) : tensor<?x5x3xf32>
+// CHECK: linalg.generic {indexing_maps = [#[[READ:.*]], #[[WRITE:.*]]], iterator_types = ["parallel", "parallel", "parallel"]} ins(%arg0 : tensor<?x5x3xf32>) outs(%[[E]] : tensor<?x5x3xf32>)
+// CHECK-NEXT: ^bb0(%[[IN:.*]]: f32, %{{.*}}: f32):
+// CHECK-NEXT: linalg.yield %[[IN]] : f32
+func.func @reverse(%x: tensor<?x5x3xf32>) -> tensor<?x5x3xf32> {
+  %r = einstruct.reverse %x dim 1 : tensor<?x5x3xf32>
+  return %r : tensor<?x5x3xf32>
 }
