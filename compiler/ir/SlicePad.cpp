@@ -1,7 +1,6 @@
 #include "SlicePad.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
-#include "mlir/IR/Matchers.h"
 
 namespace einstruct {
 
@@ -12,6 +11,12 @@ mlir::RankedTensorType typeOf(mlir::Value v) {
 }
 
 } // namespace
+
+bool isZeroConstant(mlir::Value v) {
+  auto c = v ? v.getDefiningOp<mlir::arith::ConstantOp>() : nullptr;
+  auto f = c ? mlir::dyn_cast<mlir::FloatAttr>(c.getValue()) : nullptr;
+  return f && f.getValue().isZero();
+}
 
 mlir::Value staticSlice(mlir::OpBuilder &b, mlir::Location loc, mlir::Value v,
                         llvm::ArrayRef<int64_t> offsets,
@@ -66,7 +71,7 @@ mlir::LogicalResult checkStaticSlice(mlir::tensor::ExtractSliceOp op) {
 
 mlir::LogicalResult checkZeroPad(mlir::tensor::PadOp op) {
   if (!op.getLow().empty() || !op.getHigh().empty() ||
-      !mlir::matchPattern(op.getConstantPaddingValue(), mlir::m_AnyZeroFloat()))
+      !isZeroConstant(op.getConstantPaddingValue()))
     return op.emitOpError() << "takes only zero pads of static widths here";
   auto src = op.getSourceType();
   for (int64_t d = 0; d < src.getRank(); ++d)

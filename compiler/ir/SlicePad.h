@@ -17,6 +17,11 @@ mlir::Value staticSlice(mlir::OpBuilder &b, mlir::Location loc, mlir::Value v,
 mlir::Value zeroPad(mlir::OpBuilder &b, mlir::Location loc, mlir::Value v,
                     llvm::ArrayRef<int64_t> low, llvm::ArrayRef<int64_t> high);
 
+// Whether `v` is an arith.constant 0.0, by the op's class: MLIR's
+// m_AnyZeroFloat (a ConstantLike trait check) did not match it inside the
+// runtime's shared library, where the C ABI's mixers failed with it.
+bool isZeroConstant(mlir::Value v);
+
 // Whether a slice or pad is one of these (static offsets and widths, unit
 // strides, the rank kept, dynamic dimensions whole, zeros padded in), which
 // autodiff and the CUDA chain take; else an error at the op saying which.

@@ -6,7 +6,6 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
-#include "mlir/IR/Matchers.h"
 #include "llvm/ADT/DenseMap.h"
 
 namespace einstruct {
@@ -268,7 +267,7 @@ struct Reader {
       return mlir::success();
     }
     if (auto fill = mlir::dyn_cast<mlir::linalg::FillOp>(op)) {
-      if (!mlir::matchPattern(fill.getInputs()[0], mlir::m_AnyZeroFloat()))
+      if (!isZeroConstant(fill.getInputs()[0]))
         return op->emitOpError() << "the CUDA chain fills with zero only";
       int b = add(fill.getResult(0));
       ChainStep s = step(ChainStep::Zero, op, {}, {b});
