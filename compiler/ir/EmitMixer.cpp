@@ -105,7 +105,10 @@ Value paddedSsd(mlir::OpBuilder &b, mlir::Location loc, const SsdShape &s,
     high[1] = s.length - L;
     return zeroPad(b, loc, v, low, high);
   };
-  Value y = ssdCore(b, loc, s, padded(u), padded(a), padded(B), padded(C));
+  // One at a time: argument evaluation order would make the IR's op order
+  // the C++ compiler's.
+  Value pu = padded(u), pa = padded(a), pB = padded(B), pC = padded(C);
+  Value y = ssdCore(b, loc, s, pu, pa, pB, pC);
   return staticSlice(b, loc, y, {0, 0, 0, 0}, {kDyn, L, s.heads, s.headDim});
 }
 
@@ -173,10 +176,11 @@ void emitHydra(mlir::ModuleOp module, const SsdShape &s, int64_t length,
       return dir == 1 ? ReverseOp::create(b, loc, v, 1).getResult() : v;
     };
     Value u = contract(b, loc, "nlhp,nlh->nlhp", x, half(fn.getArgument(1), H));
-    Value pass =
-        paddedSsd(b, loc, s, L, flipped(u), flipped(half(fn.getArgument(2), H)),
-                  flipped(half(fn.getArgument(3), N)),
-                  flipped(half(fn.getArgument(4), N)));
+    // One at a time, in order (argument evaluation order is the compiler's).
+    Value fu = flipped(u), fa = flipped(half(fn.getArgument(2), H)),
+          fB = flipped(half(fn.getArgument(3), N)),
+          fC = flipped(half(fn.getArgument(4), N));
+    Value pass = paddedSsd(b, loc, s, L, fu, fa, fB, fC);
     // shift: token l takes the pass's token l − 1 (zero at 0); the
     // backward pass flipped back.
     Value shifted = zeroPad(
