@@ -93,12 +93,13 @@ Value ssdCore(mlir::OpBuilder &b, mlir::Location loc, const SsdShape &s,
 
 // ssdCore on L tokens of u = x ⊙ dt, a, B and C [b, L, ...], zero-padded
 // after the end to the chunk's multiple s.length (causal: the padding
-// changes nothing before it) and cut back: y[b, L, H, P].
+// changes nothing before it): y's first `keep` tokens [b, keep, H, P], one
+// slice for the padding and Hydra's shift together.
 Value paddedSsd(mlir::OpBuilder &b, mlir::Location loc, const SsdShape &s,
-                int64_t L, Value u, Value a, Value B, Value C) {
-  if (s.length == L)
-    return ssdCore(b, loc, s, u, a, B, C);
+                int64_t L, int64_t keep, Value u, Value a, Value B, Value C) {
   auto padded = [&](Value v) {
+    if (s.length == L)
+      return v;
     const size_t rank =
         size_t(mlir::cast<mlir::RankedTensorType>(v.getType()).getRank());
     llvm::SmallVector<int64_t> low(rank, 0), high(rank, 0);
@@ -109,7 +110,9 @@ Value paddedSsd(mlir::OpBuilder &b, mlir::Location loc, const SsdShape &s,
   // the C++ compiler's.
   Value pu = padded(u), pa = padded(a), pB = padded(B), pC = padded(C);
   Value y = ssdCore(b, loc, s, pu, pa, pB, pC);
-  return staticSlice(b, loc, y, {0, 0, 0, 0}, {kDyn, L, s.heads, s.headDim});
+  if (keep == s.length)
+    return y;
+  return staticSlice(b, loc, y, {0, 0, 0, 0}, {kDyn, keep, s.heads, s.headDim});
 }
 
 // A function of `args`, each marked einstruct.constant from `firstConstant`
@@ -143,7 +146,7 @@ void emitSsd(mlir::ModuleOp module, const SsdShape &s, int64_t length,
   Value u =
       contract(b, loc, "nlhp,nlh->nlhp", fn.getArgument(0), fn.getArgument(1));
   mlir::func::ReturnOp::create(b, loc,
-                               paddedSsd(b, loc, s, L, u, fn.getArgument(2),
+                               paddedSsd(b, loc, s, L, L, u, fn.getArgument(2),
                                          fn.getArgument(3), fn.getArgument(4)));
 }
 
@@ -180,12 +183,10 @@ void emitHydra(mlir::ModuleOp module, const SsdShape &s, int64_t length,
     Value fu = flipped(u), fa = flipped(half(fn.getArgument(2), H)),
           fB = flipped(half(fn.getArgument(3), N)),
           fC = flipped(half(fn.getArgument(4), N));
-    Value pass = paddedSsd(b, loc, s, L, fu, fa, fB, fC);
     // shift: token l takes the pass's token l − 1 (zero at 0); the
     // backward pass flipped back.
-    Value shifted = zeroPad(
-        b, loc, staticSlice(b, loc, pass, {0, 0, 0, 0}, {kDyn, L - 1, H, P}),
-        {0, 1, 0, 0}, {0, 0, 0, 0});
+    Value pass = paddedSsd(b, loc, s, L, L - 1, fu, fa, fB, fC);
+    Value shifted = zeroPad(b, loc, pass, {0, 1, 0, 0}, {0, 0, 0, 0});
     y = mlir::arith::AddFOp::create(b, loc, y, flipped(shifted));
   }
   mlir::func::ReturnOp::create(b, loc, y);

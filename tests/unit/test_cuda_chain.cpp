@@ -536,30 +536,30 @@ TEST_CASE("CUDA chains: located errors for what the kernels cannot run",
     error = d.str();
     return mlir::success();
   });
+  // The first error chainLibraries gives for the module `text`.
+  auto chainError = [&](const char *text) {
+    auto module = mlir::parseSourceString<mlir::ModuleOp>(text, &ctx);
+    REQUIRE(module);
+    auto r = chainLibraries(*module);
+    REQUIRE_FALSE(r);
+    return r.error();
+  };
   // An unplanned contraction.
-  auto unplanned = mlir::parseSourceString<mlir::ModuleOp>(
-      "func.func @f(%a: tensor<?x4xf32>, %b: tensor<4x5xf32>) -> "
-      "tensor<?x5xf32> {\n"
-      "  %0 = einstruct.contract \"nk,kj->nj\" %a, %b : tensor<?x4xf32>, "
-      "tensor<4x5xf32> -> tensor<?x5xf32>\n"
-      "  return %0 : tensor<?x5xf32>\n}\n",
-      &ctx);
-  REQUIRE(unplanned);
-  auto r = chainLibraries(*unplanned);
-  REQUIRE_FALSE(r);
-  CHECK_THAT(r.error(), Catch::Contains("run --einstruct-plan-cuda"));
+  CHECK_THAT(chainError("func.func @f(%a: tensor<?x4xf32>, %b: "
+                        "tensor<4x5xf32>) -> tensor<?x5xf32> {\n"
+                        "  %0 = einstruct.contract \"nk,kj->nj\" %a, %b : "
+                        "tensor<?x4xf32>, tensor<4x5xf32> -> tensor<?x5xf32>\n"
+                        "  return %0 : tensor<?x5xf32>\n}\n"),
+             Catch::Contains("run --einstruct-plan-cuda"));
   // Two dynamic extents in one tensor.
-  auto twoDynamic = mlir::parseSourceString<mlir::ModuleOp>(
-      "func.func @f(%a: tensor<?x?xf32>, %b: tensor<?x5xf32>) -> "
-      "tensor<?x5xf32> {\n"
-      "  %0 = einstruct.contract \"nk,kj->nj\" %a, %b {cuda_kernel = "
-      "\"direct\"} : tensor<?x?xf32>, tensor<?x5xf32> -> tensor<?x5xf32>\n"
-      "  return %0 : tensor<?x5xf32>\n}\n",
-      &ctx);
-  REQUIRE(twoDynamic);
-  r = chainLibraries(*twoDynamic);
-  REQUIRE_FALSE(r);
-  CHECK_THAT(r.error(), Catch::Contains("one runtime extent"));
+  CHECK_THAT(
+      chainError("func.func @f(%a: tensor<?x?xf32>, %b: tensor<?x5xf32>) -> "
+                 "tensor<?x5xf32> {\n"
+                 "  %0 = einstruct.contract \"nk,kj->nj\" %a, %b {cuda_kernel "
+                 "= \"direct\"} : tensor<?x?xf32>, tensor<?x5xf32> -> "
+                 "tensor<?x5xf32>\n"
+                 "  return %0 : tensor<?x5xf32>\n}\n"),
+      Catch::Contains("one runtime extent"));
   // cuBLAS named on a layout that is not one GEMM's.
   auto badLayout = mlir::parseSourceString<mlir::ModuleOp>(
       "func.func @f(%a: tensor<?x32x32xf32>, %b: tensor<32x?x32xf32>) -> "
@@ -575,21 +575,17 @@ TEST_CASE("CUDA chains: located errors for what the kernels cannot run",
   CHECK(mlir::failed(pm.run(*badLayout)));
   CHECK_THAT(error, Catch::Contains("not laid out for one strided batched"));
   // Padding the sequences' dimension: its extent is the call's.
-  auto padded = mlir::parseSourceString<mlir::ModuleOp>(
-      "func.func @f(%a: tensor<?x4xf32>, %b: tensor<4x5xf32>) -> "
-      "tensor<?x5xf32> {\n"
-      "  %z = arith.constant 0.0 : f32\n"
-      "  %p = tensor.pad %a low[1, 0] high[0, 0] {\n"
-      "  ^bb0(%i: index, %j: index):\n"
-      "    tensor.yield %z : f32\n"
-      "  } : tensor<?x4xf32> to tensor<?x4xf32>\n"
-      "  %0 = einstruct.contract \"nk,kj->nj\" %p, %b {cuda_kernel = "
-      "\"direct\"} : tensor<?x4xf32>, tensor<4x5xf32> -> tensor<?x5xf32>\n"
-      "  return %0 : tensor<?x5xf32>\n}\n",
-      &ctx);
-  REQUIRE(padded);
-  r = chainLibraries(*padded);
-  REQUIRE_FALSE(r);
-  CHECK_THAT(r.error(), Catch::Contains("pads dynamic dimension 0, which is "
-                                        "kept whole here"));
+  CHECK_THAT(
+      chainError("func.func @f(%a: tensor<?x4xf32>, %b: tensor<4x5xf32>) -> "
+                 "tensor<?x5xf32> {\n"
+                 "  %z = arith.constant 0.0 : f32\n"
+                 "  %p = tensor.pad %a low[1, 0] high[0, 0] {\n"
+                 "  ^bb0(%i: index, %j: index):\n"
+                 "    tensor.yield %z : f32\n"
+                 "  } : tensor<?x4xf32> to tensor<?x4xf32>\n"
+                 "  %0 = einstruct.contract \"nk,kj->nj\" %p, %b {cuda_kernel "
+                 "= \"direct\"} : tensor<?x4xf32>, tensor<4x5xf32> -> "
+                 "tensor<?x5xf32>\n"
+                 "  return %0 : tensor<?x5xf32>\n}\n"),
+      Catch::Contains("pads dynamic dimension 0, which is kept whole here"));
 }
