@@ -56,6 +56,7 @@ void buildCpuPipeline(mlir::OpPassManager &pm, VectorUnits units) {
   pm.addPass(createLowerToLinalg());
   pm.addPass(createLowerSsd()); // SSD mixers' segment sums
   pm.addPass(mlir::createConvertElementwiseToLinalgPass());
+  pm.addPass(createFreshInits()); // `a + b` no longer writes into a's copy
   pm.addPass(mlir::createCanonicalizerPass());
   pm.addNestedPass<mlir::func::FuncOp>(createFuseBatchTiles());
   pm.addPass(mlir::createCanonicalizerPass());
@@ -65,6 +66,7 @@ void buildCpuPipeline(mlir::OpPassManager &pm, VectorUnits units) {
       mlir::bufferization::LayoutMapOption::IdentityLayoutMap;
   pm.addPass(mlir::bufferization::createOneShotBufferizePass(bufferize));
   mlir::bufferization::buildBufferDeallocationPipeline(pm);
+  pm.addPass(createStridedCopies()); // slices, pads: vectorized loops
   pm.addPass(createBlockTransposes(BlockTransposesOptions{units.lanes}));
   pm.addPass(createVectorizeContractions(
       VectorizeContractionsOptions{units.lanes, units.registers}));

@@ -210,6 +210,33 @@ def FuseBatchTiles : Pass<"einstruct-fuse-batch-tiles", "mlir::func::FuncOp"> {
                            "mlir::arith::ArithDialect"];
 }
 
+def FreshInits : Pass<"einstruct-fresh-inits"> {
+  let summary = "Give linalg ops whose payload never reads their init a "
+                "tensor.empty init";
+  let description = [{
+    Runs on tensors. MLIR's elementwise-to-linalg conversion makes an
+    operand of `a + b` the op's init too, although the payload never reads
+    it. Once the op is tiled, its loop carries that operand, and when the
+    operand is read again later bufferization copies all of it first, a
+    whole memory pass for nothing. Such inits become `tensor.empty` of the
+    same shape, which bufferizes to a fresh buffer without a copy.
+  }];
+  let dependentDialects = ["mlir::tensor::TensorDialect"];
+}
+
+def StridedCopies : Pass<"einstruct-strided-copies"> {
+  let summary = "Lower memref.copy between strided views to loops";
+  let description = [{
+    Runs after bufferization. A memref.copy whose source or target is not
+    contiguous (a slice, a padded window, a tile of a larger buffer) would
+    become a call to the runtime's generic memrefCopy, which steps through
+    the index space one element at a time. Such copies become a copying
+    linalg.generic instead, lowered to loops whose unit-stride innermost
+    loop LLVM vectorizes. Contiguous copies stay memref.copy (memcpy).
+  }];
+  let dependentDialects = ["mlir::linalg::LinalgDialect"];
+}
+
 def BlockTransposes : Pass<"einstruct-block-transposes"> {
   let summary = "Cache-blocked loops for bufferized linalg.transpose";
   let description = [{
