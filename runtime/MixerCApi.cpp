@@ -1,5 +1,8 @@
-// The C ABI's sequence mixers (runtime/einstruct.h): one JitMixer each.
+// The C ABI's sequence mixers (runtime/einstruct.h): a JitMixer (CPU) or
+// a CudaMixer each.
 #include "compiler/cpu/JitMixer.h"
+#include "compiler/cuda/CudaDevice.h"
+#include "compiler/cuda/CudaMixer.h"
 #include "runtime/CApiErrors.h"
 #include "runtime/einstruct.h"
 #include "search/Checked.h"
@@ -9,7 +12,11 @@
 #include <fmt/format.h>
 
 struct einstruct_mixer {
-  std::unique_ptr<einstruct::JitMixer> jit;
+  std::unique_ptr<einstruct::JitMixer> jit;   // a CPU mixer, or
+  std::unique_ptr<einstruct::CudaMixer> cuda; // a CUDA one
+  const std::vector<einstruct::MixerOperand> &operands() const {
+    return jit ? jit->operands() : cuda->operands();
+  }
 };
 
 using einstruct::capi::failWith;
@@ -26,13 +33,13 @@ int checkMixerCall(const einstruct_mixer *m,
   for (const void *a : arrays)
     present = present && a;
   if (present)
-    for (size_t k = 0; k < m->jit->operands().size(); ++k)
+    for (size_t k = 0; k < m->operands().size(); ++k)
       present = present && list[k];
   if (!present)
     return failWith(EINSTRUCT_ERR_ARGUMENT, "null mixer, operand or array");
   // The largest operand's elements per sequence.
   int64_t perSequence = 0;
-  for (const auto &op : m->jit->operands())
+  for (const auto &op : m->operands())
     perSequence = std::max(perSequence, einstruct::elementCount(op.shape));
   return einstruct::capi::checkBatch(batch, perSequence, "sequences");
 }
@@ -42,12 +49,26 @@ int mixerOperand(const einstruct_mixer *m, int k,
                  const einstruct::JitMixer::Operand *&op) {
   if (!m)
     return failWith(EINSTRUCT_ERR_ARGUMENT, "null mixer");
-  const auto &ops = m->jit->operands();
+  const auto &ops = m->operands();
   if (k < 0 || size_t(k) >= ops.size())
     return failWith(
         EINSTRUCT_ERR_ARGUMENT,
         fmt::format("operand {} is outside [0, {})", k, ops.size()));
   op = &ops[size_t(k)];
+  return EINSTRUCT_OK;
+}
+
+// A create call's spec, parsed into `named` (*out cleared), or the error's
+// status.
+int readMixerSpec(const char *spec, einstruct_mixer **out,
+                  einstruct::NamedSpec &named) {
+  if (!spec || !out)
+    return failWith(EINSTRUCT_ERR_ARGUMENT, "null spec or output pointer");
+  *out = nullptr;
+  auto parsed = einstruct::parseMixer(spec);
+  if (!parsed)
+    return failWith(EINSTRUCT_ERR_SPEC, parsed.error());
+  named = std::move(*parsed);
   return EINSTRUCT_OK;
 }
 
@@ -57,13 +78,10 @@ extern "C" {
 
 int einstruct_mixer_create_cpu(const char *spec, int64_t seqLen, int64_t dModel,
                                einstruct_mixer **out) {
-  if (!spec || !out)
-    return failWith(EINSTRUCT_ERR_ARGUMENT, "null spec or output pointer");
-  *out = nullptr;
-  auto named = einstruct::parseMixer(spec);
-  if (!named)
-    return failWith(EINSTRUCT_ERR_SPEC, named.error());
-  auto jit = einstruct::JitMixer::compile(*named, seqLen, dModel);
+  einstruct::NamedSpec named;
+  if (int s = readMixerSpec(spec, out, named))
+    return s;
+  auto jit = einstruct::JitMixer::compile(named, seqLen, dModel);
   if (!jit)
     return failWith(jit.error().rfind("CPU lowering", 0) == 0 ||
                             jit.error().rfind("JIT", 0) == 0
@@ -75,12 +93,42 @@ int einstruct_mixer_create_cpu(const char *spec, int64_t seqLen, int64_t dModel,
   return EINSTRUCT_OK;
 }
 
+int einstruct_mixer_create_cuda(const char *spec, int64_t seqLen,
+                                int64_t dModel, int device,
+                                einstruct_mixer **out) {
+  einstruct::NamedSpec named;
+  if (int s = readMixerSpec(spec, out, named))
+    return s;
+  // The spec's own errors before the device's.
+  if (auto plan = einstruct::planMixer(named, seqLen, dModel); !plan)
+    return failWith(EINSTRUCT_ERR_SPEC, plan.error());
+  auto dev = einstruct::queryCudaDevice(device);
+  if (!dev)
+    return failWith(EINSTRUCT_ERR_DEVICE, dev.error());
+  auto target = einstruct::targetFor(*dev, einstruct::CudaDType::F32);
+  if (!target)
+    return failWith(EINSTRUCT_ERR_DEVICE, target.error());
+  auto cuda =
+      einstruct::CudaMixer::load(named, seqLen, dModel, target->arch, device);
+  if (!cuda)
+    return failWith(EINSTRUCT_ERR_COMPILE, cuda.error());
+  *out = new einstruct_mixer{nullptr, std::move(*cuda)};
+  lastError.clear();
+  return EINSTRUCT_OK;
+}
+
 void einstruct_mixer_destroy(einstruct_mixer *m) { delete m; }
+
+int einstruct_mixer_device(const einstruct_mixer *m) {
+  if (!m)
+    return failWith(EINSTRUCT_ERR_ARGUMENT, "null mixer");
+  return m->jit ? -1 : m->cuda->device();
+}
 
 int einstruct_mixer_num_operands(const einstruct_mixer *m) {
   if (!m)
     return failWith(EINSTRUCT_ERR_ARGUMENT, "null mixer");
-  return int(m->jit->operands().size());
+  return int(m->operands().size());
 }
 
 int einstruct_mixer_operand(const einstruct_mixer *m, int k, const char **name,
@@ -105,33 +153,75 @@ int einstruct_mixer_operand_per_sequence(const einstruct_mixer *m, int k) {
 }
 
 int64_t einstruct_mixer_macs(const einstruct_mixer *m) {
-  return m ? m->jit->analysis().macs
-           : failWith(EINSTRUCT_ERR_ARGUMENT, "null mixer");
+  if (!m)
+    return failWith(EINSTRUCT_ERR_ARGUMENT, "null mixer");
+  return m->jit ? m->jit->analysis().macs : m->cuda->plan().analysis.macs;
 }
 
+int einstruct_mixer_forward_stream(const einstruct_mixer *m,
+                                   const void *const *operands, int64_t batch,
+                                   void *y, void *stream) {
+  if (int s = checkMixerCall(m, {y}, operands, batch))
+    return s;
+  std::vector<const void *> in(operands, operands + m->operands().size());
+  if (m->cuda)
+    return statusOf(m->cuda->forward(in, batch, y, stream));
+  if (stream)
+    return failWith(EINSTRUCT_ERR_ARGUMENT,
+                    "a CPU mixer runs at once: its stream must be null");
+  std::vector<const float *> f;
+  for (const void *p : in)
+    f.push_back(static_cast<const float *>(p));
+  return statusOf(m->jit->forward(f, batch, static_cast<float *>(y)));
+}
+
+int einstruct_mixer_backward_stream(const einstruct_mixer *m,
+                                    const void *const *operands, const void *dy,
+                                    int64_t batch, void *const *grads,
+                                    void *stream) {
+  if (int s = checkMixerCall(m, {dy}, operands, batch))
+    return s;
+  if (int s = checkMixerCall(
+          m, {}, reinterpret_cast<const void *const *>(grads), batch))
+    return s;
+  const size_t n = m->operands().size();
+  std::vector<const void *> in(operands, operands + n);
+  std::vector<void *> out(grads, grads + n);
+  if (m->cuda)
+    return statusOf(m->cuda->backward(in, dy, batch, out, stream));
+  if (stream)
+    return failWith(EINSTRUCT_ERR_ARGUMENT,
+                    "a CPU mixer runs at once: its stream must be null");
+  std::vector<const float *> f;
+  std::vector<float *> g;
+  for (size_t k = 0; k < n; ++k) {
+    f.push_back(static_cast<const float *>(in[k]));
+    g.push_back(static_cast<float *>(out[k]));
+  }
+  return statusOf(
+      m->jit->backward(f, static_cast<const float *>(dy), batch, g));
+}
+
+// The stream calls on the default stream, waited for on a CUDA mixer.
 int einstruct_mixer_forward(const einstruct_mixer *m,
                             const float *const *operands, int64_t batch,
                             float *y) {
-  if (int s = checkMixerCall(
-          m, {y}, reinterpret_cast<const void *const *>(operands), batch))
-    return s;
-  std::vector<const float *> in(operands, operands + m->jit->operands().size());
-  return statusOf(m->jit->forward(in, batch, y));
+  int s = einstruct_mixer_forward_stream(
+      m, reinterpret_cast<const void *const *>(operands), batch, y, nullptr);
+  if (s == EINSTRUCT_OK && m->cuda)
+    s = statusOf(m->cuda->synchronize(nullptr));
+  return s;
 }
 
 int einstruct_mixer_backward(const einstruct_mixer *m,
                              const float *const *operands, const float *dy,
                              int64_t batch, float *const *grads) {
-  if (int s = checkMixerCall(
-          m, {dy}, reinterpret_cast<const void *const *>(operands), batch))
-    return s;
-  if (int s = checkMixerCall(
-          m, {}, reinterpret_cast<const void *const *>(grads), batch))
-    return s;
-  const size_t n = m->jit->operands().size();
-  std::vector<const float *> in(operands, operands + n);
-  std::vector<float *> out(grads, grads + n);
-  return statusOf(m->jit->backward(in, dy, batch, out));
+  int s = einstruct_mixer_backward_stream(
+      m, reinterpret_cast<const void *const *>(operands), dy, batch,
+      reinterpret_cast<void *const *>(grads), nullptr);
+  if (s == EINSTRUCT_OK && m->cuda)
+    s = statusOf(m->cuda->synchronize(nullptr));
+  return s;
 }
 
 int einstruct_mixer_set_threads(einstruct_mixer *m, int threads) {
@@ -140,7 +230,8 @@ int einstruct_mixer_set_threads(einstruct_mixer *m, int threads) {
   if (threads < 1)
     return failWith(EINSTRUCT_ERR_ARGUMENT,
                     fmt::format("threads = {} must be at least 1", threads));
-  m->jit->setThreads(threads);
+  if (m->jit) // a CUDA mixer's launches take the whole batch
+    m->jit->setThreads(threads);
   return EINSTRUCT_OK;
 }
 

@@ -179,7 +179,18 @@ typedef struct einstruct_mixer einstruct_mixer;
 EINSTRUCT_API int einstruct_mixer_create_cpu(const char *spec, int64_t seq_len,
                                              int64_t d_model,
                                              einstruct_mixer **out);
+/* The same mixer on CUDA device `device`: the libraries `einstruct compile
+ * --mixer` writes (its IR and derived backward as chains of kernels and
+ * cuBLAS calls, float32), built by nvcc on first use and cached as CUDA
+ * layers are. ssd, hydra and monarch-seq (m2-conv's library takes a
+ * layout only its CPU path makes: refused, EINSTRUCT_ERR_COMPILE). Operands
+ * as above, in device memory of that device. */
+EINSTRUCT_API int einstruct_mixer_create_cuda(const char *spec, int64_t seq_len,
+                                              int64_t d_model, int device,
+                                              einstruct_mixer **out);
 EINSTRUCT_API void einstruct_mixer_destroy(einstruct_mixer *mixer);
+/* -1 for a CPU mixer, else its CUDA device. */
+EINSTRUCT_API int einstruct_mixer_device(const einstruct_mixer *mixer);
 EINSTRUCT_API int einstruct_mixer_num_operands(const einstruct_mixer *mixer);
 /* Operand k's name ("x", "dt", "a", "B", "C", "d", "k", "k_rev", "D",
  * "w1", "w2"; owned by the mixer) into *name when not null, and up to
@@ -205,8 +216,23 @@ EINSTRUCT_API int einstruct_mixer_backward(const einstruct_mixer *mixer,
                                            const float *const *operands,
                                            const float *dy, int64_t batch,
                                            float *const *grads);
+/* Either on `stream`: a CUDA mixer runs asynchronously there (a
+ * cudaStream_t; NULL = the legacy default stream), its scratch allocated in
+ * stream order; a CPU mixer runs at once and takes stream = NULL.
+ * einstruct_mixer_forward and _backward on a CUDA mixer are these on the
+ * default stream, waited for. */
+EINSTRUCT_API int einstruct_mixer_forward_stream(const einstruct_mixer *mixer,
+                                                 const void *const *operands,
+                                                 int64_t batch, void *y,
+                                                 void *stream);
+EINSTRUCT_API int einstruct_mixer_backward_stream(const einstruct_mixer *mixer,
+                                                  const void *const *operands,
+                                                  const void *dy, int64_t batch,
+                                                  void *const *grads,
+                                                  void *stream);
 /* Threads a call may use (>= 1; default as layers): sequences (or blocks
- * of channels) are split between them, so results do not depend on it. */
+ * of channels) are split between them, so results do not depend on it. A
+ * CUDA mixer accepts and ignores it. */
 EINSTRUCT_API int einstruct_mixer_set_threads(einstruct_mixer *mixer,
                                               int threads);
 

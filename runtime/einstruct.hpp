@@ -180,6 +180,17 @@ public:
     check(einstruct_mixer_create_cpu(spec.c_str(), seqLen, dModel, &m));
     return CompiledMixer(m);
   }
+  // The same on CUDA device `device`: its libraries built by nvcc on first
+  // use and cached on disk (einstruct_mixer_create_cuda).
+  static CompiledMixer cuda(const std::string &spec, int64_t seqLen,
+                            int64_t dModel = 0, int device = 0) {
+    einstruct_mixer *m = nullptr;
+    check(
+        einstruct_mixer_create_cuda(spec.c_str(), seqLen, dModel, device, &m));
+    return CompiledMixer(m);
+  }
+  // -1 for a CPU mixer, else its CUDA device.
+  int device() const { return einstruct_mixer_device(mixer_.get()); }
 
   struct Operand {
     std::string name;
@@ -212,6 +223,19 @@ public:
                 int64_t batch, const std::vector<float *> &grads) const {
     check(einstruct_mixer_backward(mixer_.get(), operands.data(), dy, batch,
                                    grads.data()));
+  }
+  // Arrays in the mixer's memory (device pointers for a CUDA mixer),
+  // asynchronous on `stream` (a cudaStream_t; CPU mixers: null).
+  void forwardStream(const std::vector<const void *> &operands, int64_t batch,
+                     void *y, void *stream = nullptr) const {
+    check(einstruct_mixer_forward_stream(mixer_.get(), operands.data(), batch,
+                                         y, stream));
+  }
+  void backwardStream(const std::vector<const void *> &operands, const void *dy,
+                      int64_t batch, const std::vector<void *> &grads,
+                      void *stream = nullptr) const {
+    check(einstruct_mixer_backward_stream(mixer_.get(), operands.data(), dy,
+                                          batch, grads.data(), stream));
   }
   void setThreads(int threads) {
     check(einstruct_mixer_set_threads(mixer_.get(), threads));

@@ -184,6 +184,36 @@ Result<EinsumTerm> monarchSeqTerm(const NamedSpec &spec, int64_t L) {
   return layer->terms.at(0);
 }
 
+std::vector<MixerOperand> mixerOperands(const MixerPlan &p) {
+  const int64_t L = p.length, C = p.channels;
+  if (p.chunkedSsd()) {
+    const int64_t H = p.ssd.heads, P = p.ssd.headDim, N = p.ssd.state;
+    if (p.family == "ssd")
+      return {{"x", {L, H, P}},
+              {"dt", {L, H}},
+              {"a", {L, H}},
+              {"B", {L, N}},
+              {"C", {L, N}}};
+    return {{"x", {L, H, P}}, {"dt", {L, 2, H}}, {"a", {L, 2, H}},
+            {"B", {L, 2, N}}, {"C", {L, 2, N}},  {"d", {L, H}}};
+  }
+  if (p.family == "m2-conv") {
+    std::vector<MixerOperand> ops = {{"x", {L, C}}, {"k", {L, C}, false}};
+    if (!p.conv.causal)
+      ops.push_back({"k_rev", {L, C}, false});
+    ops.push_back({"D", {C}, false});
+    return ops;
+  }
+  const int64_t nb = p.analysis.blocks, m = L / nb;
+  return {{"x", {L, C}}, {"w1", {nb, m, m}, false}, {"w2", {nb, m, m}, false}};
+}
+
+std::vector<int64_t> mixerOutputShape(const MixerPlan &p) {
+  if (p.chunkedSsd())
+    return {p.length, p.ssd.heads, p.ssd.headDim};
+  return {p.length, p.channels};
+}
+
 Result<MixerPlan> planMixer(const NamedSpec &spec, int64_t L,
                             int64_t channels) {
   if (auto ok = runsOnCpu(spec); !ok)

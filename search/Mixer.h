@@ -135,6 +135,19 @@ struct MixerPlan {
 // errors naming them.
 Result<MixerPlan> planMixer(const NamedSpec &spec, int64_t L, int64_t channels);
 
+// One operand of a compiled mixer's call, per sequence (a call takes a
+// batch of sequences, each tensor row-major as [batch, shape...]) or, when
+// not perSequence, one for the whole batch (a parameter: its gradient is
+// summed over the sequences). compiler/cpu/JitMixer.h says what each is.
+struct MixerOperand {
+  std::string name;
+  std::vector<int64_t> shape;
+  bool perSequence = true;
+};
+std::vector<MixerOperand> mixerOperands(const MixerPlan &p);
+// y's shape per sequence: [L, H, P] (ssd, hydra) or [L, C].
+std::vector<int64_t> mixerOutputShape(const MixerPlan &p);
+
 // Chunked SSD's multiply-adds (see above) for heads H, head_dim P, state N,
 // chunk Q on L tokens.
 int64_t ssdMacs(int64_t L, int64_t H, int64_t P, int64_t N, int64_t Q);

@@ -25,29 +25,9 @@ Result<std::unique_ptr<JitMixer>> JitMixer::compile(const NamedSpec &spec,
   jit->plan_ = std::move(*plan);
   jit->threads_ = workers::defaultThreads();
   const MixerPlan &p = jit->plan_;
-  const int64_t L = length, C = p.channels;
-  if (p.chunkedSsd()) {
-    const int64_t H = p.ssd.heads, P = p.ssd.headDim, N = p.ssd.state;
-    if (p.family == "ssd")
-      jit->operands_ = {{"x", {L, H, P}},
-                        {"dt", {L, H}},
-                        {"a", {L, H}},
-                        {"B", {L, N}},
-                        {"C", {L, N}}};
-    else
-      jit->operands_ = {{"x", {L, H, P}}, {"dt", {L, 2, H}}, {"a", {L, 2, H}},
-                        {"B", {L, 2, N}}, {"C", {L, 2, N}},  {"d", {L, H}}};
-  } else if (p.family == "m2-conv") {
+  jit->operands_ = mixerOperands(p);
+  if (p.family == "m2-conv")
     jit->constants_ = m2ConvConstants(p.conv);
-    jit->operands_ = {{"x", {L, C}}, {"k", {L, C}, false}};
-    if (!p.conv.causal)
-      jit->operands_.push_back({"k_rev", {L, C}, false});
-    jit->operands_.push_back({"D", {C}, false});
-  } else {
-    const int64_t nb = p.analysis.blocks, m = L / nb;
-    jit->operands_ = {
-        {"x", {L, C}}, {"w1", {nb, m, m}, false}, {"w2", {nb, m, m}, false}};
-  }
   auto module = JitModule::compile(
       [&](mlir::ModuleOp m) { emitMixer(m, p, "mixer"); },
       [](mlir::OpPassManager &pm) { pm.addPass(createAutodiff()); },

@@ -55,17 +55,9 @@ public:
   //          bidirectional) + D ⊙ x_i per channel: M2's fftconv_ref (its
   //          gates u, v are the block's);
   //   monarch-seq y[:, c] = fly's Monarch(w1, w2) applied to x[:, c].
-  struct Operand {
-    std::string name;
-    std::vector<int64_t> shape;
-    bool perSequence = true; // else one for the batch (a parameter)
-  };
+  using Operand = MixerOperand;
   const std::vector<Operand> &operands() const { return operands_; }
-  std::vector<int64_t> outputShape() const {
-    if (plan_.chunkedSsd())
-      return {plan_.length, plan_.ssd.heads, plan_.ssd.headDim};
-    return {plan_.length, plan_.channels};
-  }
+  std::vector<int64_t> outputShape() const { return mixerOutputShape(plan_); }
   const std::string &family() const { return plan_.family; }
   const SsdShape &ssd() const { return plan_.ssd; } // length: the padded one
   // analyze --mixer's figures for it (MACs per sequence, the chunk chosen).

@@ -1,9 +1,9 @@
 // A layer run by its generated CUDA kernels: the emitted library built by
-// nvcc (CudaBuild, cached on disk), opened with dlopen, called through its C
-// ABI. Nothing here links against CUDA; on a machine without a driver or
-// device, load() still builds and opens the library.
+// nvcc, cached on disk and opened (CudaLibrary), called through its C ABI.
+// Nothing here links against CUDA; on a machine without a driver or device,
+// load() still builds and opens the library.
 #pragma once
-#include "compiler/cuda/CudaBuild.h"
+#include "compiler/cuda/CudaLibrary.h"
 #include "compiler/cuda/LayerSources.h"
 #include "search/Routing.h"
 
@@ -29,9 +29,9 @@ public:
 
   const Layer &layer() const { return layer_; }
   const CudaTarget &target() const { return target_; }
-  int device() const { return device_; }
-  const std::string &libraryPath() const { return path_; }
-  bool fromCache() const { return fromCache_; }
+  int device() const { return lib_->device(); }
+  const std::string &libraryPath() const { return lib_->path(); }
+  bool fromCache() const { return lib_->fromCache(); }
   // d_in, d_out and dtype as the loaded library reports them.
   int64_t libraryDIn() const;
   int64_t libraryDOut() const;
@@ -70,33 +70,32 @@ public:
   Result<bool> synchronize(void *stream) const;
 
   // The library's text for a status it returned.
-  std::string statusText(int status) const;
+  std::string statusText(int status) const { return lib_->statusText(status); }
 
 private:
   CudaLayer() = default;
   struct Api;
-  Result<bool> open(const BuiltLibrary &lib);
-  // Each pointer is device memory of this layer's device.
+  // Binds the layer's entry points; checks the library holds this layer.
+  Result<bool> accept(CudaLibrary &lib);
   Result<bool> checkPointers(
-      std::initializer_list<std::pair<const char *, const void *>> ptrs) const;
-  Result<bool> status(int rc, const char *what) const;
+      std::initializer_list<std::pair<const char *, const void *>> ptrs) const {
+    return lib_->checkPointers(ptrs, "layer");
+  }
+  Result<bool> status(int rc, const char *what) const {
+    return lib_->status(rc, what);
+  }
   // W1, W2 (Wg) of a two-factor layer, one per term of a cuBLAS one.
   size_t weightCount() const;
   // Each of `w` is device memory, named `prefix`W1, W2, ... in errors.
   Result<bool> checkWeights(const std::vector<const void *> &w,
                             const char *prefix) const;
-  // Makes device_ current for this thread's calls into the library.
-  Result<bool> useDevice() const;
   Result<bool> moeForward(const void *x, int64_t n,
                           const std::vector<const void *> &w, void *y,
                           void *workspace, size_t bytes, void *stream) const;
 
   Layer layer_;
   CudaTarget target_;
-  int device_ = 0;
-  std::string path_;
-  bool fromCache_ = false;
-  void *handle_ = nullptr;
+  std::unique_ptr<CudaLibrary> lib_;
   std::unique_ptr<Api> api_;
   bool routingStats_ = false;
   mutable Routing routing_;

@@ -88,6 +88,10 @@ def _library():
         "einstruct_mixer_forward": [_P, _P, c_i64, _P],
         "einstruct_mixer_backward": [_P, _P, _P, c_i64, _P],
         "einstruct_mixer_set_threads": [_P, c_int],
+        "einstruct_mixer_create_cuda": [c_char_p, c_i64, c_i64, c_int,
+                                        ctypes.POINTER(_P)],
+        "einstruct_mixer_forward_stream": [_P, _P, c_i64, _P, _P],
+        "einstruct_mixer_backward_stream": [_P, _P, _P, c_i64, _P, _P],
     }
     for name, args in signatures.items():
         getattr(lib, name).argtypes = args
@@ -352,7 +356,8 @@ class Linear(torch.nn.Module):
 
 
 class _CompiledMixer:
-    """A mixer compiled by the runtime for the CPU; copies share it."""
+    """A mixer compiled by the runtime: for the CPU at construction, for a
+    CUDA device on first use there. Copies share it; pickling recompiles."""
 
     def __init__(self, spec, seq_len, d_model=0):
         self.spec, self.seq_len, self.d_model = spec, int(seq_len), int(d_model)
@@ -374,10 +379,28 @@ class _CompiledMixer:
             self.operands.append((name.value.decode(), tuple(dims[:rank])))
             self.per_sequence.append(each == 1)
         self.macs = self.lib.einstruct_mixer_macs(self.handle)
+        self.cuda = {}  # device index -> handle
+
+    def handle_for(self, t):
+        """The mixer for tensor t's device, with torch's threads (CPU)."""
+        if not t.is_cuda:
+            _check(self.lib.einstruct_mixer_set_threads(
+                self.handle, torch.get_num_threads()))
+            return self.handle
+        device = t.device.index
+        if device not in self.cuda:
+            handle = _P()
+            _check(self.lib.einstruct_mixer_create_cuda(
+                self.spec.encode(), self.seq_len, self.d_model, device,
+                ctypes.byref(handle)))
+            self.cuda[device] = handle
+        return self.cuda[device]
 
     def __del__(self):
-        if getattr(self, "handle", None):
-            self.lib.einstruct_mixer_destroy(self.handle)
+        for handle in [getattr(self, "handle", None),
+                       *getattr(self, "cuda", {}).values()]:
+            if handle:
+                self.lib.einstruct_mixer_destroy(handle)
 
     def __deepcopy__(self, memo):
         return self
@@ -387,17 +410,18 @@ class _CompiledMixer:
 
 
 class _MixerApply(torch.autograd.Function):
-    """y = mixer(operands...): float32 contiguous CPU tensors."""
+    """y = mixer(operands...): float32 contiguous tensors, all on the CPU or
+    all on one CUDA device (then on torch's current stream)."""
 
     @staticmethod
     def forward(ctx, compiled, *operands):
         batch = operands[0].shape[0]
         x_shape = compiled.operands[0][1]
         y = operands[0].new_empty((batch,) + x_shape)
-        _check(compiled.lib.einstruct_mixer_set_threads(
-            compiled.handle, torch.get_num_threads()))
-        _check(compiled.lib.einstruct_mixer_forward(
-            compiled.handle, _pointers(operands), batch, y.data_ptr()))
+        x = operands[0]
+        _check(compiled.lib.einstruct_mixer_forward_stream(
+            compiled.handle_for(x), _pointers(operands), batch, y.data_ptr(),
+            _stream(x) if x.is_cuda else None))
         ctx.compiled = compiled
         ctx.save_for_backward(*operands)
         return y
@@ -408,11 +432,10 @@ class _MixerApply(torch.autograd.Function):
         dy = dy.to(torch.float32).contiguous()
         grads = [torch.empty_like(t) for t in operands]
         compiled = ctx.compiled
-        _check(compiled.lib.einstruct_mixer_set_threads(
-            compiled.handle, torch.get_num_threads()))
-        _check(compiled.lib.einstruct_mixer_backward(
-            compiled.handle, _pointers(operands), dy.data_ptr(),
-            operands[0].shape[0], _pointers(grads)))
+        x = operands[0]
+        _check(compiled.lib.einstruct_mixer_backward_stream(
+            compiled.handle_for(x), _pointers(operands), dy.data_ptr(),
+            x.shape[0], _pointers(grads), _stream(x) if x.is_cuda else None))
         return (None, *grads)
 
 
@@ -432,8 +455,11 @@ class Mixer(torch.nn.Module):
     y_i = sum_{j<=i} k_{i-j} x_j (+ sum_{j>i} k_rev_{j-i-1} x_j) + D x_i.
     monarch-seq x [L, C], shared w1 and w2 [blocks, L/blocks, L/blocks]
     (fly's). It returns y shaped like x, differentiable in every operand.
-    CPU tensors, float32 arithmetic. It has no parameters: a block's
-    projections and filters make its operands."""
+    Float32 arithmetic on CPU tensors (the JIT) or, for ssd, hydra and
+    monarch-seq, on CUDA tensors of one device (the libraries `einstruct
+    compile --mixer` writes, built by nvcc on first use and cached, run on
+    torch's current stream). It has no parameters: a block's projections
+    and filters make its operands."""
 
     def __init__(self, spec, seq_len, d_model=0):
         super().__init__()
@@ -451,11 +477,17 @@ class Mixer(torch.nn.Module):
                 name, len(operands), self.spec, len(self.operands),
                 ", ".join(n for n, _ in self.operands)))
         batch = operands[0].shape[0] if operands[0].dim() else -1
+        device = operands[0].device
         for t, (n, shape), each in zip(operands, self.operands,
                                        self.per_sequence):
-            if t.device.type != "cpu":
-                raise RuntimeError("%s runs on CPU tensors; %s is on %s"
-                                   % (name, n, t.device))
+            if t.device.type not in ("cpu", "cuda"):
+                raise RuntimeError("%s runs on CPU or CUDA tensors; %s is on "
+                                   "%s" % (name, n, t.device))
+            if t.device != device:
+                raise RuntimeError("%s: %s is on %s, %s on %s: one device "
+                                   "for all operands" % (
+                                       name, n, t.device,
+                                       self.operands[0][0], device))
             if each and tuple(t.shape) != (batch,) + shape:
                 raise ValueError("%s: %s must be [batch, %s] = %s, got %s" % (
                     name, n, ", ".join(map(str, shape)),

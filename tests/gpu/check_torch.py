@@ -1,8 +1,9 @@
 """The generated torch.nn.Module on CUDA tensors (the layer's generated
 kernels through the runtime) against the same module on the CPU: y, dx and
 every weight gradient in float32 and bfloat16, on the default and on a side
-stream, BTT-MoE routing counts. Exits 77 (CTest's skip) without PyTorch or a
-CUDA device.
+stream, BTT-MoE routing counts; the same for sequence mixers (their CUDA
+libraries against the CPU JIT, y and every operand's gradient, float32).
+Exits 77 (CTest's skip) without PyTorch or a CUDA device.
     usage: check_torch.py EINSTRUCT"""
 import copy
 import os
@@ -67,5 +68,60 @@ for name, args in cases:
         torch.cuda.synchronize()
         check(torch.equal(y_side, results["cuda"][0].detach()),
               f"{name} {dtype}: the same y on a side stream")
+
+# Sequence mixers: `compile --mixer --emit torch` modules on CUDA tensors
+# (the chain libraries) against the CPU JIT. L = 45 is not a multiple of
+# the chunk (the libraries' own padding).
+mixers = [
+    ("hydra", "hydra(heads=2, head_dim=8, state=4, chunk=16)", 45, 0),
+    ("ssd", "ssd(heads=3, head_dim=4, state=5, chunk=16)", 45, 0),
+    ("monarchseq", "monarch-seq(blocks=4)", 64, 8),
+]
+for name, spec, L, d_model in mixers:
+    args = ["--mixer", spec, "--seq-len", str(L)]
+    if d_model:
+        args += ["--d-model", str(d_model)]
+    m = checks.emit(args, name)
+    mixer = getattr(m, name)()
+    ops = []
+    for (op, shape), each in zip(mixer.operands, mixer.per_sequence):
+        t = torch.randn(((3,) if each else ()) + shape)
+        if op == "dt":
+            t = 0.1 + 0.9 * torch.rand(t.shape)
+        if op == "a":
+            t = -0.05 - 0.45 * torch.rand(t.shape)
+        ops.append(t)
+    dy = torch.randn((3,) + mixer.operands[0][1])
+    results = {}
+    for where in ("cpu", "cuda"):
+        ts = [t.to(where).requires_grad_() for t in ops]
+        y = mixer(*ts)
+        y.backward(dy.to(where))
+        results[where] = [y] + [t.grad for t in ts]
+    what = ["y"] + ["d" + op for op, _ in mixer.operands]
+    for label, c, g in zip(what, results["cpu"], results["cuda"]):
+        e = relative(g, c)
+        check(g.device.type == "cuda" and e <= 1e-4,
+              f"mixer {spec}: {label} rel. error {e:.2e} (tolerance 1e-4)")
+    side = torch.cuda.Stream()
+    with torch.no_grad(), torch.cuda.stream(side):
+        y_side = mixer(*[t.cuda() for t in ops])
+    torch.cuda.synchronize()
+    check(torch.equal(y_side, results["cuda"][0].detach()),
+          f"mixer {spec}: the same y on a side stream")
+    try:
+        mixer(ops[0].cuda(), *ops[1:])
+        check(False, f"mixer {spec}: operands on two devices are refused")
+    except RuntimeError as e:
+        check("one device for all operands" in str(e),
+              f"mixer {spec}: operands on two devices: {e}")
+m2 = checks.emit(["--mixer", "m2-conv(causal=true)", "--seq-len", "16",
+                  "--d-model", "4"], "m2conv").m2conv()
+try:
+    m2(torch.randn(1, 16, 4).cuda(), torch.randn(16, 4).cuda(),
+       torch.randn(4).cuda())
+    check(False, "m2-conv on CUDA tensors is refused")
+except RuntimeError as e:
+    check("m2-conv does not run on CUDA" in str(e), f"m2-conv on CUDA: {e}")
 
 checks.finish()

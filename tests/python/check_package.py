@@ -297,6 +297,11 @@ except ValueError as e:
     check("5 operands given" in str(e) and "x, dt, a, B, C, d" in str(e),
           f"Mixer operand count: {e}")
 try:
+    mixer(*[t.detach().to("meta") for t in ops])
+    check(False, "Mixer on meta tensors is refused")
+except RuntimeError as e:
+    check("runs on CPU or CUDA tensors" in str(e), f"Mixer device: {e}")
+try:
     einstruct.Mixer("hydra(heads=3, head_dim=2, state=4, chunk=12)", 11)
     check(False, "a chunk longer than the sequence is refused")
 except RuntimeError as e:

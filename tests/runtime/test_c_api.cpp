@@ -357,3 +357,70 @@ TEST_CASE("the C++ wrapper's CompiledMixer runs Hydra and throws on bad "
     CHECK(e.status == EINSTRUCT_ERR_SPEC);
   }
 }
+
+TEST_CASE("CUDA mixers: the spec's errors first, then no driver or device "
+          "is EINSTRUCT_ERR_DEVICE; a CPU mixer's stream calls",
+          "[runtime][mixer][cuda]") {
+  einstruct_mixer *m = nullptr;
+  CHECK(einstruct_mixer_create_cuda("ssd(heads=2)", 8, 0, 0, &m) ==
+        EINSTRUCT_ERR_SPEC);
+  CHECK(einstruct_mixer_create_cuda("ssd(heads=2, head_dim=3, state=2, "
+                                    "chunk=16)",
+                                    8, 0, 0, &m) == EINSTRUCT_ERR_SPEC);
+  CHECK_THAT(einstruct_last_error(), Catch::Contains("exceeds the sequence"));
+  CHECK(einstruct_mixer_create_cuda(nullptr, 8, 0, 0, &m) ==
+        EINSTRUCT_ERR_ARGUMENT);
+  CHECK(einstruct_mixer_create_cuda("ssd(heads=2, head_dim=3, state=2)", 8, 0,
+                                    999, &m) == EINSTRUCT_ERR_DEVICE);
+  CHECK_THAT(einstruct_last_error(),
+             Catch::Contains("no CUDA") || Catch::Contains("device 999"));
+  CHECK(m == nullptr);
+  if (haveCudaDevice()) {
+    WARN("a CUDA device is present: tests/gpu/check_torch.py runs mixers");
+  } else {
+    CHECK(einstruct_mixer_create_cuda("hydra(heads=1, head_dim=2, state=1)", 8,
+                                      0, 0, &m) == EINSTRUCT_ERR_DEVICE);
+    CHECK(m == nullptr);
+    try {
+      einstruct::CompiledMixer::cuda("hydra(heads=1, head_dim=2, state=1)", 8);
+      FAIL("a CUDA mixer without a device");
+    } catch (const einstruct::Error &e) {
+      CHECK(e.status == EINSTRUCT_ERR_DEVICE);
+    }
+  }
+
+  // A CPU mixer: device -1, the stream calls equal the plain ones and
+  // refuse a stream.
+  auto cpu = einstruct::CompiledMixer::cpu("hydra(heads=1, head_dim=2, "
+                                           "state=1, chunk=2)",
+                                           3);
+  CHECK(cpu.device() == -1);
+  std::vector<float> x = {1, 2, 3, 4, 5, 6}, dt(6, 0.3f), a(6, -0.5f),
+                     B = {1, -1, 2, 0.5f, 1, 1}, C = {0.5f, 2, -1, 1, 1, 3},
+                     d = {2, -1, 0.5f}, y(6), ys(6);
+  std::vector<const float *> in{x.data(), dt.data(), a.data(),
+                                B.data(), C.data(),  d.data()};
+  std::vector<const void *> inv(in.begin(), in.end());
+  cpu.forward(in, 1, y.data());
+  cpu.forwardStream(inv, 1, ys.data());
+  CHECK(ys == y);
+  std::vector<std::vector<float>> g(6, std::vector<float>(6)),
+      gs(6, std::vector<float>(6));
+  std::vector<float *> gp;
+  std::vector<void *> gsp;
+  for (int k = 0; k < 6; ++k) {
+    gp.push_back(g[size_t(k)].data());
+    gsp.push_back(gs[size_t(k)].data());
+  }
+  cpu.backward(in, y.data(), 1, gp);
+  cpu.backwardStream(inv, y.data(), 1, gsp);
+  CHECK(gs == g);
+  int stream = 0; // any non-null pointer
+  try {
+    cpu.forwardStream(inv, 1, ys.data(), &stream);
+    FAIL("a stream for a CPU mixer");
+  } catch (const einstruct::Error &e) {
+    CHECK(e.status == EINSTRUCT_ERR_ARGUMENT);
+    CHECK_THAT(std::string(e.what()), Catch::Contains("stream must be null"));
+  }
+}

@@ -7,9 +7,10 @@
 #include "compiler/cuda/CudaBuild.h"
 #include "compiler/cuda/CudaDevice.h"
 #include "compiler/cuda/CudaLayer.h"
-#include "tests/unit/SpecArgsFor.h"
+#include "compiler/cuda/CudaMixer.h"
 #include "tests/unit/NamedLayer.h"
 #include "tests/unit/ScopedEnv.h"
+#include "tests/unit/SpecArgsFor.h"
 
 #include <catch2/catch.hpp>
 #include <fstream>
@@ -223,6 +224,73 @@ TEST_CASE("a loaded CUDA library answers calls without a GPU with errors",
   CHECK_FALSE((*dense)->forward(x.data(), 2, {w1.data()}, y.data(), nullptr));
   CHECK_THAT((*dense)->statusText(-2), Catch::Contains("see layer_workspace"));
   fs::remove_all(dir);
+}
+
+TEST_CASE("a CUDA mixer's two libraries are built once, then found", "[cuda]") {
+  if (!haveNvcc())
+    return;
+  fs::path dir = freshDirectory("cuda-mixer");
+  CacheDir scoped(dir.string());
+  auto spec = parseMixer("hydra(heads=2, head_dim=4, state=3, chunk=4)");
+  REQUIRE(spec);
+  // L = 7: the chunk's padding is inside the libraries.
+  auto first = CudaMixer::load(*spec, 7, 0, "sm_80");
+  REQUIRE(first);
+  const CudaMixer &m = **first;
+  CHECK_FALSE(m.fromCache());
+  // The forward's and the backward's, each one entry.
+  auto built = libraries(dir);
+  REQUIRE(built.size() == 2);
+  auto paths = m.libraryPaths();
+  std::sort(paths.begin(), paths.end());
+  std::sort(built.begin(), built.end());
+  CHECK(paths ==
+        std::vector<std::string>{built[0].string(), built[1].string()});
+  // The operands as the C ABI documents Hydra's: x [L, H, P], dt, a
+  // [L, 2, H], B, C [L, 2, N], d [L, H]; y [L, H, P].
+  std::vector<std::string> names;
+  for (const auto &op : m.operands())
+    names.push_back(op.name);
+  CHECK(names == std::vector<std::string>{"x", "dt", "a", "B", "C", "d"});
+  CHECK(m.operands()[0].shape == std::vector<int64_t>{7, 2, 4});
+  CHECK(m.operands()[3].shape == std::vector<int64_t>{7, 2, 3});
+  CHECK(m.operands()[5].shape == std::vector<int64_t>{7, 2});
+  CHECK(m.outputShape() == std::vector<int64_t>{7, 2, 4});
+  auto again = CudaMixer::load(*spec, 7, 0, "sm_80");
+  REQUIRE(again);
+  CHECK((*again)->fromCache());
+  CHECK(libraries(dir).size() == 2);
+
+  // Calls: counts and batch checked first; host arrays never launch.
+  std::vector<float> host(64);
+  std::vector<const void *> in(6, host.data());
+  CHECK_THAT(m.forward(in, 0, host.data(), nullptr).error(),
+             Catch::Contains("batch = 0"));
+  CHECK_THAT(m.forward({host.data()}, 1, host.data(), nullptr).error(),
+             Catch::Contains("1 operands given, hydra takes 6"));
+  CHECK_THAT(m.backward(in, host.data(), 1, {host.data()}, nullptr).error(),
+             Catch::Contains("6 operands and 1 gradients given"));
+  auto r = m.forward(in, 1, host.data(), nullptr);
+  REQUIRE_FALSE(r);
+  if (queryCudaDevice(0))
+    CHECK_THAT(r.error(), Catch::Contains("x is host memory; a CUDA mixer"));
+  else
+    CHECK_THAT(r.error(), Catch::Contains("no CUDA driver") ||
+                              Catch::Contains("no CUDA device"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("m2-conv is refused as a CUDA mixer, before nvcc runs", "[cuda]") {
+  auto spec = parseMixer("m2-conv(causal=true)");
+  REQUIRE(spec);
+  auto m = CudaMixer::load(*spec, 16, 4, "sm_80");
+  REQUIRE_FALSE(m);
+  CHECK_THAT(m.error(), Catch::Contains("m2-conv does not run on CUDA"));
+  // A bad size is the planner's error, as on the CPU.
+  auto bad = parseMixer("ssd(heads=2, head_dim=4, state=3, chunk=8)");
+  REQUIRE(bad);
+  CHECK_THAT(CudaMixer::load(*bad, 4, 0, "sm_80").error(),
+             Catch::Contains("chunk = 8 exceeds the sequence length 4"));
 }
 
 TEST_CASE("the arch and budget follow the device's compute capability",

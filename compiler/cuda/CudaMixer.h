@@ -1,0 +1,71 @@
+// A sequence mixer run by its generated CUDA libraries: the functions
+// `einstruct compile --mixer` writes (the mixer's einstruct IR, its backward
+// from --einstruct-autodiff, planned for CUDA, each a chain of kernels and
+// cuBLAS calls; ChainOfFunction.h), built by nvcc, cached and opened
+// (CudaLibrary). Operands and results as JitMixer's (compiler/cpu/
+// JitMixer.h), float32, in device memory. ssd, hydra and monarch-seq;
+// m2-conv's operands need a layout its CPU path makes on the host, so it is
+// refused here. Nothing here links against CUDA.
+#pragma once
+#include "compiler/cuda/CudaLibrary.h"
+#include "search/Mixer.h"
+
+#include <memory>
+
+namespace einstruct {
+
+class CudaMixer {
+public:
+  ~CudaMixer();
+  // `spec` on sequences of `length` tokens of `channels` (as
+  // JitMixer::compile), built for `arch` ("sm_80", "sm_90a", ...) and run
+  // on CUDA device `device`. Needs no driver or device to load.
+  static Result<std::unique_ptr<CudaMixer>>
+  load(const NamedSpec &spec, int64_t length, int64_t channels,
+       const std::string &arch, int device = 0);
+
+  const std::vector<MixerOperand> &operands() const { return operands_; }
+  std::vector<int64_t> outputShape() const { return mixerOutputShape(plan_); }
+  const MixerPlan &plan() const { return plan_; }
+  int device() const { return forwardChain_.lib->device(); }
+  // The forward's and the backward's libraries.
+  std::vector<std::string> libraryPaths() const {
+    return {forwardChain_.lib->path(), backwardChain_.lib->path()};
+  }
+  bool fromCache() const {
+    return forwardChain_.lib->fromCache() && backwardChain_.lib->fromCache();
+  }
+
+  // y for `batch` sequences on `stream` (a cudaStream_t; null: the legacy
+  // default stream), asynchronously; one device pointer per operand.
+  Result<bool> forward(const std::vector<const void *> &in, int64_t batch,
+                       void *y, void *stream) const;
+  // The gradients of <dy, y> with respect to every operand, into `grads`
+  // (shaped like the operands; a shared one's summed over the batch).
+  Result<bool> backward(const std::vector<const void *> &in, const void *dy,
+                        int64_t batch, const std::vector<void *> &grads,
+                        void *stream) const;
+  // Waits for the work queued on `stream` (of the mixer's device).
+  Result<bool> synchronize(void *stream) const;
+
+private:
+  CudaMixer() = default;
+  // One chain library's entry points (ChainEmitter.cpp's C ABI).
+  struct Chain {
+    std::unique_ptr<CudaLibrary> lib;
+    int (*run)(const float *const *, float *const *, long long, void *, size_t,
+               void *) = nullptr;
+    size_t (*workspaceBytes)(long long) = nullptr;
+  };
+  // Checks the call, then runs `chain` on S = batch.
+  Result<bool> call(const Chain &chain, const char *what,
+                    const std::vector<const void *> &in,
+                    const std::vector<void *> &out, int64_t batch,
+                    void *stream) const;
+
+  MixerPlan plan_;
+  std::vector<MixerOperand> operands_;
+  Chain forwardChain_, backwardChain_;
+};
+
+} // namespace einstruct
