@@ -12,13 +12,17 @@
        eager and compiled, forward and forward+backward (every operand);
   m2   the m2-conv library (forward) against M2's torch.fft convolution
        (fftconv_ref: rfft at 2L, product, irfft, + D·u).
-float32 throughout (the libraries' type); times are medians of CUDA-event
-timings after warm-up. Outputs are compared first; a mismatch is reported
-and the timing still printed.
+float32, or for ssd and hydra with a trailing ":bf16" bfloat16 (libraries
+from `compile --mixer --dtype bf16`: bfloat16 inputs and outputs, float32
+inside; PyTorch's forms then run in bfloat16 too, and both are compared
+with the float32 PyTorch form on the same inputs). Times are medians of
+CUDA-event timings after warm-up. Outputs are compared first; a mismatch
+is reported and the timing still printed.
 
 Usage:
-  bench_mixers.py --ssd LIBDIR:NAME:H:P:N:Q:L --hydra LIBDIR:NAME:H:P:N:Q:L \
-      --m2 LIBDIR:NAME:L:C --batch 4 --out OUT
+  bench_mixers.py --ssd LIBDIR:NAME:H:P:N:Q:L[:bf16] \
+      --hydra LIBDIR:NAME:H:P:N:Q:L[:bf16] --m2 LIBDIR:NAME:L:C --batch 4 \
+      --out OUT
   bench_mixers.py --self-test     (CPU: the PyTorch chunked SSD and Hydra
                                    against the quadratic form, so the
                                    baselines are right)
@@ -140,11 +144,18 @@ def bench_pair(row, fwd, bwd, inputs, dy, torch_fn, results):
     y = torch.empty_like(dy)
     grads = [torch.empty_like(t) for t in inputs]
     fwd(inputs, [y], S)
-    row["forward_rel_err"] = rel_err(y, torch_fn(*inputs))
-    leaves = [t.clone().requires_grad_() for t in inputs]
-    torch_fn(*leaves).backward(dy)
+    # The reference: PyTorch's form in float32 on the same inputs.
+    ref = [t.float().requires_grad_() for t in inputs]
+    want = torch_fn(*ref)
+    want.backward(dy.float())
+    row["forward_rel_err"] = rel_err(y.float(), want.detach())
     bwd(inputs + [dy], grads, S)
-    row["grad_rel_err"] = max(rel_err(g_, l.grad) for g_, l in zip(grads, leaves))
+    row["grad_rel_err"] = max(rel_err(g_.float(), r.grad)
+                              for g_, r in zip(grads, ref))
+    leaves = [t.clone().requires_grad_() for t in inputs]
+    if inputs[0].dtype != torch.float32:  # PyTorch's own error in that dtype
+        row["torch_forward_rel_err"] = rel_err(
+            torch_fn(*inputs).float(), want.detach())
     compiled = torch.compile(torch_fn)
 
     def torch_fb(fn):
@@ -167,8 +178,9 @@ def bench_pair(row, fwd, bwd, inputs, dy, torch_fn, results):
 
 def bench_ssd(spec, S, results, hydra=False):
     """ssd: x, dt, a, B, C; hydra: the same with two directions, and d."""
-    libdir, name, H, P, N, Q, L = spec.split(":")
+    libdir, name, H, P, N, Q, L, *dtype = spec.split(":")
     H, P, N, Q, L = int(H), int(P), int(N), int(Q), int(L)
+    bf16 = dtype == ["bf16"]
     g = torch.Generator(device="cuda").manual_seed(0)
     dev = dict(device="cuda", dtype=torch.float32)
     dirs = (2,) if hydra else ()
@@ -180,9 +192,12 @@ def bench_ssd(spec, S, results, hydra=False):
     if hydra:
         inputs.append(torch.randn(S, L, H, generator=g, **dev))
     dy = torch.randn(S, L, H, P, generator=g, **dev)
+    if bf16:
+        inputs = [t.to(torch.bfloat16) for t in inputs]
+        dy = dy.to(torch.bfloat16)
     family = "hydra" if hydra else "ssd"
     row = {"mixer": f"{family}(heads={H}, head_dim={P}, state={N}, chunk={Q})",
-           "L": L, "batch": S}
+           "L": L, "batch": S, "dtype": "bf16" if bf16 else "f32"}
     fn = ((lambda *a: hydra_torch(*a, Q)) if hydra
           else (lambda x, dt, *a: ssd_chunked(x * dt[..., None], *a, Q)))
     bench_pair(row, Chain(libdir, name), Chain(libdir, name + "_backward"),
@@ -286,17 +301,22 @@ def main():
         return self_test()
     print("device:", torch.cuda.get_device_name(), "torch", torch.__version__)
     results = []
+
+    def done():  # each row printed and saved as it comes (a timeout keeps them)
+        print(json.dumps(results[-1]), flush=True)
+        if a.out:
+            with open(os.path.join(a.out, "mixers.json"), "w") as f:
+                json.dump({"device": torch.cuda.get_device_name(),
+                           "results": results}, f, indent=1)
     for spec in a.ssd:
         bench_ssd(spec, a.batch, results)
+        done()
     for spec in a.hydra:
         bench_ssd(spec, a.batch, results, hydra=True)
+        done()
     for spec in a.m2:
         bench_m2(spec, a.batch, results)
-    for r in results:
-        print(json.dumps(r))
-    if a.out:
-        with open(os.path.join(a.out, "mixers.json"), "w") as f:
-            json.dump({"device": torch.cuda.get_device_name(), "results": results}, f, indent=1)
+        done()
     return 0
 
 

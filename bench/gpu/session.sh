@@ -47,6 +47,11 @@ prepare() {
     --seq-len 4096 --name hydrab -o "$dir/mixbench" >/dev/null
   "$bin" compile --mixer 'm2-conv(causal=true)' --seq-len 4096 --d-model 768 \
     --name m2b -o "$dir/mixbench" >/dev/null
+  # The same SSD and Hydra with bfloat16 inputs and outputs.
+  "$bin" compile --mixer 'ssd(heads=12, head_dim=64, state=64, chunk=64)' \
+    --seq-len 4096 --dtype bf16 --name ssdb16 -o "$dir/mixbench" >/dev/null
+  "$bin" compile --mixer 'hydra(heads=12, head_dim=64, state=64, chunk=64)' \
+    --seq-len 4096 --dtype bf16 --name hydrab16 -o "$dir/mixbench" >/dev/null
   for entry in "${bench_layers[@]}"; do
     emit "$bin" "${entry%%;*}" "${entry#*;}" "$dir/bench"
   done
@@ -117,13 +122,15 @@ run() {
   local libs=()
   for entry in "${bench_layers[@]}"; do libs+=("$dir/bench/lib${entry%%;*}.so"); done
   timeout 300 python3 "$here/bench_gpu.py" "${libs[@]}" --tokens 16384 --out "$out" --latency 1,8,64,512
-  echo "== mixer benchmark (float32): chunked SSD and Hydra vs PyTorch and torch.compile, m2-conv vs torch.fft"
+  echo "== mixer benchmark (float32 and bfloat16): chunked SSD and Hydra vs PyTorch and torch.compile, m2-conv vs torch.fft"
   for cu in "$dir"/mixbench/*.cu; do
     "$NVCC" -std=c++17 -O3 -shared -Xcompiler -fPIC -gencode=arch=compute_90a,code=sm_90a \
       "$cu" -lcublas -o "$dir/mixbench/lib$(basename "$cu" .cu).so" || echo "BUILD FAILED $cu"
   done
-  timeout 300 python3 "$here/bench_mixers.py" --ssd "$dir/mixbench:ssdb:12:64:64:64:4096" \
+  timeout 420 python3 "$here/bench_mixers.py" --ssd "$dir/mixbench:ssdb:12:64:64:64:4096" \
     --hydra "$dir/mixbench:hydrab:12:64:64:64:4096" \
+    --ssd "$dir/mixbench:ssdb16:12:64:64:64:4096:bf16" \
+    --hydra "$dir/mixbench:hydrab16:12:64:64:64:4096:bf16" \
     --m2 "$dir/mixbench:m2b:4096:768" --batch 4 --out "$out"
   if [ "${SESSION_NCU:-1}" = 1 ] && command -v ncu >/dev/null; then
     echo "== ncu: one forward of the tuned Monarch kernel (clocks left alone)"

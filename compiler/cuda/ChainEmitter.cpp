@@ -78,6 +78,10 @@ std::string stepText(const ChainStep &s) {
         "  if ((rc = (int)cudaMemcpyAsync({}, {}, sizeof(float) * {}, "
         "cudaMemcpyDeviceToDevice, stream))) return rc;\n",
         buf(s.out[0]), buf(s.in[0]), sizeText(s.count));
+  case ChainStep::Convert:
+    return checked(fmt::format("convertKernel{}({}, {}, {})",
+                               launch(sizeText(s.count)), buf(s.in[0]),
+                               buf(s.out[0]), sizeText(s.count)));
   case ChainStep::Decays:
     return checked(fmt::format(
         "chunkDecaysKernel{}({}, {}, {}, {}, {}, {}, {}LL, {}LL, {}LL)",
@@ -111,11 +115,13 @@ std::string stepText(const ChainStep &s) {
   return "";
 }
 
-std::string signature(const std::string &name) {
-  return fmt::format("int {}(const float *const *inputs, float *const "
-                     "*outputs, long long S, void *workspace, size_t "
-                     "workspace_bytes, cudaStream_t stream)",
-                     name);
+// bfloat16 inputs and outputs travel as void pointers.
+std::string signature(const std::string &name, bool bf16) {
+  const char *element = bf16 ? "void" : "float";
+  return fmt::format("int {}(const {} *const *inputs, {} *const *outputs, "
+                     "long long S, void *workspace, size_t workspace_bytes, "
+                     "cudaStream_t stream)",
+                     name, element, element);
 }
 
 } // namespace
@@ -133,31 +139,40 @@ Result<CudaSources> emitChain(const ChainPlan &plan, const std::string &name) {
             kind == ChainBuffer::Input ? "inputs" : "outputs", b.index,
             cText(b.shape),
             kind == ChainBuffer::Input && plan.constantInput[size_t(b.index)]
-                ? " (constant: `einstruct compile --mixer` writes its "
-                  "values; manifest.json names the file)"
+                ? std::string(" (constant") +
+                      (plan.bf16Boundary ? ", float32" : "") +
+                      ": `einstruct compile --mixer` writes its values; "
+                      "manifest.json names the file)"
                 : "");
   CudaSources out;
   out.header = fmt::format(
       "#pragma once\n#include <cuda_runtime.h>\n#include <stddef.h>\n\n{}\n"
-      "/* @{} of einstruct IR on the GPU, float32, device pointers; S is "
+      "/* @{} of einstruct IR on the GPU, {}, device pointers; S is "
       "every\n * tensor's dynamic extent (the sequences of the call):\n{} */\n"
       "#ifdef __cplusplus\nextern \"C\" {{\n#endif\n\n"
       "size_t {}_workspace_bytes(long long S);\n{};\n"
       "const char *{}_status_string(int status);\n\n"
       "#ifdef __cplusplus\n}}\n#endif\n",
-      statusDecls(), cText(plan.name), operands, name, signature(name), name);
+      statusDecls(), cText(plan.name),
+      plan.bf16Boundary ? "bfloat16 in and out, float32 inside" : "float32",
+      operands, name, signature(name, plan.bf16Boundary), name);
 
   std::string scratch, pointers, body;
   for (const ChainSize &slot : plan.slots)
     scratch += fmt::format("    {{{}LL, {}}},\n", slot.value, slot.power);
   for (size_t b = 0; b < plan.buffers.size(); ++b) {
     const ChainBuffer &x = plan.buffers[b];
+    // A bfloat16 library's arguments come as void pointers.
+    const std::string element = x.bf16 ? "__nv_bfloat16" : "float";
+    const bool cast = plan.bf16Boundary;
     if (x.kind == ChainBuffer::Input)
-      pointers += fmt::format("  const float *{} = inputs[{}];\n", buf(int(b)),
-                              x.index);
+      pointers +=
+          fmt::format("  const {} *{} = {}inputs[{}];\n", element, buf(int(b)),
+                      cast ? "(const " + element + " *)" : "", x.index);
     else if (x.kind == ChainBuffer::Output)
       pointers +=
-          fmt::format("  float *{} = outputs[{}];\n", buf(int(b)), x.index);
+          fmt::format("  {} *{} = {}outputs[{}];\n", element, buf(int(b)),
+                      cast ? "(" + element + " *)" : "", x.index);
     else {
       pointers +=
           fmt::format("  float *{} = ws + scratchOffset({}, S); /* {} */\n",
@@ -204,8 +219,8 @@ Result<CudaSources> emitChain(const ChainPlan &plan, const std::string &name) {
       "  case EINSTRUCT_ERR_WORKSPACE_TOO_SMALL:\n"
       "    return \"workspace smaller than {}_workspace_bytes(S)\";\n{}\n}}\n",
       cText(plan.name), name, kGemmCuh, kChainCuh, scratch, plan.slots.size(),
-      name, signature(name), plan.inputs, plan.outputs, name, pointers, body,
-      name, name, statusFallback());
+      name, signature(name, plan.bf16Boundary), plan.inputs, plan.outputs, name,
+      pointers, body, name, name, statusFallback());
   return out;
 }
 

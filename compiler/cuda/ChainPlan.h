@@ -4,7 +4,8 @@
 // emitter (ChainEmitter.h) prints each as one launch or cuBLAS call, and
 // tests/unit/test_cuda_chain.cpp executes the same steps on the CPU
 // (cuBLAS's column-major semantics, and einstruct_chain.cuh's element
-// functions) against independent references. float32.
+// functions) against independent references. float32 inside; a library's
+// inputs and outputs may be bfloat16 (converted on the way in and out).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -29,18 +30,20 @@ struct ChainBuffer {
   int slot = -1; // Scratch: its workspace slot (slots[slot])
   ChainSize elems;
   std::string shape; // "[S, 4, 64]", for comments and manifests
+  bool bf16 = false; // stored as bfloat16: an input or output only
 };
 
 struct ChainStep {
   enum Kind {
-    Gemm,   // cublasGemmStridedBatchedEx: C = op(A)·op(B), column-major
-    Direct, // einstruct_chain::directElement over `out`
-    Remap,  // einstruct_chain::remapElement over `out`: transposes,
-            // reversals, slices and zero pads
-    Add,    // out = in0 + in1 over `count`
-    Zero,   // out = 0 over `count`
-    Copy,   // out = in0 over `count`
-    Decays, // einstruct.chunk_decays: a → within, to_end, from_start, chunk
+    Gemm,    // cublasGemmStridedBatchedEx: C = op(A)·op(B), column-major
+    Direct,  // einstruct_chain::directElement over `out`
+    Remap,   // einstruct_chain::remapElement over `out`: transposes,
+             // reversals, slices and zero pads
+    Add,     // out = in0 + in1 over `count`
+    Zero,    // out = 0 over `count`
+    Copy,    // out = in0 over `count`
+    Convert, // out = in0 over `count`, between bfloat16 and float32
+    Decays,  // einstruct.chunk_decays: a → within, to_end, from_start, chunk
     DecaysGrad,   // a, dW, dE, dS, dG → da (scratch: Q per segment)
     Scan,         // states, decay → entering
     ScanGrad,     // decay, dentering → dstates (entering recomputed first)
@@ -60,7 +63,7 @@ struct ChainStep {
   // [lo, hi) read from src (zero outside).
   int64_t base = 0;
   std::vector<ChainSize> lo, hi;
-  ChainSize count; // Add, Zero, Copy: elements
+  ChainSize count; // Add, Zero, Copy, Convert: elements
   // SSD ops: sequences (S), chunks, steps per chunk, heads, p·k per head.
   ChainSize seqs;
   int64_t chunks = 0, steps = 0, heads = 0, pk = 0;
@@ -75,6 +78,8 @@ struct ChainPlan {
   // The buffers of arguments marked einstruct.constant (M2's DFT
   // matrices), which the caller fills with the values the IR documents.
   std::vector<bool> constantInput;
+  // Inputs and outputs in bfloat16 (ChainBuffer::bf16), float32 inside.
+  bool bf16Boundary = false;
   // The workspace: one slot per group of same-sized scratch buffers whose
   // lives (first write to last read) do not overlap.
   std::vector<ChainSize> slots;

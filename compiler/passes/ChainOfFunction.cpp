@@ -76,6 +76,55 @@ void assignSlots(ChainPlan &plan) {
   }
 }
 
+// Inputs and outputs stored as bfloat16: each input converted into a
+// float32 scratch copy before the first step, each output computed in a
+// float32 scratch buffer and converted after the last. Constant inputs
+// (M2's DFT matrices, written in float32) stay float32.
+void storeBoundaryAsBf16(ChainPlan &plan) {
+  plan.bf16Boundary = true;
+  const size_t n = plan.buffers.size();
+  std::vector<int> inner(n, -1);
+  for (size_t b = 0; b < n; ++b) {
+    const ChainBuffer &x = plan.buffers[b];
+    if (x.kind == ChainBuffer::Scratch ||
+        (x.kind == ChainBuffer::Input && plan.constantInput[size_t(x.index)]))
+      continue;
+    plan.buffers[b].bf16 = true;
+    ChainBuffer f = plan.buffers[b];
+    f.kind = ChainBuffer::Scratch;
+    f.index = 0;
+    f.bf16 = false;
+    plan.buffers.push_back(f);
+    inner[b] = int(plan.buffers.size()) - 1;
+  }
+  for (ChainStep &s : plan.steps)
+    for (auto *list : {&s.in, &s.out})
+      for (int &b : *list)
+        if (inner[size_t(b)] >= 0)
+          b = inner[size_t(b)];
+  std::vector<ChainStep> steps;
+  auto convert = [&](size_t b, bool input) {
+    ChainStep c;
+    c.kind = ChainStep::Convert;
+    c.count = plan.buffers[b].elems;
+    c.in = {input ? int(b) : inner[b]};
+    c.out = {input ? inner[b] : int(b)};
+    c.what =
+        input ? "input " + std::to_string(plan.buffers[b].index) + " to float32"
+              : "output " + std::to_string(plan.buffers[b].index) +
+                    " to bfloat16";
+    steps.push_back(c);
+  };
+  for (size_t b = 0; b < n; ++b)
+    if (plan.buffers[b].kind == ChainBuffer::Input && inner[b] >= 0)
+      convert(b, true);
+  steps.insert(steps.end(), plan.steps.begin(), plan.steps.end());
+  for (size_t b = 0; b < n; ++b)
+    if (plan.buffers[b].kind == ChainBuffer::Output)
+      convert(b, false);
+  plan.steps = std::move(steps);
+}
+
 struct Reader {
   mlir::func::FuncOp f;
   ChainPlan plan;
@@ -397,7 +446,7 @@ bool isChainFunction(mlir::func::FuncOp f) {
   return chain && !layer;
 }
 
-Result<ChainPlan> chainOfFunction(mlir::func::FuncOp f) {
+Result<ChainPlan> chainOfFunction(mlir::func::FuncOp f, bool bf16Boundary) {
   auto fail = [&](mlir::Operation *at, const std::string &why) {
     at->emitError() << why;
     return Result<ChainPlan>(Error{"@" + f.getSymName().str() + ": " + why});
@@ -449,6 +498,8 @@ Result<ChainPlan> chainOfFunction(mlir::func::FuncOp f) {
     if (r.unheld)
       return fail(&op, "reads a tensor nothing wrote (a bare tensor.empty)");
   }
+  if (bf16Boundary)
+    storeBoundaryAsBf16(r.plan);
   assignSlots(r.plan);
   return r.plan;
 }

@@ -13,7 +13,10 @@
 namespace einstruct {
 
 // An error names the op (and is emitted at it) that the kernels cannot run.
-Result<ChainPlan> chainOfFunction(mlir::func::FuncOp f);
+// With bf16Boundary, the plan's inputs and outputs are bfloat16, converted
+// to and from float32 scratch buffers around the float32 steps.
+Result<ChainPlan> chainOfFunction(mlir::func::FuncOp f,
+                                  bool bf16Boundary = false);
 
 // Whether `f` is a contraction chain (no layer ops; contractions or the
 // SSD's ops), for which chainOfFunction is meant.

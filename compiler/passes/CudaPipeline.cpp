@@ -97,14 +97,15 @@ layerLibraries(mlir::ModuleOp module, const CudaTarget *target,
   return libraries;
 }
 
-Result<std::vector<ChainLibrary>> chainLibraries(mlir::ModuleOp module) {
+Result<std::vector<ChainLibrary>> chainLibraries(mlir::ModuleOp module,
+                                                 bool bf16Boundary) {
   FirstError first(module.getContext());
   std::vector<ChainLibrary> libraries;
   for (auto f : module.getOps<mlir::func::FuncOp>()) {
     if (!isChainFunction(f))
       continue;
     const std::string name = f.getSymName().str();
-    auto plan = chainOfFunction(f);
+    auto plan = chainOfFunction(f, bf16Boundary);
     if (!plan)
       return Error{first.text.empty() ? plan.error()
                                       : "@" + name + ": " + first.text};

@@ -52,9 +52,11 @@ struct ChainLibrary {
   CudaSources sources;
 };
 
-// The libraries of `module`'s chain functions, in order. An error is the
+// The libraries of `module`'s chain functions, in order; with bf16Boundary
+// their inputs and outputs are bfloat16 (float32 inside). An error is the
 // first diagnostic, after "@FUNCTION: ".
-Result<std::vector<ChainLibrary>> chainLibraries(mlir::ModuleOp module);
+Result<std::vector<ChainLibrary>> chainLibraries(mlir::ModuleOp module,
+                                                 bool bf16Boundary = false);
 
 // Mixer `plan` as @name and @name_backward (--einstruct-autodiff), planned
 // for the GPU (--einstruct-plan-cuda); m2-conv and monarch-seq take all

@@ -79,6 +79,15 @@ for entry in 'ssd(heads=2, head_dim=64, state=64, chunk=64)@256' \
     echo "FAIL compile --mixer $mixer"; fails=$((fails + 1))
   fi
 done
+# Hydra with bfloat16 inputs and outputs (the boundary's conversions).
+id=mixer$((++mixers))
+if "$bin" compile --mixer 'hydra(heads=4, head_dim=32, state=16, chunk=32)' \
+     --seq-len 250 --dtype bf16 --name "$id" -o "$work/$id" >/dev/null; then
+  queue_dir "$work/$id" sm_80
+  queue_dir "$work/$id" sm_90a
+else
+  echo "FAIL compile --mixer hydra --dtype bf16"; fails=$((fails + 1))
+fi
 compile_one() {
   local name=$1 arch=$2
   "$NVCC" -std=c++17 -O3 -gencode=arch=compute_${arch#sm_},code=$arch \

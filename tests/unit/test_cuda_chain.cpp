@@ -20,6 +20,7 @@
 #include "mlir/Pass/PassManager.h"
 
 #include <catch2/catch.hpp>
+#include <cstring>
 #include <fmt/format.h>
 #include <functional>
 #include <random>
@@ -53,6 +54,17 @@ einstruct_chain::Strided strided(const ChainStep::Dims &d, int64_t S) {
 }
 
 // Runs `plan` on S sequences; returns its outputs.
+// __float2bfloat16_rn: the nearest bfloat16 (the upper 16 bits), ties to
+// even; finite values only.
+float roundToBf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  u += 0x7FFFu + ((u >> 16) & 1u);
+  u &= 0xFFFF0000u;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
 Arrays execute(const ChainPlan &plan, const Arrays &inputs, int64_t S) {
   REQUIRE(int(inputs.size()) == plan.inputs);
   // Scratch buffers live in their workspace slots, shared as the emitted
@@ -137,6 +149,20 @@ Arrays execute(const ChainPlan &plan, const Arrays &inputs, int64_t S) {
         REQUIRE(from >= -1);
         REQUIRE(from < int64_t(src.size()));
         dst[size_t(i)] = einstruct_chain::remapElement(r, src.data(), i);
+      }
+      break;
+    }
+    case ChainStep::Convert: {
+      // bfloat16 buffers hold bfloat16 values: an input's convert is exact,
+      // an output's rounds.
+      const int64_t n = s.count.at(S);
+      const bool toBf16 = plan.buffers[size_t(s.out[0])].bf16;
+      REQUIRE(toBf16 != plan.buffers[size_t(s.in[0])].bf16);
+      auto &o = sized(s.out[0], n);
+      const auto &in = sized(s.in[0], n);
+      for (int64_t i = 0; i < n; ++i) {
+        REQUIRE((toBf16 || roundToBf16(in[size_t(i)]) == in[size_t(i)]));
+        o[size_t(i)] = toBf16 ? roundToBf16(in[size_t(i)]) : in[size_t(i)];
       }
       break;
     }
@@ -229,8 +255,9 @@ std::vector<float> toFloat(const std::vector<double> &v) {
 }
 
 // The chain plans of a planned module, by function name.
-std::map<std::string, ChainPlan> chains(mlir::ModuleOp module) {
-  auto libs = chainLibraries(module);
+std::map<std::string, ChainPlan> chains(mlir::ModuleOp module,
+                                        bool bf16Boundary = false) {
+  auto libs = chainLibraries(module, bf16Boundary);
   INFO((libs ? "" : libs.error()));
   REQUIRE(libs);
   std::map<std::string, ChainPlan> out;
@@ -525,6 +552,74 @@ TEST_CASE("CUDA monarch-seq: the chain equals fly's Monarch reference",
   checkMixer(plans, in, S, [&](const Doubles &v) {
     return monarchReference(v[0].data(), v[1].data(), v[2].data(), S, L, C, nb);
   });
+}
+
+TEST_CASE("CUDA bf16 boundary: inputs and outputs converted around the "
+          "float32 chain",
+          "[cuda][chain][mixer]") {
+  mlir::MLIRContext ctx;
+  const int64_t H = 2, P = 2, N = 3, L = 7, S = 2;
+  auto module =
+      mixerModule(ctx, "hydra(heads=2, head_dim=2, state=3, chunk=4)", L, 0);
+  auto f32 = chains(*module), bf16 = chains(*module, true);
+  for (const auto &[name, plan] : bf16) {
+    INFO(name);
+    CHECK(plan.bf16Boundary);
+    int boundary = 0;
+    for (const auto &b : plan.buffers) {
+      CHECK(b.bf16 == (b.kind != ChainBuffer::Scratch));
+      boundary += b.kind != ChainBuffer::Scratch;
+    }
+    // One conversion per input and output, first and last; the rest is
+    // the float32 chain.
+    CHECK(countSteps(plan, ChainStep::Convert) == boundary);
+    CHECK(plan.steps.size() == f32.at(name).steps.size() + size_t(boundary));
+    CHECK(plan.steps.front().kind == ChainStep::Convert);
+    CHECK(plan.steps.back().kind == ChainStep::Convert);
+    auto src = emitChain(plan, name);
+    REQUIRE(src);
+    CHECK_THAT(src->source,
+               Catch::Contains("const __nv_bfloat16 *b0 = "
+                               "(const __nv_bfloat16 *)inputs[0]"));
+    CHECK_THAT(src->header, Catch::Contains("const void *const *inputs"));
+  }
+  // M2's DFT matrices (constant inputs, written in float32) stay float32.
+  auto conv = mixerModule(ctx, "m2-conv(causal=true)", 5, 3);
+  for (const auto &[name, plan] : chains(*conv, true))
+    for (const auto &b : plan.buffers)
+      if (b.kind == ChainBuffer::Input)
+        CHECK(b.bf16 == !plan.constantInput[size_t(b.index)]);
+  // Inputs that bfloat16 holds exactly: the float32 chain's results,
+  // rounded, bit for bit.
+  std::mt19937 rng(23);
+  Arrays in;
+  for (auto [n, lo, hi] : {std::tuple{S * L * H * P, -1.0, 1.0},
+                           std::tuple{S * L * 2 * H, 0.1, 1.0},
+                           std::tuple{S * L * 2 * H, -0.5, -0.05},
+                           std::tuple{S * L * 2 * N, -1.0, 1.0},
+                           std::tuple{S * L * 2 * N, -1.0, 1.0},
+                           std::tuple{S * L * H, -1.0, 1.0}}) {
+    auto v = toFloat(randomDoubles(rng, n, lo, hi));
+    for (float &e : v)
+      e = roundToBf16(e);
+    in.push_back(v);
+  }
+  auto compare = [&](const Arrays &got, const Arrays &want) {
+    REQUIRE(got.size() == want.size());
+    for (size_t k = 0; k < got.size(); ++k) {
+      REQUIRE(got[k].size() == want[k].size());
+      for (size_t i = 0; i < got[k].size(); ++i)
+        CHECK(got[k][i] == roundToBf16(want[k][i]));
+    }
+  };
+  compare(execute(bf16.at("m"), in, S), execute(f32.at("m"), in, S));
+  Arrays withDy = in;
+  auto dy = toFloat(randomDoubles(rng, S * L * H * P, -1, 1));
+  for (float &e : dy)
+    e = roundToBf16(e);
+  withDy.push_back(dy);
+  compare(execute(bf16.at("m_backward"), withDy, S),
+          execute(f32.at("m_backward"), withDy, S));
 }
 
 TEST_CASE("CUDA chains: located errors for what the kernels cannot run",

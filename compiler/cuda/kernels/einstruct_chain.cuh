@@ -4,10 +4,12 @@
 // ops, sums and copies. Each kernel computes one element per thread through
 // an EINSTRUCT_HD function; without nvcc only those functions are compiled,
 // so tests/unit/test_cuda_chain.cpp runs the kernels' arithmetic on the CPU.
-// The emitter copies this file into each generated .cu. float32.
+// The emitter copies this file into each generated .cu. float32 (a
+// library's bfloat16 inputs and outputs are converted by convertKernel).
 #ifndef EINSTRUCT_CHAIN_CUH
 #define EINSTRUCT_CHAIN_CUH
 #ifdef __CUDACC__
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #define EINSTRUCT_HD __host__ __device__ inline
 #else
@@ -270,6 +272,16 @@ __global__ void chunkScanDecayGradKernel(const T *dStates, const T *entering,
                                          long long H, long long PK) {
   EINSTRUCT_FOR_EACH(i, N * H * C)
   dDecay[i] = chunkScanDecayGrad(dStates, entering, C, H, PK, i);
+}
+// A library's boundary: bfloat16 inputs to float32, float32 results to
+// bfloat16 (round to nearest even).
+__global__ void convertKernel(const __nv_bfloat16 *in, float *out,
+                              long long n) {
+  EINSTRUCT_FOR_EACH(i, n) out[i] = __bfloat162float(in[i]);
+}
+__global__ void convertKernel(const float *in, __nv_bfloat16 *out,
+                              long long n) {
+  EINSTRUCT_FOR_EACH(i, n) out[i] = __float2bfloat16_rn(in[i]);
 }
 #undef EINSTRUCT_FOR_EACH
 

@@ -45,6 +45,7 @@ struct CompileOptions {
   std::string mixer;  // a sequence mixer (--emit torch)
   int64_t seqLen = 0; // its sequence length
   int64_t dModel = 0; // its channels (m2-conv, monarch-seq)
+  bool dtypeGiven = false; // --dtype on the command line (mixers: else f32)
 };
 
 // The name the layer's files and symbols get: --name, or einstruct_ + family.
@@ -84,14 +85,14 @@ std::string printed(mlir::Operation *op) {
 Result<size_t> addMixerLibraries(OutputFiles &out, mlir::ModuleOp module,
                                  const MixerPlan &plan, const std::string &spec,
                                  const std::string &name,
-                                 const std::string &dir) {
-  auto libraries = chainLibraries(module);
+                                 const std::string &dir, bool bf16) {
+  auto libraries = chainLibraries(module, bf16);
   if (!libraries)
     return Error{"--mixer: " + libraries.error()};
   nlohmann::json manifest = {{"mixer", spec},
                              {"seq_len", plan.length},
                              {"d_model", plan.channels},
-                             {"dtype", "f32"},
+                             {"dtype", bf16 ? "bf16" : "f32"},
                              {"libraries", nlohmann::json::array()}};
   for (const auto &lib : *libraries) {
     out.add(dir + "/" + lib.function + ".h", lib.sources.header);
@@ -167,6 +168,15 @@ int runCompileMixer(const CompileOptions &o) {
     for (char c : o.mixer.substr(0, o.mixer.find('(')))
       name += std::isalnum((unsigned char)c) ? c : '_';
   }
+  // A mixer's libraries are float32 unless --dtype says bf16 (at the
+  // boundary only: the SSD's decays need float32 inside).
+  const std::string dtype = o.dtypeGiven ? o.dtype : "f32";
+  if (o.emit == "kernels" && dtype != "f32" && dtype != "bf16")
+    return fail(fmt::format("--dtype: a mixer's CUDA libraries take f32 or "
+                            "bf16 (inputs and outputs; float32 inside), not "
+                            "'{}'",
+                            dtype));
+  const bool bf16 = dtype == "bf16";
   if (o.emit != "torch") {
     auto named = parseMixer(o.mixer);
     if (!named)
@@ -201,14 +211,17 @@ int runCompileMixer(const CompileOptions &o) {
                   o.emit == "planned" ? ", planned for CUDA" : "");
       return 0;
     }
-    auto count = addMixerLibraries(out, *module, *plan, o.mixer, name, o.dir);
+    auto count =
+        addMixerLibraries(out, *module, *plan, o.mixer, name, o.dir, bf16);
     if (!count)
       return fail(count.error());
     if (int rc = makeOutputDirectory(o.dir); rc || (rc = commit(out)))
       return rc;
     std::printf("wrote %zu CUDA libraries of %s on %lld tokens to %s "
-                "(float32; manifest.json lists their operands)\n",
-                *count, o.mixer.c_str(), (long long)o.seqLen, o.dir.c_str());
+                "(%s; manifest.json lists their operands)\n",
+                *count, o.mixer.c_str(), (long long)o.seqLen, o.dir.c_str(),
+                bf16 ? "bfloat16 inputs and outputs, float32 inside"
+                     : "float32");
     return 0;
   }
   std::string runtime = runtimeLibrary();
@@ -571,8 +584,12 @@ Command addCompileCommand(CLI::App &app) {
   compile->add_option("--target", o->target,
                       "cuda (the default) for kernels; --emit torch takes "
                       "none (the module follows its tensors' device)");
-  compile->add_option("--dtype", o->dtype, "f32, bf16 or f16")
-      ->capture_default_str();
+  auto *dtype = compile
+                    ->add_option("--dtype", o->dtype,
+                                 "f32, bf16 or f16; --mixer libraries: f32 "
+                                 "(their default) or bf16 inputs and outputs "
+                                 "(float32 inside)")
+                    ->capture_default_str();
   compile->add_option("--arch", o->arch,
                       "sm_80 or sm_90a (sets the shared-memory budget)")
       ->capture_default_str();
@@ -609,7 +626,10 @@ Command addCompileCommand(CLI::App &app) {
                    "--mixer m2-conv or monarch-seq: channels per token")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
   compile->add_option("-o,--output", o->dir, "output directory")->required();
-  return {compile, [o] { return runCompile(*o); }};
+  return {compile, [o, dtype] {
+            o->dtypeGiven = dtype->count() > 0;
+            return runCompile(*o);
+          }};
 }
 
 } // namespace einstruct::cli
