@@ -5,6 +5,7 @@
 #include "Cli.h"
 #include "compiler/cpu/ObjectCache.h"
 #include "compiler/cuda/CudaLayer.h"
+#include "compiler/cuda/CudaMixer.h"
 #include "compiler/cuda/LayerSources.h"
 #include "compiler/frontend/JsonFile.h"
 #include "compiler/frontend/ModelReader.h"
@@ -177,6 +178,9 @@ int runCompileMixer(const CompileOptions &o) {
                             "'{}'",
                             dtype));
   const bool bf16 = dtype == "bf16";
+  if (o.prebuild && o.emit != "kernels")
+    return fail("--prebuild goes with --emit kernels: it builds the "
+                "libraries the runtime loads");
   if (o.emit != "torch") {
     auto named = parseMixer(o.mixer);
     if (!named)
@@ -215,13 +219,32 @@ int runCompileMixer(const CompileOptions &o) {
         addMixerLibraries(out, *module, *plan, o.mixer, name, o.dir, bf16);
     if (!count)
       return fail(count.error());
+    // --prebuild: the runtime's libraries of this mixer into the cache
+    // first, so that a failure leaves no files behind.
+    std::string prebuilt;
+    if (o.prebuild) {
+      if (bf16)
+        return fail("--prebuild: the runtime's CUDA mixers are float32; "
+                    "leave out --dtype bf16");
+      if (!objectcache::directory())
+        return fail("--prebuild: the cache is off (EINSTRUCT_CACHE_DIR=off): "
+                    "there is nowhere to keep the libraries");
+      auto cuda = CudaMixer::load(*named, o.seqLen, o.dModel, o.arch);
+      if (!cuda)
+        return fail("--prebuild: " + cuda.error());
+      for (const std::string &path : (*cuda)->libraryPaths())
+        prebuilt +=
+            fmt::format("prebuilt {} ({})\n", path,
+                        (*cuda)->fromCache() ? "found in the cache" : "nvcc");
+    }
     if (int rc = makeOutputDirectory(o.dir); rc || (rc = commit(out)))
       return rc;
     std::printf("wrote %zu CUDA libraries of %s on %lld tokens to %s "
-                "(%s; manifest.json lists their operands)\n",
+                "(%s; manifest.json lists their operands)\n%s",
                 *count, o.mixer.c_str(), (long long)o.seqLen, o.dir.c_str(),
                 bf16 ? "bfloat16 inputs and outputs, float32 inside"
-                     : "float32");
+                     : "float32",
+                prebuilt.c_str());
     return 0;
   }
   std::string runtime = runtimeLibrary();
@@ -608,7 +631,9 @@ Command addCompileCommand(CLI::App &app) {
   compile->add_flag("--prebuild", o->prebuild,
                     "also build the runtime's library of the layer for "
                     "--arch and --dtype into the cache (nvcc), where "
-                    "einstruct_layer_create_cuda on such a GPU finds it");
+                    "einstruct_layer_create_cuda on such a GPU finds it; "
+                    "with --mixer, the mixer's two float32 libraries, for "
+                    "einstruct_mixer_create_cuda");
   compile->add_option("--model", o->model,
                       "model JSON: every layer gets the structure `search "
                       "--model` picks under the file's budget, then its "
