@@ -1,5 +1,4 @@
 #include "compiler/cuda/CudaLayer.h"
-#include "compiler/cuda/CudaDevice.h"
 #include "compiler/cuda/GemmPlan.h"
 #include "compiler/cuda/LayerSources.h"
 #include "compiler/passes/CudaPipeline.h"

@@ -1,6 +1,7 @@
 #include "compiler/cuda/CudaLibrary.h"
 #include "compiler/cuda/CudaDevice.h"
 
+#include <dlfcn.h>
 #include <fmt/format.h>
 
 namespace einstruct {
@@ -51,6 +52,10 @@ Result<bool> CudaLibrary::open(const BuiltLibrary &lib,
   path_ = lib.path;
   fromCache_ = lib.fromCache;
   return true;
+}
+
+void *CudaLibrary::address(const std::string &symbol) const {
+  return dlsym(handle_, symbol.c_str());
 }
 
 Result<bool> CudaLibrary::useDevice() const {

@@ -6,7 +6,6 @@
 #pragma once
 #include "compiler/cuda/CudaBuild.h"
 
-#include <dlfcn.h>
 #include <functional>
 #include <initializer_list>
 #include <memory>
@@ -31,7 +30,7 @@ public:
 
   // The exported `symbol` into `slot`; false when the library lacks it.
   template <class F> bool bind(F &slot, const std::string &symbol) const {
-    slot = reinterpret_cast<F>(dlsym(handle_, symbol.c_str()));
+    slot = reinterpret_cast<F>(address(symbol));
     return slot != nullptr;
   }
 
@@ -71,6 +70,8 @@ public:
 
 private:
   CudaLibrary() = default;
+  // dlsym: the exported symbol's address, or null.
+  void *address(const std::string &symbol) const;
   Result<bool> open(const BuiltLibrary &lib, const std::string &name);
 
   std::string path_;
