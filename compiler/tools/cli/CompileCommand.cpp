@@ -181,6 +181,12 @@ int runCompileMixer(const CompileOptions &o) {
   if (o.prebuild && o.emit != "kernels")
     return fail("--prebuild goes with --emit kernels: it builds the "
                 "libraries the runtime loads");
+  if (o.prebuild && bf16)
+    return fail("--prebuild: the runtime's CUDA mixers are float32; leave "
+                "out --dtype bf16");
+  if (o.prebuild && !objectcache::directory())
+    return fail("--prebuild: the cache is off (EINSTRUCT_CACHE_DIR=off): "
+                "there is nowhere to keep the libraries");
   if (o.emit != "torch") {
     auto named = parseMixer(o.mixer);
     if (!named)
@@ -223,12 +229,6 @@ int runCompileMixer(const CompileOptions &o) {
     // first, so that a failure leaves no files behind.
     std::string prebuilt;
     if (o.prebuild) {
-      if (bf16)
-        return fail("--prebuild: the runtime's CUDA mixers are float32; "
-                    "leave out --dtype bf16");
-      if (!objectcache::directory())
-        return fail("--prebuild: the cache is off (EINSTRUCT_CACHE_DIR=off): "
-                    "there is nowhere to keep the libraries");
       auto cuda = CudaMixer::load(*named, o.seqLen, o.dModel, o.arch);
       if (!cuda)
         return fail("--prebuild: " + cuda.error());
