@@ -182,9 +182,8 @@ EINSTRUCT_API int einstruct_mixer_create_cpu(const char *spec, int64_t seq_len,
 /* The same mixer on CUDA device `device`: the libraries `einstruct compile
  * --mixer` writes (its IR and derived backward as chains of kernels and
  * cuBLAS calls, float32), built by nvcc on first use and cached as CUDA
- * layers are. ssd, hydra and monarch-seq (m2-conv's library takes a
- * layout only its CPU path makes: refused, EINSTRUCT_ERR_COMPILE). Operands
- * as above, in device memory of that device. */
+ * layers are; m2-conv's DFT matrices are copied to the device on the
+ * first call. Operands as above, in device memory of that device. */
 EINSTRUCT_API int einstruct_mixer_create_cuda(const char *spec, int64_t seq_len,
                                               int64_t d_model, int device,
                                               einstruct_mixer **out);

@@ -158,13 +158,13 @@ Result<M2ConvShape> m2ConvShape(const NamedSpec &spec, int64_t L) {
 }
 
 long double m2ConvCount(const M2ConvShape &s, int64_t d, int64_t sequences) {
-  const long double b = s.b, J = s.rows, Jk = s.kernelRows;
+  const long double b = s.b, J = s.rows, Jk = s.kernelRows, L = s.length;
   // Per sequence: x's DFT (real rows J, twiddles, the second stage), the
   // product, the inverse (stage, twiddles, the real rows J it keeps), the
-  // skip. Per call: the kernel's DFT and its 2×2 real form.
+  // skip on the L tokens. Per call: the kernel's DFT and its 2×2 real form.
   const long double perSequence = 2 * b * b * J + 4 * b * b + 4 * b * b * b +
                                   4 * b * b + 4 * b * b * b + 4 * b * b +
-                                  2 * b * b * J + J * b;
+                                  2 * b * b * J + L;
   const long double kernel =
       2 * b * b * Jk + 4 * b * b + 4 * b * b * b + 8 * b * b;
   return (long double)d * ((long double)sequences * perSequence + kernel);

@@ -10,9 +10,11 @@
        flip(x) as one doubled batch, each scaled by its half of dt, the
        output rolled by one token, the second half flipped back, + d·x),
        eager and compiled, forward and forward+backward (every operand);
-  m2   the m2-conv library (forward) against M2's torch.fft convolution
-       (fftconv_ref: rfft at 2L, product, irfft, + D·u).
-float32, or for ssd and hydra with a trailing ":bf16" bfloat16 (libraries
+  m2   the m2-conv library against M2's torch.fft convolution
+       (fftconv_ref: rfft at 2L, product, irfft, + D·u, with the block's
+       transposes to its (B, C, L) layout), eager and compiled, forward and
+       forward+backward (every operand).
+float32, or with a trailing ":bf16" bfloat16 (libraries
 from `compile --mixer --dtype bf16`: bfloat16 inputs and outputs, float32
 inside; PyTorch's forms then run in bfloat16 too, and both are compared
 with the float32 PyTorch form on the same inputs). Times are medians of
@@ -21,7 +23,8 @@ is reported and the timing still printed.
 
 Usage:
   bench_mixers.py --ssd LIBDIR:NAME:H:P:N:Q:L[:bf16] \
-      --hydra LIBDIR:NAME:H:P:N:Q:L[:bf16] --m2 LIBDIR:NAME:L:C --batch 4 \
+      --hydra LIBDIR:NAME:H:P:N:Q:L[:bf16] --m2 LIBDIR:NAME:L:C[:bf16] \
+      --batch 4 \
       --out OUT
   bench_mixers.py --self-test     (CPU: the PyTorch chunked SSD and Hydra
                                    against the quadratic form, so the
@@ -33,7 +36,6 @@ import argparse
 import ctypes
 import json
 import os
-import statistics
 import struct
 import sys
 
@@ -137,19 +139,22 @@ def rel_err(a, b):
     return ((a - b).abs().max() / b.abs().max().clamp_min(1e-30)).item()
 
 
-def bench_pair(row, fwd, bwd, inputs, dy, torch_fn, results):
+def bench_pair(row, fwd, bwd, inputs, dy, torch_fn, results, constants=()):
     """A library's forward and backward against `torch_fn` on `inputs`:
-    errors first, then eager and torch.compile timings."""
+    errors first, then eager and torch.compile timings. `constants` follow
+    the inputs in the library's calls (m2-conv's DFT matrices), not
+    torch_fn's."""
     S = inputs[0].shape[0]
+    consts = list(constants)
     y = torch.empty_like(dy)
     grads = [torch.empty_like(t) for t in inputs]
-    fwd(inputs, [y], S)
+    fwd(inputs + consts, [y], S)
     # The reference: PyTorch's form in float32 on the same inputs.
     ref = [t.float().requires_grad_() for t in inputs]
     want = torch_fn(*ref)
     want.backward(dy.float())
     row["forward_rel_err"] = rel_err(y.float(), want.detach())
-    bwd(inputs + [dy], grads, S)
+    bwd(inputs + consts + [dy], grads, S)
     row["grad_rel_err"] = max(rel_err(g_.float(), r.grad)
                               for g_, r in zip(grads, ref))
     leaves = [t.clone().requires_grad_() for t in inputs]
@@ -165,9 +170,10 @@ def bench_pair(row, fwd, bwd, inputs, dy, torch_fn, results):
             fn(*leaves).backward(dy)
         return run
 
-    row["einstruct_fwd_ms"] = time_ms(lambda: fwd(inputs, [y], S))
+    row["einstruct_fwd_ms"] = time_ms(lambda: fwd(inputs + consts, [y], S))
     row["einstruct_fwdbwd_ms"] = time_ms(
-        lambda: (fwd(inputs, [y], S), bwd(inputs + [dy], grads, S)))
+        lambda: (fwd(inputs + consts, [y], S),
+                 bwd(inputs + consts + [dy], grads, S)))
     with torch.no_grad():
         row["torch_fwd_ms"] = time_ms(lambda: torch_fn(*inputs))
         row["compile_fwd_ms"] = time_ms(lambda: compiled(*inputs))
@@ -220,36 +226,32 @@ def safetensors(path):
 
 
 def bench_m2(spec, S, results):
-    libdir, name, L, Cn = spec.split(":")
+    """m2-conv (causal): x [S, L, C], k [L, C], D [C] channels last, as the
+    block's projection gives them; M2's fftconv_ref takes (B, C, L), so its
+    form includes the two transposes MonarchMixerSequenceMixing makes, and
+    its casts to float32 and back."""
+    libdir, name, L, Cn, *dtype = spec.split(":")
     L, Cn = int(L), int(Cn)
-    fwd = Chain(libdir, name)
+    bf16 = dtype == ["bf16"]
     consts = safetensors(os.path.join(libdir, f"{name}_constants.safetensors"))
     consts = [consts[k].cuda() for k in sorted(consts, key=lambda k: int(k[5:]))]
-    # The grid: J rows of b tokens (x), Jk rows (k), from the constants' shapes.
-    J, b = consts[0].shape[0], consts[0].shape[1]
-    Jk = consts[1].shape[0]
     g = torch.Generator(device="cuda").manual_seed(1)
     dev = dict(device="cuda", dtype=torch.float32)
-    u = torch.randn(S, L, Cn, generator=g, **dev)
-    k = torch.randn(L, Cn, generator=g, **dev) / L
-    D = torch.randn(Cn, generator=g, **dev)
-    xg = torch.zeros(S, J * b, Cn, **dev)
-    xg[:, :L] = u
-    kg = torch.zeros(Jk * b, Cn, **dev)
-    kg[:L] = k
-    xg, kg = xg.reshape(S, J, b, Cn), kg.reshape(Jk, b, Cn)
-    y = torch.empty_like(xg)
-    inputs = [xg, kg, D] + consts
-    fwd(inputs, [y], S)
-    uc, kc = u.permute(0, 2, 1).contiguous(), k.t().contiguous()
-    want = fftconv_ref(uc, kc, D).permute(0, 2, 1)
-    got = y.reshape(S, J * b, Cn)[:, :L]
+    inputs = [torch.randn(S, L, Cn, generator=g, **dev),
+              torch.randn(L, Cn, generator=g, **dev) / L,
+              torch.randn(Cn, generator=g, **dev)]
+    dy = torch.randn(S, L, Cn, generator=g, **dev)
+    if bf16:
+        inputs = [t.to(torch.bfloat16) for t in inputs]
+        dy = dy.to(torch.bfloat16)
     row = {"mixer": "m2-conv(causal=true)", "L": L, "d_model": Cn, "batch": S,
-           "forward_rel_err": rel_err(got, want),
-           "einstruct_fwd_ms": time_ms(lambda: fwd(inputs, [y], S))}
-    with torch.no_grad():
-        row["torch_fft_fwd_ms"] = time_ms(lambda: fftconv_ref(uc, kc, D))
-    results.append(row)
+           "dtype": "bf16" if bf16 else "f32"}
+
+    def fn(u, k, D):  # M2 runs the FFTs in float32 and casts back
+        y = fftconv_ref(u.transpose(1, 2).float(), k.t().float(), D.float())
+        return y.transpose(1, 2).to(u.dtype)
+    bench_pair(row, Chain(libdir, name), Chain(libdir, name + "_backward"),
+               inputs, dy, fn, results, consts)
 
 
 def self_test():

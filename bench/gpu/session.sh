@@ -47,7 +47,9 @@ prepare() {
     --seq-len 4096 --name hydrab -o "$dir/mixbench" >/dev/null
   "$bin" compile --mixer 'm2-conv(causal=true)' --seq-len 4096 --d-model 768 \
     --name m2b -o "$dir/mixbench" >/dev/null
-  # The same SSD and Hydra with bfloat16 inputs and outputs.
+  # The same three with bfloat16 inputs and outputs.
+  "$bin" compile --mixer 'm2-conv(causal=true)' --seq-len 4096 --d-model 768 \
+    --dtype bf16 --name m2b16 -o "$dir/mixbench" >/dev/null
   "$bin" compile --mixer 'ssd(heads=12, head_dim=64, state=64, chunk=64)' \
     --seq-len 4096 --dtype bf16 --name ssdb16 -o "$dir/mixbench" >/dev/null
   "$bin" compile --mixer 'hydra(heads=12, head_dim=64, state=64, chunk=64)' \
@@ -131,7 +133,8 @@ run() {
     --hydra "$dir/mixbench:hydrab:12:64:64:64:4096" \
     --ssd "$dir/mixbench:ssdb16:12:64:64:64:4096:bf16" \
     --hydra "$dir/mixbench:hydrab16:12:64:64:64:4096:bf16" \
-    --m2 "$dir/mixbench:m2b:4096:768" --batch 4 --out "$out"
+    --m2 "$dir/mixbench:m2b:4096:768" --m2 "$dir/mixbench:m2b16:4096:768:bf16" \
+    --batch 4 --out "$out"
   if [ "${SESSION_NCU:-1}" = 1 ] && command -v ncu >/dev/null; then
     echo "== ncu: one forward of the tuned Monarch kernel (clocks left alone)"
     timeout 120 ncu --clock-control none -k regex:twoStageHopper -c 1 \

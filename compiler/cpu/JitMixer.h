@@ -3,10 +3,10 @@
 // long convolution through Monarch-factored DFTs, and a Monarch matrix
 // along the sequence. Their forward and backward come from the dialect
 // (EmitMixer, then --einstruct-autodiff) through the CPU pipeline and JIT,
-// as layers do. SSD and Hydra are whole in the IR (x ⊙ dt, the chunk's
-// zero padding, Hydra's flips and shifts: the functions their CUDA
-// libraries run too); the glue around the two learned linear maps
-// (JitLinearMixer.cpp) is elementwise.
+// as layers do. Each is whole in the IR (x ⊙ dt, the chunk's zero
+// padding, Hydra's flips and shifts, m2-conv's DFT grid and kernel layout:
+// the functions their CUDA libraries run too); the glue around the two
+// linear maps (JitLinearMixer.cpp) only cuts the channels into blocks.
 #pragma once
 #include "VectorUnits.h"
 #include "compiler/ir/EmitMixer.h"

@@ -47,7 +47,9 @@ Result<bool> CudaLibrary::open(const BuiltLibrary &lib,
       !bind(pointer_, "einstruct_glue_pointer") ||
       !bind(alloc_, "einstruct_glue_alloc") ||
       !bind(release_, "einstruct_glue_free") ||
-      !bind(synchronize_, "einstruct_glue_synchronize"))
+      !bind(synchronize_, "einstruct_glue_synchronize") ||
+      !bind(upload_, "einstruct_glue_upload") ||
+      !bind(releaseCopy_, "einstruct_glue_release"))
     return Error{lib.path + " lacks einstruct's entry points"};
   path_ = lib.path;
   fromCache_ = lib.fromCache;
@@ -100,6 +102,16 @@ Result<bool> CudaLibrary::checkPointers(
 
 Result<bool> CudaLibrary::synchronize(void *stream) const {
   return status(synchronize_(stream), "waiting for the stream");
+}
+
+Result<CudaLibrary::DeviceCopy> CudaLibrary::upload(const void *host,
+                                                    size_t bytes) const {
+  if (auto ok = useDevice(); !ok)
+    return Error{ok.error()};
+  void *p = nullptr;
+  if (auto ok = status(upload_(&p, host, bytes), "copying constants"); !ok)
+    return Error{ok.error()};
+  return DeviceCopy(p, [release = releaseCopy_](void *q) { release(q); });
 }
 
 CudaLibrary::Scratch::~Scratch() {

@@ -1,6 +1,7 @@
 // One library of generated kernels as the runtime uses it: built by nvcc
 // (CudaBuild, cached on disk), opened with dlopen, with runtime_glue.cu's
-// entry points bound (the device, pointer checks, stream-ordered scratch).
+// entry points bound (the device, pointer checks, stream-ordered scratch,
+// constants copied to the device).
 // CudaLayer and CudaMixer each hold theirs; nothing here links against
 // CUDA, so a library loads on a machine without a driver or device.
 #pragma once
@@ -51,6 +52,12 @@ public:
   std::string statusText(int rc) const { return statusString_(rc); }
   Result<bool> synchronize(void *stream) const;
 
+  // Device memory holding a copy of host data (constants a library's
+  // functions take as inputs), freed when it goes out of scope: it must not
+  // outlive the library.
+  using DeviceCopy = std::unique_ptr<void, std::function<void(void *)>>;
+  Result<DeviceCopy> upload(const void *host, size_t bytes) const;
+
   // Device memory freed in stream order when it goes out of scope.
   class Scratch {
   public:
@@ -84,6 +91,8 @@ private:
   int (*alloc_)(void **, size_t, void *) = nullptr;
   int (*release_)(void *, void *) = nullptr;
   int (*synchronize_)(void *) = nullptr;
+  int (*upload_)(void **, const void *, size_t) = nullptr;
+  int (*releaseCopy_)(void *) = nullptr;
 };
 
 } // namespace einstruct

@@ -1,5 +1,6 @@
 #include "compiler/cuda/CudaMixer.h"
 #include "compiler/ir/EmitLayer.h"
+#include "compiler/ir/EmitMixer.h"
 #include "compiler/passes/CudaPipeline.h"
 
 #include <fmt/format.h>
@@ -14,12 +15,6 @@ CudaMixer::load(const NamedSpec &spec, int64_t length, int64_t channels,
   auto plan = planMixer(spec, length, channels);
   if (!plan)
     return Error{plan.error()};
-  if (plan->family == "m2-conv")
-    return Error{"m2-conv does not run on CUDA through the runtime: its "
-                 "library takes x on the DFT grid and k and k_rev as one "
-                 "kernel, a layout only its CPU path makes for the caller; "
-                 "`einstruct compile --mixer` writes the library and says "
-                 "the layout"};
   std::unique_ptr<CudaMixer> m(new CudaMixer);
   m->plan_ = std::move(*plan);
   m->operands_ = mixerOperands(m->plan_);
@@ -56,6 +51,21 @@ CudaMixer::load(const NamedSpec &spec, int64_t length, int64_t channels,
   return m;
 }
 
+Result<bool> CudaMixer::uploadConstants() const {
+  std::lock_guard<std::mutex> lock(constantsMutex_);
+  if (plan_.family != "m2-conv" || !constants_.empty())
+    return true;
+  std::vector<CudaLibrary::DeviceCopy> copies;
+  for (const M2ConvConstant &k : m2ConvConstants(plan_.conv)) {
+    auto copy = forwardChain_.lib->upload(k.values.data(), k.values.size() * 4);
+    if (!copy)
+      return Error{copy.error()};
+    copies.push_back(std::move(*copy));
+  }
+  constants_ = std::move(copies);
+  return true;
+}
+
 Result<bool> CudaMixer::call(const Chain &chain, const char *what,
                              const std::vector<const void *> &in,
                              const std::vector<void *> &out, int64_t batch,
@@ -80,15 +90,23 @@ Result<bool> CudaMixer::call(const Chain &chain, const char *what,
         return ok;
     }
   }
+  if (auto ok = uploadConstants(); !ok)
+    return ok;
+  // The function's inputs: the operands, the constants, then dy.
+  std::vector<const void *> args(in.begin(), in.begin() + operands_.size());
+  for (const auto &k : constants_)
+    args.push_back(k.get());
+  args.insert(args.end(), in.begin() + operands_.size(), in.end());
   const size_t bytes = chain.workspaceBytes(batch);
   CudaLibrary::Scratch ws(lib, stream);
   if (bytes)
     if (auto ok = ws.allocate(bytes); !ok)
       return ok;
-  return lib.status(chain.run(reinterpret_cast<const float *const *>(in.data()),
-                              reinterpret_cast<float *const *>(out.data()),
-                              batch, ws.get(), bytes, stream),
-                    what);
+  return lib.status(
+      chain.run(reinterpret_cast<const float *const *>(args.data()),
+                reinterpret_cast<float *const *>(out.data()), batch, ws.get(),
+                bytes, stream),
+      what);
 }
 
 Result<bool> CudaMixer::forward(const std::vector<const void *> &in,

@@ -3,14 +3,15 @@
 // from --einstruct-autodiff, planned for CUDA, each a chain of kernels and
 // cuBLAS calls; ChainOfFunction.h), built by nvcc, cached and opened
 // (CudaLibrary). Operands and results as JitMixer's (compiler/cpu/
-// JitMixer.h), float32, in device memory. ssd, hydra and monarch-seq;
-// m2-conv's operands need a layout its CPU path makes on the host, so it is
-// refused here. Nothing here links against CUDA.
+// JitMixer.h), float32, in device memory: ssd, hydra, m2-conv (its DFT
+// matrices and twiddles copied to the device on the first call) and
+// monarch-seq. Nothing here links against CUDA.
 #pragma once
 #include "compiler/cuda/CudaLibrary.h"
 #include "search/Mixer.h"
 
 #include <memory>
+#include <mutex>
 
 namespace einstruct {
 
@@ -63,9 +64,16 @@ private:
                     const std::vector<void *> &out, int64_t batch,
                     void *stream) const;
 
+  // m2-conv's constant inputs onto the device, once (loading needs no
+  // device).
+  Result<bool> uploadConstants() const;
+
   MixerPlan plan_;
   std::vector<MixerOperand> operands_;
   Chain forwardChain_, backwardChain_;
+  // After the libraries: freed before them.
+  mutable std::mutex constantsMutex_;
+  mutable std::vector<CudaLibrary::DeviceCopy> constants_;
 };
 
 } // namespace einstruct

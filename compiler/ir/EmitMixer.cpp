@@ -216,17 +216,52 @@ void emitM2Conv(mlir::ModuleOp module, const M2ConvShape &s, int64_t channels,
                 const std::string &name) {
   mlir::OpBuilder b(module.getContext());
   mlir::Location loc = b.getUnknownLoc();
-  const int64_t n = s.b, J = s.rows, Jk = s.kernelRows, C = channels;
-  auto yType = tensor(b, {kDyn, J, n, C});
-  llvm::SmallVector<mlir::Type> args = {yType, tensor(b, {Jk, n, C}),
-                                        tensor(b, {C})};
+  const int64_t n = s.b, J = s.rows, Jk = s.kernelRows, C = channels,
+                L = s.length;
+  auto seqType = tensor(b, {kDyn, L, C});
+  llvm::SmallVector<mlir::Type> args = {seqType, tensor(b, {L, C})};
+  if (!s.causal)
+    args.push_back(tensor(b, {L, C})); // k_rev
+  args.push_back(tensor(b, {C}));
+  const unsigned firstConstant = unsigned(args.size());
   for (const auto &shape : m2ConvConstantShapes(s))
     args.push_back(tensor(b, shape));
-  auto fn = startFunction(b, module, name, args, yType, 3);
-  auto arg = [&](unsigned k) -> Value { return fn.getArgument(k); };
-  Value x = arg(0), k = arg(1), D = arg(2), Fx = arg(3), Fk = arg(4),
-        Tw = arg(5), W = arg(6), Sg = arg(7), Wi = arg(8), Twi = arg(9),
-        R = arg(10);
+  auto fn = startFunction(b, module, name, args, seqType, firstConstant);
+  unsigned at = 0;
+  auto next = [&]() -> Value { return fn.getArgument(at++); };
+  Value x = next(), k = next(), kRev = s.causal ? Value() : next(), D = next(),
+        Fx = next(), Fk = next(), Tw = next(), W = next(), Sg = next(),
+        Wi = next(), Twi = next(), R = next();
+  // v [.., rows, C] zero-padded after its rows to `to`.
+  auto padRows = [&](Value v, int64_t rows, int64_t to) {
+    if (rows == to)
+      return v;
+    const int64_t rank =
+        mlir::cast<mlir::RankedTensorType>(v.getType()).getRank();
+    llvm::SmallVector<int64_t> low(size_t(rank), 0), high(size_t(rank), 0);
+    high[size_t(rank - 2)] = to - rows;
+    return zeroPad(b, loc, v, low, high);
+  };
+  // x on the grid [S, J, b, C]: token t at [t / b, t % b], zero past L.
+  Value batch = mlir::tensor::DimOp::create(b, loc, x, 0);
+  Value xGrid = mlir::tensor::ExpandShapeOp::create(
+      b, loc, tensor(b, {kDyn, J, n, C}), padRows(x, L, J * n),
+      llvm::ArrayRef<mlir::ReassociationIndices>{{0}, {1, 2}, {3}},
+      llvm::ArrayRef<mlir::OpFoldResult>{batch, b.getIndexAttr(J),
+                                         b.getIndexAttr(n), b.getIndexAttr(C)});
+  // The kernel on its grid [Jk, b, C]: k's taps from lag 0; k_rev's tap r
+  // multiplies x_{i+r+1}, the lag −(r+1), at b² − 1 − r (circularly over
+  // the b² >= 2L points, so the two never meet; Jk = b rows).
+  Value kernel = padRows(k, L, Jk * n);
+  if (!s.causal && L > 1) {
+    Value taps = staticSlice(b, loc, kRev, {0, 0}, {L - 1, C});
+    Value reversed = ReverseOp::create(b, loc, taps, 0);
+    Value placed = zeroPad(b, loc, reversed, {n * n - (L - 1), 0}, {0, 0});
+    kernel = mlir::arith::AddFOp::create(b, loc, kernel, placed);
+  }
+  Value kGrid = mlir::tensor::ExpandShapeOp::create(
+      b, loc, tensor(b, {Jk, n, C}), kernel,
+      llvm::ArrayRef<mlir::ReassociationIndices>{{0, 1}, {2}});
   // Letters: s sequence, d channel; j, a the grid's row and column of a
   // token (t = j·b + a); k, m those of a frequency (f = k + m·b); u, v
   // those of an output token (t = v·b + u); c, e, g real and imaginary
@@ -243,14 +278,20 @@ void emitM2Conv(mlir::ModuleOp module, const M2ConvShape &s, int64_t channels,
     return contract(b, loc, seq + "kacd,acme->" + seq + "kmed", twiddled, W);
   };
   // The kernel's DFT, once for the S sequences, as 2×2 real matrices.
-  Value kMatrix = contract(b, loc, "kmgd,gce->kmced", dft("", k, Fk), Sg);
+  Value kMatrix = contract(b, loc, "kmgd,gce->kmced", dft("", kGrid, Fk), Sg);
   // x's DFT, its product with the kernel's, and the inverse.
-  Value xFreq = dft("s", x, Fx);
+  Value xFreq = dft("s", xGrid, Fx);
   Value product = contract(b, loc, "skmcd,kmced->skmed", xFreq, kMatrix);
   Value columns = contract(b, loc, "skmcd,mcue->skued", product, Wi);
   Value untwiddled = contract(b, loc, "skucd,kuce->skued", columns, Twi);
   Value conv = contract(b, loc, "skucd,kcv->svud", untwiddled, R);
-  Value skip = contract(b, loc, "sjad,d->sjad", x, D);
+  // Back to [S, L, C]: the grid's tokens past L dropped.
+  conv = mlir::tensor::CollapseShapeOp::create(
+      b, loc, tensor(b, {kDyn, J * n, C}), conv,
+      llvm::ArrayRef<mlir::ReassociationIndices>{{0}, {1, 2}, {3}});
+  if (J * n != L)
+    conv = staticSlice(b, loc, conv, {0, 0, 0}, {kDyn, L, C});
+  Value skip = contract(b, loc, "sld,d->sld", x, D);
   Value y = mlir::arith::AddFOp::create(b, loc, conv, skip);
   mlir::func::ReturnOp::create(b, loc, y);
 }

@@ -44,16 +44,20 @@ void emitSsd(mlir::ModuleOp module, const SsdShape &shape, int64_t length,
 void emitHydra(mlir::ModuleOp module, const SsdShape &shape, int64_t length,
                const std::string &name);
 
-// Appends func.func @name(x[S, J, b, C], k[Jk, b, C], D[C], constants...)
-// -> y[S, J, b, C] for the m2-conv `s` on C channels (S sequences, dynamic;
-// J = s.rows, Jk = s.kernelRows; token t at [t / b, t % b], zero past L):
-//   y = k ∗ x + D ⊙ x per channel, the convolution circular over n = b²
-// points, through DFTs Monarch-factored on the b×b grid: a DFT over the
-// rows (real x, J rows), twiddles, a DFT over the columns, the product
-// with the kernel's DFT (computed once for the S sequences), and the
-// inverse in the opposite order keeping the J rows y fills. The DFT
-// matrices and twiddles are arguments marked einstruct.constant, in the
-// order m2ConvConstants gives them.
+// Appends func.func @name(x[S, L, C], k[L, C], k_rev[L, C] (bidirectional
+// only), D[C], constants...) -> y[S, L, C], the m2-conv `s` on C channels
+// (S sequences, dynamic; JitMixer.h's operands), M2's fftconv_ref:
+//   y_i = Σ_{j ≤ i} k_{i−j} x_j (+ Σ_{j > i} k_rev_{j−i−1} x_j) + D ⊙ x_i
+// per channel. x is zero-padded onto the DFT grid of n = b² >= 2L points
+// (token t at [t / b, t % b], J = s.rows rows), the kernel laid out on its
+// Jk = s.kernelRows rows (k_rev reversed at its end), and the convolution,
+// circular over n points (nothing wraps around), goes through DFTs
+// Monarch-factored on the b×b grid: a DFT over the rows (real x, J rows),
+// twiddles, a DFT over the columns, the product with the kernel's DFT
+// (computed once for the S sequences), and the inverse in the opposite
+// order keeping the J rows y fills, cut back to L. The DFT matrices and
+// twiddles are arguments marked einstruct.constant, in the order
+// m2ConvConstants gives them.
 void emitM2Conv(mlir::ModuleOp module, const M2ConvShape &s, int64_t channels,
                 const std::string &name);
 

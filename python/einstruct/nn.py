@@ -455,10 +455,9 @@ class Mixer(torch.nn.Module):
     y_i = sum_{j<=i} k_{i-j} x_j (+ sum_{j>i} k_rev_{j-i-1} x_j) + D x_i.
     monarch-seq x [L, C], shared w1 and w2 [blocks, L/blocks, L/blocks]
     (fly's). It returns y shaped like x, differentiable in every operand.
-    Float32 arithmetic on CPU tensors (the JIT) or, for ssd, hydra and
-    monarch-seq, on CUDA tensors of one device (the libraries `einstruct
-    compile --mixer` writes, built by nvcc on first use and cached, run on
-    torch's current stream). It has no parameters: a block's projections
+    Float32 arithmetic on CPU tensors (the JIT) or on CUDA tensors of one
+    device (the libraries `einstruct compile --mixer` writes, built by nvcc
+    on first use and cached, run on torch's current stream). It has no parameters: a block's projections
     and filters make its operands."""
 
     def __init__(self, spec, seq_len, d_model=0):

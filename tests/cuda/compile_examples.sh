@@ -147,11 +147,16 @@ if [ -n "$moe" ]; then
 else
   echo "FAIL the BTT-MoE example (named_8) was not emitted"; fails=$((fails + 1))
 fi
-# The mixer harness, against the first mixer's forward and backward (an SSD).
+# The mixer harness, against the first mixer's forward and backward (an
+# SSD), linked with both as tests/gpu/check_mixers.sh links them: the two
+# libraries' shared kernels must not clash.
 "$NVCC" -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -I"$root" \
   -include "$work/mixer1.h" -include "$work/mixer1_backward.h" -DMIXER=mixer1 \
-  -c "$root/tests/gpu/mixer_check.cu" -o "$work/mixer_check.o" ||
-  { echo "FAIL nvcc mixer_check.cu"; fails=$((fails + 1)); }
+  -c "$root/tests/gpu/mixer_check.cu" -o "$work/mixer_check.o" &&
+  "$NVCC" -gencode=arch=compute_90a,code=sm_90a "$work/mixer_check.o" \
+    "$work/mixer1_sm_90a.o" "$work/mixer1_backward_sm_90a.o" -lcublas \
+    -o "$work/mixer_check" ||
+  { echo "FAIL nvcc mixer_check.cu (compile and link)"; fails=$((fails + 1)); }
 # The runtime's GPU check, against the runtime's installed-style headers.
 include=$(cd "$(dirname "$bin")/.." && pwd)/include
 "$NVCC" -std=c++17 -O2 -I "$include" -c "$root/tests/gpu/runtime_check.cu" \

@@ -19,8 +19,9 @@ ssd_pad     ; ssd(heads=2, head_dim=16, state=16, chunk=16)  ; 45 0   ; ssd 2 16
 ssd_wide    ; ssd(heads=2, head_dim=64, state=64, chunk=64)  ; 128 0  ; ssd 2 64 64 128 2
 hydra_pad   ; hydra(heads=2, head_dim=16, state=16, chunk=16); 45 0   ; hydra 2 16 16 45 2
 hydra_wide  ; hydra(heads=2, head_dim=64, state=64, chunk=64); 128 0  ; hydra 2 64 64 128 2
-m2_causal   ; m2-conv(causal=true)                          ; 20 3   ; m2 3 7 3 3 2
-m2_bidir    ; m2-conv(causal=false)                         ; 20 3   ; m2 3 7 7 3 2
+m2_causal   ; m2-conv(causal=true)                          ; 20 3   ; m2 20 3 1 2
+m2_bidir    ; m2-conv(causal=false)                         ; 20 3   ; m2 20 3 0 2
+m2_odd      ; m2-conv(causal=false)                         ; 45 5   ; m2 45 5 0 3
 monarch     ; monarch-seq(blocks=4)                         ; 64 2   ; monarch 64 2 4 2
 CASES
 }

@@ -3,8 +3,8 @@
 // references in double (tests/unit/MixerReferences.h): the forward on S
 // sequences, and the backward's gradients against central differences of
 // <dy, reference> at sampled entries of every non-constant input.
-//   NAME.check ssd H P N L S | hydra H P N L S | m2 J b Jk C S CONSTANTS |
-//              monarch L C nb S
+//   NAME.check ssd H P N L S | hydra H P N L S |
+//              m2 L C CAUSAL(1|0) S CONSTANTS | monarch L C nb S
 #include "cuda_ok.h"
 #include "tests/unit/MixerReferences.h"
 
@@ -141,15 +141,20 @@ int main(int argc, char **argv) {
       return einstruct::testing::hydraSequences(v, S, L, H, P, N);
     };
   } else if (family == "m2") {
-    const int64_t J = arg(2), b = arg(3), Jk = arg(4), C = arg(5);
-    S = arg(6);
-    in = {random(rng, S * J * b * C, -1, 1), random(rng, Jk * b * C, -1, 1),
-          random(rng, C, -1, 1)};
-    for (int k = 3; k < 11; ++k)
-      in.push_back(safetensor(argv[7], "input" + std::to_string(k)));
+    const int64_t L = arg(2), C = arg(3);
+    const bool causal = arg(4) != 0;
+    S = arg(5);
+    in = {random(rng, S * L * C, -1, 1), random(rng, L * C, -1, 1)};
+    if (!causal)
+      in.push_back(random(rng, L * C, -1, 1));
+    in.push_back(random(rng, C, -1, 1));
+    const size_t params = in.size();
+    for (size_t k = params; k < params + 8; ++k)
+      in.push_back(safetensor(argv[6], "input" + std::to_string(k)));
     reference = [=](const Doubles &v) {
-      return einstruct::testing::circularConvReference(
-          v[0].data(), v[1].data(), v[2].data(), S, J, b, Jk, C);
+      return einstruct::testing::convReference(v[0].data(), v[1].data(),
+                                               causal ? nullptr : v[2].data(),
+                                               v[params - 1].data(), S, L, C);
     };
   } else if (family == "monarch") {
     const int64_t L = arg(2), C = arg(3), nb = arg(4), m = L / nb;
@@ -165,7 +170,8 @@ int main(int argc, char **argv) {
     return 2;
   }
   constant.assign(in.size(), false);
-  for (size_t k = 3; family == "m2" && k < in.size(); ++k)
+  // m2-conv's last 8 inputs: its DFT matrices and twiddles.
+  for (size_t k = in.size() - 8; family == "m2" && k < in.size(); ++k)
     constant[k] = true;
   int failures = 0;
   auto want = reference(in);

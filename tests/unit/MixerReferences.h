@@ -189,30 +189,6 @@ ssdSequences(const std::vector<std::vector<double>> &v, int64_t S, int64_t L,
   return y;
 }
 
-// What emitM2Conv's function computes (compiler/ir/EmitMixer.h): per
-// channel, y_i = Σ_j k_{(i − j) mod n} x_j + D x_i over the DFT grid's
-// first J·b points, n = b², x [S, J·b, C] zero past them, k [Jk·b, C].
-inline std::vector<double> circularConvReference(const double *x,
-                                                 const double *k,
-                                                 const double *D, int64_t S,
-                                                 int64_t J, int64_t b,
-                                                 int64_t Jk, int64_t C) {
-  const int64_t n = b * b, rows = J * b;
-  std::vector<double> y(size_t(S * rows * C), 0.0);
-  for (int64_t s = 0; s < S; ++s)
-    for (int64_t i = 0; i < rows; ++i)
-      for (int64_t c = 0; c < C; ++c) {
-        double acc = D[c] * x[(s * rows + i) * C + c];
-        for (int64_t j = 0; j < rows; ++j) {
-          const int64_t lag = ((i - j) % n + n) % n;
-          if (lag < Jk * b)
-            acc += k[lag * C + c] * x[(s * rows + j) * C + c];
-        }
-        y[size_t((s * rows + i) * C + c)] = acc;
-      }
-  return y;
-}
-
 // ∂<dy, reference(in)>/∂in[op][k] by central differences (step 1e-5).
 inline double centralDifference(
     const std::function<std::vector<double>(

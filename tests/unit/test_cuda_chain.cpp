@@ -511,30 +511,34 @@ TEST_CASE("CUDA Hydra: the chain equals the two flipped SSD passes, "
   }
 }
 
-TEST_CASE("CUDA m2-conv: the chain's DFTs compute the circular convolution",
+TEST_CASE("CUDA m2-conv: the chain equals M2's fftconv_ref, gradients "
+          "finite differences",
           "[cuda][chain][mixer]") {
-  for (bool causal : {true, false}) {
+  // A length that fills the DFT grid's rows and one that does not (the
+  // padding and the cut back to L in the IR), both directions; one token.
+  for (auto [causal, L] : {std::pair{true, 20}, std::pair{false, 20},
+                           std::pair{false, 8}, std::pair{true, 1}}) {
     mlir::MLIRContext ctx;
-    const int64_t L = 20, C = 3, S = 2;
+    const int64_t C = 3, S = 2;
     const std::string spec =
         fmt::format("m2-conv(causal={})", causal ? "true" : "false");
-    INFO(spec);
+    INFO(spec << " L = " << L);
     auto module = mixerModule(ctx, spec, L, C);
     auto plans = chains(*module);
-    auto named = parseMixer(spec);
-    auto shape = m2ConvShape(*named, L);
-    REQUIRE(shape);
-    const int64_t b = shape->b, J = shape->rows,
-                  Jk = shape->kernelRows;
     std::mt19937 rng(13);
-    Doubles in = {randomDoubles(rng, S * J * b * C, -1, 1),
-                  randomDoubles(rng, Jk * b * C, -1, 1),
-                  randomDoubles(rng, C, -1, 1)};
-    for (const auto &k : m2ConvConstants(*shape))
+    Doubles in = {randomDoubles(rng, S * L * C, -1, 1),
+                  randomDoubles(rng, L * C, -1, 1)};
+    if (!causal)
+      in.push_back(randomDoubles(rng, L * C, -1, 1));
+    in.push_back(randomDoubles(rng, C, -1, 1));
+    const size_t params = in.size();
+    for (const auto &k : m2ConvConstants(*m2ConvShape(*parseMixer(spec), L)))
       in.emplace_back(k.values.begin(), k.values.end());
+    const int64_t l = L;
+    const bool c = causal;
     checkMixer(plans, in, S, [&](const Doubles &v) {
-      return circularConvReference(v[0].data(), v[1].data(), v[2].data(), S,
-                                   J, b, Jk, C);
+      return convReference(v[0].data(), v[1].data(), c ? nullptr : v[2].data(),
+                           v[params - 1].data(), S, l, C);
     });
   }
 }

@@ -44,6 +44,25 @@ std::vector<fs::path> libraries(const fs::path &dir) {
   return out;
 }
 
+// A call on host arrays: without a driver it says so; with one, the host
+// pointers are refused (`refusal`). Either way an error, never a launch.
+void checkHostArraysRefused(const Result<bool> &r, const char *refusal) {
+  REQUIRE_FALSE(r);
+  if (queryCudaDevice(0))
+    CHECK_THAT(r.error(), Catch::Contains(refusal));
+  else
+    CHECK_THAT(r.error(), Catch::Contains("no CUDA driver") ||
+                              Catch::Contains("no CUDA device"));
+}
+
+// A mixer's operand names, "*" after a shared one's.
+std::vector<std::string> operandNames(const CudaMixer &m) {
+  std::vector<std::string> names;
+  for (const auto &op : m.operands())
+    names.push_back(op.name + (op.perSequence ? "" : "*"));
+  return names;
+}
+
 } // namespace
 
 TEST_CASE("a CUDA layer's library is built once and found in the cache",
@@ -201,15 +220,9 @@ TEST_CASE("a loaded CUDA library answers calls without a GPU with errors",
              Catch::Contains("batch = 0"));
   CHECK_THAT(layer.forward(x.data(), 2, {w1.data()}, y.data(), nullptr).error(),
              Catch::Contains("1 weights given; the layer has 2"));
-  // Host arrays: without a driver the call says so; with one, the host
-  // pointers are refused. Either way an error, never a launch.
-  auto r = layer.forward(x.data(), 2, {w1.data(), w2.data()}, y.data(), nullptr);
-  REQUIRE_FALSE(r);
-  if (queryCudaDevice(0))
-    CHECK_THAT(r.error(), Catch::Contains("x is host memory"));
-  else
-    CHECK_THAT(r.error(), Catch::Contains("no CUDA driver") ||
-                              Catch::Contains("no CUDA device"));
+  checkHostArraysRefused(
+      layer.forward(x.data(), 2, {w1.data(), w2.data()}, y.data(), nullptr),
+      "x is host memory");
   // The library's own status texts.
   CHECK_THAT(layer.statusText(-2), Catch::Contains("workspace too small"));
   CHECK_THAT(layer.statusText(-1003), Catch::Contains("cuBLAS call failed"));
@@ -226,7 +239,9 @@ TEST_CASE("a loaded CUDA library answers calls without a GPU with errors",
   fs::remove_all(dir);
 }
 
-TEST_CASE("a CUDA mixer's two libraries are built once, then found", "[cuda]") {
+TEST_CASE("a CUDA mixer's two libraries are built once, then found; "
+          "m2-conv's too",
+          "[cuda]") {
   if (!haveNvcc())
     return;
   fs::path dir = freshDirectory("cuda-mixer");
@@ -248,10 +263,8 @@ TEST_CASE("a CUDA mixer's two libraries are built once, then found", "[cuda]") {
         std::vector<std::string>{built[0].string(), built[1].string()});
   // The operands as the C ABI documents Hydra's: x [L, H, P], dt, a
   // [L, 2, H], B, C [L, 2, N], d [L, H]; y [L, H, P].
-  std::vector<std::string> names;
-  for (const auto &op : m.operands())
-    names.push_back(op.name);
-  CHECK(names == std::vector<std::string>{"x", "dt", "a", "B", "C", "d"});
+  CHECK(operandNames(m) ==
+        std::vector<std::string>{"x", "dt", "a", "B", "C", "d"});
   CHECK(m.operands()[0].shape == std::vector<int64_t>{7, 2, 4});
   CHECK(m.operands()[3].shape == std::vector<int64_t>{7, 2, 3});
   CHECK(m.operands()[5].shape == std::vector<int64_t>{7, 2});
@@ -270,23 +283,29 @@ TEST_CASE("a CUDA mixer's two libraries are built once, then found", "[cuda]") {
              Catch::Contains("1 operands given, hydra takes 6"));
   CHECK_THAT(m.backward(in, host.data(), 1, {host.data()}, nullptr).error(),
              Catch::Contains("6 operands and 1 gradients given"));
-  auto r = m.forward(in, 1, host.data(), nullptr);
-  REQUIRE_FALSE(r);
-  if (queryCudaDevice(0))
-    CHECK_THAT(r.error(), Catch::Contains("x is host memory; a CUDA mixer"));
-  else
-    CHECK_THAT(r.error(), Catch::Contains("no CUDA driver") ||
-                              Catch::Contains("no CUDA device"));
+  checkHostArraysRefused(m.forward(in, 1, host.data(), nullptr),
+                         "x is host memory; a CUDA mixer");
+
+  // m2-conv: JitMixer's operands (x [L, C]; k, k_rev [L, C] and D [C]
+  // shared), the DFT grid and the kernel's layout inside the libraries;
+  // its DFT matrices wait for a call on a device.
+  auto conv =
+      CudaMixer::load(*parseMixer("m2-conv(causal=false)"), 5, 3, "sm_80");
+  REQUIRE(conv);
+  const CudaMixer &c = **conv;
+  CHECK(operandNames(c) == std::vector<std::string>{"x", "k*", "k_rev*", "D*"});
+  CHECK(c.operands()[2].shape == std::vector<int64_t>{5, 3});
+  CHECK(c.outputShape() == std::vector<int64_t>{5, 3});
+  CHECK(libraries(dir).size() == 4);
+  std::vector<void *> grads(4, host.data());
+  checkHostArraysRefused(c.backward(std::vector<const void *>(4, host.data()),
+                                    host.data(), 1, grads, nullptr),
+                         "x is host memory; a CUDA mixer");
   fs::remove_all(dir);
 }
 
-TEST_CASE("m2-conv is refused as a CUDA mixer, before nvcc runs", "[cuda]") {
-  auto spec = parseMixer("m2-conv(causal=true)");
-  REQUIRE(spec);
-  auto m = CudaMixer::load(*spec, 16, 4, "sm_80");
-  REQUIRE_FALSE(m);
-  CHECK_THAT(m.error(), Catch::Contains("m2-conv does not run on CUDA"));
-  // A bad size is the planner's error, as on the CPU.
+TEST_CASE("a bad mixer size is the planner's error, before nvcc runs",
+          "[cuda]") {
   auto bad = parseMixer("ssd(heads=2, head_dim=4, state=3, chunk=8)");
   REQUIRE(bad);
   CHECK_THAT(CudaMixer::load(*bad, 4, 0, "sm_80").error(),

@@ -366,7 +366,7 @@ TEST_CASE("m2-conv: causal by zero-padding to 2L, counted as the DFTs",
                         + B * B * B * 2 * 2 // "skmcd,mcue->skued"
                         + B * B * 2 * 2     // "skucd,kuce->skued"
                         + J * B * B * 2     // "skucd,kcv->svud"
-                        + J * B;            // "sjad,d->sjad"
+                        + 2048;             // "sld,d->sld"
   auto kSide = [&](int64_t rows) {
     return B * B * rows * 2 + B * B * 2 * 2 + B * B * B * 2 * 2 +
            B * B * 2 * 2 * 2; // ... "kmgd,gce->kmced"

@@ -274,14 +274,17 @@ __global__ void chunkScanDecayGradKernel(const T *dStates, const T *entering,
   dDecay[i] = chunkScanDecayGrad(dStates, entering, C, H, PK, i);
 }
 // A library's boundary: bfloat16 inputs to float32, float32 results to
-// bfloat16 (round to nearest even).
-__global__ void convertKernel(const __nv_bfloat16 *in, float *out,
-                              long long n) {
-  EINSTRUCT_FOR_EACH(i, n) out[i] = __bfloat162float(in[i]);
+// bfloat16 (round to nearest even). A template: a forward's and a
+// backward's library linked into one program each hold a copy.
+__device__ inline void convertOne(__nv_bfloat16 in, float &out) {
+  out = __bfloat162float(in);
 }
-__global__ void convertKernel(const float *in, __nv_bfloat16 *out,
-                              long long n) {
-  EINSTRUCT_FOR_EACH(i, n) out[i] = __float2bfloat16_rn(in[i]);
+__device__ inline void convertOne(float in, __nv_bfloat16 &out) {
+  out = __float2bfloat16_rn(in);
+}
+template <class In, class Out>
+__global__ void convertKernel(const In *in, Out *out, long long n) {
+  EINSTRUCT_FOR_EACH(i, n) convertOne(in[i], out[i]);
 }
 #undef EINSTRUCT_FOR_EACH
 

@@ -34,6 +34,20 @@ extern "C" int einstruct_glue_synchronize(cudaStream_t stream) {
   return (int)cudaStreamSynchronize(stream);
 }
 
+// Device memory holding a copy of `bytes` of host memory, kept as long as
+// the caller holds it (m2-conv's DFT matrices), and its release.
+extern "C" int einstruct_glue_upload(void **p, const void *host, size_t bytes) {
+  cudaError_t e = cudaMalloc(p, bytes);
+  if (e == cudaSuccess)
+    e = cudaMemcpy(*p, host, bytes, cudaMemcpyHostToDevice);
+  if (e != cudaSuccess && *p) {
+    cudaFree(*p);
+    *p = nullptr;
+  }
+  return (int)e;
+}
+extern "C" int einstruct_glue_release(void *p) { return (int)cudaFree(p); }
+
 // A bias, for layers whose spec asks for one: y [rows][n] += b, and
 // db [n] = the column sums of dy [rows][n], in the layer's dtype (0 f32,
 // 1 bf16, 2 f16: CudaDType's order) with float arithmetic.

@@ -139,9 +139,11 @@ Result<size_t> addMixerLibraries(OutputFiles &out, mlir::ModuleOp module,
             "mamba_chunk_scan_combined takes them; the chunk's padding is "
             "the library's"
       : plan.family == "m2-conv"
-          ? "x and y on the DFT grid [S, rows, b, C] (token t at t / b, "
-            "t % b; zero past L), k on [kernel_rows, b, C] with k_rev "
-            "at the end; the block's gates are the caller's"
+          ? "x and y [S, L, C]; k (and k_rev when bidirectional) [L, C] "
+            "and D [C], as M2's fftconv_ref takes them (channels last); "
+            "then the constant inputs from the constants file; the DFT "
+            "grid's padding is the library's, the block's gates are the "
+            "caller's"
           : "x and y [S, L, C]; w1 and w2 as fly stores them";
   out.add(dir + "/manifest.json", manifest.dump(2) + "\n");
   return libraries->size();
