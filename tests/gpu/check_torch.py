@@ -2,7 +2,8 @@
 kernels through the runtime) against the same module on the CPU: y, dx and
 every weight gradient in float32 and bfloat16, on the default and on a side
 stream, BTT-MoE routing counts; the same for sequence mixers (their CUDA
-libraries against the CPU JIT, y and every operand's gradient, float32).
+libraries against the CPU JIT, y and every operand's gradient, float32)
+and for einstruct.blocks' M2 and Hydra.
 Exits 77 (CTest's skip) without PyTorch or a CUDA device.
     usage: check_torch.py EINSTRUCT"""
 import copy
@@ -118,5 +119,37 @@ for name, spec, L, d_model in mixers:
     except RuntimeError as e:
         check("one device for all operands" in str(e),
               f"mixer {spec}: operands on two devices: {e}")
+
+# Whole blocks on CUDA tensors (einstruct.blocks: their mixers through the
+# CUDA libraries, the rest torch's) against the same blocks on the CPU: y,
+# du and every parameter's gradient.
+import einstruct.blocks as blocks  # noqa: E402  (the build's package)
+
+# torch's own convolutions and projections in full float32 on the GPU too
+# (cuDNN takes TF32 for convolutions by default).
+torch.backends.cudnn.allow_tf32 = False
+torch.backends.cuda.matmul.allow_tf32 = False
+torch.manual_seed(1)
+for name, make, L in [
+        ("M2", lambda: blocks.M2(16, l_max=45), 45),
+        ("M2 bidirectional", lambda: blocks.M2(16, l_max=45,
+                                               bidirectional=True), 45),
+        ("Hydra", lambda: blocks.Hydra(32, d_state=8, headdim=16,
+                                       chunk_size=16), 45)]:
+    block = make()
+    u, dy = torch.randn(2, L, block.d_model), torch.randn(2, L, block.d_model)
+    results = {}
+    for where in ("cpu", "cuda"):
+        b = copy.deepcopy(block).to(where)
+        x = u.to(where).requires_grad_()
+        y = b(x)
+        y.backward(dy.to(where))
+        results[where] = [("y", y), ("du", x.grad)] + [
+            ("d" + n, p.grad) for n, p in b.named_parameters()
+            if p.grad is not None]
+    for (label, c), (_, g) in zip(results["cpu"], results["cuda"]):
+        e = relative(g, c)
+        check(g.device.type == "cuda" and e <= 1e-4,
+              f"block {name}: {label} rel. error {e:.2e} (tolerance 1e-4)")
 
 checks.finish()

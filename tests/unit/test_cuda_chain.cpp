@@ -515,9 +515,11 @@ TEST_CASE("CUDA m2-conv: the chain equals M2's fftconv_ref, gradients "
           "finite differences",
           "[cuda][chain][mixer]") {
   // A length that fills the DFT grid's rows and one that does not (the
-  // padding and the cut back to L in the IR), both directions; one token.
-  for (auto [causal, L] : {std::pair{true, 20}, std::pair{false, 20},
-                           std::pair{false, 8}, std::pair{true, 1}}) {
+  // padding and the cut back to L in the IR), both directions; one token
+  // (bidirectional: k_rev reaches nothing, its gradient is zero).
+  for (auto [causal, L] :
+       {std::pair{true, 20}, std::pair{false, 20}, std::pair{false, 8},
+        std::pair{true, 1}, std::pair{false, 1}}) {
     mlir::MLIRContext ctx;
     const int64_t C = 3, S = 2;
     const std::string spec =

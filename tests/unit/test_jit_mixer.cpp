@@ -272,6 +272,7 @@ TEST_CASE("m2-conv and monarch-seq gradients match finite differences",
   checkBackward("m2-conv(causal=true)", 6, 2, 3);
   checkBackward("m2-conv(causal=false)", 5, 2, 2);
   checkBackward("m2-conv(causal=true)", 1, 1, 1);
+  checkBackward("m2-conv(causal=false)", 1, 2, 2); // k_rev reaches nothing
   checkBackward("monarch-seq(blocks=2)", 8, 2, 3);
   checkBackward("monarch-seq(blocks=4)", 8, 1, 2);
 }
