@@ -2,6 +2,15 @@
 # The one script a lent GPU runs (issue: measured autotuning), in two halves:
 #   session.sh prepare EINSTRUCT DIR   here (no GPU): emit every source into DIR
 #   session.sh run DIR OUT             on the GPU machine (no MLIR needed there)
+# and, for the runtime's CUDA path (CudaLayer, CudaMixer, torch on CUDA
+# tensors, einstruct.blocks), which needs MLIR where it runs:
+#   session.sh pack BUILD DIR          here: DIR/runtime.tar.xz, the build's
+#                                      einstruct, runtime and python package
+#                                      with the shared libraries they need
+#                                      that a CUDA image lacks (~62 MB: carry
+#                                      DIR alone, not with prepare's DIR)
+#   session.sh runtime DIR OUT         on the GPU machine: unpacked to /tmp,
+#                                      gpu_torch's and gpu_runtime's checks
 # run: builds everything with nvcc (all cores), runs the GPU layer checks
 # (tests/gpu/check_layers.sh; check_mixers.sh for the mixers) with
 # compute-sanitizer memcheck, racecheck and
@@ -145,8 +154,64 @@ run() {
   fi
 }
 
+# The libraries glibc and the toolchain provide everywhere: not packed.
+system_lib() {
+  case $(basename "$1") in
+  libc.so* | libm.so* | libdl.so* | librt.so* | libpthread.so* | ld-linux* | \
+    libstdc++.so* | libgcc_s.so*) return 0 ;;
+  esac
+  return 1
+}
+
+pack() {
+  local build=$1 dir=$2 stage
+  stage=$(mktemp -d)
+  mkdir -p "$stage/bin" "$stage/lib" "$dir"
+  cp "$build/bin/einstruct" "$stage/bin/"
+  cp -P "$build"/lib/libeinstruct_runtime.so* "$stage/lib/"
+  cp -r "$build/python" "$stage/python"
+  cp -r "$build/include" "$stage/include"
+  local lib
+  for lib in $(ldd "$build/bin/einstruct" "$build/lib/libeinstruct_runtime.so" |
+                 awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u); do
+    system_lib "$lib" || cp -L "$lib" "$stage/lib/"
+  done
+  tar -cf - -C "$stage" . | xz -9e -T"$(nproc)" >"$dir/runtime.tar.xz" || return 1
+  rm -rf "$stage"
+  echo "packed $(du -h "$dir/runtime.tar.xz" | cut -f1) into $dir/runtime.tar.xz"
+}
+
+runtime() {
+  local dir=$1 out=$2 rt=/tmp/einstruct-rt fails=0
+  mkdir -p "$out" "$rt"
+  exec > >(tee "$out/runtime.log") 2>&1
+  xz -dc "$dir/runtime.tar.xz" | tar -xf - -C "$rt" || return 1
+  export LD_LIBRARY_PATH=$rt/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  # The package's _config.py names the build machine's runtime.
+  export EINSTRUCT_RUNTIME=$rt/lib/libeinstruct_runtime.so
+  export PYTHONPATH=$rt/python EINSTRUCT_NVCC=$NVCC
+  # The carried binary loads (its libraries found) before anything else.
+  "$rt/bin/einstruct" analyze --structure 'monarch(4)' --d-in 16 --d-out 16 ||
+    return 1
+  # Each check exits 77 (skipped) without a GPU, 0 when it passes.
+  check() {
+    "$@"
+    local rc=$?
+    [ "$rc" = 0 ] || [ "$rc" = 77 ] || { echo "FAIL (exit $rc) $*"; fails=$((fails + 1)); }
+  }
+  echo "== gpu_torch: layers, mixers and blocks on CUDA tensors against the CPU"
+  check timeout 600 python3 "$root/tests/gpu/check_torch.py" "$rt/bin/einstruct"
+  echo "== gpu_runtime: the C ABI on CUDA"
+  check timeout 300 bash "$root/tests/gpu/check_runtime.sh" "$rt" "$out/runtime_check"
+  echo "runtime checks: $fails failure(s)"
+  [ "$fails" = 0 ]
+}
+
 case ${1:-} in
 prepare) prepare "$2" "$3" ;;
 run) run "$2" "$3" ;;
-*) echo "usage: $0 prepare EINSTRUCT DIR | run DIR OUT" >&2; exit 2 ;;
+pack) pack "$2" "$3" ;;
+runtime) runtime "$2" "$3" ;;
+*) echo "usage: $0 prepare EINSTRUCT DIR | run DIR OUT | pack BUILD DIR |" \
+     "runtime DIR OUT" >&2; exit 2 ;;
 esac
