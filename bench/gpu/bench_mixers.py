@@ -24,8 +24,7 @@ is reported and the timing still printed.
 Usage:
   bench_mixers.py --ssd LIBDIR:NAME:H:P:N:Q:L[:bf16] \
       --hydra LIBDIR:NAME:H:P:N:Q:L[:bf16] --m2 LIBDIR:NAME:L:C[:bf16] \
-      --batch 4 \
-      --out OUT
+      --batch 4 --out OUT
   bench_mixers.py --self-test     (CPU: the PyTorch chunked SSD and Hydra
                                    against the quadratic form, so the
                                    baselines are right)
@@ -139,11 +138,19 @@ def rel_err(a, b):
     return ((a - b).abs().max() / b.abs().max().clamp_min(1e-30)).item()
 
 
-def bench_pair(row, fwd, bwd, inputs, dy, torch_fn, results, constants=()):
-    """A library's forward and backward against `torch_fn` on `inputs`:
-    errors first, then eager and torch.compile timings. `constants` follow
-    the inputs in the library's calls (m2-conv's DFT matrices), not
-    torch_fn's."""
+def bench_pair(row, libdir, name, dtype, inputs, dy, torch_fn, results,
+               constants=()):
+    """The library NAME and NAME_backward in LIBDIR against `torch_fn` on
+    `inputs` and `dy` (float32; in bfloat16 when `dtype`, the spec's tail,
+    is ["bf16"]): errors first, then eager and torch.compile timings.
+    `constants` follow the inputs in the library's calls (m2-conv's DFT
+    matrices), not torch_fn's."""
+    bf16 = dtype == ["bf16"]
+    if bf16:
+        inputs = [t.to(torch.bfloat16) for t in inputs]
+        dy = dy.to(torch.bfloat16)
+    row["dtype"] = "bf16" if bf16 else "f32"
+    fwd, bwd = Chain(libdir, name), Chain(libdir, name + "_backward")
     S = inputs[0].shape[0]
     consts = list(constants)
     y = torch.empty_like(dy)
@@ -186,7 +193,6 @@ def bench_ssd(spec, S, results, hydra=False):
     """ssd: x, dt, a, B, C; hydra: the same with two directions, and d."""
     libdir, name, H, P, N, Q, L, *dtype = spec.split(":")
     H, P, N, Q, L = int(H), int(P), int(N), int(Q), int(L)
-    bf16 = dtype == ["bf16"]
     g = torch.Generator(device="cuda").manual_seed(0)
     dev = dict(device="cuda", dtype=torch.float32)
     dirs = (2,) if hydra else ()
@@ -198,16 +204,12 @@ def bench_ssd(spec, S, results, hydra=False):
     if hydra:
         inputs.append(torch.randn(S, L, H, generator=g, **dev))
     dy = torch.randn(S, L, H, P, generator=g, **dev)
-    if bf16:
-        inputs = [t.to(torch.bfloat16) for t in inputs]
-        dy = dy.to(torch.bfloat16)
     family = "hydra" if hydra else "ssd"
     row = {"mixer": f"{family}(heads={H}, head_dim={P}, state={N}, chunk={Q})",
-           "L": L, "batch": S, "dtype": "bf16" if bf16 else "f32"}
+           "L": L, "batch": S}
     fn = ((lambda *a: hydra_torch(*a, Q)) if hydra
           else (lambda x, dt, *a: ssd_chunked(x * dt[..., None], *a, Q)))
-    bench_pair(row, Chain(libdir, name), Chain(libdir, name + "_backward"),
-               inputs, dy, fn, results)
+    bench_pair(row, libdir, name, dtype, inputs, dy, fn, results)
 
 
 def safetensors(path):
@@ -232,7 +234,6 @@ def bench_m2(spec, S, results):
     its casts to float32 and back."""
     libdir, name, L, Cn, *dtype = spec.split(":")
     L, Cn = int(L), int(Cn)
-    bf16 = dtype == ["bf16"]
     consts = safetensors(os.path.join(libdir, f"{name}_constants.safetensors"))
     consts = [consts[k].cuda() for k in sorted(consts, key=lambda k: int(k[5:]))]
     g = torch.Generator(device="cuda").manual_seed(1)
@@ -241,17 +242,12 @@ def bench_m2(spec, S, results):
               torch.randn(L, Cn, generator=g, **dev) / L,
               torch.randn(Cn, generator=g, **dev)]
     dy = torch.randn(S, L, Cn, generator=g, **dev)
-    if bf16:
-        inputs = [t.to(torch.bfloat16) for t in inputs]
-        dy = dy.to(torch.bfloat16)
-    row = {"mixer": "m2-conv(causal=true)", "L": L, "d_model": Cn, "batch": S,
-           "dtype": "bf16" if bf16 else "f32"}
+    row = {"mixer": "m2-conv(causal=true)", "L": L, "d_model": Cn, "batch": S}
 
     def fn(u, k, D):  # M2 runs the FFTs in float32 and casts back
         y = fftconv_ref(u.transpose(1, 2).float(), k.t().float(), D.float())
         return y.transpose(1, 2).to(u.dtype)
-    bench_pair(row, Chain(libdir, name), Chain(libdir, name + "_backward"),
-               inputs, dy, fn, results, consts)
+    bench_pair(row, libdir, name, dtype, inputs, dy, fn, results, consts)
 
 
 def self_test():

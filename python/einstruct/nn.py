@@ -381,12 +381,14 @@ class _CompiledMixer:
         self.macs = self.lib.einstruct_mixer_macs(self.handle)
         self.cuda = {}  # device index -> handle
 
-    def handle_for(self, t):
-        """The mixer for tensor t's device, with torch's threads (CPU)."""
+    def target(self, t):
+        """The mixer for tensor t's device and the stream its calls go on:
+        the CPU mixer with torch's threads and no stream, or the device's
+        mixer on torch's current stream."""
         if not t.is_cuda:
             _check(self.lib.einstruct_mixer_set_threads(
                 self.handle, torch.get_num_threads()))
-            return self.handle
+            return self.handle, None
         device = t.device.index
         if device not in self.cuda:
             handle = _P()
@@ -394,7 +396,7 @@ class _CompiledMixer:
                 self.spec.encode(), self.seq_len, self.d_model, device,
                 ctypes.byref(handle)))
             self.cuda[device] = handle
-        return self.cuda[device]
+        return self.cuda[device], _stream(t)
 
     def __del__(self):
         for handle in [getattr(self, "handle", None),
@@ -418,10 +420,9 @@ class _MixerApply(torch.autograd.Function):
         batch = operands[0].shape[0]
         x_shape = compiled.operands[0][1]
         y = operands[0].new_empty((batch,) + x_shape)
-        x = operands[0]
+        handle, stream = compiled.target(operands[0])
         _check(compiled.lib.einstruct_mixer_forward_stream(
-            compiled.handle_for(x), _pointers(operands), batch, y.data_ptr(),
-            _stream(x) if x.is_cuda else None))
+            handle, _pointers(operands), batch, y.data_ptr(), stream))
         ctx.compiled = compiled
         ctx.save_for_backward(*operands)
         return y
@@ -432,10 +433,10 @@ class _MixerApply(torch.autograd.Function):
         dy = dy.to(torch.float32).contiguous()
         grads = [torch.empty_like(t) for t in operands]
         compiled = ctx.compiled
-        x = operands[0]
+        handle, stream = compiled.target(operands[0])
         _check(compiled.lib.einstruct_mixer_backward_stream(
-            compiled.handle_for(x), _pointers(operands), dy.data_ptr(),
-            x.shape[0], _pointers(grads), _stream(x) if x.is_cuda else None))
+            handle, _pointers(operands), dy.data_ptr(), operands[0].shape[0],
+            _pointers(grads), stream))
         return (None, *grads)
 
 
@@ -457,8 +458,8 @@ class Mixer(torch.nn.Module):
     (fly's). It returns y shaped like x, differentiable in every operand.
     Float32 arithmetic on CPU tensors (the JIT) or on CUDA tensors of one
     device (the libraries `einstruct compile --mixer` writes, built by nvcc
-    on first use and cached, run on torch's current stream). It has no parameters: a block's projections
-    and filters make its operands."""
+    on first use and cached, run on torch's current stream). It has no
+    parameters: a block's projections and filters make its operands."""
 
     def __init__(self, spec, seq_len, d_model=0):
         super().__init__()
