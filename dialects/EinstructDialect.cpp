@@ -250,6 +250,30 @@ LogicalResult ReverseOp::verify() {
   return success();
 }
 
+llvm::ArrayRef<llvm::StringLiteral> unaryKinds() {
+  static const llvm::StringLiteral kinds[] = {
+      "identity", "exp", "sigmoid",   "silu",         "softplus",  "rsqrt",
+      "sin",      "cos", "silu_grad", "sigmoid_grad", "rsqrt_grad"};
+  return kinds;
+}
+
+LogicalResult UnaryOp::verify() {
+  if (!llvm::is_contained(unaryKinds(), getKind())) {
+    std::string known;
+    for (llvm::StringRef k : unaryKinds())
+      known += (known.empty() ? "" : ", ") + k.str();
+    return emitOpError() << "kind \"" << getKind() << "\" is not one of "
+                         << known;
+  }
+  auto type = cast<RankedTensorType>(getInput().getType());
+  if (!isa<FloatType>(type.getElementType()))
+    return emitOpError() << "takes a tensor of floats, got " << type;
+  if (!std::isfinite(getScale().convertToDouble()) ||
+      !std::isfinite(getShift().convertToDouble()))
+    return emitOpError() << "scale and shift must be finite";
+  return success();
+}
+
 LogicalResult RouteOp::verify() {
   auto logits = cast<RankedTensorType>(getLogits().getType());
   if (logits.getRank() != 2 || logits.isDynamicDim(1))

@@ -44,4 +44,7 @@ struct Budget {
 // max_omega in [0, 1], max_params a whole number >= 0; never NaN).
 // Returns false with `error` naming the key and the problem.
 bool readBudget(mlir::DictionaryAttr budget, Budget &out, std::string &error);
+
+// The functions einstruct.unary applies (its `kind`).
+llvm::ArrayRef<llvm::StringLiteral> unaryKinds();
 } // namespace einstruct

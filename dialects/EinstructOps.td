@@ -78,6 +78,41 @@ def Einstruct_ReverseOp : Einstruct_Op<"reverse",
   ];
 }
 
+def Einstruct_UnaryOp : Einstruct_Op<"unary",
+    [Pure, AllTypesMatch<["input", "result"]>]> {
+  let summary = "An elementwise function of scale · input + shift";
+  let description = [{
+    result = f(scale · input + shift) elementwise, f named by `kind`:
+    identity, exp, sigmoid, silu, softplus, rsqrt, sin, cos, and the
+    derivatives that --einstruct-autodiff emits for them: silu_grad,
+    sigmoid_grad, rsqrt_grad. The activations, gates and norms around a
+    block's mixer (Hydra's SiLU, softplus(dt + dt_bias), −exp(A_log),
+    rsqrt(mean(y²) + ε); Hyena's sine filter).
+
+    ```mlir
+    %r = einstruct.unary "rsqrt" %ss scale 7.8125e-03 shift 1.0e-05
+           : tensor<?x4096xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$input, StrAttr:$kind,
+                   DefaultValuedAttr<F64Attr, "1.0">:$scale,
+                   DefaultValuedAttr<F64Attr, "0.0">:$shift);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $kind $input (`scale` $scale^)? (`shift` $shift^)? attr-dict `:` type($input)
+  }];
+  let hasVerifier = 1;
+  let builders = [
+    OpBuilder<(ins "::mlir::Value":$input, "::llvm::StringRef":$kind,
+                   CArg<"double", "1.0">:$scale,
+                   CArg<"double", "0.0">:$shift), [{
+      build($_builder, $_state, input.getType(), input,
+            $_builder.getStringAttr(kind), $_builder.getF64FloatAttr(scale),
+            $_builder.getF64FloatAttr(shift));
+    }]>
+  ];
+}
+
 def Einstruct_RouteOp : Einstruct_Op<"route", [Pure]> {
   let summary = "BTT-MoE routing: top-k experts per token, gates, aux loss";
   let description = [{

@@ -174,7 +174,12 @@ EINSTRUCT_API int einstruct_layer_set_routing_stats(einstruct_layer *layer,
  * k_{i-j} x_j (+ Σ_{j>i} k_rev_{j-i-1} x_j) + D x_i per channel, M2's
  * fftconv_ref. monarch-seq x [L, C] and, shared, w1 and w2 [blocks, L /
  * blocks, L / blocks] (fly's w1_bfly, w2_bfly): each channel's column
- * times fly's Monarch matrix. Their y is [batch, L, C]. */
+ * times fly's Monarch matrix. Their y is [batch, L, C]. A whole block,
+ * "hydra-block(state, conv, expand, head_dim, chunk)" (goombalab/hydra's
+ * block on d_model channels: projections, convolution, the mixer, gated
+ * norm; CPU only), takes x [L, d_model] and, shared, its parameters named
+ * as blocks.Hydra's state_dict ("in_proj.weight", ..., "out_proj.weight");
+ * y is [batch, L, d_model]. */
 typedef struct einstruct_mixer einstruct_mixer;
 EINSTRUCT_API int einstruct_mixer_create_cpu(const char *spec, int64_t seq_len,
                                              int64_t d_model,
@@ -183,7 +188,8 @@ EINSTRUCT_API int einstruct_mixer_create_cpu(const char *spec, int64_t seq_len,
  * --mixer` writes (its IR and derived backward as chains of kernels and
  * cuBLAS calls, float32), built by nvcc on first use and cached as CUDA
  * layers are; m2-conv's DFT matrices are copied to the device on the
- * first call. Operands as above, in device memory of that device. */
+ * first call. Operands as above, in device memory of that device.
+ * hydra-block is refused (EINSTRUCT_ERR_SPEC): no CUDA lowering yet. */
 EINSTRUCT_API int einstruct_mixer_create_cuda(const char *spec, int64_t seq_len,
                                               int64_t d_model, int device,
                                               einstruct_mixer **out);

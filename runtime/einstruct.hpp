@@ -168,10 +168,11 @@ private:
 };
 
 // A sequence mixer compiled for the CPU (einstruct_mixer_create_cpu):
-// "ssd(heads, head_dim, state, chunk)", "hydra(...)", "m2-conv(causal)" or
-// "monarch-seq(blocks)" on sequences of seqLen tokens of dModel channels (0
-// for ssd and hydra). Operands are in operands()' order, [batch, shape...]
-// when per sequence, else the shared parameter's shape.
+// "ssd(heads, head_dim, state, chunk)", "hydra(...)", "m2-conv(causal)",
+// "monarch-seq(blocks)" or the whole block "hydra-block(...)" on sequences
+// of seqLen tokens of dModel channels (0 for ssd and hydra). Operands are in
+// operands()' order, [batch, shape...] when per sequence, else the shared
+// parameter's shape.
 class CompiledMixer {
 public:
   static CompiledMixer cpu(const std::string &spec, int64_t seqLen,

@@ -3,9 +3,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <set>
+#include <tuple>
 
 namespace einstruct {
 namespace {
@@ -19,6 +21,8 @@ const std::vector<CallForm> &forms() {
       {"dense-seq", {}},
       {"toeplitz", {}},
       {"low-rank-seq", {"rank"}},
+      {"hydra-block", {"state", "conv", "expand", "head_dim", "chunk"}},
+      {"m2-block", {"causal", "order", "l_max", "w_mod"}},
   };
   return f;
 }
@@ -32,6 +36,16 @@ constexpr long double kMaxCount = 4.6e18; // 2^62
 
 const std::vector<std::string> &mixerFamilies() {
   static const std::vector<std::string> names = formNames(forms());
+  return names;
+}
+
+const std::vector<std::string> &searchedMixerFamilies() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> n = mixerFamilies();
+    for (const char *block : {"hydra-block", "m2-block"})
+      n.erase(std::remove(n.begin(), n.end(), block), n.end());
+    return n;
+  }();
   return names;
 }
 
@@ -119,11 +133,78 @@ Result<int64_t> monarchSeqBlocks(const NamedSpec &spec, int64_t L) {
 
 Result<bool> runsOnCpu(const NamedSpec &spec) {
   const std::string &f = spec.family;
-  if (f == "ssd" || f == "hydra" || f == "m2-conv" || f == "monarch-seq")
+  if (f == "ssd" || f == "hydra" || f == "m2-conv" || f == "monarch-seq" ||
+      f == "hydra-block" || f == "m2-block")
     return true;
   return Error{fmt::format("{} is costed by analyze and search; the CPU "
-                           "runs ssd, hydra, m2-conv and monarch-seq",
+                           "runs ssd, hydra, m2-conv, monarch-seq, "
+                           "hydra-block and m2-block",
                            f)};
+}
+
+Result<M2BlockShape> m2BlockShape(const NamedSpec &spec, int64_t L,
+                                  int64_t dModel) {
+  M2BlockShape s;
+  s.dModel = dModel;
+  if (dModel < 1 || dModel > kMaxSize)
+    return Error{
+        fmt::format("m2-block: d_model = {} must be in [1, 2^20]", dModel)};
+  auto order = intParam(spec, "order", 4096);
+  auto lMax = intParam(spec, "l_max", kMaxSeqLen);
+  if (!order)
+    return Error{order.error()};
+  if (!lMax)
+    return Error{lMax.error()};
+  s.order = order->value_or(16);
+  s.lMax = lMax->value_or(L);
+  if (s.lMax < L)
+    return Error{fmt::format("m2-block: l_max = {} is shorter than the "
+                             "sequence length {} (the filters' positional "
+                             "embedding has l_max rows)",
+                             s.lMax, L)};
+  if (auto it = spec.params.find("w_mod"); it != spec.params.end()) {
+    char *end = nullptr;
+    s.wMod = std::strtod(it->second.c_str(), &end);
+    if (end == it->second.c_str() || *end || !std::isfinite(s.wMod))
+      return Error{fmt::format("m2-block: parameter w_mod = '{}' must be a "
+                               "finite number",
+                               it->second)};
+  }
+  return s;
+}
+
+Result<HydraBlockShape> hydraBlockShape(const NamedSpec &spec, int64_t dModel) {
+  HydraBlockShape s;
+  s.dModel = dModel;
+  if (dModel < 1 || dModel > kMaxSize)
+    return Error{
+        fmt::format("hydra-block: d_model = {} must be in [1, 2^20]", dModel)};
+  // The reference's defaults: d_state 64, d_conv 7, expand 2, headdim 64.
+  int64_t expand = 2;
+  for (auto [key, into, fallback] : {std::tuple{"state", &s.state, int64_t(64)},
+                                     {"conv", &s.conv, int64_t(7)},
+                                     {"expand", &expand, int64_t(2)},
+                                     {"head_dim", &s.headDim, int64_t(64)}}) {
+    auto v = intParam(spec, key, kMaxSize);
+    if (!v)
+      return Error{v.error()};
+    *into = v->value_or(fallback);
+  }
+  if (s.conv % 2 == 0)
+    return Error{fmt::format("hydra-block: conv = {} must be odd (the "
+                             "reference pads conv // 2 on each side, which "
+                             "keeps L tokens only for odd widths)",
+                             s.conv)};
+  if (expand * dModel > kMaxSize)
+    return Error{fmt::format("hydra-block: expand × d_model = {} exceeds 2^20",
+                             expand * dModel)};
+  s.inner = expand * dModel;
+  if (s.inner % s.headDim != 0)
+    return Error{fmt::format("hydra-block: head_dim = {} does not divide "
+                             "expand × d_model = {}",
+                             s.headDim, s.inner)};
+  s.heads = s.inner / s.headDim;
+  return s;
 }
 
 Result<M2ConvShape> m2ConvShape(const NamedSpec &spec, int64_t L) {
@@ -184,8 +265,59 @@ Result<EinsumTerm> monarchSeqTerm(const NamedSpec &spec, int64_t L) {
   return layer->terms.at(0);
 }
 
+Result<bool> runsOnCuda(const MixerPlan &p) {
+  if (p.isBlock())
+    return Error{p.family +
+                 " runs on the CPU only for now: the CUDA chain "
+                 "kernels have no elementwise step for its einstruct.unary "
+                 "ops (SiLU, softplus, sine, the norm's rsqrt); --emit mlir "
+                 "gives its IR"};
+  return true;
+}
+
 std::vector<MixerOperand> mixerOperands(const MixerPlan &p) {
   const int64_t L = p.length, C = p.channels;
+  if (p.family == "m2-block") { // named as blocks.M2's state_dict
+    const int64_t o = p.m2.order, K = M2BlockShape::kShortTaps;
+    std::vector<MixerOperand> ops = {
+        {"x", {L, C}},
+        {"in_linear.weight", {3 * C, C}, false},
+        {"in_linear.bias", {3 * C}, false},
+        {"short_filter.weight", {3 * C, 1, K}, false},
+        {"short_filter.bias", {3 * C}, false},
+        {"filter_fn.z", {1, p.m2.lMax, 3}, false},
+        {"filter_fn.freq", {1, o}, false}};
+    // filter_rev shares z and freq with filter_fn, as the reference's.
+    for (const char *filter :
+         p.conv.causal ? std::vector<const char *>{"filter_fn"}
+                       : std::vector<const char *>{"filter_fn", "filter_rev"}) {
+      const std::string at = std::string(filter) + ".layers.";
+      ops.push_back({at + "0.weight", {o, 3}, false});
+      ops.push_back({at + "0.bias", {o}, false});
+      ops.push_back({at + "1.weight", {o, o}, false});
+      ops.push_back({at + "1.bias", {o}, false});
+      ops.push_back({at + "2.weight", {o, o}, false});
+      ops.push_back({at + "2.bias", {o}, false});
+      ops.push_back({at + "3.weight", {C, o}, false});
+    }
+    ops.push_back({"bias", {C}, false});
+    ops.push_back({"out_linear.weight", {C, C}, false});
+    ops.push_back({"out_linear.bias", {C}, false});
+    return ops;
+  }
+  if (p.isBlock()) { // named as blocks.Hydra's state_dict
+    const HydraBlockShape &s = p.block;
+    return {{"x", {L, C}},
+            {"in_proj.weight", {s.inProj(), C}, false},
+            {"conv1d.weight", {s.convChannels(), 1, s.conv}, false},
+            {"conv1d.bias", {s.convChannels()}, false},
+            {"dt_bias", {s.heads}, false},
+            {"A_log", {s.heads}, false},
+            {"D", {s.heads}, false},
+            {"fc_D.weight", {s.heads, s.inner}, false},
+            {"norm_weight", {s.inner}, false},
+            {"out_proj.weight", {C, s.inner}, false}};
+  }
   if (p.chunkedSsd()) {
     const int64_t H = p.ssd.heads, P = p.ssd.headDim, N = p.ssd.state;
     if (p.family == "ssd")
@@ -221,6 +353,39 @@ Result<MixerPlan> planMixer(const NamedSpec &spec, int64_t L,
   MixerPlan p;
   p.family = spec.family;
   p.length = L;
+  if (p.family == "m2-block") {
+    auto shape = m2BlockShape(spec, L, channels);
+    if (!shape)
+      return Error{shape.error()};
+    NamedSpec conv{"m2-conv", {}};
+    if (auto c = spec.params.find("causal"); c != spec.params.end())
+      conv.params["causal"] = c->second;
+    auto convShape = m2ConvShape(conv, L);
+    if (!convShape)
+      return Error{"m2-block: " + convShape.error()};
+    auto a = analyzeMixer(spec, L, channels);
+    if (!a)
+      return Error{a.error()};
+    p.m2 = *shape;
+    p.conv = *convShape;
+    p.channels = channels;
+    p.analysis = std::move(*a);
+    return p;
+  }
+  if (p.isBlock()) {
+    auto shape = hydraBlockShape(spec, channels);
+    if (!shape)
+      return Error{shape.error()};
+    auto a = analyzeMixer(spec, L, channels);
+    if (!a)
+      return Error{a.error()};
+    p.block = *shape;
+    p.channels = channels;
+    p.ssd = {shape->heads, shape->headDim, shape->state, a->chunk,
+             ceilDiv(L, a->chunk) * a->chunk};
+    p.analysis = std::move(*a);
+    return p;
+  }
   if (p.chunkedSsd()) {
     SsdShape &s = p.ssd;
     for (auto [key, into] : {std::pair{"heads", &s.heads},
@@ -280,6 +445,54 @@ Result<MixerAnalysis> analyzeMixer(const NamedSpec &spec, int64_t L,
   a.family = spec.family;
   a.seqLen = L;
   const std::string &f = spec.family;
+  if (f == "hydra-block") {
+    auto s = hydraBlockShape(spec, d);
+    if (!s)
+      return Error{s.error()};
+    NamedSpec mixer{"hydra",
+                    {{"heads", std::to_string(s->heads)},
+                     {"head_dim", std::to_string(s->headDim)},
+                     {"state", std::to_string(s->state)}}};
+    if (auto q = spec.params.find("chunk"); q != spec.params.end())
+      mixer.params["chunk"] = q->second;
+    auto m = analyzeMixer(mixer, L, s->inner);
+    if (!m)
+      return Error{"hydra-block: " + m.error()};
+    // Per token: the projections, the convolution, the gated norm.
+    const int64_t perToken = d * s->inProj() + s->convChannels() * s->conv +
+                             4 * s->inner + s->inner * d;
+    a = *m;
+    a.family = f;
+    a.channels = d;
+    a.macs += L * perToken;
+    a.quadraticMacs += L * perToken;
+    a.params += d * s->inProj() + s->convChannels() * (s->conv + 1) + s->inner +
+                d * s->inner;
+    a.bytes = 4 * (2 * L * d + a.params);
+    return a;
+  }
+  if (f == "m2-block") {
+    auto s = m2BlockShape(spec, L, d);
+    if (!s)
+      return Error{s.error()};
+    NamedSpec conv{"m2-conv", {{"order", std::to_string(s->order)}}};
+    if (auto c = spec.params.find("causal"); c != spec.params.end())
+      conv.params["causal"] = c->second;
+    auto m = analyzeMixer(conv, L, d);
+    if (!m)
+      return Error{"m2-block: " + m.error()};
+    // Per token: in_linear, the short convolution, out_linear.
+    const int64_t perToken =
+        3 * d * d + 3 * d * M2BlockShape::kShortTaps + d * d;
+    a = *m;
+    a.family = f;
+    a.macs += L * perToken;
+    a.quadraticMacs += L * perToken;
+    a.params += 3 * d * d + 3 * d + 3 * d * (M2BlockShape::kShortTaps + 1) +
+                d * d + d + 3 * (s->lMax - L);
+    a.bytes = 4 * (2 * L * d + a.params);
+    return a;
+  }
   if (f == "ssd" || f == "hydra") {
     auto H = requiredInt(spec, "heads", kMaxSize);
     auto P = requiredInt(spec, "head_dim", kMaxSize);
@@ -413,6 +626,11 @@ enumerateMixers(const std::vector<std::string> &families, int64_t L,
     if (std::find(known.begin(), known.end(), f) == known.end())
       return Error{fmt::format("unknown mixer family '{}'; known: {}", f,
                                fmt::join(known, ", "))};
+    if (f == "hydra-block" || f == "m2-block")
+      return Error{fmt::format("{} is a whole block (its projections "
+                               "included); search ranks the mixers inside "
+                               "blocks",
+                               f)};
     if (f == "ssd" || f == "hydra") {
       for (int64_t p : {32, 64, 128})
         if (d % p == 0)

@@ -43,6 +43,19 @@
 //   monarch-seq  a learned Monarch matrix along the sequence shared by the
 //                channels: two block-diagonal factors of `blocks` blocks of
 //                (L/blocks)² each, 2·L·(L/blocks)·d; params 2·L·(L/blocks).
+//   hydra-block  goombalab/hydra's whole block around the hydra mixer
+//                (d_model channels, d_inner = expand·d_model, heads =
+//                d_inner / head_dim): in_proj d → 2·d_inner + 4·state +
+//                2·heads, the depthwise convolution (conv taps, odd) on
+//                x, B, C, the mixer as hydra above, the gated RMS norm
+//                4·d_inner per token, out_proj d_inner → d. Params: those
+//                and the mixer's.
+//   m2-block     HazyResearch/m2's MonarchMixerSequenceMixing on d_model
+//                channels around the m2-conv above (its filters, gates and
+//                skip counted there): in_linear d → 3d, the short causal
+//                depthwise convolution (3 taps) on those 3d, out_linear
+//                d → d. Params: those with their biases, the m2-conv's, and
+//                the positional embedding's 3·(l_max − L) beyond L.
 // Elementwise work (exp, the decay masks, gates) is not counted, except
 // m2-conv's gates and skip above.
 #pragma once
@@ -68,8 +81,12 @@ struct MixerAnalysis {
   std::string growth;         // MACs' order in L at fixed sizes: "L", "L^2"
 };
 
-// Mixer family names, for help texts and errors.
+// Mixer family names, for help texts and errors; searchedMixerFamilies
+// leaves out the whole blocks (hydra-block, m2-block), which search does
+// not rank
+// against the mixers inside them.
 const std::vector<std::string> &mixerFamilies();
+const std::vector<std::string> &searchedMixerFamilies();
 
 Result<NamedSpec> parseMixer(std::string_view text);
 
@@ -90,6 +107,29 @@ Result<MixerAnalysis> analyzeMixer(const NamedSpec &spec, int64_t seqLen,
 // Whether the CPU runs `spec`'s family (ssd, hydra, m2-conv, monarch-seq);
 // the error names the others.
 Result<bool> runsOnCpu(const NamedSpec &spec);
+
+// hydra-block's sizes: d_model, d_inner = expand·d_model = heads·head_dim,
+// the SSD state, the convolution's taps (odd: padded conv/2 on each side
+// to keep L tokens, as the reference's padding = d_conv // 2).
+struct HydraBlockShape {
+  int64_t dModel = 0, inner = 0, heads = 0, headDim = 0, state = 0, conv = 0;
+  int64_t inProj() const { return 2 * inner + 4 * state + 2 * heads; }
+  int64_t convChannels() const { return inner + 4 * state; }
+};
+Result<HydraBlockShape> hydraBlockShape(const NamedSpec &spec, int64_t dModel);
+
+// m2-block's sizes: d_model, the Hyena filters' MLP width `order`, their
+// positional embedding's length l_max (>= L; the block reads its first L
+// rows) and sine scale w_mod, and the m2-conv inside (conv.causal false:
+// bidirectional, a second filter k_rev sharing the embedding and the
+// sine frequencies).
+struct M2BlockShape {
+  int64_t dModel = 0, order = 0, lMax = 0;
+  double wMod = 1;
+  static constexpr int64_t kShortTaps = 3; // the reference's short filter
+};
+Result<M2BlockShape> m2BlockShape(const NamedSpec &spec, int64_t L,
+                                  int64_t dModel);
 
 // Chunked SSD's sizes as the CPU compiles it: one group of B and C shared
 // by the heads (Mamba-2's and Hydra's default).
@@ -125,15 +165,25 @@ struct MixerPlan {
                                     // chooses it when not given)
   M2ConvShape conv;                 // m2-conv
   EinsumTerm monarch;               // monarch-seq
+  HydraBlockShape block;            // hydra-block (its mixer in ssd)
+  M2BlockShape m2;                  // m2-block (its m2-conv in conv)
   int64_t channelBlock = 0;         // m2-conv, monarch-seq: per call
   MixerAnalysis analysis;
   bool chunkedSsd() const { return family == "ssd" || family == "hydra"; }
+  bool isBlock() const {
+    return family == "hydra-block" || family == "m2-block";
+  }
 };
 // `spec` on L tokens of `channels` (d_model; 0 for ssd and hydra takes
 // heads · head_dim, which a nonzero value must equal; m2-conv and
 // monarch-seq need it). A family the CPU does not run, and bad sizes, are
 // errors naming them.
 Result<MixerPlan> planMixer(const NamedSpec &spec, int64_t L, int64_t channels);
+
+// Whether CUDA runs the plan (the four mixers; hydra-block not yet: the
+// chain kernels have no elementwise step for its einstruct.unary ops); the
+// error says so.
+Result<bool> runsOnCuda(const MixerPlan &p);
 
 // One operand of a compiled mixer's call, per sequence (a call takes a
 // batch of sequences, each tensor row-major as [batch, shape...]) or, when
@@ -145,7 +195,8 @@ struct MixerOperand {
   bool perSequence = true;
 };
 std::vector<MixerOperand> mixerOperands(const MixerPlan &p);
-// y's shape per sequence: [L, H, P] (ssd, hydra) or [L, C].
+// y's shape per sequence: [L, H, P] (ssd, hydra) or [L, C] (the others,
+// hydra-block's C being d_model).
 std::vector<int64_t> mixerOutputShape(const MixerPlan &p);
 
 // Chunked SSD's multiply-adds (see above) for heads H, head_dim P, state N,

@@ -27,7 +27,20 @@ struct Pool {
   std::mutex mutex;
   std::multimap<size_t, Cached> free; // usable size → block
   size_t cached = 0;
+  size_t inUse = 0, peakInUse = 0; // pooled blocks handed out
 };
+
+size_t physicalBytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? size_t(pages) * size_t(page) : 0;
+}
+
+// The cap on cached bytes given the most ever handed out at once.
+size_t capFor(size_t peakInUse) {
+  static const size_t floor = std::max(size_t(256) << 20, physicalBytes() / 8),
+                      ceiling = std::max(floor, physicalBytes() / 2);
+  return std::clamp(peakInUse, floor, ceiling);
+}
 
 Pool &pool() {
   static Pool *p = new Pool(); // never destroyed: blocks may outlive main
@@ -73,11 +86,19 @@ void *allocate(size_t bytes) {
     if (pick != p.free.end()) {
       void *block = pick->second.block;
       p.cached -= pick->first;
+      p.inUse += pick->first;
+      p.peakInUse = std::max(p.peakInUse, p.inUse);
       p.free.erase(pick);
       return block;
     }
   }
-  return fresh(want, 64, want);
+  void *block = fresh(want, 64, want);
+  if (block) {
+    std::lock_guard<std::mutex> lock(p.mutex);
+    p.inUse += want;
+    p.peakInUse = std::max(p.peakInUse, p.inUse);
+  }
+  return block;
 }
 
 void *allocateAligned(size_t bytes, size_t align) {
@@ -93,7 +114,8 @@ void release(void *block) {
   Pool &p = pool();
   if (h.size) {
     std::lock_guard<std::mutex> lock(p.mutex);
-    if (p.cached + h.size <= maxCachedBytes()) {
+    p.inUse -= h.size;
+    if (p.cached + h.size <= capFor(p.peakInUse)) {
       p.free.emplace(h.size, Cached{block, std::this_thread::get_id()});
       p.cached += h.size;
       return;
@@ -103,13 +125,9 @@ void release(void *block) {
 }
 
 size_t maxCachedBytes() {
-  static const size_t limit = [] {
-    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
-    const size_t eighth =
-        pages > 0 && page > 0 ? size_t(pages) * size_t(page) / 8 : 0;
-    return std::max(size_t(256) << 20, eighth);
-  }();
-  return limit;
+  Pool &p = pool();
+  std::lock_guard<std::mutex> lock(p.mutex);
+  return capFor(p.peakInUse);
 }
 
 void trim() {

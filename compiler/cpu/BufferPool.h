@@ -18,10 +18,13 @@ void *allocate(size_t bytes);
 void *allocateAligned(size_t bytes, size_t align);
 void release(void *block);
 
-// Cached (free) bytes are capped at an eighth of physical memory, and at
-// least 256 MiB; beyond it blocks go back to the system. (A long sequence
-// mixer's call frees hundreds of MB: under a lower cap they were faulted in
-// afresh on every call.)
+// Cached (free) bytes are capped at the most the pool has ever handed out
+// at once, kept between an eighth of physical memory (at least 256 MiB)
+// and a half; beyond it blocks go back to the system. So a workload that
+// repeats its calls finds all its memory mapped, and the pool never holds
+// more than was once live. (A long sequence mixer's call frees hundreds of
+// MB, Hydra's whole block at L = 4096 2.9 GB per thread: under a fixed
+// eighth, two threads' blocks were faulted in afresh on every call.)
 size_t maxCachedBytes();
 
 // A standard allocator on the pool, for transient host buffers of the same

@@ -27,7 +27,9 @@ public:
   // does not divide is zero-padded, causal, so padding after the end
   // changes nothing before it), m2-conv(...) or monarch-seq(...), on
   // sequences of `length` tokens of `channels` (d_model; 0 for ssd and
-  // hydra takes heads · head_dim, which a nonzero value must equal).
+  // hydra takes heads · head_dim, which a nonzero value must equal), or
+  // hydra-block(...) and m2-block(...), goombalab/hydra's and
+  // HazyResearch/m2's whole blocks on d_model channels.
   static Result<std::unique_ptr<JitMixer>>
   compile(const NamedSpec &spec, int64_t length, int64_t channels = 0,
           VectorUnits units = hostVectorUnits());
@@ -45,6 +47,9 @@ public:
   //          channels last), for causal=false k_rev [L, C] too, and D [C];
   //   monarch-seq x [L, C]; shared: w1 [k, q, p] and w2 [l, s, r] (fly's
   //          blockdiag_butterfly_multiply weights, blocks × m × m).
+  //   hydra-block, m2-block x [L, d] (the block's input u); shared: the
+  //          block's parameters, named and shaped as blocks.Hydra's and
+  //          blocks.M2's state_dict (mixerOperands), y [L, d].
   // y is [L, H, P] (ssd, hydra) or [L, C]; with SSD(u, a, B, C)_l =
   // Σ_{s ≤ l} (C_l·B_s) exp(Σ_{t=s+1..l} a_t) u_s (ssd_minimal_discrete's
   // X·dt and A·dt):
@@ -79,11 +84,11 @@ public:
 private:
   JitMixer() = default;
   Result<bool> check(const std::vector<const float *> &in, int64_t batch) const;
-  // ssd and hydra, compiled whole (JitMixer.cpp): with dy null the
-  // forward into y, else the gradients into grads.
-  Result<bool> ssdRun(const std::vector<const float *> &in, const float *dy,
-                      int64_t batch, float *y,
-                      const std::vector<float *> &grads) const;
+  // ssd, hydra and the blocks, compiled whole (JitMixer.cpp): with dy
+  // null the forward into y, else the gradients into grads.
+  Result<bool> wholeRun(const std::vector<const float *> &in, const float *dy,
+                        int64_t batch, float *y,
+                        const std::vector<float *> &grads) const;
   // m2-conv and monarch-seq (JitLinearMixer.cpp): blocks of channels, one
   // compiled call per block and group of sequences; with dy null the
   // forward into y, else the gradients into grads.
@@ -91,7 +96,7 @@ private:
                          int64_t batch, float *y,
                          const std::vector<float *> &grads) const;
   MixerPlan plan_;
-  std::vector<M2ConvConstant> constants_; // m2-conv's DFT matrices
+  std::vector<M2ConvConstant> constants_; // mixerConstants
   std::vector<Operand> operands_;
   std::unique_ptr<JitModule> module_; // entries: mixer, mixer_backward
   int threads_ = 1;

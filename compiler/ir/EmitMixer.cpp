@@ -5,6 +5,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
 
@@ -150,19 +151,14 @@ void emitSsd(mlir::ModuleOp module, const SsdShape &s, int64_t length,
                                          fn.getArgument(3), fn.getArgument(4)));
 }
 
-void emitHydra(mlir::ModuleOp module, const SsdShape &s, int64_t length,
-               const std::string &name) {
-  mlir::OpBuilder b(module.getContext());
-  mlir::Location loc = b.getUnknownLoc();
-  const int64_t H = s.heads, P = s.headDim, N = s.state, L = length;
-  auto yType = tensor(b, {kDyn, L, H, P});
-  auto fn =
-      startFunction(b, module, name,
-                    {yType, tensor(b, {kDyn, L, 2, H}),
-                     tensor(b, {kDyn, L, 2, H}), tensor(b, {kDyn, L, 2, N}),
-                     tensor(b, {kDyn, L, 2, N}), tensor(b, {kDyn, L, H})},
-                    yType, 6);
-  Value x = fn.getArgument(0), d = fn.getArgument(5);
+namespace {
+
+// Hydra's quasiseparable mixer on x [b, L, H, P], dt and a [b, L, 2, H],
+// B and C [b, L, 2, N], d [b, L, H] (emitHydra's function body).
+Value hydraCore(mlir::OpBuilder &b, mlir::Location loc, const SsdShape &s,
+                int64_t L, Value x, Value dt, Value a, Value B, Value C,
+                Value d) {
+  const int64_t H = s.heads, N = s.state;
   // d ⊙ x, the diagonal.
   Value y = contract(b, loc, "nlhp,nlh->nlhp", x, d);
   // The passes' shifted outputs are all zero on one token.
@@ -175,21 +171,198 @@ void emitHydra(mlir::ModuleOp module, const SsdShape &s, int64_t length,
           staticSlice(b, loc, v, {0, 0, dir, 0}, {kDyn, L, 1, E}),
           llvm::ArrayRef<mlir::ReassociationIndices>{{0}, {1}, {2, 3}});
     };
-    auto flipped = [&](Value v) -> Value {
+    auto flipped = [&](Value v) {
       return dir == 1 ? ReverseOp::create(b, loc, v, 1).getResult() : v;
     };
-    Value u = contract(b, loc, "nlhp,nlh->nlhp", x, half(fn.getArgument(1), H));
+    Value u = contract(b, loc, "nlhp,nlh->nlhp", x, half(dt, H));
     // One at a time, in order (argument evaluation order is the compiler's).
-    Value fu = flipped(u), fa = flipped(half(fn.getArgument(2), H)),
-          fB = flipped(half(fn.getArgument(3), N)),
-          fC = flipped(half(fn.getArgument(4), N));
+    Value fu = flipped(u), fa = flipped(half(a, H)), fB = flipped(half(B, N)),
+          fC = flipped(half(C, N));
     // shift: token l takes the pass's token l − 1 (zero at 0); the
     // backward pass flipped back.
     Value pass = paddedSsd(b, loc, s, L, L - 1, fu, fa, fB, fC);
     Value shifted = zeroPad(b, loc, pass, {0, 1, 0, 0}, {0, 0, 0, 0});
     y = mlir::arith::AddFOp::create(b, loc, y, flipped(shifted));
   }
-  mlir::func::ReturnOp::create(b, loc, y);
+  return y;
+}
+
+// A tensor of ones shaped like v without its last dimension.
+Value onesBeside(mlir::OpBuilder &b, mlir::Location loc, Value v) {
+  auto type = mlir::cast<mlir::RankedTensorType>(v.getType());
+  llvm::SmallVector<int64_t> shape(type.getShape().drop_back());
+  llvm::SmallVector<Value> dynamic;
+  for (size_t k = 0; k < shape.size(); ++k)
+    if (shape[k] == kDyn)
+      dynamic.push_back(mlir::tensor::DimOp::create(b, loc, v, int64_t(k)));
+  Value empty =
+      mlir::tensor::EmptyOp::create(b, loc, shape, b.getF32Type(), dynamic);
+  Value one = mlir::arith::ConstantOp::create(b, loc, b.getF32FloatAttr(1));
+  return mlir::linalg::FillOp::create(b, loc, one, empty).getResult(0);
+}
+
+// v + bias broadcast along v's last dimension: an outer product with ones,
+// whose gradient for the bias is then a contraction too.
+Value addBias(mlir::OpBuilder &b, mlir::Location loc, Value v, Value bias) {
+  const int64_t rank =
+      mlir::cast<mlir::RankedTensorType>(v.getType()).getRank();
+  std::string letters = std::string("abcdefgh").substr(0, size_t(rank));
+  Value spread = contract(b, loc,
+                          letters.substr(0, letters.size() - 1) + "," +
+                              letters.back() + "->" + letters,
+                          onesBeside(b, loc, v), bias);
+  return mlir::arith::AddFOp::create(b, loc, v, spread);
+}
+
+// v [b, L, E] split as [b, L, sizes...] (row-major).
+Value expanded(mlir::OpBuilder &b, mlir::Location loc, Value v,
+               llvm::ArrayRef<int64_t> tail) {
+  Value batch = mlir::tensor::DimOp::create(b, loc, v, 0);
+  const int64_t L =
+      mlir::cast<mlir::RankedTensorType>(v.getType()).getDimSize(1);
+  llvm::SmallVector<int64_t> shape = {kDyn, L};
+  llvm::SmallVector<mlir::OpFoldResult> sizes = {batch, b.getIndexAttr(L)};
+  mlir::ReassociationIndices last;
+  for (int64_t t : tail) {
+    last.push_back(int64_t(shape.size()));
+    shape.push_back(t);
+    sizes.push_back(b.getIndexAttr(t));
+  }
+  return mlir::tensor::ExpandShapeOp::create(
+      b, loc, tensor(b, shape), v,
+      llvm::ArrayRef<mlir::ReassociationIndices>{{0}, {1}, last}, sizes);
+}
+
+// The depthwise convolution of x [b, L, C] with w [C, 1, K] and bias [C],
+// `before` zeros padded before x and K − 1 − before after it (torch's
+// Conv1d with groups = C and padding K // 2 for odd K: before = K / 2;
+// padding K − 1 cut back to L, causal: before = K − 1):
+// y[l] = Σ_k w[:, k] ⊙ x[l + k − before] + bias.
+Value depthwiseConv(mlir::OpBuilder &b, mlir::Location loc, Value x, Value w,
+                    Value bias, int64_t before) {
+  auto type = mlir::cast<mlir::RankedTensorType>(x.getType());
+  const int64_t L = type.getDimSize(1), C = type.getDimSize(2),
+                K = mlir::cast<mlir::RankedTensorType>(w.getType())
+                        .getDimSize(2);
+  Value padded = zeroPad(b, loc, x, {0, before, 0}, {0, K - 1 - before, 0});
+  Value y;
+  for (int64_t k = 0; k < K; ++k) {
+    Value tap = mlir::tensor::CollapseShapeOp::create(
+        b, loc, tensor(b, {C}), staticSlice(b, loc, w, {0, 0, k}, {C, 1, 1}),
+        llvm::ArrayRef<mlir::ReassociationIndices>{{0, 1, 2}});
+    Value window = staticSlice(b, loc, padded, {0, k, 0}, {kDyn, L, C});
+    Value term = contract(b, loc, "blc,c->blc", window, tap);
+    y = y ? mlir::arith::AddFOp::create(b, loc, y, term).getResult() : term;
+  }
+  return addBias(b, loc, y, bias);
+}
+
+// x [b, L, d_in] · Wᵀ, W [d_out, d_in] (torch's Linear), as the dense
+// einstruct.layer "i,oi->o" on the b·L tokens: the layer planner's GEMM
+// (and the op a structured projection would replace).
+Value projection(mlir::OpBuilder &b, mlir::Location loc, Value x, Value w) {
+  auto wType = mlir::cast<mlir::RankedTensorType>(w.getType());
+  const int64_t dOut = wType.getDimSize(0), dIn = wType.getDimSize(1),
+                L = mlir::cast<mlir::RankedTensorType>(x.getType())
+                        .getDimSize(1);
+  llvm::SmallVector<mlir::ReassociationIndices> groups = {{0, 1}, {2}};
+  Value tokens = mlir::tensor::CollapseShapeOp::create(
+      b, loc, tensor(b, {kDyn, dIn}), x, groups);
+  auto sizes =
+      b.getDictionaryAttr({b.getNamedAttr("i", b.getI64IntegerAttr(dIn)),
+                           b.getNamedAttr("o", b.getI64IntegerAttr(dOut))});
+  Value y = LayerOp::create(
+      b, loc, tensor(b, {kDyn, dOut}), tokens, mlir::ValueRange{w},
+      b.getStringAttr("i,oi->o"), sizes, b.getI64IntegerAttr(dIn),
+      b.getI64IntegerAttr(dOut), nullptr, nullptr, nullptr);
+  Value batch = mlir::tensor::DimOp::create(b, loc, x, 0);
+  return mlir::tensor::ExpandShapeOp::create(
+      b, loc, tensor(b, {kDyn, L, dOut}), y, groups,
+      llvm::ArrayRef<mlir::OpFoldResult>{batch, b.getIndexAttr(L),
+                                         b.getIndexAttr(dOut)});
+}
+
+} // namespace
+
+void emitHydra(mlir::ModuleOp module, const SsdShape &s, int64_t length,
+               const std::string &name) {
+  mlir::OpBuilder b(module.getContext());
+  mlir::Location loc = b.getUnknownLoc();
+  const int64_t H = s.heads, P = s.headDim, N = s.state, L = length;
+  auto yType = tensor(b, {kDyn, L, H, P});
+  auto fn =
+      startFunction(b, module, name,
+                    {yType, tensor(b, {kDyn, L, 2, H}),
+                     tensor(b, {kDyn, L, 2, H}), tensor(b, {kDyn, L, 2, N}),
+                     tensor(b, {kDyn, L, 2, N}), tensor(b, {kDyn, L, H})},
+                    yType, 6);
+  mlir::func::ReturnOp::create(b, loc,
+                               hydraCore(b, loc, s, L, fn.getArgument(0),
+                                         fn.getArgument(1), fn.getArgument(2),
+                                         fn.getArgument(3), fn.getArgument(4),
+                                         fn.getArgument(5)));
+}
+
+void emitHydraBlock(mlir::ModuleOp module, const HydraBlockShape &k,
+                    const SsdShape &s, int64_t length,
+                    const std::string &name) {
+  // The ones that biases spread along are linalg.fill (callers load the
+  // dialects the mixers use, which did not include linalg).
+  module.getContext()->getOrLoadDialect<mlir::linalg::LinalgDialect>();
+  mlir::OpBuilder b(module.getContext());
+  mlir::Location loc = b.getUnknownLoc();
+  const int64_t L = length, d = k.dModel, E = k.inner, H = k.heads, N = k.state,
+                Cc = k.convChannels();
+  auto uType = tensor(b, {kDyn, L, d});
+  auto fn = startFunction(
+      b, module, name,
+      {uType, tensor(b, {k.inProj(), d}), tensor(b, {Cc, 1, k.conv}),
+       tensor(b, {Cc}), tensor(b, {H}), tensor(b, {H}), tensor(b, {H}),
+       tensor(b, {H, E}), tensor(b, {E}), tensor(b, {d, E})},
+      uType, 10);
+  auto arg = [&](unsigned i) -> Value { return fn.getArgument(i); };
+  auto unary = [&](Value v, llvm::StringRef kind, double scale = 1,
+                   double shift = 0) -> Value {
+    return UnaryOp::create(b, loc, v, kind, scale, shift);
+  };
+  // in_proj, split into z, xBC and dt [b, L, 2, H] (one half per pass).
+  Value zxbcdt = projection(b, loc, arg(0), arg(1));
+  Value z = staticSlice(b, loc, zxbcdt, {0, 0, 0}, {kDyn, L, E});
+  Value xBC = staticSlice(b, loc, zxbcdt, {0, 0, E}, {kDyn, L, Cc});
+  Value dtRaw = staticSlice(b, loc, zxbcdt, {0, 0, E + Cc}, {kDyn, L, 2 * H});
+  // dt = softplus(dt + dt_bias) (the bias shared by both halves); a = dt·A,
+  // A = −exp(A_log).
+  Value dt = unary(addBias(b, loc, expanded(b, loc, dtRaw, {2, H}), arg(4)),
+                   "softplus");
+  Value A = unary(unary(arg(5), "exp"), "identity", -1);
+  Value a = contract(b, loc, "blkh,h->blkh", dt, A);
+  // SiLU of the convolution; x, then B and C of each pass: [B₀ C₀ B₁ C₁].
+  xBC = unary(depthwiseConv(b, loc, xBC, arg(2), arg(3), k.conv / 2), "silu");
+  Value x = staticSlice(b, loc, xBC, {0, 0, 0}, {kDyn, L, E});
+  Value BC = expanded(
+      b, loc, staticSlice(b, loc, xBC, {0, 0, E}, {kDyn, L, 4 * N}), {2, 2, N});
+  auto pick = [&](int64_t which) -> Value {
+    return mlir::tensor::CollapseShapeOp::create(
+        b, loc, tensor(b, {kDyn, L, 2, N}),
+        staticSlice(b, loc, BC, {0, 0, 0, which, 0}, {kDyn, L, 2, 1, N}),
+        llvm::ArrayRef<mlir::ReassociationIndices>{{0}, {1}, {2}, {3, 4}});
+  };
+  Value B = pick(0), C = pick(1);
+  // The skip's scale fc_D(x) + D, then the mixer.
+  Value skip = addBias(b, loc, projection(b, loc, x, arg(7)), arg(6));
+  Value y4 = hydraCore(b, loc, s, L, expanded(b, loc, x, {H, k.headDim}), dt, a,
+                       B, C, skip);
+  Value y = mlir::tensor::CollapseShapeOp::create(
+      b, loc, tensor(b, {kDyn, L, E}), y4,
+      llvm::ArrayRef<mlir::ReassociationIndices>{{0}, {1}, {2, 3}});
+  // RMSNormGated (norm before gate): y · rsqrt(mean(y²) + 1e-5) · weight ·
+  // silu(z), then out_proj.
+  Value scale = unary(contract(b, loc, "blc,blc->bl", y, y), "rsqrt",
+                      1.0 / double(E), 1e-5);
+  y = contract(b, loc, "blc,bl->blc", y, scale);
+  y = contract(b, loc, "blc,c->blc", y, arg(8));
+  y = contract(b, loc, "blc,blc->blc", y, unary(z, "silu"));
+  mlir::func::ReturnOp::create(b, loc, projection(b, loc, y, arg(9)));
 }
 
 namespace {
@@ -212,26 +385,20 @@ void putComplex(float *m, std::pair<double, double> w) {
 
 } // namespace
 
-void emitM2Conv(mlir::ModuleOp module, const M2ConvShape &s, int64_t channels,
-                const std::string &name) {
-  mlir::OpBuilder b(module.getContext());
-  mlir::Location loc = b.getUnknownLoc();
-  const int64_t n = s.b, J = s.rows, Jk = s.kernelRows, C = channels,
-                L = s.length;
-  auto seqType = tensor(b, {kDyn, L, C});
-  llvm::SmallVector<mlir::Type> args = {seqType, tensor(b, {L, C})};
-  if (!s.causal)
-    args.push_back(tensor(b, {L, C})); // k_rev
-  args.push_back(tensor(b, {C}));
-  const unsigned firstConstant = unsigned(args.size());
-  for (const auto &shape : m2ConvConstantShapes(s))
-    args.push_back(tensor(b, shape));
-  auto fn = startFunction(b, module, name, args, seqType, firstConstant);
-  unsigned at = 0;
-  auto next = [&]() -> Value { return fn.getArgument(at++); };
-  Value x = next(), k = next(), kRev = s.causal ? Value() : next(), D = next(),
-        Fx = next(), Fk = next(), Tw = next(), W = next(), Sg = next(),
-        Wi = next(), Twi = next(), R = next();
+namespace {
+
+// The m2-conv of x [S, L, C] with k, k_rev (null when causal) [L, C] and
+// D [C], the DFT constants in m2ConvConstants' order (emitM2Conv's
+// function body).
+Value m2ConvCore(mlir::OpBuilder &b, mlir::Location loc, const M2ConvShape &s,
+                 Value x, Value k, Value kRev, Value D,
+                 llvm::ArrayRef<Value> constants) {
+  const int64_t n = s.b, J = s.rows, Jk = s.kernelRows, L = s.length,
+                C = mlir::cast<mlir::RankedTensorType>(x.getType())
+                        .getDimSize(2);
+  Value Fx = constants[0], Fk = constants[1], Tw = constants[2],
+        W = constants[3], Sg = constants[4], Wi = constants[5],
+        Twi = constants[6], R = constants[7];
   // v [.., rows, C] zero-padded after its rows to `to`.
   auto padRows = [&](Value v, int64_t rows, int64_t to) {
     if (rows == to)
@@ -292,8 +459,30 @@ void emitM2Conv(mlir::ModuleOp module, const M2ConvShape &s, int64_t channels,
   if (J * n != L)
     conv = staticSlice(b, loc, conv, {0, 0, 0}, {kDyn, L, C});
   Value skip = contract(b, loc, "sld,d->sld", x, D);
-  Value y = mlir::arith::AddFOp::create(b, loc, conv, skip);
-  mlir::func::ReturnOp::create(b, loc, y);
+  return mlir::arith::AddFOp::create(b, loc, conv, skip);
+}
+
+} // namespace
+
+void emitM2Conv(mlir::ModuleOp module, const M2ConvShape &s, int64_t channels,
+                const std::string &name) {
+  mlir::OpBuilder b(module.getContext());
+  const int64_t C = channels, L = s.length;
+  auto seqType = tensor(b, {kDyn, L, C});
+  llvm::SmallVector<mlir::Type> args = {seqType, tensor(b, {L, C})};
+  if (!s.causal)
+    args.push_back(tensor(b, {L, C})); // k_rev
+  args.push_back(tensor(b, {C}));
+  const unsigned firstConstant = unsigned(args.size());
+  for (const auto &shape : m2ConvConstantShapes(s))
+    args.push_back(tensor(b, shape));
+  auto fn = startFunction(b, module, name, args, seqType, firstConstant);
+  llvm::SmallVector<Value> dft(fn.getArguments().drop_front(firstConstant));
+  mlir::func::ReturnOp::create(
+      b, b.getUnknownLoc(),
+      m2ConvCore(b, b.getUnknownLoc(), s, fn.getArgument(0), fn.getArgument(1),
+                 s.causal ? Value() : fn.getArgument(2),
+                 fn.getArgument(firstConstant - 1), dft));
 }
 
 std::vector<std::vector<int64_t>> m2ConvConstantShapes(const M2ConvShape &s) {
@@ -366,6 +555,114 @@ std::vector<M2ConvConstant> m2ConvConstants(const M2ConvShape &s) {
   return out;
 }
 
+namespace {
+
+// The decay of Hyena's filter on L tokens (hyena_utils.py's
+// ExponentialModulation with its defaults: fast_decay_pct 0.3,
+// slow_decay_pct 1.5, target 1e-2): exp(−t_l·|δ_c|), t = linspace(0, 1,
+// l_max), δ = linspace(ln(1e-2)/1.5, ln(1e-2)/0.3, d), as [L, d].
+M2ConvConstant hyenaDecay(const M2BlockShape &m, int64_t L) {
+  const int64_t d = m.dModel;
+  M2ConvConstant c{{L, d}, std::vector<float>(size_t(L * d))};
+  const double lo = std::log(1e-2) / 1.5, hi = std::log(1e-2) / 0.3;
+  for (int64_t l = 0; l < L; ++l) {
+    const double t = m.lMax > 1 ? double(l) / double(m.lMax - 1) : 0.0;
+    for (int64_t ch = 0; ch < d; ++ch) {
+      const double delta =
+          d > 1 ? lo + (hi - lo) * double(ch) / double(d - 1) : lo;
+      c.values[size_t(l * d + ch)] = float(std::exp(-t * std::abs(delta)));
+    }
+  }
+  return c;
+}
+
+} // namespace
+
+void emitM2Block(mlir::ModuleOp module, const M2BlockShape &m,
+                 const M2ConvShape &s, const std::string &name) {
+  module.getContext()->getOrLoadDialect<mlir::linalg::LinalgDialect>();
+  mlir::OpBuilder b(module.getContext());
+  mlir::Location loc = b.getUnknownLoc();
+  const int64_t L = s.length, d = m.dModel, o = m.order,
+                K = M2BlockShape::kShortTaps;
+  const int filters = s.causal ? 1 : 2;
+  auto xType = tensor(b, {kDyn, L, d});
+  llvm::SmallVector<mlir::Type> args = {xType,
+                                        tensor(b, {3 * d, d}),
+                                        tensor(b, {3 * d}),
+                                        tensor(b, {3 * d, 1, K}),
+                                        tensor(b, {3 * d}),
+                                        tensor(b, {1, m.lMax, 3}),
+                                        tensor(b, {1, o})};
+  for (int f = 0; f < filters; ++f)
+    for (auto shape : {llvm::SmallVector<int64_t>{o, 3},
+                       {o},
+                       {o, o},
+                       {o},
+                       {o, o},
+                       {o},
+                       {d, o}})
+      args.push_back(tensor(b, shape));
+  args.append({tensor(b, {d}), tensor(b, {d, d}), tensor(b, {d})});
+  const unsigned firstConstant = unsigned(args.size());
+  args.push_back(tensor(b, {L, d})); // the filters' decay
+  for (const auto &shape : m2ConvConstantShapes(s))
+    args.push_back(tensor(b, shape));
+  auto fn = startFunction(b, module, name, args, xType, firstConstant);
+  unsigned at = 0;
+  auto next = [&]() -> Value { return fn.getArgument(at++); };
+  Value x = next(), inW = next(), inB = next(), shortW = next(),
+        shortB = next(), z = next(), freq = next();
+  // Hyena's implicit filter: an MLP over the positional embedding's first
+  // L rows, sin(w_mod · freq ⊙ (h·Wᵀ + b)) after each of the first three
+  // layers, the last without a bias, times the decay.
+  Value position = mlir::tensor::CollapseShapeOp::create(
+      b, loc, tensor(b, {L, 3}), staticSlice(b, loc, z, {0, 0, 0}, {1, L, 3}),
+      llvm::ArrayRef<mlir::ReassociationIndices>{{0, 1}, {2}});
+  Value freqs = mlir::tensor::CollapseShapeOp::create(
+      b, loc, tensor(b, {o}), freq,
+      llvm::ArrayRef<mlir::ReassociationIndices>{{0, 1}});
+  Value decay = fn.getArgument(firstConstant);
+  auto filter = [&]() -> Value {
+    Value h = position;
+    for (int layer = 0; layer < 3; ++layer) {
+      Value w = next(), bias = next();
+      h = addBias(b, loc, contract(b, loc, "lj,oj->lo", h, w), bias);
+      h = UnaryOp::create(b, loc, contract(b, loc, "lo,o->lo", h, freqs), "sin",
+                          m.wMod);
+    }
+    Value k = contract(b, loc, "lo,co->lc", h, next());
+    return contract(b, loc, "lc,lc->lc", k, decay);
+  };
+  Value k = filter(), kRev = s.causal ? Value() : filter();
+  Value D = next(), outW = next(), outB = next();
+  // in_linear, the short causal convolution (padding 2 cut back to L),
+  // split into x1, x2, v; the long convolution of v ⊙ x1; gated by x2;
+  // out_linear.
+  Value u = addBias(b, loc, projection(b, loc, x, inW), inB);
+  u = depthwiseConv(b, loc, u, shortW, shortB, K - 1);
+  auto third = [&](int64_t i) {
+    return staticSlice(b, loc, u, {0, 0, i * d}, {kDyn, L, d});
+  };
+  Value x1 = third(0), x2 = third(1), v = third(2);
+  llvm::SmallVector<Value> dft(fn.getArguments().drop_front(firstConstant + 1));
+  Value y = m2ConvCore(b, loc, s, contract(b, loc, "blc,blc->blc", v, x1), k,
+                       kRev, D, dft);
+  y = contract(b, loc, "blc,blc->blc", y, x2);
+  mlir::func::ReturnOp::create(
+      b, loc, addBias(b, loc, projection(b, loc, y, outW), outB));
+}
+
+std::vector<M2ConvConstant> mixerConstants(const MixerPlan &plan) {
+  std::vector<M2ConvConstant> out;
+  if (plan.family == "m2-block")
+    out.push_back(hyenaDecay(plan.m2, plan.length));
+  if (plan.family == "m2-conv" || plan.family == "m2-block")
+    for (auto &c : m2ConvConstants(plan.conv))
+      out.push_back(std::move(c));
+  return out;
+}
+
 void emitSequenceEinsum(mlir::ModuleOp module, const EinsumTerm &t,
                         int64_t channels, const std::string &name) {
   mlir::OpBuilder b(module.getContext());
@@ -427,7 +724,11 @@ void emitSequenceEinsum(mlir::ModuleOp module, const EinsumTerm &t,
 
 void emitMixer(mlir::ModuleOp module, const MixerPlan &plan,
                const std::string &name) {
-  if (plan.family == "hydra")
+  if (plan.family == "m2-block")
+    emitM2Block(module, plan.m2, plan.conv, name);
+  else if (plan.isBlock())
+    emitHydraBlock(module, plan.block, plan.ssd, plan.length, name);
+  else if (plan.family == "hydra")
     emitHydra(module, plan.ssd, plan.length, name);
   else if (plan.chunkedSsd())
     emitSsd(module, plan.ssd, plan.length, name);

@@ -44,6 +44,35 @@ void emitSsd(mlir::ModuleOp module, const SsdShape &shape, int64_t length,
 void emitHydra(mlir::ModuleOp module, const SsdShape &shape, int64_t length,
                const std::string &name);
 
+// Appends func.func @name(u[b, L, d], in_proj.weight, conv1d.weight,
+// conv1d.bias, dt_bias, A_log, D, fc_D.weight, norm_weight,
+// out_proj.weight) -> y[b, L, d], goombalab/hydra's block (JitMixer.h's
+// hydra-block operands) around emitHydra's mixer on L = `length` tokens:
+// in_proj split into z, xBC and dt; dt = softplus(dt + dt_bias) per pass;
+// x, B, C = SiLU(depthwise conv(xBC)); a = dt·(−exp(A_log)); the mixer
+// with d = fc_D(x) + D; y·rsqrt(mean(y²) + 1e-5)·norm_weight·SiLU(z);
+// out_proj. Elementwise functions are einstruct.unary, biases outer
+// products with ones, the convolution a sum of shifted windows, so that
+// --einstruct-autodiff derives every parameter's gradient.
+void emitHydraBlock(mlir::ModuleOp module, const HydraBlockShape &block,
+                    const SsdShape &mixer, int64_t length,
+                    const std::string &name);
+
+// Appends func.func @name(x[b, L, d], in_linear.weight, in_linear.bias,
+// short_filter.weight, short_filter.bias, filter_fn.z, filter_fn.freq,
+// filter_fn.layers.{0,1,2}.{weight,bias}, filter_fn.layers.3.weight (and
+// filter_rev's layers when bidirectional), bias, out_linear.weight,
+// out_linear.bias, constants...) -> y[b, L, d], HazyResearch/m2's
+// MonarchMixerSequenceMixing (JitMixer.h's m2-block operands) around
+// emitM2Conv's convolution on L = s.length tokens: in_linear; the short
+// depthwise convolution (3 taps, causal); x1, x2, v; Hyena's implicit
+// filter k (an MLP with sine activations over the positional embedding's
+// first L rows, times a fixed decay), k_rev too when bidirectional; the
+// convolution of v ⊙ x1 with bias D; ⊙ x2; out_linear. The constants, in
+// mixerConstants' order: the decay [L, d], then m2ConvConstants.
+void emitM2Block(mlir::ModuleOp module, const M2BlockShape &block,
+                 const M2ConvShape &conv, const std::string &name);
+
 // Appends func.func @name(x[S, L, C], k[L, C], k_rev[L, C] (bidirectional
 // only), D[C], constants...) -> y[S, L, C], the m2-conv `s` on C channels
 // (S sequences, dynamic; JitMixer.h's operands), M2's fftconv_ref:
@@ -74,6 +103,10 @@ struct M2ConvConstant {
   std::vector<float> values;
 };
 std::vector<M2ConvConstant> m2ConvConstants(const M2ConvShape &s);
+
+// The constant arguments of the plan's function after its operands (none,
+// m2-conv's DFT matrices, m2-block's decay and DFT matrices).
+std::vector<M2ConvConstant> mixerConstants(const MixerPlan &plan);
 
 // Appends func.func @name(x[S, L, C], w1, w2) -> y[S, L, C]: the one-term
 // einsum `t` (x, w1, w2 -> y) of a feature map from L to L applied along

@@ -2,6 +2,7 @@
 // are einsum contractions (and the SSD decays' own gradient).
 #include "LayerGradient.h"
 #include "Passes.h"
+#include "UnaryFunctions.h"
 #include "compiler/ir/SlicePad.h"
 #include "dialects/EinstructDialect.h"
 
@@ -48,7 +49,7 @@ struct AutodiffPass : impl::AutodiffBase<AutodiffPass> {
       bool hasLayer = false;
       f.walk([&](mlir::Operation *op) {
         hasLayer |= mlir::isa<LayerOp, MoeLayerOp, ContractOp, ChunkDecaysOp,
-                              ChunkScanOp, ReverseOp>(op);
+                              ChunkScanOp, ReverseOp, UnaryOp>(op);
       });
       if (hasLayer && !f.getSymName().ends_with("_backward"))
         funcs.push_back(f);
@@ -179,8 +180,11 @@ struct AutodiffPass : impl::AutodiffBase<AutodiffPass> {
     llvm::DenseSet<Value> active;
     for (unsigned k : wrt)
       active.insert(f.getArgument(k));
+    // A tensor.dim (an extent, read to shape a tensor of ones, say) carries
+    // none.
     for (mlir::Operation *op : ops)
-      if (llvm::any_of(op->getOperands(),
+      if (!mlir::isa<mlir::tensor::DimOp>(op) &&
+          llvm::any_of(op->getOperands(),
                        [&](Value v) { return active.contains(v); }))
         active.insert(op->getResults().begin(), op->getResults().end());
     // Reverse sweep: each op's operands receive its results' cotangents.
@@ -280,6 +284,30 @@ struct AutodiffPass : impl::AutodiffBase<AutodiffPass> {
       accumulate(sc.getDecay(), g.getDdecay());
       return mlir::success();
     }
+    if (auto u = mlir::dyn_cast<UnaryOp>(op)) {
+      // dx = factor · dy ⊙ g(x), g = f' (UnaryFunctions.h).
+      auto d = unaryDerivative(u);
+      if (!d)
+        return op->emitOpError() << "autodiff has no second derivative: \""
+                                 << u.getKind() << "\" is itself one";
+      Value g = cotangent(u.getResult());
+      if (!d->kind.empty()) {
+        const int64_t rank =
+            mlir::cast<mlir::RankedTensorType>(g.getType()).getRank();
+        std::string letters;
+        for (int64_t k = 0; k < rank; ++k)
+          letters += char('a' + k);
+        Value slope = UnaryOp::create(b, loc, fwd(u.getInput()), d->kind,
+                                      d->scale, d->shift);
+        g = ContractOp::create(
+            b, loc, g.getType(), g, slope,
+            b.getStringAttr(letters + "," + letters + "->" + letters));
+      }
+      if (d->factor != 1)
+        g = UnaryOp::create(b, loc, g, "identity", d->factor);
+      accumulate(u.getInput(), g);
+      return mlir::success();
+    }
     if (auto add = mlir::dyn_cast<mlir::arith::AddFOp>(op)) {
       accumulate(add.getLhs(), cotangent(add.getResult()));
       accumulate(add.getRhs(), cotangent(add.getResult()));
@@ -336,7 +364,8 @@ struct AutodiffPass : impl::AutodiffBase<AutodiffPass> {
     return op->emitOpError()
            << "autodiff has no gradient rule for this op (it knows "
               "einstruct.layer, einstruct.contract, einstruct.chunk_decays, "
-              "einstruct.chunk_scan, einstruct.reverse, arith.addf, tensor "
+              "einstruct.chunk_scan, einstruct.reverse, einstruct.unary, "
+              "arith.addf, tensor "
               "reshapes, static slices and pads)";
   }
 };

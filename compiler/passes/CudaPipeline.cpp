@@ -120,6 +120,8 @@ Result<std::vector<ChainLibrary>> chainLibraries(mlir::ModuleOp module,
 Result<mlir::OwningOpRef<mlir::ModuleOp>>
 plannedMixer(mlir::MLIRContext &ctx, const MixerPlan &plan,
              const std::string &name) {
+  if (auto ok = runsOnCuda(plan); !ok)
+    return Error{ok.error()};
   auto module = mlir::OwningOpRef<mlir::ModuleOp>(
       mlir::ModuleOp::create(mlir::UnknownLoc::get(&ctx)));
   // One call takes every channel: the GPU wants whole launches, where the

@@ -1,8 +1,10 @@
 // --einstruct-lower-to-linalg: each pairwise contraction becomes one
 // linalg.generic over a zero-filled accumulator, and each einstruct.reverse
-// a copying linalg.generic that reads its input at n − 1 − i.
+// a copying linalg.generic that reads its input at n − 1 − i, each
+// einstruct.unary an elementwise one.
 #include "ContractionChain.h"
 #include "Passes.h"
+#include "UnaryFunctions.h"
 #include "dialects/EinstructDialect.h"
 #include "search/Einsum.h"
 
@@ -19,16 +21,31 @@ namespace einstruct {
 
 namespace {
 
+// An uninitialised tensor shaped like `v` (its dynamic extents read from
+// it): an elementwise generic's init.
+mlir::Value emptyLike(mlir::OpBuilder &b, mlir::Location loc, mlir::Value v) {
+  auto type = mlir::cast<mlir::RankedTensorType>(v.getType());
+  llvm::SmallVector<mlir::Value> dynamic;
+  for (int64_t k = 0; k < type.getRank(); ++k)
+    if (type.isDynamicDim(k))
+      dynamic.push_back(mlir::tensor::DimOp::create(b, loc, v, k));
+  return mlir::tensor::EmptyOp::create(b, loc, type.getShape(),
+                                       type.getElementType(), dynamic);
+}
+
 struct LowerToLinalgPass : impl::LowerToLinalgBase<LowerToLinalgPass> {
   void runOnOperation() override {
     llvm::SmallVector<ContractOp> contracts;
     llvm::SmallVector<ReverseOp> reversals;
+    llvm::SmallVector<UnaryOp> unaries;
     bool layersLeft = false;
     getOperation()->walk([&](mlir::Operation *op) {
       if (auto c = mlir::dyn_cast<ContractOp>(op))
         contracts.push_back(c);
       else if (auto r = mlir::dyn_cast<ReverseOp>(op))
         reversals.push_back(r);
+      else if (auto u = mlir::dyn_cast<UnaryOp>(op))
+        unaries.push_back(u);
       else if (auto l = mlir::dyn_cast<LayerOp>(op)) {
         l.emitOpError() << "run --einstruct-plan-contractions before lowering";
         layersLeft = true;
@@ -40,6 +57,40 @@ struct LowerToLinalgPass : impl::LowerToLinalgBase<LowerToLinalgPass> {
       lower(op);
     for (ReverseOp op : reversals)
       lower(op);
+    for (UnaryOp op : unaries)
+      lower(op);
+  }
+
+  // result = f(scale·x + shift), elementwise.
+  void lower(UnaryOp op) {
+    mlir::OpBuilder b(op);
+    mlir::Location loc = op.getLoc();
+    auto type = mlir::cast<mlir::RankedTensorType>(op.getType());
+    const int64_t rank = type.getRank();
+    mlir::Value init = emptyLike(b, loc, op.getInput());
+    auto identity = b.getMultiDimIdentityMap(unsigned(rank));
+    const double scale = op.getScale().convertToDouble(),
+                 shift = op.getShift().convertToDouble();
+    const std::string kind = op.getKind().str();
+    auto map = mlir::linalg::GenericOp::create(
+        b, loc, type, mlir::ValueRange{op.getInput()}, mlir::ValueRange{init},
+        llvm::ArrayRef<mlir::AffineMap>{identity, identity},
+        llvm::SmallVector<mlir::utils::IteratorType>(
+            size_t(rank), mlir::utils::IteratorType::parallel),
+        [&](mlir::OpBuilder &nb, mlir::Location l, mlir::ValueRange args) {
+          mlir::Value z = args[0];
+          auto constant = [&](double v) {
+            return mlir::arith::ConstantOp::create(
+                nb, l, nb.getFloatAttr(z.getType(), v));
+          };
+          if (scale != 1)
+            z = mlir::arith::MulFOp::create(nb, l, z, constant(scale));
+          if (shift != 0)
+            z = mlir::arith::AddFOp::create(nb, l, z, constant(shift));
+          mlir::linalg::YieldOp::create(nb, l, unaryScalar(nb, l, kind, z));
+        });
+    op.replaceAllUsesWith(map.getResult(0));
+    op.erase();
   }
 
   void lower(ReverseOp op) {
@@ -47,13 +98,7 @@ struct LowerToLinalgPass : impl::LowerToLinalgBase<LowerToLinalgPass> {
     mlir::Location loc = op.getLoc();
     auto type = mlir::cast<mlir::RankedTensorType>(op.getType());
     const int64_t rank = type.getRank(), dim = op.getDim();
-    llvm::SmallVector<mlir::Value> dynamic;
-    for (int64_t k = 0; k < rank; ++k)
-      if (type.isDynamicDim(k))
-        dynamic.push_back(
-            mlir::tensor::DimOp::create(b, loc, op.getInput(), k));
-    mlir::Value init = mlir::tensor::EmptyOp::create(
-        b, loc, type.getShape(), type.getElementType(), dynamic);
+    mlir::Value init = emptyLike(b, loc, op.getInput());
     llvm::SmallVector<mlir::AffineExpr> read;
     for (int64_t k = 0; k < rank; ++k)
       read.push_back(k == dim

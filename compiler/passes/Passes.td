@@ -151,17 +151,19 @@ def LowerMoe : Pass<"einstruct-lower-moe"> {
 }
 
 def LowerToLinalg : Pass<"einstruct-lower-to-linalg"> {
-  let summary = "Lower einstruct.contract to linalg.generic";
+  let summary = "Lower einstruct.contract, reverse and unary to linalg.generic";
   let description = [{
     Each contraction becomes a zero-filled tensor.empty and one
     linalg.generic whose iteration space is the result's indices (parallel)
-    followed by the summed indices (reduction), with body acc + lhs * rhs.
-    Run --einstruct-plan-contractions first: a remaining einstruct.layer is an
-    error.
+    followed by the summed indices (reduction), with body acc + lhs * rhs;
+    each reversal a copy, each unary an elementwise generic over arith and
+    math ops. Run --einstruct-plan-contractions first: a remaining
+    einstruct.layer is an error.
   }];
   let dependentDialects = ["mlir::linalg::LinalgDialect",
                            "mlir::tensor::TensorDialect",
-                           "mlir::arith::ArithDialect"];
+                           "mlir::arith::ArithDialect",
+                           "mlir::math::MathDialect"];
 }
 
 def LowerSsd : Pass<"einstruct-lower-ssd"> {

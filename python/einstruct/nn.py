@@ -455,8 +455,14 @@ class Mixer(torch.nn.Module):
     shared k [L, C] (k_rev too when bidirectional), D [C]: M2's fftconv_ref,
     y_i = sum_{j<=i} k_{i-j} x_j (+ sum_{j>i} k_rev_{j-i-1} x_j) + D x_i.
     monarch-seq x [L, C], shared w1 and w2 [blocks, L/blocks, L/blocks]
-    (fly's). It returns y shaped like x, differentiable in every operand.
-    Float32 arithmetic on CPU tensors (the JIT) or on CUDA tensors of one
+    (fly's). "hydra-block(state, conv, expand, head_dim, chunk)" and
+    "m2-block(causal, order, l_max, w_mod)" are goombalab/hydra's and
+    HazyResearch/m2's whole blocks on d_model channels, each compiled as
+    one function (on the CPU): x [L, d_model] (the block's u) and, shared,
+    by name and shape, blocks.Hydra's or blocks.M2's parameters (dense
+    projections; the blocks modules are the ones whose projections
+    convert() structures). It returns y shaped like x, differentiable in
+    every operand. Float32 arithmetic on CPU tensors (the JIT) or on CUDA tensors of one
     device (the libraries `einstruct compile --mixer` writes, built by nvcc
     on first use and cached, run on torch's current stream). It has no
     parameters: a block's projections and filters make its operands."""

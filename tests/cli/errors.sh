@@ -189,7 +189,7 @@ else
 fi
 # Sequence mixers.
 expect "--mixer needs --seq-len L" analyze --mixer 'ssd(4, 8, 16)'
-expect "--mixer: unknown mixer 'mamba'; known: ssd, hydra, m2-conv, monarch-seq, dense-seq, toeplitz, low-rank-seq" analyze --mixer mamba --seq-len 64
+expect "--mixer: unknown mixer 'mamba'; known: ssd, hydra, m2-conv, monarch-seq, dense-seq, toeplitz, low-rank-seq, hydra-block, m2-block" analyze --mixer mamba --seq-len 64
 expect "--mixer dense-seq: needs --d-model" analyze --mixer dense-seq --seq-len 64
 expect "--mixer ssd(4, 8, 16, 128): ssd: chunk = 128 exceeds the sequence length 64" analyze --mixer 'ssd(4, 8, 16, 128)' --seq-len 64
 expect "m2-conv: the DFT size 2L = 8192 is not a square b² and pad=false" analyze --mixer 'm2-conv(pad=false)' --seq-len 4096 --d-model 8
@@ -198,7 +198,15 @@ expect "--mixer-family: unknown mixer family 'mamba'" search --mixer-family ssd,
 expect "--mixer-family needs --seq-len L and --d-model D" search --mixer-family ssd --seq-len 64
 expect "no mixer meets the constraints" search --mixer-family dense-seq --seq-len 64 --d-model 8 --max-flops 10
 expect "--mixer needs --seq-len L (or --input with the operands)" run --mixer 'ssd(2, 4, 8)'
-expect "--mixer: toeplitz is costed by analyze and search; the CPU runs ssd, hydra, m2-conv and monarch-seq" run --mixer toeplitz --seq-len 16
+expect "--mixer: toeplitz is costed by analyze and search; the CPU runs ssd, hydra, m2-conv, monarch-seq, hydra-block and m2-block" run --mixer toeplitz --seq-len 16
+# Whole blocks: their sizes checked, CPU only, not search candidates.
+expect "--mixer: hydra-block: d_model = 0 must be in [1, 2^20]" run --mixer 'hydra-block(state=4, head_dim=4)' --seq-len 16
+expect "hydra-block: conv = 4 must be odd (the reference pads conv // 2 on each side" run --mixer 'hydra-block(state=4, head_dim=4, conv=4)' --seq-len 16 --d-model 8
+expect "hydra-block: head_dim = 5 does not divide expand × d_model = 16" analyze --mixer 'hydra-block(state=4, head_dim=5)' --seq-len 16 --d-model 8
+expect "--mixer-family: hydra-block is a whole block (its projections included); search ranks the mixers inside blocks" search --mixer-family hydra,hydra-block --seq-len 64 --d-model 8
+expect "--mixer: hydra-block runs on the CPU only for now: the CUDA chain kernels have no elementwise step" compile --mixer 'hydra-block(state=4, head_dim=4)' --seq-len 16 --d-model 8
+expect "--mixer: m2-block: l_max = 8 is shorter than the sequence length 16" run --mixer 'm2-block(l_max=8)' --seq-len 16 --d-model 4
+expect "m2-block: parameter w_mod = 'fast' must be a finite number" analyze --mixer 'm2-block(w_mod=fast)' --seq-len 16 --d-model 4
 expect "--mixer: m2-conv mixes each of d_model channels: d_model = 0 must be in [1, 2^20]" run --mixer m2-conv --seq-len 16
 expect "--mixer: d_model = 7 but ssd has heads · head_dim = 8" run --mixer 'ssd(2, 4, 8)' --seq-len 16 --d-model 7
 expect "--mixer: monarch-seq: monarch: layout=fly with nblocks = 4 and d_in = 24" run --mixer 'monarch-seq(4)' --seq-len 24 --d-model 2

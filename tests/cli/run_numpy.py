@@ -4,9 +4,9 @@ weights written as .npy (weights in structures.md layouts, some with their
 size-1 axes kept), y and the gradients read back and compared with np.einsum.
 Also safetensors inputs (F32, BF16, F16 converted exactly), and that bad .npy
 and safetensors inputs are refused with a byte offset and leave no output.
-And `run --mixer` (SSD, Hydra) against the materialised matrix in float64,
-m2-conv against numpy's FFT convolution, monarch-seq against fly's
-reference."""
+And `run --mixer` (SSD, Hydra, Hydra's whole block) against the materialised
+matrix in float64, m2-conv (and M2's whole block) against numpy's FFT
+convolution, monarch-seq against fly's reference."""
 import json
 import os
 import struct
@@ -479,6 +479,97 @@ mixer_case("m2-conv(causal=false)", 6, 2,
 mixer_case("monarch-seq(blocks=2)", 8, 2,
            {"x": (8, 3), "w1": (2, 4, 4), "w2": (2, 4, 4)}, monarch_seq_ref,
            shared=("w1", "w2"))
+
+
+def hydra_block_ref(x, w_in, conv_w, conv_b, dt_bias, A_log, D, fc_D, norm_w,
+                    w_out):
+    """goombalab/hydra's block (hydra.py, the non-fused path) in float64:
+    in_proj into z, xBC, dt; dt = softplus(dt + dt_bias) per pass; SiLU of
+    the depthwise convolution (padding K // 2); the mixer (hydra_ref) on x
+    with B, C of each pass, a = dt·(−exp(A_log)), d = fc_D(x) + D;
+    RMSNormGated (y·rsqrt(mean(y²) + 1e-5)·weight·silu(z)); out_proj."""
+    x, w_in, conv_w, conv_b, dt_bias, A_log, D, fc_D, norm_w, w_out = (
+        v.astype(np.float64) for v in (x, w_in, conv_w, conv_b, dt_bias,
+                                       A_log, D, fc_D, norm_w, w_out))
+    silu = lambda v: v / (1 + np.exp(-v))
+    b, L, _ = x.shape
+    H, E, K = len(dt_bias), len(norm_w), conv_w.shape[2]
+    N = (conv_w.shape[0] - E) // 4
+    zxd = x @ w_in.T
+    z, xBC, dt = zxd[..., :E], zxd[..., E:2 * E + 4 * N], zxd[..., 2 * E + 4 * N:]
+    dt = np.logaddexp(0, dt.reshape(b, L, 2, H) + dt_bias)
+    pad = np.pad(xBC, ((0, 0), (K // 2, K // 2), (0, 0)))
+    xBC = silu(sum(pad[:, k:k + L] * conv_w[:, 0, k] for k in range(K)) + conv_b)
+    xs, BC = xBC[..., :E], xBC[..., E:].reshape(b, L, 2, 2, N)
+    y = hydra_ref(xs.reshape(b, L, H, E // H), dt, dt * -np.exp(A_log),
+                  BC[:, :, :, 0], BC[:, :, :, 1], xs @ fc_D.T + D)
+    y = y.reshape(b, L, E)
+    y = y / np.sqrt((y ** 2).mean(-1, keepdims=True) + 1e-5)
+    return (y * norm_w * silu(z)) @ w_out.T
+
+
+# The whole Hydra block: its parameters named as blocks.Hydra's state_dict
+# (the CLI reads them from the file by those names and writes d<name>.npy).
+mixer_case("hydra-block(state=3, conv=3, expand=2, head_dim=4, chunk=3)", 7, 2,
+           {"x": (7, 4), "in_proj.weight": (32, 4), "conv1d.weight": (20, 1, 3),
+            "conv1d.bias": (20,), "dt_bias": (2,), "A_log": (2,), "D": (2,),
+            "fc_D.weight": (2, 8), "norm_weight": (8,),
+            "out_proj.weight": (4, 8)}, hydra_block_ref,
+           shared=("in_proj.weight", "conv1d.weight", "conv1d.bias", "dt_bias",
+                   "A_log", "D", "fc_D.weight", "norm_weight",
+                   "out_proj.weight"))
+
+
+def hyena_filter_ref(p, pre, L, l_max, d):
+    """hyena_utils.py's HyenaFilter.filter with its default modulation: the
+    sine MLP over the positional embedding's first L rows (the frequencies
+    shared), the last layer without a bias, times exp(−t·|δ|)."""
+    h, freq = p["filter_fn.z"][0, :L], p["filter_fn.freq"][0]
+    for i in range(3):
+        h = np.sin(freq * (h @ p[f"{pre}.layers.{i}.weight"].T +
+                           p[f"{pre}.layers.{i}.bias"]))
+    t = np.linspace(0, 1, l_max)[:L, None]
+    deltas = np.linspace(np.log(1e-2) / 1.5, np.log(1e-2) / 0.3, d)
+    return (h @ p[f"{pre}.layers.3.weight"].T) * np.exp(-t * np.abs(deltas))
+
+
+def m2_block_ref(p, l_max, causal):
+    """m2's MonarchMixerSequenceMixing.forward in float64: in_linear, the
+    short depthwise convolution (padding 2, cut to L), x1, x2, v; the long
+    convolution (m2_conv_ref) of v·x1 with Hyena's filters and the bias;
+    ·x2; out_linear."""
+    p = {k: v.astype(np.float64) for k, v in p.items()}
+    b, L, d = p["x"].shape
+    u = p["x"] @ p["in_linear.weight"].T + p["in_linear.bias"]
+    pad = np.pad(u, ((0, 0), (2, 0), (0, 0)))
+    w = p["short_filter.weight"]
+    u = sum(pad[:, k:k + L] * w[:, 0, k] for k in range(3)) + \
+        p["short_filter.bias"]
+    x1, x2, v = u[..., :d], u[..., d:2 * d], u[..., 2 * d:]
+    k = hyena_filter_ref(p, "filter_fn", L, l_max, d)
+    k_rev = None if causal else hyena_filter_ref(p, "filter_rev", L, l_max, d)
+    y = m2_conv_ref(v * x1, k, p["bias"], k_rev)
+    return (y * x2) @ p["out_linear.weight"].T + p["out_linear.bias"]
+
+
+# M2's whole block, bidirectional, named as blocks.M2's state_dict (filter_rev
+# shares filter_fn's z and freq, which the file holds once).
+m2_shapes = {"x": (6, 3), "in_linear.weight": (9, 3), "in_linear.bias": (9,),
+             "short_filter.weight": (9, 1, 3), "short_filter.bias": (9,),
+             "filter_fn.z": (1, 8, 3), "filter_fn.freq": (1, 4)}
+for pre in ("filter_fn", "filter_rev"):
+    m2_shapes.update({f"{pre}.layers.0.weight": (4, 3),
+                      f"{pre}.layers.0.bias": (4,),
+                      f"{pre}.layers.1.weight": (4, 4),
+                      f"{pre}.layers.1.bias": (4,),
+                      f"{pre}.layers.2.weight": (4, 4),
+                      f"{pre}.layers.2.bias": (4,),
+                      f"{pre}.layers.3.weight": (3, 4)})
+m2_shapes.update({"bias": (3,), "out_linear.weight": (3, 3),
+                  "out_linear.bias": (3,)})
+mixer_case("m2-block(causal=false, order=4, l_max=8)", 6, 2, m2_shapes,
+           lambda *v: m2_block_ref(dict(zip(m2_shapes, v)), 8, False),
+           shared=tuple(m2_shapes)[1:])
 # A wrong operand shape or a missing operand: located, exit 2, no output.
 st = f"{work}/bad_mixer.safetensors"
 safetensors(st, [("x", "F32", np.zeros((1, 8, 2, 3), np.float32)),

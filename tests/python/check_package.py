@@ -395,21 +395,21 @@ except ValueError as e:
     check("w1 (shared by the batch) must be (4, 8, 8)" in str(e),
           f"Mixer shared operand shape: {e}")
 
-def check_block(what, block, u, ref_fn):
+def check_block(what, block, u, ref_fn, params=None):
     """The block's forward against ref_fn(float64 parameters by name, u in
-    float64), and the gradients of u and of every parameter against
-    autograd through ref_fn."""
+    float64), and the gradients of u and of every parameter (`params`, by
+    name: the block's own by default) against autograd through ref_fn."""
     out = block(u)
-    prm64 = {k: v.detach().double().requires_grad_()
-             for k, v in block.named_parameters()}
+    params = params if params is not None else list(block.named_parameters())
+    prm64 = {k: v.detach().double().requires_grad_() for k, v in params}
     u64 = u.detach().double().requires_grad_()
     ref = ref_fn(prm64, u64)
     check(out.shape == u.shape and rel(out.detach(), ref.detach()) < 1e-5,
           f"{what} forward equals the transcription "
           f"({rel(out.detach(), ref.detach()):.1e})")
     dout = torch.randn(out.shape)
-    names = [k for k, _ in block.named_parameters()]
-    got = torch.autograd.grad(out, [u] + list(block.parameters()), dout)
+    names = [k for k, _ in params]
+    got = torch.autograd.grad(out, [u] + [v for _, v in params], dout)
     want = torch.autograd.grad(ref, [u64] + [prm64[k] for k in names],
                                dout.double())
     worst = max(zip(["u"] + names, got, want), key=lambda t: rel(t[1], t[2]))
@@ -472,6 +472,26 @@ check_block("blocks.Hydra (hydra.py)", block, u,
             lambda prm, u64: hydra_block64(prm, u64, block.d_inner,
                                            block.nheads, block.headdim,
                                            block.d_state))
+
+# The same block compiled whole (Mixer("hydra-block(...)"): projections,
+# convolution, activations, norm and mixer in one einstruct function, its
+# backward from --einstruct-autodiff), given the block's parameters by
+# name: forward and every gradient against the same transcription.
+whole = einstruct.Mixer("hydra-block(state=4, conv=3, expand=2, head_dim=4, "
+                        "chunk=4)", 10, d_model=8)
+check(sorted(n for n, _ in whole.operands[1:]) ==
+      sorted(n for n, _ in block.named_parameters()) and
+      all(tuple(s) == tuple(dict(block.named_parameters())[n].shape)
+          for n, s in whole.operands[1:]),
+      f"hydra-block's operands are x and blocks.Hydra's parameters by name "
+      f"and shape: {[n for n, _ in whole.operands]}")
+prm = dict(block.named_parameters())
+check_block("hydra-block (the whole block compiled)",
+            lambda x: whole(x, *[prm[n] for n, _ in whole.operands[1:]]), u,
+            lambda p64, u64: hydra_block64(p64, u64, block.d_inner,
+                                           block.nheads, block.headdim,
+                                           block.d_state),
+            params=list(block.named_parameters()))
 report = einstruct.convert(block, budget=0.75)
 out2 = block(u)
 out2.sum().backward()
@@ -532,6 +552,23 @@ for bidirectional in (False, True):
                 lambda prm, u64: m2_block64(prm, u64, bidirectional,
                                             fn.w_mod, fn.deltas.double(),
                                             fn.t.double()))
+    # The same block compiled whole (Mixer("m2-block(...)"): projections,
+    # short convolution, the filters' sine MLPs, gates and the long
+    # convolution in one function), given the block's parameters by name.
+    whole = einstruct.Mixer("m2-block(causal=%s, l_max=16)" % (
+        "false" if bidirectional else "true"), 13, d_model=6)
+    prm = dict(block.named_parameters())
+    check(sorted(n for n, _ in whole.operands[1:]) == sorted(prm) and
+          all(tuple(s) == tuple(prm[n].shape) for n, s in whole.operands[1:]),
+          f"m2-block's operands are x and blocks.M2's parameters by name and "
+          f"shape: {[n for n, _ in whole.operands]}")
+    check_block(f"m2-block(bidirectional={bidirectional}) (the whole block "
+                f"compiled)",
+                lambda x: whole(x, *[prm[n] for n, _ in whole.operands[1:]]),
+                u, lambda prm, u64: m2_block64(prm, u64, bidirectional,
+                                               fn.w_mod, fn.deltas.double(),
+                                               fn.t.double()),
+                params=[(n, prm[n]) for n, _ in whole.operands[1:]])
 report = einstruct.convert(block, budget=0.75,
                            layers=["in_linear", "out_linear"])
 out2 = block(u)

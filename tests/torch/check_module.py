@@ -217,7 +217,8 @@ bad = subprocess.run([einstruct, "compile", "--mixer", "toeplitz", "--seq-len",
                       "8", "--emit", "torch", "-o", work], capture_output=True,
                      text=True)
 check(bad.returncode == 2 and
-      "the CPU runs ssd, hydra, m2-conv and monarch-seq" in bad.stderr,
+      "the CPU runs ssd, hydra, m2-conv, monarch-seq, hydra-block and "
+      "m2-block" in bad.stderr,
       "--mixer toeplitz is refused: " + bad.stderr.strip())
 # An m2-conv module: d_model fixed with the spec; its y is the causal
 # convolution y_i = sum_{j<=i} k_{i-j} x_j + D x_i (direct sums, float64).

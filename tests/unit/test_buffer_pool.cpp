@@ -1,10 +1,13 @@
 // The JIT buffer pool: alignment, reuse of freed blocks, the waste bound,
-// over-aligned blocks, trimming.
+// over-aligned blocks, trimming, the cap on what it keeps.
 #include "compiler/cpu/BufferPool.h"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstdint>
 #include <numeric>
+#include <unistd.h>
+#include <vector>
 
 using namespace einstruct;
 
@@ -74,4 +77,34 @@ TEST_CASE("PooledFloats is an ordinary vector on the pool", "[pool]") {
   }
   CHECK(bufferpool::cachedBytes() >= 5000 * sizeof(float));
   bufferpool::trim();
+}
+
+TEST_CASE("buffer pool keeps as much as was once live, past an eighth of "
+          "memory",
+          "[pool]") {
+  bufferpool::trim();
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  REQUIRE(pages > 0);
+  const size_t eighth = size_t(pages) * size_t(page) / 8;
+  CHECK(bufferpool::maxCachedBytes() >= eighth);
+  // Live at once: an eighth of memory and 64 MiB more, in 64 MiB blocks
+  // (never touched, so only address space).
+  const size_t block = size_t(64) << 20;
+  std::vector<void *> live;
+  for (size_t total = 0; total < eighth + block; total += block) {
+    live.push_back(bufferpool::allocate(block));
+    REQUIRE(live.back());
+  }
+  const size_t total = live.size() * block;
+  CHECK(bufferpool::maxCachedBytes() >= total);
+  // All of it is kept when freed (a fixed eighth dropped the last blocks,
+  // which the next call then faulted in again), and handed out again.
+  for (void *b : live)
+    bufferpool::release(b);
+  CHECK(bufferpool::cachedBytes() == total);
+  void *again = bufferpool::allocate(block);
+  CHECK(std::find(live.begin(), live.end(), again) != live.end());
+  bufferpool::release(again);
+  bufferpool::trim();
+  CHECK(bufferpool::cachedBytes() == 0);
 }

@@ -316,7 +316,8 @@ TEST_CASE("mixers the CPU does not run are named", "[mixer][jit]") {
   REQUIRE_FALSE(m);
   CHECK_THAT(m.error(), Catch::Contains("toeplitz is costed by analyze and "
                                         "search; the CPU runs ssd, hydra, "
-                                        "m2-conv and monarch-seq"));
+                                        "m2-conv, monarch-seq, "
+                                        "hydra-block and m2-block"));
   auto conv = JitMixer::compile(*parseMixer("m2-conv"), 16);
   REQUIRE_FALSE(conv);
   CHECK_THAT(conv.error(), Catch::Contains("m2-conv mixes each of d_model "

@@ -228,6 +228,48 @@ TEST_CASE("mixer analysis: counts, the chosen chunk, properties", "[mixer]") {
   CHECK(longSsd.macs < longSsd.quadraticMacs);
 }
 
+TEST_CASE("hydra-block analysis: its mixer plus projections, convolution and "
+          "norm",
+          "[mixer]") {
+  auto a = analyzeMixer(
+      *parseMixer("hydra-block(state=4, conv=3, expand=2, head_dim=4, "
+                  "chunk=4)"),
+      8, 8);
+  REQUIRE(a);
+  // d_inner 16 = 4 heads of 4, state 4, L = 8 in 2 chunks of 4. The mixer
+  // (hydra): two SSDs of T·Q²·N + H·T·Q²·P + 2·H·T·Q·N·P + H·T·N·P = 128 +
+  // 512 + 1024 + 128 = 1792, fc_D L·16·4 = 512, the skip 128: 4224. Per
+  // token: in_proj 8·56 (56 = 2·16 + 4·4 + 2·4), the convolution 32·3,
+  // the norm 4·16, out_proj 16·8: 736, ·8 tokens = 5888.
+  CHECK(a->macs == 4224 + 5888);
+  // A_log, dt_bias, D (12) and fc_D (64); in_proj 448, the convolution's
+  // weights and biases 32·4, norm_weight 16, out_proj 128.
+  CHECK(a->params == 76 + 448 + 128 + 16 + 128);
+  CHECK(a->chunk == 4);
+  CHECK_FALSE(a->causal);
+  CHECK(a->dataDependent);
+  CHECK(a->growth == "L");
+}
+
+TEST_CASE("m2-block analysis: its m2-conv plus projections and short "
+          "convolution",
+          "[mixer]") {
+  auto conv =
+      analyzeMixer(*parseMixer("m2-conv(causal=false, order=16)"), 8, 4);
+  auto block = analyzeMixer(
+      *parseMixer("m2-block(causal=false, order=16, l_max=10)"), 8, 4);
+  REQUIRE(conv);
+  REQUIRE(block);
+  // Per token: in_linear 4·12, the short convolution 12 channels × 3 taps,
+  // out_linear 4·4: 48 + 36 + 16 = 100, ·8 tokens.
+  CHECK(block->macs == conv->macs + 800);
+  // in_linear 48 + 12, the short convolution 12·(3 + 1), out_linear 16 + 4,
+  // and the positional embedding's 2 rows past L (3 each).
+  CHECK(block->params == conv->params + 60 + 48 + 20 + 6);
+  CHECK(block->fftSize == conv->fftSize);
+  CHECK_FALSE(block->causal);
+}
+
 TEST_CASE("mixer spec errors", "[mixer][errors]") {
   struct Bad {
     const char *spec;
@@ -424,7 +466,7 @@ TEST_CASE("monarch-seq: two block-diagonal factors along the sequence",
 TEST_CASE("mixer search: every family's candidates, filtered and ranked",
           "[mixer]") {
   const int64_t L = 4096, d = 768;
-  auto all = enumerateMixers(mixerFamilies(), L, d);
+  auto all = enumerateMixers(searchedMixerFamilies(), L, d);
   REQUIRE(all);
   size_t ssd = 0, m2 = 0;
   for (const auto &c : *all) {

@@ -45,7 +45,7 @@ struct CompileOptions {
   std::string model; // a model file: every layer searched and compiled
   std::string mixer;  // a sequence mixer (--emit torch)
   int64_t seqLen = 0; // its sequence length
-  int64_t dModel = 0; // its channels (m2-conv, monarch-seq)
+  int64_t dModel = 0; // its channels (m2-conv, monarch-seq, hydra-block)
   bool dtypeGiven = false; // --dtype on the command line (mixers: else f32)
 };
 
@@ -643,14 +643,16 @@ Command addCompileCommand(CLI::App &app) {
   compile->add_option("--mixer", o->mixer,
                       "with --emit torch or mlir: a sequence mixer instead, "
                       "ssd(heads, head_dim, state, chunk), hydra(...), "
-                      "m2-conv(causal) or monarch-seq(blocks), as "
+                      "m2-conv(causal), monarch-seq(blocks) or "
+                      "hydra-block(...) (CPU: torch and mlir only), as "
                       "DIR/NAME.py (einstruct.nn.Mixer with the spec fixed) "
                       "or DIR/NAME.mlir (its IR and derived backward)");
   compile->add_option("--seq-len", o->seqLen, "--mixer: tokens per sequence")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
   compile
       ->add_option("--d-model", o->dModel,
-                   "--mixer m2-conv or monarch-seq: channels per token")
+                   "--mixer m2-conv, monarch-seq or hydra-block: channels "
+                   "per token")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
   compile->add_option("-o,--output", o->dir, "output directory")->required();
   return {compile, [o, dtype] {

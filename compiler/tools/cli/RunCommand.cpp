@@ -42,7 +42,7 @@ struct RunOptions {
   int threads = 0; // 0: EINSTRUCT_NUM_THREADS, else the hardware's
   std::string mixer;  // a sequence mixer instead of a layer
   int64_t seqLen = 0; // its sequence length
-  int64_t dModel = 0; // its channels (m2-conv, monarch-seq)
+  int64_t dModel = 0; // its channels (m2-conv, monarch-seq, hydra-block)
 };
 
 // `run --mixer`: the layer-only flags refused by name, the rest passed on.
@@ -476,13 +476,15 @@ Command addRunCommand(CLI::App &app) {
       ->capture_default_str();
   run->add_option("--mixer", o->mixer,
                   "run a sequence mixer instead: ssd(heads, head_dim, state, "
-                  "chunk), hydra(...), m2-conv(causal) or monarch-seq(blocks)");
+                  "chunk), hydra(...), m2-conv(causal), monarch-seq(blocks), "
+                  "or Hydra's whole block hydra-block(state, conv, expand, "
+                  "head_dim, chunk)");
   run->add_option("--seq-len", o->seqLen,
                   "--mixer: tokens per sequence (default: --input's)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
   run->add_option("--d-model", o->dModel,
-                  "--mixer m2-conv or monarch-seq: channels per token "
-                  "(default: --input's)")
+                  "--mixer m2-conv, monarch-seq or hydra-block: channels "
+                  "per token (default: --input's)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
   return {run, [o, batch] {
             return o->mixer.empty() ? runRun(*o)

@@ -38,7 +38,8 @@ int runMixer(const MixerRunOptions &o) {
     batch = read->shape[0];
     L = read->shape[1];
     const bool channelsLast =
-        named->family == "m2-conv" || named->family == "monarch-seq";
+        named->family == "m2-conv" || named->family == "monarch-seq" ||
+        named->family == "hydra-block" || named->family == "m2-block";
     if (channelsLast && read->shape.size() == 3 && !dModel)
       dModel = read->shape[2];
     x = std::move(*read);

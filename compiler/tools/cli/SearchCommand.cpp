@@ -135,7 +135,7 @@ int runMixerSearch(const SearchOptions &o) {
     return fail("--mixer-family needs --seq-len L and --d-model D");
   std::vector<std::string> families = splitList(o.mixerFamilies);
   if (families.size() == 1 && families[0] == "all")
-    families = mixerFamilies();
+    families = searchedMixerFamilies();
   auto all = enumerateMixers(families, *o.seqLen, *o.dModel);
   if (!all)
     return fail("--mixer-family: " + all.error());

@@ -308,3 +308,27 @@ func.func @reverse_dynamic(%x: tensor<?x5x3xf32>) {
   %r = einstruct.reverse %x dim 0 : tensor<?x5x3xf32>
   return
 }
+
+// -----
+
+func.func @unary_kind(%x: tensor<4xf32>) -> tensor<4xf32> {
+  // expected-error @+1 {{kind "tanh" is not one of identity, exp, sigmoid, silu, softplus, rsqrt, sin, cos, silu_grad, sigmoid_grad, rsqrt_grad}}
+  %y = einstruct.unary "tanh" %x : tensor<4xf32>
+  return %y : tensor<4xf32>
+}
+
+// -----
+
+func.func @unary_integers(%x: tensor<4xi32>) -> tensor<4xi32> {
+  // expected-error @+1 {{takes a tensor of floats, got 'tensor<4xi32>'}}
+  %y = einstruct.unary "exp" %x : tensor<4xi32>
+  return %y : tensor<4xi32>
+}
+
+// -----
+
+func.func @unary_scale(%x: tensor<4xf32>) -> tensor<4xf32> {
+  // expected-error @+1 {{scale and shift must be finite}}
+  %y = einstruct.unary "exp" %x scale 0x7FF0000000000000 : tensor<4xf32>
+  return %y : tensor<4xf32>
+}

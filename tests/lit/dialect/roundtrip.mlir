@@ -69,3 +69,16 @@ func.func @reverse(%x: tensor<?x5x3xf32>) -> tensor<?x5x3xf32> {
   %r = einstruct.reverse %x dim 1 : tensor<?x5x3xf32>
   return %r : tensor<?x5x3xf32>
 }
+
+// An elementwise function of scale · x + shift; the defaults (1, 0) are
+// elided.
+// CHECK-LABEL: func.func @unary
+// CHECK: einstruct.unary "rsqrt" %arg0 scale 1.250000e-01 shift 1.000000e-05 : tensor<?x8xf32>
+// CHECK: einstruct.unary "silu" %{{.*}} : tensor<?x8xf32>
+// CHECK: einstruct.unary "identity" %{{.*}} scale -1.000000e+00 : tensor<?x8xf32>
+func.func @unary(%x: tensor<?x8xf32>) -> tensor<?x8xf32> {
+  %r = einstruct.unary "rsqrt" %x scale 0.125 shift 1.0e-5 : tensor<?x8xf32>
+  %s = einstruct.unary "silu" %r scale 1.0 : tensor<?x8xf32>
+  %n = einstruct.unary "identity" %s scale -1.0 : tensor<?x8xf32>
+  return %n : tensor<?x8xf32>
+}

@@ -47,3 +47,12 @@ func.func @strided_slice(%x: tensor<?x8xf32>, %w: tensor<4x4xf32>) -> tensor<?x4
   %y = einstruct.contract "ni,io->no" %s, %w : tensor<?x4xf32>, tensor<4x4xf32> -> tensor<?x4xf32>
   return %y : tensor<?x4xf32>
 }
+
+// -----
+
+// The derivative kinds have no derivative of their own.
+func.func @second_derivative(%x: tensor<?x8xf32>) -> tensor<?x8xf32> {
+  // expected-error @+1 {{autodiff has no second derivative: "silu_grad" is itself one}}
+  %y = einstruct.unary "silu_grad" %x : tensor<?x8xf32>
+  return %y : tensor<?x8xf32>
+}

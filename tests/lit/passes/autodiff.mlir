@@ -114,3 +114,24 @@ func.func @shift_flip(%x: tensor<?x5x2xf32>) -> tensor<?x5x2xf32> {
   %r = einstruct.reverse %p dim 1 : tensor<?x5x2xf32>
   return %r : tensor<?x5x2xf32>
 }
+
+// Elementwise functions: dx = dy ⊙ f'(scale·x + shift) · scale, the
+// derivative itself an einstruct.unary; cos' reads sin at the negated
+// argument; identity's is the scale alone.
+// CHECK-LABEL: func.func @unary_backward(%arg0: tensor<?x8xf32>, %arg1: tensor<?x8xf32>) -> tensor<?x8xf32>
+// CHECK-DAG: %[[C:.*]] = einstruct.unary "cos" %arg0 scale 2.000000e+00 shift 5.000000e-01
+// CHECK-DAG: %[[S:.*]] = einstruct.unary "sin" %[[C]] scale -3.000000e+00 shift -1.000000e+00
+// CHECK-DAG: %[[N:.*]] = einstruct.unary "identity" %arg1 scale -1.000000e+00
+// CHECK: %[[G1:.*]] = einstruct.contract "ab,ab->ab" %[[N]], %[[S]]
+// CHECK: %[[G2:.*]] = einstruct.unary "identity" %[[G1]] scale 3.000000e+00
+// CHECK: %[[D:.*]] = einstruct.unary "sin" %arg0 scale -2.000000e+00 shift -5.000000e-01
+// CHECK: %[[G3:.*]] = einstruct.contract "ab,ab->ab" %[[G2]], %[[D]]
+// CHECK: %[[G4:.*]] = einstruct.unary "identity" %[[G3]] scale 2.000000e+00
+// CHECK: return %[[G4]]
+// LLVM: llvm.func @unary_backward
+func.func @unary(%x: tensor<?x8xf32>) -> tensor<?x8xf32> {
+  %c = einstruct.unary "cos" %x scale 2.0 shift 0.5 : tensor<?x8xf32>
+  %s = einstruct.unary "cos" %c scale 3.0 shift 1.0 : tensor<?x8xf32>
+  %n = einstruct.unary "identity" %s scale -1.0 : tensor<?x8xf32>
+  return %n : tensor<?x8xf32>
+}
