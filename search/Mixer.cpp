@@ -21,8 +21,8 @@ const std::vector<CallForm> &forms() {
       {"dense-seq", {}},
       {"toeplitz", {}},
       {"low-rank-seq", {"rank"}},
-      {"hydra-block", {"state", "conv", "expand", "head_dim", "chunk"}},
-      {"m2-block", {"causal", "order", "l_max", "w_mod"}},
+      {"hydra-block", {"state", "conv", "expand", "head_dim", "chunk", "proj"}},
+      {"m2-block", {"causal", "order", "l_max", "w_mod", "proj"}},
   };
   return f;
 }
@@ -140,6 +140,46 @@ Result<bool> runsOnCpu(const NamedSpec &spec) {
                            "runs ssd, hydra, m2-conv, monarch-seq, "
                            "hydra-block and m2-block",
                            f)};
+}
+
+int64_t BlockProjection::macs() const {
+  if (!layer)
+    return dIn * dOut;
+  auto a = analyze(*layer);
+  return a ? a->flops : 0;
+}
+
+int64_t BlockProjection::params() const {
+  if (!layer)
+    return dIn * dOut;
+  int64_t n = 0;
+  for (const auto &shape : weightShapes(*layer))
+    n += elementCount(shape);
+  return n;
+}
+
+Result<BlockProjection> blockProjection(const NamedSpec &spec,
+                                        const std::string &name, int64_t dIn,
+                                        int64_t dOut) {
+  BlockProjection p{name, dIn, dOut, std::nullopt};
+  auto it = spec.params.find("proj");
+  if (it == spec.params.end() || it->second == "dense")
+    return p;
+  auto named = parseNamed(it->second);
+  if (!named)
+    return Error{fmt::format("{}: proj = '{}': {}", spec.family, it->second,
+                             named.error())};
+  auto layer = buildNamed(*named, dIn, dOut);
+  if (!layer)
+    return Error{fmt::format("{}: proj = '{}' as {} ({} -> {}): {}",
+                             spec.family, it->second, name, dIn, dOut,
+                             layer.error())};
+  if (layer->experts)
+    return Error{fmt::format("{}: proj = '{}': a routed BTT-MoE cannot be a "
+                             "block's projection",
+                             spec.family, it->second)};
+  p.layer = std::move(*layer);
+  return p;
 }
 
 Result<M2BlockShape> m2BlockShape(const NamedSpec &spec, int64_t L,
@@ -275,18 +315,31 @@ Result<bool> runsOnCuda(const MixerPlan &p) {
   return true;
 }
 
+namespace {
+// A block projection's weights as operands (BlockProjection's names).
+void appendProjection(std::vector<MixerOperand> &ops,
+                      const BlockProjection &p) {
+  if (!p.layer) {
+    ops.push_back({p.name + ".weight", {p.dOut, p.dIn}, false});
+    return;
+  }
+  auto shapes = weightShapes(*p.layer);
+  for (size_t k = 0; k < shapes.size(); ++k)
+    ops.push_back({p.name + ".weights." + std::to_string(k), shapes[k], false});
+}
+} // namespace
+
 std::vector<MixerOperand> mixerOperands(const MixerPlan &p) {
   const int64_t L = p.length, C = p.channels;
   if (p.family == "m2-block") { // named as blocks.M2's state_dict
     const int64_t o = p.m2.order, K = M2BlockShape::kShortTaps;
-    std::vector<MixerOperand> ops = {
-        {"x", {L, C}},
-        {"in_linear.weight", {3 * C, C}, false},
-        {"in_linear.bias", {3 * C}, false},
-        {"short_filter.weight", {3 * C, 1, K}, false},
-        {"short_filter.bias", {3 * C}, false},
-        {"filter_fn.z", {1, p.m2.lMax, 3}, false},
-        {"filter_fn.freq", {1, o}, false}};
+    std::vector<MixerOperand> ops = {{"x", {L, C}}};
+    appendProjection(ops, p.projections[0]);
+    ops.insert(ops.end(), {{"in_linear.bias", {3 * C}, false},
+                           {"short_filter.weight", {3 * C, 1, K}, false},
+                           {"short_filter.bias", {3 * C}, false},
+                           {"filter_fn.z", {1, p.m2.lMax, 3}, false},
+                           {"filter_fn.freq", {1, o}, false}});
     // filter_rev shares z and freq with filter_fn, as the reference's.
     for (const char *filter :
          p.conv.causal ? std::vector<const char *>{"filter_fn"}
@@ -301,22 +354,24 @@ std::vector<MixerOperand> mixerOperands(const MixerPlan &p) {
       ops.push_back({at + "3.weight", {C, o}, false});
     }
     ops.push_back({"bias", {C}, false});
-    ops.push_back({"out_linear.weight", {C, C}, false});
+    appendProjection(ops, p.projections[1]);
     ops.push_back({"out_linear.bias", {C}, false});
     return ops;
   }
   if (p.isBlock()) { // named as blocks.Hydra's state_dict
     const HydraBlockShape &s = p.block;
-    return {{"x", {L, C}},
-            {"in_proj.weight", {s.inProj(), C}, false},
-            {"conv1d.weight", {s.convChannels(), 1, s.conv}, false},
-            {"conv1d.bias", {s.convChannels()}, false},
-            {"dt_bias", {s.heads}, false},
-            {"A_log", {s.heads}, false},
-            {"D", {s.heads}, false},
-            {"fc_D.weight", {s.heads, s.inner}, false},
-            {"norm_weight", {s.inner}, false},
-            {"out_proj.weight", {C, s.inner}, false}};
+    std::vector<MixerOperand> ops = {{"x", {L, C}}};
+    appendProjection(ops, p.projections[0]);
+    ops.insert(ops.end(),
+               {{"conv1d.weight", {s.convChannels(), 1, s.conv}, false},
+                {"conv1d.bias", {s.convChannels()}, false},
+                {"dt_bias", {s.heads}, false},
+                {"A_log", {s.heads}, false},
+                {"D", {s.heads}, false},
+                {"fc_D.weight", {s.heads, s.inner}, false},
+                {"norm_weight", {s.inner}, false}});
+    appendProjection(ops, p.projections[1]);
+    return ops;
   }
   if (p.chunkedSsd()) {
     const int64_t H = p.ssd.heads, P = p.ssd.headDim, N = p.ssd.state;
@@ -369,6 +424,10 @@ Result<MixerPlan> planMixer(const NamedSpec &spec, int64_t L,
     p.m2 = *shape;
     p.conv = *convShape;
     p.channels = channels;
+    // Checked by analyzeMixer above.
+    p.projections = {
+        *blockProjection(spec, "in_linear", channels, 3 * channels),
+        *blockProjection(spec, "out_linear", channels, channels)};
     p.analysis = std::move(*a);
     return p;
   }
@@ -381,6 +440,9 @@ Result<MixerPlan> planMixer(const NamedSpec &spec, int64_t L,
       return Error{a.error()};
     p.block = *shape;
     p.channels = channels;
+    p.projections = {
+        *blockProjection(spec, "in_proj", channels, shape->inProj()),
+        *blockProjection(spec, "out_proj", shape->inner, channels)};
     p.ssd = {shape->heads, shape->headDim, shape->state, a->chunk,
              ceilDiv(L, a->chunk) * a->chunk};
     p.analysis = std::move(*a);
@@ -458,16 +520,21 @@ Result<MixerAnalysis> analyzeMixer(const NamedSpec &spec, int64_t L,
     auto m = analyzeMixer(mixer, L, s->inner);
     if (!m)
       return Error{"hydra-block: " + m.error()};
+    auto in = blockProjection(spec, "in_proj", d, s->inProj());
+    auto out = blockProjection(spec, "out_proj", s->inner, d);
+    for (auto *p : {&in, &out})
+      if (!*p)
+        return Error{p->error()};
     // Per token: the projections, the convolution, the gated norm.
-    const int64_t perToken = d * s->inProj() + s->convChannels() * s->conv +
-                             4 * s->inner + s->inner * d;
+    const int64_t perToken =
+        in->macs() + s->convChannels() * s->conv + 4 * s->inner + out->macs();
     a = *m;
     a.family = f;
     a.channels = d;
     a.macs += L * perToken;
     a.quadraticMacs += L * perToken;
-    a.params += d * s->inProj() + s->convChannels() * (s->conv + 1) + s->inner +
-                d * s->inner;
+    a.params += in->params() + s->convChannels() * (s->conv + 1) + s->inner +
+                out->params();
     a.bytes = 4 * (2 * L * d + a.params);
     return a;
   }
@@ -481,15 +548,20 @@ Result<MixerAnalysis> analyzeMixer(const NamedSpec &spec, int64_t L,
     auto m = analyzeMixer(conv, L, d);
     if (!m)
       return Error{"m2-block: " + m.error()};
+    auto in = blockProjection(spec, "in_linear", d, 3 * d);
+    auto out = blockProjection(spec, "out_linear", d, d);
+    for (auto *p : {&in, &out})
+      if (!*p)
+        return Error{p->error()};
     // Per token: in_linear, the short convolution, out_linear.
     const int64_t perToken =
-        3 * d * d + 3 * d * M2BlockShape::kShortTaps + d * d;
+        in->macs() + 3 * d * M2BlockShape::kShortTaps + out->macs();
     a = *m;
     a.family = f;
     a.macs += L * perToken;
     a.quadraticMacs += L * perToken;
-    a.params += 3 * d * d + 3 * d + 3 * d * (M2BlockShape::kShortTaps + 1) +
-                d * d + d + 3 * (s->lMax - L);
+    a.params += in->params() + 3 * d + 3 * d * (M2BlockShape::kShortTaps + 1) +
+                out->params() + d + 3 * (s->lMax - L);
     a.bytes = 4 * (2 * L * d + a.params);
     return a;
   }

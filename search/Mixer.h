@@ -49,13 +49,16 @@
 //                2·heads, the depthwise convolution (conv taps, odd) on
 //                x, B, C, the mixer as hydra above, the gated RMS norm
 //                4·d_inner per token, out_proj d_inner → d. Params: those
-//                and the mixer's.
+//                and the mixer's. With proj=STRUCTURE, in_proj and
+//                out_proj are that structure (their MACs and params).
 //   m2-block     HazyResearch/m2's MonarchMixerSequenceMixing on d_model
 //                channels around the m2-conv above (its filters, gates and
 //                skip counted there): in_linear d → 3d, the short causal
 //                depthwise convolution (3 taps) on those 3d, out_linear
 //                d → d. Params: those with their biases, the m2-conv's, and
-//                the positional embedding's 3·(l_max − L) beyond L.
+//                the positional embedding's 3·(l_max − L) beyond L. With
+//                proj=STRUCTURE, in_linear and out_linear are that
+//                structure.
 // Elementwise work (exp, the decay masks, gates) is not counted, except
 // m2-conv's gates and skip above.
 #pragma once
@@ -118,6 +121,22 @@ struct HydraBlockShape {
 };
 Result<HydraBlockShape> hydraBlockShape(const NamedSpec &spec, int64_t dModel);
 
+// One of a block's two large projections (Hydra's in_proj and out_proj,
+// M2's in_linear and out_linear): dense, torch's Linear weight [d_out,
+// d_in] named NAME.weight, unless the spec's proj=STRUCTURE (a named
+// structure, "monarch(nblocks=4)") gives `layer`, its weights named
+// NAME.weights.0, ... as einstruct.Linear's (what convert() puts there).
+struct BlockProjection {
+  std::string name;
+  int64_t dIn = 0, dOut = 0;
+  std::optional<Layer> layer;
+  int64_t macs() const;   // per token
+  int64_t params() const; // weights, no bias
+};
+Result<BlockProjection> blockProjection(const NamedSpec &spec,
+                                        const std::string &name, int64_t dIn,
+                                        int64_t dOut);
+
 // m2-block's sizes: d_model, the Hyena filters' MLP width `order`, their
 // positional embedding's length l_max (>= L; the block reads its first L
 // rows) and sine scale w_mod, and the m2-conv inside (conv.causal false:
@@ -167,6 +186,7 @@ struct MixerPlan {
   EinsumTerm monarch;               // monarch-seq
   HydraBlockShape block;            // hydra-block (its mixer in ssd)
   M2BlockShape m2;                  // m2-block (its m2-conv in conv)
+  std::vector<BlockProjection> projections; // the blocks': in, out
   int64_t channelBlock = 0;         // m2-conv, monarch-seq: per call
   MixerAnalysis analysis;
   bool chunkedSsd() const { return family == "ssd" || family == "hydra"; }

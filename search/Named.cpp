@@ -72,8 +72,19 @@ Result<NamedSpec> parseCall(std::string_view text,
   size_t pos = 0, column = open + 2;
   size_t positional = 0;
   bool sawKeyword = false;
+  // The next `c` from `from` outside parentheses: a value may be a call
+  // itself (a block's proj=monarch(nblocks=4, layout=fly)).
+  auto topLevel = [](std::string_view t, char c, size_t from) {
+    int depth = 0;
+    for (size_t i = from; i < t.size(); ++i) {
+      depth += t[i] == '(' ? 1 : t[i] == ')' ? -1 : 0;
+      if (t[i] == c && depth == 0)
+        return i;
+    }
+    return std::string_view::npos;
+  };
   while (pos <= args.size() && !trim(args).empty()) {
-    size_t comma = args.find(',', pos);
+    size_t comma = topLevel(args, ',', pos);
     if (comma == std::string_view::npos)
       comma = args.size();
     std::string_view rawArg = args.substr(pos, comma - pos);
@@ -84,7 +95,7 @@ Result<NamedSpec> parseCall(std::string_view text,
     if (arg.empty())
       return Error{fmt::format("{} '{}': empty argument at column {}",
                                what, spec.family, argColumn)};
-    size_t eq = arg.find('=');
+    size_t eq = topLevel(arg, '=', 0);
     std::string key, value;
     if (eq == std::string::npos) {
       if (sawKeyword)

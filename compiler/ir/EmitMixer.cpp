@@ -257,30 +257,79 @@ Value depthwiseConv(mlir::OpBuilder &b, mlir::Location loc, Value x, Value w,
   return addBias(b, loc, y, bias);
 }
 
-// x [b, L, d_in] · Wᵀ, W [d_out, d_in] (torch's Linear), as the dense
-// einstruct.layer "i,oi->o" on the b·L tokens: the layer planner's GEMM
-// (and the op a structured projection would replace).
-Value projection(mlir::OpBuilder &b, mlir::Location loc, Value x, Value w) {
-  auto wType = mlir::cast<mlir::RankedTensorType>(w.getType());
-  const int64_t dOut = wType.getDimSize(0), dIn = wType.getDimSize(1),
+// x [b, L, d_in] through the block projection `p` on the b·L tokens: the
+// dense einstruct.layer "i,oi->o" of torch's Linear weight [d_out, d_in],
+// or one einstruct.layer per term of p's structure, summed (emitLayer's
+// form), `weights` its weights in order.
+Value projection(mlir::OpBuilder &b, mlir::Location loc, Value x,
+                 llvm::ArrayRef<Value> weights, const BlockProjection &p) {
+  const int64_t dIn = p.dIn, dOut = p.dOut,
                 L = mlir::cast<mlir::RankedTensorType>(x.getType())
                         .getDimSize(1);
   llvm::SmallVector<mlir::ReassociationIndices> groups = {{0, 1}, {2}};
   Value tokens = mlir::tensor::CollapseShapeOp::create(
       b, loc, tensor(b, {kDyn, dIn}), x, groups);
-  auto sizes =
-      b.getDictionaryAttr({b.getNamedAttr("i", b.getI64IntegerAttr(dIn)),
-                           b.getNamedAttr("o", b.getI64IntegerAttr(dOut))});
-  Value y = LayerOp::create(
-      b, loc, tensor(b, {kDyn, dOut}), tokens, mlir::ValueRange{w},
-      b.getStringAttr("i,oi->o"), sizes, b.getI64IntegerAttr(dIn),
-      b.getI64IntegerAttr(dOut), nullptr, nullptr, nullptr);
+  auto layerOp = [&](const EinsumTerm &t, mlir::ValueRange w,
+                     mlir::DenseF64ArrayAttr theta) -> Value {
+    llvm::SmallVector<mlir::NamedAttribute> sizes;
+    for (auto [c, n] : t.sizes)
+      sizes.push_back(
+          b.getNamedAttr(std::string(1, c), b.getI64IntegerAttr(n)));
+    return LayerOp::create(b, loc, tensor(b, {kDyn, dOut}), tokens, w,
+                           b.getStringAttr(t.str()), b.getDictionaryAttr(sizes),
+                           b.getI64IntegerAttr(dIn), b.getI64IntegerAttr(dOut),
+                           theta, nullptr, nullptr);
+  };
+  Value y;
+  if (!p.layer) {
+    auto dense = makeEinsum("i,oi->o", {{'i', dIn}, {'o', dOut}});
+    y = layerOp(*dense, weights, nullptr);
+  } else {
+    auto theta = p.layer->theta ? b.getDenseF64ArrayAttr(p.layer->theta->v)
+                                : mlir::DenseF64ArrayAttr();
+    size_t at = 0;
+    for (const EinsumTerm &t : p.layer->terms) {
+      Value term = layerOp(t, weights.slice(at, t.weights.size()), theta);
+      at += t.weights.size();
+      y = y ? mlir::arith::AddFOp::create(b, loc, y, term).getResult() : term;
+    }
+  }
   Value batch = mlir::tensor::DimOp::create(b, loc, x, 0);
   return mlir::tensor::ExpandShapeOp::create(
       b, loc, tensor(b, {kDyn, L, dOut}), y, groups,
       llvm::ArrayRef<mlir::OpFoldResult>{batch, b.getIndexAttr(L),
                                          b.getIndexAttr(dOut)});
 }
+
+// The function argument types of the plan's operands (mixerOperands: a
+// per-sequence one with the batch first, dynamic); constants come after.
+llvm::SmallVector<mlir::Type> operandTypes(mlir::OpBuilder &b,
+                                           const MixerPlan &plan) {
+  llvm::SmallVector<mlir::Type> types;
+  for (const MixerOperand &op : mixerOperands(plan)) {
+    llvm::SmallVector<int64_t> shape;
+    if (op.perSequence)
+      shape.push_back(kDyn);
+    shape.append(op.shape.begin(), op.shape.end());
+    types.push_back(tensor(b, shape));
+  }
+  return types;
+}
+
+// A block function's arguments, read in order; a projection's weights as
+// one group (one for a dense one, the structure's otherwise).
+struct Arguments {
+  mlir::func::FuncOp fn;
+  unsigned at = 0;
+  Value next() { return fn.getArgument(at++); }
+  llvm::SmallVector<Value> weights(const BlockProjection &p) {
+    llvm::SmallVector<Value> w;
+    const size_t n = p.layer ? weightShapes(*p.layer).size() : 1;
+    for (size_t i = 0; i < n; ++i)
+      w.push_back(next());
+    return w;
+  }
+};
 
 } // namespace
 
@@ -303,41 +352,47 @@ void emitHydra(mlir::ModuleOp module, const SsdShape &s, int64_t length,
                                          fn.getArgument(5)));
 }
 
-void emitHydraBlock(mlir::ModuleOp module, const HydraBlockShape &k,
-                    const SsdShape &s, int64_t length,
+void emitHydraBlock(mlir::ModuleOp module, const MixerPlan &plan,
                     const std::string &name) {
+  const HydraBlockShape &k = plan.block;
+  const SsdShape &s = plan.ssd;
   // The ones that biases spread along are linalg.fill (callers load the
   // dialects the mixers use, which did not include linalg).
   module.getContext()->getOrLoadDialect<mlir::linalg::LinalgDialect>();
   mlir::OpBuilder b(module.getContext());
   mlir::Location loc = b.getUnknownLoc();
-  const int64_t L = length, d = k.dModel, E = k.inner, H = k.heads, N = k.state,
+  const int64_t L = plan.length, E = k.inner, H = k.heads, N = k.state,
                 Cc = k.convChannels();
-  auto uType = tensor(b, {kDyn, L, d});
-  auto fn = startFunction(
-      b, module, name,
-      {uType, tensor(b, {k.inProj(), d}), tensor(b, {Cc, 1, k.conv}),
-       tensor(b, {Cc}), tensor(b, {H}), tensor(b, {H}), tensor(b, {H}),
-       tensor(b, {H, E}), tensor(b, {E}), tensor(b, {d, E})},
-      uType, 10);
-  auto arg = [&](unsigned i) -> Value { return fn.getArgument(i); };
+  auto types = operandTypes(b, plan);
+  auto fn =
+      startFunction(b, module, name, types, types[0], unsigned(types.size()));
+  Arguments in{fn};
+  auto next = [&] { return in.next(); };
+  auto weights = [&](const BlockProjection &p) { return in.weights(p); };
+  // In argument order: x, in_proj's weights, conv1d.weight, conv1d.bias,
+  // dt_bias, A_log, D, fc_D.weight, norm_weight, out_proj's weights.
+  Value u = next();
+  auto inW = weights(plan.projections[0]);
+  Value convW = next(), convB = next(), dtBias = next(), aLog = next(),
+        D = next(), fcD = next(), normW = next();
+  auto outW = weights(plan.projections[1]);
   auto unary = [&](Value v, llvm::StringRef kind, double scale = 1,
                    double shift = 0) -> Value {
     return UnaryOp::create(b, loc, v, kind, scale, shift);
   };
   // in_proj, split into z, xBC and dt [b, L, 2, H] (one half per pass).
-  Value zxbcdt = projection(b, loc, arg(0), arg(1));
+  Value zxbcdt = projection(b, loc, u, inW, plan.projections[0]);
   Value z = staticSlice(b, loc, zxbcdt, {0, 0, 0}, {kDyn, L, E});
   Value xBC = staticSlice(b, loc, zxbcdt, {0, 0, E}, {kDyn, L, Cc});
   Value dtRaw = staticSlice(b, loc, zxbcdt, {0, 0, E + Cc}, {kDyn, L, 2 * H});
   // dt = softplus(dt + dt_bias) (the bias shared by both halves); a = dt·A,
   // A = −exp(A_log).
-  Value dt = unary(addBias(b, loc, expanded(b, loc, dtRaw, {2, H}), arg(4)),
+  Value dt = unary(addBias(b, loc, expanded(b, loc, dtRaw, {2, H}), dtBias),
                    "softplus");
-  Value A = unary(unary(arg(5), "exp"), "identity", -1);
+  Value A = unary(unary(aLog, "exp"), "identity", -1);
   Value a = contract(b, loc, "blkh,h->blkh", dt, A);
   // SiLU of the convolution; x, then B and C of each pass: [B₀ C₀ B₁ C₁].
-  xBC = unary(depthwiseConv(b, loc, xBC, arg(2), arg(3), k.conv / 2), "silu");
+  xBC = unary(depthwiseConv(b, loc, xBC, convW, convB, k.conv / 2), "silu");
   Value x = staticSlice(b, loc, xBC, {0, 0, 0}, {kDyn, L, E});
   Value BC = expanded(
       b, loc, staticSlice(b, loc, xBC, {0, 0, E}, {kDyn, L, 4 * N}), {2, 2, N});
@@ -349,7 +404,8 @@ void emitHydraBlock(mlir::ModuleOp module, const HydraBlockShape &k,
   };
   Value B = pick(0), C = pick(1);
   // The skip's scale fc_D(x) + D, then the mixer.
-  Value skip = addBias(b, loc, projection(b, loc, x, arg(7)), arg(6));
+  Value skip = addBias(
+      b, loc, projection(b, loc, x, {fcD}, {"fc_D", E, H, std::nullopt}), D);
   Value y4 = hydraCore(b, loc, s, L, expanded(b, loc, x, {H, k.headDim}), dt, a,
                        B, C, skip);
   Value y = mlir::tensor::CollapseShapeOp::create(
@@ -360,9 +416,10 @@ void emitHydraBlock(mlir::ModuleOp module, const HydraBlockShape &k,
   Value scale = unary(contract(b, loc, "blc,blc->bl", y, y), "rsqrt",
                       1.0 / double(E), 1e-5);
   y = contract(b, loc, "blc,bl->blc", y, scale);
-  y = contract(b, loc, "blc,c->blc", y, arg(8));
+  y = contract(b, loc, "blc,c->blc", y, normW);
   y = contract(b, loc, "blc,blc->blc", y, unary(z, "silu"));
-  mlir::func::ReturnOp::create(b, loc, projection(b, loc, y, arg(9)));
+  mlir::func::ReturnOp::create(
+      b, loc, projection(b, loc, y, outW, plan.projections[1]));
 }
 
 namespace {
@@ -578,41 +635,30 @@ M2ConvConstant hyenaDecay(const M2BlockShape &m, int64_t L) {
 
 } // namespace
 
-void emitM2Block(mlir::ModuleOp module, const M2BlockShape &m,
-                 const M2ConvShape &s, const std::string &name) {
+void emitM2Block(mlir::ModuleOp module, const MixerPlan &plan,
+                 const std::string &name) {
+  const M2BlockShape &m = plan.m2;
+  const M2ConvShape &s = plan.conv;
   module.getContext()->getOrLoadDialect<mlir::linalg::LinalgDialect>();
   mlir::OpBuilder b(module.getContext());
   mlir::Location loc = b.getUnknownLoc();
   const int64_t L = s.length, d = m.dModel, o = m.order,
                 K = M2BlockShape::kShortTaps;
-  const int filters = s.causal ? 1 : 2;
-  auto xType = tensor(b, {kDyn, L, d});
-  llvm::SmallVector<mlir::Type> args = {xType,
-                                        tensor(b, {3 * d, d}),
-                                        tensor(b, {3 * d}),
-                                        tensor(b, {3 * d, 1, K}),
-                                        tensor(b, {3 * d}),
-                                        tensor(b, {1, m.lMax, 3}),
-                                        tensor(b, {1, o})};
-  for (int f = 0; f < filters; ++f)
-    for (auto shape : {llvm::SmallVector<int64_t>{o, 3},
-                       {o},
-                       {o, o},
-                       {o},
-                       {o, o},
-                       {o},
-                       {d, o}})
-      args.push_back(tensor(b, shape));
-  args.append({tensor(b, {d}), tensor(b, {d, d}), tensor(b, {d})});
+  auto args = operandTypes(b, plan);
   const unsigned firstConstant = unsigned(args.size());
   args.push_back(tensor(b, {L, d})); // the filters' decay
   for (const auto &shape : m2ConvConstantShapes(s))
     args.push_back(tensor(b, shape));
+  auto xType = args[0];
   auto fn = startFunction(b, module, name, args, xType, firstConstant);
-  unsigned at = 0;
-  auto next = [&]() -> Value { return fn.getArgument(at++); };
-  Value x = next(), inW = next(), inB = next(), shortW = next(),
-        shortB = next(), z = next(), freq = next();
+  Arguments in{fn};
+  auto next = [&] { return in.next(); };
+  auto weights = [&](const BlockProjection &p) { return in.weights(p); };
+  // In argument order (mixerOperands').
+  Value x = next();
+  auto inW = weights(plan.projections[0]);
+  Value inB = next(), shortW = next(), shortB = next(), z = next(),
+        freq = next();
   // Hyena's implicit filter: an MLP over the positional embedding's first
   // L rows, sin(w_mod · freq ⊙ (h·Wᵀ + b)) after each of the first three
   // layers, the last without a bias, times the decay.
@@ -635,11 +681,14 @@ void emitM2Block(mlir::ModuleOp module, const M2BlockShape &m,
     return contract(b, loc, "lc,lc->lc", k, decay);
   };
   Value k = filter(), kRev = s.causal ? Value() : filter();
-  Value D = next(), outW = next(), outB = next();
+  Value D = next();
+  auto outW = weights(plan.projections[1]);
+  Value outB = next();
   // in_linear, the short causal convolution (padding 2 cut back to L),
   // split into x1, x2, v; the long convolution of v ⊙ x1; gated by x2;
   // out_linear.
-  Value u = addBias(b, loc, projection(b, loc, x, inW), inB);
+  Value u =
+      addBias(b, loc, projection(b, loc, x, inW, plan.projections[0]), inB);
   u = depthwiseConv(b, loc, u, shortW, shortB, K - 1);
   auto third = [&](int64_t i) {
     return staticSlice(b, loc, u, {0, 0, i * d}, {kDyn, L, d});
@@ -650,7 +699,8 @@ void emitM2Block(mlir::ModuleOp module, const M2BlockShape &m,
                        kRev, D, dft);
   y = contract(b, loc, "blc,blc->blc", y, x2);
   mlir::func::ReturnOp::create(
-      b, loc, addBias(b, loc, projection(b, loc, y, outW), outB));
+      b, loc,
+      addBias(b, loc, projection(b, loc, y, outW, plan.projections[1]), outB));
 }
 
 std::vector<M2ConvConstant> mixerConstants(const MixerPlan &plan) {
@@ -725,9 +775,9 @@ void emitSequenceEinsum(mlir::ModuleOp module, const EinsumTerm &t,
 void emitMixer(mlir::ModuleOp module, const MixerPlan &plan,
                const std::string &name) {
   if (plan.family == "m2-block")
-    emitM2Block(module, plan.m2, plan.conv, name);
+    emitM2Block(module, plan, name);
   else if (plan.isBlock())
-    emitHydraBlock(module, plan.block, plan.ssd, plan.length, name);
+    emitHydraBlock(module, plan, name);
   else if (plan.family == "hydra")
     emitHydra(module, plan.ssd, plan.length, name);
   else if (plan.chunkedSsd())

@@ -54,8 +54,7 @@ void emitHydra(mlir::ModuleOp module, const SsdShape &shape, int64_t length,
 // out_proj. Elementwise functions are einstruct.unary, biases outer
 // products with ones, the convolution a sum of shifted windows, so that
 // --einstruct-autodiff derives every parameter's gradient.
-void emitHydraBlock(mlir::ModuleOp module, const HydraBlockShape &block,
-                    const SsdShape &mixer, int64_t length,
+void emitHydraBlock(mlir::ModuleOp module, const MixerPlan &plan,
                     const std::string &name);
 
 // Appends func.func @name(x[b, L, d], in_linear.weight, in_linear.bias,
@@ -70,8 +69,8 @@ void emitHydraBlock(mlir::ModuleOp module, const HydraBlockShape &block,
 // first L rows, times a fixed decay), k_rev too when bidirectional; the
 // convolution of v ⊙ x1 with bias D; ⊙ x2; out_linear. The constants, in
 // mixerConstants' order: the decay [L, d], then m2ConvConstants.
-void emitM2Block(mlir::ModuleOp module, const M2BlockShape &block,
-                 const M2ConvShape &conv, const std::string &name);
+void emitM2Block(mlir::ModuleOp module, const MixerPlan &plan,
+                 const std::string &name);
 
 // Appends func.func @name(x[S, L, C], k[L, C], k_rev[L, C] (bidirectional
 // only), D[C], constants...) -> y[S, L, C], the m2-conv `s` on C channels

@@ -459,10 +459,11 @@ class Mixer(torch.nn.Module):
     "m2-block(causal, order, l_max, w_mod)" are goombalab/hydra's and
     HazyResearch/m2's whole blocks on d_model channels, each compiled as
     one function (on the CPU): x [L, d_model] (the block's u) and, shared,
-    by name and shape, blocks.Hydra's or blocks.M2's parameters (dense
-    projections; the blocks modules are the ones whose projections
-    convert() structures). It returns y shaped like x, differentiable in
-    every operand. Float32 arithmetic on CPU tensors (the JIT) or on CUDA tensors of one
+    by name and shape, blocks.Hydra's or blocks.M2's parameters (with
+    proj="monarch(blocks=8)" or another structure, the two large
+    projections' weights named as einstruct.Linear's, in_proj.weights.0
+    ...). It returns y shaped like x, differentiable in every operand.
+    Float32 arithmetic on CPU tensors (the JIT) or on CUDA tensors of one
     device (the libraries `einstruct compile --mixer` writes, built by nvcc
     on first use and cached, run on torch's current stream). It has no
     parameters: a block's projections and filters make its operands."""

@@ -492,6 +492,58 @@ check_block("hydra-block (the whole block compiled)",
                                            block.nheads, block.headdim,
                                            block.d_state),
             params=list(block.named_parameters()))
+
+# Structured projections in the compiled block: proj=STRUCTURE makes
+# in_proj and out_proj that structure, its weights named as
+# einstruct.Linear's ("in_proj.weights.0", ...). Against blocks.Hydra with
+# the same einstruct.Linear layers (their own backward through torch) and,
+# forward, against the float64 transcription with each layer's dense
+# matrix (the layer applied to the identity).
+structured = Hydra(d_model=8, d_state=4, d_conv=3, expand=2, headdim=4,
+                   chunk_size=4)
+structured.load_state_dict(block.state_dict())
+structured.in_proj = einstruct.Linear("monarch(blocks=2)", 8, 56)
+structured.out_proj = einstruct.Linear("monarch(blocks=2)", 16, 8)
+whole_s = einstruct.Mixer("hydra-block(state=4, conv=3, expand=2, head_dim=4, "
+                          "chunk=4, proj=monarch(blocks=2))", 10, d_model=8)
+check("in_proj.weights.0" in dict(whole_s.operands) and
+      "out_proj.weights.1" in dict(whole_s.operands),
+      f"proj=monarch names the projections' weights as einstruct.Linear's: "
+      f"{[n for n, _ in whole_s.operands]}")
+try:
+    einstruct.Mixer("hydra-block(state=4, conv=3, expand=2, head_dim=4, "
+                    "chunk=4, proj=monarch(blocks=3))", 10, d_model=8)
+    check(False, "proj=monarch(blocks=3) on d_model 8 is refused")
+except RuntimeError as e:
+    check("proj = 'monarch(blocks=3)' as in_proj (8 -> 56)" in str(e),
+          f"a projection the structure cannot take is refused: {e}")
+prm_s = dict(structured.named_parameters())
+eye = lambda n: torch.eye(n)
+dense_of = lambda layer, n: layer(eye(n)).detach().T  # [d_out, d_in]
+check_block("hydra-block(proj=monarch(blocks=2)) against the transcription "
+            "with the layers' dense matrices",
+            lambda x: whole_s(x, *[prm_s[n] for n, _ in whole_s.operands[1:]]),
+            u, lambda p64, u64: hydra_block64(
+                dict(p64, **{"in_proj.weight":
+                             dense_of(structured.in_proj, 8).double(),
+                             "out_proj.weight":
+                             dense_of(structured.out_proj, 16).double()}),
+                u64, block.d_inner, block.nheads, block.headdim,
+                block.d_state),
+            params=[(n, v) for n, v in prm_s.items()
+                    if not n.startswith(("in_proj.", "out_proj."))])
+y_s = whole_s(u, *[prm_s[n] for n, _ in whole_s.operands[1:]])
+y_m = structured(u)
+dout = torch.randn(y_s.shape)
+names_s = [n for n, _ in whole_s.operands[1:]]
+g_s = torch.autograd.grad(y_s, [prm_s[n] for n in names_s], dout)
+g_m = torch.autograd.grad(y_m, [prm_s[n] for n in names_s], dout)
+worst = max(zip(names_s, g_s, g_m), key=lambda t: rel(t[1], t[2]))
+check(rel(y_s.detach(), y_m.detach()) < 1e-5 and rel(worst[1], worst[2]) < 1e-4,
+      f"hydra-block(proj=monarch) equals blocks.Hydra with einstruct.Linear "
+      f"projections: y {rel(y_s.detach(), y_m.detach()):.1e}, every "
+      f"parameter's gradient (worst {worst[0]}: {rel(worst[1], worst[2]):.1e})")
+
 report = einstruct.convert(block, budget=0.75)
 out2 = block(u)
 out2.sum().backward()

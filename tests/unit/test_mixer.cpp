@@ -270,6 +270,42 @@ TEST_CASE("m2-block analysis: its m2-conv plus projections and short "
   CHECK_FALSE(block->causal);
 }
 
+TEST_CASE("block projections: proj=STRUCTURE (a nested call) replaces the "
+          "dense ones in the counts",
+          "[mixer]") {
+  auto spec =
+      parseMixer("hydra-block(proj=monarch(blocks=2, layout=einstruct), "
+                 "state=4, conv=3, head_dim=4, chunk=4)");
+  REQUIRE(spec);
+  CHECK(spec->params.at("proj") == "monarch(blocks=2, layout=einstruct)");
+  CHECK(spec->params.at("state") == "4");
+  auto dense = analyzeMixer(
+      *parseMixer("hydra-block(state=4, conv=3, head_dim=4, chunk=4)"), 8, 8);
+  auto structured = analyzeMixer(*spec, 8, 8);
+  REQUIRE(dense);
+  REQUIRE(structured);
+  // in_proj 8 → 56 and out_proj 16 → 8 as Monarch with 2 blocks: their
+  // multiply-adds per token and parameters from the layer analysis.
+  auto layerCost = [](int64_t dIn, int64_t dOut) {
+    auto layer = buildNamed(*parseNamed("monarch(blocks=2)"), dIn, dOut);
+    REQUIRE(layer);
+    auto a = analyze(*layer);
+    REQUIRE(a);
+    return std::pair{a->flops, a->params};
+  };
+  auto [inMacs, inParams] = layerCost(8, 56);
+  auto [outMacs, outParams] = layerCost(16, 8);
+  CHECK(structured->macs ==
+        dense->macs - 8 * (8 * 56 + 16 * 8) + 8 * (inMacs + outMacs));
+  CHECK(structured->params ==
+        dense->params - (8 * 56 + 16 * 8) + inParams + outParams);
+  CHECK(inParams < 8 * 56);
+  auto bad =
+      analyzeMixer(*parseMixer("m2-block(proj=btt-moe(experts=4))"), 8, 8);
+  REQUIRE_FALSE(bad);
+  CHECK_THAT(bad.error(), Catch::Contains("proj = 'btt-moe(experts=4)'"));
+}
+
 TEST_CASE("mixer spec errors", "[mixer][errors]") {
   struct Bad {
     const char *spec;
