@@ -3,7 +3,8 @@
 // and the CPU pipeline compiles both: chunked SSD (Mamba-2's state-space
 // duality) around einstruct.chunk_decays and chunk_scan, M2's long
 // convolution through Monarch-factored DFTs, and a Monarch matrix along the
-// sequence.
+// sequence (EmitMixer.cpp); and Hydra's and M2's whole blocks around them
+// (EmitBlock.cpp).
 #pragma once
 #include "search/Mixer.h"
 
@@ -22,32 +23,32 @@ void emitMixer(mlir::ModuleOp module, const MixerPlan &plan,
 
 // Appends func.func @name(x[b, L, H, P], dt[b, L, H], a[b, L, H],
 // B[b, L, N], C[b, L, N]) -> y[b, L, H, P] (Mamba-2's layouts, dt after its
-// softplus and a = dt·A; JitMixer.h's operands) on L = `length` tokens, b
-// dynamic: with u = x ⊙ dt,
+// softplus and a = dt·A; mixerOperands' order) on L = plan.length tokens,
+// b dynamic: with u = x ⊙ dt,
 //   y[l] = Σ_{s ≤ l} (C_l · B_s) · exp(Σ_{t=s+1..l} a_t) · u_s
-// per head, computed chunk by chunk (T = shape.length / Q chunks, the
-// sequence zero-padded after its end to shape.length, which changes
+// per head, computed chunk by chunk (T = plan.ssd.length / Q chunks, the
+// sequence zero-padded after its end to plan.ssd.length, which changes
 // nothing before it): C·Bᵀ masked by the in-chunk decays times u; each
 // chunk's state Σ_s decay(s → end)·u_s ⊗ B_s; the states passed from chunk
 // to chunk (einstruct.chunk_scan); and read out through C times the decay
 // from the chunk's start. These are the multiply-adds ssdMacs counts.
-void emitSsd(mlir::ModuleOp module, const SsdShape &shape, int64_t length,
+void emitSsd(mlir::ModuleOp module, const MixerPlan &plan,
              const std::string &name);
 
 // Appends func.func @name(x[b, L, H, P], dt[b, L, 2, H], a[b, L, 2, H],
 // B[b, L, 2, N], C[b, L, 2, N], d[b, L, H]) -> y[b, L, H, P], Hydra's
-// quasiseparable mixer on L = `length` tokens (JitMixer.h's operands; index
+// quasiseparable mixer on L = plan.length tokens (mixerOperands'; index
 // 2 is the direction, the backward pass's on the flipped sequence):
 //   y = shift(SSD(x, dt₀, a₀, B₀, C₀)) + flip(shift(SSD(flip(x, dt₁, a₁,
 //       B₁, C₁)))) + d ⊙ x,
 // shift moving each token one later (zero first), each SSD emitSsd's.
-void emitHydra(mlir::ModuleOp module, const SsdShape &shape, int64_t length,
+void emitHydra(mlir::ModuleOp module, const MixerPlan &plan,
                const std::string &name);
 
-// Appends func.func @name(u[b, L, d], in_proj.weight, conv1d.weight,
-// conv1d.bias, dt_bias, A_log, D, fc_D.weight, norm_weight,
-// out_proj.weight) -> y[b, L, d], goombalab/hydra's block (JitMixer.h's
-// hydra-block operands) around emitHydra's mixer on L = `length` tokens:
+// Appends func.func @name(x[b, L, d], in_proj's weights, conv1d.weight,
+// conv1d.bias, dt_bias, A_log, D, fc_D.weight, norm_weight, out_proj's
+// weights) -> y[b, L, d], goombalab/hydra's block (mixerOperands' order)
+// around emitHydra's mixer on L = plan.length tokens:
 // in_proj split into z, xBC and dt; dt = softplus(dt + dt_bias) per pass;
 // x, B, C = SiLU(depthwise conv(xBC)); a = dt·(−exp(A_log)); the mixer
 // with d = fc_D(x) + D; y·rsqrt(mean(y²) + 1e-5)·norm_weight·SiLU(z);
@@ -57,10 +58,10 @@ void emitHydra(mlir::ModuleOp module, const SsdShape &shape, int64_t length,
 void emitHydraBlock(mlir::ModuleOp module, const MixerPlan &plan,
                     const std::string &name);
 
-// Appends func.func @name(x[b, L, d], in_linear.weight, in_linear.bias,
+// Appends func.func @name(x[b, L, d], in_linear's weights, in_linear.bias,
 // short_filter.weight, short_filter.bias, filter_fn.z, filter_fn.freq,
 // filter_fn.layers.{0,1,2}.{weight,bias}, filter_fn.layers.3.weight (and
-// filter_rev's layers when bidirectional), bias, out_linear.weight,
+// filter_rev's layers when bidirectional), bias, out_linear's weights,
 // out_linear.bias, constants...) -> y[b, L, d], HazyResearch/m2's
 // MonarchMixerSequenceMixing (JitMixer.h's m2-block operands) around
 // emitM2Conv's convolution on L = s.length tokens: in_linear; the short
@@ -102,6 +103,11 @@ struct M2ConvConstant {
   std::vector<float> values;
 };
 std::vector<M2ConvConstant> m2ConvConstants(const M2ConvShape &s);
+
+// m2-block's first constant: the decay of Hyena's filters on L tokens
+// (hyena_utils.py's ExponentialModulation with its defaults),
+// exp(−t_l·|δ_c|) as [L, d] (EmitBlock.cpp).
+M2ConvConstant hyenaDecay(const M2BlockShape &block, int64_t L);
 
 // The constant arguments of the plan's function after its operands (none,
 // m2-conv's DFT matrices, m2-block's decay and DFT matrices).

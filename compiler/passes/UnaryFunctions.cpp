@@ -3,6 +3,8 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 
+#include "llvm/ADT/StringSwitch.h"
+
 namespace einstruct {
 
 namespace {
@@ -72,24 +74,22 @@ std::optional<UnaryDerivative> unaryDerivative(UnaryOp op) {
   const llvm::StringRef kind = op.getKind();
   const double s = op.getScale().convertToDouble(),
                t = op.getShift().convertToDouble();
-  // By the chain rule every derivative carries the inner factor s.
-  if (kind == "identity")
-    return UnaryDerivative{"", s, t, s};
-  if (kind == "exp")
-    return UnaryDerivative{"exp", s, t, s};
-  if (kind == "sigmoid")
-    return UnaryDerivative{"sigmoid_grad", s, t, s};
-  if (kind == "silu")
-    return UnaryDerivative{"silu_grad", s, t, s};
-  if (kind == "softplus")
-    return UnaryDerivative{"sigmoid", s, t, s};
-  if (kind == "rsqrt")
-    return UnaryDerivative{"rsqrt_grad", s, t, s};
-  if (kind == "sin")
-    return UnaryDerivative{"cos", s, t, s};
   if (kind == "cos") // −sin(z) = sin(−z)
     return UnaryDerivative{"sin", -s, -t, s};
-  return std::nullopt;
+  // f′ at the same argument; by the chain rule every derivative carries the
+  // inner factor s (identity's is s alone).
+  auto derivative = llvm::StringSwitch<std::optional<llvm::StringRef>>(kind)
+                        .Case("identity", "")
+                        .Case("exp", "exp")
+                        .Case("sigmoid", "sigmoid_grad")
+                        .Case("silu", "silu_grad")
+                        .Case("softplus", "sigmoid")
+                        .Case("rsqrt", "rsqrt_grad")
+                        .Case("sin", "cos")
+                        .Default(std::nullopt);
+  if (!derivative)
+    return std::nullopt;
+  return UnaryDerivative{derivative->str(), s, t, s};
 }
 
 } // namespace einstruct
