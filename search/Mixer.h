@@ -84,6 +84,11 @@ struct MixerAnalysis {
   std::string growth;         // MACs' order in L at fixed sizes: "L", "L^2"
 };
 
+// Bounds on a mixer's sizes, so that every count fits 64 bits with room
+// to spare.
+inline constexpr int64_t kMaxMixerSeqLen = int64_t(1) << 24;
+inline constexpr int64_t kMaxMixerSize = int64_t(1) << 20;
+
 // Mixer family names, for help texts and errors; searchedMixerFamilies
 // leaves out the whole blocks (hydra-block, m2-block), which search does
 // not rank
@@ -258,5 +263,12 @@ int64_t monarchDftMacs(int64_t b);
 // the multiply-adds of generating k.
 int64_t hyenaFilterParams(int64_t L, int64_t d, int64_t order);
 int64_t hyenaFilterMacs(int64_t L, int64_t d, int64_t order);
+
+// The whole blocks' share of analyzeMixer, planMixer (p with its family
+// and length set) and mixerOperands (Block.cpp).
+Result<MixerAnalysis> analyzeBlock(const NamedSpec &spec, int64_t L, int64_t d);
+Result<MixerPlan> planBlock(const NamedSpec &spec, MixerPlan p,
+                            int64_t channels);
+std::vector<MixerOperand> blockOperands(const MixerPlan &p);
 
 } // namespace einstruct
