@@ -12,7 +12,12 @@ in one process, three ways with the same parameters:
 
     PYTHONPATH=build/python /usr/bin/python3 bench/block_cpu.py \\
         [--block hydra|m2] [--lengths 1024,4096] [--d-model 768] \\
-        [--threads 2] [--batch 2]
+        [--threads 2] [--batch 2] [--proj 'monarch(blocks=8)'|'search(0.25)']
+
+--proj structures the two large projections in all three: a named
+structure as einstruct.Linear layers, or search(r) as
+einstruct.convert(budget=r) on those two layers; the compiled block gets
+the same as its proj=.
 
 The output and every gradient (input and parameters) are cross-checked
 against the einstruct block's (relative 1e-3 of the largest) before
@@ -32,30 +37,51 @@ from conv_mixer_cpu import fftconv_ref  # noqa: E402
 from mixer_cpu import hydra, ssd_chunked, timed  # noqa: E402
 
 
+def structure(module, names, proj):
+    """module's projections `names` as --proj says (see above)."""
+    if proj == "dense":
+        return
+    if proj.startswith("search(") and proj.endswith(")"):
+        einstruct.convert(module, budget=float(proj[len("search("):-1]),
+                          project=False, layers=names)
+        return
+    for n in names:
+        dense = getattr(module, n)
+        setattr(module, n, einstruct.Linear(proj, dense.in_features,
+                                            dense.out_features,
+                                            bias=dense.bias is not None))
+
+
 def blocks(args, lengths):
     """The einstruct-mixer block, its all-PyTorch twin (same parameters)
     and a function L -> the whole-block Mixer."""
     torch.manual_seed(0)
+    proj = "" if args.proj == "dense" else ", proj=%s" % args.proj
     if args.block == "m2":
         l_max = max(lengths)
         block, reference = (M2(args.d_model, l_max=l_max) for _ in range(2))
+        for m in (block, reference):
+            structure(m, ["in_linear", "out_linear"], args.proj)
         reference.load_state_dict(block.state_dict())
         # fftconv_ref takes [b, d, L]; the block's mixer [b, L, d].
         reference.mixer = lambda L: lambda x, k, D: fftconv_ref(
             x.transpose(1, 2), k.T, D).transpose(1, 2)
         whole = lambda L: einstruct.Mixer(
-            "m2-block(causal=true, l_max=%d)" % l_max, L, d_model=args.d_model)
+            "m2-block(causal=true, l_max=%d%s)" % (l_max, proj), L,
+            d_model=args.d_model)
         return block, reference, whole
     block, reference = (Hydra(args.d_model, d_state=args.state,
                               headdim=args.head_dim, chunk_size=args.chunk)
                         for _ in range(2))
+    for m in (block, reference):
+        structure(m, ["in_proj", "out_proj"], args.proj)
     reference.load_state_dict(block.state_dict())
     reference.mixer = lambda L: lambda *ops: hydra(ssd_chunked)(
         *ops, min(args.chunk, L))
     whole = lambda L: einstruct.Mixer(
-        "hydra-block(state=%d, conv=%d, expand=%d, head_dim=%d, chunk=%d)"
+        "hydra-block(state=%d, conv=%d, expand=%d, head_dim=%d, chunk=%d%s)"
         % (args.state, block.d_conv, block.d_inner // args.d_model,
-           args.head_dim, min(args.chunk, L)), L, d_model=args.d_model)
+           args.head_dim, min(args.chunk, L), proj), L, d_model=args.d_model)
     return block, reference, whole
 
 
@@ -70,15 +96,16 @@ def main():
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--proj", default="dense")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     lengths = list(map(int, args.lengths.split(",")))
     block, reference, compiled = blocks(args, lengths)
     prm = dict(block.named_parameters())
     ref_prm = dict(reference.named_parameters())
-    print("%s(%s), batch %d, %d threads (torch %s)" % (
-        type(block).__name__, block.extra_repr(), args.batch, args.threads,
-        torch.__version__))
+    print("%s(%s), projections %s, batch %d, %d threads (torch %s)" % (
+        type(block).__name__, block.extra_repr(), args.proj, args.batch,
+        args.threads, torch.__version__))
     print("| L | form | forward ms | fwd+bwd ms | einstruct block fwd "
           "speedup | einstruct block fwd+bwd speedup |")
     print("|---|---|---|---|---|---|")

@@ -1,7 +1,8 @@
-// The whole blocks, hydra-block and m2-block (Mixer.h): their sizes, the
-// projections proj= makes structured, their analysis, plan and operands,
+// The whole blocks, hydra-block and m2-block (Mixer.h): their sizes, their
+// projections as the spec makes them, their analysis, plan and operands,
 // which analyzeMixer, planMixer and mixerOperands hand them.
 #include "Mixer.h"
+#include "ModelSearch.h"
 
 #include <cmath>
 #include <cstdlib>
@@ -26,28 +27,121 @@ int64_t BlockProjection::params() const {
   return n;
 }
 
-Result<BlockProjection> blockProjection(const NamedSpec &spec,
-                                        const std::string &name, int64_t dIn,
-                                        int64_t dOut) {
-  BlockProjection p{name, dIn, dOut, std::nullopt};
-  auto it = spec.params.find("proj");
-  if (it == spec.params.end() || it->second == "dense")
-    return p;
-  auto named = parseNamed(it->second);
+namespace {
+
+// `text` is a call of the projection search: search(...).
+bool isSearch(const std::string &text) {
+  std::string name = text.substr(0, text.find('('));
+  name.erase(0, name.find_first_not_of(" \t"));
+  name.erase(name.find_last_not_of(" \t") + 1);
+  for (auto &c : name)
+    c = char(std::tolower((unsigned char)c));
+  return name == "search";
+}
+
+// `slot` as the named structure `text` ("dense" keeps torch's Linear).
+Result<BlockProjection> namedProjection(const NamedSpec &spec,
+                                        const std::string &key,
+                                        const std::string &text,
+                                        BlockProjection slot) {
+  auto named = parseNamed(text);
   if (!named)
-    return Error{fmt::format("{}: proj = '{}': {}", spec.family, it->second,
+    return Error{fmt::format("{}: {} = '{}': {}", spec.family, key, text,
                              named.error())};
-  auto layer = buildNamed(*named, dIn, dOut);
+  if (named->family == "dense")
+    return slot;
+  auto layer = buildNamed(*named, slot.dIn, slot.dOut);
   if (!layer)
-    return Error{fmt::format("{}: proj = '{}' as {} ({} -> {}): {}",
-                             spec.family, it->second, name, dIn, dOut,
+    return Error{fmt::format("{}: {} = '{}' as {} ({} -> {}): {}", spec.family,
+                             key, text, slot.name, slot.dIn, slot.dOut,
                              layer.error())};
   if (layer->experts)
-    return Error{fmt::format("{}: proj = '{}': a routed BTT-MoE cannot be a "
+    return Error{fmt::format("{}: {} = '{}': a routed BTT-MoE cannot be a "
                              "block's projection",
-                             spec.family, it->second)};
-  p.layer = std::move(*layer);
-  return p;
+                             spec.family, key, text)};
+  slot.layer = std::move(*layer);
+  return slot;
+}
+
+// The slots as the model search picks them under search(...)'s budget: the
+// search's dense pick stays torch's Linear, as convert() leaves it.
+Result<std::vector<BlockProjection>>
+searchedProjections(const NamedSpec &spec, const std::string &text,
+                    std::vector<BlockProjection> slots) {
+  auto where = [&](const std::string &msg) {
+    return Error{fmt::format("{}: proj = '{}': {}", spec.family, text, msg)};
+  };
+  auto call = parseCall(text, {{"search", {"max_flops_ratio", "max_flops"}}},
+                        {}, "projection search");
+  if (!call)
+    return where(call.error());
+  std::vector<ModelLayer> layers;
+  for (const auto &s : slots)
+    layers.push_back({s.name, s.dIn, s.dOut, 1});
+  auto ratio = call->params.find("max_flops_ratio");
+  auto flops = intParam(*call, "max_flops", int64_t(1) << 50);
+  if (!flops)
+    return where(flops.error());
+  if ((ratio != call->params.end()) == flops->has_value())
+    return where("give one budget: max_flops_ratio (a fraction of the dense "
+                 "projections' MACs) or max_flops (MACs per token)");
+  int64_t budget = flops->value_or(0);
+  if (ratio != call->params.end()) {
+    char *end = nullptr;
+    double r = std::strtod(ratio->second.c_str(), &end);
+    if (end == ratio->second.c_str() || *end || !std::isfinite(r) || r <= 0)
+      return where(fmt::format("max_flops_ratio = '{}' must be a positive "
+                               "number",
+                               ratio->second));
+    budget = budgetFromRatio(layers, r);
+    if (budget < 1)
+      return where(fmt::format("max_flops_ratio = {} of the dense "
+                               "projections' {} MACs per token is under one",
+                               ratio->second, budgetFromRatio(layers, 1)));
+  }
+  auto picked = searchModel(layers, budget, SearchSpace{}, Constraints{});
+  if (!picked)
+    return where(picked.error());
+  for (size_t k = 0; k < slots.size(); ++k)
+    if (picked->choices[k].pick.analysis.name != "dense")
+      slots[k].layer = picked->choices[k].pick.layer;
+  return slots;
+}
+
+} // namespace
+
+Result<std::vector<BlockProjection>>
+blockProjections(const NamedSpec &spec,
+                 const std::vector<BlockProjection> &slots) {
+  auto both = spec.params.find("proj");
+  if (both != spec.params.end() && isSearch(both->second)) {
+    for (const auto &s : slots)
+      if (spec.params.count(s.name))
+        return Error{fmt::format(
+            "{}: {} = '{}' beside proj = '{}': the search chooses every "
+            "projection; give one or the other",
+            spec.family, s.name, spec.params.at(s.name), both->second)};
+    return searchedProjections(spec, both->second, slots);
+  }
+  std::vector<BlockProjection> out;
+  for (const auto &s : slots) {
+    auto own = spec.params.find(s.name);
+    auto given = own != spec.params.end() ? own : both;
+    if (given == spec.params.end()) {
+      out.push_back(s);
+      continue;
+    }
+    if (isSearch(given->second))
+      return Error{fmt::format("{}: {} = '{}': the search chooses the "
+                               "projections together; give it as proj = {}",
+                               spec.family, given->first, given->second,
+                               given->second)};
+    auto p = namedProjection(spec, given->first, given->second, s);
+    if (!p)
+      return Error{p.error()};
+    out.push_back(std::move(*p));
+  }
+  return out;
 }
 
 Result<M2BlockShape> m2BlockShape(const NamedSpec &spec, int64_t L,
@@ -154,22 +248,23 @@ Result<MixerAnalysis> analyzeBlock(const NamedSpec &spec, int64_t L,
     auto m = analyzeMixer(mixer, L, s->inner);
     if (!m)
       return Error{"hydra-block: " + m.error()};
-    auto in = blockProjection(spec, "in_proj", d, s->inProj());
-    auto out = blockProjection(spec, "out_proj", s->inner, d);
-    for (auto *p : {&in, &out})
-      if (!*p)
-        return Error{p->error()};
+    auto proj = blockProjections(
+        spec, {{"in_proj", d, s->inProj()}, {"out_proj", s->inner, d}});
+    if (!proj)
+      return Error{proj.error()};
+    const BlockProjection &in = (*proj)[0], &out = (*proj)[1];
     // Per token: the projections, the convolution, the gated norm.
     const int64_t perToken =
-        in->macs() + s->convChannels() * s->conv + 4 * s->inner + out->macs();
+        in.macs() + s->convChannels() * s->conv + 4 * s->inner + out.macs();
     MixerAnalysis a = *m;
     a.family = f;
     a.channels = d;
     a.macs += L * perToken;
     a.quadraticMacs += L * perToken;
-    a.params += in->params() + s->convChannels() * (s->conv + 1) + s->inner +
-                out->params();
+    a.params += in.params() + s->convChannels() * (s->conv + 1) + s->inner +
+                out.params();
     a.bytes = 4 * (2 * L * d + a.params);
+    a.projections = std::move(*proj);
     return a;
   }
   if (f == "m2-block") {
@@ -179,21 +274,22 @@ Result<MixerAnalysis> analyzeBlock(const NamedSpec &spec, int64_t L,
     auto m = analyzeMixer(m2BlockConv(spec, s->order), L, d);
     if (!m)
       return Error{"m2-block: " + m.error()};
-    auto in = blockProjection(spec, "in_linear", d, 3 * d);
-    auto out = blockProjection(spec, "out_linear", d, d);
-    for (auto *p : {&in, &out})
-      if (!*p)
-        return Error{p->error()};
+    auto proj =
+        blockProjections(spec, {{"in_linear", d, 3 * d}, {"out_linear", d, d}});
+    if (!proj)
+      return Error{proj.error()};
+    const BlockProjection &in = (*proj)[0], &out = (*proj)[1];
     // Per token: in_linear, the short convolution, out_linear.
     const int64_t perToken =
-        in->macs() + 3 * d * M2BlockShape::kShortTaps + out->macs();
+        in.macs() + 3 * d * M2BlockShape::kShortTaps + out.macs();
     MixerAnalysis a = *m;
     a.family = f;
     a.macs += L * perToken;
     a.quadraticMacs += L * perToken;
-    a.params += in->params() + 3 * d + 3 * d * (M2BlockShape::kShortTaps + 1) +
-                out->params() + d + 3 * (s->lMax - L);
+    a.params += in.params() + 3 * d + 3 * d * (M2BlockShape::kShortTaps + 1) +
+                out.params() + d + 3 * (s->lMax - L);
     a.bytes = 4 * (2 * L * d + a.params);
+    a.projections = std::move(*proj);
     return a;
   }
   return Error{fmt::format("{} is not a block", f)};
@@ -215,10 +311,6 @@ Result<MixerPlan> planBlock(const NamedSpec &spec, MixerPlan p,
     p.m2 = *shape;
     p.conv = *convShape;
     p.channels = channels;
-    // Checked by analyzeMixer above.
-    p.projections = {
-        *blockProjection(spec, "in_linear", channels, 3 * channels),
-        *blockProjection(spec, "out_linear", channels, channels)};
     p.analysis = std::move(*a);
     return p;
   }
@@ -231,9 +323,6 @@ Result<MixerPlan> planBlock(const NamedSpec &spec, MixerPlan p,
       return Error{a.error()};
     p.block = *shape;
     p.channels = channels;
-    p.projections = {
-        *blockProjection(spec, "in_proj", channels, shape->inProj()),
-        *blockProjection(spec, "out_proj", shape->inner, channels)};
     p.ssd = {shape->heads, shape->headDim, shape->state, a->chunk,
              ceilDiv(L, a->chunk) * a->chunk};
     p.analysis = std::move(*a);
@@ -247,7 +336,7 @@ std::vector<MixerOperand> blockOperands(const MixerPlan &p) {
   if (p.family == "m2-block") { // named as blocks.M2's state_dict
     const int64_t o = p.m2.order, K = M2BlockShape::kShortTaps;
     std::vector<MixerOperand> ops = {{"x", {L, C}}};
-    appendProjection(ops, p.projections[0]);
+    appendProjection(ops, p.analysis.projections[0]);
     ops.insert(ops.end(), {{"in_linear.bias", {3 * C}, false},
                            {"short_filter.weight", {3 * C, 1, K}, false},
                            {"short_filter.bias", {3 * C}, false},
@@ -267,14 +356,14 @@ std::vector<MixerOperand> blockOperands(const MixerPlan &p) {
       ops.push_back({at + "3.weight", {C, o}, false});
     }
     ops.push_back({"bias", {C}, false});
-    appendProjection(ops, p.projections[1]);
+    appendProjection(ops, p.analysis.projections[1]);
     ops.push_back({"out_linear.bias", {C}, false});
     return ops;
   }
   if (p.family == "hydra-block") { // named as blocks.Hydra's state_dict
     const HydraBlockShape &s = p.block;
     std::vector<MixerOperand> ops = {{"x", {L, C}}};
-    appendProjection(ops, p.projections[0]);
+    appendProjection(ops, p.analysis.projections[0]);
     ops.insert(ops.end(),
                {{"conv1d.weight", {s.convChannels(), 1, s.conv}, false},
                 {"conv1d.bias", {s.convChannels()}, false},
@@ -283,7 +372,7 @@ std::vector<MixerOperand> blockOperands(const MixerPlan &p) {
                 {"D", {s.heads}, false},
                 {"fc_D.weight", {s.heads, s.inner}, false},
                 {"norm_weight", {s.inner}, false}});
-    appendProjection(ops, p.projections[1]);
+    appendProjection(ops, p.analysis.projections[1]);
     return ops;
   }
   return {};

@@ -19,8 +19,12 @@ const std::vector<CallForm> &forms() {
       {"dense-seq", {}},
       {"toeplitz", {}},
       {"low-rank-seq", {"rank"}},
-      {"hydra-block", {"state", "conv", "expand", "head_dim", "chunk", "proj"}},
-      {"m2-block", {"causal", "order", "l_max", "w_mod", "proj"}},
+      {"hydra-block",
+       {"state", "conv", "expand", "head_dim", "chunk", "proj", "in_proj",
+        "out_proj"}},
+      {"m2-block",
+       {"causal", "order", "l_max", "w_mod", "proj", "in_linear",
+        "out_linear"}},
   };
   return f;
 }

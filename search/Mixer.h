@@ -49,16 +49,15 @@
 //                2·heads, the depthwise convolution (conv taps, odd) on
 //                x, B, C, the mixer as hydra above, the gated RMS norm
 //                4·d_inner per token, out_proj d_inner → d. Params: those
-//                and the mixer's. With proj=STRUCTURE, in_proj and
-//                out_proj are that structure (their MACs and params).
+//                and the mixer's. in_proj and out_proj may be structured
+//                (blockProjections below): their MACs and params.
 //   m2-block     HazyResearch/m2's MonarchMixerSequenceMixing on d_model
 //                channels around the m2-conv above (its filters, gates and
 //                skip counted there): in_linear d → 3d, the short causal
 //                depthwise convolution (3 taps) on those 3d, out_linear
 //                d → d. Params: those with their biases, the m2-conv's, and
-//                the positional embedding's 3·(l_max − L) beyond L. With
-//                proj=STRUCTURE, in_linear and out_linear are that
-//                structure.
+//                the positional embedding's 3·(l_max − L) beyond L.
+//                in_linear and out_linear may be structured, as Hydra's.
 // Elementwise work (exp, the decay masks, gates) is not counted, except
 // m2-conv's gates and skip above.
 #pragma once
@@ -66,6 +65,28 @@
 #include "Named.h"
 
 namespace einstruct {
+
+// One of a block's two large projections (Hydra's in_proj and out_proj,
+// M2's in_linear and out_linear): dense, torch's Linear weight [d_out,
+// d_in] named NAME.weight, or a structured `layer`, its weights named
+// NAME.weights.0, ... as einstruct.Linear's (what convert() puts there).
+struct BlockProjection {
+  std::string name;
+  int64_t dIn = 0, dOut = 0;
+  std::optional<Layer> layer;
+  int64_t macs() const;   // per token
+  int64_t params() const; // weights, no bias
+};
+
+// A block's projections as its spec makes them: each NAME=STRUCTURE (a
+// named structure, "monarch(blocks=8)"), else proj=STRUCTURE for both, else
+// dense; or proj=search(max_flops_ratio | max_flops), the model search
+// (ModelSearch.h) choosing both under one budget of MACs per token, as
+// convert(block, budget, layers=[both]) does, so that the two agree.
+// `slots` are the projections' names and sizes, in the module's order.
+Result<std::vector<BlockProjection>>
+blockProjections(const NamedSpec &spec,
+                 const std::vector<BlockProjection> &slots);
 
 struct MixerAnalysis {
   std::string family;
@@ -82,6 +103,7 @@ struct MixerAnalysis {
   bool dataDependent = false; // M depends on x (sequence-aligned)
   bool extendable = false;    // runs at other lengths with the same params
   std::string growth;         // MACs' order in L at fixed sizes: "L", "L^2"
+  std::vector<BlockProjection> projections; // the blocks': in, out
 };
 
 // Bounds on a mixer's sizes, so that every count fits 64 bits with room
@@ -125,22 +147,6 @@ struct HydraBlockShape {
   int64_t convChannels() const { return inner + 4 * state; }
 };
 Result<HydraBlockShape> hydraBlockShape(const NamedSpec &spec, int64_t dModel);
-
-// One of a block's two large projections (Hydra's in_proj and out_proj,
-// M2's in_linear and out_linear): dense, torch's Linear weight [d_out,
-// d_in] named NAME.weight, unless the spec's proj=STRUCTURE (a named
-// structure, "monarch(nblocks=4)") gives `layer`, its weights named
-// NAME.weights.0, ... as einstruct.Linear's (what convert() puts there).
-struct BlockProjection {
-  std::string name;
-  int64_t dIn = 0, dOut = 0;
-  std::optional<Layer> layer;
-  int64_t macs() const;   // per token
-  int64_t params() const; // weights, no bias
-};
-Result<BlockProjection> blockProjection(const NamedSpec &spec,
-                                        const std::string &name, int64_t dIn,
-                                        int64_t dOut);
 
 // m2-block's sizes: d_model, the Hyena filters' MLP width `order`, their
 // positional embedding's length l_max (>= L; the block reads its first L
@@ -191,7 +197,6 @@ struct MixerPlan {
   EinsumTerm monarch;               // monarch-seq
   HydraBlockShape block;            // hydra-block (its mixer in ssd)
   M2BlockShape m2;                  // m2-block (its m2-conv in conv)
-  std::vector<BlockProjection> projections; // the blocks': in, out
   int64_t channelBlock = 0;         // m2-conv, monarch-seq: per call
   MixerAnalysis analysis;
   bool chunkedSsd() const { return family == "ssd" || family == "hydra"; }

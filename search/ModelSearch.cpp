@@ -7,6 +7,13 @@
 
 namespace einstruct {
 
+int64_t budgetFromRatio(const std::vector<ModelLayer> &layers, double ratio) {
+  double dense = 0;
+  for (const auto &l : layers)
+    dense += double(l.dIn) * double(l.dOut) * double(l.count);
+  return int64_t(ratio * dense);
+}
+
 Result<ModelResult> searchModel(const std::vector<ModelLayer> &layers,
                                 int64_t budgetFlops, const SearchSpace &base,
                                 const Constraints &k, int buckets) {

@@ -15,6 +15,10 @@ struct ModelChoice {
   Candidate pick;
 };
 
+// A budget given as a fraction of the dense layers' MACs (Σ count·d_in·d_out),
+// as every caller (model files, convert(), a block's proj=search) computes it.
+int64_t budgetFromRatio(const std::vector<ModelLayer> &layers, double ratio);
+
 struct ModelResult {
   std::vector<ModelChoice> choices;
   int64_t totalFlops = 0, totalParams = 0;   // with counts

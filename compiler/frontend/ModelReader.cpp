@@ -120,10 +120,7 @@ Result<int64_t> modelBudget(const ModelSpec &m, const std::string &path,
   if (!ratio)
     return Error{path + ": no budget: give --max-flops-ratio or --max-flops, "
                         "or \"budget\" in the file"};
-  double dense = 0;
-  for (const auto &l : m.layers)
-    dense += double(l.dIn) * double(l.dOut) * double(l.count);
-  return int64_t(*ratio * dense);
+  return budgetFromRatio(m.layers, *ratio);
 }
 
 } // namespace einstruct

@@ -249,6 +249,22 @@ json mixerJson(const std::string &label, const MixerAnalysis &a) {
   j["chunk_chosen"] = a.chunkChosen;
   j["fft_size"] = a.fftSize ? json(a.fftSize) : json(nullptr);
   j["blocks"] = a.blocks ? json(a.blocks) : json(nullptr);
+  if (!a.projections.empty()) {
+    json projections = json::array();
+    for (const auto &p : a.projections) {
+      json pj = {{"projection", p.name}, {"d_in", p.dIn},
+                 {"d_out", p.dOut},      {"macs_per_token", p.macs()},
+                 {"params", p.params()}, {"structure", "dense"},
+                 {"layer", nullptr}};
+      if (p.layer)
+        if (auto la = analyze(*p.layer)) {
+          pj["structure"] = la->name;
+          pj["layer"] = analysisJson(*p.layer, *la);
+        }
+      projections.push_back(pj);
+    }
+    j["projections"] = projections;
+  }
   return j;
 }
 
@@ -271,7 +287,23 @@ std::string mixerTable(const std::vector<std::string> &labels,
          a.dataDependent ? "data-dependent" : "learned",
          a.extendable ? "any" : "fixed", a.growth});
   }
-  return alignedTable(rows, 4) +
+  std::string projections;
+  for (size_t k = 0; k < analyses.size(); ++k)
+    for (const auto &p : analyses[k].projections) {
+      std::string how = "dense";
+      if (p.layer) {
+        auto la = analyze(*p.layer);
+        how = (la ? la->name : std::string("structured")) + ":";
+        for (size_t t = 0; t < p.layer->terms.size(); ++t)
+          how +=
+              fmt::format("{} {} [{}]", t ? " +" : "", p.layer->terms[t].str(),
+                          p.layer->terms[t].sizesStr());
+      }
+      projections += fmt::format("{}: {} {}->{} {}; {} MACs/token, {} params\n",
+                                 labels[k], p.name, p.dIn, p.dOut, how,
+                                 grouped(p.macs()), grouped(p.params()));
+    }
+  return alignedTable(rows, 4) + projections +
          "\nMACs/sequence: multiply-adds of the mixer's contractions for one "
          "sequence (elementwise work not counted); materialised: the L×L "
          "form's; bytes: float32 inputs, outputs and params read or written "

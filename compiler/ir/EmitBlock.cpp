@@ -170,16 +170,16 @@ void emitHydraBlock(mlir::ModuleOp module, const MixerPlan &plan,
   // In argument order: x, in_proj's weights, conv1d.weight, conv1d.bias,
   // dt_bias, A_log, D, fc_D.weight, norm_weight, out_proj's weights.
   Value u = next();
-  auto inW = weights(plan.projections[0]);
+  auto inW = weights(plan.analysis.projections[0]);
   Value convW = next(), convB = next(), dtBias = next(), aLog = next(),
         D = next(), fcD = next(), normW = next();
-  auto outW = weights(plan.projections[1]);
+  auto outW = weights(plan.analysis.projections[1]);
   auto unary = [&](Value v, llvm::StringRef kind, double scale = 1,
                    double shift = 0) -> Value {
     return UnaryOp::create(b, loc, v, kind, scale, shift);
   };
   // in_proj, split into z, xBC and dt [b, L, 2, H] (one half per pass).
-  Value zxbcdt = projection(b, loc, u, inW, plan.projections[0]);
+  Value zxbcdt = projection(b, loc, u, inW, plan.analysis.projections[0]);
   Value z = staticSlice(b, loc, zxbcdt, {0, 0, 0}, {kDyn, L, E});
   Value xBC = staticSlice(b, loc, zxbcdt, {0, 0, E}, {kDyn, L, Cc});
   Value dtRaw = staticSlice(b, loc, zxbcdt, {0, 0, E + Cc}, {kDyn, L, 2 * H});
@@ -217,7 +217,7 @@ void emitHydraBlock(mlir::ModuleOp module, const MixerPlan &plan,
   y = contract(b, loc, "blc,c->blc", y, normW);
   y = contract(b, loc, "blc,blc->blc", y, unary(z, "silu"));
   mlir::func::ReturnOp::create(
-      b, loc, projection(b, loc, y, outW, plan.projections[1]));
+      b, loc, projection(b, loc, y, outW, plan.analysis.projections[1]));
 }
 
 // The decay of Hyena's filter on L tokens (hyena_utils.py's
@@ -260,7 +260,7 @@ void emitM2Block(mlir::ModuleOp module, const MixerPlan &plan,
   auto weights = [&](const BlockProjection &p) { return in.weights(p); };
   // In argument order (mixerOperands').
   Value x = next();
-  auto inW = weights(plan.projections[0]);
+  auto inW = weights(plan.analysis.projections[0]);
   Value inB = next(), shortW = next(), shortB = next(), z = next(),
         freq = next();
   // Hyena's implicit filter: an MLP over the positional embedding's first
@@ -286,13 +286,13 @@ void emitM2Block(mlir::ModuleOp module, const MixerPlan &plan,
   };
   Value k = filter(), kRev = s.causal ? Value() : filter();
   Value D = next();
-  auto outW = weights(plan.projections[1]);
+  auto outW = weights(plan.analysis.projections[1]);
   Value outB = next();
   // in_linear, the short causal convolution (padding 2 cut back to L),
   // split into x1, x2, v; the long convolution of v ⊙ x1; gated by x2;
   // out_linear.
-  Value u =
-      addBias(b, loc, projection(b, loc, x, inW, plan.projections[0]), inB);
+  Value u = addBias(
+      b, loc, projection(b, loc, x, inW, plan.analysis.projections[0]), inB);
   u = depthwiseConv(b, loc, u, shortW, shortB, K - 1);
   auto third = [&](int64_t i) {
     return staticSlice(b, loc, u, {0, 0, i * d}, {kDyn, L, d});
@@ -304,7 +304,8 @@ void emitM2Block(mlir::ModuleOp module, const MixerPlan &plan,
   y = contract(b, loc, "blc,blc->blc", y, x2);
   mlir::func::ReturnOp::create(
       b, loc,
-      addBias(b, loc, projection(b, loc, y, outW, plan.projections[1]), outB));
+      addBias(b, loc, projection(b, loc, y, outW, plan.analysis.projections[1]),
+              outB));
 }
 
 } // namespace einstruct

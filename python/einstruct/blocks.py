@@ -7,7 +7,11 @@ dt's softplus, the two SSD passes with their shift and flip, the
 data-dependent skip x ⊙ (fc_D(x) + D), the gated RMS norm and the output
 projection. The projections are torch.nn.Linear layers, so that
 einstruct.convert() replaces them by the structures a model-level search
-picks: structured along the features as well as the sequence.
+picks: structured along the features as well as the sequence. After
+convert(block, budget=r, layers=["in_proj", "out_proj"]) (M2's in_linear
+and out_linear), the whole block compiled as one function,
+Mixer("hydra-block(..., proj=search(r))"), makes the same choice and takes
+the converted block's parameters by name.
 
 M2 is HazyResearch/m2's sequence mixer (bert/src/mm/
 monarch_mixer_sequence_mixer.py with hyena_utils.py's HyenaFilter): the

@@ -207,6 +207,9 @@ expect "--mixer-family: hydra-block is a whole block (its projections included);
 expect "--mixer: hydra-block runs on the CPU only for now: the CUDA chain kernels have no elementwise step" compile --mixer 'hydra-block(state=4, head_dim=4)' --seq-len 16 --d-model 8
 expect "--mixer: m2-block: l_max = 8 is shorter than the sequence length 16" run --mixer 'm2-block(l_max=8)' --seq-len 16 --d-model 4
 expect "--mixer: hydra-block: proj = 'monarch(blocks=3)' as in_proj (8 -> 56): monarch: blocks = 3 does not divide d_in = 8" run --mixer 'hydra-block(state=4, head_dim=4, proj=monarch(blocks=3))' --seq-len 16 --d-model 8
+expect "--mixer: hydra-block: out_proj = 'low-rank(rank=99)' as out_proj (16 -> 8)" run --mixer 'hydra-block(state=4, head_dim=4, out_proj=low-rank(rank=99))' --seq-len 16 --d-model 8
+expect "--mixer: m2-block: proj = 'search(0.001)': max_flops_ratio = 0.001 of the dense projections' 64 MACs per token is under one" run --mixer 'm2-block(proj=search(0.001))' --seq-len 16 --d-model 4
+expect "m2-block: out_linear = 'search(0.5)': the search chooses the projections together; give it as proj = search(0.5)" analyze --mixer 'm2-block(out_linear=search(0.5))' --seq-len 16 --d-model 4
 expect "m2-block: parameter w_mod = 'fast' must be a finite number" analyze --mixer 'm2-block(w_mod=fast)' --seq-len 16 --d-model 4
 expect "--mixer: m2-conv mixes each of d_model channels: d_model = 0 must be in [1, 2^20]" run --mixer m2-conv --seq-len 16
 expect "--mixer: d_model = 7 but ssd has heads · head_dim = 8" run --mixer 'ssd(2, 4, 8)' --seq-len 16 --d-model 7

@@ -532,17 +532,43 @@ check_block("hydra-block(proj=monarch(blocks=2)) against the transcription "
                 block.d_state),
             params=[(n, v) for n, v in prm_s.items()
                     if not n.startswith(("in_proj.", "out_proj."))])
-y_s = whole_s(u, *[prm_s[n] for n, _ in whole_s.operands[1:]])
-y_m = structured(u)
-dout = torch.randn(y_s.shape)
-names_s = [n for n, _ in whole_s.operands[1:]]
-g_s = torch.autograd.grad(y_s, [prm_s[n] for n in names_s], dout)
-g_m = torch.autograd.grad(y_m, [prm_s[n] for n in names_s], dout)
-worst = max(zip(names_s, g_s, g_m), key=lambda t: rel(t[1], t[2]))
-check(rel(y_s.detach(), y_m.detach()) < 1e-5 and rel(worst[1], worst[2]) < 1e-4,
-      f"hydra-block(proj=monarch) equals blocks.Hydra with einstruct.Linear "
-      f"projections: y {rel(y_s.detach(), y_m.detach()):.1e}, every "
-      f"parameter's gradient (worst {worst[0]}: {rel(worst[1], worst[2]):.1e})")
+
+
+def check_as_module(what, compiled, module, u):
+    """The compiled block, given module's parameters by the names of its
+    operands (which must be all of module's), equals module: y and the
+    gradients of u and every parameter (torch's own backward)."""
+    prm = dict(module.named_parameters())
+    names = [n for n, _ in compiled.operands[1:]]
+    check(sorted(names) == sorted(prm) and
+          all(tuple(s) == tuple(prm[n].shape)
+              for n, s in compiled.operands[1:]),
+          f"{what}: the operands are the module's {len(prm)} parameters by "
+          f"name and shape" + ("" if sorted(names) == sorted(prm) else
+                               f": {names} vs {sorted(prm)}"))
+    y_c = compiled(u, *[prm[n] for n in names])
+    y_m = module(u)
+    dout = torch.randn(y_c.shape)
+    g_c = torch.autograd.grad(y_c, [u] + [prm[n] for n in names], dout)
+    g_m = torch.autograd.grad(y_m, [u] + [prm[n] for n in names], dout)
+    worst = max(zip(["u"] + names, g_c, g_m), key=lambda t: rel(t[1], t[2]))
+    check(rel(y_c.detach(), y_m.detach()) < 1e-5 and
+          rel(worst[1], worst[2]) < 1e-4,
+          f"{what}: y {rel(y_c.detach(), y_m.detach()):.1e}, every gradient "
+          f"(worst {worst[0]}: {rel(worst[1], worst[2]):.1e})")
+
+
+check_as_module("hydra-block(proj=monarch) equals blocks.Hydra with "
+                "einstruct.Linear projections", whole_s, structured, u)
+
+# A structure per projection (in_proj=, out_proj=), here low-rank in and
+# Monarch out, against blocks.Hydra with those einstruct.Linear layers.
+structured.in_proj = einstruct.Linear("low-rank(rank=3)", 8, 56)
+whole_p = einstruct.Mixer("hydra-block(state=4, conv=3, expand=2, head_dim=4, "
+                          "chunk=4, in_proj=low-rank(rank=3), "
+                          "out_proj=monarch(blocks=2))", 10, d_model=8)
+check_as_module("hydra-block(in_proj=low-rank, out_proj=monarch) equals "
+                "blocks.Hydra with those layers", whole_p, structured, u)
 
 report = einstruct.convert(block, budget=0.75)
 out2 = block(u)
@@ -631,5 +657,13 @@ check(all(isinstance(m, einstruct.Linear) for m in
       u.grad is not None and torch.isfinite(out2).all(),
       f"convert(layers=...) structures the M2 block's projections and "
       f"leaves its filter MLP: {report}")
+
+# proj=search(ratio) picks what convert(budget=ratio) picks for the same
+# two projections (one model search, one budget), so the compiled block
+# runs the converted module's state_dict as it is.
+searched = einstruct.Mixer("m2-block(causal=false, l_max=16, "
+                           "proj=search(0.75))", 13, d_model=6)
+check_as_module("m2-block(proj=search(0.75)) equals blocks.M2 after "
+                "convert(budget=0.75)", searched, block, u)
 
 checks.finish()

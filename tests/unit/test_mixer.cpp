@@ -6,6 +6,9 @@
 // brute-force argmin over chunks of at least kMinChosenChunk; specs are
 // parsed with located errors.
 #include "search/Mixer.h"
+#include "search/Search.h"
+
+#include <fmt/format.h>
 
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -306,6 +309,75 @@ TEST_CASE("block projections: proj=STRUCTURE (a nested call) replaces the "
   CHECK_THAT(bad.error(), Catch::Contains("proj = 'btt-moe(experts=4)'"));
 }
 
+TEST_CASE("block projections: one structure each (in_proj=, out_proj=) "
+          "over proj=",
+          "[mixer]") {
+  auto a = analyzeMixer(*parseMixer("hydra-block(state=4, conv=3, "
+                                    "head_dim=4, chunk=4, "
+                                    "proj=monarch(blocks=2), "
+                                    "in_proj=low-rank(rank=2))"),
+                        8, 8);
+  REQUIRE(a);
+  REQUIRE(a->projections.size() == 2);
+  // in_proj its own low-rank 8 → 2 → 56; out_proj the proj= default.
+  CHECK(a->projections[0].name == "in_proj");
+  CHECK(a->projections[0].macs() == 8 * 2 + 2 * 56);
+  CHECK(a->projections[1].name == "out_proj");
+  auto monarch = buildNamed(*parseNamed("monarch(blocks=2)"), 16, 8);
+  REQUIRE(monarch);
+  CHECK(a->projections[1].params() == analyze(*monarch)->params);
+  auto m2 = analyzeMixer(*parseMixer("m2-block(out_linear=dense, "
+                                     "in_linear=low-rank(rank=1))"),
+                         8, 4);
+  REQUIRE(m2);
+  CHECK(m2->projections[0].params() == 4 + 12);
+  CHECK_FALSE(m2->projections[1].layer);
+}
+
+TEST_CASE("block projections: proj=search(ratio) finds the most params "
+          "under the budget (brute force over both projections)",
+          "[mixer]") {
+  auto a = analyzeMixer(*parseMixer("hydra-block(state=4, conv=3, "
+                                    "head_dim=4, chunk=4, proj=search(0.75))"),
+                        8, 8);
+  REQUIRE(a);
+  // Every pair of the paper's class (ω = 0, ψ = 1) for 8 → 56 and 16 → 8,
+  // the most params whose MACs fit 3/4 of the dense 8·56 + 16·8 (half is
+  // below the cheapest such pair at these sizes).
+  auto options = [](int64_t dIn, int64_t dOut) {
+    SearchSpace s;
+    s.dIn = dIn;
+    s.dOut = dOut;
+    auto all = enumerate(s);
+    REQUIRE(all);
+    std::vector<Analysis> keep;
+    for (auto &c : *all)
+      if (isPreferred(c.analysis))
+        keep.push_back(c.analysis);
+    REQUIRE_FALSE(keep.empty());
+    return keep;
+  };
+  const int64_t budget = (8 * 56 + 16 * 8) * 3 / 4;
+  int64_t best = -1;
+  for (auto &in : options(8, 56))
+    for (auto &out : options(16, 8))
+      if (in.flops + out.flops <= budget)
+        best = std::max(best, in.params + out.params);
+  REQUIRE(best > 0);
+  const auto &p = a->projections;
+  CHECK(p[0].macs() + p[1].macs() <= budget);
+  CHECK(p[0].params() + p[1].params() == best);
+  // The counts include them: max_flops in MACs per token gives the same.
+  auto same = analyzeMixer(
+      *parseMixer(fmt::format("hydra-block(state=4, conv=3, head_dim=4, "
+                              "chunk=4, proj=search(max_flops={}))",
+                              budget)),
+      8, 8);
+  REQUIRE(same);
+  CHECK(same->macs == a->macs);
+  CHECK(same->params == a->params);
+}
+
 TEST_CASE("mixer spec errors", "[mixer][errors]") {
   struct Bad {
     const char *spec;
@@ -314,14 +386,31 @@ TEST_CASE("mixer spec errors", "[mixer][errors]") {
   } bad[] = {
       {"mamba", 16, "unknown mixer 'mamba'; known: ssd, hydra"},
       {"ssd(heads=4, head_dim=8)", 16, "parameter 'state' is required"},
-      {"ssd(4, 8, 16, chunk=32)", 16, "chunk = 32 exceeds the sequence length 16"},
-      {"ssd(0, 8, 16)", 16, "ssd: parameter heads = '0' must be a positive integer"},
+      {"ssd(4, 8, 16, chunk=32)", 16,
+       "chunk = 32 exceeds the sequence length 16"},
+      {"ssd(0, 8, 16)", 16,
+       "ssd: parameter heads = '0' must be a positive integer"},
       {"ssd(2000000, 8, 16)", 16, "parameter heads = 2000000 exceeds 1048576"},
       {"hydra(4, 8, 16, size=2)", 16, "unknown parameter 'size' at column 17"},
       {"low-rank-seq(rank=32)", 16, "rank = 32 exceeds the sequence length 16"},
       {"dense-seq(4)", 16, "takes 0 parameters"},
       {"ssd(4, 8, 16)", 0, "sequence length = 0 is outside [1, 2^24]"},
       {"ssd(1024, 1024, 1024)", 1 << 24, "exceed 2^62"},
+      {"hydra-block(proj=search(0.5), out_proj=dense)", 16,
+       "out_proj = 'dense' beside proj = 'search(0.5)': the search chooses "
+       "every projection"},
+      {"m2-block(in_linear=search(0.5))", 16,
+       "in_linear = 'search(0.5)': the search chooses the projections "
+       "together; give it as proj = search(0.5)"},
+      {"m2-block(proj=search(max_flops=64, max_flops_ratio=0.5))", 16,
+       "give one budget"},
+      {"m2-block(proj=search(0))", 16,
+       "max_flops_ratio = '0' must be a "
+       "positive number"},
+      {"m2-block(proj=search(max_flops=3))", 16,
+       "proj = 'search(max_flops=3)': no combination fits 3 MACs"},
+      {"hydra-block(out_proj=tt(rank=0))", 16,
+       "hydra-block: out_proj = 'tt(rank=0)'"},
   };
   for (auto &b : bad) {
     INFO(b.spec);
