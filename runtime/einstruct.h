@@ -216,7 +216,8 @@ EINSTRUCT_API int einstruct_mixer_forward(const einstruct_mixer *mixer,
                                           const float *const *operands,
                                           int64_t batch, float *y);
 /* The gradients of <dy, y> with respect to every operand, grads[k] shaped
- * like operand k. */
+ * like operand k. A CPU mixer compiles its backward on the first call: a
+ * forward-only user never pays for it. */
 EINSTRUCT_API int einstruct_mixer_backward(const einstruct_mixer *mixer,
                                            const float *const *operands,
                                            const float *dy, int64_t batch,

@@ -93,7 +93,8 @@ Result<bool> JitMixer::linearRun(const std::vector<const float *> &in,
         }
         PooledFloats out(x.size());
         if (!dy) {
-          callInto(module_->entry(0), operands, inputs, {xShape}, {out.data()});
+          callInto(forward_->entry(0), operands, inputs, {xShape},
+                   {out.data()});
           putColumns(out, y + at, rows);
           continue;
         }
@@ -108,7 +109,7 @@ Result<bool> JitMixer::linearRun(const std::vector<const float *> &in,
           outs.push_back(pg[p].data());
           shapes.push_back(paramShapes[p]);
         }
-        callInto(module_->entry(1), operands, inputs, shapes, outs);
+        callInto(backward_->entry(0), operands, inputs, shapes, outs);
         putColumns(out, grads[0] + at, rows);
         for (size_t p = 0; p < params.size(); ++p)
           for (size_t i = 0; i < pg[p].size(); ++i)

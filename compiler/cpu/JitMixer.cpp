@@ -27,14 +27,30 @@ Result<std::unique_ptr<JitMixer>> JitMixer::compile(const NamedSpec &spec,
   const MixerPlan &p = jit->plan_;
   jit->operands_ = mixerOperands(p);
   jit->constants_ = mixerConstants(p);
-  auto module = JitModule::compile(
-      [&](mlir::ModuleOp m) { emitMixer(m, p, "mixer"); },
-      [](mlir::OpPassManager &pm) { pm.addPass(createAutodiff()); },
-      {"mixer", "mixer_backward"}, units);
+  jit->units_ = units;
+  auto module =
+      JitModule::compile([&](mlir::ModuleOp m) { emitMixer(m, p, "mixer"); },
+                         [](mlir::OpPassManager &) {}, {"mixer"}, units);
   if (!module)
     return Error{module.error()};
-  jit->module_ = std::move(*module);
+  jit->forward_ = std::move(*module);
   return jit;
+}
+
+Result<bool> JitMixer::compileBackward() const {
+  std::call_once(backwardOnce_, [&] {
+    auto module = JitModule::compile(
+        [&](mlir::ModuleOp m) { emitMixer(m, plan_, "mixer"); },
+        [](mlir::OpPassManager &pm) { pm.addPass(createAutodiff()); },
+        {"mixer_backward"}, units_);
+    if (module)
+      backward_ = std::move(*module);
+    else
+      backwardError_ = "the backward: " + module.error();
+  });
+  if (!backward_)
+    return Error{backwardError_};
+  return true;
 }
 
 void JitMixer::setThreads(int threads) { threads_ = std::max(1, threads); }
@@ -98,7 +114,7 @@ Result<bool> JitMixer::wholeRun(const std::vector<const float *> &in,
         inputs.push_back(k.values.data());
       }
       if (!dy) {
-        callInto(module_->entry(0), operands, inputs, {yShape},
+        callInto(forward_->entry(0), operands, inputs, {yShape},
                  {y + b * ySize});
         continue;
       }
@@ -108,7 +124,7 @@ Result<bool> JitMixer::wholeRun(const std::vector<const float *> &in,
       for (size_t k = 0; k < grads.size(); ++k)
         outs.push_back(strides[k] ? grads[k] + b * strides[k]
                                   : scratch[k].data());
-      callInto(module_->entry(1), operands, inputs, shapes, outs);
+      callInto(backward_->entry(0), operands, inputs, shapes, outs);
       for (size_t k = 0, s = 0; k < grads.size(); ++k)
         if (!strides[k]) {
           std::vector<float> &sum = sums[c][s++];
@@ -149,6 +165,8 @@ Result<bool> JitMixer::backward(const std::vector<const float *> &in,
   if (grads.size() != operands_.size())
     return Error{fmt::format("{} gradients given, {} has {} operands",
                              grads.size(), plan_.family, operands_.size())};
+  if (auto ok = compileBackward(); !ok)
+    return ok;
   if (plan_.chunkedSsd() || plan_.isBlock())
     return wholeRun(in, dy, batch, nullptr, grads);
   return linearRun(in, dy, batch, nullptr, grads);

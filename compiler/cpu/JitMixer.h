@@ -3,10 +3,11 @@
 // long convolution through Monarch-factored DFTs, and a Monarch matrix
 // along the sequence. Their forward and backward come from the dialect
 // (EmitMixer, then --einstruct-autodiff) through the CPU pipeline and JIT,
-// as layers do. Each is whole in the IR (x ⊙ dt, the chunk's zero
-// padding, Hydra's flips and shifts, m2-conv's DFT grid and kernel layout:
-// the functions their CUDA libraries run too); the glue around the two
-// linear maps (JitLinearMixer.cpp) only cuts the channels into blocks.
+// as layers do, the backward when first needed. Each is whole in the IR (x ⊙
+// dt, the chunk's zero padding, Hydra's flips and shifts, m2-conv's DFT grid
+// and kernel layout: the functions their CUDA libraries run too); the glue
+// around the two linear maps (JitLinearMixer.cpp) only cuts the channels into
+// blocks.
 #pragma once
 #include "VectorUnits.h"
 #include "compiler/ir/EmitMixer.h"
@@ -14,6 +15,7 @@
 #include "search/Result.h"
 
 #include <memory>
+#include <mutex>
 
 namespace einstruct {
 
@@ -80,6 +82,11 @@ public:
   // over the batch).
   Result<bool> backward(const std::vector<const float *> &in, const float *dy,
                         int64_t batch, const std::vector<float *> &grads) const;
+  // compile() builds the forward alone; this builds the backward, once,
+  // for whichever thread asks first. backward() calls it, so inference
+  // never pays for it (for Hydra's block at L = 1024, d_model 768, three
+  // quarters of the compile); call it to compile ahead, or to time it.
+  Result<bool> compileBackward() const;
 
 private:
   JitMixer() = default;
@@ -98,7 +105,11 @@ private:
   MixerPlan plan_;
   std::vector<M2ConvConstant> constants_; // mixerConstants
   std::vector<Operand> operands_;
-  std::unique_ptr<JitModule> module_; // entries: mixer, mixer_backward
+  std::unique_ptr<JitModule> forward_; // entry: mixer
+  VectorUnits units_;
+  mutable std::once_flag backwardOnce_;
+  mutable std::unique_ptr<JitModule> backward_; // entry: mixer_backward
+  mutable std::string backwardError_;
   int threads_ = 1;
 };
 

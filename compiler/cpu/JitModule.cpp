@@ -10,6 +10,7 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/Pass/PassManager.h"
+#include "mlir/Transforms/Passes.h"
 
 #include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
 #include "llvm/Support/TargetSelect.h"
@@ -84,6 +85,10 @@ JitModule::compile(llvm::function_ref<void(mlir::ModuleOp)> emit,
   });
   mlir::PassManager pm(&ctx);
   before(pm);
+  // Only the entries, and what they call, are compiled: a module for a
+  // backward alone does not compile the forward it was derived from.
+  pm.addPass(mlir::createSymbolPrivatizePass(entries));
+  pm.addPass(mlir::createSymbolDCEPass());
   buildCpuPipeline(pm, units);
   if (mlir::failed(pm.run(*module)))
     return Error{"CPU lowering failed: " + diagnostics};

@@ -27,7 +27,8 @@ public:
   using Packed = void (*)(void **);
   ~JitModule();
   // `emit` fills the module; `before` adds passes ahead of the CPU
-  // pipeline; `entries` are the functions to look up, in order.
+  // pipeline; `entries` are the functions to look up, in order, and the
+  // only ones compiled (with what they call).
   static Result<std::unique_ptr<JitModule>>
   compile(llvm::function_ref<void(mlir::ModuleOp)> emit,
           llvm::function_ref<void(mlir::OpPassManager &)> before,

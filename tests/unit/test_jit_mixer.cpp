@@ -14,6 +14,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <random>
+#include <thread>
 
 using namespace einstruct;
 using namespace einstruct::testing;
@@ -100,13 +101,21 @@ void roundToFloat(Case &c) {
       e = double(float(e));
 }
 
-std::vector<float> run(const Case &c) {
-  std::vector<std::vector<float>> f;
+// The case's operands in float, and a pointer to each.
+struct FloatOperands {
+  std::vector<std::vector<float>> data;
   std::vector<const float *> ptrs;
-  for (auto &v : c.in)
-    f.push_back(toFloat(v));
-  for (auto &v : f)
-    ptrs.push_back(v.data());
+  explicit FloatOperands(const Case &c) {
+    for (auto &v : c.in)
+      data.push_back(toFloat(v));
+    for (auto &v : data)
+      ptrs.push_back(v.data());
+  }
+};
+
+std::vector<float> run(const Case &c) {
+  FloatOperands f(c);
+  const auto &ptrs = f.ptrs;
   int64_t n = c.batch;
   for (int64_t d : c.mixer->outputShape())
     n *= d;
@@ -147,19 +156,13 @@ void checkBackward(const std::string &spec, int64_t L, int64_t batch,
   std::vector<double> dy(reference(m, c.in, batch).size());
   for (auto &e : dy)
     e = double(float(normal(rng)));
-  std::vector<std::vector<float>> f, g;
-  std::vector<const float *> ptrs;
+  FloatOperands f(c);
+  std::vector<std::vector<float>> g;
   std::vector<float *> grads;
-  for (auto &v : c.in) {
-    f.push_back(toFloat(v));
-    g.emplace_back(v.size());
-  }
-  for (size_t k = 0; k < f.size(); ++k) {
-    ptrs.push_back(f[k].data());
-    grads.push_back(g[k].data());
-  }
+  for (auto &v : c.in)
+    grads.push_back(g.emplace_back(v.size()).data());
   auto dyf = toFloat(dy);
-  auto ok = m.backward(ptrs, dyf.data(), batch, grads);
+  auto ok = m.backward(f.ptrs, dyf.data(), batch, grads);
   REQUIRE(ok);
   auto objective = [&](const Tensors &in) {
     auto y = reference(m, in, batch);
@@ -242,6 +245,36 @@ TEST_CASE("results do not depend on the thread count", "[mixer][jit]") {
   c.mixer->setThreads(3);
   auto three = run(c);
   CHECK(one == three);
+}
+
+TEST_CASE("the backward, compiled on first use, is compiled once when "
+          "threads race for it",
+          "[mixer][jit][autodiff]") {
+  // Forward first (compile() builds the forward alone), then four threads
+  // ask for the backward at once: each gets the gradients a later, serial
+  // call gives (checkBackward checks those against finite differences).
+  Case c = makeCase("hydra(heads=2, head_dim=2, state=2, chunk=3)", 7, 2, 13);
+  (void)run(c);
+  FloatOperands f(c);
+  std::vector<float> dy(f.data[0].size(), 0.5f);
+  auto gradients = [&] {
+    std::vector<std::vector<float>> g;
+    std::vector<float *> gp;
+    for (auto &v : f.data)
+      gp.push_back(g.emplace_back(v.size()).data());
+    auto ok = c.mixer->backward(f.ptrs, dy.data(), c.batch, gp);
+    return ok ? g : std::vector<std::vector<float>>{};
+  };
+  std::vector<std::vector<std::vector<float>>> raced(4);
+  std::vector<std::thread> threads;
+  for (auto &r : raced)
+    threads.emplace_back([&] { r = gradients(); });
+  for (auto &t : threads)
+    t.join();
+  auto serial = gradients();
+  REQUIRE_FALSE(serial.empty());
+  for (const auto &r : raced)
+    CHECK(r == serial);
 }
 
 TEST_CASE("compiled m2-conv equals M2's fftconv_ref by direct sums",
