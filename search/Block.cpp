@@ -4,6 +4,7 @@
 #include "Mixer.h"
 #include "ModelSearch.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <fmt/format.h>
@@ -122,6 +123,17 @@ blockProjections(const NamedSpec &spec,
             "projection; give one or the other",
             spec.family, s.name, spec.params.at(s.name), both->second)};
     return searchedProjections(spec, both->second, slots);
+  }
+  if (both != spec.params.end() &&
+      std::all_of(slots.begin(), slots.end(),
+                  [&](const auto &s) { return spec.params.count(s.name); })) {
+    std::vector<std::string> names;
+    for (const auto &s : slots)
+      names.push_back(s.name);
+    return Error{fmt::format("{}: proj = '{}' is unused: {} each give "
+                             "their own structure",
+                             spec.family, both->second,
+                             fmt::join(names, " and "))};
   }
   std::vector<BlockProjection> out;
   for (const auto &s : slots) {
