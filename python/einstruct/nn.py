@@ -463,7 +463,8 @@ class Mixer(torch.nn.Module):
     proj="monarch(blocks=8)" or another structure, or in_proj=/out_proj=
     one each, the two large projections' weights named as
     einstruct.Linear's, in_proj.weights.0 ...; proj="search(0.25)" picks
-    what convert(block, budget=0.25, layers=[the two]) picks). It returns y shaped like x, differentiable in every operand.
+    what convert(block, budget=0.25, layers=[the two]) picks). It returns
+    y shaped like x, differentiable in every operand.
     Float32 arithmetic on CPU tensors (the JIT) or on CUDA tensors of one
     device (the libraries `einstruct compile --mixer` writes, built by nvcc
     on first use and cached, run on torch's current stream). It has no
