@@ -187,3 +187,29 @@ func.func @blocked(%x: memref<?x2048xf32>, %w: memref<2048x256xf32>, %y: memref<
   }
   return
 }
+
+// An innermost extent that 8 does not divide (21): the first 16 columns are
+// one vectorised contraction on subviews, the last 5 another, left to the
+// scalar loops; the zero fill stays (the accumulators load it).
+// CHECK-LABEL: func.func @tail
+// CHECK: linalg.fill
+// CHECK: memref.subview %arg1[0, 0] [16, 16] [1, 1]
+// CHECK: memref.subview %arg2[0, 0] [%{{.*}}, 16] [1, 1]
+// CHECK: vector.fma
+// CHECK: memref.subview %arg1[0, 16] [16, 5] [1, 1]
+// CHECK: memref.subview %arg2[0, 16] [%{{.*}}, 5] [1, 1]
+// CHECK: linalg.generic
+// CHECK-SAME: memref<16x5xf32, strided<[21, 1], offset: 16>>
+// CHECK-NOT: linalg.generic
+func.func @tail(%x: memref<?x16xf32>, %w: memref<16x21xf32>, %y: memref<?x21xf32>) {
+  %zero = arith.constant 0.0 : f32
+  linalg.fill ins(%zero : f32) outs(%y : memref<?x21xf32>)
+  linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1)>, affine_map<(d0, d1, d2) -> (d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d2)>], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%x, %w : memref<?x16xf32>, memref<16x21xf32>) outs(%y : memref<?x21xf32>) {
+  ^bb0(%a: f32, %b: f32, %acc: f32):
+    %p = arith.mulf %a, %b : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
+  }
+  return
+}
