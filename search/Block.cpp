@@ -242,6 +242,31 @@ void appendProjection(std::vector<MixerOperand> &ops,
   for (size_t k = 0; k < shapes.size(); ++k)
     ops.push_back({p.name + ".weights." + std::to_string(k), shapes[k], false});
 }
+// The block's analysis: its mixer's (a) plus, on L tokens of d channels,
+// `perToken` multiply-adds per token and `params` more, with its
+// projections; refused past 2^62 (a structure's sizes can be huge).
+Result<MixerAnalysis> blockAnalysis(MixerAnalysis a, int64_t L, int64_t d,
+                                    long double perToken, long double params,
+                                    std::vector<BlockProjection> projections) {
+  const long double macs = (long double)a.macs + (long double)L * perToken;
+  const long double quadratic =
+      (long double)a.quadraticMacs + (long double)L * perToken;
+  const long double allParams = (long double)a.params + params;
+  const long double bytes = 4 * (2 * (long double)L * d + allParams);
+  if (std::max({macs, quadratic, bytes}) > kMaxMixerCount)
+    return Error{fmt::format("{}: its counts at L = {} and d_model = {} "
+                             "exceed 2^62 (the projections: {} and {} "
+                             "multiply-adds per token)",
+                             a.family, L, d, projections[0].macs(),
+                             projections[1].macs())};
+  a.macs = int64_t(macs);
+  a.quadraticMacs = int64_t(quadratic);
+  a.params = int64_t(allParams);
+  a.bytes = int64_t(bytes);
+  a.projections = std::move(projections);
+  return a;
+}
+
 } // namespace
 
 Result<MixerAnalysis> analyzeBlock(const NamedSpec &spec, int64_t L,
@@ -265,19 +290,17 @@ Result<MixerAnalysis> analyzeBlock(const NamedSpec &spec, int64_t L,
     if (!proj)
       return Error{proj.error()};
     const BlockProjection &in = (*proj)[0], &out = (*proj)[1];
-    // Per token: the projections, the convolution, the gated norm.
-    const int64_t perToken =
-        in.macs() + s->convChannels() * s->conv + 4 * s->inner + out.macs();
     MixerAnalysis a = *m;
     a.family = f;
     a.channels = d;
-    a.macs += L * perToken;
-    a.quadraticMacs += L * perToken;
-    a.params += in.params() + s->convChannels() * (s->conv + 1) + s->inner +
-                out.params();
-    a.bytes = 4 * (2 * L * d + a.params);
-    a.projections = std::move(*proj);
-    return a;
+    // Per token: the projections, the convolution, the gated norm.
+    return blockAnalysis(a, L, d,
+                         (long double)in.macs() + s->convChannels() * s->conv +
+                             4 * s->inner + out.macs(),
+                         (long double)in.params() +
+                             s->convChannels() * (s->conv + 1) + s->inner +
+                             out.params(),
+                         std::move(*proj));
   }
   if (f == "m2-block") {
     auto s = m2BlockShape(spec, L, d);
@@ -291,18 +314,16 @@ Result<MixerAnalysis> analyzeBlock(const NamedSpec &spec, int64_t L,
     if (!proj)
       return Error{proj.error()};
     const BlockProjection &in = (*proj)[0], &out = (*proj)[1];
-    // Per token: in_linear, the short convolution, out_linear.
-    const int64_t perToken =
-        in.macs() + 3 * d * M2BlockShape::kShortTaps + out.macs();
     MixerAnalysis a = *m;
     a.family = f;
-    a.macs += L * perToken;
-    a.quadraticMacs += L * perToken;
-    a.params += in.params() + 3 * d + 3 * d * (M2BlockShape::kShortTaps + 1) +
-                out.params() + d + 3 * (s->lMax - L);
-    a.bytes = 4 * (2 * L * d + a.params);
-    a.projections = std::move(*proj);
-    return a;
+    // Per token: in_linear, the short convolution, out_linear.
+    return blockAnalysis(a, L, d,
+                         (long double)in.macs() +
+                             3 * d * M2BlockShape::kShortTaps + out.macs(),
+                         (long double)in.params() + 3 * d +
+                             3 * d * (M2BlockShape::kShortTaps + 1) +
+                             out.params() + d + 3 * (s->lMax - L),
+                         std::move(*proj));
   }
   return Error{fmt::format("{} is not a block", f)};
 }

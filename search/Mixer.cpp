@@ -32,7 +32,7 @@ const std::vector<CallForm> &forms() {
 // Sizes are bounded so that every count fits 64 bits with room to spare.
 constexpr int64_t kMaxSeqLen = kMaxMixerSeqLen;
 constexpr int64_t kMaxSize = kMaxMixerSize;
-constexpr long double kMaxCount = 4.6e18; // 2^62
+constexpr long double kMaxCount = kMaxMixerCount;
 
 } // namespace
 

@@ -110,6 +110,8 @@ struct MixerAnalysis {
 // to spare.
 inline constexpr int64_t kMaxMixerSeqLen = int64_t(1) << 24;
 inline constexpr int64_t kMaxMixerSize = int64_t(1) << 20;
+// Every count (multiply-adds, params, bytes) stays below 2^62.
+inline constexpr long double kMaxMixerCount = 4.6e18;
 
 // Mixer family names, for help texts and errors; searchedMixerFamilies
 // leaves out the whole blocks (hydra-block, m2-block), which search does

@@ -411,6 +411,9 @@ TEST_CASE("mixer spec errors", "[mixer][errors]") {
        "proj = 'search(max_flops=3)': no combination fits 3 MACs"},
       {"hydra-block(out_proj=tt(rank=0))", 16,
        "hydra-block: out_proj = 'tt(rank=0)'"},
+      {"hydra-block(9, 9, 9, 9, 92, btt(24294967296))", 1 << 24,
+       "hydra-block: its counts at L = 16777216 and d_model = 64 exceed "
+       "2^62"},
       {"m2-block(proj=monarch(2), in_linear=dense, out_linear=dense)", 16,
        "m2-block: proj = 'monarch(2)' is unused: in_linear and out_linear "
        "each give their own structure"},
