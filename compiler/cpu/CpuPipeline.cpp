@@ -58,6 +58,7 @@ void buildCpuPipeline(mlir::OpPassManager &pm, VectorUnits units) {
   pm.addPass(mlir::createConvertElementwiseToLinalgPass());
   pm.addPass(createFreshInits()); // `a + b` no longer writes into a's copy
   pm.addPass(mlir::createCanonicalizerPass());
+  pm.addPass(createFuseElementwise()); // one pass over memory per chain
   pm.addNestedPass<mlir::func::FuncOp>(createFuseBatchTiles());
   pm.addPass(mlir::createCanonicalizerPass());
   mlir::bufferization::OneShotBufferizePassOptions bufferize;

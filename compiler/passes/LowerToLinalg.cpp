@@ -1,5 +1,6 @@
 // --einstruct-lower-to-linalg: each pairwise contraction becomes one
-// linalg.generic over a zero-filled accumulator, and each einstruct.reverse
+// linalg.generic over a zero-filled accumulator (a plain product when
+// nothing is summed), and each einstruct.reverse
 // a copying linalg.generic that reads its input at n − 1 − i, each
 // einstruct.unary an elementwise one.
 #include "ContractionChain.h"
@@ -298,10 +299,16 @@ struct LowerToLinalgPass : impl::LowerToLinalgBase<LowerToLinalgPass> {
     mlir::Type elt = resType.getElementType();
     mlir::Value empty =
         mlir::tensor::EmptyOp::create(b, loc, resType.getShape(), elt, dynSizes);
-    mlir::Value zero =
-        mlir::arith::ConstantOp::create(b, loc, b.getZeroAttr(elt));
-    mlir::Value init =
-        mlir::linalg::FillOp::create(b, loc, zero, empty).getResult(0);
+    // Nothing summed: an elementwise product, which never reads its init,
+    // so that --einstruct-fuse-elementwise can merge it with its neighbours
+    // (a short convolution's taps and their sum become one pass).
+    const bool summed = dims.size() > out.size();
+    mlir::Value init = empty;
+    if (summed) {
+      mlir::Value zero =
+          mlir::arith::ConstantOp::create(b, loc, b.getZeroAttr(elt));
+      init = mlir::linalg::FillOp::create(b, loc, zero, empty).getResult(0);
+    }
     auto generic = mlir::linalg::GenericOp::create(
         b, loc, resType, mlir::ValueRange{lhs, rhs}, mlir::ValueRange{init},
         llvm::ArrayRef<mlir::AffineMap>{map(lhsLetters), map(rhsLetters),
@@ -312,9 +319,9 @@ struct LowerToLinalgPass : impl::LowerToLinalgBase<LowerToLinalgPass> {
           auto fm = mlir::arith::FastMathFlags::contract;
           mlir::Value prod =
               mlir::arith::MulFOp::create(nb, nl, args[0], args[1], fm);
-          mlir::Value sum =
-              mlir::arith::AddFOp::create(nb, nl, args[2], prod, fm);
-          mlir::linalg::YieldOp::create(nb, nl, sum);
+          if (summed)
+            prod = mlir::arith::AddFOp::create(nb, nl, args[2], prod, fm);
+          mlir::linalg::YieldOp::create(nb, nl, prod);
         });
     mlir::Value result = generic.getResult(0);
     if (out != t->output)

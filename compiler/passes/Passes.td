@@ -212,6 +212,21 @@ def FuseBatchTiles : Pass<"einstruct-fuse-batch-tiles", "mlir::func::FuncOp"> {
                            "mlir::arith::ArithDialect"];
 }
 
+def FuseElementwise : Pass<"einstruct-fuse-elementwise"> {
+  let summary = "Merge chains of elementwise linalg.generic ops into one";
+  let description = [{
+    Runs on tensors. An elementwise generic (every loop parallel) whose
+    only use is an elementwise generic reading it at the same points (a
+    permutation: nothing recomputed) is merged into it, MLIR's elementwise
+    fusion under that control. A short convolution's shifted products and
+    their sums, then its activation, become one pass over memory instead
+    of one (two with a zero fill) per tap. Contractions (a summed loop)
+    are left alone: their payload stays the multiply-add the CPU
+    micro-kernel matches.
+  }];
+  let dependentDialects = ["mlir::linalg::LinalgDialect"];
+}
+
 def FreshInits : Pass<"einstruct-fresh-inits"> {
   let summary = "Give linalg ops whose payload never reads their init a "
                 "tensor.empty init";
