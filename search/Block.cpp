@@ -31,14 +31,7 @@ int64_t BlockProjection::params() const {
 namespace {
 
 // `text` is a call of the projection search: search(...).
-bool isSearch(const std::string &text) {
-  std::string name = text.substr(0, text.find('('));
-  name.erase(0, name.find_first_not_of(" \t"));
-  name.erase(name.find_last_not_of(" \t") + 1);
-  for (auto &c : name)
-    c = char(std::tolower((unsigned char)c));
-  return name == "search";
-}
+bool isSearch(const std::string &text) { return callName(text) == "search"; }
 
 // `slot` as the named structure `text` ("dense" keeps torch's Linear).
 Result<BlockProjection> namedProjection(const NamedSpec &spec,

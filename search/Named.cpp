@@ -44,6 +44,13 @@ const std::vector<std::string> &namedFamilies() {
   return names;
 }
 
+std::string callName(std::string_view text) {
+  std::string name = trim(text.substr(0, text.find('(')));
+  for (auto &c : name)
+    c = char(std::tolower((unsigned char)c));
+  return name;
+}
+
 Result<NamedSpec> parseCall(std::string_view text,
                             const std::vector<CallForm> &forms,
                             const std::map<std::string, std::string> &aliases,
@@ -51,9 +58,7 @@ Result<NamedSpec> parseCall(std::string_view text,
   std::string s = trim(text);
   size_t open = s.find('(');
   NamedSpec spec;
-  spec.family = trim(s.substr(0, open));
-  for (auto &c : spec.family)
-    c = char(std::tolower((unsigned char)c));
+  spec.family = callName(s);
   if (auto a = aliases.find(spec.family); a != aliases.end())
     spec.family = a->second;
   const CallForm *fam = nullptr;

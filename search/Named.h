@@ -18,6 +18,10 @@ struct CallForm {
   std::vector<std::string> params;
 };
 
+// The name a call starts with, trimmed and lowercased: "search" for
+// " Search(0.5)".
+std::string callName(std::string_view text);
+
 // "name(positional, key=value, ...)" against `forms` (names lowercased,
 // `aliases` mapped first): the parameters by name, as written. Errors name
 // `what` ("structure", "mixer") and the column.

@@ -28,21 +28,27 @@ Result<std::unique_ptr<JitMixer>> JitMixer::compile(const NamedSpec &spec,
   jit->operands_ = mixerOperands(p);
   jit->constants_ = mixerConstants(p);
   jit->units_ = units;
-  auto module =
-      JitModule::compile([&](mlir::ModuleOp m) { emitMixer(m, p, "mixer"); },
-                         [](mlir::OpPassManager &) {}, {"mixer"}, units);
+  auto module = jit->compileModule(false);
   if (!module)
     return Error{module.error()};
   jit->forward_ = std::move(*module);
   return jit;
 }
 
+Result<std::unique_ptr<JitModule>>
+JitMixer::compileModule(bool backward) const {
+  return JitModule::compile(
+      [&](mlir::ModuleOp m) { emitMixer(m, plan_, "mixer"); },
+      [&](mlir::OpPassManager &pm) {
+        if (backward)
+          pm.addPass(createAutodiff());
+      },
+      {backward ? "mixer_backward" : "mixer"}, units_);
+}
+
 Result<bool> JitMixer::compileBackward() const {
   std::call_once(backwardOnce_, [&] {
-    auto module = JitModule::compile(
-        [&](mlir::ModuleOp m) { emitMixer(m, plan_, "mixer"); },
-        [](mlir::OpPassManager &pm) { pm.addPass(createAutodiff()); },
-        {"mixer_backward"}, units_);
+    auto module = compileModule(true);
     if (module)
       backward_ = std::move(*module);
     else

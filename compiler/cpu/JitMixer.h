@@ -91,6 +91,9 @@ public:
 private:
   JitMixer() = default;
   Result<bool> check(const std::vector<const float *> &in, int64_t batch) const;
+  // The mixer's function (its backward derived too when `backward`),
+  // compiled for the entry "mixer" or "mixer_backward".
+  Result<std::unique_ptr<JitModule>> compileModule(bool backward) const;
   // ssd, hydra and the blocks, compiled whole (JitMixer.cpp): with dy
   // null the forward into y, else the gradients into grads.
   Result<bool> wholeRun(const std::vector<const float *> &in, const float *dy,

@@ -132,9 +132,12 @@ void chooseTile(Shape &s, int64_t vectors, int64_t registers) {
 }
 
 // The loop structure of `g`, or nothing when it is not a contraction this
-// pass handles (left to the scalar loop lowering).
+// pass handles (left to the scalar loop lowering). `innerExtent` plans for
+// that many columns of the innermost index instead of all of them (the
+// head splitVectorTail would cut).
 std::optional<Shape> analyse(mlir::linalg::GenericOp g, int64_t lanes,
-                             int64_t registers) {
+                             int64_t registers,
+                             std::optional<int64_t> innerExtent = {}) {
   Shape s;
   auto maps = g.getIndexingMapsArray();
   s.loops = g.getNumLoops();
@@ -164,7 +167,7 @@ std::optional<Shape> analyse(mlir::linalg::GenericOp g, int64_t lanes,
   }
   if (!s.hasInner[2] || (!s.hasInner[0] && !s.hasInner[1]))
     return std::nullopt;
-  int64_t extent = outType.getShape().back();
+  int64_t extent = innerExtent.value_or(outType.getShape().back());
   if (mlir::ShapedType::isDynamic(extent))
     return std::nullopt;
   // The widest vector that divides the extent, 8 lanes at least.
@@ -484,13 +487,13 @@ private:
 
 // A contraction whose innermost output extent is not a multiple of 8 (a
 // BTT's e = 211 in Hydra's in_proj, 3376 = 16 · 211) cannot be vectorised
-// whole: split along that index into the whole vectors' columns and the
-// last extent % 8, each a contraction on subviews of the operands indexed
-// by it (the first one vectorisable, the tail left to the scalar loops).
-// Returns the first, or nothing when `g` is not such a contraction. At
-// 768 → 3376 that BTT ran 3.7× slower than with e = 208 before the split.
-std::optional<mlir::linalg::GenericOp>
-splitVectorTail(mlir::linalg::GenericOp g) {
+// whole: it can be split along that index into the whole vectors' columns
+// and the last extent % 8, each a contraction on subviews of the operands
+// indexed by it (the first one vectorisable, the tail left to the scalar
+// loops). At 768 → 3376 that BTT ran 3.7× slower than with e = 208 before
+// the split. The whole vectors' columns, or nothing when `g` is not such a
+// contraction.
+std::optional<int64_t> wholeVectorColumns(mlir::linalg::GenericOp g) {
   auto maps = g.getIndexingMapsArray();
   const unsigned inner = g.getNumLoops() - 1;
   if (g.getIteratorTypesArray()[inner] != mlir::utils::IteratorType::parallel)
@@ -504,7 +507,19 @@ splitVectorTail(mlir::linalg::GenericOp g) {
       maps[2].getNumResults() == 0 ||
       maps[2].getDimPosition(maps[2].getNumResults() - 1) != inner)
     return std::nullopt;
-  const int64_t whole = extent / 8 * 8;
+  return extent / 8 * 8;
+}
+
+// `g` split at column `whole` of its innermost index (see above): returns
+// the head; the tail follows it.
+mlir::linalg::GenericOp splitVectorTail(mlir::linalg::GenericOp g,
+                                        int64_t whole) {
+  auto maps = g.getIndexingMapsArray();
+  const unsigned inner = g.getNumLoops() - 1;
+  const int64_t extent =
+      mlir::cast<mlir::MemRefType>(g.getDpsInits()[0].getType())
+          .getShape()
+          .back();
   mlir::OpBuilder b(g);
   const auto loc = g.getLoc();
   // Operand k's columns [from, from + size) along the inner index.
@@ -554,11 +569,14 @@ struct VectorizeContractionsPass
     });
     for (auto g : todo) {
       auto s = analyse(g, lanes, registers);
+      // Split off the last extent % 8 columns only where the rest then
+      // vectorises.
       if (!s)
-        if (auto head = splitVectorTail(g)) {
-          g = *head;
-          s = analyse(g, lanes, registers);
-        }
+        if (auto whole = wholeVectorColumns(g))
+          if (analyse(g, lanes, registers, *whole)) {
+            g = splitVectorTail(g, *whole);
+            s = analyse(g, lanes, registers);
+          }
       if (!s)
         continue;
       // A blocked contraction accumulates block by block into the zero
