@@ -3,10 +3,10 @@
 #include "CpuPipeline.h"
 #include "LoadedObject.h"
 #include "ObjectCache.h"
+#include "VectorMathOptimizer.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
-#include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/Pass/PassManager.h"
@@ -113,7 +113,8 @@ JitModule::compile(llvm::function_ref<void(mlir::ModuleOp)> emit,
     std::string lowered;
     llvm::raw_string_ostream os(lowered);
     module->print(os);
-    cacheKey = objectcache::key(lowered, **tm);
+    // The object calls the vector math library when there is one.
+    cacheKey = objectcache::key(lowered + vectorMathLibrary(), **tm);
     if (auto object = objectcache::read(*cacheDir, cacheKey))
       if (auto loaded = LoadedObject::load(std::move(object))) {
         std::vector<Packed> found;
@@ -131,7 +132,7 @@ JitModule::compile(llvm::function_ref<void(mlir::ModuleOp)> emit,
   // `transformer` is a function_ref: the function it refers to must outlive
   // create() (ASan caught a temporary here).
   std::function<llvm::Error(llvm::Module *)> optimize =
-      mlir::makeOptimizingTransformer(3, 0, tm->get());
+      vectorMathOptimizer(tm->get());
   mlir::ExecutionEngineOptions options;
   options.transformer = optimize;
   options.enableObjectDump = cacheDir.has_value();
