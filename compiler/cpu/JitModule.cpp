@@ -1,9 +1,9 @@
 #include "JitModule.h"
 #include "BufferPool.h"
 #include "CpuPipeline.h"
+#include "JitOptimizer.h"
 #include "LoadedObject.h"
 #include "ObjectCache.h"
-#include "VectorMathOptimizer.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
@@ -113,8 +113,8 @@ JitModule::compile(llvm::function_ref<void(mlir::ModuleOp)> emit,
     std::string lowered;
     llvm::raw_string_ostream os(lowered);
     module->print(os);
-    // The object calls the vector math library when there is one.
-    cacheKey = objectcache::key(lowered + vectorMathLibrary(), **tm);
+    // The object depends on the LLVM pipeline too (its vector library).
+    cacheKey = objectcache::key(lowered + jitOptimizerKey(), **tm);
     if (auto object = objectcache::read(*cacheDir, cacheKey))
       if (auto loaded = LoadedObject::load(std::move(object))) {
         std::vector<Packed> found;
@@ -131,8 +131,7 @@ JitModule::compile(llvm::function_ref<void(mlir::ModuleOp)> emit,
   }
   // `transformer` is a function_ref: the function it refers to must outlive
   // create() (ASan caught a temporary here).
-  std::function<llvm::Error(llvm::Module *)> optimize =
-      vectorMathOptimizer(tm->get());
+  std::function<llvm::Error(llvm::Module *)> optimize = jitOptimizer(tm->get());
   mlir::ExecutionEngineOptions options;
   options.transformer = optimize;
   options.enableObjectDump = cacheDir.has_value();

@@ -293,13 +293,18 @@ def VectorizeContractions : Pass<"einstruct-vectorize-contractions"> {
     of `lanes` f32 lanes; accumulators start at zero when the result was
     just zero-filled (the fill is dropped). Contractions whose innermost
     extent is not a multiple of 8, or whose memory is not unit-stride there,
-    are left to the scalar loop lowering.
+    are left to the scalar loop lowering. The innermost summed loop is
+    unrolled here (`steps` summed steps per iteration, then a remainder
+    loop), because the JIT's LLVM pipeline runs without its partial loop
+    unroller (see JitOptimizer.h).
   }];
   let options = [
     Option<"lanes", "lanes", "int64_t", "8",
            "f32 lanes of a vector register (8: AVX2, 16: AVX-512)">,
     Option<"registers", "registers", "int64_t", "16",
            "vector registers (16: AVX2, 32: AVX-512)">,
+    Option<"steps", "steps", "int64_t", "4",
+           "summed steps per iteration of the innermost summed loop (1: no unrolling)">,
   ];
   let dependentDialects = ["mlir::vector::VectorDialect",
                            "mlir::scf::SCFDialect",

@@ -13,6 +13,7 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/SCF/Utils/Utils.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
@@ -274,6 +275,11 @@ public:
     outer(b, 0);
   }
 
+  // The innermost summed loop of each register tile.
+  llvm::ArrayRef<mlir::scf::ForOp> innermostSummedLoops() const {
+    return innermost_;
+  }
+
 private:
   bool isRow(unsigned d) const { return s_.rowDim && d == *s_.rowDim; }
 
@@ -442,6 +448,8 @@ private:
               reduce(fb, level + 1, llvm::SmallVector<Value>(carried), rows);
           mlir::scf::YieldOp::create(fb, loc_, res);
         });
+    if (level + 1 == s_.red.size())
+      innermost_.push_back(f);
     return llvm::SmallVector<Value>(f.getResults());
   }
 
@@ -483,6 +491,7 @@ private:
   Value blockStart_;
   llvm::SmallVector<unsigned> order_;
   llvm::DenseMap<unsigned, Value> tileStart_;
+  llvm::SmallVector<mlir::scf::ForOp> innermost_;
 };
 
 // A contraction whose innermost output extent is not a multiple of 8 (a
@@ -583,7 +592,14 @@ struct VectorizeContractionsPass
       // fill; otherwise the accumulators start at zero and the fill goes.
       auto fill = zeroFillBefore(g, g.getDpsInits()[0]);
       const bool zeroInit = fill && !s->blockDim;
-      Emitter(g, *s, zeroInit).emit();
+      Emitter emitter(g, *s, zeroInit);
+      emitter.emit();
+      // The innermost summed loops run `steps` steps per iteration (with a
+      // remainder loop): consecutive FMAs overlap and the loop control is
+      // paid once per `steps`, which LLVM's unroller (off in the JIT) did.
+      if (steps > 1)
+        for (auto loop : emitter.innermostSummedLoops())
+          (void)mlir::loopUnrollByFactor(loop, uint64_t(steps));
       g.erase();
       if (zeroInit)
         fill.erase();

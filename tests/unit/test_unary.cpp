@@ -2,7 +2,7 @@
 // double (written here), and the gradient --einstruct-autodiff derives
 // against central differences of the compiled forward.
 #include "compiler/cpu/JitModule.h"
-#include "compiler/cpu/VectorMathOptimizer.h"
+#include "compiler/cpu/JitOptimizer.h"
 #include "compiler/passes/Passes.h"
 #include "dialects/EinstructDialect.h"
 

@@ -1,5 +1,6 @@
 // RUN: einstruct-opt %s --einstruct-vectorize-contractions | FileCheck %s
 // RUN: einstruct-opt %s --einstruct-vectorize-contractions="lanes=16 registers=32" | FileCheck %s --check-prefix=AVX512
+// RUN: einstruct-opt %s --einstruct-vectorize-contractions="steps=1" | FileCheck %s --check-prefix=STEPS1
 
 // A bufferized contraction (as --einstruct-lower-to-linalg and bufferization
 // leave it) over a result that was not just zero-filled. AVX2 shape: the
@@ -172,7 +173,10 @@ func.func @odd(%x: memref<?x6xf32>, %w: memref<6x5xf32>, %y: memref<?x5xf32>) {
 // CHECK-COUNT-12: vector.load %arg2
 // CHECK: %[[END:.*]] = arith.addi %[[K]], %c512
 // CHECK: %[[HI:.*]] = arith.minsi %[[END]], %{{.*}}
-// CHECK: scf.for %{{.*}} = %[[K]] to %[[HI]] step %{{.*}} iter_args
+// Unrolled by 4 up to a multiple of 4 steps, the rest one at a time.
+// CHECK: %[[MAIN:.*]]:12 = scf.for %{{.*}} = %[[K]] to %[[UB:.*]] step %{{.*}} iter_args
+// CHECK-COUNT-48: vector.fma
+// CHECK: scf.for %{{.*}} = %[[UB]] to %[[HI]] step %{{.*}} iter_args(%{{.*}} = %[[MAIN]]#0
 // CHECK-COUNT-12: vector.store
 // CHECK-NOT: linalg.generic
 func.func @blocked(%x: memref<?x2048xf32>, %w: memref<2048x256xf32>, %y: memref<?x256xf32>) {
@@ -231,6 +235,36 @@ func.func @tail_f64(%x: memref<?x16xf64>, %w: memref<16x21xf64>, %y: memref<?x21
     %p = arith.mulf %a, %b : f64
     %s = arith.addf %acc, %p : f64
     linalg.yield %s : f64
+  }
+  return
+}
+
+// The innermost summed loop runs 4 steps per iteration: 4 × (6 rows × 2
+// vectors) = 48 FMAs, then a remainder loop of one step (12 FMAs) for
+// extents that 4 does not divide. With steps=1 nothing is unrolled.
+// CHECK-LABEL: func.func @summed_steps
+// CHECK: %[[MAIN:.*]]:12 = scf.for %{{.*}} = %{{.*}} to %[[UB:.*]] step %{{.*}} iter_args
+// CHECK-COUNT-48: vector.fma
+// CHECK-NOT: vector.fma
+// CHECK: scf.yield
+// CHECK: scf.for %{{.*}} = %[[UB]] to %{{.*}} step %{{.*}} iter_args(%{{.*}} = %[[MAIN]]#0
+// CHECK-COUNT-12: vector.fma
+// CHECK-NOT: vector.fma
+// CHECK: scf.yield
+// STEPS1-LABEL: func.func @summed_steps
+// STEPS1: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c1{{.*}} iter_args
+// STEPS1-COUNT-12: vector.fma
+// STEPS1-NOT: vector.fma
+// STEPS1: scf.yield
+// STEPS1-NOT: iter_args
+// STEPS1: vector.store
+func.func @summed_steps(%x: memref<?x18xf32>, %w: memref<18x16xf32>, %y: memref<?x16xf32>) {
+  linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1)>, affine_map<(d0, d1, d2) -> (d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d2)>], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%x, %w : memref<?x18xf32>, memref<18x16xf32>) outs(%y : memref<?x16xf32>) {
+  ^bb0(%a: f32, %b: f32, %acc: f32):
+    %p = arith.mulf %a, %b : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
   }
   return
 }

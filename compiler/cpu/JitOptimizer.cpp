@@ -1,12 +1,11 @@
-#include "VectorMathOptimizer.h"
-
-#include "mlir/ExecutionEngine/OptUtils.h"
+#include "JitOptimizer.h"
 
 #include "llvm/Analysis/TargetLibraryInfo.h"
 #include "llvm/IR/Module.h"
 #include "llvm/Passes/PassBuilder.h"
 #include "llvm/Support/DynamicLibrary.h"
 #include "llvm/Target/TargetMachine.h"
+#include "llvm/Transforms/Scalar/LoopUnrollPass.h"
 
 namespace einstruct {
 
@@ -20,25 +19,35 @@ const std::string &vectorMathLibrary() {
   return name;
 }
 
+std::string jitOptimizerKey() {
+  return "O3, full unroll at O2 only, " + vectorMathLibrary();
+}
+
 std::function<llvm::Error(llvm::Module *)>
-vectorMathOptimizer(llvm::TargetMachine *tm) {
-  if (vectorMathLibrary().empty())
-    return mlir::makeOptimizingTransformer(3, 0, tm);
+jitOptimizer(llvm::TargetMachine *tm) {
   return [tm](llvm::Module *m) -> llvm::Error {
-    // MLIR's transformer at -O3, with the vector library in the target
-    // library info (registered before the defaults, so it is the one used).
     llvm::LoopAnalysisManager lam;
     llvm::FunctionAnalysisManager fam;
     llvm::CGSCCAnalysisManager cgam;
     llvm::ModuleAnalysisManager mam;
     llvm::PipelineTuningOptions tuning;
-    tuning.LoopUnrolling = true;
+    tuning.LoopUnrolling = false;
     tuning.LoopInterleaving = true;
     tuning.LoopVectorization = true;
     tuning.SLPVectorization = true;
     llvm::PassBuilder pb(tm, tuning);
+    // LoopUnrolling = false leaves O3's full unroll only for loops marked
+    // so; this one unrolls short constant loops whole at -O2's threshold.
+    pb.registerLoopOptimizerEndEPCallback(
+        [](llvm::LoopPassManager &lpm, llvm::OptimizationLevel) {
+          lpm.addPass(llvm::LoopFullUnrollPass(/*OptLevel=*/2));
+        });
+    // The vector library goes in the target library info, registered before
+    // the defaults so it is the one used.
     llvm::TargetLibraryInfoImpl libraryInfo(m->getTargetTriple(),
-                                            llvm::VectorLibrary::LIBMVEC);
+                                            vectorMathLibrary().empty()
+                                                ? llvm::VectorLibrary::NoLibrary
+                                                : llvm::VectorLibrary::LIBMVEC);
     fam.registerPass([&] { return llvm::TargetLibraryAnalysis(libraryInfo); });
     pb.registerModuleAnalyses(mam);
     pb.registerCGSCCAnalyses(cgam);
