@@ -13,6 +13,7 @@
 #include "mlir/Transforms/Passes.h"
 
 #include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
+#include "llvm/Support/Signals.h"
 #include "llvm/Support/TargetSelect.h"
 
 #include <algorithm>
@@ -57,6 +58,14 @@ void initNativeTarget() {
   std::call_once(once, [] {
     llvm::InitializeNativeTarget();
     llvm::InitializeNativeTargetAsmPrinter();
+    // LLVM registers its signal handlers on first use (the object dump's
+    // output file) and gives the registering thread an alternate signal
+    // stack of its own. When that thread is a worker (a backward compiled
+    // on first use), ASan's thread exit unmaps that stack as if it were
+    // ASan's and aborts (llvm-project PR 194868). Registered here instead,
+    // on the thread of the first compile, a cache hit included: usually
+    // the main thread, which never runs that exit path.
+    llvm::sys::AddSignalHandler([](void *) {}, nullptr);
   });
 }
 } // namespace
