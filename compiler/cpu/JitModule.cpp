@@ -122,7 +122,8 @@ JitModule::compile(llvm::function_ref<void(mlir::ModuleOp)> emit,
     std::string lowered;
     llvm::raw_string_ostream os(lowered);
     module->print(os);
-    // The object depends on the LLVM pipeline too (its vector library).
+    // The object depends on the LLVM pipeline too (its unrolling, its
+    // vector library): jitOptimizerKey() names them.
     cacheKey = objectcache::key(lowered + jitOptimizerKey(), **tm);
     if (auto object = objectcache::read(*cacheDir, cacheKey))
       if (auto loaded = LoadedObject::load(std::move(object))) {
