@@ -9,11 +9,12 @@
 //                on every token, outputs multiplied by the (sparse) gate
 // Same JIT'd expert kernel in both, so the ratio is what routing buys. A
 // second table times the backward (aux weight 0.01):
-//   routed       MoeLayer::backward: einstruct.moe_layer_grad (from
+//   routed       MoeLayer::backwardInto: einstruct.moe_layer_grad (from
 //                --einstruct-autodiff) lowered into one compiled function,
 //                on token chunks
-//   grouped      MoeLayer::backwardGrouped: per expert, compiled rank-1
+//   grouped      MoeLayer::backwardGroupedInto: per expert, compiled rank-1
 //                forward and backward calls orchestrated in C++
+// both into gradient buffers allocated once.
 // Outputs and gradients are cross-checked before anything is printed.
 //   moe_cpu_bench [TOKENS=1024] [REPEATS=3] [THREADS=1]
 #include "bench/BenchTiming.h"
@@ -109,28 +110,38 @@ int main(int argc, char **argv) {
                 td / tg,
                 0.8 * double(c.experts) / double(c.topK));
     auto dy = fill(size_t(tokens * c.d));
-    Result<MoeLayer::Gradients> gr = Error{""}, gg = Error{""};
+    // Both write into gradient buffers allocated once, as the C ABI's.
+    struct Grads {
+      std::vector<float> dx, dRouter, dw1, dw2;
+      MoeLayer::GradientBuffers buffers() {
+        return {dx.data(), dRouter.data(), {dw1.data(), dw2.data()}};
+      }
+    };
+    auto zeros = [](size_t n) { return std::vector<float>(n); };
+    Grads gr{zeros(x.size()), zeros(wg.size()), zeros(w1.size()),
+             zeros(w2.size())},
+        gg = gr;
+    Result<Routing> okr = Error{""}, okg = Error{""};
     double br = medianMs(
         [&] {
-          gr = (*moe)->backward(x.data(), dy.data(), tokens, wg.data(), w,
-                                0.01);
+          okr = (*moe)->backwardInto(x.data(), dy.data(), tokens, wg.data(), w,
+                                     0.01, gr.buffers());
         },
         repeats, 1);
     double bg = medianMs(
         [&] {
-          gg = (*moe)->backwardGrouped(x.data(), dy.data(), tokens, wg.data(),
-                                       w, 0.01);
+          okg = (*moe)->backwardGroupedInto(x.data(), dy.data(), tokens,
+                                            wg.data(), w, 0.01, gg.buffers());
         },
         repeats, 1);
-    if (!gr || !gg) {
+    if (!okr || !okg) {
       std::fprintf(stderr, "%s: backward failed: %s\n", c.spec,
-                   (gr ? gg.error() : gr.error()).c_str());
+                   (okr ? okg.error() : okr.error()).c_str());
       return 1;
     }
-    double gerr = std::max({maxRelDiff(gr->dx, gg->dx),
-                            maxRelDiff(gr->dRouter, gg->dRouter),
-                            maxRelDiff(gr->dw[0], gg->dw[0]),
-                            maxRelDiff(gr->dw[1], gg->dw[1])});
+    double gerr =
+        std::max({maxRelDiff(gr.dx, gg.dx), maxRelDiff(gr.dRouter, gg.dRouter),
+                  maxRelDiff(gr.dw1, gg.dw1), maxRelDiff(gr.dw2, gg.dw2)});
     if (gerr > 1e-4) {
       std::fprintf(stderr, "%s: routed and grouped gradients differ by %g\n",
                    c.spec, gerr);

@@ -58,15 +58,14 @@ public:
   Result<bool> backward(const void *x, const void *dy, int64_t batch,
                         const void *const *w, void *dx, void *const *dw,
                         void *, double auxWeight) override {
-    auto g = moe_->backward(floats(x), floats(dy), batch, floats(w[2]),
-                            {floats(w[0]), floats(w[1])}, auxWeight);
-    if (!g)
-      return Error{g.error()};
-    std::copy(g->dx.begin(), g->dx.end(), floats(dx));
-    for (size_t k = 0; k < g->dw.size(); ++k)
-      std::copy(g->dw[k].begin(), g->dw[k].end(), floats(dw[k]));
-    std::copy(g->dRouter.begin(), g->dRouter.end(), floats(dw[g->dw.size()]));
-    routing_ = std::move(g->routing);
+    // Into the caller's buffers: dW1, dW2, then the router's.
+    auto r = moe_->backwardInto(
+        floats(x), floats(dy), batch, floats(w[2]),
+        {floats(w[0]), floats(w[1])}, auxWeight,
+        {floats(dx), floats(dw[2]), {floats(dw[0]), floats(dw[1])}});
+    if (!r)
+      return Error{r.error()};
+    routing_ = std::move(*r);
     return true;
   }
   Result<bool> setThreads(int threads) override {

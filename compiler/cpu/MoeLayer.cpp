@@ -140,11 +140,10 @@ PooledFloats MoeLayer::slice(const float *w, size_t k, int64_t e) const {
   return part;
 }
 
-void MoeLayer::unslice(const float *part, std::vector<float> &w, size_t k,
-                       int64_t e) const {
+void MoeLayer::unslice(const float *part, float *w, size_t k, int64_t e) const {
   const int64_t O = outer_[k], I = inner_[k], E = layer_.experts;
   for (int64_t o = 0; o < O; ++o)
-    std::copy_n(part + o * I, I, w.begin() + (o * E + e) * I);
+    std::copy_n(part + o * I, I, w + (o * E + e) * I);
 }
 
 Result<MoeLayer::Forward>
@@ -338,22 +337,24 @@ Result<bool> MoeLayer::backwardLowered(const float *x, const float *dy,
   return true;
 }
 
-Result<MoeLayer::Gradients>
-MoeLayer::zeroGradients(const float *x, int64_t batch, const float *router,
-                        const std::vector<const float *> &weights) const {
-  if (auto bad = badCall(weights.size(), batch))
+template <class Into>
+Result<MoeLayer::Gradients> MoeLayer::intoFresh(int64_t batch,
+                                                Into into) const {
+  if (auto bad = badCall(2, batch))
     return Error{*bad};
-  Gradients out;
-  auto routing = route(x, batch, router);
+  Gradients g;
+  g.dx.assign(size_t(batch * layer_.dIn), 0.0f);
+  g.dRouter.assign(size_t(layer_.dIn * layer_.experts), 0.0f);
+  GradientBuffers buffers{g.dx.data(), g.dRouter.data(), {}};
+  for (size_t k = 0; k < 2; ++k) {
+    g.dw.emplace_back(size_t(outer_[k] * layer_.experts * inner_[k]), 0.0f);
+    buffers.dw.push_back(g.dw.back().data());
+  }
+  auto routing = into(buffers);
   if (!routing)
     return Error{routing.error()};
-  out.routing = std::move(*routing);
-  const int64_t E = layer_.experts;
-  out.dx.assign(size_t(batch * layer_.dIn), 0.0f);
-  out.dRouter.assign(size_t(layer_.dIn * E), 0.0f);
-  for (size_t k = 0; k < 2; ++k)
-    out.dw.emplace_back(size_t(outer_[k] * E * inner_[k]), 0.0f);
-  return out;
+  g.routing = std::move(*routing);
+  return g;
 }
 
 Result<MoeLayer::Gradients>
@@ -361,48 +362,71 @@ MoeLayer::backward(const float *x, const float *dy, int64_t batch,
                    const float *router,
                    const std::vector<const float *> &weights,
                    double auxWeight) const {
-  auto started = zeroGradients(x, batch, router, weights);
-  if (!started)
-    return started;
-  Gradients &out = *started;
-  const int64_t n = layer_.dIn, m = layer_.dOut;
+  return intoFresh(batch, [&](const GradientBuffers &out) {
+    return backwardInto(x, dy, batch, router, weights, auxWeight, out);
+  });
+}
+
+Result<Routing>
+MoeLayer::backwardRouting(const float *x, int64_t batch, const float *router,
+                          const std::vector<const float *> &weights,
+                          const GradientBuffers &out) const {
+  if (auto bad = badCall(weights.size(), batch))
+    return Error{*bad};
+  if (out.dw.size() != weights.size())
+    return Error{fmt::format("{} weight gradient buffers given for {} weights",
+                             out.dw.size(), weights.size())};
+  return route(x, batch, router);
+}
+
+Result<Routing>
+MoeLayer::backwardInto(const float *x, const float *dy, int64_t batch,
+                       const float *router,
+                       const std::vector<const float *> &weights,
+                       double auxWeight, const GradientBuffers &out) const {
+  auto routing = backwardRouting(x, batch, router, weights, out);
+  if (!routing)
+    return routing;
+  const int64_t n = layer_.dIn, m = layer_.dOut, E = layer_.experts;
+  const size_t routerSize = size_t(n * E),
+               wSize[2] = {size_t(outer_[0] * E * inner_[0]),
+                           size_t(outer_[1] * E * inner_[1])};
   auto cs = workers::chunks(batch, threads_, minRowsPerThread_);
   // Chunk c's router and weight gradients; chunk 0's go straight to `out`.
-  std::vector<std::array<std::vector<float>, 3>> parts(cs.size());
+  std::vector<std::array<PooledFloats, 3>> parts(cs.size());
   for (size_t c = 1; c < cs.size(); ++c) {
-    parts[c][0].resize(out.dRouter.size());
+    parts[c][0].resize(routerSize);
     for (size_t k = 0; k < 2; ++k)
-      parts[c][1 + k].resize(out.dw[k].size());
+      parts[c][1 + k].resize(wSize[k]);
   }
   const bool oneChunk = cs.size() == 1;
   auto ok = workers::runAll(cs.size(), [&](size_t c) -> Result<bool> {
     auto &p = parts[c];
-    float *dRouter = c ? p[0].data() : out.dRouter.data();
-    std::vector<float *> dw = {c ? p[1].data() : out.dw[0].data(),
-                               c ? p[2].data() : out.dw[1].data()};
+    float *dRouter = c ? p[0].data() : out.dRouter;
+    std::vector<float *> dw = {c ? p[1].data() : out.dw[0],
+                               c ? p[2].data() : out.dw[1]};
     return backwardLowered(x + cs[c].start * n, dy + cs[c].start * m,
                            cs[c].rows, router, weights,
                            oneChunk ? float(auxWeight) : 0.0f,
-                           out.dx.data() + cs[c].start * n, dRouter, dw);
+                           out.dx + cs[c].start * n, dRouter, dw);
   });
   if (!ok)
     return Error{ok.error()};
   for (size_t c = 1; c < cs.size(); ++c) {
-    addInto(out.dRouter.data(), parts[c][0].data(), out.dRouter.size());
+    addInto(out.dRouter, parts[c][0].data(), routerSize);
     for (size_t k = 0; k < 2; ++k)
-      addInto(out.dw[k].data(), parts[c][1 + k].data(), out.dw[k].size());
+      addInto(out.dw[k], parts[c][1 + k].data(), wSize[k]);
   }
   if (!oneChunk && auxWeight != 0) {
     // The aux loss's gradient from the whole batch's routing (zero dgate
     // leaves only that term), through the router.
-    std::vector<float> none(size_t(batch * layer_.topK), 0.0f);
-    auto dl = routeBackward(out.routing, none.data(), auxWeight);
-    auto ok = routerBackward(x, batch, router, dl.data(), out.dx.data(),
-                             out.dRouter.data());
+    PooledFloats none(size_t(batch * layer_.topK), 0.0f);
+    auto dl = routeBackward(*routing, none.data(), auxWeight);
+    auto ok = routerBackward(x, batch, router, dl.data(), out.dx, out.dRouter);
     if (!ok)
       return Error{ok.error()};
   }
-  return started;
+  return routing;
 }
 
 Result<bool> MoeLayer::routerBackward(const float *x, int64_t batch,
@@ -425,13 +449,26 @@ MoeLayer::backwardGrouped(const float *x, const float *dy, int64_t batch,
                           const float *router,
                           const std::vector<const float *> &weights,
                           double auxWeight) const {
-  auto started = zeroGradients(x, batch, router, weights);
-  if (!started)
-    return started;
-  Gradients &out = *started;
-  const Routing &r = out.routing;
+  return intoFresh(batch, [&](const GradientBuffers &out) {
+    return backwardGroupedInto(x, dy, batch, router, weights, auxWeight, out);
+  });
+}
+
+Result<Routing> MoeLayer::backwardGroupedInto(
+    const float *x, const float *dy, int64_t batch, const float *router,
+    const std::vector<const float *> &weights, double auxWeight,
+    const GradientBuffers &out) const {
+  auto routing = backwardRouting(x, batch, router, weights, out);
+  if (!routing)
+    return routing;
+  const Routing &r = *routing;
   const int64_t n = layer_.dIn, m = layer_.dOut, K = layer_.topK,
                 E = layer_.experts;
+  // Sums start from zero; idle experts' weight gradients stay zero.
+  std::fill_n(out.dx, batch * n, 0.0f);
+  std::fill_n(out.dRouter, n * E, 0.0f);
+  for (size_t k = 0; k < 2; ++k)
+    std::fill_n(out.dw[k], outer_[k] * E * inner_[k], 0.0f);
   Groups g = group(r);
   PooledFloats dgate(size_t(batch * K), 0.0f), dxSlots(size_t(batch * K * n));
   PooledFloats ys, dxs;
@@ -474,18 +511,17 @@ MoeLayer::backwardGrouped(const float *x, const float *dy, int64_t batch,
   auto dl = routeBackward(r, dgate.data(), auxWeight);
   // dx = Σ_slots dx_slot + dlogits·Wgᵀ; dWg = xᵀ·dlogits.
   for (int64_t t = 0; t < batch; ++t) {
-    float *dxt = &out.dx[size_t(t * n)];
+    float *dxt = out.dx + t * n;
     for (int64_t s = 0; s < K; ++s) {
       const float *part = &dxSlots[size_t((t * K + s) * n)];
       for (int64_t i = 0; i < n; ++i)
         dxt[i] += part[i];
     }
   }
-  auto ok = routerBackward(x, batch, router, dl.data(), out.dx.data(),
-                           out.dRouter.data());
+  auto ok = routerBackward(x, batch, router, dl.data(), out.dx, out.dRouter);
   if (!ok)
     return Error{ok.error()};
-  return started;
+  return routing;
 }
 
 } // namespace einstruct

@@ -81,16 +81,31 @@ public:
                                     const float *router,
                                     const std::vector<const float *> &weights) const;
 
+  // Where a backward writes, each buffer overwritten: dx [batch][d_in],
+  // dRouter [d_in][E], dw: dW1, dW2 (the weights' sizes; zero for idle
+  // experts).
+  struct GradientBuffers {
+    float *dx, *dRouter;
+    std::vector<float *> dw;
+  };
+  // Gradients of <dy, y> + auxWeight·aux into the caller's buffers (what
+  // the C ABI and the torch module call: no allocation or copy of the
+  // results per call): the lowered gradient function on token chunks
+  // across threads, the weight and router gradients summed in chunk order.
+  // The aux loss is a statistic of the whole batch, so with several chunks
+  // its gradient is added here from the batch's routing; one chunk leaves
+  // it to the function. Returns the batch's routing.
+  Result<Routing> backwardInto(const float *x, const float *dy, int64_t batch,
+                               const float *router,
+                               const std::vector<const float *> &weights,
+                               double auxWeight,
+                               const GradientBuffers &out) const;
+  // The same into fresh vectors (the CLI's and the tests' form).
   struct Gradients {
     std::vector<float> dx, dRouter;     // [batch][d_in], [d_in][E]
     std::vector<std::vector<float>> dw; // dW1, dW2 (zero for idle experts)
     Routing routing;
   };
-  // Gradients of <dy, y> + auxWeight·aux: the lowered gradient function on
-  // token chunks across threads, the weight and router gradients summed in
-  // chunk order. The aux loss is a statistic of the whole batch, so with
-  // several chunks its gradient is added here from the batch's routing;
-  // one chunk leaves it to the function.
   Result<Gradients> backward(const float *x, const float *dy, int64_t batch,
                              const float *router,
                              const std::vector<const float *> &weights,
@@ -105,7 +120,13 @@ public:
                                const std::vector<float *> &dw) const;
   // The same gradients orchestrated here: the router kernel, routeTokens,
   // per expert the compiled rank-1 layer's forward and backward on its
-  // rows, routeBackward (a check of the lowered path, and a bench column).
+  // rows, routeBackward (a check of the lowered path, and a bench column),
+  // into the caller's buffers or fresh vectors.
+  Result<Routing> backwardGroupedInto(const float *x, const float *dy,
+                                      int64_t batch, const float *router,
+                                      const std::vector<const float *> &weights,
+                                      double auxWeight,
+                                      const GradientBuffers &out) const;
   Result<Gradients> backwardGrouped(const float *x, const float *dy,
                                     int64_t batch, const float *router,
                                     const std::vector<const float *> &weights,
@@ -119,11 +140,15 @@ private:
   Result<Routing> route(const float *x, int64_t batch,
                         const float *router) const;
   Groups group(const Routing &r) const;
-  // What both backward paths start from: the arguments checked, the
-  // batch's routing, and zeroed gradients of the right sizes.
-  Result<Gradients> zeroGradients(const float *x, int64_t batch,
+  // What both backward paths start from: the arguments checked, and the
+  // batch's routing.
+  Result<Routing> backwardRouting(const float *x, int64_t batch,
                                   const float *router,
-                                  const std::vector<const float *> &weights) const;
+                                  const std::vector<const float *> &weights,
+                                  const GradientBuffers &out) const;
+  // Gradients sized for `batch` tokens, zero, and `into` run on them.
+  template <class Into>
+  Result<Gradients> intoFresh(int64_t batch, Into into) const;
   // dx += dlogits·routerᵀ, dRouter += xᵀ·dlogits (the router kernel's
   // backward).
   Result<bool> routerBackward(const float *x, int64_t batch,
@@ -131,8 +156,7 @@ private:
                               float *dx, float *dRouter) const;
   // Expert e's rank-1 slice of weight k, contiguous, and back.
   PooledFloats slice(const float *w, size_t k, int64_t e) const;
-  void unslice(const float *part, std::vector<float> &w, size_t k,
-               int64_t e) const;
+  void unslice(const float *part, float *w, size_t k, int64_t e) const;
 
   Layer layer_;
   std::unique_ptr<JitLayer> expert_; // the rank-1 BTT
