@@ -19,6 +19,14 @@ struct einstruct_mixer {
   }
 };
 
+// A forward's residuals for its backward: a CPU mixer's (JitMixer::Saved;
+// empty for m2-conv and monarch-seq), none for a CUDA mixer.
+struct einstruct_mixer_saved {
+  const einstruct_mixer *mixer;
+  int64_t batch;
+  std::unique_ptr<einstruct::JitMixer::Saved> cpu;
+};
+
 using einstruct::capi::failWith;
 using einstruct::capi::lastError;
 using einstruct::capi::statusOf;
@@ -161,32 +169,60 @@ int64_t einstruct_mixer_macs(const einstruct_mixer *m) {
   return m->jit ? m->jit->analysis().macs : m->cuda->plan().analysis.macs;
 }
 
-int einstruct_mixer_forward_stream(const einstruct_mixer *m,
-                                   const void *const *operands, int64_t batch,
-                                   void *y, void *stream) {
+} // extern "C"
+
+namespace {
+
+// The forward on `stream`, its residuals into *saved when saved is not
+// null.
+int mixerForward(const einstruct_mixer *m, const void *const *operands,
+                 int64_t batch, void *y, void *stream,
+                 einstruct_mixer_saved **saved) {
   if (int s = checkMixerCall(m, {y}, operands, batch))
     return s;
   std::vector<const void *> in(operands, operands + m->operands().size());
-  if (m->cuda)
-    return statusOf(m->cuda->forward(in, batch, y, stream));
-  if (stream)
-    return failWith(EINSTRUCT_ERR_ARGUMENT,
-                    "a CPU mixer runs at once: its stream must be null");
-  std::vector<const float *> f;
-  for (const void *p : in)
-    f.push_back(static_cast<const float *>(p));
-  return statusOf(m->jit->forward(f, batch, static_cast<float *>(y)));
+  std::unique_ptr<einstruct_mixer_saved> keep;
+  if (saved)
+    keep.reset(new einstruct_mixer_saved{m, batch, nullptr});
+  if (m->cuda) {
+    if (int s = statusOf(m->cuda->forward(in, batch, y, stream)))
+      return s;
+  } else {
+    if (stream)
+      return failWith(EINSTRUCT_ERR_ARGUMENT,
+                      "a CPU mixer runs at once: its stream must be null");
+    std::vector<const float *> f;
+    for (const void *p : in)
+      f.push_back(static_cast<const float *>(p));
+    if (!saved)
+      return statusOf(m->jit->forward(f, batch, static_cast<float *>(y)));
+    auto r = m->jit->forwardSaving(f, batch, static_cast<float *>(y));
+    if (!r)
+      return statusOf(einstruct::Result<bool>(einstruct::Error{r.error()}));
+    keep->cpu = std::move(*r);
+  }
+  if (saved)
+    *saved = keep.release();
+  return EINSTRUCT_OK;
 }
 
-int einstruct_mixer_backward_stream(const einstruct_mixer *m,
-                                    const void *const *operands, const void *dy,
-                                    int64_t batch, void *const *grads,
-                                    void *stream) {
+// The backward on `stream`, from `saved`'s residuals when not null.
+int mixerBackward(const einstruct_mixer *m, const einstruct_mixer_saved *saved,
+                  const void *const *operands, const void *dy, int64_t batch,
+                  void *const *grads, void *stream) {
   if (int s = checkMixerCall(m, {dy}, operands, batch))
     return s;
   if (int s = checkMixerCall(
           m, {}, reinterpret_cast<const void *const *>(grads), batch))
     return s;
+  if (saved && saved->mixer != m)
+    return failWith(EINSTRUCT_ERR_ARGUMENT,
+                    "the saved forward is another mixer's");
+  if (saved && saved->batch != batch)
+    return failWith(EINSTRUCT_ERR_ARGUMENT,
+                    fmt::format("the saved forward ran on {} sequences, the "
+                                "backward on {}",
+                                saved->batch, batch));
   const size_t n = m->operands().size();
   std::vector<const void *> in(operands, operands + n);
   std::vector<void *> out(grads, grads + n);
@@ -201,8 +237,49 @@ int einstruct_mixer_backward_stream(const einstruct_mixer *m,
     f.push_back(static_cast<const float *>(in[k]));
     g.push_back(static_cast<float *>(out[k]));
   }
-  return statusOf(
-      m->jit->backward(f, static_cast<const float *>(dy), batch, g));
+  return statusOf(m->jit->backward(f, static_cast<const float *>(dy), batch, g,
+                                   saved ? saved->cpu.get() : nullptr));
+}
+
+} // namespace
+
+extern "C" {
+
+int einstruct_mixer_forward_stream(const einstruct_mixer *m,
+                                   const void *const *operands, int64_t batch,
+                                   void *y, void *stream) {
+  return mixerForward(m, operands, batch, y, stream, nullptr);
+}
+
+int einstruct_mixer_backward_stream(const einstruct_mixer *m,
+                                    const void *const *operands, const void *dy,
+                                    int64_t batch, void *const *grads,
+                                    void *stream) {
+  return mixerBackward(m, nullptr, operands, dy, batch, grads, stream);
+}
+
+int einstruct_mixer_forward_saving(const einstruct_mixer *m,
+                                   const void *const *operands, int64_t batch,
+                                   void *y, void *stream,
+                                   einstruct_mixer_saved **saved) {
+  if (!saved)
+    return failWith(EINSTRUCT_ERR_ARGUMENT, "null saved");
+  *saved = nullptr;
+  return mixerForward(m, operands, batch, y, stream, saved);
+}
+
+int einstruct_mixer_backward_saved(const einstruct_mixer *m,
+                                   const einstruct_mixer_saved *saved,
+                                   const void *const *operands, const void *dy,
+                                   int64_t batch, void *const *grads,
+                                   void *stream) {
+  if (!saved)
+    return failWith(EINSTRUCT_ERR_ARGUMENT, "null saved");
+  return mixerBackward(m, saved, operands, dy, batch, grads, stream);
+}
+
+void einstruct_mixer_saved_destroy(einstruct_mixer_saved *saved) {
+  delete saved;
 }
 
 // The stream calls on the default stream, waited for on a CUDA mixer.

@@ -236,6 +236,27 @@ EINSTRUCT_API int einstruct_mixer_backward_stream(const einstruct_mixer *mixer,
                                                   const void *dy, int64_t batch,
                                                   void *const *grads,
                                                   void *stream);
+/* Training's pair: the forward keeping what its backward reads (a CPU
+ * ssd, hydra or block's residuals, the forward values the backward would
+ * otherwise compute again: about a quarter of a Hydra block's forward and
+ * backward; ~160 MB per sequence for Hydra's block at L = 1024, d_model
+ * 768), and the backward from them. forward_saving is forward_stream with
+ * the residuals in a new *saved; backward_saved is backward_stream on the
+ * same mixer, operands and batch from them (any number of times). A CUDA
+ * mixer, m2-conv and monarch-seq keep nothing: their backward recomputes.
+ * Destroy *saved when the backward is done. */
+typedef struct einstruct_mixer_saved einstruct_mixer_saved;
+EINSTRUCT_API int einstruct_mixer_forward_saving(const einstruct_mixer *mixer,
+                                                 const void *const *operands,
+                                                 int64_t batch, void *y,
+                                                 void *stream,
+                                                 einstruct_mixer_saved **saved);
+EINSTRUCT_API int
+einstruct_mixer_backward_saved(const einstruct_mixer *mixer,
+                               const einstruct_mixer_saved *saved,
+                               const void *const *operands, const void *dy,
+                               int64_t batch, void *const *grads, void *stream);
+EINSTRUCT_API void einstruct_mixer_saved_destroy(einstruct_mixer_saved *saved);
 /* Threads a call may use (>= 1; default as layers): sequences (or blocks
  * of channels) are split between them, so results do not depend on it. A
  * CUDA mixer accepts and ignores it. */

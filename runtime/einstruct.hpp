@@ -238,6 +238,26 @@ public:
     check(einstruct_mixer_backward_stream(mixer_.get(), operands.data(), dy,
                                           batch, grads.data(), stream));
   }
+  // Training's pair (einstruct_mixer_forward_saving / _backward_saved): the
+  // forward keeps what its backward reads, so that the backward does not
+  // run the forward again; Residuals frees it.
+  using Residuals = std::shared_ptr<einstruct_mixer_saved>;
+  Residuals forwardSaving(const std::vector<const void *> &operands,
+                          int64_t batch, void *y,
+                          void *stream = nullptr) const {
+    einstruct_mixer_saved *saved = nullptr;
+    check(einstruct_mixer_forward_saving(mixer_.get(), operands.data(), batch,
+                                         y, stream, &saved));
+    return Residuals(saved, einstruct_mixer_saved_destroy);
+  }
+  void backwardSaved(const Residuals &saved,
+                     const std::vector<const void *> &operands, const void *dy,
+                     int64_t batch, const std::vector<void *> &grads,
+                     void *stream = nullptr) const {
+    check(einstruct_mixer_backward_saved(mixer_.get(), saved.get(),
+                                         operands.data(), dy, batch,
+                                         grads.data(), stream));
+  }
   void setThreads(int threads) {
     check(einstruct_mixer_set_threads(mixer_.get(), threads));
   }

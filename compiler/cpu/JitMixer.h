@@ -9,6 +9,7 @@
 // around the two linear maps (JitLinearMixer.cpp) only cuts the channels into
 // blocks.
 #pragma once
+#include "JitModule.h"
 #include "VectorUnits.h"
 #include "compiler/ir/EmitMixer.h"
 #include "search/Mixer.h"
@@ -18,8 +19,6 @@
 #include <mutex>
 
 namespace einstruct {
-
-class JitModule;
 
 class JitMixer {
 public:
@@ -77,11 +76,38 @@ public:
   // y for `batch` sequences; one pointer per operand.
   Result<bool> forward(const std::vector<const float *> &in, int64_t batch,
                        float *y) const;
+  // What a training forward keeps for its backward: per sequence, the
+  // forward values the backward reads (the function's residuals, from
+  // --einstruct-autodiff's save-residuals), so that the backward does not
+  // compute the forward again. Empty for m2-conv and monarch-seq, whose
+  // backward recomputes little. Holds pool memory until destroyed (Hydra's
+  // block at L = 1024, d_model 768: ~160 MB per sequence).
+  class Saved {
+  public:
+    ~Saved();
+    Saved(const Saved &) = delete;
+    Saved &operator=(const Saved &) = delete;
+    // The residuals' bytes, all sequences together.
+    int64_t bytes() const;
+
+  private:
+    friend class JitMixer;
+    Saved() = default;
+    // Per sequence: its residuals, and the pool blocks they own.
+    std::vector<std::vector<Descriptor>> sequences;
+    std::vector<std::vector<void *>> blocks;
+  };
+  // forward(), keeping the residuals (compiles the backward first).
+  Result<std::unique_ptr<Saved>>
+  forwardSaving(const std::vector<const float *> &in, int64_t batch,
+                float *y) const;
   // The gradients of <dy, y> with respect to every operand, into `grads`
   // (one pointer per operand, shaped like it: a shared operand's summed
-  // over the batch).
+  // over the batch). `saved` is forwardSaving's on the same operands and
+  // batch; without it the forward runs again first, sequence by sequence.
   Result<bool> backward(const std::vector<const float *> &in, const float *dy,
-                        int64_t batch, const std::vector<float *> &grads) const;
+                        int64_t batch, const std::vector<float *> &grads,
+                        const Saved *saved = nullptr) const;
   // compile() builds the forward alone; this builds the backward, once,
   // for whichever thread asks first. backward() calls it, so inference
   // never pays for it (for Hydra's block at L = 1024, d_model 768, three
@@ -92,13 +118,16 @@ private:
   JitMixer() = default;
   Result<bool> check(const std::vector<const float *> &in, int64_t batch) const;
   // The mixer's function (its backward derived too when `backward`),
-  // compiled for the entry "mixer" or "mixer_backward".
+  // compiled for the entry "mixer" or the backward's (backward_).
   Result<std::unique_ptr<JitModule>> compileModule(bool backward) const;
   // ssd, hydra and the blocks, compiled whole (JitMixer.cpp): with dy
-  // null the forward into y, else the gradients into grads.
+  // null the forward into y (its residuals into `save` when given), else
+  // the gradients into grads (from `saved` when given).
   Result<bool> wholeRun(const std::vector<const float *> &in, const float *dy,
                         int64_t batch, float *y,
-                        const std::vector<float *> &grads) const;
+                        const std::vector<float *> &grads, Saved *save,
+                        const Saved *saved) const;
+  bool whole() const { return plan_.chunkedSsd() || plan_.isBlock(); }
   // m2-conv and monarch-seq (JitLinearMixer.cpp): blocks of channels, one
   // compiled call per block and group of sequences; with dy null the
   // forward into y, else the gradients into grads.
@@ -111,7 +140,10 @@ private:
   std::unique_ptr<JitModule> forward_; // entry: mixer
   VectorUnits units_;
   mutable std::once_flag backwardOnce_;
-  mutable std::unique_ptr<JitModule> backward_; // entry: mixer_backward
+  // Entries: mixer_saving and mixer_backward_saved (whole()), else
+  // mixer_backward.
+  mutable std::unique_ptr<JitModule> backward_;
+  mutable std::vector<size_t> residualRanks_; // mixer_saving's, after y
   mutable std::string backwardError_;
   int threads_ = 1;
 };

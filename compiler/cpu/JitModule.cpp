@@ -207,7 +207,8 @@ void takeResult(const int64_t *d, size_t rank,
     contiguous = contiguous && (sizes[r] == 1 || strides[r] == total);
     total *= sizes[r];
   }
-  if (contiguous) {
+  if (!dest) {
+  } else if (contiguous) {
     std::memcpy(dest, aligned + offset, size_t(total) * sizeof(float));
   } else {
     std::vector<int64_t> idx(rank, 0);

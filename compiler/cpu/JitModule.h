@@ -66,7 +66,8 @@ void callPacked(JitModule::Packed function, void *results,
                 std::vector<Descriptor> &operands);
 
 // Copies a returned rank-`rank` buffer (possibly strided) out of the words
-// at `d` into `dest` and frees it unless it aliases one of the inputs.
+// at `d` into `dest` (none when null) and frees it unless it aliases one
+// of the inputs.
 void takeResult(const int64_t *d, size_t rank,
                 const std::vector<const void *> &inputs, float *dest);
 

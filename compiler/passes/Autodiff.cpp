@@ -15,6 +15,7 @@
 #include "search/Einsum.h"
 
 #include "llvm/ADT/DenseSet.h"
+#include "llvm/ADT/SetVector.h"
 
 namespace einstruct {
 #define GEN_PASS_DEF_AUTODIFF
@@ -43,6 +44,8 @@ Value addOrFirst(mlir::OpBuilder &b, mlir::Location loc, Value acc, Value v) {
 }
 
 struct AutodiffPass : impl::AutodiffBase<AutodiffPass> {
+  using AutodiffBase::AutodiffBase;
+
   void runOnOperation() override {
     llvm::SmallVector<mlir::func::FuncOp> funcs;
     getOperation().walk([&](mlir::func::FuncOp f) {
@@ -171,9 +174,10 @@ struct AutodiffPass : impl::AutodiffBase<AutodiffPass> {
     for (unsigned k = 0; k < f.getNumArguments(); ++k)
       forward.map(f.getArgument(k), bwd.getArgument(k));
     llvm::SmallVector<mlir::Operation *> ops;
+    llvm::DenseMap<mlir::Operation *, mlir::Operation *> original; // of a clone
     for (mlir::Operation &op : f.getBody().front().without_terminator()) {
       ops.push_back(&op);
-      b.clone(op, forward);
+      original[b.clone(op, forward)] = &op;
     }
     // Values that depend on a non-constant argument: only they receive
     // cotangents (the DFT matrices of a convolution need none).
@@ -210,11 +214,105 @@ struct AutodiffPass : impl::AutodiffBase<AutodiffPass> {
       outs.push_back(g ? g : zerosLike(b, loc, bwd.getArgument(k)));
     }
     mlir::func::ReturnOp::create(b, loc, outs);
-    for (mlir::Operation &op :
-         llvm::make_early_inc_range(llvm::reverse(body->getOperations())))
-      if (mlir::isOpTriviallyDead(&op))
-        op.erase();
+    eraseDead(*body, [&](mlir::Operation *op) { original.erase(op); });
+    if (saveResiduals)
+      addSavingPair(f, bwd, original);
     return mlir::success();
+  }
+
+  // Whether `v` comes from the function's arguments by extents and their
+  // arithmetic, constants, fills, reshapes and slices alone (as cheap to
+  // recompute as to save).
+  static bool recomputable(Value v, llvm::DenseMap<Value, bool> &memo) {
+    if (mlir::isa<mlir::BlockArgument>(v))
+      return true;
+    if (auto it = memo.find(v); it != memo.end())
+      return it->second;
+    mlir::Operation *d = v.getDefiningOp();
+    if (mlir::isa<mlir::tensor::DimOp>(d)) // an extent: the shapes'
+      return true;
+    const bool scalars = llvm::none_of(d->getResultTypes(), [](mlir::Type t) {
+      return mlir::isa<mlir::ShapedType>(t);
+    });
+    bool cheap =
+        (scalars ||
+         mlir::isa<mlir::tensor::EmptyOp, mlir::linalg::FillOp,
+                   mlir::tensor::ExpandShapeOp, mlir::tensor::CollapseShapeOp,
+                   mlir::tensor::ExtractSliceOp>(d)) &&
+        llvm::all_of(d->getOperands(),
+                     [&](Value o) { return recomputable(o, memo); });
+    memo[v] = cheap;
+    return cheap;
+  }
+
+  // @f_saving(args...) -> (y, residuals...) and @f_backward_saved(args...,
+  // residuals..., dy) -> (dargs...), from f and its backward `bwd`, whose
+  // forward clones `original` maps to f's ops: the residuals are the
+  // clones' values the sweep reads, bar those recomputable from the
+  // arguments; of a reshape or slice, its source (a view again once
+  // bufferized: the conv's seven windows keep one padded tensor).
+  static void addSavingPair(
+      mlir::func::FuncOp f, mlir::func::FuncOp bwd,
+      const llvm::DenseMap<mlir::Operation *, mlir::Operation *> &original) {
+    llvm::DenseMap<Value, bool> memo;
+    llvm::SetVector<Value> residuals;
+    for (mlir::Operation &op : bwd.getBody().front()) {
+      if (!original.count(&op))
+        continue;
+      for (Value r : op.getResults()) {
+        bool swept = llvm::any_of(r.getUsers(), [&](mlir::Operation *u) {
+          return !original.count(u);
+        });
+        if (!swept || !mlir::isa<mlir::RankedTensorType>(r.getType()) ||
+            recomputable(r, memo))
+          continue;
+        while (mlir::isa_and_nonnull<mlir::tensor::ExpandShapeOp,
+                                     mlir::tensor::CollapseShapeOp,
+                                     mlir::tensor::ExtractSliceOp>(
+            r.getDefiningOp()))
+          r = r.getDefiningOp()->getOperand(0);
+        if (!recomputable(r, memo))
+          residuals.insert(r);
+      }
+    }
+    mlir::OpBuilder b(bwd);
+    b.setInsertionPointAfter(bwd);
+    mlir::IRMapping toSaving;
+    auto saving = mlir::cast<mlir::func::FuncOp>(b.clone(*f, toSaving));
+    saving.setSymName((f.getSymName() + "_saving").str());
+    auto ret = mlir::cast<mlir::func::ReturnOp>(
+        saving.getBody().front().getTerminator());
+    llvm::SmallVector<Value> outs(ret.getOperands());
+    for (Value r : residuals) {
+      mlir::Operation *o = original.lookup(r.getDefiningOp());
+      outs.push_back(toSaving.lookup(
+          o->getResult(mlir::cast<mlir::OpResult>(r).getResultNumber())));
+    }
+    ret->setOperands(outs);
+    saving.setType(b.getFunctionType(saving.getArgumentTypes(),
+                                     mlir::ValueRange(outs).getTypes()));
+    mlir::IRMapping toSaved;
+    auto saved = mlir::cast<mlir::func::FuncOp>(b.clone(*bwd, toSaved));
+    saved.setSymName((f.getSymName() + "_backward_saved").str());
+    const unsigned at = bwd.getNumArguments() - 1; // before dy
+    for (auto [k, r] : llvm::enumerate(residuals)) {
+      (void)saved.insertArgument(at + unsigned(k), r.getType(), {}, r.getLoc());
+      toSaved.lookup(r).replaceAllUsesWith(saved.getArgument(at + unsigned(k)));
+    }
+    eraseDead(saved.getBody().front());
+  }
+
+  // Erases the ops nothing reads, last first (`erasing` told of each).
+  static void
+  eraseDead(mlir::Block &body,
+            llvm::function_ref<void(mlir::Operation *)> erasing = {}) {
+    for (mlir::Operation &op :
+         llvm::make_early_inc_range(llvm::reverse(body.getOperations())))
+      if (mlir::isOpTriviallyDead(&op)) {
+        if (erasing)
+          erasing(&op);
+        op.erase();
+      }
   }
 
   // Adds the cotangents of `op`'s operands from those of its results

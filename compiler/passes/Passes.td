@@ -114,7 +114,18 @@ def Autodiff : Pass<"einstruct-autodiff", "mlir::ModuleOp"> {
     A function that returns the (y, aux_loss) of one einstruct.moe_layer
     gets `@f_backward(%x, %router, %w..., %dy, %daux) -> (dx, drouter,
     dw...)`, one einstruct.moe_layer_grad.
+    With `save-residuals`, each such @f (not a moe_layer's) also gets
+    `@f_saving(%args...) -> (y, residuals...)` and
+    `@f_backward_saved(%args..., residuals..., %dy) -> (dargs...)`: the
+    forward values the sweep reads, returned by the forward and taken by the
+    backward instead of recomputed (training's forward keeps them for its
+    backward). Values the arguments give by reshapes, slices, fills and
+    extents alone are recomputed, not saved.
   }];
+  let options = [
+    Option<"saveResiduals", "save-residuals", "bool", "false",
+           "also add @f_saving and @f_backward_saved (see above)">,
+  ];
   let dependentDialects = ["mlir::tensor::TensorDialect",
                            "mlir::arith::ArithDialect",
                            "mlir::linalg::LinalgDialect"];

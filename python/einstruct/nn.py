@@ -92,6 +92,10 @@ def _library():
                                         ctypes.POINTER(_P)],
         "einstruct_mixer_forward_stream": [_P, _P, c_i64, _P, _P],
         "einstruct_mixer_backward_stream": [_P, _P, _P, c_i64, _P, _P],
+        "einstruct_mixer_forward_saving": [_P, _P, c_i64, _P, _P,
+                                           ctypes.POINTER(_P)],
+        "einstruct_mixer_backward_saved": [_P, _P, _P, _P, c_i64, _P, _P],
+        "einstruct_mixer_saved_destroy": [_P],
     }
     for name, args in signatures.items():
         getattr(lib, name).argtypes = args
@@ -411,18 +415,40 @@ class _CompiledMixer:
         return (_CompiledMixer, (self.spec, self.seq_len, self.d_model))
 
 
+class _Residuals:
+    """What einstruct_mixer_forward_saving kept for the backward; freed with
+    the autograd graph that holds it."""
+
+    def __init__(self, lib, handle):
+        self.lib, self.handle = lib, handle
+
+    def __del__(self):
+        if self.handle:
+            self.lib.einstruct_mixer_saved_destroy(self.handle)
+
+
 class _MixerApply(torch.autograd.Function):
     """y = mixer(operands...): float32 contiguous tensors, all on the CPU or
-    all on one CUDA device (then on torch's current stream)."""
+    all on one CUDA device (then on torch's current stream). When a gradient
+    is wanted the forward keeps its residuals for the backward (unless
+    `recompute`)."""
 
     @staticmethod
-    def forward(ctx, compiled, *operands):
+    def forward(ctx, compiled, recompute, *operands):
         batch = operands[0].shape[0]
         x_shape = compiled.operands[0][1]
         y = operands[0].new_empty((batch,) + x_shape)
         handle, stream = compiled.target(operands[0])
-        _check(compiled.lib.einstruct_mixer_forward_stream(
-            handle, _pointers(operands), batch, y.data_ptr(), stream))
+        ctx.residuals = None
+        if recompute or not any(ctx.needs_input_grad[2:]):
+            _check(compiled.lib.einstruct_mixer_forward_stream(
+                handle, _pointers(operands), batch, y.data_ptr(), stream))
+        else:
+            saved = _P()
+            _check(compiled.lib.einstruct_mixer_forward_saving(
+                handle, _pointers(operands), batch, y.data_ptr(), stream,
+                ctypes.byref(saved)))
+            ctx.residuals = _Residuals(compiled.lib, saved)
         ctx.compiled = compiled
         ctx.save_for_backward(*operands)
         return y
@@ -434,10 +460,15 @@ class _MixerApply(torch.autograd.Function):
         grads = [torch.empty_like(t) for t in operands]
         compiled = ctx.compiled
         handle, stream = compiled.target(operands[0])
-        _check(compiled.lib.einstruct_mixer_backward_stream(
-            handle, _pointers(operands), dy.data_ptr(), operands[0].shape[0],
-            _pointers(grads), stream))
-        return (None, *grads)
+        if ctx.residuals is None:
+            _check(compiled.lib.einstruct_mixer_backward_stream(
+                handle, _pointers(operands), dy.data_ptr(),
+                operands[0].shape[0], _pointers(grads), stream))
+        else:
+            _check(compiled.lib.einstruct_mixer_backward_saved(
+                handle, ctx.residuals.handle, _pointers(operands),
+                dy.data_ptr(), operands[0].shape[0], _pointers(grads), stream))
+        return (None, None, *grads)
 
 
 class Mixer(torch.nn.Module):
@@ -468,10 +499,16 @@ class Mixer(torch.nn.Module):
     Float32 arithmetic on CPU tensors (the JIT) or on CUDA tensors of one
     device (the libraries `einstruct compile --mixer` writes, built by nvcc
     on first use and cached, run on torch's current stream). It has no
-    parameters: a block's projections and filters make its operands."""
+    parameters: a block's projections and filters make its operands.
+    Training keeps the forward's residuals for the backward on the CPU
+    (ssd, hydra and the blocks: the backward then does not run the forward
+    again; Hydra's block at L = 1024, d_model 768 keeps ~160 MB per
+    sequence until the backward); recompute=True keeps only the operands
+    and computes the forward again in the backward."""
 
-    def __init__(self, spec, seq_len, d_model=0):
+    def __init__(self, spec, seq_len, d_model=0, recompute=False):
         super().__init__()
+        self.recompute = bool(recompute)
         self._compiled = _CompiledMixer(spec, seq_len, d_model)
         self.spec, self.seq_len = spec, int(seq_len)
         self.d_model = int(d_model)
@@ -506,14 +543,15 @@ class Mixer(torch.nn.Module):
                                  "got %s" % (name, n, shape, tuple(t.shape)))
         if batch == 0:
             return operands[0].new_zeros((0,) + self.operands[0][1])
-        y = _MixerApply.apply(self._compiled, *[
+        y = _MixerApply.apply(self._compiled, self.recompute, *[
             t.to(torch.float32).contiguous() for t in operands])
         return y.to(operands[0].dtype)
 
     def extra_repr(self):
-        return "%s, seq_len=%d%s" % (
+        return "%s, seq_len=%d%s%s" % (
             self.spec, self.seq_len,
-            ", d_model=%d" % self.d_model if self.d_model else "")
+            ", d_model=%d" % self.d_model if self.d_model else "",
+            ", recompute=True" if self.recompute else "")
 
 
 class BTTMoE(Linear):

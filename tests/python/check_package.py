@@ -290,6 +290,25 @@ check(rel(y.detach(), y64.detach()) < 1e-5,
       f"Mixer(hydra) forward equals the float64 transcription "
       f"({rel(y.detach(), y64.detach()):.1e})")
 check_mixer_grads("Mixer(hydra)", mixer, y, ops, y64, ops64)
+# Training keeps the forward's residuals for the backward (and for a second
+# backward through a retained graph); recompute=True keeps the operands
+# alone and runs the forward again: the same bits either way. Without
+# autograd nothing is kept.
+again = einstruct.Mixer("hydra(heads=3, head_dim=2, state=4, chunk=4)", 11,
+                        recompute=True)
+dy = torch.rand(y.shape, generator=gen) * 2 - 1
+y_kept = mixer(*ops)
+g_kept = torch.autograd.grad(y_kept, ops, dy, retain_graph=True)
+g_twice = torch.autograd.grad(y_kept, ops, dy)
+g_again = torch.autograd.grad(again(*ops), ops, dy)
+check(all(torch.equal(a, b) and torch.equal(a, c)
+          for a, b, c in zip(g_kept, g_twice, g_again)),
+      "Mixer: gradients from the kept residuals, again from them, and with "
+      "recompute=True are the same bits")
+with torch.no_grad():
+    y_inference = mixer(*ops)
+check(rel(y_inference, y.detach()) < 1e-6 and "recompute=True" in repr(again),
+      f"Mixer under no_grad: {rel(y_inference, y.detach()):.1e}; {again}")
 try:
     mixer(*ops[:5])
     check(False, "Mixer with an operand missing is refused")

@@ -270,6 +270,34 @@ TEST_CASE("mixers through the C ABI: operands, forward against the "
   for (size_t k = 0; k < x.size(); ++k)
     dot += double(dx[k]) * x[k], yy += double(y[k]) * y[k];
   CHECK(std::abs(dot - yy) < 1e-4 * yy); // y is linear in x: <M^T y, x> = <y, y>
+  // Training's pair: the same y, and the same gradients from the residuals.
+  {
+    const void *const *vin = reinterpret_cast<const void *const *>(in);
+    std::vector<float> y2(y.size());
+    einstruct_mixer_saved *saved = nullptr;
+    REQUIRE(einstruct_mixer_forward_saving(m, vin, 1, y2.data(), nullptr,
+                                           &saved) == EINSTRUCT_OK);
+    REQUIRE(saved);
+    CHECK(y2 == y);
+    std::vector<float> dx2(x.size()), ddt2(dt.size()), da2(a.size()),
+        dB2(B.size()), dC2(C.size());
+    void *grads2[5] = {dx2.data(), ddt2.data(), da2.data(), dB2.data(),
+                       dC2.data()};
+    REQUIRE(einstruct_mixer_backward_saved(m, saved, vin, y.data(), 1, grads2,
+                                           nullptr) == EINSTRUCT_OK);
+    CHECK(dx2 == dx);
+    CHECK(da2 == da);
+    CHECK(dC2 == dC);
+    CHECK(einstruct_mixer_backward_saved(m, saved, vin, y.data(), 2, grads2,
+                                         nullptr) == EINSTRUCT_ERR_ARGUMENT);
+    CHECK(std::string(einstruct_last_error()) ==
+          "the saved forward ran on 1 sequences, the backward on 2");
+    CHECK(einstruct_mixer_backward_saved(m, nullptr, vin, y.data(), 1, grads2,
+                                         nullptr) == EINSTRUCT_ERR_ARGUMENT);
+    CHECK(einstruct_mixer_forward_saving(m, vin, 1, y2.data(), nullptr,
+                                         nullptr) == EINSTRUCT_ERR_ARGUMENT);
+    einstruct_mixer_saved_destroy(saved);
+  }
   CHECK(einstruct_mixer_forward(m, in, 0, y.data()) == EINSTRUCT_ERR_ARGUMENT);
   CHECK(std::string(einstruct_last_error()) == "batch = 0 must be positive");
   const float *missing[5] = {x.data(), dt.data(), nullptr, B.data(), C.data()};
@@ -356,6 +384,18 @@ TEST_CASE("the C++ wrapper's CompiledMixer runs Hydra and throws on bad "
   m.forward({x.data(), dt.data(), a.data(), B.data(), C.data(), d.data()}, 1,
             y.data());
   CHECK(y == std::vector<float>{2, 4, -3, -4, 2.5f, 3});
+  // Training's pair: with dy = 1, dx = d per token and dd = Σ_p x.
+  std::vector<const void *> in = {x.data(), dt.data(), a.data(),
+                                  B.data(), C.data(),  d.data()};
+  std::vector<float> y2(6), dy(6, 1.f), dx(6), ddt(6), da(6), dB(6), dC(6),
+      dd(3);
+  auto kept = m.forwardSaving(in, 1, y2.data());
+  CHECK(y2 == y);
+  m.backwardSaved(
+      kept, in, dy.data(), 1,
+      {dx.data(), ddt.data(), da.data(), dB.data(), dC.data(), dd.data()});
+  CHECK(dx == std::vector<float>{2, 2, -1, -1, 0.5f, 0.5f});
+  CHECK(dd == std::vector<float>{3, 7, 11});
   try {
     einstruct::CompiledMixer::cpu("hydra(heads=1)", 3);
     FAIL("no error");

@@ -364,3 +364,71 @@ TEST_CASE("mixers the CPU does not run are named", "[mixer][jit]") {
   REQUIRE_FALSE(m2);
   CHECK_THAT(m2.error(), Catch::Contains("chunk = 9 exceeds"));
 }
+
+TEST_CASE("a training forward keeps the residuals its backward reads",
+          "[mixer][jit][autodiff]") {
+  // backward() without residuals runs mixer_saving itself (the gradient
+  // tests above check it against finite differences); with forwardSaving's
+  // it must give the same bits, call after call, whatever the threads;
+  // and forwardSaving's y is forward's.
+  struct Spec {
+    const char *spec;
+    int64_t L, channels;
+  };
+  // Lengths the chunk divides and ones it pads (other IR: the padding).
+  for (Spec s : {Spec{"hydra(heads=2, head_dim=2, state=2, chunk=3)", 7, 0},
+                 Spec{"hydra(heads=2, head_dim=2, state=2, chunk=3)", 6, 0},
+                 Spec{"ssd(heads=1, head_dim=2, state=3, chunk=4)", 9, 0},
+                 Spec{"hydra-block(state=4, conv=3, expand=2, head_dim=4, "
+                      "chunk=4)",
+                      10, 8},
+                 Spec{"hydra-block(state=4, conv=3, expand=2, head_dim=4, "
+                      "chunk=4)",
+                      8, 8},
+                 Spec{"m2-block(causal=true, order=4, l_max=16)", 8, 4},
+                 Spec{"m2-conv(causal=true)", 8, 3}}) {
+    INFO(s.spec);
+    Case c = makeCase(s.spec, s.L, 3, 21, s.channels);
+    FloatOperands f(c);
+    const auto y = run(c);
+    std::vector<float> ySaving(y.size(), -1.0f);
+    auto saved = c.mixer->forwardSaving(f.ptrs, c.batch, ySaving.data());
+    REQUIRE(saved);
+    double err = 0, scale = 0;
+    for (size_t i = 0; i < y.size(); ++i) {
+      err = std::max(err, double(std::fabs(ySaving[i] - y[i])));
+      scale = std::max(scale, double(std::fabs(y[i])));
+    }
+    // Up to rounding: returning intermediates changes which chains fuse
+    // (Hydra's block: 2e-8 of the largest).
+    CHECK(err <= 1e-6 * scale);
+    std::vector<float> dy(y.size());
+    for (size_t i = 0; i < dy.size(); ++i)
+      dy[i] = float(std::sin(0.37 * double(i)));
+    auto gradients = [&](const JitMixer::Saved *from, int threads) {
+      c.mixer->setThreads(threads);
+      std::vector<std::vector<float>> g;
+      std::vector<float *> gp;
+      for (auto &v : f.data)
+        gp.push_back(g.emplace_back(v.size(), -7.0f).data());
+      auto ok = c.mixer->backward(f.ptrs, dy.data(), c.batch, gp, from);
+      REQUIRE(ok);
+      return g;
+    };
+    const auto recomputed = gradients(nullptr, 1);
+    CHECK(gradients(saved->get(), 1) == recomputed);
+    CHECK(gradients(saved->get(), 2) == recomputed);
+    c.mixer->setThreads(1);
+    if (std::string(s.spec).rfind("m2-conv", 0) == 0)
+      continue; // keeps nothing, so any batch goes
+    std::vector<float *> gp;
+    std::vector<std::vector<float>> g;
+    for (auto &v : f.data)
+      gp.push_back(g.emplace_back(v.size()).data());
+    auto wrong = c.mixer->backward(f.ptrs, dy.data(), 2, gp, saved->get());
+    REQUIRE_FALSE(wrong);
+    CHECK_THAT(wrong.error(),
+               Catch::Contains("the saved forward ran on 3 sequences, the "
+                               "backward on 2"));
+  }
+}
