@@ -25,9 +25,10 @@ int main() {
   size_t count = 0, richCount = 0;
   for (int rep = 0; rep < 5; ++rep) {
     auto t0 = Clock::now();
-    auto all = enumerate(SearchSpace{4096, 4096, 12, false, {}});
+    auto all = enumerate(SearchSpace{4096, 4096, 12, false, {}, {}});
     auto t1 = Clock::now();
-    auto rich = enumerate(SearchSpace{4096, 4096, 12, true, {{8, 2}, {16, 2}}});
+    auto rich =
+        enumerate(SearchSpace{4096, 4096, 12, true, {{8, 2}, {16, 2}}, {}});
     auto t2 = Clock::now();
     count = all->size();
     richCount = rich->size();
@@ -53,7 +54,7 @@ int main() {
     size_t rows = 0;
     for (int64_t dIn : dims)
       for (int64_t dOut : dims) {
-        auto all = enumerate(SearchSpace{dIn, dOut, 12, false, {}});
+        auto all = enumerate(SearchSpace{dIn, dOut, 12, false, {}, {}});
         auto ranked = rank(std::move(*all), k, Objective{});
         rows += !ranked.empty();
       }

@@ -96,7 +96,7 @@ int einstruct_mixer_create_cpu(const char *spec, int64_t seqLen, int64_t dModel,
                         ? EINSTRUCT_ERR_COMPILE
                         : EINSTRUCT_ERR_SPEC,
                     jit.error());
-  *out = new einstruct_mixer{std::move(*jit)};
+  *out = new einstruct_mixer{std::move(*jit), nullptr};
   lastError.clear();
   return EINSTRUCT_OK;
 }

@@ -53,6 +53,11 @@ Result<BlockProjection> namedProjection(const NamedSpec &spec,
     return Error{fmt::format("{}: {} = '{}': a routed BTT-MoE cannot be a "
                              "block's projection",
                              spec.family, key, text)};
+  // Its counts must fit in 64 bits (macs() and params() read them).
+  if (auto a = analyze(*layer); !a)
+    return Error{fmt::format("{}: {} = '{}' as {} ({} -> {}): {}", spec.family,
+                             key, text, slot.name, slot.dIn, slot.dOut,
+                             a.error())};
   slot.layer = std::move(*layer);
   return slot;
 }
@@ -278,8 +283,9 @@ Result<MixerAnalysis> analyzeBlock(const NamedSpec &spec, int64_t L,
     auto m = analyzeMixer(mixer, L, s->inner);
     if (!m)
       return Error{"hydra-block: " + m.error()};
-    auto proj = blockProjections(
-        spec, {{"in_proj", d, s->inProj()}, {"out_proj", s->inner, d}});
+    auto proj =
+        blockProjections(spec, {{"in_proj", d, s->inProj(), std::nullopt},
+                                {"out_proj", s->inner, d, std::nullopt}});
     if (!proj)
       return Error{proj.error()};
     const BlockProjection &in = (*proj)[0], &out = (*proj)[1];
@@ -302,8 +308,8 @@ Result<MixerAnalysis> analyzeBlock(const NamedSpec &spec, int64_t L,
     auto m = analyzeMixer(m2BlockConv(spec, s->order), L, d);
     if (!m)
       return Error{"m2-block: " + m.error()};
-    auto proj =
-        blockProjections(spec, {{"in_linear", d, 3 * d}, {"out_linear", d, d}});
+    auto proj = blockProjections(spec, {{"in_linear", d, 3 * d, std::nullopt},
+                                        {"out_linear", d, d, std::nullopt}});
     if (!proj)
       return Error{proj.error()};
     const BlockProjection &in = (*proj)[0], &out = (*proj)[1];

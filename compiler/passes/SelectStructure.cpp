@@ -108,7 +108,7 @@ struct SelectStructurePass
     if (mlir::failed(k))
       return mlir::failure();
     int64_t dIn = op.getDInAttr().getInt(), dOut = op.getDOutAttr().getInt();
-    auto all = enumerate(SearchSpace{dIn, dOut, int(grid), false, {}});
+    auto all = enumerate(SearchSpace{dIn, dOut, int(grid), false, {}, {}});
     if (!all)
       return op.emitOpError() << all.error();
     auto obj = parseObjective(objective, device, 16384);

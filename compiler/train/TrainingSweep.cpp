@@ -203,8 +203,12 @@ Result<std::vector<TrainStructure>> searchStructures(const json &v,
       auto l2 = layerFromTheta(*c.analysis.theta, space.dOut, space.dIn,
                                Sizing::Exact);
       auto a2 = l2 ? analyze(*l2) : Result<Analysis>(Error{l2.error()});
-      if (!a2 || !violation({*l2, *a2, {}}, back, space.dOut, space.dIn)
-                      .empty())
+      if (!a2)
+        continue;
+      Candidate second;
+      second.layer = *l2;
+      second.analysis = *a2;
+      if (!violation(second, back, space.dOut, space.dIn).empty())
         continue;
       seen.insert(theta);
       ++taken[cls];

@@ -431,6 +431,16 @@ TEST_CASE("mixer spec errors", "[mixer][errors]") {
     }
     CHECK_THAT(error, Catch::Contains(b.expect));
   }
+  // A projection whose weights' element count overflows 64 bits is refused
+  // by name (a fuzz find: params() multiplied past 2^63 before any check).
+  auto huge = parseMixer("hydra-block(137,3,36,2,3,btt(42194967296))");
+  REQUIRE(huge);
+  auto a = analyzeMixer(*huge, 29225, 28196);
+  REQUIRE_FALSE(a);
+  CHECK_THAT(a.error(),
+             Catch::Contains("hydra-block: proj = 'btt(42194967296)' as "
+                             "in_proj (28196 -> 3045716): parameter count "
+                             "overflows 64 bits"));
 }
 
 namespace {

@@ -57,7 +57,7 @@ TEST_CASE("enumeration is complete and duplicate-free", "[search]") {
 }
 
 TEST_CASE("rounded sizes add the reference's padded structures", "[search]") {
-  SearchSpace s{768, 3072, 12, true, {}};
+  SearchSpace s{768, 3072, 12, true, {}, {}};
   auto all = enumerate(s);
   REQUIRE(all);
   bool padded = false;
@@ -67,7 +67,7 @@ TEST_CASE("rounded sizes add the reference's padded structures", "[search]") {
 }
 
 TEST_CASE("every ranked candidate satisfies its constraints", "[search]") {
-  SearchSpace s{1024, 4096, 12, true, {{8, 2}}};
+  SearchSpace s{1024, 4096, 12, true, {{8, 2}}, {}};
   auto all = enumerate(s);
   REQUIRE(all);
   Constraints k;
@@ -95,7 +95,7 @@ TEST_CASE("every ranked candidate satisfies its constraints", "[search]") {
 }
 
 TEST_CASE("Pareto marks agree with a pairwise brute force", "[search]") {
-  SearchSpace s{256, 256, 8, false, {}};
+  SearchSpace s{256, 256, 8, false, {}, {}};
   auto all = enumerate(s);
   REQUIRE(all);
   auto cs = *all;
@@ -121,7 +121,7 @@ TEST_CASE("Pareto marks agree with a pairwise brute force", "[search]") {
 }
 
 TEST_CASE("objectives order as documented", "[search]") {
-  SearchSpace s{4096, 4096, 12, false, {}};
+  SearchSpace s{4096, 4096, 12, false, {}, {}};
   auto all = enumerate(s);
   REQUIRE(all);
   Constraints k;
@@ -148,11 +148,11 @@ TEST_CASE("objectives order as documented", "[search]") {
 }
 
 TEST_CASE("search input errors", "[search][errors]") {
-  CHECK_THAT(enumerate(SearchSpace{1, 16, 12, false, {}}).error(),
+  CHECK_THAT(enumerate(SearchSpace{1, 16, 12, false, {}, {}}).error(),
              Catch::Contains("d_in = 1 is outside [2, 2^24]"));
-  CHECK_THAT(enumerate(SearchSpace{16, 16, 0, false, {}}).error(),
+  CHECK_THAT(enumerate(SearchSpace{16, 16, 0, false, {}, {}}).error(),
              Catch::Contains("grid = 0 must be in [1, 48]"));
-  CHECK_THAT(enumerate(SearchSpace{16, 16, 12, false, {{4, 8}}}).error(),
+  CHECK_THAT(enumerate(SearchSpace{16, 16, 12, false, {{4, 8}}, {}}).error(),
              Catch::Contains("top_k <= experts"));
   CHECK_THAT(parseObjective("speed", "h100", 1).error(),
              Catch::Contains("unknown objective 'speed'"));
@@ -162,7 +162,7 @@ TEST_CASE("search input errors", "[search][errors]") {
 
 TEST_CASE("the space is counted before it is built, with progress",
           "[search]") {
-  SearchSpace s{768, 3072, 12, true, {{8, 2}}};
+  SearchSpace s{768, 3072, 12, true, {{8, 2}}, {}};
   // Grid points: C(14, 2)² θ splits × 13 ρ values, and C(14, 2)² per MoE
   // option (91 compositions of 12 into three parts).
   CHECK(countGridPoints(s) == 91 * 91 * 13 + 91 * 91);
@@ -191,7 +191,7 @@ TEST_CASE("a space past the candidate bound is refused before it is built",
           "[search][errors]") {
   // 48² splits with rounded sizes on 4096 → 4096: well over 500k distinct
   // structures (a search that ran for minutes and took gigabytes).
-  SearchSpace s{4096, 4096, 48, true, {}};
+  SearchSpace s{4096, 4096, 48, true, {}, {}};
   int64_t reports = 0;
   s.progress = [&](int64_t, int64_t) { ++reports; };
   auto all = enumerate(s);
