@@ -19,7 +19,7 @@ inline int failWith(int status, std::string message) {
 }
 
 // A call's result as a status; the error is the call's.
-inline int statusOf(const Result<bool> &r) {
+template <class T> int statusOf(const Result<T> &r) {
   return r ? EINSTRUCT_OK : failWith(EINSTRUCT_ERR_ARGUMENT, r.error());
 }
 

@@ -198,7 +198,7 @@ int mixerForward(const einstruct_mixer *m, const void *const *operands,
       return statusOf(m->jit->forward(f, batch, static_cast<float *>(y)));
     auto r = m->jit->forwardSaving(f, batch, static_cast<float *>(y));
     if (!r)
-      return statusOf(einstruct::Result<bool>(einstruct::Error{r.error()}));
+      return statusOf(r);
     keep->cpu = std::move(*r);
   }
   if (saved)

@@ -20,11 +20,9 @@ int64_t JitMixer::Saved::bytes() const {
   int64_t total = 0;
   for (const auto &residuals : sequences)
     for (const Descriptor &d : residuals) {
-      const size_t rank = (d.words.size() - 3) / 2;
-      int64_t n = 4;
-      for (size_t k = 0; k < rank; ++k)
-        n *= d.words[3 + k];
-      total += n;
+      const size_t rank = (d.words.size() - 3) / 2; // {3 words, sizes, strides}
+      total += 4 * elementCount({d.words.begin() + 3,
+                                 d.words.begin() + 3 + int64_t(rank)});
     }
   return total;
 }

@@ -344,10 +344,10 @@ Result<MoeLayer::Gradients> MoeLayer::intoFresh(int64_t batch,
     return Error{*bad};
   Gradients g;
   g.dx.assign(size_t(batch * layer_.dIn), 0.0f);
-  g.dRouter.assign(size_t(layer_.dIn * layer_.experts), 0.0f);
+  g.dRouter.assign(routerSize(), 0.0f);
   GradientBuffers buffers{g.dx.data(), g.dRouter.data(), {}};
   for (size_t k = 0; k < 2; ++k) {
-    g.dw.emplace_back(size_t(outer_[k] * layer_.experts * inner_[k]), 0.0f);
+    g.dw.emplace_back(weightSize(k), 0.0f);
     buffers.dw.push_back(g.dw.back().data());
   }
   auto routing = into(buffers);
@@ -387,17 +387,14 @@ MoeLayer::backwardInto(const float *x, const float *dy, int64_t batch,
   auto routing = backwardRouting(x, batch, router, weights, out);
   if (!routing)
     return routing;
-  const int64_t n = layer_.dIn, m = layer_.dOut, E = layer_.experts;
-  const size_t routerSize = size_t(n * E),
-               wSize[2] = {size_t(outer_[0] * E * inner_[0]),
-                           size_t(outer_[1] * E * inner_[1])};
+  const int64_t n = layer_.dIn, m = layer_.dOut;
   auto cs = workers::chunks(batch, threads_, minRowsPerThread_);
   // Chunk c's router and weight gradients; chunk 0's go straight to `out`.
   std::vector<std::array<PooledFloats, 3>> parts(cs.size());
   for (size_t c = 1; c < cs.size(); ++c) {
-    parts[c][0].resize(routerSize);
+    parts[c][0].resize(routerSize());
     for (size_t k = 0; k < 2; ++k)
-      parts[c][1 + k].resize(wSize[k]);
+      parts[c][1 + k].resize(weightSize(k));
   }
   const bool oneChunk = cs.size() == 1;
   auto ok = workers::runAll(cs.size(), [&](size_t c) -> Result<bool> {
@@ -413,9 +410,9 @@ MoeLayer::backwardInto(const float *x, const float *dy, int64_t batch,
   if (!ok)
     return Error{ok.error()};
   for (size_t c = 1; c < cs.size(); ++c) {
-    addInto(out.dRouter, parts[c][0].data(), routerSize);
+    addInto(out.dRouter, parts[c][0].data(), routerSize());
     for (size_t k = 0; k < 2; ++k)
-      addInto(out.dw[k], parts[c][1 + k].data(), wSize[k]);
+      addInto(out.dw[k], parts[c][1 + k].data(), weightSize(k));
   }
   if (!oneChunk && auxWeight != 0) {
     // The aux loss's gradient from the whole batch's routing (zero dgate
@@ -466,9 +463,9 @@ Result<Routing> MoeLayer::backwardGroupedInto(
                 E = layer_.experts;
   // Sums start from zero; idle experts' weight gradients stay zero.
   std::fill_n(out.dx, batch * n, 0.0f);
-  std::fill_n(out.dRouter, n * E, 0.0f);
+  std::fill_n(out.dRouter, routerSize(), 0.0f);
   for (size_t k = 0; k < 2; ++k)
-    std::fill_n(out.dw[k], outer_[k] * E * inner_[k], 0.0f);
+    std::fill_n(out.dw[k], weightSize(k), 0.0f);
   Groups g = group(r);
   PooledFloats dgate(size_t(batch * K), 0.0f), dxSlots(size_t(batch * K * n));
   PooledFloats ys, dxs;

@@ -154,6 +154,12 @@ private:
   Result<bool> routerBackward(const float *x, int64_t batch,
                               const float *router, const float *dlogits,
                               float *dx, float *dRouter) const;
+  // The gradient buffers' sizes: the router's, and weight k's (all
+  // experts).
+  size_t routerSize() const { return size_t(layer_.dIn * layer_.experts); }
+  size_t weightSize(size_t k) const {
+    return size_t(outer_[k] * layer_.experts * inner_[k]);
+  }
   // Expert e's rank-1 slice of weight k, contiguous, and back.
   PooledFloats slice(const float *w, size_t k, int64_t e) const;
   void unslice(const float *part, float *w, size_t k, int64_t e) const;
