@@ -95,8 +95,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                           "arch=sm_80 dtype=f32})"))
     emitLibraries(*planned);
   // Autodiff first, as the JIT runs it: a BTT-MoE function's backward is a
-  // moe_layer_grad for einstruct-lower-moe to lower.
-  runPipeline(*module, "builtin.module(einstruct-autodiff,einstruct-lower-moe,"
+  // moe_layer_grad for einstruct-lower-moe to lower; the saving pair's
+  // residuals are a minimum cut over whatever the function holds.
+  runPipeline(*module, "builtin.module(einstruct-autodiff{save-residuals=true},"
+                       "einstruct-lower-moe,"
                        "einstruct-plan-contractions,"
                        "einstruct-lower-to-linalg,"
                        "einstruct-lower-ssd)");

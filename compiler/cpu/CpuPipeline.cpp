@@ -55,6 +55,7 @@ void buildCpuPipeline(mlir::OpPassManager &pm, VectorUnits units) {
   pm.addPass(mlir::createCSEPass()); // a backward pass repeats contractions
   pm.addPass(createLowerToLinalg());
   pm.addPass(createLowerSsd()); // SSD mixers' segment sums
+  pm.addPass(mlir::createCSEPass()); // the decays' gradient rebuilds them
   pm.addPass(mlir::createConvertElementwiseToLinalgPass());
   pm.addPass(createFreshInits()); // `a + b` no longer writes into a's copy
   pm.addPass(mlir::createCanonicalizerPass());

@@ -77,11 +77,11 @@ public:
   Result<bool> forward(const std::vector<const float *> &in, int64_t batch,
                        float *y) const;
   // What a training forward keeps for its backward: per sequence, the
-  // forward values the backward reads (the function's residuals, from
-  // --einstruct-autodiff's save-residuals), so that the backward does not
-  // compute the forward again. Empty for m2-conv and monarch-seq, whose
-  // backward recomputes little. Holds pool memory until destroyed (Hydra's
-  // block at L = 1024, d_model 768: ~160 MB per sequence).
+  // forward values from which the backward has all it reads without
+  // computing the forward's contractions again (the function's residuals,
+  // from --einstruct-autodiff's save-residuals). Empty for m2-conv and
+  // monarch-seq, whose backward recomputes little. Holds pool memory until
+  // destroyed (Hydra's block at L = 1024, d_model 768: 33 MB per sequence).
   class Saved {
   public:
     ~Saved();

@@ -2,6 +2,7 @@
 // are einsum contractions (and the SSD decays' own gradient).
 #include "LayerGradient.h"
 #include "Passes.h"
+#include "Residuals.h"
 #include "UnaryFunctions.h"
 #include "compiler/ir/SlicePad.h"
 #include "dialects/EinstructDialect.h"
@@ -220,61 +221,21 @@ struct AutodiffPass : impl::AutodiffBase<AutodiffPass> {
     return mlir::success();
   }
 
-  // Whether `v` comes from the function's arguments by extents and their
-  // arithmetic, constants, fills, reshapes and slices alone (as cheap to
-  // recompute as to save).
-  static bool recomputable(Value v, llvm::DenseMap<Value, bool> &memo) {
-    if (mlir::isa<mlir::BlockArgument>(v))
-      return true;
-    if (auto it = memo.find(v); it != memo.end())
-      return it->second;
-    mlir::Operation *d = v.getDefiningOp();
-    if (mlir::isa<mlir::tensor::DimOp>(d)) // an extent: the shapes'
-      return true;
-    const bool scalars = llvm::none_of(d->getResultTypes(), [](mlir::Type t) {
-      return mlir::isa<mlir::ShapedType>(t);
-    });
-    bool cheap =
-        (scalars ||
-         mlir::isa<mlir::tensor::EmptyOp, mlir::linalg::FillOp,
-                   mlir::tensor::ExpandShapeOp, mlir::tensor::CollapseShapeOp,
-                   mlir::tensor::ExtractSliceOp>(d)) &&
-        llvm::all_of(d->getOperands(),
-                     [&](Value o) { return recomputable(o, memo); });
-    memo[v] = cheap;
-    return cheap;
-  }
-
   // @f_saving(args...) -> (y, residuals...) and @f_backward_saved(args...,
   // residuals..., dy) -> (dargs...), from f and its backward `bwd`, whose
-  // forward clones `original` maps to f's ops: the residuals are the
-  // clones' values the sweep reads, bar those recomputable from the
-  // arguments; of a reshape or slice, its source (a view again once
-  // bufferized: the conv's seven windows keep one padded tensor).
+  // forward clones `original` maps to f's ops: of the clones' values the
+  // sweep reads, residualsToSave picks what to keep and what to recompute.
   static void addSavingPair(
       mlir::func::FuncOp f, mlir::func::FuncOp bwd,
       const llvm::DenseMap<mlir::Operation *, mlir::Operation *> &original) {
-    llvm::DenseMap<Value, bool> memo;
-    llvm::SetVector<Value> residuals;
-    for (mlir::Operation &op : bwd.getBody().front()) {
-      if (!original.count(&op))
-        continue;
-      for (Value r : op.getResults()) {
-        bool swept = llvm::any_of(r.getUsers(), [&](mlir::Operation *u) {
-          return !original.count(u);
-        });
-        if (!swept || !mlir::isa<mlir::RankedTensorType>(r.getType()) ||
-            recomputable(r, memo))
-          continue;
-        while (mlir::isa_and_nonnull<mlir::tensor::ExpandShapeOp,
-                                     mlir::tensor::CollapseShapeOp,
-                                     mlir::tensor::ExtractSliceOp>(
-            r.getDefiningOp()))
-          r = r.getDefiningOp()->getOperand(0);
-        if (!recomputable(r, memo))
-          residuals.insert(r);
-      }
-    }
+    llvm::SmallVector<mlir::Operation *> clones;
+    for (mlir::Operation &op : bwd.getBody().front())
+      if (original.count(&op))
+        clones.push_back(&op);
+    llvm::SetVector<Value> residuals = residualsToSave(clones, [&](Value r) {
+      return llvm::any_of(
+          r.getUsers(), [&](mlir::Operation *u) { return !original.count(u); });
+    });
     mlir::OpBuilder b(bwd);
     b.setInsertionPointAfter(bwd);
     mlir::IRMapping toSaving;
@@ -299,7 +260,9 @@ struct AutodiffPass : impl::AutodiffBase<AutodiffPass> {
       (void)saved.insertArgument(at + unsigned(k), r.getType(), {}, r.getLoc());
       toSaved.lookup(r).replaceAllUsesWith(saved.getArgument(at + unsigned(k)));
     }
-    eraseDead(saved.getBody().front());
+    // Else a layer would be recomputed for nothing but its batch extent
+    // (it erases what goes unread).
+    readExtentsOffOperands(saved);
   }
 
   // Erases the ops nothing reads, last first (`erasing` told of each).

@@ -35,8 +35,14 @@ Value cmp(mlir::OpBuilder &b, mlir::Location loc, mlir::arith::CmpIPredicate p,
 Value select(mlir::OpBuilder &b, mlir::Location loc, Value c, Value x) {
   return mlir::arith::SelectOp::create(b, loc, c, x, zero(b, loc, x.getType()));
 }
+// exp of a decay's log, at least e^−87 ≈ 1.6e−38: below that float's
+// normal range ends, and one such lane sends a whole vector to libm's
+// scalar slow path (strong decays over a chunk reach it).
 Value exp(mlir::OpBuilder &b, mlir::Location loc, Value x) {
-  return mlir::math::ExpOp::create(b, loc, x);
+  Value floor = mlir::arith::ConstantOp::create(
+      b, loc, b.getFloatAttr(x.getType(), -87.0));
+  return mlir::math::ExpOp::create(
+      b, loc, mlir::arith::MaximumFOp::create(b, loc, x, floor));
 }
 Value sub(mlir::OpBuilder &b, mlir::Location loc, Value x, Value y) {
   return mlir::arith::SubFOp::create(b, loc, x, y);
@@ -142,8 +148,12 @@ Decays decays(Generics &g, Value a) {
   d.within = g.build(
       "nhcls", {{cum, "nhcl"}, {cum, "nhcs"}}, "nhcls",
       [](auto &b, auto loc, auto args, auto i) {
-        return select(b, loc, cmp(b, loc, P::uge, i('l'), i('s')),
-                      exp(b, loc, sub(b, loc, args[0], args[1])));
+        // exp(0) where masked: the masked differences, positive, would
+        // overflow (the same slow path).
+        Value kept = cmp(b, loc, P::uge, i('l'), i('s'));
+        return select(
+            b, loc, kept,
+            exp(b, loc, select(b, loc, kept, sub(b, loc, args[0], args[1]))));
       });
   d.toEnd = g.build("nhcs", {{cum, "nhc#"}, {cum, "nhcs"}}, "nhcs",
                     [](auto &b, auto loc, auto args, auto) {

@@ -116,11 +116,16 @@ def Autodiff : Pass<"einstruct-autodiff", "mlir::ModuleOp"> {
     dw...)`, one einstruct.moe_layer_grad.
     With `save-residuals`, each such @f (not a moe_layer's) also gets
     `@f_saving(%args...) -> (y, residuals...)` and
-    `@f_backward_saved(%args..., residuals..., %dy) -> (dargs...)`: the
-    forward values the sweep reads, returned by the forward and taken by the
-    backward instead of recomputed (training's forward keeps them for its
-    backward). Values the arguments give by reshapes, slices, fills and
-    extents alone are recomputed, not saved.
+    `@f_backward_saved(%args..., residuals..., %dy) -> (dargs...)`: forward
+    values returned by the forward and taken by the backward instead of
+    recomputed (training's forward keeps them for its backward). They are a
+    minimum cut: the fewest bytes from which the backward has every value
+    its sweep reads, the rest recomputed by memory-bound ops (elementwise
+    maps, contractions that sum at most 4 products per element, reversals,
+    pads, the SSD's decays and chunk scan); larger contractions and layers
+    are saved, never recomputed, and values the arguments give by
+    reshapes, slices, fills and extents alone are never saved. The saved
+    backward reads extents off the arguments where the ops tell them.
   }];
   let options = [
     Option<"saveResiduals", "save-residuals", "bool", "false",
