@@ -260,9 +260,10 @@ struct AutodiffPass : impl::AutodiffBase<AutodiffPass> {
       (void)saved.insertArgument(at + unsigned(k), r.getType(), {}, r.getLoc());
       toSaved.lookup(r).replaceAllUsesWith(saved.getArgument(at + unsigned(k)));
     }
-    // Else a layer would be recomputed for nothing but its batch extent
-    // (it erases what goes unread).
-    readExtentsOffOperands(saved);
+    // Else a layer would be recomputed for nothing but its batch extent.
+    do
+      eraseDead(saved.getBody().front());
+    while (readExtentsOffOperands(saved));
   }
 
   // Erases the ops nothing reads, last first (`erasing` told of each).

@@ -12,6 +12,7 @@
 #include "search/Einsum.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 
@@ -265,12 +266,8 @@ Value extentOf(mlir::OpBuilder &b, mlir::Location loc, Value v, int64_t k) {
   if (!type.isDynamicDim(k))
     return indexConstant(b, loc, type.getDimSize(k));
   mlir::Operation *op = v.getDefiningOp();
-  auto fold = [&](mlir::OpFoldResult r) -> Value {
-    if (auto value = mlir::dyn_cast<Value>(r))
-      return value;
-    return indexConstant(
-        b, loc,
-        mlir::cast<mlir::IntegerAttr>(mlir::cast<mlir::Attribute>(r)).getInt());
+  auto fold = [&](mlir::OpFoldResult r) {
+    return mlir::getValueOrCreateConstantIndexOp(b, loc, r);
   };
   auto sameRank = [&](Value o) {
     auto t = mlir::dyn_cast<mlir::RankedTensorType>(o.getType());
@@ -329,38 +326,33 @@ Value extentOf(mlir::OpBuilder &b, mlir::Location loc, Value v, int64_t k) {
 
 } // namespace
 
-void readExtentsOffOperands(mlir::func::FuncOp f) {
+bool readExtentsOffOperands(mlir::func::FuncOp f) {
   // Only the extents of values nothing else reads: the others are there
   // anyway, and their tensor.dim folds best as it is.
-  for (bool changed = true; changed;) {
-    changed = false;
-    for (mlir::Operation &op : llvm::make_early_inc_range(
-             llvm::reverse(f.getBody().front().getOperations())))
-      if (mlir::isOpTriviallyDead(&op))
-        op.erase();
-    llvm::SmallVector<mlir::tensor::DimOp> dims;
-    f.walk([&](mlir::tensor::DimOp d) {
-      Value v = d.getSource();
-      if (v.getDefiningOp() && d.getConstantIndex() &&
-          llvm::all_of(v.getUsers(), [](mlir::Operation *u) {
-            return mlir::isa<mlir::tensor::DimOp>(u);
-          }))
-        dims.push_back(d);
-    });
-    for (mlir::tensor::DimOp d : dims) {
-      mlir::OpBuilder b(d);
-      Value extent =
-          extentOf(b, d.getLoc(), d.getSource(), *d.getConstantIndex());
-      auto same = extent.getDefiningOp<mlir::tensor::DimOp>();
-      if (same && same.getSource() == d.getSource()) {
-        same->erase(); // nothing better than d itself
-        continue;
-      }
-      d.replaceAllUsesWith(extent);
-      d.erase();
-      changed = true;
+  llvm::SmallVector<mlir::tensor::DimOp> dims;
+  f.walk([&](mlir::tensor::DimOp d) {
+    Value v = d.getSource();
+    if (v.getDefiningOp() && d.getConstantIndex() &&
+        llvm::all_of(v.getUsers(), [](mlir::Operation *u) {
+          return mlir::isa<mlir::tensor::DimOp>(u);
+        }))
+      dims.push_back(d);
+  });
+  bool changed = false;
+  for (mlir::tensor::DimOp d : dims) {
+    mlir::OpBuilder b(d);
+    Value extent =
+        extentOf(b, d.getLoc(), d.getSource(), *d.getConstantIndex());
+    auto same = extent.getDefiningOp<mlir::tensor::DimOp>();
+    if (same && same.getSource() == d.getSource()) {
+      same->erase(); // nothing better than d itself
+      continue;
     }
+    d.replaceAllUsesWith(extent);
+    d.erase();
+    changed = true;
   }
+  return changed;
 }
 
 } // namespace einstruct

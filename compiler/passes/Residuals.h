@@ -29,9 +29,10 @@ residualsToSave(llvm::ArrayRef<mlir::Operation *> forward,
 // Rewrites each tensor.dim in `f` of a value nothing else reads to read
 // the extent off the operands the value's op shapes it from (a reshape's
 // output shape, a contraction's operand with the same letter, an
-// elementwise op's input, ...), back to the arguments where it can, and
-// erases what then goes unread: once the residuals replace forward
-// values, no layer or contraction is recomputed for its extents alone.
-void readExtentsOffOperands(mlir::func::FuncOp f);
+// elementwise op's input, ...), back to the arguments where it can; true
+// when it rewrote one. Alternated with erasing what goes unread, no layer
+// or contraction is recomputed for its extents alone once the residuals
+// replace forward values.
+bool readExtentsOffOperands(mlir::func::FuncOp f);
 
 } // namespace einstruct
