@@ -85,24 +85,60 @@ def blocks(args, lengths):
     return block, reference, whole
 
 
-def main():
-    ap = argparse.ArgumentParser()
+def add_arguments(ap, batch):
+    """The options this and bench/gpu/bench_blocks.py share."""
     ap.add_argument("--block", default="hydra", choices=["hydra", "m2"])
     ap.add_argument("--lengths", default="1024,4096")
     ap.add_argument("--d-model", type=int, default=768)
     ap.add_argument("--state", type=int, default=64)
     ap.add_argument("--head-dim", type=int, default=64)
     ap.add_argument("--chunk", type=int, default=64)
-    ap.add_argument("--batch", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=batch)
+    ap.add_argument("--proj", default="dense")
+
+
+def forms(block, reference, whole, u):
+    """name -> (the block's y as a function, the parameters to
+    differentiate): the einstruct block, blocks.X and the torch block; and
+    the differentiated operands' names (u, then the block's)."""
+    prm = dict(block.named_parameters())
+    ref_prm = dict(reference.named_parameters())
+    params = [prm[n] for n, _ in whole.operands[1:]]
+    ref_params = [ref_prm[n] for n, _ in whole.operands[1:]]
+    name = type(block).__name__
+    return {"einstruct block": (lambda: whole(u, *params), params),
+            "blocks.%s (einstruct mixer)" % name: (lambda: block(u), params),
+            "torch (%s)" % ("chunked SSD" if name == "Hydra" else "torch.fft"):
+                (lambda: reference(u), ref_params)}, \
+        ["u"] + [n for n, _ in whole.operands[1:]]
+
+
+def cross_check(forms, names, u, dy):
+    """Every form's y and gradients against the einstruct block's
+    (relative 1e-3 of the largest)."""
+    results = {}
+    for name, (f, ps) in forms.items():
+        y = f()
+        results[name] = (y.detach(), torch.autograd.grad(y, [u] + ps, dy))
+    ref_y, ref_g = results["einstruct block"]
+    for name, (y, g) in results.items():
+        def check(what, got, want):
+            err = ((got - want).abs().max() / want.abs().max()).item()
+            assert err < 1e-3, "%s: %s differs by %.2e" % (name, what, err)
+        check("y", y, ref_y)
+        for n, gg, rg in zip(names, g, ref_g):
+            check("d" + n, gg, rg)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    add_arguments(ap, batch=2)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--proj", default="dense")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     lengths = list(map(int, args.lengths.split(",")))
     block, reference, compiled = blocks(args, lengths)
-    prm = dict(block.named_parameters())
-    ref_prm = dict(reference.named_parameters())
     print("%s(%s), projections %s, batch %d, %d threads (torch %s)" % (
         type(block).__name__, block.extra_repr(), args.proj, args.batch,
         args.threads, torch.__version__))
@@ -110,35 +146,14 @@ def main():
           "speedup | einstruct block fwd+bwd speedup |")
     print("|---|---|---|---|---|---|")
     for L in lengths:
-        whole = compiled(L)
-        params = [prm[n] for n, _ in whole.operands[1:]]
-        ref_params = [ref_prm[n] for n, _ in whole.operands[1:]]
         gen = torch.Generator().manual_seed(L)
         u = torch.randn(args.batch, L, args.d_model,
                         generator=gen).requires_grad_()
         dy = torch.randn(args.batch, L, args.d_model, generator=gen)
-        name = type(block).__name__
-        forms = {"einstruct block": (lambda: whole(u, *params), params),
-                 "blocks.%s (einstruct mixer)" % name: (lambda: block(u),
-                                                        params),
-                 "torch (%s)" % ("chunked SSD" if name == "Hydra" else
-                                 "torch.fft"): (lambda: reference(u),
-                                                ref_params)}
-        results = {}
-        for name, (f, ps) in forms.items():
-            y = f()
-            results[name] = (y.detach(), torch.autograd.grad(y, [u] + ps, dy))
-        ref_y, ref_g = results["einstruct block"]
-        names = ["u"] + [n for n, _ in whole.operands[1:]]
-        for name, (y, g) in results.items():
-            def check(what, got, want):
-                err = (got - want).abs().max() / want.abs().max()
-                assert err < 1e-3, "%s: %s differs by %.2e" % (name, what, err)
-            check("y", y, ref_y)
-            for n, gg, rg in zip(names, g, ref_g):
-                check("d" + n, gg, rg)
+        fs, names = forms(block, reference, compiled(L), u)
+        cross_check(fs, names, u, dy)
         times = {}
-        for name, (f, ps) in forms.items():
+        for name, (f, ps) in fs.items():
             with torch.no_grad():
                 fwd = timed(f, args.repeats)
             both = timed(lambda: torch.autograd.grad(f(), [u] + ps, dy),

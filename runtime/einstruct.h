@@ -177,7 +177,7 @@ EINSTRUCT_API int einstruct_layer_set_routing_stats(einstruct_layer *layer,
  * times fly's Monarch matrix. Their y is [batch, L, C]. A whole block,
  * "hydra-block(state, conv, expand, head_dim, chunk)" (goombalab/hydra's
  * block on d_model channels: projections, convolution, the mixer, gated
- * norm; CPU only), takes x [L, d_model] and, shared, its parameters named
+ * norm), takes x [L, d_model] and, shared, its parameters named
  * as blocks.Hydra's state_dict ("in_proj.weight", ..., "out_proj.weight");
  * y is [batch, L, d_model]. */
 typedef struct einstruct_mixer einstruct_mixer;
@@ -187,9 +187,9 @@ EINSTRUCT_API int einstruct_mixer_create_cpu(const char *spec, int64_t seq_len,
 /* The same mixer on CUDA device `device`: the libraries `einstruct compile
  * --mixer` writes (its IR and derived backward as chains of kernels and
  * cuBLAS calls, float32), built by nvcc on first use and cached as CUDA
- * layers are; m2-conv's DFT matrices are copied to the device on the
- * first call. Operands as above, in device memory of that device.
- * hydra-block is refused (EINSTRUCT_ERR_SPEC): no CUDA lowering yet. */
+ * layers are; m2-conv's and m2-block's constants are copied to the
+ * device on the first call. Operands as above, in device memory of that
+ * device. */
 EINSTRUCT_API int einstruct_mixer_create_cuda(const char *spec, int64_t seq_len,
                                               int64_t d_model, int device,
                                               einstruct_mixer **out);

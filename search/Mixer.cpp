@@ -202,16 +202,6 @@ Result<EinsumTerm> monarchSeqTerm(const NamedSpec &spec, int64_t L) {
   return layer->terms.at(0);
 }
 
-Result<bool> runsOnCuda(const MixerPlan &p) {
-  if (p.isBlock())
-    return Error{p.family +
-                 " runs on the CPU only for now: the CUDA chain "
-                 "kernels have no elementwise step for its einstruct.unary "
-                 "ops (SiLU, softplus, sine, the norm's rsqrt); --emit mlir "
-                 "gives its IR"};
-  return true;
-}
-
 std::vector<MixerOperand> mixerOperands(const MixerPlan &p) {
   const int64_t L = p.length, C = p.channels;
   if (p.isBlock())

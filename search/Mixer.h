@@ -212,11 +212,6 @@ struct MixerPlan {
 // errors naming them.
 Result<MixerPlan> planMixer(const NamedSpec &spec, int64_t L, int64_t channels);
 
-// Whether CUDA runs the plan (the four mixers; hydra-block not yet: the
-// chain kernels have no elementwise step for its einstruct.unary ops); the
-// error says so.
-Result<bool> runsOnCuda(const MixerPlan &p);
-
 // One operand of a compiled mixer's call, per sequence (a call takes a
 // batch of sequences, each tensor row-major as [batch, shape...]) or, when
 // not perSequence, one for the whole batch (a parameter: its gradient is

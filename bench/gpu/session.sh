@@ -10,7 +10,9 @@
 #                                      that a CUDA image lacks (~62 MB: carry
 #                                      DIR alone, not with prepare's DIR)
 #   session.sh runtime DIR OUT         on the GPU machine: unpacked to /tmp,
-#                                      gpu_torch's and gpu_runtime's checks
+#                                      gpu_torch's and gpu_runtime's checks,
+#                                      then the whole blocks' benchmark
+#                                      (bench_blocks.py)
 # run: builds everything with nvcc (all cores), runs the GPU layer checks
 # (tests/gpu/check_layers.sh; check_mixers.sh for the mixers) with
 # compute-sanitizer memcheck, racecheck and
@@ -203,6 +205,11 @@ runtime() {
   check timeout 600 python3 "$root/tests/gpu/check_torch.py" "$rt/bin/einstruct"
   echo "== gpu_runtime: the C ABI on CUDA"
   check timeout 300 bash "$root/tests/gpu/check_runtime.sh" "$rt" "$out/runtime_check"
+  echo "== whole blocks: the einstruct block's chain against blocks.Hydra/M2, PyTorch eager and torch.compile"
+  for block in hydra m2; do
+    check timeout 300 python3 "$here/bench_blocks.py" --block $block \
+      --lengths 4096 --batch 4 --out "$out"
+  done
   echo "runtime checks: $fails failure(s)"
   [ "$fails" = 0 ]
 }

@@ -33,6 +33,13 @@ std::string stridedText(const ChainStep::Dims &d) {
 
 std::string buf(int b) { return fmt::format("b{}", b); }
 
+// A float's digits that read back as the same float, as a literal's
+// (a "." or exponent, so that the caller's "f" suffix makes a float).
+std::string floatText(double v) {
+  std::string t = fmt::format("{:.9g}", float(v));
+  return t.find_first_of(".e") == std::string::npos ? t + ".0" : t;
+}
+
 // One step's call; `rc` receives its status.
 std::string stepText(const ChainStep &s) {
   auto launch = [](const std::string &count) {
@@ -69,10 +76,19 @@ std::string stepText(const ChainStep &s) {
     return checked(fmt::format("addKernel{}({}, {}, {}, {})",
                                launch(sizeText(s.count)), buf(s.in[0]),
                                buf(s.in[1]), buf(s.out[0]), sizeText(s.count)));
-  case ChainStep::Zero:
-    return fmt::format("  if ((rc = (int)cudaMemsetAsync({}, 0, sizeof(float) "
-                       "* {}, stream))) return rc;\n",
-                       buf(s.out[0]), sizeText(s.count));
+  case ChainStep::Map:
+    return checked(fmt::format("mapKernel{}(Map{{{}, {}f, {}f}}, {}, {}, {})",
+                               launch(sizeText(s.count)), s.unary,
+                               floatText(s.scale), floatText(s.shift),
+                               buf(s.in[0]), buf(s.out[0]), sizeText(s.count)));
+  case ChainStep::Fill:
+    if (s.value == 0)
+      return fmt::format("  if ((rc = (int)cudaMemsetAsync({}, 0, "
+                         "sizeof(float) * {}, stream))) return rc;\n",
+                         buf(s.out[0]), sizeText(s.count));
+    return checked(fmt::format("fillKernel{}({}f, {}, {})",
+                               launch(sizeText(s.count)), floatText(s.value),
+                               buf(s.out[0]), sizeText(s.count)));
   case ChainStep::Copy:
     return fmt::format(
         "  if ((rc = (int)cudaMemcpyAsync({}, {}, sizeof(float) * {}, "
@@ -158,6 +174,12 @@ Result<CudaSources> emitChain(const ChainPlan &plan, const std::string &name) {
       operands, name, signature(name, plan.bf16Boundary), name);
 
   std::string scratch, pointers, body;
+  // Inputs the steps never read (a block's backward needs no bias value)
+  // get no pointer.
+  std::vector<bool> read(plan.buffers.size(), false);
+  for (const ChainStep &s : plan.steps)
+    for (int b : s.in)
+      read[size_t(b)] = true;
   for (const ChainSize &slot : plan.slots)
     scratch += fmt::format("    {{{}LL, {}}},\n", slot.value, slot.power);
   for (size_t b = 0; b < plan.buffers.size(); ++b) {
@@ -165,10 +187,12 @@ Result<CudaSources> emitChain(const ChainPlan &plan, const std::string &name) {
     // A bfloat16 library's arguments come as void pointers.
     const std::string element = x.bf16 ? "__nv_bfloat16" : "float";
     const bool cast = plan.bf16Boundary;
-    if (x.kind == ChainBuffer::Input)
+    if (x.kind == ChainBuffer::Input && read[b])
       pointers +=
           fmt::format("  const {} *{} = {}inputs[{}];\n", element, buf(int(b)),
                       cast ? "(const " + element + " *)" : "", x.index);
+    else if (x.kind == ChainBuffer::Input)
+      continue;
     else if (x.kind == ChainBuffer::Output)
       pointers +=
           fmt::format("  {} *{} = {}outputs[{}];\n", element, buf(int(b)),

@@ -40,7 +40,8 @@ struct ChainStep {
     Remap,   // einstruct_chain::remapElement over `out`: transposes,
              // reversals, slices and zero pads
     Add,     // out = in0 + in1 over `count`
-    Zero,    // out = 0 over `count`
+    Map,     // out = f(scale·in0 + shift) over `count`: einstruct.unary
+    Fill,    // out = value over `count`
     Copy,    // out = in0 over `count`
     Convert, // out = in0 over `count`, between bfloat16 and float32
     Decays,  // einstruct.chunk_decays: a → within, to_end, from_start, chunk
@@ -63,7 +64,11 @@ struct ChainStep {
   // [lo, hi) read from src (zero outside).
   int64_t base = 0;
   std::vector<ChainSize> lo, hi;
-  ChainSize count; // Add, Zero, Copy, Convert: elements
+  ChainSize count; // Add, Map, Fill, Copy, Convert: elements
+  // Map: f as its index in unaryKinds() (einstruct_chain::UnaryKind), and
+  // its argument's scale and shift. Fill: the value.
+  int unary = 0;
+  double scale = 1, shift = 0, value = 0;
   // SSD ops: sequences (S), chunks, steps per chunk, heads, p·k per head.
   ChainSize seqs;
   int64_t chunks = 0, steps = 0, heads = 0, pk = 0;

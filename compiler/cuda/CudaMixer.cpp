@@ -53,10 +53,11 @@ CudaMixer::load(const NamedSpec &spec, int64_t length, int64_t channels,
 
 Result<bool> CudaMixer::uploadConstants() const {
   std::lock_guard<std::mutex> lock(constantsMutex_);
-  if (plan_.family != "m2-conv" || !constants_.empty())
+  const std::vector<M2ConvConstant> constants = mixerConstants(plan_);
+  if (constants.empty() || !constants_.empty())
     return true;
   std::vector<CudaLibrary::DeviceCopy> copies;
-  for (const M2ConvConstant &k : m2ConvConstants(plan_.conv)) {
+  for (const M2ConvConstant &k : constants) {
     auto copy = forwardChain_.lib->upload(k.values.data(), k.values.size() * 4);
     if (!copy)
       return Error{copy.error()};

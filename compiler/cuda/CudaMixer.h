@@ -4,8 +4,9 @@
 // cuBLAS calls; ChainOfFunction.h), built by nvcc, cached and opened
 // (CudaLibrary). Operands and results as JitMixer's (compiler/cpu/
 // JitMixer.h), float32, in device memory: ssd, hydra, m2-conv (its DFT
-// matrices and twiddles copied to the device on the first call) and
-// monarch-seq. Nothing here links against CUDA.
+// matrices and twiddles copied to the device on the first call),
+// monarch-seq, and the hydra-block and m2-block (the latter's constants
+// too). Nothing here links against CUDA.
 #pragma once
 #include "compiler/cuda/CudaLibrary.h"
 #include "search/Mixer.h"
@@ -64,8 +65,8 @@ private:
                     const std::vector<void *> &out, int64_t batch,
                     void *stream) const;
 
-  // m2-conv's constant inputs onto the device, once (loading needs no
-  // device).
+  // The constant inputs (mixerConstants: m2-conv's and m2-block's) onto
+  // the device, once (loading needs no device).
   Result<bool> uploadConstants() const;
 
   MixerPlan plan_;

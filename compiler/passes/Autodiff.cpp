@@ -167,6 +167,10 @@ struct AutodiffPass : impl::AutodiffBase<AutodiffPass> {
                                    b.getFunctionType(args, gradTypes));
     if (auto c = f->getAttr("llvm.emit_c_interface"))
       bwd->setAttr("llvm.emit_c_interface", c);
+    // The backward takes the same constants (M2's DFT matrices).
+    for (unsigned k = 0; k < f.getNumArguments(); ++k)
+      if (auto c = f.getArgAttr(k, kConstantArg))
+        bwd.setArgAttr(k, kConstantArg, c);
     mlir::Block *body = bwd.addEntryBlock();
     b.setInsertionPointToStart(body);
     // The forward values the rules read, recomputed (unread ones are

@@ -2,10 +2,12 @@
 #include "CudaContract.h"
 #include "compiler/ir/SlicePad.h"
 #include "dialects/EinstructDialect.h"
+#include "search/Einsum.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "llvm/ADT/DenseMap.h"
 
 namespace einstruct {
@@ -14,29 +16,10 @@ namespace {
 
 using mlir::Value;
 
-ChainSize extentOf(mlir::RankedTensorType t, int64_t d) {
-  return t.isDynamicDim(d) ? ChainSize{1, 1} : ChainSize{t.getDimSize(d), 0};
-}
-
-// "[S, 64, 2]": S for the dynamic extent.
-std::string shapeOf(mlir::RankedTensorType t) {
-  std::string s = "[";
-  for (int64_t d = 0; d < t.getRank(); ++d)
-    s +=
-        (d ? ", " : "") + (t.isDynamicDim(d) ? std::string("S")
-                                             : std::to_string(t.getDimSize(d)));
-  return s + "]";
-}
-
-// Row-major strides of `t`'s dimensions.
-std::vector<ChainSize> stridesOf(mlir::RankedTensorType t) {
-  std::vector<ChainSize> s(size_t(t.getRank()));
-  ChainSize run;
-  for (int64_t d = t.getRank(); d-- > 0;) {
-    s[size_t(d)] = run;
-    run = run * extentOf(t, d);
-  }
-  return s;
+std::string sizeText(const ChainSize &n) {
+  if (!n.power)
+    return std::to_string(n.value);
+  return n.value == 1 ? "S" : std::to_string(n.value) + "*S";
 }
 
 // Scratch buffers share workspace slots (ChainPlan::slots): in order of
@@ -129,9 +112,120 @@ struct Reader {
   mlir::func::FuncOp f;
   ChainPlan plan;
   llvm::DenseMap<Value, int> bufferOf;
+  // The extent of each value's dynamic dimension (arguments': S).
+  llvm::DenseMap<Value, ChainSize> dynamicExtent;
 
   static mlir::RankedTensorType type(Value v) {
     return mlir::cast<mlir::RankedTensorType>(v.getType());
+  }
+
+  ChainSize extentOf(Value v, int64_t d) const {
+    auto t = type(v);
+    if (!t.isDynamicDim(d))
+      return {t.getDimSize(d), 0};
+    auto at = dynamicExtent.find(v);
+    return at == dynamicExtent.end() ? ChainSize{1, 1} : at->second;
+  }
+
+  // "[32*S, 64]".
+  std::string shapeOf(Value v) const {
+    std::string s = "[";
+    for (int64_t d = 0; d < type(v).getRank(); ++d)
+      s += (d ? ", " : "") + sizeText(extentOf(v, d));
+    return s + "]";
+  }
+
+  // Row-major strides of v's dimensions.
+  std::vector<ChainSize> stridesOf(Value v) const {
+    std::vector<ChainSize> s(size_t(type(v).getRank()));
+    ChainSize run;
+    for (int64_t d = type(v).getRank(); d-- > 0;) {
+      s[size_t(d)] = run;
+      run = run * extentOf(v, d);
+    }
+    return s;
+  }
+
+  // An index value as a multiple of S, where the IR says which: constants,
+  // tensor.dim, and products, exact quotients and sums of them.
+  std::optional<ChainSize> indexOf(mlir::OpFoldResult r) const {
+    if (auto n = mlir::getConstantIntValue(r))
+      return ChainSize{*n, 0};
+    Value v = mlir::cast<Value>(r);
+    mlir::Operation *op = v.getDefiningOp();
+    if (auto dim = mlir::dyn_cast_or_null<mlir::tensor::DimOp>(op)) {
+      auto k = dim.getConstantIndex();
+      if (!k || !mlir::isa<mlir::RankedTensorType>(dim.getSource().getType()))
+        return std::nullopt;
+      return extentOf(dim.getSource(), *k);
+    }
+    if (!op || op->getNumOperands() != 2)
+      return std::nullopt;
+    auto a = indexOf(op->getOperand(0)), b = indexOf(op->getOperand(1));
+    if (!a || !b)
+      return std::nullopt;
+    if (mlir::isa<mlir::arith::MulIOp>(op) && a->power + b->power <= 1)
+      return *a * *b;
+    if (mlir::isa<mlir::arith::DivSIOp, mlir::arith::DivUIOp>(op) &&
+        !b->power && b->value > 0 && a->value % b->value == 0)
+      return ChainSize{a->value / b->value, a->power};
+    if (mlir::isa<mlir::arith::AddIOp>(op) && a->power == b->power)
+      return ChainSize{a->value + b->value, a->power};
+    return std::nullopt;
+  }
+
+  // The extent of dynamic dimension d of `op`'s result v, from what shapes
+  // it: a reshape's groups, a contraction's letters, a tensor.empty's
+  // sizes, a transpose's source; else an operand's same dimension (slices
+  // and pads keep dynamic dimensions whole; elementwise ops, fills and the
+  // SSD's ops, whose sequences come first).
+  std::optional<ChainSize> inferExtent(mlir::Operation *op, Value v,
+                                       int64_t d) const {
+    if (auto c = mlir::dyn_cast<mlir::tensor::CollapseShapeOp>(op)) {
+      ChainSize n;
+      for (int64_t j : c.getReassociationIndices()[size_t(d)])
+        n = n * extentOf(c.getSrc(), j);
+      return n.power <= 1 ? std::optional(n) : std::nullopt;
+    }
+    if (auto e = mlir::dyn_cast<mlir::tensor::ExpandShapeOp>(op)) {
+      for (auto [from, group] : llvm::enumerate(e.getReassociationIndices())) {
+        if (!llvm::is_contained(group, d))
+          continue;
+        ChainSize whole = extentOf(e.getSrc(), int64_t(from));
+        int64_t rest = 1;
+        for (int64_t j : group)
+          if (j != d)
+            rest *= type(v).getDimSize(j);
+        if (whole.value % rest)
+          return std::nullopt;
+        return ChainSize{whole.value / rest, whole.power};
+      }
+      return std::nullopt;
+    }
+    if (auto e = mlir::dyn_cast<mlir::tensor::EmptyOp>(op))
+      return indexOf(e.getMixedSizes()[size_t(d)]);
+    if (auto t = mlir::dyn_cast<mlir::linalg::TransposeOp>(op))
+      return extentOf(t.getInput(), t.getPermutation()[size_t(d)]);
+    if (auto c = mlir::dyn_cast<ContractOp>(op)) {
+      auto spec = parseEinsumLetters(c.getSpec().str());
+      if (!spec)
+        return std::nullopt;
+      const char letter = spec->output[size_t(d)];
+      if (auto at = spec->input.find(letter); at != std::string::npos)
+        return extentOf(c.getLhs(), int64_t(at));
+      if (auto at = spec->weights[0].find(letter); at != std::string::npos)
+        return extentOf(c.getRhs(), int64_t(at));
+      return std::nullopt;
+    }
+    const bool ssd = mlir::isa<ChunkDecaysOp, ChunkDecaysGradOp, ChunkScanOp,
+                               ChunkScanGradOp>(op);
+    for (Value o : op->getOperands()) {
+      auto t = mlir::dyn_cast<mlir::RankedTensorType>(o.getType());
+      if (t && (t.getRank() == type(v).getRank() || (ssd && d == 0)) &&
+          d < t.getRank() && t.isDynamicDim(d))
+        return extentOf(o, d);
+    }
+    return std::nullopt;
   }
 
   // A new buffer of `v`'s type, not bound to v (scratch).
@@ -140,10 +234,9 @@ struct Reader {
     ChainBuffer b;
     b.kind = kind;
     b.index = index;
-    auto t = type(v);
-    for (int64_t d = 0; d < t.getRank(); ++d)
-      b.elems = b.elems * extentOf(t, d);
-    b.shape = shapeOf(t);
+    for (int64_t d = 0; d < type(v).getRank(); ++d)
+      b.elems = b.elems * extentOf(v, d);
+    b.shape = shapeOf(v);
     plan.buffers.push_back(b);
     return int(plan.buffers.size()) - 1;
   }
@@ -210,8 +303,7 @@ struct Reader {
   mlir::LogicalResult remap(mlir::Operation *op, Value src, Value result,
                             const std::vector<Axis> &axes) {
     ChainStep s = step(ChainStep::Remap, op, {src}, {add(result)});
-    auto strides = stridesOf(type(src));
-    auto out = type(result);
+    auto strides = stridesOf(src);
     for (size_t d = 0; d < axes.size(); ++d) {
       const Axis &x = axes[d];
       const ChainSize stride = strides[size_t(x.from)];
@@ -221,11 +313,11 @@ struct Reader {
                << ", whose stride is dynamic: the CUDA chain's offsets are "
                   "static";
       s.base += x.start * stride.value;
-      s.outDims.dims.push_back(extentOf(out, int64_t(d)));
+      s.outDims.dims.push_back(extentOf(result, int64_t(d)));
       s.outDims.a.push_back({x.step * stride.value, stride.power});
       s.outDims.b.push_back({0, 0});
       s.lo.push_back({x.lo, 0});
-      s.hi.push_back(x.hi.value ? x.hi : extentOf(out, int64_t(d)));
+      s.hi.push_back(x.hi.value ? x.hi : extentOf(result, int64_t(d)));
     }
     plan.steps.push_back(s);
     return mlir::success();
@@ -242,13 +334,13 @@ struct Reader {
     if (mlir::failed(roles))
       return mlir::failure();
     const std::string &lhs = roles->lhs, &rhs = roles->rhs, &out = roles->out;
-    auto lt = type(op.getLhs()), rt = type(op.getRhs());
     auto size = [&](const std::string &letters) {
       ChainSize n;
       for (char c : letters) {
         size_t at = lhs.find(c);
-        n = n * (at != std::string::npos ? extentOf(lt, int64_t(at))
-                                         : extentOf(rt, int64_t(rhs.find(c))));
+        n = n * (at != std::string::npos
+                     ? extentOf(op.getLhs(), int64_t(at))
+                     : extentOf(op.getRhs(), int64_t(rhs.find(c))));
       }
       return n;
     };
@@ -275,7 +367,7 @@ struct Reader {
       s.strideC = X * Y;
       s.batch = size(form->batch);
     } else {
-      auto ls = stridesOf(lt), rs = stridesOf(rt);
+      auto ls = stridesOf(op.getLhs()), rs = stridesOf(op.getRhs());
       auto fill = [&](ChainStep::Dims &d, const std::string &letters) {
         for (char c : letters) {
           size_t l = lhs.find(c), r = rhs.find(c);
@@ -295,13 +387,30 @@ struct Reader {
   }
 
   mlir::LogicalResult operation(mlir::Operation *op) {
-    for (Value v : op->getResults())
-      if (mlir::isa<mlir::TensorType>(v.getType()) &&
-          mlir::failed(checkType(op, v)))
+    auto isTensor = [](Value v) {
+      return mlir::isa<mlir::TensorType>(v.getType());
+    };
+    for (Value v : op->getResults()) {
+      if (!isTensor(v))
+        continue;
+      if (mlir::failed(checkType(op, v)))
         return mlir::failure();
-    if (mlir::isa<mlir::tensor::DimOp>(op) ||
-        (mlir::isa<mlir::arith::ConstantOp>(op) &&
-         !mlir::isa<mlir::TensorType>(op->getResult(0).getType())))
+      for (int64_t d = 0; d < type(v).getRank(); ++d) {
+        if (!type(v).isDynamicDim(d))
+          continue;
+        auto n = inferExtent(op, v, d);
+        if (!n)
+          return op->emitOpError()
+                 << "gives dynamic dimension " << d << " of " << v.getType()
+                 << " an extent that is not a known multiple of the call's "
+                    "S";
+        dynamicExtent[v] = *n;
+      }
+    }
+    // Scalars (extents, a fill's value): read where they are used.
+    if (llvm::none_of(op->getResults(), isTensor) &&
+        (mlir::isa<mlir::tensor::DimOp>(op) ||
+         llvm::none_of(op->getOperands(), isTensor)))
       return mlir::success();
     if (mlir::isa<mlir::tensor::ExpandShapeOp, mlir::tensor::CollapseShapeOp>(
             op)) {
@@ -316,11 +425,26 @@ struct Reader {
       return mlir::success();
     }
     if (auto fill = mlir::dyn_cast<mlir::linalg::FillOp>(op)) {
-      if (!isZeroConstant(fill.getInputs()[0]))
-        return op->emitOpError() << "the CUDA chain fills with zero only";
+      auto c = fill.getInputs()[0].getDefiningOp<mlir::arith::ConstantOp>();
+      auto value = c ? mlir::dyn_cast<mlir::FloatAttr>(c.getValue()) : nullptr;
+      if (!value)
+        return op->emitOpError() << "the CUDA chain fills with constants only";
       int b = add(fill.getResult(0));
-      ChainStep s = step(ChainStep::Zero, op, {}, {b});
+      ChainStep s = step(ChainStep::Fill, op, {}, {b});
       s.count = plan.buffers[size_t(b)].elems;
+      s.value = value.getValueAsDouble();
+      plan.steps.push_back(s);
+      return mlir::success();
+    }
+    if (auto u = mlir::dyn_cast<UnaryOp>(op)) {
+      ChainStep s =
+          step(ChainStep::Map, op, {u.getInput()}, {add(u.getResult())});
+      s.count = plan.buffers[size_t(s.out[0])].elems;
+      s.unary = int(llvm::find(unaryKinds(), u.getKind()) -
+                    unaryKinds().begin()); // the verifier's list
+      s.scale = u.getScale().convertToDouble();
+      s.shift = u.getShift().convertToDouble();
+      s.what += " " + u.getKind().str();
       plan.steps.push_back(s);
       return mlir::success();
     }
@@ -373,7 +497,7 @@ struct Reader {
     // a[n, c, q, h]
     auto ssdSizes = [&](ChainStep &s, Value a) {
       auto t = type(a);
-      s.seqs = extentOf(t, 0);
+      s.seqs = extentOf(a, 0);
       s.chunks = t.getDimSize(1);
       s.steps = t.getDimSize(2);
       s.heads = t.getDimSize(3);
@@ -381,7 +505,7 @@ struct Reader {
     // states[n, c, h, p, k]
     auto scanSizes = [&](ChainStep &s, Value states) {
       auto t = type(states);
-      s.seqs = extentOf(t, 0);
+      s.seqs = extentOf(states, 0);
       s.chunks = t.getDimSize(1);
       s.heads = t.getDimSize(2);
       s.pk = t.getDimSize(3) * t.getDimSize(4);
@@ -479,7 +603,7 @@ Result<ChainPlan> chainOfFunction(mlir::func::FuncOp f, bool bf16Boundary) {
         if (held.kind == ChainBuffer::Scratch) {
           held.kind = ChainBuffer::Output;
           held.index = int(k);
-          held.shape = shapeOf(Reader::type(v));
+          held.shape = r.shapeOf(v);
           continue;
         }
         // An argument returned, or one value returned twice: a copy.

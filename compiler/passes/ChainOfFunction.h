@@ -1,9 +1,12 @@
 // A contraction chain's function, planned by --einstruct-plan-cuda, as the
 // steps its CUDA library runs (compiler/cuda/ChainPlan.h): each
 // einstruct.contract as its `cuda_kernel` says, linalg.transpose as a
-// permute, the chunked SSD's ops as their kernels, arith.addf and zero
-// fills; reshapes alias their source. Every tensor is f32 with at most one
-// dynamic dimension, which is the call's S.
+// permute, the chunked SSD's ops as their kernels, einstruct.unary as an
+// elementwise map, arith.addf and constant fills; reshapes alias their
+// source. Every tensor is f32 with at most one dynamic dimension, whose
+// extent is a multiple of the call's S (the sequences; S·L rows once a
+// block's projections collapse the tokens), as the IR's reshapes, sizes
+// and contractions give it.
 #pragma once
 #include "compiler/cuda/ChainPlan.h"
 #include "search/Result.h"

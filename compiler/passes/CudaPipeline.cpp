@@ -120,8 +120,6 @@ Result<std::vector<ChainLibrary>> chainLibraries(mlir::ModuleOp module,
 Result<mlir::OwningOpRef<mlir::ModuleOp>>
 plannedMixer(mlir::MLIRContext &ctx, const MixerPlan &plan,
              const std::string &name) {
-  if (auto ok = runsOnCuda(plan); !ok)
-    return Error{ok.error()};
   auto module = mlir::OwningOpRef<mlir::ModuleOp>(
       mlir::ModuleOp::create(mlir::UnknownLoc::get(&ctx)));
   // One call takes every channel: the GPU wants whole launches, where the
@@ -133,6 +131,9 @@ plannedMixer(mlir::MLIRContext &ctx, const MixerPlan &plan,
   FirstError first(&ctx);
   mlir::PassManager pm(&ctx);
   pm.addPass(createAutodiff());
+  // A block's projections (einstruct.layer) as contractions, which the
+  // chain runs as cuBLAS GEMMs or direct kernels like the mixer's own.
+  pm.addPass(createPlanContractions());
   pm.addPass(createPlanCuda());
   // The backward transposes one cotangent the same way more than once.
   pm.addPass(mlir::createCSEPass());

@@ -59,8 +59,9 @@ Result<std::vector<ChainLibrary>> chainLibraries(mlir::ModuleOp module,
                                                  bool bf16Boundary = false);
 
 // Mixer `plan` as @name and @name_backward (--einstruct-autodiff), planned
-// for the GPU (--einstruct-plan-cuda); m2-conv and monarch-seq take all
-// d_model channels in one call.
+// for the GPU (--einstruct-plan-contractions for a block's projections,
+// then --einstruct-plan-cuda); m2-conv and monarch-seq take all d_model
+// channels in one call.
 Result<mlir::OwningOpRef<mlir::ModuleOp>> plannedMixer(mlir::MLIRContext &ctx,
                                                        const MixerPlan &plan,
                                                        const std::string &name);

@@ -199,12 +199,13 @@ expect "--mixer-family needs --seq-len L and --d-model D" search --mixer-family 
 expect "no mixer meets the constraints" search --mixer-family dense-seq --seq-len 64 --d-model 8 --max-flops 10
 expect "--mixer needs --seq-len L (or --input with the operands)" run --mixer 'ssd(2, 4, 8)'
 expect "--mixer: toeplitz is costed by analyze and search; the CPU runs ssd, hydra, m2-conv, monarch-seq, hydra-block and m2-block" run --mixer toeplitz --seq-len 16
-# Whole blocks: their sizes checked, CPU only, not search candidates.
+# Whole blocks: their sizes checked (for the CPU and CUDA alike), not search
+# candidates.
 expect "--mixer: hydra-block: d_model = 0 must be in [1, 2^20]" run --mixer 'hydra-block(state=4, head_dim=4)' --seq-len 16
 expect "hydra-block: conv = 4 must be odd (the reference pads conv // 2 on each side" run --mixer 'hydra-block(state=4, head_dim=4, conv=4)' --seq-len 16 --d-model 8
 expect "hydra-block: head_dim = 5 does not divide expand × d_model = 16" analyze --mixer 'hydra-block(state=4, head_dim=5)' --seq-len 16 --d-model 8
 expect "--mixer-family: hydra-block is a whole block (its projections included); search ranks the mixers inside blocks" search --mixer-family hydra,hydra-block --seq-len 64 --d-model 8
-expect "--mixer: hydra-block runs on the CPU only for now: the CUDA chain kernels have no elementwise step" compile --mixer 'hydra-block(state=4, head_dim=4)' --seq-len 16 --d-model 8
+expect "--mixer: hydra-block: head_dim = 5 does not divide expand × d_model = 16" compile --mixer 'hydra-block(state=4, head_dim=5)' --seq-len 16 --d-model 8
 expect "--mixer: m2-block: l_max = 8 is shorter than the sequence length 16" run --mixer 'm2-block(l_max=8)' --seq-len 16 --d-model 4
 expect "--mixer: hydra-block: proj = 'monarch(blocks=3)' as in_proj (8 -> 56): monarch: blocks = 3 does not divide d_in = 8" run --mixer 'hydra-block(state=4, head_dim=4, proj=monarch(blocks=3))' --seq-len 16 --d-model 8
 expect "--mixer: hydra-block: out_proj = 'low-rank(rank=99)' as out_proj (16 -> 8)" run --mixer 'hydra-block(state=4, head_dim=4, out_proj=low-rank(rank=99))' --seq-len 16 --d-model 8

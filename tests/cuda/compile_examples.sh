@@ -66,7 +66,9 @@ mixers=0
 for entry in 'ssd(heads=2, head_dim=64, state=64, chunk=64)@256' \
     'hydra(heads=4, head_dim=32, state=16, chunk=32)@250' \
     'm2-conv(causal=true)@256' 'm2-conv(causal=false)@256' \
-    'monarch-seq(blocks=16)@256'; do
+    'monarch-seq(blocks=16)@256' \
+    'hydra-block(state=16, head_dim=32, chunk=32)@250' \
+    'm2-block(causal=false, order=16, l_max=256)@256'; do
   mixer=${entry%@*}
   id=mixer$((++mixers))
   dir="$work/$id"

@@ -80,6 +80,13 @@ mixers = [
     # Both directions; 45 tokens fill neither grid row (n = 10²).
     ("m2causal", "m2-conv(causal=true)", 45, 6),
     ("m2bidir", "m2-conv(causal=false)", 45, 6),
+    # Whole blocks compiled into one chain each way: projections, short
+    # convolution, gates, norm and mixer (45 tokens: the chunk's padding).
+    ("hydrablock", "hydra-block(state=4, conv=3, expand=2, head_dim=4, "
+     "chunk=16)", 45, 8),
+    ("hydramonarch", "hydra-block(state=4, conv=3, expand=2, head_dim=4, "
+     "chunk=16, proj=monarch(blocks=2))", 45, 8),
+    ("m2block", "m2-block(causal=true, order=4, l_max=64)", 45, 8),
 ]
 for name, spec, L, d_model in mixers:
     args = ["--mixer", spec, "--seq-len", str(L)]

@@ -327,12 +327,12 @@ TEST_CASE("mixers through the C ABI: operands, forward against the "
   CHECK(std::string(einstruct_last_error()) ==
         "dense-seq is costed by analyze and search; the CPU runs ssd, hydra, "
         "m2-conv, monarch-seq, hydra-block and m2-block");
-  // Hydra's whole block has no CUDA lowering yet: a spec error, before any
-  // device is looked for.
-  CHECK(einstruct_mixer_create_cuda("hydra-block(state=4, head_dim=4)", 16, 8,
+  // A block's bad sizes on CUDA: a spec error, before any device is
+  // looked for.
+  CHECK(einstruct_mixer_create_cuda("hydra-block(state=4, head_dim=5)", 16, 8,
                                     0, &bad) == EINSTRUCT_ERR_SPEC);
   CHECK_THAT(std::string(einstruct_last_error()),
-             Catch::Contains("hydra-block runs on the CPU only for now"));
+             Catch::Contains("head_dim = 5 does not divide expand × d_model"));
 }
 
 TEST_CASE("an m2-conv through the C ABI: shared operands, the causal "

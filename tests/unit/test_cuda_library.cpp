@@ -240,7 +240,7 @@ TEST_CASE("a loaded CUDA library answers calls without a GPU with errors",
 }
 
 TEST_CASE("a CUDA mixer's two libraries are built once, then found; "
-          "m2-conv's too",
+          "m2-conv's and a whole block's too",
           "[cuda]") {
   if (!haveNvcc())
     return;
@@ -301,6 +301,25 @@ TEST_CASE("a CUDA mixer's two libraries are built once, then found; "
   checkHostArraysRefused(c.backward(std::vector<const void *>(4, host.data()),
                                     host.data(), 1, grads, nullptr),
                          "x is host memory; a CUDA mixer");
+
+  // A whole block (M2's: projections, gates, filter and convolution in one
+  // library each way): x, then its parameters, shared, by their state_dict
+  // names; its constants (the filter's decay, the DFTs) inside the call.
+  auto block = CudaMixer::load(
+      *parseMixer("m2-block(causal=true, order=4, l_max=8)"), 5, 4, "sm_80");
+  REQUIRE(block);
+  const CudaMixer &b = **block;
+  const auto names = operandNames(b);
+  REQUIRE(names.size() > 3);
+  CHECK(names[0] == "x");
+  CHECK(names[1] == "in_linear.weight*");
+  CHECK(names.back() == "out_linear.bias*");
+  CHECK(b.outputShape() == std::vector<int64_t>{5, 4});
+  CHECK(libraries(dir).size() == 6);
+  checkHostArraysRefused(
+      b.forward(std::vector<const void *>(names.size(), host.data()), 1,
+                host.data(), nullptr),
+      "x is host memory; a CUDA mixer");
   fs::remove_all(dir);
 }
 

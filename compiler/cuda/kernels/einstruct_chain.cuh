@@ -1,11 +1,12 @@
 // What a generated contraction chain (a sequence mixer's function and its
 // backward, compiler/cuda/ChainPlan.h) runs besides cuBLAS: strided
 // contractions too small for a GEMM and transposes, the chunked SSD's own
-// ops, sums and copies. Each kernel computes one element per thread through
-// an EINSTRUCT_HD function; without nvcc only those functions are compiled,
-// so tests/unit/test_cuda_chain.cpp runs the kernels' arithmetic on the CPU.
-// The emitter copies this file into each generated .cu. float32 (a
-// library's bfloat16 inputs and outputs are converted by convertKernel).
+// ops, elementwise functions, sums, fills and copies. Each kernel computes one
+// element per thread through an EINSTRUCT_HD function; without nvcc only those
+// functions are compiled, so tests/unit/test_cuda_chain.cpp runs the kernels'
+// arithmetic on the CPU. The emitter copies this file into each generated .cu.
+// float32 (a library's bfloat16 inputs and outputs are converted by
+// convertKernel).
 #ifndef EINSTRUCT_CHAIN_CUH
 #define EINSTRUCT_CHAIN_CUH
 #ifdef __CUDACC__
@@ -96,6 +97,69 @@ EINSTRUCT_HD long long remapSource(const Remap &r, long long i) {
 EINSTRUCT_HD float remapElement(const Remap &r, const float *src, long long i) {
   const long long at = remapSource(r, i);
   return at < 0 ? 0.0f : src[at];
+}
+
+// einstruct.unary's f, numbered as unaryKinds() (dialects/
+// EinstructDialect.h) lists them, computed as UnaryFunctions.cpp has the
+// CPU compute them.
+enum UnaryKind {
+  kIdentity,
+  kExp,
+  kSigmoid,
+  kSilu,
+  kSoftplus,
+  kRsqrt,
+  kSin,
+  kCos,
+  kSiluGrad,
+  kSigmoidGrad,
+  kRsqrtGrad
+};
+
+// 1 / (1 + e^−z): e^−z overflows to inf for z < −88, giving 0.
+EINSTRUCT_HD float sigmoidOf(float z) { return 1.0f / (1.0f + expf(-z)); }
+
+EINSTRUCT_HD float unaryElement(int kind, float z) {
+  switch (kind) {
+  case kExp:
+    return expf(z);
+  case kSigmoid:
+    return sigmoidOf(z);
+  case kSilu:
+    return z * sigmoidOf(z);
+  case kSoftplus: // max(z, 0) + log1p(e^−|z|): no overflow
+    return fmaxf(z, 0.0f) + log1pf(expf(-fabsf(z)));
+  case kRsqrt:
+    return 1.0f / sqrtf(z);
+  case kSin:
+    return sinf(z);
+  case kCos:
+    return cosf(z);
+  case kSiluGrad: { // σ(z)·(1 + z·(1 − σ(z)))
+    const float s = sigmoidOf(z);
+    return s * (1.0f + z * (1.0f - s));
+  }
+  case kSigmoidGrad: {
+    const float s = sigmoidOf(z);
+    return s * (1.0f - s);
+  }
+  case kRsqrtGrad: { // −z^(−3/2) / 2
+    const float r = 1.0f / sqrtf(z);
+    return -0.5f * (r * (r * r));
+  }
+  default:
+    return z;
+  }
+}
+
+// einstruct.unary: f(scale·x + shift).
+struct Map {
+  int kind;
+  float scale, shift;
+};
+
+EINSTRUCT_HD float mapElement(const Map &m, float x) {
+  return unaryElement(m.kind, m.scale * x + m.shift);
 }
 
 // einstruct.chunk_decays for a[n, c, q, h], one (n, h, c, l) per call: row
@@ -235,6 +299,13 @@ template <class T> __global__ void remapKernel(Remap r, const T *src, T *dst) {
 template <class T>
 __global__ void addKernel(const T *x, const T *y, T *out, long long n) {
   EINSTRUCT_FOR_EACH(i, n) out[i] = x[i] + y[i];
+}
+template <class T>
+__global__ void mapKernel(Map m, const T *x, T *out, long long n) {
+  EINSTRUCT_FOR_EACH(i, n) out[i] = mapElement(m, x[i]);
+}
+template <class T> __global__ void fillKernel(T value, T *out, long long n) {
+  EINSTRUCT_FOR_EACH(i, n) out[i] = value;
 }
 template <class T>
 __global__ void chunkDecaysKernel(const T *a, T *within, T *toEnd, T *fromStart,

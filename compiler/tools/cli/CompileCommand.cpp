@@ -95,6 +95,18 @@ Result<size_t> addMixerLibraries(OutputFiles &out, mlir::ModuleOp module,
                              {"d_model", plan.channels},
                              {"dtype", bf16 ? "bf16" : "f32"},
                              {"libraries", nlohmann::json::array()}};
+  // Each input and output by name: the operands (a block's parameters as
+  // its reference's state_dict names them), then dy; y, or a gradient each.
+  const auto operands = mixerOperands(plan);
+  auto nameOf = [&](const ChainLibrary &lib, const ChainBuffer &b) {
+    const bool backward = &lib != &libraries->front();
+    const size_t k = size_t(b.index);
+    if (b.kind == ChainBuffer::Input)
+      return k < operands.size()         ? operands[k].name
+             : lib.plan.constantInput[k] ? std::string("constant")
+                                         : std::string("dy");
+    return backward ? "d" + operands[k].name : std::string("y");
+  };
   for (const auto &lib : *libraries) {
     out.add(dir + "/" + lib.function + ".h", lib.sources.header);
     out.add(dir + "/" + lib.function + ".cu", lib.sources.source);
@@ -107,19 +119,22 @@ Result<size_t> addMixerLibraries(OutputFiles &out, mlir::ModuleOp module,
       if (b.kind != ChainBuffer::Scratch)
         entry[b.kind == ChainBuffer::Input ? "inputs" : "outputs"].push_back(
             {{"index", b.index},
+             {"name", nameOf(lib, b)},
              {"shape", b.shape},
              {"constant", b.kind == ChainBuffer::Input &&
                               lib.plan.constantInput[size_t(b.index)]}});
     manifest["libraries"].push_back(entry);
   }
-  // M2's DFT matrices and twiddles: the constant inputs' values, by input
-  // index (the forward's and the backward's are the same).
-  if (plan.family == "m2-conv" && !libraries->empty()) {
+  // M2's DFT matrices and twiddles (and its block's filter decay): the
+  // constant inputs' values, by input index (the forward's and the
+  // backward's are the same).
+  auto constants = mixerConstants(plan);
+  if (!constants.empty() && !libraries->empty()) {
     std::vector<std::pair<std::string, NpyArray>> tensors;
     const auto &first = libraries->front().plan.constantInput;
     size_t at =
         size_t(std::find(first.begin(), first.end(), true) - first.begin());
-    for (auto &k : m2ConvConstants(plan.conv))
+    for (auto &k : constants)
       tensors.push_back({"input" + std::to_string(at++),
                          NpyArray{k.shape, std::move(k.values)}});
     const std::string file = name + "_constants.safetensors";
@@ -144,7 +159,13 @@ Result<size_t> addMixerLibraries(OutputFiles &out, mlir::ModuleOp module,
             "then the constant inputs from the constants file; the DFT "
             "grid's padding is the library's, the block's gates are the "
             "caller's"
-          : "x and y [S, L, C]; w1 and w2 as fly stores them";
+      : plan.family == "monarch-seq"
+          ? "x and y [S, L, C]; w1 and w2 as fly stores them"
+          : "x and y [S, L, d_model]; then the block's parameters, named "
+            "and shaped as the reference's state_dict (blocks.Hydra, "
+            "blocks.M2; the inputs' names), a gradient each from the "
+            "backward, summed over the sequences; then any constant inputs "
+            "from the constants file";
   out.add(dir + "/manifest.json", manifest.dump(2) + "\n");
   return libraries->size();
 }
@@ -641,12 +662,14 @@ Command addCompileCommand(CLI::App &app) {
                       "--model` picks under the file's budget, then its "
                       "kernels; writes DIR/manifest.json too");
   compile->add_option("--mixer", o->mixer,
-                      "with --emit torch or mlir: a sequence mixer instead, "
+                      "a sequence mixer instead of a layer: "
                       "ssd(heads, head_dim, state, chunk), hydra(...), "
-                      "m2-conv(causal), monarch-seq(blocks) or "
-                      "hydra-block(...) (CPU: torch and mlir only), as "
-                      "DIR/NAME.py (einstruct.nn.Mixer with the spec fixed) "
-                      "or DIR/NAME.mlir (its IR and derived backward)");
+                      "m2-conv(causal), monarch-seq(blocks), "
+                      "hydra-block(...) or m2-block(...): its CUDA libraries "
+                      "(forward and backward) with DIR/manifest.json, or "
+                      "with --emit torch DIR/NAME.py (einstruct.nn.Mixer "
+                      "with the spec fixed), with --emit mlir DIR/NAME.mlir "
+                      "(its IR and derived backward)");
   compile->add_option("--seq-len", o->seqLen, "--mixer: tokens per sequence")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
   compile

@@ -74,8 +74,9 @@ func.func @mixer(%x: tensor<?x8x2xf32>, %a: tensor<?x8x2xf32>) -> tensor<?x8x2xf
 
 // A constant argument (a DFT matrix): no gradient is returned for it, and
 // none is computed for it or for what only it reaches (the product of the
-// two constants, %0, is recomputed but never differentiated).
-// CHECK-LABEL: func.func @dft_backward(%arg0: tensor<?x4x3xf32>, %arg1: tensor<4x4x2xf32>, %arg2: tensor<2x2xf32>, %arg3: tensor<3xf32>, %arg4: tensor<?x4x3x2xf32>) -> (tensor<?x4x3xf32>, tensor<3xf32>)
+// two constants, %0, is recomputed but never differentiated); the backward
+// marks it constant too.
+// CHECK-LABEL: func.func @dft_backward(%arg0: tensor<?x4x3xf32>, %arg1: tensor<4x4x2xf32> {einstruct.constant}, %arg2: tensor<2x2xf32> {einstruct.constant}, %arg3: tensor<3xf32>, %arg4: tensor<?x4x3x2xf32>) -> (tensor<?x4x3xf32>, tensor<3xf32>)
 // CHECK: %[[FS:.*]] = einstruct.contract "tfc,cx->tfx" %arg1, %arg2
 // CHECK-NOT: ->tfx"
 // CHECK-NOT: ->cx"
