@@ -23,6 +23,11 @@ namespace einstruct {
 // argument is a constant (a DFT matrix, say), given no gradient and left
 // out of the backward function's results.
 inline constexpr llvm::StringLiteral kConstantArg = "einstruct.constant";
+// A function argument and result attribute (unit) --einstruct-autodiff's
+// save-residuals puts on @f_saving's residual results and
+// @f_backward_saved's residual arguments: values kept between the two
+// (float32 where a library's boundary is bfloat16).
+inline constexpr llvm::StringLiteral kResidualAttr = "einstruct.residual";
 // The op attribute holding a layer's #einstruct.cuda_plan
 // (--einstruct-plan-cuda), which the CUDA kernels are emitted from.
 inline constexpr llvm::StringLiteral kCudaPlanAttr = "einstruct.cuda_plan";

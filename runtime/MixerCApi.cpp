@@ -19,12 +19,13 @@ struct einstruct_mixer {
   }
 };
 
-// A forward's residuals for its backward: a CPU mixer's (JitMixer::Saved;
-// empty for m2-conv and monarch-seq), none for a CUDA mixer.
+// A forward's residuals for its backward: a CPU mixer's or a CUDA mixer's
+// (JitMixer::Saved, CudaMixer::Saved; empty for m2-conv and monarch-seq).
 struct einstruct_mixer_saved {
   const einstruct_mixer *mixer;
   int64_t batch;
   std::unique_ptr<einstruct::JitMixer::Saved> cpu;
+  std::unique_ptr<einstruct::CudaMixer::Saved> gpu;
 };
 
 using einstruct::capi::failWith;
@@ -181,10 +182,15 @@ int mixerForward(const einstruct_mixer *m, const void *const *operands,
   std::vector<const void *> in(operands, operands + m->operands().size());
   std::unique_ptr<einstruct_mixer_saved> keep;
   if (saved)
-    keep.reset(new einstruct_mixer_saved{m, batch, nullptr});
-  if (m->cuda) {
+    keep.reset(new einstruct_mixer_saved{m, batch, nullptr, nullptr});
+  if (m->cuda && !saved) {
     if (int s = statusOf(m->cuda->forward(in, batch, y, stream)))
       return s;
+  } else if (m->cuda) {
+    auto r = m->cuda->forwardSaving(in, batch, y, stream);
+    if (!r)
+      return statusOf(r);
+    keep->gpu = std::move(*r);
   } else {
     if (stream)
       return failWith(EINSTRUCT_ERR_ARGUMENT,
@@ -225,7 +231,8 @@ int mixerBackward(const einstruct_mixer *m, const einstruct_mixer_saved *saved,
   std::vector<const void *> in(operands, operands + n);
   std::vector<void *> out(grads, grads + n);
   if (m->cuda)
-    return statusOf(m->cuda->backward(in, dy, batch, out, stream));
+    return statusOf(m->cuda->backward(in, dy, batch, out, stream,
+                                      saved ? saved->gpu.get() : nullptr));
   if (stream)
     return failWith(EINSTRUCT_ERR_ARGUMENT,
                     "a CPU mixer runs at once: its stream must be null");

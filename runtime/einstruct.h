@@ -236,15 +236,17 @@ EINSTRUCT_API int einstruct_mixer_backward_stream(const einstruct_mixer *mixer,
                                                   const void *dy, int64_t batch,
                                                   void *const *grads,
                                                   void *stream);
-/* Training's pair: the forward keeping what its backward reads (a CPU
- * ssd, hydra or block's residuals, the forward values the backward would
- * otherwise compute again: about a quarter of a Hydra block's forward and
- * backward; ~160 MB per sequence for Hydra's block at L = 1024, d_model
- * 768), and the backward from them. forward_saving is forward_stream with
+/* Training's pair: the forward keeping what its backward reads (an ssd,
+ * hydra or block's residuals, the forward values from which the backward
+ * recomputes the rest cheaply instead of running the forward again: 33 MB
+ * per sequence for Hydra's block at L = 1024, d_model 768), and the
+ * backward from them. forward_saving is forward_stream with
  * the residuals in a new *saved; backward_saved is backward_stream on the
  * same mixer, operands and batch from them (any number of times). A CUDA
- * mixer, m2-conv and monarch-seq keep nothing: their backward recomputes.
- * Destroy *saved when the backward is done. */
+ * mixer keeps its residuals in device memory allocated and freed in stream
+ * order on the forward's stream; m2-conv and monarch-seq keep nothing:
+ * their backward recomputes. Destroy *saved when the backward is done,
+ * before the mixer. */
 typedef struct einstruct_mixer_saved einstruct_mixer_saved;
 EINSTRUCT_API int einstruct_mixer_forward_saving(const einstruct_mixer *mixer,
                                                  const void *const *operands,

@@ -1,6 +1,7 @@
 #include "compiler/cuda/ChainEmitter.h"
 #include "compiler/cuda/CudaText.h"
 
+#include <algorithm>
 #include <fmt/format.h>
 
 namespace einstruct {
@@ -145,26 +146,37 @@ std::string signature(const std::string &name, bool bf16) {
 Result<CudaSources> emitChain(const ChainPlan &plan, const std::string &name) {
   if (!isCIdentifier(name))
     return Error{"library name '" + cText(name) + "' is not a C identifier"};
-  // The arguments and results, for the header's comment.
+  // The arguments and results, in their order, for the header's comment.
+  std::vector<const ChainBuffer *> listed;
+  for (const auto &b : plan.buffers)
+    if (b.kind != ChainBuffer::Scratch)
+      listed.push_back(&b);
+  std::stable_sort(listed.begin(), listed.end(), [](auto *x, auto *y) {
+    return std::pair(x->kind, x->index) < std::pair(y->kind, y->index);
+  });
   std::string operands;
-  for (int kind : {ChainBuffer::Input, ChainBuffer::Output})
-    for (const auto &b : plan.buffers)
-      if (b.kind == kind)
-        operands += fmt::format(
-            " *   {}[{}]: {}{}\n",
-            kind == ChainBuffer::Input ? "inputs" : "outputs", b.index,
-            cText(b.shape),
-            kind == ChainBuffer::Input && plan.constantInput[size_t(b.index)]
-                ? std::string(" (constant") +
-                      (plan.bf16Boundary ? ", float32" : "") +
-                      ": `einstruct compile --mixer` writes its values; "
-                      "manifest.json names the file)"
-                : "");
+  for (const ChainBuffer *b : listed) {
+    const bool in = b->kind == ChainBuffer::Input;
+    const size_t k = size_t(b->index);
+    std::string note;
+    if (in && plan.constantInput[k])
+      note = std::string(" (constant") +
+             (plan.bf16Boundary ? ", float32" : "") +
+             ": `einstruct compile --mixer` writes its values; "
+             "manifest.json names the file)";
+    else if (in ? plan.residualInput[k] : plan.residualOutput[k])
+      note =
+          std::string(" (residual") + (plan.bf16Boundary ? ", float32" : "") +
+          (in ? ": what the saving forward kept)" : ": kept for the backward)");
+    operands += fmt::format(" *   {}[{}]: {}{}\n", in ? "inputs" : "outputs",
+                            b->index, cText(b->shape), note);
+  }
   CudaSources out;
   out.header = fmt::format(
       "#pragma once\n#include <cuda_runtime.h>\n#include <stddef.h>\n\n{}\n"
       "/* @{} of einstruct IR on the GPU, {}, device pointers; S is "
-      "every\n * tensor's dynamic extent (the sequences of the call):\n{} */\n"
+      "the\n * sequences of the call (a dynamic extent is S or a multiple "
+      "of it):\n{} */\n"
       "#ifdef __cplusplus\nextern \"C\" {{\n#endif\n\n"
       "size_t {}_workspace_bytes(long long S);\n{};\n"
       "const char *{}_status_string(int status);\n\n"

@@ -80,9 +80,17 @@ struct ChainPlan {
   std::vector<ChainBuffer> buffers;
   std::vector<ChainStep> steps;
   int inputs = 0, outputs = 0;
+  // Each output's dynamic extent (S, or S·L for tokens of all sequences),
+  // for a function that takes it as an argument (a saving forward's
+  // residuals, into its backward).
+  std::vector<ChainSize> outputExtents;
   // The buffers of arguments marked einstruct.constant (M2's DFT
   // matrices), which the caller fills with the values the IR documents.
   std::vector<bool> constantInput;
+  // The inputs and outputs that are residuals (einstruct.residual: a saving
+  // forward's results after y, its backward's arguments before dy), kept in
+  // float32 whatever the boundary's type.
+  std::vector<bool> residualInput, residualOutput;
   // Inputs and outputs in bfloat16 (ChainBuffer::bf16), float32 inside.
   bool bf16Boundary = false;
   // The workspace: one slot per group of same-sized scratch buffers whose

@@ -4,6 +4,7 @@
 #include "compiler/passes/CudaPipeline.h"
 
 #include <fmt/format.h>
+#include <map>
 
 namespace einstruct {
 
@@ -28,27 +29,58 @@ CudaMixer::load(const NamedSpec &spec, int64_t length, int64_t channels,
   auto libraries = chainLibraries(**module);
   if (!libraries)
     return Error{libraries.error()};
-  if (libraries->size() != 2)
-    return Error{fmt::format("internal: {} CUDA libraries for the mixer, not "
-                             "its forward and backward",
-                             libraries->size())};
-  for (size_t k = 0; k < 2; ++k) {
-    const ChainLibrary &source = (*libraries)[k];
-    Chain &chain = k == 0 ? m->forwardChain_ : m->backwardChain_;
+  std::map<std::string, const ChainLibrary *> byName;
+  for (const ChainLibrary &l : *libraries)
+    byName[l.function] = &l;
+  // Trained from residuals where the IR has the pair (as on the CPU).
+  const bool saving = byName.count("mixer_saving");
+  std::vector<std::pair<const char *, Chain *>> chains = {
+      {"mixer", &m->forwardChain_}};
+  if (saving)
+    chains.insert(chains.end(), {{"mixer_saving", &m->savingChain_},
+                                 {"mixer_backward_saved", &m->backwardChain_}});
+  else
+    chains.push_back({"mixer_backward", &m->backwardChain_});
+  for (auto [function, chain] : chains) {
+    if (!byName.count(function))
+      return Error{fmt::format("internal: no CUDA library of @{}", function)};
+    const ChainLibrary &source = *byName[function];
+    if (chain == &m->savingChain_)
+      for (const ChainBuffer &b : source.plan.buffers)
+        if (b.kind == ChainBuffer::Output && b.index > 0) {
+          m->residualElements_.resize(
+              std::max(m->residualElements_.size(), size_t(b.index)));
+          m->residualElements_[size_t(b.index) - 1] = b.elems;
+        }
     auto lib = CudaLibrary::load(
         source.sources, source.function, arch, /*cublas=*/true, device,
         [&](CudaLibrary &opened) -> Result<bool> {
-          if (!opened.bind(chain.run, source.function) ||
-              !opened.bind(chain.workspaceBytes,
+          if (!opened.bind(chain->run, source.function) ||
+              !opened.bind(chain->workspaceBytes,
                            source.function + "_workspace_bytes"))
             return Error{opened.path() + " lacks einstruct's entry points"};
           return true;
         });
     if (!lib)
       return Error{lib.error()};
-    chain.lib = std::move(*lib);
+    chain->lib = std::move(*lib);
   }
   return m;
+}
+
+std::vector<std::string> CudaMixer::libraryPaths() const {
+  std::vector<std::string> paths;
+  for (const Chain *c : {&forwardChain_, &savingChain_, &backwardChain_})
+    if (c->lib)
+      paths.push_back(c->lib->path());
+  return paths;
+}
+
+bool CudaMixer::fromCache() const {
+  for (const Chain *c : {&forwardChain_, &savingChain_, &backwardChain_})
+    if (c->lib && !c->lib->fromCache())
+      return false;
+  return true;
 }
 
 Result<bool> CudaMixer::uploadConstants() const {
@@ -70,7 +102,8 @@ Result<bool> CudaMixer::uploadConstants() const {
 Result<bool> CudaMixer::call(const Chain &chain, const char *what,
                              const std::vector<const void *> &in,
                              const std::vector<void *> &out, int64_t batch,
-                             void *stream) const {
+                             void *stream,
+                             const std::vector<void *> &residuals) const {
   const CudaLibrary &lib = *chain.lib;
   if (auto ok = lib.useDevice(); !ok)
     return ok;
@@ -93,10 +126,17 @@ Result<bool> CudaMixer::call(const Chain &chain, const char *what,
   }
   if (auto ok = uploadConstants(); !ok)
     return ok;
-  // The function's inputs: the operands, the constants, then dy.
+  // The function's inputs: the operands, the constants, the residuals (a
+  // backward from them), then dy; its outputs y or the gradients, then the
+  // residuals (a saving forward).
   std::vector<const void *> args(in.begin(), in.begin() + operands_.size());
   for (const auto &k : constants_)
     args.push_back(k.get());
+  std::vector<void *> results = out;
+  if (&chain == &savingChain_)
+    results.insert(results.end(), residuals.begin(), residuals.end());
+  else
+    args.insert(args.end(), residuals.begin(), residuals.end());
   args.insert(args.end(), in.begin() + operands_.size(), in.end());
   const size_t bytes = chain.workspaceBytes(batch);
   CudaLibrary::Scratch ws(lib, stream);
@@ -105,8 +145,8 @@ Result<bool> CudaMixer::call(const Chain &chain, const char *what,
       return ok;
   return lib.status(
       chain.run(reinterpret_cast<const float *const *>(args.data()),
-                reinterpret_cast<float *const *>(out.data()), batch, ws.get(),
-                bytes, stream),
+                reinterpret_cast<float *const *>(results.data()), batch,
+                ws.get(), bytes, stream),
       what);
 }
 
@@ -120,19 +160,93 @@ Result<bool> CudaMixer::forward(const std::vector<const void *> &in,
   return call(forwardChain_, "forward", in, {y}, batch, stream);
 }
 
+Result<std::unique_ptr<CudaMixer::Saved>>
+CudaMixer::allocateSaved(int64_t batch, void *stream) const {
+  std::unique_ptr<Saved> saved(new Saved);
+  saved->batch = batch;
+  std::vector<int64_t> offsets;
+  for (const ChainSize &n : residualElements_) {
+    offsets.push_back(saved->bytes_);
+    // 256-byte aligned, as the workspace's slots.
+    saved->bytes_ += (n.at(batch) * 4 + 255) / 256 * 256;
+  }
+  if (!saved->bytes_)
+    return saved;
+  saved->memory =
+      std::make_unique<CudaLibrary::Scratch>(*savingChain_.lib, stream);
+  if (auto ok = saved->memory->allocate(size_t(saved->bytes_)); !ok)
+    return Error{ok.error()};
+  for (int64_t at : offsets)
+    saved->residuals.push_back(static_cast<char *>(saved->memory->get()) + at);
+  return saved;
+}
+
+Result<std::unique_ptr<CudaMixer::Saved>>
+CudaMixer::forwardSaving(const std::vector<const void *> &in, int64_t batch,
+                         void *y, void *stream) const {
+  if (!savingChain_.lib) { // m2-conv, monarch-seq: nothing to keep
+    if (auto ok = forward(in, batch, y, stream); !ok)
+      return Error{ok.error()};
+    return std::unique_ptr<Saved>(new Saved);
+  }
+  if (batch < 1)
+    return Error{fmt::format("batch = {} must be positive", batch)};
+  if (in.size() != operands_.size())
+    return Error{fmt::format("{} operands given, {} takes {}", in.size(),
+                             plan_.family, operands_.size())};
+  if (auto ok = savingChain_.lib->useDevice(); !ok)
+    return Error{ok.error()};
+  auto saved = allocateSaved(batch, stream);
+  if (!saved)
+    return saved;
+  if (auto ok = call(savingChain_, "forward", in, {y}, batch, stream,
+                     (*saved)->residuals);
+      !ok)
+    return Error{ok.error()};
+  return saved;
+}
+
 Result<bool> CudaMixer::backward(const std::vector<const void *> &in,
                                  const void *dy, int64_t batch,
-                                 const std::vector<void *> &grads,
-                                 void *stream) const {
+                                 const std::vector<void *> &grads, void *stream,
+                                 const Saved *saved) const {
   if (batch < 1)
     return Error{fmt::format("batch = {} must be positive", batch)};
   if (in.size() != operands_.size() || grads.size() != operands_.size())
     return Error{fmt::format("{} operands and {} gradients given, {} takes {}",
                              in.size(), grads.size(), plan_.family,
                              operands_.size())};
+  if (saved && savingChain_.lib && saved->batch != batch)
+    return Error{fmt::format("the saved forward ran on {} sequences, the "
+                             "backward on {}",
+                             saved->batch, batch)};
   std::vector<const void *> inputs = in;
   inputs.push_back(dy);
-  return call(backwardChain_, "backward", inputs, grads, batch, stream);
+  if (!savingChain_.lib)
+    return call(backwardChain_, "backward", inputs, grads, batch, stream);
+  // No residuals given: the saving forward's first, into scratch (y too).
+  std::unique_ptr<Saved> own;
+  if (!saved) {
+    if (auto ok = savingChain_.lib->useDevice(); !ok)
+      return ok;
+    auto kept = allocateSaved(batch, stream);
+    if (!kept)
+      return Error{kept.error()};
+    own = std::move(*kept);
+    CudaLibrary::Scratch y(*savingChain_.lib, stream);
+    int64_t yElements = 1;
+    for (int64_t e : outputShape())
+      yElements *= e;
+    if (auto ok = y.allocate(size_t(batch * yElements * 4)); !ok)
+      return ok;
+    if (auto ok = call(savingChain_, "backward's forward", in, {y.get()}, batch,
+                       stream, own->residuals);
+        !ok)
+      return ok;
+    saved = own.get();
+  }
+  return call(backwardChain_, "backward", inputs, grads, batch, stream,
+              saved->residuals);
 }
 
 Result<bool> CudaMixer::synchronize(void *stream) const {

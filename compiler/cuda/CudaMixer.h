@@ -8,6 +8,7 @@
 // monarch-seq, and the hydra-block and m2-block (the latter's constants
 // too). Nothing here links against CUDA.
 #pragma once
+#include "compiler/cuda/ChainPlan.h"
 #include "compiler/cuda/CudaLibrary.h"
 #include "search/Mixer.h"
 
@@ -30,23 +31,42 @@ public:
   std::vector<int64_t> outputShape() const { return mixerOutputShape(plan_); }
   const MixerPlan &plan() const { return plan_; }
   int device() const { return forwardChain_.lib->device(); }
-  // The forward's and the backward's libraries.
-  std::vector<std::string> libraryPaths() const {
-    return {forwardChain_.lib->path(), backwardChain_.lib->path()};
-  }
-  bool fromCache() const {
-    return forwardChain_.lib->fromCache() && backwardChain_.lib->fromCache();
-  }
+  // The libraries: the forward's, then the backward's (m2-conv,
+  // monarch-seq) or the saving forward's and its backward's (ssd, hydra,
+  // the blocks).
+  std::vector<std::string> libraryPaths() const;
+  bool fromCache() const;
+
+  // What a training forward keeps for its backward (JitMixer::Saved's
+  // residuals, all `batch` sequences'), in device memory allocated and
+  // freed in order on the forward's stream; empty for m2-conv and
+  // monarch-seq. It must not outlive the mixer.
+  class Saved {
+  public:
+    int64_t bytes() const { return bytes_; }
+
+  private:
+    friend class CudaMixer;
+    std::unique_ptr<CudaLibrary::Scratch> memory;
+    std::vector<void *> residuals;
+    int64_t batch = 0, bytes_ = 0;
+  };
 
   // y for `batch` sequences on `stream` (a cudaStream_t; null: the legacy
   // default stream), asynchronously; one device pointer per operand.
   Result<bool> forward(const std::vector<const void *> &in, int64_t batch,
                        void *y, void *stream) const;
+  // forward(), keeping the residuals.
+  Result<std::unique_ptr<Saved>>
+  forwardSaving(const std::vector<const void *> &in, int64_t batch, void *y,
+                void *stream) const;
   // The gradients of <dy, y> with respect to every operand, into `grads`
-  // (shaped like the operands; a shared one's summed over the batch).
+  // (shaped like the operands; a shared one's summed over the batch), from
+  // forwardSaving's residuals on the same operands and batch when `saved`
+  // is given, else after the saving forward runs again.
   Result<bool> backward(const std::vector<const void *> &in, const void *dy,
                         int64_t batch, const std::vector<void *> &grads,
-                        void *stream) const;
+                        void *stream, const Saved *saved = nullptr) const;
   // Waits for the work queued on `stream` (of the mixer's device).
   Result<bool> synchronize(void *stream) const;
 
@@ -59,11 +79,17 @@ private:
                void *) = nullptr;
     size_t (*workspaceBytes)(long long) = nullptr;
   };
-  // Checks the call, then runs `chain` on S = batch.
+  // Checks the caller's pointers (the operands, then dy; y or the
+  // gradients), then runs `chain` on S = batch with the residuals as its
+  // outputs after y (the saving forward) or its inputs before dy (its
+  // backward).
   Result<bool> call(const Chain &chain, const char *what,
                     const std::vector<const void *> &in,
-                    const std::vector<void *> &out, int64_t batch,
-                    void *stream) const;
+                    const std::vector<void *> &out, int64_t batch, void *stream,
+                    const std::vector<void *> &residuals = {}) const;
+  // The residuals' device memory for `batch` sequences.
+  Result<std::unique_ptr<Saved>> allocateSaved(int64_t batch,
+                                               void *stream) const;
 
   // The constant inputs (mixerConstants: m2-conv's and m2-block's) onto
   // the device, once (loading needs no device).
@@ -71,7 +97,10 @@ private:
 
   MixerPlan plan_;
   std::vector<MixerOperand> operands_;
-  Chain forwardChain_, backwardChain_;
+  // backwardChain_ recomputes the forward; ssd, hydra and the blocks have
+  // savingChain_ and backwardChain_ from its residuals instead.
+  Chain forwardChain_, backwardChain_, savingChain_;
+  std::vector<ChainSize> residualElements_; // per residual, at S sequences
   // After the libraries: freed before them.
   mutable std::mutex constantsMutex_;
   mutable std::vector<CudaLibrary::DeviceCopy> constants_;

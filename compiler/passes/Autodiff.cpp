@@ -256,12 +256,17 @@ struct AutodiffPass : impl::AutodiffBase<AutodiffPass> {
     ret->setOperands(outs);
     saving.setType(b.getFunctionType(saving.getArgumentTypes(),
                                      mlir::ValueRange(outs).getTypes()));
+    for (unsigned k = 1; k < outs.size(); ++k)
+      saving.setResultAttr(k, kResidualAttr, b.getUnitAttr());
     mlir::IRMapping toSaved;
     auto saved = mlir::cast<mlir::func::FuncOp>(b.clone(*bwd, toSaved));
     saved.setSymName((f.getSymName() + "_backward_saved").str());
     const unsigned at = bwd.getNumArguments() - 1; // before dy
     for (auto [k, r] : llvm::enumerate(residuals)) {
-      (void)saved.insertArgument(at + unsigned(k), r.getType(), {}, r.getLoc());
+      (void)saved.insertArgument(
+          at + unsigned(k), r.getType(),
+          b.getDictionaryAttr(b.getNamedAttr(kResidualAttr, b.getUnitAttr())),
+          r.getLoc());
       toSaved.lookup(r).replaceAllUsesWith(saved.getArgument(at + unsigned(k)));
     }
     // Else a layer would be recomputed for nothing but its batch extent.

@@ -62,7 +62,7 @@ void assignSlots(ChainPlan &plan) {
 // Inputs and outputs stored as bfloat16: each input converted into a
 // float32 scratch copy before the first step, each output computed in a
 // float32 scratch buffer and converted after the last. Constant inputs
-// (M2's DFT matrices, written in float32) stay float32.
+// (M2's DFT matrices, written in float32) and residuals stay float32.
 void storeBoundaryAsBf16(ChainPlan &plan) {
   plan.bf16Boundary = true;
   const size_t n = plan.buffers.size();
@@ -70,7 +70,10 @@ void storeBoundaryAsBf16(ChainPlan &plan) {
   for (size_t b = 0; b < n; ++b) {
     const ChainBuffer &x = plan.buffers[b];
     if (x.kind == ChainBuffer::Scratch ||
-        (x.kind == ChainBuffer::Input && plan.constantInput[size_t(x.index)]))
+        (x.kind == ChainBuffer::Input &&
+         (plan.constantInput[size_t(x.index)] ||
+          plan.residualInput[size_t(x.index)])) ||
+        (x.kind == ChainBuffer::Output && plan.residualOutput[size_t(x.index)]))
       continue;
     plan.buffers[b].bf16 = true;
     ChainBuffer f = plan.buffers[b];
@@ -103,7 +106,7 @@ void storeBoundaryAsBf16(ChainPlan &plan) {
       convert(b, true);
   steps.insert(steps.end(), plan.steps.begin(), plan.steps.end());
   for (size_t b = 0; b < n; ++b)
-    if (plan.buffers[b].kind == ChainBuffer::Output)
+    if (plan.buffers[b].kind == ChainBuffer::Output && inner[b] >= 0)
       convert(b, false);
   plan.steps = std::move(steps);
 }
@@ -570,7 +573,9 @@ bool isChainFunction(mlir::func::FuncOp f) {
   return chain && !layer;
 }
 
-Result<ChainPlan> chainOfFunction(mlir::func::FuncOp f, bool bf16Boundary) {
+Result<ChainPlan>
+chainOfFunction(mlir::func::FuncOp f, bool bf16Boundary,
+                const std::vector<ChainSize> &argumentExtents) {
   auto fail = [&](mlir::Operation *at, const std::string &why) {
     at->emitError() << why;
     return Result<ChainPlan>(Error{"@" + f.getSymName().str() + ": " + why});
@@ -585,9 +590,13 @@ Result<ChainPlan> chainOfFunction(mlir::func::FuncOp f, bool bf16Boundary) {
   for (auto [k, arg] : llvm::enumerate(f.getArguments())) {
     if (mlir::failed(r.checkType(f, arg)))
       return Error{"@" + r.plan.name + ": an argument's type"};
+    if (k < argumentExtents.size())
+      r.dynamicExtent[arg] = argumentExtents[k];
     r.add(arg, ChainBuffer::Input, int(k));
     r.plan.constantInput.push_back(
         bool(f.getArgAttr(unsigned(k), kConstantArg)));
+    r.plan.residualInput.push_back(
+        bool(f.getArgAttr(unsigned(k), kResidualAttr)));
   }
   r.plan.inputs = int(f.getNumArguments());
   // Diagnostics go to the context's handler; the failure's text is the
@@ -595,6 +604,13 @@ Result<ChainPlan> chainOfFunction(mlir::func::FuncOp f, bool bf16Boundary) {
   for (mlir::Operation &op : f.getBody().front()) {
     if (auto ret = mlir::dyn_cast<mlir::func::ReturnOp>(op)) {
       for (auto [k, v] : llvm::enumerate(ret.getOperands())) {
+        ChainSize extent{1, 1};
+        for (int64_t d = 0; d < Reader::type(v).getRank(); ++d)
+          if (Reader::type(v).isDynamicDim(d))
+            extent = r.extentOf(v, d);
+        r.plan.outputExtents.push_back(extent);
+        r.plan.residualOutput.push_back(
+            bool(f.getResultAttr(unsigned(k), kResidualAttr)));
         auto at = r.bufferOf.find(v);
         if (at == r.bufferOf.end() || at->second < 0)
           return fail(&op, "returns a tensor nothing wrote");

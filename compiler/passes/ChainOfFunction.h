@@ -17,9 +17,11 @@ namespace einstruct {
 
 // An error names the op (and is emitted at it) that the kernels cannot run.
 // With bf16Boundary, the plan's inputs and outputs are bfloat16, converted
-// to and from float32 scratch buffers around the float32 steps.
-Result<ChainPlan> chainOfFunction(mlir::func::FuncOp f,
-                                  bool bf16Boundary = false);
+// to and from float32 scratch buffers around the float32 steps. Argument k's
+// dynamic extent is argumentExtents[k] where given, else S.
+Result<ChainPlan>
+chainOfFunction(mlir::func::FuncOp f, bool bf16Boundary = false,
+                const std::vector<ChainSize> &argumentExtents = {});
 
 // Whether `f` is a contraction chain (no layer ops; contractions or the
 // SSD's ops), for which chainOfFunction is meant.

@@ -11,6 +11,8 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Transforms/Passes.h"
 
+#include <map>
+
 namespace einstruct {
 
 PlanCudaOptions planCudaOptions(const CudaTarget &target) {
@@ -101,14 +103,30 @@ Result<std::vector<ChainLibrary>> chainLibraries(mlir::ModuleOp module,
                                                  bool bf16Boundary) {
   FirstError first(module.getContext());
   std::vector<ChainLibrary> libraries;
+  // The extents of @f_saving's residuals (S·L rows, say), by f:
+  // @f_backward_saved's residual arguments, in the same order.
+  std::map<std::string, std::vector<ChainSize>> savedExtents;
   for (auto f : module.getOps<mlir::func::FuncOp>()) {
     if (!isChainFunction(f))
       continue;
     const std::string name = f.getSymName().str();
-    auto plan = chainOfFunction(f, bf16Boundary);
+    std::vector<ChainSize> extents;
+    if (llvm::StringRef base = name; base.consume_back("_backward_saved")) {
+      const std::vector<ChainSize> &kept = savedExtents[base.str()];
+      size_t r = 0;
+      for (unsigned k = 0; k < f.getNumArguments(); ++k)
+        extents.push_back(f.getArgAttr(k, kResidualAttr) && r < kept.size()
+                              ? kept[r++]
+                              : ChainSize{1, 1});
+    }
+    auto plan = chainOfFunction(f, bf16Boundary, extents);
     if (!plan)
       return Error{first.text.empty() ? plan.error()
                                       : "@" + name + ": " + first.text};
+    if (llvm::StringRef saving = name; saving.consume_back("_saving"))
+      for (size_t k = 0; k < plan->residualOutput.size(); ++k)
+        if (plan->residualOutput[k])
+          savedExtents[saving.str()].push_back(plan->outputExtents[k]);
     auto sources = emitChain(*plan, name);
     if (!sources)
       return Error{"@" + name + ": " + sources.error()};
@@ -130,7 +148,11 @@ plannedMixer(mlir::MLIRContext &ctx, const MixerPlan &plan,
   emitMixer(*module, whole, name);
   FirstError first(&ctx);
   mlir::PassManager pm(&ctx);
-  pm.addPass(createAutodiff());
+  // The mixers the CPU trains from saved residuals (JitMixer) get the same
+  // pair, @name_saving and @name_backward_saved.
+  AutodiffOptions autodiff;
+  autodiff.saveResiduals = plan.chunkedSsd() || plan.isBlock();
+  pm.addPass(createAutodiff(autodiff));
   // A block's projections (einstruct.layer) as contractions, which the
   // chain runs as cuBLAS GEMMs or direct kernels like the mixer's own.
   pm.addPass(createPlanContractions());

@@ -500,11 +500,13 @@ class Mixer(torch.nn.Module):
     device (the libraries `einstruct compile --mixer` writes, built by nvcc
     on first use and cached, run on torch's current stream). It has no
     parameters: a block's projections and filters make its operands.
-    Training keeps the forward's residuals for the backward on the CPU
-    (ssd, hydra and the blocks: the backward then does not run the
-    forward's contractions again; Hydra's block at L = 1024, d_model 768
-    keeps 33 MB per sequence until the backward); recompute=True keeps
-    only the operands and computes the forward again in the backward."""
+    Training keeps the forward's residuals for the backward (ssd, hydra
+    and the blocks, on the CPU and on CUDA, where they live in device
+    memory allocated on the forward's stream: the backward then does not
+    run the forward's contractions again; Hydra's block at L = 1024,
+    d_model 768 keeps 33 MB per sequence until the backward);
+    recompute=True keeps only the operands and computes the forward again
+    in the backward."""
 
     def __init__(self, spec, seq_len, d_model=0, recompute=False):
         super().__init__()

@@ -373,6 +373,45 @@ mlir::OwningOpRef<mlir::ModuleOp> mixerModule(mlir::MLIRContext &ctx,
   return std::move(*module);
 }
 
+// The training pair, @m_saving and @m_backward_saved, against @m and
+// @m_backward on the same inputs (constants included) and dy: y to float
+// rounding, and the gradients from the saved residuals as from recomputing
+// the forward. The residuals' extents (S·L rows of a block's projections)
+// are read off @m_saving. Returns how many residuals it keeps.
+size_t checkSavingPair(const std::map<std::string, ChainPlan> &plans,
+                       const Arrays &in, const std::vector<float> &dy,
+                       int64_t S) {
+  REQUIRE(plans.count("m_saving"));
+  const ChainPlan &saving = plans.at("m_saving");
+  auto y = execute(plans.at("m"), in, S);
+  auto kept = execute(saving, in, S);
+  // y, then the residuals (none where every contraction sums 4 products or
+  // fewer: all recomputed).
+  REQUIRE(!kept.empty());
+  REQUIRE(kept[0].size() == y[0].size());
+  for (size_t i = 0; i < y[0].size(); ++i)
+    CHECK(std::abs(kept[0][i] - y[0][i]) <=
+          1e-6f * std::max(1.0f, std::abs(y[0][i])));
+  Arrays recomputeIn = in, savedIn = in;
+  recomputeIn.push_back(dy);
+  savedIn.insert(savedIn.end(), kept.begin() + 1, kept.end());
+  savedIn.push_back(dy);
+  auto want = execute(plans.at("m_backward"), recomputeIn, S);
+  auto got = execute(plans.at("m_backward_saved"), savedIn, S);
+  REQUIRE(got.size() == want.size());
+  for (size_t k = 0; k < want.size(); ++k) {
+    INFO("gradient " << k);
+    REQUIRE(got[k].size() == want[k].size());
+    double scale = 0, err = 0;
+    for (size_t i = 0; i < want[k].size(); ++i) {
+      scale = std::max(scale, double(std::abs(want[k][i])));
+      err = std::max(err, double(std::abs(got[k][i] - want[k][i])));
+    }
+    CHECK(err <= 1e-5 * std::max(scale, 1e-6));
+  }
+  return kept.size() - 1;
+}
+
 // The forward's output against `reference` (inputs in double), and the
 // backward's gradients of the non-constant inputs against central
 // differences of <dy, reference>.
@@ -394,6 +433,10 @@ void checkMixer(
   Arrays bin = f;
   bin.push_back(toFloat(dy));
   auto grads = execute(bwd, bin, S);
+  // ssd and hydra train from saved residuals (m2-conv and monarch-seq
+  // recompute, as on the CPU).
+  if (plans.count("m_saving"))
+    checkSavingPair(plans, f, toFloat(dy), S);
   size_t g = 0;
   for (size_t op = 0; op < in.size(); ++op) {
     if (fwd.constantInput[op])
@@ -463,6 +506,7 @@ TEST_CASE("CUDA SSD: the chain equals the semiseparable matrix, gradients "
     INFO(spec << " L = " << L << " S = " << S);
     auto module = mixerModule(ctx, spec, L, 0);
     auto plans = chains(*module);
+    CHECK(plans.count("m_saving") == 1);
     if (P == 16) {
       CHECK(countSteps(plans.at("m"), ChainStep::Gemm) >= 4);
       // Scratch buffers share slots: fewer slots than buffers.
@@ -500,6 +544,7 @@ TEST_CASE("CUDA Hydra: the chain equals the two flipped SSD passes, "
     INFO(spec << " L = " << L << " S = " << S);
     auto module = mixerModule(ctx, spec, L, 0);
     auto plans = chains(*module);
+    CHECK(plans.count("m_saving") == 1);
     // Flips, direction halves, shifts and the chunk's padding as Remaps.
     if (L > 1)
       CHECK(countSteps(plans.at("m"), ChainStep::Remap) >= 10);
@@ -533,6 +578,7 @@ TEST_CASE("CUDA m2-conv: the chain equals M2's fftconv_ref, gradients "
     INFO(spec << " L = " << L);
     auto module = mixerModule(ctx, spec, L, C);
     auto plans = chains(*module);
+    CHECK(plans.count("m_saving") == 0);
     std::mt19937 rng(13);
     Doubles in = {randomDoubles(rng, S * L * C, -1, 1),
                   randomDoubles(rng, L * C, -1, 1)};
@@ -696,6 +742,8 @@ TEST_CASE("CUDA blocks: the chains equal the CPU's compiled block, forward "
     for (const auto &v : in)
       gradPtrs.push_back(grads.emplace_back(v.size()).data());
     REQUIRE((*jit)->backward(ptrs, dy.data(), S, gradPtrs));
+    // The projections (layers) are saved, never recomputed.
+    CHECK(checkSavingPair(plans, chainIn, dy, S) >= 2);
     chainIn.push_back(dy);
     auto chainGrads = execute(plans.at("m_backward"), chainIn, S);
     REQUIRE(chainGrads.size() == grads.size());
@@ -735,6 +783,22 @@ TEST_CASE("CUDA bf16 boundary: inputs and outputs converted around the "
                                "(const __nv_bfloat16 *)inputs[0]"));
     CHECK_THAT(src->header, Catch::Contains("const void *const *inputs"));
   }
+  // The training pair's residuals stay float32 (where the sums are long
+  // enough for any to be kept: state 8).
+  auto ssd =
+      mixerModule(ctx, "ssd(heads=2, head_dim=8, state=8, chunk=8)", 16, 0);
+  int residuals = 0;
+  for (const auto &[name, plan] : chains(*ssd, true))
+    for (const auto &b : plan.buffers) {
+      const bool residual = (b.kind == ChainBuffer::Input &&
+                             plan.residualInput[size_t(b.index)]) ||
+                            (b.kind == ChainBuffer::Output &&
+                             plan.residualOutput[size_t(b.index)]);
+      residuals += residual;
+      if (b.kind != ChainBuffer::Scratch)
+        CHECK(b.bf16 == !residual);
+    }
+  CHECK(residuals >= 2); // kept by m_saving, read by m_backward_saved
   // M2's DFT matrices (constant inputs, written in float32) stay float32,
   // in the backward too.
   auto conv = mixerModule(ctx, "m2-conv(causal=true)", 5, 3);

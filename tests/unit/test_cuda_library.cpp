@@ -253,14 +253,15 @@ TEST_CASE("a CUDA mixer's two libraries are built once, then found; "
   REQUIRE(first);
   const CudaMixer &m = **first;
   CHECK_FALSE(m.fromCache());
-  // The forward's and the backward's, each one entry.
+  // The forward's, the saving forward's and the backward's from its
+  // residuals, each one entry.
   auto built = libraries(dir);
-  REQUIRE(built.size() == 2);
+  REQUIRE(built.size() == 3);
   auto paths = m.libraryPaths();
   std::sort(paths.begin(), paths.end());
   std::sort(built.begin(), built.end());
-  CHECK(paths ==
-        std::vector<std::string>{built[0].string(), built[1].string()});
+  CHECK(paths == std::vector<std::string>{built[0].string(), built[1].string(),
+                                          built[2].string()});
   // The operands as the C ABI documents Hydra's: x [L, H, P], dt, a
   // [L, 2, H], B, C [L, 2, N], d [L, H]; y [L, H, P].
   CHECK(operandNames(m) ==
@@ -272,7 +273,7 @@ TEST_CASE("a CUDA mixer's two libraries are built once, then found; "
   auto again = CudaMixer::load(*spec, 7, 0, "sm_80");
   REQUIRE(again);
   CHECK((*again)->fromCache());
-  CHECK(libraries(dir).size() == 2);
+  CHECK(libraries(dir).size() == 3);
 
   // Calls: counts and batch checked first; host arrays never launch.
   std::vector<float> host(64);
@@ -287,8 +288,9 @@ TEST_CASE("a CUDA mixer's two libraries are built once, then found; "
                          "x is host memory; a CUDA mixer");
 
   // m2-conv: JitMixer's operands (x [L, C]; k, k_rev [L, C] and D [C]
-  // shared), the DFT grid and the kernel's layout inside the libraries;
-  // its DFT matrices wait for a call on a device.
+  // shared), the DFT grid and the kernel's layout inside the libraries
+  // (the forward's and the backward's: it keeps no residuals); its DFT
+  // matrices wait for a call on a device.
   auto conv =
       CudaMixer::load(*parseMixer("m2-conv(causal=false)"), 5, 3, "sm_80");
   REQUIRE(conv);
@@ -296,7 +298,7 @@ TEST_CASE("a CUDA mixer's two libraries are built once, then found; "
   CHECK(operandNames(c) == std::vector<std::string>{"x", "k*", "k_rev*", "D*"});
   CHECK(c.operands()[2].shape == std::vector<int64_t>{5, 3});
   CHECK(c.outputShape() == std::vector<int64_t>{5, 3});
-  CHECK(libraries(dir).size() == 4);
+  CHECK(libraries(dir).size() == 5);
   std::vector<void *> grads(4, host.data());
   checkHostArraysRefused(c.backward(std::vector<const void *>(4, host.data()),
                                     host.data(), 1, grads, nullptr),
@@ -315,7 +317,7 @@ TEST_CASE("a CUDA mixer's two libraries are built once, then found; "
   CHECK(names[1] == "in_linear.weight*");
   CHECK(names.back() == "out_linear.bias*");
   CHECK(b.outputShape() == std::vector<int64_t>{5, 4});
-  CHECK(libraries(dir).size() == 6);
+  CHECK(libraries(dir).size() == 8);
   checkHostArraysRefused(
       b.forward(std::vector<const void *>(names.size(), host.data()), 1,
                 host.data(), nullptr),

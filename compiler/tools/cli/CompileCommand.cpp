@@ -96,16 +96,25 @@ Result<size_t> addMixerLibraries(OutputFiles &out, mlir::ModuleOp module,
                              {"dtype", bf16 ? "bf16" : "f32"},
                              {"libraries", nlohmann::json::array()}};
   // Each input and output by name: the operands (a block's parameters as
-  // its reference's state_dict names them), then dy; y, or a gradient each.
+  // its reference's state_dict names them), the constants, the residuals
+  // (NAME_saving's results after y, NAME_backward_saved's inputs before
+  // dy), then dy; y, or a gradient each.
   const auto operands = mixerOperands(plan);
   auto nameOf = [&](const ChainLibrary &lib, const ChainBuffer &b) {
-    const bool backward = &lib != &libraries->front();
     const size_t k = size_t(b.index);
-    if (b.kind == ChainBuffer::Input)
-      return k < operands.size()         ? operands[k].name
-             : lib.plan.constantInput[k] ? std::string("constant")
-                                         : std::string("dy");
-    return backward ? "d" + operands[k].name : std::string("y");
+    const bool in = b.kind == ChainBuffer::Input;
+    const std::vector<bool> &residual =
+        in ? lib.plan.residualInput : lib.plan.residualOutput;
+    if (residual[k])
+      return "residual" + std::to_string(std::count(
+                              residual.begin(), residual.begin() + k, true));
+    if (in && k < operands.size())
+      return operands[k].name;
+    if (in)
+      return std::string(lib.plan.constantInput[k] ? "constant" : "dy");
+    return llvm::StringRef(lib.function).contains("_backward")
+               ? "d" + operands[k].name
+               : std::string("y");
   };
   for (const auto &lib : *libraries) {
     out.add(dir + "/" + lib.function + ".h", lib.sources.header);
@@ -239,8 +248,14 @@ int runCompileMixer(const CompileOptions &o) {
       out.add(path, printed(module->getOperation()));
       if (int rc = makeOutputDirectory(o.dir); rc || (rc = commit(out)))
         return rc;
-      std::printf("wrote %s (einstruct IR: @%s and @%s_backward%s)\n",
-                  path.c_str(), name.c_str(), name.c_str(),
+      // "@n and @n_backward", "@n, @n_backward, @n_saving and ...".
+      std::vector<std::string> names;
+      for (auto f : module->getOps<mlir::func::FuncOp>())
+        names.push_back("@" + f.getSymName().str());
+      std::string list = names.back();
+      for (size_t k = names.size() - 1; k-- > 0;)
+        list = names[k] + (k + 2 == names.size() ? " and " : ", ") + list;
+      std::printf("wrote %s (einstruct IR: %s%s)\n", path.c_str(), list.c_str(),
                   o.emit == "planned" ? ", planned for CUDA" : "");
       return 0;
     }

@@ -3,7 +3,8 @@
 
 // y = silu(x·w)·v. The sweep reads h = x·w (silu's slope) and s = silu(h)
 // (dv = sᵀ·dy): @f_saving returns h alone after y, @f_backward_saved takes
-// it before dy and recomputes s from it (half the bytes of saving both),
+// it before dy (each marked einstruct.residual) and recomputes s from it
+// (half the bytes of saving both),
 // but not h; the weights and x are arguments anyway, and xT, a reshape of
 // an argument, is recomputed.
 func.func @f(%x: tensor<?x4x6xf32>, %w: tensor<6x5xf32>, %v: tensor<5x2xf32>) -> tensor<?x2xf32> {
@@ -18,13 +19,13 @@ func.func @f(%x: tensor<?x4x6xf32>, %w: tensor<6x5xf32>, %v: tensor<5x2xf32>) ->
 // CHECK-LABEL: func.func @f_backward(%arg0: tensor<?x4x6xf32>, %arg1: tensor<6x5xf32>, %arg2: tensor<5x2xf32>, %arg3: tensor<?x2xf32>)
 // CHECK: einstruct.contract "ab,bc->ac"
 
-// CHECK-LABEL: func.func @f_saving(%arg0: tensor<?x4x6xf32>, %arg1: tensor<6x5xf32>, %arg2: tensor<5x2xf32>) -> (tensor<?x2xf32>, tensor<?x5xf32>)
+// CHECK-LABEL: func.func @f_saving(%arg0: tensor<?x4x6xf32>, %arg1: tensor<6x5xf32>, %arg2: tensor<5x2xf32>) -> (tensor<?x2xf32>, tensor<?x5xf32> {einstruct.residual})
 // CHECK: %[[H:.*]] = einstruct.contract "ab,bc->ac"
 // CHECK: %[[S:.*]] = einstruct.unary "silu" %[[H]]
 // CHECK: %[[Y:.*]] = einstruct.contract "ac,cd->ad" %[[S]]
 // CHECK: return %[[Y]], %[[H]] :
 
-// CHECK-LABEL: func.func @f_backward_saved(%arg0: tensor<?x4x6xf32>, %arg1: tensor<6x5xf32>, %arg2: tensor<5x2xf32>, %arg3: tensor<?x5xf32>, %arg4: tensor<?x2xf32>) -> (tensor<?x4x6xf32>, tensor<6x5xf32>, tensor<5x2xf32>)
+// CHECK-LABEL: func.func @f_backward_saved(%arg0: tensor<?x4x6xf32>, %arg1: tensor<6x5xf32>, %arg2: tensor<5x2xf32>, %arg3: tensor<?x5xf32> {einstruct.residual}, %arg4: tensor<?x2xf32>) -> (tensor<?x4x6xf32>, tensor<6x5xf32>, tensor<5x2xf32>)
 // CHECK-NOT: "ab,bc->ac"
 // CHECK: tensor.collapse_shape %arg0
 // CHECK-NOT: "ab,bc->ac"
@@ -50,8 +51,8 @@ func.func @g(%x: tensor<?x6xf32>, %w: tensor<6x6xf32>) -> tensor<?x2x3xf32> {
   return %y : tensor<?x2x3xf32>
 }
 
-// CHECK-LABEL: func.func @g_saving(%arg0: tensor<?x6xf32>, %arg1: tensor<6x6xf32>) -> (tensor<?x2x3xf32>, tensor<?x6xf32>)
-// CHECK-LABEL: func.func @g_backward_saved(%arg0: tensor<?x6xf32>, %arg1: tensor<6x6xf32>, %arg2: tensor<?x6xf32>, %arg3: tensor<?x2x3xf32>)
+// CHECK-LABEL: func.func @g_saving(%arg0: tensor<?x6xf32>, %arg1: tensor<6x6xf32>) -> (tensor<?x2x3xf32>, tensor<?x6xf32> {einstruct.residual})
+// CHECK-LABEL: func.func @g_backward_saved(%arg0: tensor<?x6xf32>, %arg1: tensor<6x6xf32>, %arg2: tensor<?x6xf32> {einstruct.residual}, %arg3: tensor<?x2x3xf32>)
 // CHECK-NOT: "ab,bc->ac"
 // CHECK: return
 
@@ -66,7 +67,7 @@ func.func @r(%x: tensor<?x6xf32>, %w1: tensor<6x5xf32>, %w2: tensor<6x5xf32>, %v
 }
 
 // CHECK-LABEL: func.func @r_saving(
-// CHECK-SAME: -> (tensor<?x2xf32>, tensor<?x5xf32>)
+// CHECK-SAME: -> (tensor<?x2xf32>, tensor<?x5xf32> {einstruct.residual})
 // CHECK: %[[R:.*]] = arith.addf
 // CHECK: return %{{.*}}, %[[R]] :
 // CHECK-LABEL: func.func @r_backward_saved(
@@ -89,7 +90,7 @@ func.func @p(%x: tensor<?x6xf32>, %w: tensor<6x5xf32>, %v: tensor<5x2xf32>) -> t
 }
 
 // CHECK-LABEL: func.func @p_saving(
-// CHECK-SAME: -> (tensor<?x2xf32>, tensor<?x5xf32>)
+// CHECK-SAME: -> (tensor<?x2xf32>, tensor<?x5xf32> {einstruct.residual})
 // CHECK: %[[H:.*]] = einstruct.contract "ab,bc->ac"
 // CHECK: return %{{.*}}, %[[H]] :
 // CHECK-LABEL: func.func @p_backward_saved(
@@ -113,7 +114,7 @@ func.func @q(%x: tensor<?x6xf32>, %w: tensor<6x5xf32>, %v: tensor<5x2xf32>) -> t
 }
 
 // CHECK-LABEL: func.func @q_saving(
-// CHECK-SAME: -> (tensor<?x2xf32>, tensor<?x5xf32>)
+// CHECK-SAME: -> (tensor<?x2xf32>, tensor<?x5xf32> {einstruct.residual})
 // CHECK: %[[Q:.*]] = einstruct.reverse
 // CHECK: return %{{.*}}, %[[Q]] :
 // CHECK-LABEL: func.func @q_backward_saved(
@@ -133,7 +134,7 @@ func.func @c(%x: tensor<?x6xf32>, %w: tensor<6x2xf32>, %u: tensor<2x8xf32>, %v: 
 }
 
 // CHECK-LABEL: func.func @c_saving(
-// CHECK-SAME: -> (tensor<?x3xf32>, tensor<?x2xf32>)
+// CHECK-SAME: -> (tensor<?x3xf32>, tensor<?x2xf32> {einstruct.residual})
 // CHECK: %[[H:.*]] = einstruct.contract "ab,bc->ac" %arg0, %arg1
 // CHECK: return %{{.*}}, %[[H]] :
 // CHECK-LABEL: func.func @c_backward_saved(
@@ -160,7 +161,7 @@ func.func @k(%x: tensor<?x6xf32>, %w: tensor<6x5xf32>, %bias: tensor<5xf32>) -> 
 }
 
 // CHECK-LABEL: func.func @k_saving(
-// CHECK-SAME: -> (tensor<?x5xf32>, tensor<?x5xf32>)
+// CHECK-SAME: -> (tensor<?x5xf32>, tensor<?x5xf32> {einstruct.residual})
 // CHECK-LABEL: func.func @k_backward_saved(
 // CHECK-NOT: "ab,bc->ac"
 // CHECK: tensor.dim %arg0
