@@ -186,12 +186,15 @@ struct Reader {
                                        int64_t d) const {
     if (auto c = mlir::dyn_cast<mlir::tensor::CollapseShapeOp>(op)) {
       ChainSize n;
-      for (int64_t j : c.getReassociationIndices()[size_t(d)])
+      // A copy: the getter returns a temporary.
+      const auto groups = c.getReassociationIndices();
+      for (int64_t j : groups[size_t(d)])
         n = n * extentOf(c.getSrc(), j);
       return n.power <= 1 ? std::optional(n) : std::nullopt;
     }
     if (auto e = mlir::dyn_cast<mlir::tensor::ExpandShapeOp>(op)) {
-      for (auto [from, group] : llvm::enumerate(e.getReassociationIndices())) {
+      const auto groups = e.getReassociationIndices();
+      for (auto [from, group] : llvm::enumerate(groups)) {
         if (!llvm::is_contained(group, d))
           continue;
         ChainSize whole = extentOf(e.getSrc(), int64_t(from));

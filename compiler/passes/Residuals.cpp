@@ -279,7 +279,8 @@ Value extentOf(mlir::OpBuilder &b, mlir::Location loc, Value v, int64_t k) {
     return fold(e.getMixedOutputShape()[size_t(k)]);
   if (auto c = mlir::dyn_cast<mlir::tensor::CollapseShapeOp>(op)) {
     Value n = indexConstant(b, loc, 1);
-    for (int64_t j : c.getReassociationIndices()[size_t(k)])
+    const auto groups = c.getReassociationIndices(); // a temporary
+    for (int64_t j : groups[size_t(k)])
       n = mlir::arith::MulIOp::create(b, loc, n,
                                       extentOf(b, loc, c.getSrc(), j));
     return n;
