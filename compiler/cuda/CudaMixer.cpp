@@ -45,13 +45,13 @@ CudaMixer::load(const NamedSpec &spec, int64_t length, int64_t channels,
     if (!byName.count(function))
       return Error{fmt::format("internal: no CUDA library of @{}", function)};
     const ChainLibrary &source = *byName[function];
-    if (chain == &m->savingChain_)
+    if (chain == &m->savingChain_) { // y, then the residuals
+      m->residualElements_.resize(size_t(source.plan.outputs - 1));
       for (const ChainBuffer &b : source.plan.buffers)
-        if (b.kind == ChainBuffer::Output && b.index > 0) {
-          m->residualElements_.resize(
-              std::max(m->residualElements_.size(), size_t(b.index)));
+        if (b.kind == ChainBuffer::Output &&
+            source.plan.residualOutput[size_t(b.index)])
           m->residualElements_[size_t(b.index) - 1] = b.elems;
-        }
+    }
     auto lib = CudaLibrary::load(
         source.sources, source.function, arch, /*cublas=*/true, device,
         [&](CudaLibrary &opened) -> Result<bool> {
@@ -85,8 +85,10 @@ bool CudaMixer::fromCache() const {
 
 Result<bool> CudaMixer::uploadConstants() const {
   std::lock_guard<std::mutex> lock(constantsMutex_);
+  if (!constants_.empty())
+    return true; // uploaded by an earlier call
   const std::vector<M2ConvConstant> constants = mixerConstants(plan_);
-  if (constants.empty() || !constants_.empty())
+  if (constants.empty())
     return true;
   std::vector<CudaLibrary::DeviceCopy> copies;
   for (const M2ConvConstant &k : constants) {
@@ -150,13 +152,20 @@ Result<bool> CudaMixer::call(const Chain &chain, const char *what,
       what);
 }
 
-Result<bool> CudaMixer::forward(const std::vector<const void *> &in,
-                                int64_t batch, void *y, void *stream) const {
+Result<bool> CudaMixer::checkCall(const std::vector<const void *> &in,
+                                  int64_t batch) const {
   if (batch < 1)
     return Error{fmt::format("batch = {} must be positive", batch)};
   if (in.size() != operands_.size())
     return Error{fmt::format("{} operands given, {} takes {}", in.size(),
                              plan_.family, operands_.size())};
+  return true;
+}
+
+Result<bool> CudaMixer::forward(const std::vector<const void *> &in,
+                                int64_t batch, void *y, void *stream) const {
+  if (auto ok = checkCall(in, batch); !ok)
+    return ok;
   return call(forwardChain_, "forward", in, {y}, batch, stream);
 }
 
@@ -189,11 +198,8 @@ CudaMixer::forwardSaving(const std::vector<const void *> &in, int64_t batch,
       return Error{ok.error()};
     return std::unique_ptr<Saved>(new Saved);
   }
-  if (batch < 1)
-    return Error{fmt::format("batch = {} must be positive", batch)};
-  if (in.size() != operands_.size())
-    return Error{fmt::format("{} operands given, {} takes {}", in.size(),
-                             plan_.family, operands_.size())};
+  if (auto ok = checkCall(in, batch); !ok)
+    return Error{ok.error()};
   if (auto ok = savingChain_.lib->useDevice(); !ok)
     return Error{ok.error()};
   auto saved = allocateSaved(batch, stream);

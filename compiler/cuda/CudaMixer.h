@@ -79,6 +79,9 @@ private:
                void *) = nullptr;
     size_t (*workspaceBytes)(long long) = nullptr;
   };
+  // batch >= 1 and one pointer per operand.
+  Result<bool> checkCall(const std::vector<const void *> &in,
+                         int64_t batch) const;
   // Checks the caller's pointers (the operands, then dy; y or the
   // gradients), then runs `chain` on S = batch with the residuals as its
   // outputs after y (the saving forward) or its inputs before dy (its
