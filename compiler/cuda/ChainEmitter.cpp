@@ -33,6 +33,10 @@ std::string stridedText(const ChainStep::Dims &d) {
 }
 
 std::string buf(int b) { return fmt::format("b{}", b); }
+// Buffer b from element `offset` on (a view read in place).
+std::string at(int b, int64_t offset) {
+  return offset ? fmt::format("{} + {}LL", buf(b), offset) : buf(b);
+}
 
 // A float's digits that read back as the same float, as a literal's
 // (a "." or exponent, so that the caller's "f" suffix makes a float).
@@ -64,8 +68,8 @@ std::string stepText(const ChainStep &s) {
                        "    directKernel{}(c, {}, {}, {});\n"
                        "    if ((rc = launched())) return rc;\n  }}\n",
                        stridedText(s.outDims), stridedText(s.sumDims),
-                       launch("stridedCount(c.out)"), buf(s.in[0]),
-                       buf(s.in[1]), buf(s.out[0]));
+                       launch("stridedCount(c.out)"), at(s.in[0], s.baseA),
+                       at(s.in[1], s.baseB), buf(s.out[0]));
   case ChainStep::Remap:
     return fmt::format("  {{\n    const Remap r = {{{}, {}LL, {}, {}}};\n"
                        "    remapKernel{}(r, {}, {});\n"

@@ -60,6 +60,9 @@ struct ChainStep {
   struct Dims {
     std::vector<ChainSize> dims, a, b;
   } outDims, sumDims;
+  // Direct: each operand's element 0 within its buffer (a view read in
+  // place: a slice's offset, a reversal's last element).
+  int64_t baseA = 0, baseB = 0;
   // Remap: src's offset of out index 0, and per out dimension the indices
   // [lo, hi) read from src (zero outside).
   int64_t base = 0;

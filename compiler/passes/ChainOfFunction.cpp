@@ -1,5 +1,6 @@
 #include "ChainOfFunction.h"
 #include "CudaContract.h"
+#include "ExtentSource.h"
 #include "compiler/ir/SlicePad.h"
 #include "dialects/EinstructDialect.h"
 #include "search/Einsum.h"
@@ -122,12 +123,17 @@ struct Reader {
     return mlir::cast<mlir::RankedTensorType>(v.getType());
   }
 
+  // Extent d of v: a value not read yet (a reader looking ahead) has its
+  // extent inferred here.
   ChainSize extentOf(Value v, int64_t d) const {
     auto t = type(v);
     if (!t.isDynamicDim(d))
       return {t.getDimSize(d), 0};
     auto at = dynamicExtent.find(v);
-    return at == dynamicExtent.end() ? ChainSize{1, 1} : at->second;
+    if (at != dynamicExtent.end())
+      return at->second;
+    auto inferred = v.getDefiningOp() ? inferExtent(v, d) : std::nullopt;
+    return inferred.value_or(ChainSize{1, 1});
   }
 
   // "[32*S, 64]".
@@ -147,6 +153,141 @@ struct Reader {
       run = run * extentOf(v, d);
     }
     return s;
+  }
+
+  // Values not copied (yet): a slice, transpose or reversal, each the Remap
+  // step that would copy it (no output buffer yet). Remap and Direct steps
+  // read such a view in place, through its strides; any other reader
+  // copies it first (materialize), and one nothing reads is never copied.
+  llvm::DenseMap<Value, ChainStep> views;
+
+  // Where v's element 0 is (buffer and offset) and its dimensions' strides.
+  struct Layout {
+    int buffer = 0;
+    int64_t base = 0;
+    std::vector<ChainSize> strides;
+  };
+  Layout layoutOf(mlir::Operation *reader, Value v) {
+    if (auto at = views.find(v); at != views.end())
+      return {at->second.in[0], at->second.base, at->second.outDims.a};
+    return {held(reader, v), 0, stridesOf(v)};
+  }
+
+  // A reshape of a view, as a view where the strides allow: a collapsed
+  // group's dimensions must step through memory as one (each stride the
+  // next's times its extent; extents of 1 aside), and an expanded
+  // dimension's parts take its stride times the extents inside them.
+  std::optional<ChainStep> reshaped(ChainStep view, mlir::Operation *op) const {
+    Value result = op->getResult(0);
+    const auto &dims = view.outDims.dims, &a = view.outDims.a;
+    std::vector<ChainSize> strides(size_t(type(result).getRank()));
+    auto same = [](ChainSize x, ChainSize y) {
+      return x.value == y.value && x.power == y.power;
+    };
+    auto one = [](ChainSize n) { return n.value == 1 && !n.power; };
+    if (auto c = mlir::dyn_cast<mlir::tensor::CollapseShapeOp>(op)) {
+      const auto groups = c.getReassociationIndices(); // a temporary
+      for (auto [g, group] : llvm::enumerate(groups)) {
+        std::optional<size_t> inner; // the last dimension past extent 1
+        for (size_t j = group.size(); j-- > 0;) {
+          const size_t d = size_t(group[j]);
+          if (one(dims[d]))
+            continue;
+          if (inner) {
+            const ChainSize next = a[*inner] * dims[*inner];
+            if (next.power > 1 || !same(next, a[d]))
+              return std::nullopt;
+          } else {
+            strides[g] = a[d];
+          }
+          inner = d;
+        }
+      }
+    } else {
+      auto e = mlir::cast<mlir::tensor::ExpandShapeOp>(op);
+      const auto groups = e.getReassociationIndices();
+      for (auto [g, group] : llvm::enumerate(groups)) {
+        ChainSize run = a[g];
+        for (size_t j = group.size(); j-- > 0;) {
+          strides[size_t(group[j])] = run;
+          if (j)
+            run = run * extentOf(result, group[j]);
+          if (run.power > 1)
+            return std::nullopt;
+        }
+      }
+    }
+    view.outDims.dims.clear();
+    for (int64_t d = 0; d < type(result).getRank(); ++d)
+      view.outDims.dims.push_back(extentOf(result, d));
+    view.outDims.a = strides;
+    view.outDims.b.assign(strides.size(), {0, 0});
+    view.lo.assign(strides.size(), {0, 0});
+    view.hi = view.outDims.dims;
+    return view;
+  }
+
+  // Whether the direct kernel reads `view` in place as c's operand: when
+  // its rows stay contiguous (each thread's neighbour reads the
+  // neighbouring element, as from a copy) or it is small beside the result
+  // (a broadcast operand, read from cache). cuBLAS takes packed operands.
+  bool readsInPlace(ContractOp c, const ChainStep &view) const {
+    auto kernel = c->getAttrOfType<mlir::StringAttr>(kCudaKernelAttr);
+    if (!kernel || kernel.getValue() != kDirectKernel)
+      return false;
+    ChainSize out, elems;
+    for (int64_t d = 0; d < type(c.getResult()).getRank(); ++d)
+      out = out * extentOf(c.getResult(), d);
+    for (const ChainSize &n : view.outDims.dims)
+      elems = elems * n;
+    const ChainSize inner = view.outDims.a.back();
+    return (!inner.power && (inner.value == 1 || inner.value == -1)) ||
+           elems.power < out.power ||
+           (elems.power == out.power && 16 * elems.value <= out.value);
+  }
+
+  // Whether every reader of v, `view`, reads it in place: remaps compose
+  // with it, reshapes where the strides allow, direct contractions as
+  // above. Else it is copied where it is defined, as a result is: a copy
+  // made later would keep its source alive longer.
+  bool staysView(Value v, const ChainStep &view) const {
+    for (mlir::Operation *u : v.getUsers()) {
+      if (mlir::isa<mlir::tensor::DimOp, mlir::tensor::ExtractSliceOp,
+                    mlir::linalg::TransposeOp, ReverseOp, mlir::tensor::PadOp>(
+              u))
+        continue;
+      if (mlir::isa<mlir::tensor::ExpandShapeOp, mlir::tensor::CollapseShapeOp>(
+              u)) {
+        auto next = reshaped(view, u);
+        if (next && staysView(u->getResult(0), *next))
+          continue;
+        return false;
+      }
+      auto c = mlir::dyn_cast<ContractOp>(u);
+      if (!c || !readsInPlace(c, view))
+        return false;
+    }
+    return true;
+  }
+
+  // The buffer holding v for `reader`, copying a view first.
+  int held(mlir::Operation *reader, Value v) {
+    materialize(v);
+    auto at = bufferOf.find(v);
+    if (at == bufferOf.end() || at->second < 0) {
+      unheld = reader;
+      return 0;
+    }
+    return at->second;
+  }
+  void materialize(Value v) {
+    auto at = views.find(v);
+    if (at == views.end())
+      return;
+    ChainStep copy = std::move(at->second);
+    views.erase(at);
+    copy.out = {add(v)};
+    plan.steps.push_back(std::move(copy));
   }
 
   // An index value as a multiple of S, where the IR says which: constants,
@@ -177,61 +318,20 @@ struct Reader {
     return std::nullopt;
   }
 
-  // The extent of dynamic dimension d of `op`'s result v, from what shapes
-  // it: a reshape's groups, a contraction's letters, a tensor.empty's
-  // sizes, a transpose's source; else an operand's same dimension (slices
-  // and pads keep dynamic dimensions whole; elementwise ops, fills and the
-  // SSD's ops, whose sequences come first).
-  std::optional<ChainSize> inferExtent(mlir::Operation *op, Value v,
-                                       int64_t d) const {
-    if (auto c = mlir::dyn_cast<mlir::tensor::CollapseShapeOp>(op)) {
-      ChainSize n;
-      // A copy: the getter returns a temporary.
-      const auto groups = c.getReassociationIndices();
-      for (int64_t j : groups[size_t(d)])
-        n = n * extentOf(c.getSrc(), j);
-      return n.power <= 1 ? std::optional(n) : std::nullopt;
-    }
-    if (auto e = mlir::dyn_cast<mlir::tensor::ExpandShapeOp>(op)) {
-      const auto groups = e.getReassociationIndices();
-      for (auto [from, group] : llvm::enumerate(groups)) {
-        if (!llvm::is_contained(group, d))
-          continue;
-        ChainSize whole = extentOf(e.getSrc(), int64_t(from));
-        int64_t rest = 1;
-        for (int64_t j : group)
-          if (j != d)
-            rest *= type(v).getDimSize(j);
-        if (whole.value % rest)
-          return std::nullopt;
-        return ChainSize{whole.value / rest, whole.power};
-      }
+  // The extent of v's dynamic dimension d, from the rule the residual cut
+  // shares (ExtentSource.h), where that is a known multiple of S.
+  std::optional<ChainSize> inferExtent(Value v, int64_t d) const {
+    auto source = extentSource(v, d);
+    if (!source)
       return std::nullopt;
-    }
-    if (auto e = mlir::dyn_cast<mlir::tensor::EmptyOp>(op))
-      return indexOf(e.getMixedSizes()[size_t(d)]);
-    if (auto t = mlir::dyn_cast<mlir::linalg::TransposeOp>(op))
-      return extentOf(t.getInput(), t.getPermutation()[size_t(d)]);
-    if (auto c = mlir::dyn_cast<ContractOp>(op)) {
-      auto spec = parseEinsumLetters(c.getSpec().str());
-      if (!spec)
-        return std::nullopt;
-      const char letter = spec->output[size_t(d)];
-      if (auto at = spec->input.find(letter); at != std::string::npos)
-        return extentOf(c.getLhs(), int64_t(at));
-      if (auto at = spec->weights[0].find(letter); at != std::string::npos)
-        return extentOf(c.getRhs(), int64_t(at));
+    if (!source->size.isNull())
+      return indexOf(source->size);
+    ChainSize n;
+    for (int64_t j : source->dims)
+      n = n * extentOf(source->operand, j);
+    if (n.power > 1 || (n.power && source->offset))
       return std::nullopt;
-    }
-    const bool ssd = mlir::isa<ChunkDecaysOp, ChunkDecaysGradOp, ChunkScanOp,
-                               ChunkScanGradOp>(op);
-    for (Value o : op->getOperands()) {
-      auto t = mlir::dyn_cast<mlir::RankedTensorType>(o.getType());
-      if (t && (t.getRank() == type(v).getRank() || (ssd && d == 0)) &&
-          d < t.getRank() && t.isDynamicDim(d))
-        return extentOf(o, d);
-    }
-    return std::nullopt;
+    return ChainSize{n.value + source->offset, n.power};
   }
 
   // A new buffer of `v`'s type, not bound to v (scratch).
@@ -277,15 +377,8 @@ struct Reader {
                  std::vector<Value> in, std::vector<int> out) {
     ChainStep s;
     s.kind = kind;
-    for (Value v : in) {
-      auto at = bufferOf.find(v);
-      if (at == bufferOf.end() || at->second < 0) {
-        unheld = op;
-        s.in.push_back(0);
-      } else {
-        s.in.push_back(at->second);
-      }
-    }
+    for (Value v : in)
+      s.in.push_back(held(op, v));
     s.out = std::move(out);
     std::string text;
     llvm::raw_string_ostream os(text);
@@ -306,18 +399,24 @@ struct Reader {
     int64_t lo = 0;
     ChainSize hi{0, 0};
   };
+  // A Remap with no zeros (a slice, transpose or reversal) is a view
+  // (`views`) where its readers take one; src may be one, read in place.
   mlir::LogicalResult remap(mlir::Operation *op, Value src, Value result,
                             const std::vector<Axis> &axes) {
-    ChainStep s = step(ChainStep::Remap, op, {src}, {add(result)});
-    auto strides = stridesOf(src);
+    ChainStep s = step(ChainStep::Remap, op, {}, {});
+    Layout from = layoutOf(op, src);
+    s.in = {from.buffer};
+    s.base = from.base;
+    bool zeros = false;
     for (size_t d = 0; d < axes.size(); ++d) {
       const Axis &x = axes[d];
-      const ChainSize stride = strides[size_t(x.from)];
+      const ChainSize stride = from.strides[size_t(x.from)];
       if (x.start != 0 && stride.power)
         return op->emitOpError()
                << "offsets dimension " << x.from
                << ", whose stride is dynamic: the CUDA chain's offsets are "
                   "static";
+      zeros |= x.lo != 0 || x.hi.value != 0;
       s.base += x.start * stride.value;
       s.outDims.dims.push_back(extentOf(result, int64_t(d)));
       s.outDims.a.push_back({x.step * stride.value, stride.power});
@@ -325,7 +424,12 @@ struct Reader {
       s.lo.push_back({x.lo, 0});
       s.hi.push_back(x.hi.value ? x.hi : extentOf(result, int64_t(d)));
     }
-    plan.steps.push_back(s);
+    if (zeros || !staysView(result, s)) {
+      s.out = {add(result)};
+      plan.steps.push_back(s);
+    } else {
+      views[result] = std::move(s);
+    }
     return mlir::success();
   }
 
@@ -350,9 +454,18 @@ struct Reader {
       }
       return n;
     };
-    ChainStep s = step(ChainStep::Direct, op, {op.getLhs(), op.getRhs()},
-                       {add(op.getResult())});
-    if (kernel.getValue() == kCublasKernel) {
+    const bool gemm = kernel.getValue() == kCublasKernel;
+    auto inPlace = [&](Value v) {
+      if (auto at = views.find(v);
+          at != views.end() && !readsInPlace(op, at->second))
+        materialize(v);
+    };
+    inPlace(op.getLhs());
+    inPlace(op.getRhs());
+    Layout ll = layoutOf(op, op.getLhs()), rl = layoutOf(op, op.getRhs());
+    ChainStep s = step(ChainStep::Direct, op, {}, {add(op.getResult())});
+    s.in = {ll.buffer, rl.buffer};
+    if (gemm) {
       auto form = gemmForm(lhs, rhs, out); // checked above
       // Row-major out[b][x][y] = Σ_k P[b][x][k]·Q[b][k][y] is column-major
       // outᵀ (y × x) = Qᵀ·Pᵀ: A is Q, B is P.
@@ -373,7 +486,9 @@ struct Reader {
       s.strideC = X * Y;
       s.batch = size(form->batch);
     } else {
-      auto ls = stridesOf(op.getLhs()), rs = stridesOf(op.getRhs());
+      const auto &ls = ll.strides, &rs = rl.strides;
+      s.baseA = ll.base;
+      s.baseB = rl.base;
       auto fill = [&](ChainStep::Dims &d, const std::string &letters) {
         for (char c : letters) {
           size_t l = lhs.find(c), r = rhs.find(c);
@@ -396,6 +511,13 @@ struct Reader {
     auto isTensor = [](Value v) {
       return mlir::isa<mlir::TensorType>(v.getType());
     };
+    // The slices and pads the kernels take at all, before their extents.
+    if (auto e = mlir::dyn_cast<mlir::tensor::ExtractSliceOp>(op);
+        e && mlir::failed(checkStaticSlice(e)))
+      return mlir::failure();
+    if (auto p = mlir::dyn_cast<mlir::tensor::PadOp>(op);
+        p && mlir::failed(checkZeroPad(p)))
+      return mlir::failure();
     for (Value v : op->getResults()) {
       if (!isTensor(v))
         continue;
@@ -404,7 +526,7 @@ struct Reader {
       for (int64_t d = 0; d < type(v).getRank(); ++d) {
         if (!type(v).isDynamicDim(d))
           continue;
-        auto n = inferExtent(op, v, d);
+        auto n = inferExtent(v, d);
         if (!n)
           return op->emitOpError()
                  << "gives dynamic dimension " << d << " of " << v.getType()
@@ -420,6 +542,12 @@ struct Reader {
       return mlir::success();
     if (mlir::isa<mlir::tensor::ExpandShapeOp, mlir::tensor::CollapseShapeOp>(
             op)) {
+      if (auto at = views.find(op->getOperand(0)); at != views.end())
+        if (auto view = reshaped(at->second, op)) {
+          views[op->getResult(0)] = std::move(*view);
+          return mlir::success();
+        }
+      materialize(op->getOperand(0));
       auto at = bufferOf.find(op->getOperand(0));
       bufferOf[op->getResult(0)] = at == bufferOf.end() ? -1 : at->second;
       return mlir::success();
@@ -470,16 +598,12 @@ struct Reader {
       return remap(op, r.getInput(), r.getResult(), axes);
     }
     if (auto e = mlir::dyn_cast<mlir::tensor::ExtractSliceOp>(op)) {
-      if (mlir::failed(checkStaticSlice(e)))
-        return mlir::failure();
       std::vector<Axis> axes;
       for (int64_t d = 0; d < e.getSourceType().getRank(); ++d)
         axes.push_back({d, e.getStaticOffsets()[size_t(d)]});
       return remap(op, e.getSource(), e.getResult(), axes);
     }
     if (auto p = mlir::dyn_cast<mlir::tensor::PadOp>(op)) {
-      if (mlir::failed(checkZeroPad(p)))
-        return mlir::failure();
       std::vector<Axis> axes;
       auto src = p.getSourceType();
       for (int64_t d = 0; d < src.getRank(); ++d) {
@@ -614,6 +738,7 @@ chainOfFunction(mlir::func::FuncOp f, bool bf16Boundary,
         r.plan.outputExtents.push_back(extent);
         r.plan.residualOutput.push_back(
             bool(f.getResultAttr(unsigned(k), kResidualAttr)));
+        r.materialize(v);
         auto at = r.bufferOf.find(v);
         if (at == r.bufferOf.end() || at->second < 0)
           return fail(&op, "returns a tensor nothing wrote");

@@ -7,6 +7,7 @@
 // rematerialisation of PyTorch's AOTAutograd partitioner). Then the saved
 // backward's extents, read off the operands rather than recomputed values.
 #include "Residuals.h"
+#include "ExtentSource.h"
 
 #include "dialects/EinstructDialect.h"
 #include "search/Einsum.h"
@@ -260,69 +261,26 @@ mlir::Value indexConstant(mlir::OpBuilder &b, mlir::Location loc, int64_t n) {
 }
 
 // Extent k of `v`, built at b's insertion point, read off what v's op
-// shapes it from (recursively); tensor.dim of v only where nothing tells.
+// shapes it from (ExtentSource.h, recursively); tensor.dim of v only where
+// nothing tells.
 Value extentOf(mlir::OpBuilder &b, mlir::Location loc, Value v, int64_t k) {
   auto type = mlir::cast<mlir::RankedTensorType>(v.getType());
   if (!type.isDynamicDim(k))
     return indexConstant(b, loc, type.getDimSize(k));
-  mlir::Operation *op = v.getDefiningOp();
-  auto fold = [&](mlir::OpFoldResult r) {
-    return mlir::getValueOrCreateConstantIndexOp(b, loc, r);
-  };
-  auto sameRank = [&](Value o) {
-    auto t = mlir::dyn_cast<mlir::RankedTensorType>(o.getType());
-    return t && t.getRank() == type.getRank();
-  };
-  if (!op)
+  auto source = extentSource(v, k);
+  if (!source)
     return mlir::tensor::DimOp::create(b, loc, v, k);
-  if (auto e = mlir::dyn_cast<mlir::tensor::ExpandShapeOp>(op))
-    return fold(e.getMixedOutputShape()[size_t(k)]);
-  if (auto c = mlir::dyn_cast<mlir::tensor::CollapseShapeOp>(op)) {
-    Value n = indexConstant(b, loc, 1);
-    const auto groups = c.getReassociationIndices(); // a temporary
-    for (int64_t j : groups[size_t(k)])
-      n = mlir::arith::MulIOp::create(b, loc, n,
-                                      extentOf(b, loc, c.getSrc(), j));
-    return n;
+  if (!source->size.isNull())
+    return mlir::getValueOrCreateConstantIndexOp(b, loc, source->size);
+  Value n;
+  for (int64_t d : source->dims) {
+    Value e = extentOf(b, loc, source->operand, d);
+    n = n ? mlir::arith::MulIOp::create(b, loc, n, e).getResult() : e;
   }
-  if (auto e = mlir::dyn_cast<mlir::tensor::EmptyOp>(op))
-    return fold(e.getMixedSizes()[size_t(k)]);
-  if (auto s = mlir::dyn_cast<mlir::tensor::ExtractSliceOp>(op);
-      s && sameRank(s.getSource()))
-    return fold(s.getMixedSizes()[size_t(k)]);
-  if (auto p = mlir::dyn_cast<mlir::tensor::PadOp>(op);
-      p && !p.getStaticLow().empty() &&
-      !mlir::ShapedType::isDynamic(p.getStaticLow()[size_t(k)]) &&
-      !mlir::ShapedType::isDynamic(p.getStaticHigh()[size_t(k)]))
-    return mlir::arith::AddIOp::create(
-        b, loc, extentOf(b, loc, p.getSource(), k),
-        indexConstant(b, loc,
-                      p.getStaticLow()[size_t(k)] +
-                          p.getStaticHigh()[size_t(k)]));
-  if (auto f = mlir::dyn_cast<mlir::linalg::FillOp>(op))
-    return extentOf(b, loc, f.getOutputs()[0], k);
-  if (auto l = mlir::dyn_cast<LayerOp>(op);
-      l && k + 1 < type.getRank() && sameRank(l.getInput()))
-    return extentOf(b, loc, l.getInput(), k); // a leading (batch) extent
-  if (auto c = mlir::dyn_cast<ContractOp>(op)) {
-    auto spec = parseEinsumLetters(c.getSpec().str());
-    if (spec) {
-      const char letter = spec->output[size_t(k)];
-      if (auto at = spec->input.find(letter); at != std::string::npos)
-        return extentOf(b, loc, c.getLhs(), int64_t(at));
-      if (auto at = spec->weights[0].find(letter); at != std::string::npos)
-        return extentOf(b, loc, c.getRhs(), int64_t(at));
-    }
-  }
-  // Elementwise, and the SSD ops' leading (sequence) index.
-  if ((mlir::isa<UnaryOp, ReverseOp>(op) ||
-       op->hasTrait<mlir::OpTrait::Elementwise>() ||
-       (k == 0 && mlir::isa<ChunkDecaysOp, ChunkScanOp>(op))) &&
-      op->getNumOperands() > 0 && sameRank(op->getOperand(0)) &&
-      mlir::cast<mlir::RankedTensorType>(op->getOperand(0).getType())
-          .isDynamicDim(k))
-    return extentOf(b, loc, op->getOperand(0), k);
-  return mlir::tensor::DimOp::create(b, loc, v, k);
+  if (source->offset)
+    n = mlir::arith::AddIOp::create(b, loc, n,
+                                    indexConstant(b, loc, source->offset));
+  return n;
 }
 
 } // namespace

@@ -22,17 +22,18 @@ int main(int argc, char **argv) {
   mlir::registerCSEPass();
   auto [input, output] = mlir::registerAndParseCLIOptions(
       argc, argv, "einstruct optimizer driver\n", registry);
-  // Nesting deep enough to overflow the parser's stack is refused first,
-  // with its place; the same buffer then goes to MlirOptMain.
-  auto file = einstruct::readIrInput(input);
+  auto config = mlir::MlirOptMainConfig::createFromCLOptions();
+  // What would crash MLIR 22 is refused first, with its place; the same
+  // buffer then goes to MlirOptMain.
+  auto file =
+      einstruct::readIrInput(input, registry, config.inputSplitMarker());
   if (!file)
     return 1;
   auto out = einstruct::openToolOutput(output);
   if (!out)
     return 1;
-  if (mlir::failed(mlir::MlirOptMain(
-          out->os(), std::move(file), registry,
-          mlir::MlirOptMainConfig::createFromCLOptions())))
+  if (mlir::failed(
+          mlir::MlirOptMain(out->os(), std::move(file), registry, config)))
     return 1;
   out->keep();
   return 0;

@@ -78,8 +78,10 @@ int main(int argc, char **argv) {
       translation(llvm::cl::desc("Translation to perform"), llvm::cl::Required);
   llvm::cl::ParseCommandLineOptions(argc, argv,
                                     "einstruct translation driver\n");
-  // Nesting that would overflow the parser's stack is refused first.
-  auto file = einstruct::readIrInput(input);
+  // What would crash MLIR 22 is refused first.
+  mlir::DialectRegistry dialects;
+  einstruct::registerCpuPipelineDialects(dialects);
+  auto file = einstruct::readIrInput(input, dialects);
   if (!file)
     return 1;
   // Written only when the translation succeeds: no partial file.

@@ -25,12 +25,18 @@ namespace einstruct::testing {
 using Arrays = std::vector<std::vector<float>>;
 using Doubles = std::vector<std::vector<double>>;
 
-// The largest offset a strided walk reaches, plus one.
-inline int64_t reach(const einstruct_chain::Strided &s, bool b) {
-  int64_t far = 0;
-  for (int d = 0; d < s.rank; ++d)
-    far += (s.dims[d] - 1) * (b ? s.b[d] : s.a[d]);
-  return far + 1;
+// The offsets [first, last] a strided walk of operand a or b reaches
+// (strides may be negative: a reversal read in place).
+struct Span {
+  int64_t first = 0, last = 0;
+};
+inline Span span(const einstruct_chain::Strided &s, bool b) {
+  Span r;
+  for (int d = 0; d < s.rank; ++d) {
+    const int64_t far = (s.dims[d] - 1) * (b ? s.b[d] : s.a[d]);
+    (far < 0 ? r.first : r.last) += far;
+  }
+  return r;
 }
 
 inline einstruct_chain::Strided strided(const ChainStep::Dims &d, int64_t S) {
@@ -120,11 +126,17 @@ inline Arrays execute(const ChainPlan &plan, const Arrays &inputs, int64_t S) {
       einstruct_chain::DirectContract c{strided(s.outDims, S),
                                         strided(s.sumDims, S)};
       const int64_t n = einstruct_chain::stridedCount(c.out);
-      auto &l = sized(s.in[0], reach(c.out, false) + reach(c.sum, false) - 1);
-      auto &r = sized(s.in[1], reach(c.out, true) + reach(c.sum, true) - 1);
+      // Each operand's walk from its base stays inside its buffer.
+      auto operand = [&](int b, int64_t base, bool rhs) -> const float * {
+        const Span o = span(c.out, rhs), m = span(c.sum, rhs);
+        REQUIRE(base + o.first + m.first >= 0);
+        return sized(b, base + o.last + m.last + 1).data() + base;
+      };
+      const float *l = operand(s.in[0], s.baseA, false);
+      const float *r = operand(s.in[1], s.baseB, true);
       auto &o = sized(s.out[0], n);
       for (int64_t i = 0; i < n; ++i)
-        o[size_t(i)] = einstruct_chain::directElement(c, l.data(), r.data(), i);
+        o[size_t(i)] = einstruct_chain::directElement(c, l, r, i);
       break;
     }
     case ChainStep::Remap: {

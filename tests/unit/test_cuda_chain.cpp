@@ -15,6 +15,7 @@
 #include "tests/unit/ChainExecution.h"
 #include "tests/unit/MixerReferences.h"
 
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
@@ -191,6 +192,115 @@ TEST_CASE("CUDA contractions: one GEMM per contraction in any layout",
   checkContract({"nih,nhj->nji", s}, 0, ChainStep::Direct);
   checkContract({"nij,nhj->nhij", s}, 0, ChainStep::Direct);
   checkContract({"nhk,nk->nh", s}, 0, ChainStep::Direct);
+}
+
+TEST_CASE("CUDA chains: slices, reversals, transposes and their reshapes "
+          "are read in place, not copied",
+          "[cuda][chain]") {
+  // x [S, 6, 8]. y1: a column slice, its rows collapsed (they step through
+  // x as one), times w1 — the direct kernel reads x itself. y2: a row slice
+  // reversed, whose collapse does not step as one: copied once, then
+  // contracted. y3: a reversal split in two, contracted with w3 in place.
+  // y4: a transpose zero-padded: one remap reading x.
+  const char *text = R"mlir(
+func.func @f(%x: tensor<?x6x8xf32>, %w1: tensor<4x3xf32>,
+             %w2: tensor<8x3xf32>, %w3: tensor<4xf32>)
+    -> (tensor<?x3xf32>, tensor<?x3xf32>, tensor<?x6x2xf32>,
+        tensor<?x8x7xf32>) {
+  %c0 = arith.constant 0 : index
+  %n = tensor.dim %x, %c0 : tensor<?x6x8xf32>
+  %a = tensor.extract_slice %x[0, 0, 2] [%n, 6, 4] [1, 1, 1]
+      : tensor<?x6x8xf32> to tensor<?x6x4xf32>
+  %ac = tensor.collapse_shape %a [[0, 1], [2]]
+      : tensor<?x6x4xf32> into tensor<?x4xf32>
+  %y1 = einstruct.contract "nk,kj->nj" %ac, %w1 {cuda_kernel = "direct"}
+      : tensor<?x4xf32>, tensor<4x3xf32> -> tensor<?x3xf32>
+  %b = tensor.extract_slice %x[0, 1, 0] [%n, 4, 8] [1, 1, 1]
+      : tensor<?x6x8xf32> to tensor<?x4x8xf32>
+  %br = einstruct.reverse %b dim 1 : tensor<?x4x8xf32>
+  %bc = tensor.collapse_shape %br [[0, 1], [2]]
+      : tensor<?x4x8xf32> into tensor<?x8xf32>
+  %y2 = einstruct.contract "nk,kj->nj" %bc, %w2 {cuda_kernel = "direct"}
+      : tensor<?x8xf32>, tensor<8x3xf32> -> tensor<?x3xf32>
+  %r = einstruct.reverse %x dim 2 : tensor<?x6x8xf32>
+  %re = tensor.expand_shape %r [[0], [1], [2, 3]] output_shape [%n, 6, 2, 4]
+      : tensor<?x6x8xf32> into tensor<?x6x2x4xf32>
+  %y3 = einstruct.contract "nabc,c->nab" %re, %w3 {cuda_kernel = "direct"}
+      : tensor<?x6x2x4xf32>, tensor<4xf32> -> tensor<?x6x2xf32>
+  %e = tensor.empty(%n) : tensor<?x8x6xf32>
+  %t = linalg.transpose ins(%x : tensor<?x6x8xf32>)
+      outs(%e : tensor<?x8x6xf32>) permutation = [0, 2, 1]
+  %z = arith.constant 0.0 : f32
+  %y4 = tensor.pad %t low[0, 0, 1] high[0, 0, 0] {
+  ^bb0(%i: index, %j: index, %k: index):
+    tensor.yield %z : f32
+  } : tensor<?x8x6xf32> to tensor<?x8x7xf32>
+  return %y1, %y2, %y3, %y4
+      : tensor<?x3xf32>, tensor<?x3xf32>, tensor<?x6x2xf32>, tensor<?x8x7xf32>
+}
+)mlir";
+  mlir::MLIRContext ctx;
+  loadDialects(ctx);
+  ctx.getOrLoadDialect<mlir::linalg::LinalgDialect>();
+  auto module = mlir::parseSourceString<mlir::ModuleOp>(text, &ctx);
+  REQUIRE(module);
+  ChainPlan plan = chains(*module).at("f");
+  // Five slices, reversals and transposes; two remaps: y2's copy and y4's
+  // pad.
+  CHECK(countSteps(plan, ChainStep::Remap) == 2);
+  CHECK(countSteps(plan, ChainStep::Direct) == 3);
+  CHECK(plan.steps.size() == 5);
+  const int64_t S = 2;
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal;
+  auto random = [&](size_t n) {
+    std::vector<float> v(n);
+    for (auto &e : v)
+      e = normal(rng);
+    return v;
+  };
+  Arrays in = {random(S * 48), random(12), random(24), random(4)};
+  auto X = [&](int64_t s, int64_t i, int64_t j) {
+    return double(in[0][size_t(s * 48 + i * 8 + j)]);
+  };
+  Arrays y = execute(plan, in, S);
+  // [S·rows, 3]: Σ_k row(s, i, k)·w[k, j].
+  auto times = [&](int64_t rows, int64_t K, const std::vector<float> &w,
+                   auto row) {
+    std::vector<double> out;
+    for (int64_t s = 0; s < S; ++s)
+      for (int64_t i = 0; i < rows; ++i)
+        for (int64_t j = 0; j < 3; ++j) {
+          double acc = 0;
+          for (int64_t k = 0; k < K; ++k)
+            acc += row(s, i, k) * double(w[size_t(k * 3 + j)]);
+          out.push_back(acc);
+        }
+    return out;
+  };
+  auto y1 = times(6, 4, in[1], [&](int64_t s, int64_t i, int64_t k) {
+    return X(s, i, 2 + k);
+  });
+  auto y2 = times(4, 8, in[2], [&](int64_t s, int64_t i, int64_t k) {
+    return X(s, 1 + (3 - i), k);
+  });
+  std::vector<double> y3, y4;
+  for (int64_t s = 0; s < S; ++s)
+    for (int64_t i = 0; i < 6; ++i)
+      for (int64_t h = 0; h < 2; ++h) {
+        double acc = 0;
+        for (int64_t c = 0; c < 4; ++c)
+          acc += X(s, i, 7 - (h * 4 + c)) * double(in[3][size_t(c)]);
+        y3.push_back(acc);
+      }
+  for (int64_t s = 0; s < S; ++s)
+    for (int64_t j = 0; j < 8; ++j)
+      for (int64_t i = 0; i < 7; ++i)
+        y4.push_back(i == 0 ? 0.0 : X(s, i - 1, j));
+  CHECK(maxRelative(y[0], y1) < 1e-6);
+  CHECK(maxRelative(y[1], y2) < 1e-6);
+  CHECK(maxRelative(y[2], y3) < 1e-6);
+  CHECK(maxRelative(y[3], y4) == 0);
 }
 
 TEST_CASE("CUDA SSD: the chain equals the semiseparable matrix, gradients "

@@ -12,6 +12,7 @@
 #include "compiler/frontend/TextNesting.h"
 #include "compiler/frontend/WeightFiles.h"
 #include "compiler/ir/EmitLayer.h"
+#include "compiler/ir/ParseModule.h"
 #include "compiler/passes/CudaPipeline.h"
 #include "compiler/passes/FirstError.h"
 #include "compiler/passes/LayerOfOp.h"
@@ -244,7 +245,7 @@ int runCompileMlir(const CompileOptions &o, const CudaTarget &target) {
                : "") +
            first.text;
   };
-  auto module = mlir::parseSourceString<mlir::ModuleOp>(*text, &ctx, o.file);
+  auto module = parseModule(*text, &ctx, o.file);
   if (!module)
     return fail(first.where ? error() : o.file + ": not einstruct IR");
   mlir::PassManager pm(&ctx);
