@@ -54,6 +54,7 @@ std::string stepText(const ChainStep &s) {
     return fmt::format("  {};\n  if ((rc = launched())) return rc;\n", call);
   };
   std::string N = sizeText(s.seqs);
+  const std::string acc = s.accumulate ? buf(s.in.back()) : "nullptr";
   switch (s.kind) {
   case ChainStep::Gemm:
     return fmt::format(
@@ -65,18 +66,18 @@ std::string stepText(const ChainStep &s) {
         sizeText(s.strideC), sizeText(s.batch));
   case ChainStep::Direct:
     return fmt::format("  {{\n    const DirectContract c = {{{}, {}}};\n"
-                       "    directKernel{}(c, {}, {}, {});\n"
+                       "    directKernel{}(c, {}, {}, {}, {});\n"
                        "    if ((rc = launched())) return rc;\n  }}\n",
                        stridedText(s.outDims), stridedText(s.sumDims),
                        launch("stridedCount(c.out)"), at(s.in[0], s.baseA),
-                       at(s.in[1], s.baseB), buf(s.out[0]));
+                       at(s.in[1], s.baseB), acc, buf(s.out[0]));
   case ChainStep::Remap:
     return fmt::format("  {{\n    const Remap r = {{{}, {}LL, {}, {}}};\n"
-                       "    remapKernel{}(r, {}, {});\n"
+                       "    remapKernel{}(r, {}, {}, {});\n"
                        "    if ((rc = launched())) return rc;\n  }}\n",
                        stridedText(s.outDims), s.base, listText(s.lo),
                        listText(s.hi), launch("stridedCount(r.p)"),
-                       buf(s.in[0]), buf(s.out[0]));
+                       buf(s.in[0]), acc, buf(s.out[0]));
   case ChainStep::Add:
     return checked(fmt::format("addKernel{}({}, {}, {}, {})",
                                launch(sizeText(s.count)), buf(s.in[0]),

@@ -63,6 +63,9 @@ struct ChainStep {
   // Direct: each operand's element 0 within its buffer (a view read in
   // place: a slice's offset, a reversal's last element).
   int64_t baseA = 0, baseB = 0;
+  // Direct and Remap: in.back() is a sum's other term, added to each
+  // element as it is written (an addf fused into the step writing a term).
+  bool accumulate = false;
   // Remap: src's offset of out index 0, and per out dimension the indices
   // [lo, hi) read from src (zero outside).
   int64_t base = 0;

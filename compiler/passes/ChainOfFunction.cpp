@@ -270,6 +270,36 @@ struct Reader {
     return true;
   }
 
+  // a + b where the last step wrote one term, a remap or direct
+  // contraction nothing else reads: that step adds the other term as it
+  // writes (`accumulate`), and its buffer holds the sum. One kernel and no
+  // term buffer, where autodiff accumulates a gradient right after
+  // computing a contribution (the other term is older).
+  bool addedByLastStep(mlir::arith::AddFOp a) {
+    if (plan.steps.empty())
+      return false;
+    ChainStep &last = plan.steps.back();
+    if ((last.kind != ChainStep::Remap && last.kind != ChainStep::Direct) ||
+        last.accumulate)
+      return false;
+    for (unsigned k : {0u, 1u}) {
+      Value term = a->getOperand(k), other = a->getOperand(1 - k);
+      auto at = bufferOf.find(term);
+      if (at == bufferOf.end() || at->second != last.out[0] ||
+          !term.hasOneUse() || views.count(other))
+        continue;
+      auto held = bufferOf.find(other);
+      if (held == bufferOf.end() || held->second < 0 ||
+          held->second == last.out[0])
+        return false;
+      last.in.push_back(held->second);
+      last.accumulate = true;
+      bufferOf[a.getResult()] = last.out[0];
+      return true;
+    }
+    return false;
+  }
+
   // The buffer holding v for `reader`, copying a view first.
   int held(mlir::Operation *reader, Value v) {
     materialize(v);
@@ -616,6 +646,8 @@ struct Reader {
       return remap(op, p.getSource(), p.getResult(), axes);
     }
     if (auto a = mlir::dyn_cast<mlir::arith::AddFOp>(op)) {
+      if (addedByLastStep(a))
+        return mlir::success();
       ChainStep s = step(ChainStep::Add, op, {a.getLhs(), a.getRhs()},
                          {add(a.getResult())});
       s.count = plan.buffers[size_t(s.out[0])].elems;

@@ -91,6 +91,13 @@ inline Arrays execute(const ChainPlan &plan, const Arrays &inputs, int64_t S) {
     REQUIRE(int64_t(v.size()) >= n);
     return v;
   };
+  // A Direct's or Remap's summed term (its last input), or null.
+  auto accumulated = [&](const ChainStep &s, int64_t n) -> const float * {
+    if (!s.accumulate)
+      return nullptr;
+    REQUIRE(s.in.size() == (s.kind == ChainStep::Direct ? 3u : 2u));
+    return sized(s.in.back(), n).data();
+  };
   for (const ChainStep &s : plan.steps) {
     INFO(s.what);
     const int64_t N = s.seqs.at(S), C = s.chunks, Q = s.steps, H = s.heads,
@@ -134,9 +141,11 @@ inline Arrays execute(const ChainPlan &plan, const Arrays &inputs, int64_t S) {
       };
       const float *l = operand(s.in[0], s.baseA, false);
       const float *r = operand(s.in[1], s.baseB, true);
+      const float *acc = accumulated(s, n);
       auto &o = sized(s.out[0], n);
       for (int64_t i = 0; i < n; ++i)
-        o[size_t(i)] = einstruct_chain::directElement(c, l, r, i);
+        o[size_t(i)] = einstruct_chain::accumulated(
+            einstruct_chain::directElement(c, l, r, i), acc, i);
       break;
     }
     case ChainStep::Remap: {
@@ -147,12 +156,14 @@ inline Arrays execute(const ChainPlan &plan, const Arrays &inputs, int64_t S) {
       }
       const int64_t n = einstruct_chain::stridedCount(r.p);
       auto &src = storage[at[size_t(s.in[0])]];
+      const float *acc = accumulated(s, n);
       auto &dst = sized(s.out[0], n);
       for (int64_t i = 0; i < n; ++i) {
         const int64_t from = einstruct_chain::remapSource(r, i);
         REQUIRE(from >= -1);
         REQUIRE(from < int64_t(src.size()));
-        dst[size_t(i)] = einstruct_chain::remapElement(r, src.data(), i);
+        dst[size_t(i)] = einstruct_chain::accumulated(
+            einstruct_chain::remapElement(r, src.data(), i), acc, i);
       }
       break;
     }

@@ -31,6 +31,15 @@ using namespace einstruct::testing;
 
 namespace {
 
+// n standard normal floats.
+std::vector<float> normals(size_t n, std::mt19937 &rng) {
+  std::normal_distribution<float> normal;
+  std::vector<float> v(n);
+  for (auto &e : v)
+    e = normal(rng);
+  return v;
+}
+
 // One einstruct.contract `spec` in a function (letter 'n' dynamic), planned
 // for CUDA; its result against the sum in double.
 struct ContractCase {
@@ -252,13 +261,7 @@ func.func @f(%x: tensor<?x6x8xf32>, %w1: tensor<4x3xf32>,
   CHECK(plan.steps.size() == 5);
   const int64_t S = 2;
   std::mt19937 rng(11);
-  std::normal_distribution<float> normal;
-  auto random = [&](size_t n) {
-    std::vector<float> v(n);
-    for (auto &e : v)
-      e = normal(rng);
-    return v;
-  };
+  auto random = [&](size_t n) { return normals(n, rng); };
   Arrays in = {random(S * 48), random(12), random(24), random(4)};
   auto X = [&](int64_t s, int64_t i, int64_t j) {
     return double(in[0][size_t(s * 48 + i * 8 + j)]);
@@ -301,6 +304,86 @@ func.func @f(%x: tensor<?x6x8xf32>, %w1: tensor<4x3xf32>,
   CHECK(maxRelative(y[1], y2) < 1e-6);
   CHECK(maxRelative(y[2], y3) < 1e-6);
   CHECK(maxRelative(y[3], y4) == 0);
+}
+
+TEST_CASE("CUDA chains: a sum is added by the step that writes its newest "
+          "term",
+          "[cuda][chain]") {
+  // x [S, 4, 3]. s1 = (x · w) + x: the direct kernel adds x as it writes.
+  // s2 = pad(x) + p: the remap adds p. s3 = t + x with t read twice (t is
+  // returned too): an add of its own. s4 = (x · w) + q where another step
+  // came after the contraction: an add of its own.
+  const char *text = R"mlir(
+func.func @f(%x: tensor<?x4x3xf32>, %w: tensor<3x3xf32>, %p: tensor<?x5x3xf32>,
+             %q: tensor<?x4x3xf32>)
+    -> (tensor<?x4x3xf32>, tensor<?x5x3xf32>, tensor<?x4x3xf32>,
+        tensor<?x4x3xf32>, tensor<?x4x3xf32>, tensor<?x5x3xf32>) {
+  %xw = einstruct.contract "nlk,kj->nlj" %x, %w {cuda_kernel = "direct"}
+      : tensor<?x4x3xf32>, tensor<3x3xf32> -> tensor<?x4x3xf32>
+  %s1 = arith.addf %xw, %x : tensor<?x4x3xf32>
+  %z = arith.constant 0.0 : f32
+  %pad = tensor.pad %x low[0, 1, 0] high[0, 0, 0] {
+  ^bb0(%i: index, %j: index, %k: index):
+    tensor.yield %z : f32
+  } : tensor<?x4x3xf32> to tensor<?x5x3xf32>
+  %s2 = arith.addf %p, %pad : tensor<?x5x3xf32>
+  %t = einstruct.contract "nlk,kj->nlj" %q, %w {cuda_kernel = "direct"}
+      : tensor<?x4x3xf32>, tensor<3x3xf32> -> tensor<?x4x3xf32>
+  %s3 = arith.addf %t, %x : tensor<?x4x3xf32>
+  %u = einstruct.contract "nlk,kj->nlj" %x, %w {cuda_kernel = "direct"}
+      : tensor<?x4x3xf32>, tensor<3x3xf32> -> tensor<?x4x3xf32>
+  %v = einstruct.contract "nlk,kj->nlj" %p, %w {cuda_kernel = "direct"}
+      : tensor<?x5x3xf32>, tensor<3x3xf32> -> tensor<?x5x3xf32>
+  %s4 = arith.addf %u, %q : tensor<?x4x3xf32>
+  return %s1, %s2, %s3, %t, %s4, %v
+      : tensor<?x4x3xf32>, tensor<?x5x3xf32>, tensor<?x4x3xf32>,
+        tensor<?x4x3xf32>, tensor<?x4x3xf32>, tensor<?x5x3xf32>
+}
+)mlir";
+  mlir::MLIRContext ctx;
+  loadDialects(ctx);
+  auto module = mlir::parseSourceString<mlir::ModuleOp>(text, &ctx);
+  REQUIRE(module);
+  ChainPlan plan = chains(*module).at("f");
+  int fused = 0;
+  for (const ChainStep &st : plan.steps)
+    fused += st.accumulate;
+  CHECK(fused == 2);
+  CHECK(countSteps(plan, ChainStep::Add) == 2);
+  const int64_t S = 2;
+  std::mt19937 rng(13);
+  auto random = [&](size_t n) { return normals(n, rng); };
+  Arrays in = {random(S * 12), random(9), random(S * 15), random(S * 12)};
+  Arrays y = execute(plan, in, S);
+  auto times = [&](const std::vector<float> &a) {
+    std::vector<double> out;
+    for (int64_t r = 0; r < S * 4; ++r)
+      for (int64_t j = 0; j < 3; ++j) {
+        double acc = 0;
+        for (int64_t k = 0; k < 3; ++k)
+          acc +=
+              double(a[size_t(r * 3 + k)]) * double(in[1][size_t(k * 3 + j)]);
+        out.push_back(acc);
+      }
+    return out;
+  };
+  auto plus = [](std::vector<double> a, const std::vector<float> &b) {
+    for (size_t k = 0; k < a.size(); ++k)
+      a[k] += double(b[k]);
+    return a;
+  };
+  std::vector<double> padded;
+  for (int64_t s = 0; s < S; ++s)
+    for (int64_t l = 0; l < 5; ++l)
+      for (int64_t c = 0; c < 3; ++c)
+        padded.push_back(
+            double(in[2][size_t((s * 5 + l) * 3 + c)]) +
+            (l == 0 ? 0.0 : double(in[0][size_t((s * 4 + l - 1) * 3 + c)])));
+  CHECK(maxRelative(y[0], plus(times(in[0]), in[0])) < 1e-6);
+  CHECK(maxRelative(y[1], padded) < 1e-6);
+  CHECK(maxRelative(y[2], plus(times(in[3]), in[0])) < 1e-6);
+  CHECK(maxRelative(y[3], times(in[3])) < 1e-6);
+  CHECK(maxRelative(y[4], plus(times(in[0]), in[3])) < 1e-6);
 }
 
 TEST_CASE("CUDA SSD: the chain equals the semiseparable matrix, gradients "

@@ -71,6 +71,12 @@ EINSTRUCT_HD float directElement(const DirectContract &c, const float *lhs,
   return acc;
 }
 
+// v + acc[i] (a sum's other term, fused into the step that writes v), or v
+// when there is none.
+EINSTRUCT_HD float accumulated(float v, const float *acc, long long i) {
+  return acc ? v + acc[i] : v;
+}
+
 // dst packed over p.dims, each element read from src or zero: a
 // transpose, Hydra's flip (a negative stride), a slice or a zero pad.
 struct Remap {
@@ -287,14 +293,19 @@ inline unsigned blocksFor(long long total) {
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;         \
        i < (total); i += (long long)gridDim.x * blockDim.x)
 
+// A direct contraction's and a remap's `acc`: a sum's other term, added as
+// the element is written (null: none). Templates, as every kernel here: a
+// header each library includes, linked side by side.
 template <class T>
 __global__ void directKernel(DirectContract c, const T *lhs, const T *rhs,
-                             T *out) {
+                             const float *acc, T *out) {
   EINSTRUCT_FOR_EACH(i, stridedCount(c.out))
-  out[i] = directElement(c, lhs, rhs, i);
+  out[i] = accumulated(directElement(c, lhs, rhs, i), acc, i);
 }
-template <class T> __global__ void remapKernel(Remap r, const T *src, T *dst) {
-  EINSTRUCT_FOR_EACH(i, stridedCount(r.p)) dst[i] = remapElement(r, src, i);
+template <class T>
+__global__ void remapKernel(Remap r, const T *src, const float *acc, T *dst) {
+  EINSTRUCT_FOR_EACH(i, stridedCount(r.p))
+  dst[i] = accumulated(remapElement(r, src, i), acc, i);
 }
 template <class T>
 __global__ void addKernel(const T *x, const T *y, T *out, long long n) {
