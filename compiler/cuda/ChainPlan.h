@@ -22,6 +22,9 @@ struct ChainSize {
   ChainSize operator*(const ChainSize &o) const {
     return {value * o.value, power + o.power};
   }
+  bool operator==(const ChainSize &o) const {
+    return value == o.value && power == o.power;
+  }
 };
 
 struct ChainBuffer {

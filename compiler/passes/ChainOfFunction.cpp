@@ -1,4 +1,5 @@
 #include "ChainOfFunction.h"
+#include "ChainBuffers.h"
 #include "CudaContract.h"
 #include "ExtentSource.h"
 #include "compiler/ir/SlicePad.h"
@@ -21,95 +22,6 @@ std::string sizeText(const ChainSize &n) {
   if (!n.power)
     return std::to_string(n.value);
   return n.value == 1 ? "S" : std::to_string(n.value) + "*S";
-}
-
-// Scratch buffers share workspace slots (ChainPlan::slots): in order of
-// their first write, each takes a slot of its size whose last reader came
-// before that write (strictly, so no step reads and writes one slot), else
-// a new one. The SSD's backward at L = 4096 needs about half the memory.
-void assignSlots(ChainPlan &plan) {
-  const size_t n = plan.buffers.size();
-  std::vector<int> first(n, -1), last(n, -1);
-  for (int t = 0; t < int(plan.steps.size()); ++t)
-    for (const auto *list :
-         {&plan.steps[size_t(t)].in, &plan.steps[size_t(t)].out})
-      for (int b : *list) {
-        if (first[size_t(b)] < 0)
-          first[size_t(b)] = t;
-        last[size_t(b)] = t;
-      }
-  std::vector<size_t> order;
-  for (size_t b = 0; b < n; ++b)
-    if (plan.buffers[b].kind == ChainBuffer::Scratch)
-      order.push_back(b);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t x, size_t y) { return first[x] < first[y]; });
-  std::vector<int> busyUntil;
-  for (size_t b : order) {
-    ChainBuffer &buffer = plan.buffers[b];
-    for (size_t k = 0; k < plan.slots.size() && buffer.slot < 0; ++k)
-      if (plan.slots[k].value == buffer.elems.value &&
-          plan.slots[k].power == buffer.elems.power && busyUntil[k] < first[b])
-        buffer.slot = int(k);
-    if (buffer.slot < 0) {
-      buffer.slot = int(plan.slots.size());
-      plan.slots.push_back(buffer.elems);
-      busyUntil.push_back(-1);
-    }
-    busyUntil[size_t(buffer.slot)] = last[b];
-  }
-}
-
-// Inputs and outputs stored as bfloat16: each input converted into a
-// float32 scratch copy before the first step, each output computed in a
-// float32 scratch buffer and converted after the last. Constant inputs
-// (M2's DFT matrices, written in float32) and residuals stay float32.
-void storeBoundaryAsBf16(ChainPlan &plan) {
-  plan.bf16Boundary = true;
-  const size_t n = plan.buffers.size();
-  std::vector<int> inner(n, -1);
-  for (size_t b = 0; b < n; ++b) {
-    const ChainBuffer &x = plan.buffers[b];
-    if (x.kind == ChainBuffer::Scratch ||
-        (x.kind == ChainBuffer::Input &&
-         (plan.constantInput[size_t(x.index)] ||
-          plan.residualInput[size_t(x.index)])) ||
-        (x.kind == ChainBuffer::Output && plan.residualOutput[size_t(x.index)]))
-      continue;
-    plan.buffers[b].bf16 = true;
-    ChainBuffer f = plan.buffers[b];
-    f.kind = ChainBuffer::Scratch;
-    f.index = 0;
-    f.bf16 = false;
-    plan.buffers.push_back(f);
-    inner[b] = int(plan.buffers.size()) - 1;
-  }
-  for (ChainStep &s : plan.steps)
-    for (auto *list : {&s.in, &s.out})
-      for (int &b : *list)
-        if (inner[size_t(b)] >= 0)
-          b = inner[size_t(b)];
-  std::vector<ChainStep> steps;
-  auto convert = [&](size_t b, bool input) {
-    ChainStep c;
-    c.kind = ChainStep::Convert;
-    c.count = plan.buffers[b].elems;
-    c.in = {input ? int(b) : inner[b]};
-    c.out = {input ? inner[b] : int(b)};
-    c.what =
-        input ? "input " + std::to_string(plan.buffers[b].index) + " to float32"
-              : "output " + std::to_string(plan.buffers[b].index) +
-                    " to bfloat16";
-    steps.push_back(c);
-  };
-  for (size_t b = 0; b < n; ++b)
-    if (plan.buffers[b].kind == ChainBuffer::Input && inner[b] >= 0)
-      convert(b, true);
-  steps.insert(steps.end(), plan.steps.begin(), plan.steps.end());
-  for (size_t b = 0; b < n; ++b)
-    if (plan.buffers[b].kind == ChainBuffer::Output && inner[b] >= 0)
-      convert(b, false);
-  plan.steps = std::move(steps);
 }
 
 struct Reader {
@@ -142,6 +54,13 @@ struct Reader {
     for (int64_t d = 0; d < type(v).getRank(); ++d)
       s += (d ? ", " : "") + sizeText(extentOf(v, d));
     return s + "]";
+  }
+
+  ChainSize elemsOf(Value v) const {
+    ChainSize n;
+    for (int64_t d = 0; d < type(v).getRank(); ++d)
+      n = n * extentOf(v, d);
+    return n;
   }
 
   // Row-major strides of v's dimensions.
@@ -181,9 +100,6 @@ struct Reader {
     Value result = op->getResult(0);
     const auto &dims = view.outDims.dims, &a = view.outDims.a;
     std::vector<ChainSize> strides(size_t(type(result).getRank()));
-    auto same = [](ChainSize x, ChainSize y) {
-      return x.value == y.value && x.power == y.power;
-    };
     auto one = [](ChainSize n) { return n.value == 1 && !n.power; };
     if (auto c = mlir::dyn_cast<mlir::tensor::CollapseShapeOp>(op)) {
       const auto groups = c.getReassociationIndices(); // a temporary
@@ -195,7 +111,7 @@ struct Reader {
             continue;
           if (inner) {
             const ChainSize next = a[*inner] * dims[*inner];
-            if (next.power > 1 || !same(next, a[d]))
+            if (next.power > 1 || !(next == a[d]))
               return std::nullopt;
           } else {
             strides[g] = a[d];
@@ -235,9 +151,8 @@ struct Reader {
     auto kernel = c->getAttrOfType<mlir::StringAttr>(kCudaKernelAttr);
     if (!kernel || kernel.getValue() != kDirectKernel)
       return false;
-    ChainSize out, elems;
-    for (int64_t d = 0; d < type(c.getResult()).getRank(); ++d)
-      out = out * extentOf(c.getResult(), d);
+    const ChainSize out = elemsOf(c.getResult());
+    ChainSize elems;
     for (const ChainSize &n : view.outDims.dims)
       elems = elems * n;
     const ChainSize inner = view.outDims.a.back();
@@ -370,8 +285,7 @@ struct Reader {
     ChainBuffer b;
     b.kind = kind;
     b.index = index;
-    for (int64_t d = 0; d < type(v).getRank(); ++d)
-      b.elems = b.elems * extentOf(v, d);
+    b.elems = elemsOf(v);
     b.shape = shapeOf(v);
     plan.buffers.push_back(b);
     return int(plan.buffers.size()) - 1;
